@@ -1,0 +1,170 @@
+/**
+ * The file store over `node:fs`: the only file of the file connector that touches the disk.
+ */
+import * as fs from "node:fs"
+import * as fsp from "node:fs/promises"
+import * as nodePath from "node:path"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import { FileError, type FileErrorReason, reasons } from "./FileError.ts"
+import { type FileInfo, FileStore, type FileStoreShape, isGlob } from "./FileStore.ts"
+
+const WRITE_BUFFER = 1 << 20
+
+/** Maps a Node.js file-system error (its errno code) to a reason. */
+export const classifyError = (cause: unknown): FileErrorReason => {
+  const code = typeof cause === "object" && cause !== null ? (cause as { readonly code?: unknown }).code : undefined
+  switch (code) {
+    case "ENOENT":
+      return reasons.NotFound
+    case "EACCES":
+    case "EPERM":
+    case "EROFS":
+      return reasons.PermissionDenied
+    case "EEXIST":
+    case "ENOTEMPTY":
+      return reasons.AlreadyExists
+    case "ENOTDIR":
+      return reasons.NotADirectory
+    case "EISDIR":
+      return reasons.IsADirectory
+    case "ENOSPC":
+    case "EDQUOT":
+      return reasons.NoSpace
+    case "EBUSY":
+    case "EAGAIN":
+      return reasons.Busy
+    case "EMFILE":
+    case "ENFILE":
+      return reasons.TooManyOpenFiles
+    case "EINTR":
+      return reasons.Interrupted
+    default:
+      return reasons.Unknown
+  }
+}
+
+const describeReason: Record<FileErrorReason["_tag"], string> = {
+  NotFound: "no such file or directory",
+  PermissionDenied: "permission denied",
+  AlreadyExists: "already exists",
+  NotADirectory: "not a directory",
+  IsADirectory: "is a directory",
+  NoSpace: "no space left on device",
+  Busy: "resource busy",
+  TooManyOpenFiles: "too many open files",
+  Interrupted: "interrupted",
+  Unknown: "failed"
+}
+
+const toError = (operation: string, path: string) => (cause: unknown) => {
+  const reason = classifyError(cause)
+  const detail = reason._tag === "Unknown" && cause instanceof Error ? cause.message : describeReason[reason._tag]
+  return new FileError({ reason, operation, path, message: `Cannot ${operation} ${path}: ${detail}`, cause })
+}
+
+const attempt = <A>(operation: string, path: string, f: () => Promise<A>) =>
+  Effect.tryPromise({ try: f, catch: toError(operation, path) })
+
+/** Hidden files and folders (`.staging`, `_SUCCESS`) are not data: directory listings skip them, as Spark does. */
+const isHidden = (relative: string): boolean =>
+  relative.split(nodePath.sep).some((part) => part.startsWith(".") || part.startsWith("_"))
+
+const listFiles = async (pattern: string): Promise<ReadonlyArray<FileInfo>> => {
+  if (isGlob(pattern)) {
+    const found: Array<FileInfo> = []
+    for await (const entry of fsp.glob(pattern)) {
+      const stat = await fsp.stat(entry)
+      if (stat.isFile()) found.push({ path: entry, size: stat.size })
+    }
+    return found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  }
+  const stat = await fsp.stat(pattern)
+  if (stat.isFile()) return [{ path: pattern, size: stat.size }]
+  const entries = await fsp.readdir(pattern, { recursive: true, withFileTypes: true })
+  const found: Array<FileInfo> = []
+  for (const entry of entries) {
+    if (!entry.isFile()) continue
+    const full = nodePath.join(entry.parentPath, entry.name)
+    if (isHidden(nodePath.relative(pattern, full))) continue
+    found.push({ path: full, size: (await fsp.stat(full)).size })
+  }
+  return found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+}
+
+const writeFile = <E, R>(
+  path: string,
+  bytes: Stream.Stream<Uint8Array, E, R>
+): Effect.Effect<number, FileError | E, R> =>
+  Effect.acquireUseRelease(
+    attempt("create", path, async () => {
+      await fsp.mkdir(nodePath.dirname(path), { recursive: true })
+      return fsp.open(path, "w")
+    }),
+    (handle) => {
+      let pending: Array<Uint8Array> = []
+      let pendingBytes = 0
+      let total = 0
+      const flush = attempt("write", path, async () => {
+        if (pendingBytes === 0) return
+        const data = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes)
+        pending = []
+        pendingBytes = 0
+        let offset = 0
+        while (offset < data.length) {
+          const { bytesWritten } = await handle.write(data, offset, data.length - offset)
+          offset += bytesWritten
+        }
+      })
+      return Stream.runForEach(bytes, (chunk) => {
+        pending.push(chunk)
+        pendingBytes += chunk.length
+        total += chunk.length
+        return pendingBytes >= WRITE_BUFFER ? flush : Effect.void
+      }).pipe(Effect.andThen(flush), Effect.andThen(attempt("sync", path, () => handle.sync())), Effect.as(total))
+    },
+    (handle) => Effect.promise(() => handle.close().catch(() => undefined))
+  )
+
+/** The Node.js implementation of the file store. */
+export const make: FileStoreShape = {
+  list: (pattern) => attempt("list", pattern, () => listFiles(pattern)),
+  read: (path) =>
+    Stream.fromAsyncIterable(
+      fs.createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>,
+      toError("read", path)
+    ),
+  write: writeFile,
+  rename: (from, to) =>
+    attempt("rename", from, async () => {
+      await fsp.mkdir(nodePath.dirname(to), { recursive: true })
+      await fsp.rename(from, to)
+    }),
+  remove: (path) => attempt("remove", path, () => fsp.rm(path, { recursive: true, force: true })),
+  exists: (path) =>
+    attempt("stat", path, () =>
+      fsp.stat(path).then(
+        () => true,
+        (e: unknown) => {
+          if (classifyError(e)._tag === "NotFound") return false
+          throw e
+        }
+      )
+    ),
+  makeDirectory: (path) =>
+    attempt("create directory", path, () => fsp.mkdir(path, { recursive: true }).then(() => undefined)),
+  readDirectory: (path) =>
+    attempt("list directory", path, () =>
+      fsp.readdir(path).then(
+        (names) => names.sort(),
+        (e: unknown) => {
+          if (classifyError(e)._tag === "NotFound") return []
+          throw e
+        }
+      )
+    )
+}
+
+/** The file store on the local disk. */
+export const layer: Layer.Layer<FileStore> = Layer.succeed(FileStore, FileStore.of(make))

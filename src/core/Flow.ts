@@ -1,0 +1,147 @@
+/**
+ * Flows: a source followed by transforms, not yet attached to a sink.
+ *
+ * A flow knows the type of the records it emits (`A`), the connector errors it may hit (`E`, wrapped into stage errors
+ * when it runs) and the services it needs (`R`). Transforms are data-last functions from one flow to another, so a
+ * pipeline reads as `Pipeline.from(source).pipe(Pipeline.filter(...), Pipeline.map(...), Pipeline.to(sink))`.
+ */
+import * as Effect from "effect/Effect"
+import type { Pipeable } from "effect/Pipeable"
+import { pipeArguments } from "effect/Pipeable"
+import * as Stream from "effect/Stream"
+import * as Batch from "./Batch.ts"
+import type * as DeadLetter from "./DeadLetter.ts"
+import { ExtractError, type PipelineError, wrap } from "./Errors.ts"
+import type { Source } from "./Source.ts"
+import type { Cardinality, RunContext, StageCounter, StageInfo } from "./Stage.ts"
+
+/** A source and its transforms, emitting records of type `A`. */
+export interface Flow<out A, out E = never, out R = never> extends Pipeable {
+  readonly name: string
+  /** `true` when the flow ends by itself. */
+  readonly bounded: boolean
+  /** The source stage, then each transform stage, in order. */
+  readonly stages: ReadonlyArray<StageInfo>
+  /** Builds the stream of batches for one run attempt. Errors are already wrapped into stage errors. */
+  readonly build: (ctx: RunContext) => Stream.Stream<Batch.Batch<A>, PipelineError, R>
+  /** Phantom: the connector errors that may surface as causes of the stage errors. */
+  readonly "~errors"?: (_: never) => E
+}
+
+const FlowProto: Pipeable = {
+  pipe() {
+    // biome-ignore lint/complexity/noArguments: pipeArguments takes the arguments object by design
+    return pipeArguments(this, arguments)
+  }
+} as Pipeable
+
+const makeFlow = <A, E, R>(fields: Omit<Flow<A, E, R>, "pipe">): Flow<A, E, R> =>
+  Object.assign(Object.create(FlowProto) as Flow<A, E, R>, fields)
+
+/** A unique stage name: `filter`, then `filter#2`, `filter#3`, ... */
+export const uniqueName = (taken: ReadonlyArray<StageInfo>, name: string): string => {
+  const names = new Set(taken.map((s) => s.name))
+  if (!names.has(name)) return name
+  let i = 2
+  while (names.has(`${name}#${i}`)) i++
+  return `${name}#${i}`
+}
+
+/** Starts a flow from a source. Counts what the source emits and wraps its errors as `ExtractError`. */
+export const from = <A, E, R>(source: Source<A, E, R>): Flow<A, E, R> => {
+  const info: StageInfo = {
+    name: source.name,
+    kind: "source",
+    description: source.description,
+    cardinality: "one-to-one"
+  }
+  return makeFlow<A, E, R>({
+    name: source.name,
+    bounded: source.bounded,
+    stages: [info],
+    build: (ctx) => {
+      const counter = ctx.stage(info)
+      return source.batches(ctx).pipe(
+        Stream.mapError(wrap(ExtractError, source.name)),
+        Stream.map((batch) => {
+          counter.batches++
+          counter.recordsOut += batch.records.length
+          counter.rejected += batch.deadLetters.length
+          counter.recordsIn += batch.records.length + batch.deadLetters.length
+          return batch
+        })
+      )
+    }
+  })
+}
+
+/** What a transform stage is, before it gets its unique name. */
+export interface StageSpec {
+  readonly name: string
+  readonly description: string
+  readonly cardinality: Cardinality
+}
+
+/**
+ * Adds a stage that rewrites the stream of batches. The `apply` function gets the stage's counter; it must count
+ * `recordsIn`, `recordsOut`, `filtered` and `rejected` itself. This is the building block of the stateful transforms.
+ */
+export const addStage =
+  <A, B, R2 = never>(
+    spec: StageSpec,
+    apply: (
+      counter: StageCounter,
+      ctx: RunContext
+    ) => <R>(
+      batches: Stream.Stream<Batch.Batch<A>, PipelineError, R>
+    ) => Stream.Stream<Batch.Batch<B>, PipelineError, R | R2>
+  ) =>
+  <E, R>(self: Flow<A, E, R>): Flow<B, E, R | R2> => {
+    const info: StageInfo = { ...spec, kind: "transform", name: uniqueName(self.stages, spec.name) }
+    return makeFlow<B, E, R | R2>({
+      name: self.name,
+      bounded: self.bounded,
+      stages: [...self.stages, info],
+      build: (ctx) => {
+        const counter = ctx.stage(info)
+        return apply(counter, ctx)(self.build(ctx))
+      }
+    })
+  }
+
+/** The result of a per-batch step: the records to pass on, and optional dead letters. */
+export interface Step<B> {
+  readonly records: ReadonlyArray<B>
+  readonly deadLetters?: ReadonlyArray<DeadLetter.DeadLetter>
+  /** Records dropped on purpose (not errors). */
+  readonly filtered?: number
+  /** Set when the whole run must stop (a rule in `fail` mode); the batch is not passed on. */
+  readonly failure?: PipelineError
+}
+
+/**
+ * Adds a stateless stage from a plain per-batch function, created once per run (`make` may prepare compiled state).
+ * Counting and timing are done here; the function only returns what it kept, dropped and rejected.
+ */
+export const mapBatches = <A, B>(
+  spec: StageSpec,
+  make: (counter: StageCounter, ctx: RunContext) => (records: ReadonlyArray<A>, stage: string) => Step<B>
+): (<E, R>(self: Flow<A, E, R>) => Flow<B, E, R>) =>
+  addStage<A, B>(spec, (counter, ctx) => {
+    const step = make(counter, ctx)
+    const name = counter.info.name
+    return (batches) =>
+      Stream.mapEffect(batches, (batch) => {
+        const started = performance.now()
+        const result = step(batch.records, name)
+        counter.busyMs += performance.now() - started
+        counter.batches++
+        counter.recordsIn += batch.records.length
+        counter.recordsOut += result.records.length
+        counter.filtered += result.filtered ?? 0
+        const deadLetters = result.deadLetters ?? []
+        counter.rejected += deadLetters.length
+        if (result.failure !== undefined) return Effect.fail(result.failure)
+        return Effect.succeed(Batch.withRecords(batch, result.records, deadLetters))
+      })
+  })

@@ -1,0 +1,185 @@
+/**
+ * Pipelines: a flow attached to a sink, with a retry policy, quality thresholds and an optional dead-letter sink.
+ *
+ * This module is the front door of the typed API: it re-exports `from` and every transform, so a pipeline reads
+ *
+ * ```ts
+ * const quickstart = Pipeline.from(File.source({ path: "data/*.jsonl", schema: Transaction })).pipe(
+ *   Pipeline.validate([Rule.range("amount", { min: 0 })]),
+ *   Pipeline.filter((t) => t.status === "settled"),
+ *   Pipeline.to(File.sink({ path: "out", format: { type: "avro" }, mode: "overwrite" }))
+ * )
+ * const report = yield* Pipeline.run(quickstart) // Effect<RunReport, PipelineError, FileStore>
+ * ```
+ *
+ * The record type flows from source to sink: a sink that cannot take the flow's records does not compile, and
+ * `Pipeline.run` needs exactly the services of the pipeline's connectors.
+ */
+import type * as Effect from "effect/Effect"
+import type { Pipeable } from "effect/Pipeable"
+import { pipeArguments } from "effect/Pipeable"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import * as Retry from "../runtime/Retry.ts"
+import * as Runner from "../runtime/Runner.ts"
+import type * as Batch from "./Batch.ts"
+import type * as DeadLetter from "./DeadLetter.ts"
+import type { PipelineError } from "./Errors.ts"
+import { type Flow, uniqueName } from "./Flow.ts"
+import type { RunReport } from "./RunReport.ts"
+import type { Sink, SinkWriter, WriteMode } from "./Sink.ts"
+import type { RunContext, StageInfo } from "./Stage.ts"
+
+export { cast, decode, derive, filter, map, rename, select } from "../transforms/Stateless.ts"
+export { validate } from "../transforms/Validate.ts"
+export type { Flow } from "./Flow.ts"
+export { from } from "./Flow.ts"
+
+/** Limits on rejected records; crossing one fails the run before the sink commits. */
+export interface QualityPolicy {
+  /** Fail when more than this many records are rejected. */
+  readonly maxRejected?: number
+  /** Fail when more than this fraction (0..1) of the records read are rejected (checked at the end of the input). */
+  readonly maxRejectedRatio?: number
+}
+
+/** The sink side of a pipeline, with its record type erased (it was checked when `to` was called). */
+export interface SinkPlan<R> {
+  readonly info: StageInfo
+  readonly name: string
+  readonly type: string
+  readonly mode: WriteMode
+  readonly durability: "per-write" | "on-commit"
+  readonly open: Effect.Effect<SinkWriter<unknown, unknown>, unknown, R | Scope.Scope>
+}
+
+/** A complete pipeline, ready to run. */
+export interface Pipeline<out E = never, out R = never> extends Pipeable {
+  readonly name: string
+  readonly bounded: boolean
+  /** Source and transform stages, in order. */
+  readonly stages: ReadonlyArray<StageInfo>
+  readonly build: (ctx: RunContext) => Stream.Stream<Batch.Batch<unknown>, PipelineError, R>
+  readonly sink: SinkPlan<R>
+  readonly deadLetters: SinkPlan<R> | undefined
+  readonly retry: Retry.RetryPolicy
+  readonly quality: QualityPolicy
+  /** Phantom: the connector errors that may surface as causes of the stage errors. */
+  readonly "~errors"?: (_: never) => E
+}
+
+const PipelineProto: Pipeable = {
+  pipe() {
+    // biome-ignore lint/complexity/noArguments: pipeArguments takes the arguments object by design
+    return pipeArguments(this, arguments)
+  }
+} as Pipeable
+
+const make = <E, R>(fields: Omit<Pipeline<E, R>, "pipe">): Pipeline<E, R> =>
+  Object.assign(Object.create(PipelineProto) as Pipeline<E, R>, fields)
+
+const planSink = <A, E, R>(
+  sink: Sink<A, E, R>,
+  kind: "sink" | "dead-letters",
+  taken: ReadonlyArray<StageInfo>
+): SinkPlan<R> => {
+  const info: StageInfo = {
+    name: uniqueName(taken, sink.name),
+    kind,
+    description: sink.description,
+    cardinality: "one-to-one"
+  }
+  return {
+    info,
+    name: sink.name,
+    type: sink.type,
+    mode: sink.mode,
+    durability: sink.durability,
+    // The record type was checked by `to`; past this point the runtime only moves batches it built itself.
+    open: sink.open as unknown as Effect.Effect<SinkWriter<unknown, unknown>, unknown, R | Scope.Scope>
+  }
+}
+
+/**
+ * Attaches a sink. The sink must accept the flow's records.
+ *
+ * @example
+ * Pipeline.to(Sink.collect<Transaction>("out"))
+ */
+export const to =
+  <A, E2, R2>(sink: Sink<A, E2, R2>, options?: { readonly name?: string }) =>
+  <E, R>(self: Flow<A, E, R>): Pipeline<E | E2, R | Exclude<R2, Scope.Scope>> =>
+    make<E | E2, R | Exclude<R2, Scope.Scope>>({
+      name: options?.name ?? self.name,
+      bounded: self.bounded,
+      stages: self.stages,
+      build: self.build,
+      sink: planSink(sink as Sink<A, E2, Exclude<R2, Scope.Scope>>, "sink", self.stages),
+      deadLetters: undefined,
+      retry: Retry.defaultPolicy,
+      quality: {}
+    })
+
+/** Renames the pipeline (its name is in every log line and in the RunReport). */
+export const named =
+  (name: string) =>
+  <E, R>(self: Pipeline<E, R>): Pipeline<E, R> =>
+    make({ ...self, name })
+
+/**
+ * Sets the retry policy (default: 3 attempts, exponential backoff from 5 s). Only retryable errors are retried.
+ *
+ * @example
+ * Pipeline.withRetry({ attempts: 5, initialDelay: "1 second", factor: 2, maxDelay: "30 seconds" })
+ */
+export const withRetry =
+  (policy: Retry.RetryPolicy) =>
+  <E, R>(self: Pipeline<E, R>): Pipeline<E, R> =>
+    make({ ...self, retry: policy })
+
+/**
+ * Sends rejected records (failed validation, casts, decoding) to a sink of dead letters, written before the batch they
+ * came from is acknowledged. Without one, rejected records are counted and logged.
+ */
+export const withDeadLetters =
+  <E2, R2>(sink: Sink<DeadLetter.DeadLetter, E2, R2>) =>
+  <E, R>(self: Pipeline<E, R>): Pipeline<E | E2, R | Exclude<R2, Scope.Scope>> =>
+    make<E | E2, R | Exclude<R2, Scope.Scope>>({
+      ...self,
+      deadLetters: planSink(sink as Sink<DeadLetter.DeadLetter, E2, Exclude<R2, Scope.Scope>>, "dead-letters", [
+        ...self.stages,
+        self.sink.info
+      ])
+    })
+
+/** Sets the thresholds of rejected records above which the run fails (before the sink commits). */
+export const withQuality =
+  (quality: QualityPolicy) =>
+  <E, R>(self: Pipeline<E, R>): Pipeline<E, R> =>
+    make({ ...self, quality })
+
+/**
+ * Runs the pipeline: reads the source to its end (or until interrupted, for streaming sources), writes the sink,
+ * retries retryable failures per the retry policy, and returns the RunReport.
+ */
+export const run = <E, R>(self: Pipeline<E, R>): Effect.Effect<RunReport, PipelineError, R> => Runner.run(self)
+
+/** What the pipeline would do, one line per stage (what `validate` prints). */
+export const describe = <E, R>(self: Pipeline<E, R>): ReadonlyArray<string> => {
+  const lines = [`pipeline ${self.name} (${self.bounded ? "batch" : "streaming"})`]
+  for (const stage of self.stages) lines.push(`  ${stage.kind.padEnd(12)} ${stage.name}: ${stage.description}`)
+  lines.push(`  ${"sink".padEnd(12)} ${self.sink.info.name}: ${self.sink.info.description} [${self.sink.mode}]`)
+  if (self.deadLetters !== undefined)
+    lines.push(`  ${"dead-letters".padEnd(12)} ${self.deadLetters.info.name}: ${self.deadLetters.info.description}`)
+  lines.push(`  ${"retry".padEnd(12)} ${Retry.describe(self.retry)}`)
+  if (self.quality.maxRejected !== undefined || self.quality.maxRejectedRatio !== undefined)
+    lines.push(
+      `  ${"quality".padEnd(12)} ${[
+        self.quality.maxRejected === undefined ? "" : `at most ${self.quality.maxRejected} rejected`,
+        self.quality.maxRejectedRatio === undefined ? "" : `at most ${self.quality.maxRejectedRatio * 100}% rejected`
+      ]
+        .filter((s) => s !== "")
+        .join(", ")}`
+    )
+  return lines
+}

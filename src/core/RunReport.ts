@@ -1,0 +1,124 @@
+/**
+ * The RunReport: what a pipeline run did, printed as JSON at the end of every run.
+ */
+import type { SinkResult, WriteMode } from "./Sink.ts"
+import type { Cardinality, RunContext, StageKind } from "./Stage.ts"
+
+/** Counts and time of one stage. */
+export interface StageReport {
+  readonly name: string
+  readonly kind: StageKind
+  readonly description: string
+  readonly cardinality: Cardinality
+  readonly recordsIn: number
+  readonly recordsOut: number
+  readonly filtered: number
+  readonly rejected: number
+  readonly warned: number
+  readonly batches: number
+  /** Time spent in the stage's own code (transforms) or writing (sinks), in milliseconds. */
+  readonly busyMs: number
+}
+
+/** One row-count check: a stage's records in must equal its records out, filtered and rejected (or the sink's writes). */
+export interface ReconciliationCheck {
+  readonly stage: string
+  readonly expected: number
+  readonly actual: number
+  readonly ok: boolean
+  readonly rule: string
+}
+
+/** The outcome of a run. */
+export interface RunReport {
+  readonly runId: string
+  readonly pipeline: string
+  readonly status: "succeeded" | "failed"
+  readonly startedAt: string
+  readonly finishedAt: string
+  readonly durationMs: number
+  /** Run attempts made (more than 1 when retryable errors were retried). */
+  readonly attempts: number
+  readonly records: {
+    /** Records the source produced (including those it rejected itself, e.g. undecodable lines). */
+    readonly read: number
+    /** Records the sink accepted. */
+    readonly written: number
+    readonly filtered: number
+    readonly rejected: number
+    readonly warned: number
+    /** Rejected records written to the dead-letter sink. */
+    readonly deadLettered: number
+  }
+  /** Records read per second of run time. */
+  readonly recordsPerSecond: number
+  readonly stages: ReadonlyArray<StageReport>
+  readonly sink?: SinkResult & { readonly name: string; readonly mode: WriteMode }
+  readonly deadLetters?: SinkResult & { readonly name: string }
+  readonly reconciliation: { readonly ok: boolean; readonly checks: ReadonlyArray<ReconciliationCheck> }
+  readonly error?: {
+    readonly tag: string
+    readonly stage: string
+    readonly message: string
+    readonly retryable: boolean
+  }
+}
+
+/** The stage reports of a run context, in pipeline order. */
+export const stageReports = (ctx: RunContext): ReadonlyArray<StageReport> =>
+  ctx.stages().map((c) => ({
+    name: c.info.name,
+    kind: c.info.kind,
+    description: c.info.description,
+    cardinality: c.info.cardinality,
+    recordsIn: c.recordsIn,
+    recordsOut: c.recordsOut,
+    filtered: c.filtered,
+    rejected: c.rejected,
+    warned: c.warned,
+    batches: c.batches,
+    busyMs: Math.round(c.busyMs * 1000) / 1000
+  }))
+
+/**
+ * Checks row counts: every one-to-one stage accounts for each record it received (out + filtered + rejected = in), each
+ * stage receives what the previous one emitted, and the sink accepted what it received.
+ */
+export const reconcile = (
+  stages: ReadonlyArray<StageReport>,
+  sinkWritten: number | undefined
+): ReadonlyArray<ReconciliationCheck> => {
+  const checks: Array<ReconciliationCheck> = []
+  let previousOut: number | undefined
+  for (const s of stages) {
+    if (s.kind === "dead-letters") continue
+    if (previousOut !== undefined)
+      checks.push({
+        stage: s.name,
+        rule: "received = previous stage's output",
+        expected: previousOut,
+        actual: s.recordsIn,
+        ok: previousOut === s.recordsIn
+      })
+    if (s.kind !== "sink" && s.cardinality === "one-to-one") {
+      const accounted = s.recordsOut + s.filtered + s.rejected
+      checks.push({
+        stage: s.name,
+        rule: "in = out + filtered + rejected",
+        expected: s.recordsIn,
+        actual: accounted,
+        ok: accounted === s.recordsIn
+      })
+    }
+    if (s.kind === "sink" && sinkWritten !== undefined)
+      checks.push({
+        stage: s.name,
+        rule: "written = received",
+        expected: s.recordsIn,
+        actual: sinkWritten,
+        ok: sinkWritten === s.recordsIn
+      })
+    previousOut = s.recordsOut
+  }
+  return checks
+}

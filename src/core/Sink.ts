@@ -1,0 +1,101 @@
+/**
+ * Sinks: where records go.
+ *
+ * A sink has a write mode and opens a writer for one run attempt. The writer takes batches (`write`) and makes them
+ * visible (`commit`). Closing the writer's Scope without a commit aborts: an overwrite leaves the old data, a staged
+ * append leaves nothing. `durability` tells the runtime when source positions may be acknowledged.
+ */
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+
+/** How a sink treats existing data. */
+export type WriteMode = "append" | "overwrite" | "upsert"
+
+/** All write modes, in the order they are documented. */
+export const writeModes: ReadonlyArray<WriteMode> = ["append", "overwrite", "upsert"]
+
+/** What a sink reports after a commit. */
+export interface SinkResult {
+  /** Records the sink accepted (inserted or updated). */
+  readonly written: number
+  /** Of those, records that replaced existing ones (upsert), when the target can tell. */
+  readonly updated?: number
+  /** Where the data went: a directory, a table, a topic. */
+  readonly location?: string
+  /** Connector-specific facts (part files written, bytes, ...). */
+  readonly details?: Readonly<Record<string, unknown>>
+}
+
+/** The open side of a sink for one run attempt. */
+export interface SinkWriter<in A, out E = never> {
+  /** Writes one batch. When `durability` is `per-write`, the batch is durable once this succeeds. */
+  readonly write: (records: ReadonlyArray<A>) => Effect.Effect<void, E>
+  /** Makes everything written visible, atomically where the mode promises it. */
+  readonly commit: Effect.Effect<SinkResult, E>
+}
+
+/** A sink accepting records of type `A`. */
+export interface Sink<in A, out E = never, out R = never> {
+  readonly name: string
+  readonly type: string
+  readonly description: string
+  readonly mode: WriteMode
+  /**
+   * `per-write`: each successful `write` is durable, so the batch's source position can be acknowledged right away
+   * (streaming-friendly). `on-commit`: nothing is visible before `commit`, so acknowledgements wait for it.
+   */
+  readonly durability: "per-write" | "on-commit"
+  /** Opens a writer. Its Scope closing without `commit` aborts the write. */
+  readonly open: Effect.Effect<SinkWriter<A, E>, E, R | Scope.Scope>
+}
+
+/** Builds a sink. */
+export const make = <A, E = never, R = never>(sink: Sink<A, E, R>): Sink<A, E, R> => sink
+
+/** The records a `collect` sink holds, for assertions in tests. */
+export interface Collected<A> {
+  /** Committed records, in order (what a reader of the target would see). */
+  readonly records: ReadonlyArray<A>
+  /** How many commits happened. */
+  readonly commits: number
+}
+
+/**
+ * An in-memory sink for tests: `append` adds to what is there, `overwrite` replaces it at commit. Read the state with
+ * `collected()`.
+ *
+ * @example
+ * const out = Sink.collect<Transaction>("out")
+ * // ... run ...
+ * assert.strictEqual(out.collected().records.length, 3)
+ */
+export const collect = <A>(
+  name: string,
+  options?: { readonly mode?: "append" | "overwrite" }
+): Sink<A> & { readonly collected: () => Collected<A> } => {
+  let committed: Array<A> = []
+  let commits = 0
+  const mode = options?.mode ?? "append"
+  return {
+    name,
+    type: "memory",
+    description: `in-memory ${mode} (${name})`,
+    mode,
+    durability: "on-commit",
+    collected: () => ({ records: committed, commits }),
+    open: Effect.sync(() => {
+      const staged: Array<A> = []
+      return {
+        write: (records) =>
+          Effect.sync(() => {
+            for (let i = 0; i < records.length; i++) staged.push(records[i]!)
+          }),
+        commit: Effect.sync(() => {
+          committed = mode === "overwrite" ? staged.slice() : committed.concat(staged)
+          commits++
+          return { written: staged.length, location: `memory:${name}` }
+        })
+      }
+    })
+  }
+}

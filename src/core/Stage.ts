@@ -1,0 +1,93 @@
+/**
+ * Stages and their live counters.
+ *
+ * Every part of a pipeline (the source, each transform, the sink, the dead-letter sink) is a stage with a name and a
+ * counter. Counters are plain mutable numbers updated once per batch by plain code, read by the runtime for progress,
+ * logs and the final RunReport.
+ */
+
+/** What part of a pipeline a stage is. */
+export type StageKind = "source" | "transform" | "sink" | "dead-letters"
+
+/**
+ * How a stage relates the records it receives to the records it emits, for row-count reconciliation.
+ * - `one-to-one`: every record in is emitted, filtered or rejected (map, filter, validate, ...): in = out + filtered + rejected.
+ * - `many-to-one`: records are combined (aggregate, window): no per-record identity.
+ * - `one-to-many`: a record may produce several (join with several matches, sliding windows).
+ */
+export type Cardinality = "one-to-one" | "many-to-one" | "one-to-many"
+
+/** A static description of a stage, known before the pipeline runs (what `validate` prints). */
+export interface StageInfo {
+  readonly name: string
+  readonly kind: StageKind
+  /** One line for a person: `filter amount > 100`, `file source examples/data/*.jsonl (jsonl)`. */
+  readonly description: string
+  readonly cardinality: Cardinality
+}
+
+const MAX_SAMPLES = 20
+
+/** The live counters of one stage during one run. */
+export class StageCounter {
+  readonly info: StageInfo
+  recordsIn = 0
+  recordsOut = 0
+  filtered = 0
+  rejected = 0
+  warned = 0
+  batches = 0
+  /** Time spent inside the stage's own code, in milliseconds. */
+  busyMs = 0
+  /** Warning messages not yet logged by the runtime (bounded). */
+  readonly pendingWarnings: Array<string> = []
+
+  constructor(info: StageInfo) {
+    this.info = info
+  }
+
+  /** Records a warning; keeps at most a few per batch for the log, but counts all of them. */
+  warn(message: string): void {
+    this.warned++
+    if (this.pendingWarnings.length < MAX_SAMPLES) this.pendingWarnings.push(message)
+  }
+
+  /** Takes the warnings not yet logged. */
+  drainWarnings(): ReadonlyArray<string> {
+    return this.pendingWarnings.splice(0, this.pendingWarnings.length)
+  }
+}
+
+/** What a stage sees of the run it is part of. */
+export interface RunContext {
+  readonly runId: string
+  readonly pipeline: string
+  /** Milliseconds from the run's Clock (so TestClock controls it). */
+  readonly now: () => number
+  /** The counter of a stage, created on first use; stages are reported in the order they were first asked for. */
+  readonly stage: (info: StageInfo) => StageCounter
+  readonly stages: () => ReadonlyArray<StageCounter>
+}
+
+/** A fresh run context. */
+export const makeRunContext = (options: {
+  readonly runId: string
+  readonly pipeline: string
+  readonly now: () => number
+}): RunContext => {
+  const counters = new Map<string, StageCounter>()
+  return {
+    runId: options.runId,
+    pipeline: options.pipeline,
+    now: options.now,
+    stage: (info) => {
+      let counter = counters.get(info.name)
+      if (counter === undefined) {
+        counter = new StageCounter(info)
+        counters.set(info.name, counter)
+      }
+      return counter
+    },
+    stages: () => Array.from(counters.values())
+  }
+}
