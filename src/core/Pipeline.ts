@@ -68,7 +68,15 @@ export interface Pipeline<out E = never, out R = never> extends Pipeable {
   readonly "~errors"?: (_: never) => E
 }
 
+/** Marks pipeline values, so a module's export can be recognised at run time. */
+export const TypeId: unique symbol = Symbol.for("effect-etl/Pipeline")
+
+/** True for pipeline values (e.g. the default export of a pipeline module). */
+export const isPipeline = (u: unknown): u is Pipeline<unknown, unknown> =>
+  typeof u === "object" && u !== null && TypeId in u
+
 const PipelineProto: Pipeable = {
+  [TypeId]: TypeId,
   pipe() {
     // biome-ignore lint/complexity/noArguments: pipeArguments takes the arguments object by design
     return pipeArguments(this, arguments)

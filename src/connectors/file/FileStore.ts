@@ -72,6 +72,10 @@ const globToRegExp = (glob: string): RegExp => {
   return new RegExp(`^${re}$`)
 }
 
+/** Hidden files and folders (`.staging`, `_SUCCESS`) are not data: directory listings skip them, as Spark does. */
+export const isHidden = (relative: string): boolean =>
+  relative.split("/").some((part) => part.startsWith(".") || part.startsWith("_"))
+
 /** True when a path has glob characters. */
 export const isGlob = (path: string): boolean => /[*?[\]{}]/.test(path)
 
@@ -109,7 +113,9 @@ export const makeMemory = (state: MemoryFiles): FileStoreShape => {
       Effect.suspend(() => {
         const p = normalize(pattern)
         if (files.has(p)) return Effect.succeed([{ path: p, size: files.get(p)!.length }])
-        const matches = isGlob(p) ? Array.from(files.keys()).filter((f) => globToRegExp(p).test(f)) : under(p)
+        const matches = isGlob(p)
+          ? Array.from(files.keys()).filter((f) => globToRegExp(p).test(f))
+          : under(p).filter((f) => !isHidden(f.slice(p.length + 1)))
         if (matches.length === 0 && !isGlob(p)) return Effect.fail(notFound("list", pattern))
         return Effect.succeed(matches.sort().map((path) => ({ path, size: files.get(path)!.length })))
       }),

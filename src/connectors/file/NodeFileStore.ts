@@ -67,10 +67,6 @@ const toError = (operation: string, path: string) => (cause: unknown) => {
 const attempt = <A>(operation: string, path: string, f: () => Promise<A>) =>
   Effect.tryPromise({ try: f, catch: toError(operation, path) })
 
-/** Hidden files and folders (`.staging`, `_SUCCESS`) are not data: directory listings skip them, as Spark does. */
-const isHidden = (relative: string): boolean =>
-  relative.split(nodePath.sep).some((part) => part.startsWith(".") || part.startsWith("_"))
-
 const listFiles = async (pattern: string): Promise<ReadonlyArray<FileInfo>> => {
   if (isGlob(pattern)) {
     const found: Array<FileInfo> = []

@@ -1,0 +1,167 @@
+/**
+ * The command line: `run`, `validate` and `schema`, with `--help` on each.
+ *
+ * Exit codes: 0 when all went well, 1 when a run failed, 2 for bad usage or a bad config. The RunReport is printed to
+ * stdout as JSON; logs are JSON lines on stderr; a progress line is drawn on stderr when it is a terminal.
+ */
+import * as nodePath from "node:path"
+import { pathToFileURL } from "node:url"
+import * as Console from "effect/Console"
+import { Argument, Command, Flag } from "effect/cli"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Runtime from "effect/Runtime"
+import * as Build from "../config/Build.ts"
+import type { ConfigError } from "../config/ConfigError.ts"
+import * as Load from "../config/Load.ts"
+import * as NodeFileStore from "../connectors/file/NodeFileStore.ts"
+import { messageOf } from "../core/Errors.ts"
+import * as Pipeline from "../core/Pipeline.ts"
+import * as Logging from "../observability/Logging.ts"
+import { Progress } from "../runtime/Progress.ts"
+import * as Runner from "../runtime/Runner.ts"
+import * as Records from "../schema/Records.ts"
+import * as SchemaRegistry from "../schema/SchemaRegistry.ts"
+import * as ProgressLine from "./Progress.ts"
+
+/** A failure that ends the CLI with a given exit code; its message has already been written to stderr. */
+export class CliFailure extends Data.TaggedError("CliFailure")<{ readonly message: string; readonly exitCode: 1 | 2 }> {
+  get ["~effect/Runtime/errorExitCode" satisfies Runtime.errorExitCode](): number {
+    return this.exitCode
+  }
+}
+
+const usage = (message: string) =>
+  Effect.andThen(Console.error(message), Effect.fail(new CliFailure({ message, exitCode: 2 })))
+
+const configFailure = (error: ConfigError) => usage(error.message)
+
+const schemasFlag = Flag.String("schemas").pipe(
+  Flag.withDescription("The directory of Avro schemas (*.avsc)"),
+  Flag.withDefault("schemas")
+)
+const quietFlag = Flag.Boolean("quiet").pipe(
+  Flag.withAlias("q"),
+  Flag.withDescription("No progress line on stderr"),
+  Flag.withDefault(false)
+)
+
+/** The services every CLI run gets: local files and the schema registry over `--schemas`. */
+const services = (schemas: string) => Layer.mergeAll(NodeFileStore.layer, SchemaRegistry.layer(schemas))
+
+const loadPipeline = (file: string, schemas: string) =>
+  Effect.gen(function* () {
+    const config = yield* Load.load(file)
+    const registry = yield* SchemaRegistry.SchemaRegistry
+    return yield* Build.build(config, { file, schema: Records.lookup(registry, file) })
+  }).pipe(Effect.provide(SchemaRegistry.layer(schemas)))
+
+const isModule = (target: string) => /\.(m?js|m?ts)$/.test(target)
+
+const importPipeline = (target: string) =>
+  Effect.gen(function* () {
+    const url = pathToFileURL(nodePath.resolve(target)).href
+    const mod = yield* Effect.tryPromise({
+      try: () => import(url) as Promise<Record<string, unknown>>,
+      catch: (cause) => new CliFailure({ message: `Cannot load ${target}: ${messageOf(cause)}`, exitCode: 2 })
+    }).pipe(Effect.tapError((e) => Console.error(e.message)))
+    const candidate = mod.default ?? mod.pipeline
+    if (!Pipeline.isPipeline(candidate))
+      return yield* usage(
+        `${target} does not export a pipeline: export it as \`default\` or as \`pipeline\` (a value built with Pipeline.to)`
+      )
+    const layer = Layer.isLayer(mod.layer) ? (mod.layer as Layer.Layer<unknown>) : undefined
+    return { pipeline: candidate, layer }
+  })
+
+const runCommand = Command.make(
+  "run",
+  {
+    target: Argument.String("target").pipe(
+      Argument.withDescription("A pipeline config (.json) or a module exporting a pipeline (.js, .mjs, .ts)")
+    ),
+    quiet: quietFlag,
+    schemas: schemasFlag
+  },
+  Effect.fn("cli.run")(function* ({ target, quiet, schemas }) {
+    const loaded = isModule(target)
+      ? yield* importPipeline(target)
+      : {
+          pipeline: yield* Effect.catchTag(loadPipeline(target, schemas), "ConfigError", configFailure),
+          layer: undefined
+        }
+    const reporter =
+      !quiet && process.stderr.isTTY === true
+        ? ProgressLine.terminal(process.stderr)
+        : { update: () => {}, done: () => {} }
+    const base = services(schemas)
+    const provided = loaded.layer === undefined ? base : Layer.merge(base, loaded.layer)
+    const { report, error } = yield* Runner.execute(loaded.pipeline as Pipeline.Pipeline<unknown, never>).pipe(
+      Effect.provideService(Progress, reporter),
+      Effect.provide(provided as unknown as Layer.Layer<never>),
+      Effect.catchTag("SchemaRegistryError" as never, (e: { readonly message: string }) => usage(e.message))
+    )
+    yield* Console.log(JSON.stringify(report, null, 2))
+    if (error !== undefined) return yield* Effect.fail(new CliFailure({ message: error.message, exitCode: 1 }))
+  })
+).pipe(Command.withDescription("Run a pipeline and print its RunReport as JSON"))
+
+const validateCommand = Command.make(
+  "validate",
+  {
+    config: Argument.String("config").pipe(Argument.withDescription("A pipeline config (.json)")),
+    schemas: schemasFlag
+  },
+  Effect.fn("cli.validate")(function* ({ config, schemas }) {
+    const pipeline = yield* Effect.catchTag(loadPipeline(config, schemas), "ConfigError", configFailure)
+    yield* Console.log(`${config} is valid.`)
+    for (const line of Pipeline.describe(pipeline)) yield* Console.log(line)
+  })
+).pipe(Command.withDescription("Check a pipeline config and print what it would do, without running it"))
+
+const schemaList = Command.make("list", { schemas: schemasFlag }, ({ schemas }) =>
+  Effect.gen(function* () {
+    const registry = yield* SchemaRegistry.SchemaRegistry
+    for (const entry of yield* registry.list) yield* Console.log(`${entry.name}\t${entry.fullName}\t${entry.file}`)
+  }).pipe(Effect.provide(SchemaRegistry.layer(schemas)))
+).pipe(Command.withDescription("List the Avro schemas in the schema directory"))
+
+const schemaShow = Command.make(
+  "show",
+  {
+    name: Argument.String("name").pipe(Argument.withDescription("A schema name (file base name or Avro full name)")),
+    schemas: schemasFlag
+  },
+  ({ name, schemas }) =>
+    Effect.gen(function* () {
+      const registry = yield* SchemaRegistry.SchemaRegistry
+      const entry = yield* registry.get(name)
+      yield* Console.log(JSON.stringify(entry.avro, null, 2))
+    }).pipe(Effect.provide(SchemaRegistry.layer(schemas)))
+).pipe(Command.withDescription("Print an Avro schema"))
+
+const schemaCommand = Command.make("schema").pipe(
+  Command.withDescription("Inspect the Avro schemas in schemas/"),
+  Command.withSubcommands([schemaList, schemaShow])
+)
+
+/** The root command. */
+export const root = Command.make("effect-etl").pipe(
+  Command.withDescription("Typed Extract-Transform-Load pipelines on Effect"),
+  Command.withSubcommands([runCommand, validateCommand, schemaCommand])
+)
+
+/** Runs the CLI on the given arguments (without `node` and the script). */
+export const main = (args: ReadonlyArray<string>, version: string) =>
+  Command.runWith(root, { version })(args).pipe(
+    Effect.catch((error) =>
+      typeof error === "object" && error !== null && "_tag" in error && error._tag === "CliFailure"
+        ? Effect.fail(error)
+        : Effect.andThen(
+            Console.error(messageOf(error)),
+            Effect.fail(new CliFailure({ message: messageOf(error), exitCode: 2 }))
+          )
+    ),
+    Effect.provide(Logging.layer())
+  )

@@ -1,0 +1,113 @@
+/**
+ * The connectors a JSON config can use, listed explicitly: config `type` → config schemas and builders.
+ * A new system is one folder under `connectors/` and one line here.
+ */
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as ConfigError from "../config/ConfigError.ts"
+import { toSpec } from "../config/FormatConfig.ts"
+import type { RecordSchema } from "../core/RecordSchema.ts"
+import type { Sink } from "../core/Sink.ts"
+import type { Source } from "../core/Source.ts"
+import type { AnyRecord } from "../transforms/Transforms.ts"
+import * as File from "./file/File.ts"
+import * as FileConfig from "./file/FileConfig.ts"
+import type { FileStore } from "./file/FileStore.ts"
+
+/** The services config-built pipelines may need: the union of every connector's. */
+export type Services = FileStore
+
+/** What a connector builder gets: where it is in the config, and how to find schemas by name. */
+export interface BuildEnv {
+  readonly file: string
+  /** The JSON path of the source or sink being built, e.g. `$.sink`. */
+  readonly path: string
+  /** The stage name when the config gives none. */
+  readonly defaultName: string
+  readonly schema: (name: string, path: string) => Effect.Effect<RecordSchema<AnyRecord>, ConfigError.ConfigError>
+}
+
+/** A built source and the fields its records have, when known. */
+export interface BuiltSource {
+  readonly source: Source<AnyRecord, unknown, Services>
+  readonly fields: ReadonlyArray<string> | undefined
+}
+
+const buildFileSource = (
+  config: FileConfig.SourceConfig,
+  env: BuildEnv
+): Effect.Effect<BuiltSource, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    const schema = config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`)
+    return {
+      source: File.source<AnyRecord>({
+        path: config.path,
+        name: config.name ?? env.defaultName,
+        ...(config.format === undefined ? {} : { format: toSpec(config.format) }),
+        ...(schema === undefined ? {} : { schema }),
+        ...(config.batch_size === undefined ? {} : { batchSize: config.batch_size })
+      }),
+      fields: schema?.fields
+    }
+  })
+
+const buildFileSink = (
+  config: FileConfig.SinkConfig,
+  env: BuildEnv
+): Effect.Effect<Sink<AnyRecord, unknown, Services>, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    if (config.format.type === "avro" && config.schema === undefined)
+      return yield* Effect.fail(
+        ConfigError.single(
+          env.file,
+          `${env.path}.schema`,
+          'An avro sink needs the schema of the records it writes: name one from schemas/ (e.g. "schema": "transaction")'
+        )
+      )
+    const schema = config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`)
+    return File.sink<AnyRecord>({
+      path: config.path,
+      format: toSpec(config.format),
+      // "upsert" is rejected by the config schema; only append and overwrite reach here.
+      mode: config.mode === "overwrite" ? "overwrite" : "append",
+      name: config.name ?? env.defaultName,
+      ...(schema === undefined ? {} : { schema }),
+      ...(config.max_records_per_file === undefined ? {} : { maxRecordsPerFile: config.max_records_per_file })
+    })
+  })
+
+/** Every source a config can name, by `type`. */
+export const SourceConfig = Schema.Union([FileConfig.SourceConfig]).annotate({
+  description: "Where records come from; `type` names the connector"
+})
+/** Every sink a config can name, by `type`. */
+export const SinkConfig = Schema.Union([FileConfig.SinkConfig]).annotate({
+  description: "Where records go; `type` names the connector"
+})
+
+/** A decoded source config. */
+export type SourceConfig = typeof SourceConfig.Type
+/** A decoded sink config. */
+export type SinkConfig = typeof SinkConfig.Type
+
+/** Builds the source a config describes. */
+export const buildSource = (
+  config: SourceConfig,
+  env: BuildEnv
+): Effect.Effect<BuiltSource, ConfigError.ConfigError> => {
+  switch (config.type) {
+    case "file":
+      return buildFileSource(config, env)
+  }
+}
+
+/** Builds the sink a config describes. */
+export const buildSink = (
+  config: SinkConfig,
+  env: BuildEnv
+): Effect.Effect<Sink<AnyRecord, unknown, Services>, ConfigError.ConfigError> => {
+  switch (config.type) {
+    case "file":
+      return buildFileSink(config, env)
+  }
+}

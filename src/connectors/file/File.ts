@@ -1,0 +1,294 @@
+/**
+ * The local file connector: the embedded default.
+ *
+ * - `source` reads one file, every file under a directory (hidden `.`/`_` entries skipped) or a glob, in path order,
+ *   decoding JSON Lines, CSV or Avro container files (gzip-compressed or not). Lines that do not parse and records that
+ *   do not match the schema become dead letters that name the file and line; the rest flows on.
+ * - `sink` writes part files under a directory. `append` adds new uniquely named part files; `overwrite` writes the new
+ *   set to a staging directory and swaps it in at commit, so readers see the old data or the new, never a mix, and an
+ *   interrupted run leaves the old data. Both write `_SUCCESS` when done. Files have no keys: `upsert` is rejected.
+ */
+import * as nodePath from "node:path"
+import type * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Queue from "effect/Queue"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Batch from "../../core/Batch.ts"
+import type * as DeadLetter from "../../core/DeadLetter.ts"
+import type { RecordSchema } from "../../core/RecordSchema.ts"
+import * as Sink from "../../core/Sink.ts"
+import * as Source from "../../core/Source.ts"
+import * as Format from "../../formats/Format.ts"
+import type { FormatError } from "../../formats/FormatError.ts"
+import { FileError, reasons } from "./FileError.ts"
+import { FileStore, type FileStoreShape } from "./FileStore.ts"
+
+/** Options of a file source. */
+export interface SourceOptions<A> {
+  /** A file, a directory, or a glob (`data/2026-*.jsonl.gz`). */
+  readonly path: string
+  /** The stage name (default: `file`). */
+  readonly name?: string
+  /** The format; by default it follows each file's extension. */
+  readonly format?: Format.FormatSpec
+  /** Validates and converts every record; without it records are passed on as decoded. */
+  readonly schema?: RecordSchema<A>
+  /** Records per batch (default 4096). */
+  readonly batchSize?: number
+}
+
+const formatOf = (path: string, format: Format.FormatSpec | undefined): Effect.Effect<Format.FormatSpec, FileError> => {
+  if (format !== undefined) return Effect.succeed(format)
+  const detected = Format.fromPath(path)
+  return detected === undefined
+    ? Effect.fail(
+        new FileError({
+          reason: reasons.Unknown,
+          operation: "read",
+          path,
+          message: `Cannot tell the format of ${path} from its extension (.jsonl, .ndjson, .json, .csv, .avro, optionally .gz); set "format"`
+        })
+      )
+    : Effect.succeed(detected)
+}
+
+const readFile = <A>(
+  store: FileStoreShape,
+  stage: string,
+  path: string,
+  options: SourceOptions<A>
+): Stream.Stream<Batch.Batch<A>, FileError | FormatError> =>
+  Stream.unwrap(
+    Effect.map(formatOf(path, options.format), (format) => {
+      const schema = options.schema
+      let index = 0
+      return store.read(path).pipe(
+        Format.decoder(format, {
+          source: path,
+          onError: "collect",
+          batchSize: options.batchSize ?? 4096,
+          ...(schema?.columns === undefined ? {} : { columns: schema.columns }),
+          ...(schema?.avro === undefined ? {} : { avro: schema.avro })
+        }),
+        Stream.map((decoded) => {
+          const deadLetters: Array<DeadLetter.DeadLetter> = []
+          for (const bad of decoded.errors)
+            deadLetters.push({
+              stage,
+              reason: "decode-error",
+              message: bad.message,
+              record: bad.raw,
+              origin: `${path}:${bad.line}`
+            })
+          if (schema === undefined || format.type === "avro") {
+            index += decoded.records.length
+            return Batch.make(decoded.records as ReadonlyArray<A>, { deadLetters })
+          }
+          const records: Array<A> = []
+          for (let i = 0; i < decoded.records.length; i++) {
+            index++
+            const result = schema.validate(decoded.records[i])
+            if (result.ok) records.push(result.value)
+            else
+              deadLetters.push({
+                stage,
+                reason: "invalid-record",
+                message: result.message,
+                record: decoded.records[i],
+                origin: `${path}#${index}`
+              })
+          }
+          return Batch.make(records, { deadLetters })
+        })
+      )
+    })
+  )
+
+/**
+ * A source over local files.
+ *
+ * @example
+ * File.source({ path: "examples/data/*.jsonl", schema: transactions })
+ */
+export const source = <A = Readonly<Record<string, unknown>>>(
+  options: SourceOptions<A>
+): Source.Source<A, FileError | FormatError, FileStore> => {
+  const name = options.name ?? "file"
+  return Source.make({
+    name,
+    type: "file",
+    description: `files ${options.path}${options.format === undefined ? "" : ` (${Format.describe(options.format)})`}${options.schema === undefined ? "" : `, schema ${options.schema.name}`}`,
+    bounded: true,
+    batches: () =>
+      Stream.unwrap(
+        Effect.gen(function* () {
+          const store = yield* FileStore
+          const files = yield* store.list(options.path)
+          if (files.length === 0)
+            return yield* new FileError({
+              reason: reasons.NotFound,
+              operation: "list",
+              path: options.path,
+              message: `No files match ${options.path}`
+            })
+          return Stream.flatMap(Stream.fromIterable(files), (file) => readFile(store, name, file.path, options), {
+            concurrency: 1
+          })
+        })
+      )
+  })
+}
+
+/** Options of a file sink. */
+export interface SinkOptions {
+  /** The directory the part files go to. */
+  readonly path: string
+  readonly name?: string
+  readonly format: Format.FormatSpec
+  /** `append` (default) adds part files; `overwrite` replaces the directory's content atomically. */
+  readonly mode?: "append" | "overwrite"
+  /** The schema of the written records: needed for Avro (its writer schema). */
+  readonly schema?: RecordSchema<unknown>
+  /** A new part file is started after this many records (default 1,000,000). */
+  readonly maxRecordsPerFile?: number
+}
+
+interface Part {
+  readonly file: string
+  readonly offer: (records: ReadonlyArray<unknown>) => Effect.Effect<void, FileError | FormatError>
+  readonly finish: Effect.Effect<number, FileError | FormatError>
+}
+
+/** Streams batches into one part file through the format's encoder; the writer runs in its own fiber. */
+const startPart = (
+  store: FileStoreShape,
+  file: string,
+  format: Format.FormatSpec,
+  schema: RecordSchema<unknown> | undefined
+): Effect.Effect<Part, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const queue = yield* Queue.bounded<ReadonlyArray<unknown>, Cause.Done>(4)
+    const bytes = Stream.fromQueue(queue).pipe(
+      Format.encoder(format, { source: file, ...(schema?.avro === undefined ? {} : { avro: schema.avro }) })
+    )
+    const fiber = yield* Effect.forkScoped(store.write(file, bytes).pipe(Effect.onExit(() => Queue.shutdown(queue))))
+    const failed = Effect.flatMap(Fiber.await(fiber), (exit) =>
+      Exit.isFailure(exit) ? Effect.failCause(exit.cause) : Effect.void
+    )
+    return {
+      file,
+      offer: (records) => Effect.flatMap(Queue.offer(queue, records), (accepted) => (accepted ? Effect.void : failed)),
+      finish: Effect.andThen(Queue.end(queue), Fiber.join(fiber))
+    }
+  })
+
+const SUCCESS = "_SUCCESS"
+
+/**
+ * A sink writing part files under a directory.
+ *
+ * @example
+ * File.sink({ path: "out/settled", format: { type: "avro" }, mode: "overwrite", schema })
+ */
+export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatError, FileStore> => {
+  const mode = options.mode ?? "append"
+  const name = options.name ?? "file"
+  const dir = options.path.replace(/\/+$/, "")
+  const maxRecords = options.maxRecordsPerFile ?? 1_000_000
+  const extension = Format.extension(options.format)
+  return Sink.make<A, FileError | FormatError, FileStore>({
+    name,
+    type: "file",
+    description: `files under ${dir}/ (${Format.describe(options.format)})`,
+    mode,
+    durability: "on-commit",
+    open: Effect.gen(function* () {
+      const store = yield* FileStore
+      // Part writers live as long as the sink is open, not just for one `write` call.
+      const scope = yield* Effect.scope
+      const tag = crypto.randomUUID().slice(0, 8)
+      const parent = nodePath.dirname(dir)
+      const base = nodePath.basename(dir)
+      yield* recoverInterruptedSwap(store, dir)
+      const staging =
+        mode === "overwrite" ? nodePath.join(parent, `.${base}.staging-${tag}`) : nodePath.join(dir, `.staging-${tag}`)
+      let committed = false
+      yield* Effect.addFinalizer(() => (committed ? Effect.void : Effect.ignore(store.remove(staging))))
+      yield* store.makeDirectory(staging)
+
+      const finished: Array<string> = []
+      let part: Part | undefined
+      let inPart = 0
+      let written = 0
+      let bytes = 0
+      const partName = (n: number) => `part-${tag}-${String(n).padStart(5, "0")}${extension}`
+      const finishPart = Effect.suspend(() => {
+        if (part === undefined) return Effect.void
+        const current = part
+        part = undefined
+        inPart = 0
+        return Effect.map(current.finish, (size) => {
+          bytes += size
+          finished.push(nodePath.basename(current.file))
+        })
+      })
+
+      return {
+        write: (records: ReadonlyArray<A>) =>
+          Effect.gen(function* () {
+            let offset = 0
+            while (offset < records.length) {
+              if (part === undefined)
+                part = yield* startPart(
+                  store,
+                  nodePath.join(staging, partName(finished.length)),
+                  options.format,
+                  options.schema
+                ).pipe(Scope.provide(scope))
+              const take = Math.min(records.length - offset, maxRecords - inPart)
+              yield* part.offer(
+                offset === 0 && take === records.length ? records : records.slice(offset, offset + take)
+              )
+              inPart += take
+              written += take
+              offset += take
+              if (inPart >= maxRecords) yield* finishPart
+            }
+          }),
+        commit: Effect.gen(function* () {
+          yield* finishPart
+          if (mode === "append") {
+            for (const file of finished) yield* store.rename(nodePath.join(staging, file), nodePath.join(dir, file))
+            yield* store.remove(staging)
+            yield* store.write(nodePath.join(dir, SUCCESS), Stream.empty)
+          } else {
+            yield* store.write(nodePath.join(staging, SUCCESS), Stream.empty)
+            const old = nodePath.join(parent, `.${base}.old-${tag}`)
+            const existed = yield* store.exists(dir)
+            if (existed) yield* store.rename(dir, old)
+            yield* store.rename(staging, dir)
+            if (existed) yield* store.remove(old)
+          }
+          committed = true
+          return { written, location: dir, details: { files: finished, bytes } }
+        })
+      }
+    })
+  })
+}
+
+/**
+ * An overwrite interrupted between its two renames leaves the old data in `.<dir>.old-<tag>` and no `<dir>`: put it
+ * back before anything else touches the directory.
+ */
+const recoverInterruptedSwap = (store: FileStoreShape, dir: string): Effect.Effect<void, FileError> =>
+  Effect.gen(function* () {
+    if (yield* store.exists(dir)) return
+    const parent = nodePath.dirname(dir)
+    const prefix = `.${nodePath.basename(dir)}.old-`
+    const leftovers = (yield* store.readDirectory(parent)).filter((n) => n.startsWith(prefix))
+    if (leftovers.length > 0) yield* store.rename(nodePath.join(parent, leftovers[0]!), dir)
+  })

@@ -1,0 +1,25 @@
+/**
+ * effect-etl: typed Extract-Transform-Load pipelines on Effect.
+ */
+
+export * as ConfigBuild from "./config/Build.ts"
+export * as ConfigLoad from "./config/Load.ts"
+export * as PipelineConfig from "./config/PipelineConfig.ts"
+export * as File from "./connectors/file/File.ts"
+export * as FileStore from "./connectors/file/FileStore.ts"
+export * as NodeFileStore from "./connectors/file/NodeFileStore.ts"
+export * as Batch from "./core/Batch.ts"
+export * as DeadLetter from "./core/DeadLetter.ts"
+export * as Errors from "./core/Errors.ts"
+export * as Pipeline from "./core/Pipeline.ts"
+export * as RecordSchema from "./core/RecordSchema.ts"
+export * as RunReport from "./core/RunReport.ts"
+export * as Sink from "./core/Sink.ts"
+export * as Source from "./core/Source.ts"
+export * as Stage from "./core/Stage.ts"
+export * as Expression from "./expr/Expression.ts"
+export * as Format from "./formats/Format.ts"
+export * as Logging from "./observability/Logging.ts"
+export * as Progress from "./runtime/Progress.ts"
+export * as Retry from "./runtime/Retry.ts"
+export * as Rule from "./transforms/Rule.ts"
