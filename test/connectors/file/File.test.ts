@@ -100,7 +100,8 @@ describe("File connector (memory store)", () => {
     return Effect.gen(function* () {
       const first = yield* write("append", rows)
       assert.strictEqual(parts().length, 3)
-      assert.deepStrictEqual(first.sink?.details?.files, (first.sink?.details?.files as Array<string>).slice().sort())
+      const written = first.sink!.details!.files as Array<string>
+      assert.deepStrictEqual(written, written.slice().sort())
       yield* write("append", rows.slice(0, 2))
       assert.strictEqual(parts().length, 4)
       assert.isTrue(files.files.has("out/t/_SUCCESS"))
