@@ -17,6 +17,8 @@ import { toJson } from "../formats/JsonValue.ts"
 
 const safe = (value: unknown): unknown => {
   if (Redacted.isRedacted(value)) return "<redacted>"
+  // An Error's stack is for developers; the log keeps what a reader needs.
+  if (value instanceof Error) return { name: value.name, message: value.message }
   return toJson(value)
 }
 
