@@ -26,7 +26,8 @@ export interface StageInfo {
   readonly cardinality: Cardinality
 }
 
-const MAX_SAMPLES = 20
+/** At most this many warnings of one stage are logged one by one in a run; the rest are only counted. */
+export const MAX_LOGGED_WARNINGS = 20
 
 /** The live counters of one stage during one run. */
 export class StageCounter {
@@ -46,10 +47,10 @@ export class StageCounter {
     this.info = info
   }
 
-  /** Records a warning; keeps at most a few per batch for the log, but counts all of them. */
+  /** Records a warning; the first few of a run are kept for the log, all of them are counted. */
   warn(message: string): void {
     this.warned++
-    if (this.pendingWarnings.length < MAX_SAMPLES) this.pendingWarnings.push(message)
+    if (this.warned <= MAX_LOGGED_WARNINGS) this.pendingWarnings.push(message)
   }
 
   /** Takes the warnings not yet logged. */

@@ -238,13 +238,19 @@ export interface DecodeOptions {
   readonly typeOptions?: ForSchemaOptions | undefined
   /** The largest block accepted, compressed, in bytes (default {@link defaultMaxBlockSize}). */
   readonly maxBlockSize?: number | undefined
+  /**
+   * Without a reader type: builds the type records are read with from the writer schema in the header (e.g. one with
+   * logical types, so timestamps come back as `Date`); the file's bytes are resolved from the writer schema into it.
+   */
+  readonly readerFor?: ((writerSchema: unknown) => Avsc.Type) | undefined
 }
 
 class Decoder implements Transcoder.Transcoder<Uint8Array, ReadonlyArray<unknown>> {
   readonly queue = new ByteQueue()
   readonly batcher: Transcoder.Batcher<unknown>
   readonly source: string | undefined
-  readonly readerType: Avsc.Type | undefined
+  readerType: Avsc.Type | undefined
+  readonly readerFor: ((writerSchema: unknown) => Avsc.Type) | undefined
   readonly typeOptions: ForSchemaOptions
   readonly maxBlockSize: number
   header: Header | undefined
@@ -255,6 +261,7 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, ReadonlyArray<unknown
 
   constructor(readerType: Avsc.Type | undefined, options: DecodeOptions | undefined) {
     this.readerType = readerType
+    this.readerFor = options?.readerFor
     this.batcher = new Transcoder.Batcher(options?.batchSize ?? Transcoder.defaultBatchSize, false)
     this.source = options?.source
     // avsc records named types in `registry`; a fresh one per run keeps the caller's options reusable.
@@ -299,6 +306,13 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, ReadonlyArray<unknown
       writerType = avro.Type.forSchema(parsed.schema as Parameters<typeof avro.Type.forSchema>[0], this.typeOptions)
     } catch (cause) {
       return this.error(`invalid writer schema: ${message(cause)}`)
+    }
+    if (this.readerType === undefined && this.readerFor !== undefined) {
+      try {
+        this.readerType = this.readerFor(parsed.schema)
+      } catch (cause) {
+        return this.error(`invalid writer schema: ${message(cause)}`)
+      }
     }
     if (this.readerType !== undefined) {
       try {

@@ -14,6 +14,8 @@
  */
 import avro from "avsc"
 import * as Stream from "effect/Stream"
+import * as AvroBridge from "../schema/AvroBridge.ts"
+import type * as AvroSchema from "../schema/AvroSchema.ts"
 import * as AvroFile from "./AvroFile.ts"
 import * as Csv from "./Csv.ts"
 import * as FormatError from "./FormatError.ts"
@@ -198,7 +200,17 @@ const decodeAny = <E, R>(
         if (type instanceof FormatError.FormatError) return Stream.fail(type)
         readerType = type
       }
-      const records = input.pipe(AvroFile.decode(readerType, { ...common, typeOptions: options?.typeOptions }))
+      // Without a reader schema, records are read with the writer schema and effect-etl's logical types, so a
+      // timestamp is a Date and a decimal a BigDecimal whether or not the caller named a schema.
+      const records = input.pipe(
+        AvroFile.decode(readerType, {
+          ...common,
+          typeOptions: options?.typeOptions,
+          ...(options?.typeOptions === undefined
+            ? { readerFor: (schema: unknown) => AvroBridge.toAvroType(schema as AvroSchema.Schema) }
+            : {})
+        })
+      )
       return collect
         ? Stream.map(records, (batch): FormatError.LenientBatch => ({ records: batch, errors: [] }))
         : records

@@ -12,7 +12,7 @@ import { LoadError, messageOf, type PipelineError, QualityError, wrap } from "..
 import type { Pipeline, SinkPlan } from "../core/Pipeline.ts"
 import { type RunReport, reconcile, stageReports } from "../core/RunReport.ts"
 import type { SinkResult, SinkWriter } from "../core/Sink.ts"
-import { makeRunContext, type RunContext } from "../core/Stage.ts"
+import { MAX_LOGGED_WARNINGS, makeRunContext, type RunContext } from "../core/Stage.ts"
 import { Progress } from "./Progress.ts"
 import * as Retry from "./Retry.ts"
 
@@ -120,6 +120,11 @@ const runAttempt = <E, R>(p: Pipeline<E, R>, ctx: RunContext): Effect.Effect<Att
           message: `${rejected} of ${read} records rejected (${((rejected / read) * 100).toFixed(2)}%), more than the allowed ${(ratio * 100).toFixed(2)}%; nothing was committed to ${sinkName}`,
           retryable: false
         })
+      for (const stage of ctx.stages())
+        if (stage.warned > MAX_LOGGED_WARNINGS)
+          yield* Effect.logWarning(
+            `${stage.warned} warnings in all; only the first ${MAX_LOGGED_WARNINGS} were logged`
+          ).pipe(Effect.annotateLogs({ stage: stage.info.name }))
       if (rejected > 0 && dlWriter === undefined)
         yield* Effect.logWarning(
           `${rejected} records rejected; no dead-letter sink is configured, so only the first ${Math.min(rejected, MAX_LOGGED_REJECTS)} were logged`

@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import { FileError, type FileErrorReason, reasons } from "./FileError.ts"
-import { type FileInfo, FileStore, type FileStoreShape, isGlob } from "./FileStore.ts"
+import { type FileInfo, FileStore, type FileStoreShape, isGlob, isHidden } from "./FileStore.ts"
 
 const WRITE_BUFFER = 1 << 20
 

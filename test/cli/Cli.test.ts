@@ -1,0 +1,167 @@
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as nodePath from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+
+const root = nodePath.resolve(import.meta.dirname, "../..")
+
+const cli = (args: ReadonlyArray<string>) => {
+  const result = spawnSync(process.execPath, [nodePath.join(root, "src/main.ts"), ...args], {
+    cwd: root,
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" }
+  })
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+const tmp = () => fs.mkdtempSync(nodePath.join(os.tmpdir(), "effect-etl-cli-"))
+
+const quickstart = JSON.parse(fs.readFileSync(nodePath.join(root, "examples/quickstart.json"), "utf8")) as Record<
+  string,
+  Record<string, unknown>
+>
+
+const writeConfig = (dir: string, config: unknown) => {
+  const file = nodePath.join(dir, "pipeline.json")
+  fs.writeFileSync(file, typeof config === "string" ? config : JSON.stringify(config, null, 2))
+  return file
+}
+
+const noStackTrace = (text: string) => assert.notMatch(text, /\n\s+at .+:\d+:\d+/)
+
+describe("CLI", () => {
+  it("runs the quickstart config: Avro out, dead letters with reasons, a RunReport on stdout", () => {
+    const dir = tmp()
+    const config = {
+      ...quickstart,
+      sink: { ...quickstart.sink, path: nodePath.join(dir, "settled") },
+      dead_letters: { ...quickstart.dead_letters, path: nodePath.join(dir, "dead") }
+    }
+    const { code, stdout, stderr } = cli(["run", writeConfig(dir, config), "--quiet"])
+    assert.strictEqual(code, 0, stderr)
+    const report = JSON.parse(stdout) as {
+      status: string
+      records: { read: number; written: number; filtered: number; rejected: number; deadLettered: number }
+      reconciliation: { ok: boolean }
+    }
+    assert.strictEqual(report.status, "succeeded")
+    assert.strictEqual(report.records.read, 2000)
+    assert.strictEqual(report.records.read, report.records.written + report.records.filtered + report.records.rejected)
+    assert.strictEqual(report.records.deadLettered, report.records.rejected)
+    assert.isTrue(report.reconciliation.ok)
+    const parts = fs.readdirSync(nodePath.join(dir, "settled"))
+    assert.include(parts, "_SUCCESS")
+    assert.isTrue(parts.some((p) => p.endsWith(".avro")))
+    const dead = fs
+      .readdirSync(nodePath.join(dir, "dead"))
+      .filter((f) => f.endsWith(".jsonl"))
+      .flatMap((f) =>
+        fs
+          .readFileSync(nodePath.join(dir, "dead", f), "utf8")
+          .trim()
+          .split("\n")
+      )
+      .map((l) => JSON.parse(l) as { reason: string; origin?: string })
+    assert.strictEqual(dead.length, report.records.rejected)
+    assert.isTrue(dead.some((d) => d.reason === "decode-error" && d.origin?.includes("transactions.jsonl:") === true))
+    assert.isTrue(dead.some((d) => d.reason === "rule:amount-range"))
+    for (const line of stderr.trim().split("\n")) {
+      const log = JSON.parse(line) as { runId?: string; pipeline?: string }
+      assert.strictEqual(log.pipeline, "quickstart")
+      assert.isString(log.runId)
+    }
+  })
+
+  it("validate prints what the pipeline would do", () => {
+    const { code, stdout } = cli(["validate", "examples/quickstart.json"])
+    assert.strictEqual(code, 0)
+    assert.include(stdout, "examples/quickstart.json is valid.")
+    assert.include(stdout, 'transform    filter: filter status == "settled"')
+    assert.include(stdout, "sink         sink: files under examples/out/settled/ (avro (codec deflate)) [overwrite]")
+  })
+
+  it("exits 2 with the JSON path for a wrong type, an unknown key, a missing file and malformed JSON", () => {
+    const dir = tmp()
+    const wrongType = cli([
+      "validate",
+      writeConfig(dir, { ...quickstart, source: { ...quickstart.source, batch_size: "x" } })
+    ])
+    assert.strictEqual(wrongType.code, 2)
+    assert.include(wrongType.stderr, '$.source.batch_size: Expected number, got "x"')
+    noStackTrace(wrongType.stderr)
+
+    const unknownKey = cli(["validate", writeConfig(dir, { ...quickstart, sinks: {} })])
+    assert.strictEqual(unknownKey.code, 2)
+    assert.include(unknownKey.stderr, "$.sinks: Unknown key")
+
+    const missing = cli(["validate", nodePath.join(dir, "nope.json")])
+    assert.strictEqual(missing.code, 2)
+    assert.include(missing.stderr, "Cannot read the config: no such file")
+
+    const malformed = cli(["validate", writeConfig(dir, '{ "name": "x", }')])
+    assert.strictEqual(malformed.code, 2)
+    assert.include(malformed.stderr, "Malformed JSON at line 1")
+    noStackTrace(malformed.stderr)
+
+    const unknownField = cli([
+      "validate",
+      writeConfig(dir, { ...quickstart, transforms: [{ type: "filter", condition: 'stauts == "settled"' }] })
+    ])
+    assert.strictEqual(unknownField.code, 2)
+    assert.include(unknownField.stderr, "$.transforms[0].condition")
+    assert.include(unknownField.stderr, 'did you mean "status"')
+  })
+
+  it("exits 1 when the run fails, still printing the report, and leaves no output behind", () => {
+    const dir = tmp()
+    const config = {
+      ...quickstart,
+      sink: { ...quickstart.sink, path: nodePath.join(dir, "settled") },
+      dead_letters: { ...quickstart.dead_letters, path: nodePath.join(dir, "dead") },
+      quality: { max_rejected: 0 }
+    }
+    const { code, stdout, stderr } = cli(["run", writeConfig(dir, config)])
+    assert.strictEqual(code, 1)
+    const report = JSON.parse(stdout) as { status: string; error: { tag: string; message: string } }
+    assert.strictEqual(report.status, "failed")
+    assert.strictEqual(report.error.tag, "QualityError")
+    assert.include(stderr, "more than the allowed 0")
+    assert.isFalse(fs.existsSync(nodePath.join(dir, "settled")))
+  })
+
+  it("runs a typed pipeline module", () => {
+    const dir = tmp()
+    const { code, stdout, stderr } = cli(["run", "examples/quickstart.ts", "--quiet"])
+    assert.strictEqual(code, 0, stderr)
+    const report = JSON.parse(stdout) as { status: string; records: { read: number } }
+    assert.strictEqual(report.status, "succeeded")
+    assert.strictEqual(report.records.read, 2000)
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  it("lists and shows schemas, and names the available ones when a schema is unknown", () => {
+    const list = cli(["schema", "list"])
+    assert.strictEqual(list.code, 0)
+    assert.include(list.stdout, "transaction")
+    const show = cli(["schema", "show", "transaction"])
+    assert.strictEqual(show.code, 0)
+    assert.strictEqual((JSON.parse(show.stdout) as { name: string }).name, "Transaction")
+    const nope = cli(["schema", "show", "nope"])
+    assert.strictEqual(nope.code, 2)
+    assert.include(nope.stderr, "transaction")
+    noStackTrace(nope.stderr)
+  })
+
+  it("has --help on every command and exits 2 on bad usage", () => {
+    for (const args of [["--help"], ["run", "--help"], ["validate", "--help"], ["schema", "show", "--help"]]) {
+      const { code, stdout } = cli(args)
+      assert.strictEqual(code, 0, args.join(" "))
+      assert.include(stdout, "USAGE")
+    }
+    const bad = cli(["run"])
+    assert.strictEqual(bad.code, 2)
+    const unknown = cli(["frobnicate"])
+    assert.strictEqual(unknown.code, 2)
+  })
+})
