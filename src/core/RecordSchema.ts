@@ -26,9 +26,7 @@ export interface RecordSchema<out A> {
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
 const pathText = (path: ReadonlyArray<PropertyKey>): string =>
-  path
-    .map((key, i) => (typeof key === "number" ? `[${key}]` : `${i === 0 ? "" : "."}${String(key)}`))
-    .join("")
+  path.map((key, i) => (typeof key === "number" ? `[${key}]` : `${i === 0 ? "" : "."}${String(key)}`)).join("")
 
 /** Formats a Schema issue as `field: message; other.field: message`. */
 export const formatIssue = (issue: SchemaIssue.Issue): string =>

@@ -23,7 +23,8 @@ export type AnyRecord = Readonly<Record<string, unknown>>
 export type FlowTransform = <E, R>(self: Flow<AnyRecord, E, R>) => Flow<AnyRecord, E, R>
 
 const OnFail = Schema.Literals(["reject", "fail", "warn"]).annotate({
-  description: "What to do with a record that breaks the rule: reject it to the dead letters (default), fail the run, or warn and keep it"
+  description:
+    "What to do with a record that breaks the rule: reject it to the dead letters (default), fail the run, or warn and keep it"
 })
 
 const ruleBase = {
@@ -127,7 +128,11 @@ export interface Built {
 const compileError = (ctx: BuildContext, at: string) => (error: Expression.ExpressionError) =>
   ConfigError.single(ctx.file, `${ctx.path}${at}`, error.message)
 
-const checkFields = (ctx: BuildContext, at: string, fields: ReadonlyArray<string>): Effect.Effect<void, ConfigError.ConfigError> => {
+const checkFields = (
+  ctx: BuildContext,
+  at: string,
+  fields: ReadonlyArray<string>
+): Effect.Effect<void, ConfigError.ConfigError> => {
   if (ctx.fields === undefined) return Effect.void
   const known = new Set(ctx.fields)
   const missing = fields.filter((f) => !known.has(f))
@@ -179,7 +184,11 @@ const buildRule = (
         const regex = yield* Effect.try({
           try: () => new RegExp(config.regex, "u"),
           catch: (e) =>
-            ConfigError.single(ctx.file, `${ctx.path}${at}.regex`, `Invalid regular expression: ${(e as Error).message}`)
+            ConfigError.single(
+              ctx.file,
+              `${ctx.path}${at}.regex`,
+              `Invalid regular expression: ${(e as Error).message}`
+            )
         })
         return Rule.pattern(config.field, regex, options) as Rule.Rule<AnyRecord>
       }
@@ -204,19 +213,31 @@ const buildRule = (
     }
   })
 
-const filterByExpression = (condition: string, predicate: Expression.Predicate, name: string | undefined): FlowTransform =>
-  mapBatches<AnyRecord, AnyRecord>({ name: name ?? "filter", description: `filter ${condition}`, cardinality: "one-to-one" }, () => (records, stage) => {
-    const out: Array<AnyRecord> = []
-    const deadLetters: Array<DeadLetter.DeadLetter> = []
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i]!
-      const ok = predicate(r)
-      if (ok === true) out.push(r)
-      else if (ok !== false)
-        deadLetters.push({ stage, reason: "expression-error", message: `filter ${condition}: ${ok.error}`, record: r })
+const filterByExpression = (
+  condition: string,
+  predicate: Expression.Predicate,
+  name: string | undefined
+): FlowTransform =>
+  mapBatches<AnyRecord, AnyRecord>(
+    { name: name ?? "filter", description: `filter ${condition}`, cardinality: "one-to-one" },
+    () => (records, stage) => {
+      const out: Array<AnyRecord> = []
+      const deadLetters: Array<DeadLetter.DeadLetter> = []
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i]!
+        const ok = predicate(r)
+        if (ok === true) out.push(r)
+        else if (ok !== false)
+          deadLetters.push({
+            stage,
+            reason: "expression-error",
+            message: `filter ${condition}: ${ok.error}`,
+            record: r
+          })
+      }
+      return { records: out, deadLetters, filtered: records.length - out.length - deadLetters.length }
     }
-    return { records: out, deadLetters, filtered: records.length - out.length - deadLetters.length }
-  })
+  )
 
 const deriveByExpressions = (
   compiled: ReadonlyArray<readonly [string, Expression.Compiled]>,
@@ -265,13 +286,16 @@ export const build = (config: TransformConfig, ctx: BuildContext): Effect.Effect
       case "derive": {
         const compiled: Array<readonly [string, Expression.Compiled]> = []
         for (const [field, source] of Object.entries(config.fields)) {
-          const expr = yield* Expression.compile(source, ctx.fields === undefined ? {} : { variables: ctx.fields }).pipe(
-            Effect.mapError(compileError(ctx, `.fields[${JSON.stringify(field)}]`))
-          )
+          const expr = yield* Expression.compile(
+            source,
+            ctx.fields === undefined ? {} : { variables: ctx.fields }
+          ).pipe(Effect.mapError(compileError(ctx, `.fields[${JSON.stringify(field)}]`)))
           compiled.push([field, expr])
         }
         const fields =
-          ctx.fields === undefined ? undefined : [...ctx.fields, ...compiled.map(([k]) => k).filter((k) => !ctx.fields!.includes(k))]
+          ctx.fields === undefined
+            ? undefined
+            : [...ctx.fields, ...compiled.map(([k]) => k).filter((k) => !ctx.fields!.includes(k))]
         return { apply: deriveByExpressions(compiled, config.name), fields }
       }
       case "select":
@@ -279,8 +303,7 @@ export const build = (config: TransformConfig, ctx: BuildContext): Effect.Effect
         return { apply: Stateless.select(config.fields) as FlowTransform, fields: config.fields }
       case "rename": {
         yield* checkFields(ctx, ".fields", Object.keys(config.fields))
-        const fields =
-          ctx.fields === undefined ? undefined : ctx.fields.map((f) => config.fields[f] ?? f)
+        const fields = ctx.fields === undefined ? undefined : ctx.fields.map((f) => config.fields[f] ?? f)
         return { apply: Stateless.rename(config.fields) as unknown as FlowTransform, fields }
       }
       case "cast":
@@ -288,7 +311,8 @@ export const build = (config: TransformConfig, ctx: BuildContext): Effect.Effect
         return { apply: Stateless.cast(config.fields) as unknown as FlowTransform, fields: ctx.fields }
       case "validate": {
         const rules: Array<Rule.Rule<AnyRecord>> = []
-        for (let i = 0; i < config.rules.length; i++) rules.push(yield* buildRule(config.rules[i]!, ctx, `.rules[${i}]`))
+        for (let i = 0; i < config.rules.length; i++)
+          rules.push(yield* buildRule(config.rules[i]!, ctx, `.rules[${i}]`))
         return {
           apply: validate(rules, config.name === undefined ? {} : { name: config.name }) as FlowTransform,
           fields: ctx.fields
