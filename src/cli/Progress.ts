@@ -25,7 +25,7 @@ export const line = (ctx: RunContext, elapsedMs: number): string => {
 /** A reporter that redraws the line on a terminal at most every `intervalMs`. */
 export const terminal = (stream: NodeJS.WriteStream, intervalMs = 200): ProgressReporter => {
   const started = performance.now()
-  let last = 0
+  let last = Number.NEGATIVE_INFINITY
   return {
     update: (ctx) => {
       const now = performance.now()
