@@ -6,9 +6,10 @@
  */
 import * as BigDecimal from "effect/BigDecimal"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
+import type * as Schema from "effect/Schema"
 import type * as DeadLetter from "../core/DeadLetter.ts"
 import { type Flow, mapBatches } from "../core/Flow.ts"
+import * as RecordSchema from "../core/RecordSchema.ts"
 
 type Simplify<T> = { [K in keyof T]: T[K] } & {}
 
@@ -292,22 +293,16 @@ export const cast =
 export const decode =
   <S extends Schema.Top>(schema: S, options?: { readonly name?: string }) =>
   <A, E, R>(self: Flow<A, E, R>): Flow<S["Type"], E, R> => {
-    const decodeExit = Schema.decodeUnknownExit(schema as unknown as Schema.Codec<S["Type"], unknown>)
+    const validate = RecordSchema.fromSchema(schema).validate
     return mapBatches<A, S["Type"]>(
       { name: options?.name ?? "decode", description: "decode records with a Schema", cardinality: "one-to-one" },
       () => (records, stage) => {
         const out: Array<S["Type"]> = []
         const deadLetters: Array<DeadLetter.DeadLetter> = []
         for (let i = 0; i < records.length; i++) {
-          const exit = decodeExit(records[i], { errors: "all" })
-          if (exit._tag === "Success") out.push(exit.value)
-          else
-            deadLetters.push({
-              stage,
-              reason: "invalid-record",
-              message: String(exit.cause).slice(0, 1000),
-              record: records[i]
-            })
+          const result = validate(records[i])
+          if (result.ok) out.push(result.value)
+          else deadLetters.push({ stage, reason: "invalid-record", message: result.message, record: records[i] })
         }
         return { records: out, deadLetters }
       }

@@ -1,6 +1,7 @@
 import { assert, describe, expectTypeOf, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
 import * as Batch from "../../src/core/Batch.ts"
@@ -252,6 +253,40 @@ describe("Pipeline", () => {
       events.length = 0
       yield* Pipeline.from(source).pipe(Pipeline.to(sink("per-write")), Pipeline.run)
       assert.deepStrictEqual(events, ["write 1", "ack 1", "write 2", "ack 2", "commit"])
+    })
+  )
+
+  it.effect("decode turns encoded records into typed ones and rejects the rest with the failing path", () =>
+    Effect.gen(function* () {
+      const Row = Schema.Struct({ id: Schema.Int, at: Schema.DateFromString })
+      const out = Sink.collect<typeof Row.Type>("out")
+      const dead = Sink.collect<DeadLetter>("dead")
+      const report = yield* Pipeline.from(
+        Source.fromArrays(
+          "raw",
+          Stream.fromIterable<ReadonlyArray<unknown>>([[
+            { id: 1, at: "2026-01-01T00:00:00Z" },
+            { id: "x", at: "nope" }
+          ])
+        )
+      ).pipe(Pipeline.decode(Row), Pipeline.to(out), Pipeline.withDeadLetters(dead), Pipeline.run)
+      assert.strictEqual(report.records.written, 1)
+      assert.instanceOf(out.collected().records[0]!.at, Date)
+      const [rejected] = dead.collected().records
+      assert.strictEqual(rejected!.reason, "invalid-record")
+      assert.include(rejected!.message, "id: Expected number")
+      assert.include(rejected!.message, "at: ")
+    })
+  )
+
+  it.effect("a source built at run time sees the run context", () =>
+    Effect.gen(function* () {
+      const out = Sink.collect<string>("out")
+      const source = Source.unwrap("late", { type: "memory", description: "built per run", bounded: true }, (ctx) =>
+        Effect.succeed(Stream.make(Batch.make([ctx.pipeline])))
+      )
+      yield* Pipeline.from(source).pipe(Pipeline.to(out), Pipeline.named("named-run"), Pipeline.run)
+      assert.deepStrictEqual(out.collected().records, ["named-run"])
     })
   )
 
