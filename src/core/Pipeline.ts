@@ -30,8 +30,13 @@ import type { RunReport } from "./RunReport.ts"
 import type { Sink, SinkWriter, WriteMode } from "./Sink.ts"
 import type { RunContext, StageInfo } from "./Stage.ts"
 
+export * as Agg from "../transforms/Aggregate.ts"
+export { aggregate } from "../transforms/Aggregate.ts"
+export { join } from "../transforms/Join.ts"
 export { cast, decode, derive, filter, map, rename, select } from "../transforms/Stateless.ts"
 export { validate } from "../transforms/Validate.ts"
+export * as Window from "../transforms/Window.ts"
+export { window } from "../transforms/Window.ts"
 export type { Flow } from "./Flow.ts"
 export { from } from "./Flow.ts"
 

@@ -5,16 +5,22 @@
  *
  * Config names are snake_case (`on_fail`, `exclusive_min`); the typed API's are camelCase.
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as ConfigError from "../config/ConfigError.ts"
-import { NonEmpty, StageName } from "../config/Fields.ts"
+import { DurationString, NonEmpty, StageName } from "../config/Fields.ts"
+import * as Connectors from "../connectors/Connectors.ts"
 import type * as DeadLetter from "../core/DeadLetter.ts"
 import { type Flow, mapBatches } from "../core/Flow.ts"
 import * as Expression from "../expr/Expression.ts"
+import * as Aggregate from "./Aggregate.ts"
+import type { AggSpec } from "./internal/Accumulators.ts"
+import * as Join from "./Join.ts"
 import * as Rule from "./Rule.ts"
 import * as Stateless from "./Stateless.ts"
 import { validate } from "./Validate.ts"
+import * as Window from "./Window.ts"
 
 /** The records of a config-built pipeline: plain objects. */
 export type AnyRecord = Readonly<Record<string, unknown>>
@@ -67,6 +73,183 @@ export const RuleConfig = Schema.Union([
   })
 ]).annotate({ description: "A business rule: not_null, range, pattern, one_of or a CEL expression" })
 
+const positiveMillis = (text: string | undefined): boolean =>
+  text === undefined || Duration.toMillis(text as Duration.Input) > 0
+
+const AggFunction = Schema.Literals([
+  "count",
+  "count_distinct",
+  "sum",
+  "avg",
+  "min",
+  "max",
+  "first",
+  "last",
+  "percentile",
+  "p50",
+  "p95",
+  "p99"
+]).annotate({
+  description:
+    "count (rows; non-NULL values with a field), count_distinct, sum (exact for decimals), avg, min, max, first, last (non-NULL, in arrival order), percentile with a quantile, or p50/p95/p99 (approximate, within relative_accuracy)"
+})
+
+/** One aggregate function in a config: `{"fn": "sum", "field": "amount"}`. */
+export const AggregateFieldConfig = Schema.Struct({
+  fn: AggFunction,
+  field: Schema.optionalKey(NonEmpty.annotate({ description: "The field it reads (not needed by count)" })),
+  quantile: Schema.optionalKey(
+    Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 })).annotate({
+      description: 'For "percentile": the quantile, between 0 and 1 (0.95 for the 95th percentile)'
+    })
+  ),
+  relative_accuracy: Schema.optionalKey(
+    Schema.Finite.check(Schema.isGreaterThan(0), Schema.isLessThan(1)).annotate({
+      description:
+        "For percentiles: the sketch's relative accuracy (default 0.01: estimates within ±1% of the exact value)"
+    })
+  )
+})
+  .check(
+    Schema.makeFilter((f) => {
+      if (f.fn !== "count" && f.field === undefined)
+        return { path: ["field"], issue: `"${f.fn}" needs the field it aggregates, e.g. "field": "amount"` }
+      if (f.fn === "percentile" && f.quantile === undefined)
+        return { path: ["quantile"], issue: '"percentile" needs a "quantile" between 0 and 1, e.g. "quantile": 0.95' }
+      if (f.fn !== "percentile" && f.quantile !== undefined)
+        return { path: ["quantile"], issue: `"quantile" only applies to "fn": "percentile", not "${f.fn}"` }
+      if (f.relative_accuracy !== undefined && !["percentile", "p50", "p95", "p99"].includes(f.fn))
+        return { path: ["relative_accuracy"], issue: `"relative_accuracy" only applies to percentiles, not "${f.fn}"` }
+      return undefined
+    })
+  )
+  .annotate({ description: 'An aggregate function over a field, e.g. {"fn": "sum", "field": "amount"}' })
+
+const AggregateConfig = Schema.Struct({
+  type: Schema.Literal("aggregate"),
+  name: Schema.optionalKey(StageName),
+  group_by: Schema.optionalKey(
+    Schema.Array(NonEmpty).annotate({
+      description:
+        "The grouping fields (none: one group). After a window, include windowStart/windowEnd for per-window groups"
+    })
+  ),
+  fields: Schema.Record(Schema.String, AggregateFieldConfig).annotate({
+    description:
+      'Output field → aggregate function, e.g. {"total": {"fn": "sum", "field": "amount"}, "n": {"fn": "count"}}'
+  })
+}).check(
+  Schema.makeFilter((a) => {
+    const clash = Object.keys(a.fields).find((name) => (a.group_by ?? []).includes(name))
+    return clash === undefined
+      ? undefined
+      : { path: ["fields", clash], issue: `"${clash}" is also a grouping field; give the aggregate another name` }
+  })
+)
+
+const WindowConfig = Schema.Struct({
+  type: Schema.Literal("window"),
+  name: Schema.optionalKey(StageName),
+  kind: Schema.Literals(["tumbling", "sliding", "session"]).annotate({
+    description: "tumbling (size), sliding/hopping (size and slide) or session (gap) windows over event time"
+  }),
+  time: NonEmpty.annotate({
+    description:
+      "The field holding each record's event time: a timestamp (cast it with a cast transform if it is a string)"
+  }),
+  size: Schema.optionalKey(DurationString.annotate({ description: "Window length (tumbling, sliding)" })),
+  slide: Schema.optionalKey(DurationString.annotate({ description: "How far apart sliding windows start" })),
+  gap: Schema.optionalKey(
+    DurationString.annotate({ description: "A session ends when no event follows within this gap (session)" })
+  ),
+  by: Schema.optionalKey(
+    Schema.Array(NonEmpty).annotate({ description: "Session windows are kept per value of these fields (session)" })
+  ),
+  allowed_lateness: Schema.optionalKey(
+    DurationString.annotate({
+      description:
+        'How far behind the latest event time a record may be and still count (default "0 seconds"); the watermark is the latest event time minus this'
+    })
+  ),
+  on_late: Schema.optionalKey(
+    Schema.Literals(["reject", "drop"]).annotate({
+      description:
+        'Records behind the watermark: "reject" sends them to the dead letters with reason "late" (default), "drop" counts them as filtered'
+    })
+  )
+}).check(
+  Schema.makeFilter((w) => {
+    const needs = (key: "size" | "slide" | "gap", example: string) =>
+      w[key] === undefined
+        ? { path: [key], issue: `A ${w.kind} window needs "${key}", e.g. "${key}": "${example}"` }
+        : positiveMillis(w[key])
+          ? undefined
+          : { path: [key], issue: `"${key}" must be a positive duration` }
+    const not = (key: "size" | "slide" | "gap" | "by") =>
+      w[key] === undefined ? undefined : { path: [key], issue: `"${key}" does not apply to a ${w.kind} window` }
+    const first = (...issues: ReadonlyArray<{ path: ReadonlyArray<string>; issue: string } | undefined>) =>
+      issues.find((i) => i !== undefined)
+    switch (w.kind) {
+      case "tumbling":
+        return first(needs("size", "1 hour"), not("slide"), not("gap"), not("by"))
+      case "sliding":
+        return first(needs("size", "1 hour"), needs("slide", "10 minutes"), not("gap"), not("by"))
+      case "session":
+        return first(needs("gap", "30 minutes"), not("size"), not("slide"))
+    }
+  })
+)
+
+const JoinConfig = Schema.Struct({
+  type: Schema.Literal("join"),
+  name: Schema.optionalKey(StageName),
+  source: Connectors.SourceConfig.annotate({
+    description: "The joined side: a bounded source read to its end into memory when the run starts"
+  }),
+  on: Schema.Union([
+    NonEmpty,
+    Schema.Array(NonEmpty).check(Schema.isMinLength(1)),
+    Schema.Record(Schema.String, NonEmpty)
+  ]).annotate({
+    description:
+      'The key fields: "userId", ["tenant", "userId"], or {"userId": "id"} (this flow\'s field → the joined field)'
+  }),
+  kind: Schema.optionalKey(
+    Schema.Literals(["inner", "left", "right", "full"]).annotate({
+      description: "inner (default), left, right or full (outer) join"
+    })
+  ),
+  select: Schema.optionalKey(
+    Schema.Array(NonEmpty).annotate({ description: "The joined side's fields to take (default: all)" })
+  ),
+  rename: Schema.optionalKey(
+    Schema.Record(Schema.String, NonEmpty).annotate({
+      description: "New names for fields of the joined side, to resolve name clashes"
+    })
+  ),
+  max_rows: Schema.optionalKey(
+    Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)).annotate({
+      description: "The most rows the joined side may have (default 1000000); more fails the run with a clear error"
+    })
+  ),
+  refresh: Schema.optionalKey(
+    DurationString.annotate({
+      description:
+        "Reload the joined side when this much time has passed (inner and left joins, long-running pipelines)"
+    })
+  )
+}).check(
+  Schema.makeFilter((j) => {
+    if (j.refresh !== undefined && (j.kind === "right" || j.kind === "full"))
+      return {
+        path: ["refresh"],
+        issue: `"refresh" works with inner and left joins only: a ${j.kind} join emits the unmatched rows of one table at the end`
+      }
+    if (!positiveMillis(j.refresh)) return { path: ["refresh"], issue: '"refresh" must be a positive duration' }
+    return undefined
+  })
+)
+
 /** A transform in a config. */
 export const TransformConfig = Schema.Union([
   Schema.Struct({
@@ -102,8 +285,11 @@ export const TransformConfig = Schema.Union([
     type: Schema.Literal("validate"),
     name: Schema.optionalKey(StageName),
     rules: Schema.Array(RuleConfig)
-  })
-]).annotate({ description: "A transform: filter, derive, select, rename, cast or validate" })
+  }),
+  AggregateConfig,
+  WindowConfig,
+  JoinConfig
+]).annotate({ description: "A transform: filter, derive, select, rename, cast, validate, aggregate, window or join" })
 
 /** A decoded transform config. */
 export type TransformConfig = typeof TransformConfig.Type
@@ -117,6 +303,8 @@ export interface BuildContext {
   readonly path: string
   /** The fields records have before this transform, when the source has a schema. */
   readonly fields: ReadonlyArray<string> | undefined
+  /** Finds record schemas by name, for the source of a `join` (without it, a joined source cannot name a schema). */
+  readonly schema?: Connectors.BuildEnv["schema"]
 }
 
 /** A built transform and the fields records have after it (when known). */
@@ -272,6 +460,144 @@ const deriveByExpressions = (
     }
   )
 
+const pathOf = (...path: ReadonlyArray<string | number>): string => ConfigError.jsonPath(path).slice(1)
+
+const aggFunctions: Readonly<Record<typeof AggFunction.Type, Pick<AggSpec, "kind" | "quantile">>> = {
+  count: { kind: "count" },
+  count_distinct: { kind: "countDistinct" },
+  sum: { kind: "sum" },
+  avg: { kind: "avg" },
+  min: { kind: "min" },
+  max: { kind: "max" },
+  first: { kind: "first" },
+  last: { kind: "last" },
+  percentile: { kind: "percentile" },
+  p50: { kind: "percentile", quantile: 0.5 },
+  p95: { kind: "percentile", quantile: 0.95 },
+  p99: { kind: "percentile", quantile: 0.99 }
+}
+
+const buildAggregate = (
+  config: typeof AggregateConfig.Type,
+  ctx: BuildContext
+): Effect.Effect<Built, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    const groupBy = config.group_by ?? []
+    yield* checkFields(ctx, ".group_by", groupBy)
+    const fields: Record<string, AggSpec> = {}
+    for (const [name, f] of Object.entries(config.fields)) {
+      if (f.field !== undefined) yield* checkFields(ctx, pathOf("fields", name, "field"), [f.field])
+      const fn = aggFunctions[f.fn]
+      fields[name] = {
+        kind: fn.kind,
+        field: f.field,
+        quantile: f.quantile ?? fn.quantile,
+        relativeAccuracy: f.relative_accuracy
+      }
+    }
+    return {
+      apply: Aggregate.dynamic(
+        { groupBy, fields },
+        config.name === undefined ? {} : { name: config.name }
+      ) as FlowTransform,
+      fields: [...groupBy, ...Object.keys(fields)]
+    }
+  })
+
+const millisOf = (text: string | undefined): number =>
+  text === undefined ? 0 : Duration.toMillis(text as Duration.Input)
+
+const buildWindow = (
+  config: typeof WindowConfig.Type,
+  ctx: BuildContext
+): Effect.Effect<Built, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    yield* checkFields(ctx, ".time", [config.time])
+    if (config.by !== undefined) yield* checkFields(ctx, ".by", config.by)
+    const size = millisOf(config.size)
+    const spec = Window.fromConfig({
+      kind: config.kind,
+      sizeMs: size,
+      slideMs: config.kind === "sliding" ? millisOf(config.slide) : size,
+      gapMs: millisOf(config.gap),
+      latenessMs: millisOf(config.allowed_lateness),
+      onLate: config.on_late ?? "reject",
+      time: config.time,
+      by: config.by ?? []
+    })
+    const fields =
+      ctx.fields === undefined
+        ? undefined
+        : [...ctx.fields.filter((f) => f !== "windowStart" && f !== "windowEnd"), "windowStart", "windowEnd"]
+    return {
+      apply: Window.dynamic(spec, config.name === undefined ? {} : { name: config.name }) as FlowTransform,
+      fields
+    }
+  })
+
+const buildJoin = (config: typeof JoinConfig.Type, ctx: BuildContext): Effect.Effect<Built, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    const on: Join.JoinOn = config.on
+    const keys = Join.keysOf(on)
+    yield* checkFields(ctx, ".on", keys.left)
+    const built = yield* Connectors.buildSource(config.source, {
+      file: ctx.file,
+      path: `${ctx.path}.source`,
+      defaultName: "lookup",
+      schema:
+        ctx.schema ??
+        ((name, path) =>
+          Effect.fail(
+            ConfigError.single(
+              ctx.file,
+              path,
+              `Schema ${JSON.stringify(name)} cannot be looked up for a joined source here`
+            )
+          ))
+    })
+    const right = built.fields
+    const source = { ...ctx, fields: right }
+    yield* checkFields(source, ".on", keys.right)
+    if (config.select !== undefined) yield* checkFields(source, ".select", config.select)
+    if (config.rename !== undefined) yield* checkFields(source, ".rename", Object.keys(config.rename))
+    const keyNames = new Set(keys.right)
+    const renamedKey = Object.keys(config.rename ?? {}).find((k) => keyNames.has(k))
+    if (renamedKey !== undefined)
+      return yield* Effect.fail(
+        ConfigError.single(
+          ctx.file,
+          `${ctx.path}${pathOf("rename", renamedKey)}`,
+          `"${renamedKey}" is a join key of the joined side; it is not repeated in the output, so it cannot be renamed`
+        )
+      )
+    const taken = (config.select ?? right)?.filter((f) => !keyNames.has(f))
+    const contributed = taken?.map((f) => config.rename?.[f] ?? f)
+    let fields: ReadonlyArray<string> | undefined
+    if (ctx.fields !== undefined && contributed !== undefined) {
+      const clashes = contributed.filter((f) => ctx.fields!.includes(f))
+      if (clashes.length > 0)
+        return yield* Effect.fail(
+          ConfigError.single(
+            ctx.file,
+            ctx.path,
+            `Both sides have field${clashes.length > 1 ? "s" : ""} ${clashes.map((c) => JSON.stringify(c)).join(", ")}: leave ${clashes.length > 1 ? "them" : "it"} out of the joined side ("select") or rename ${clashes.length > 1 ? "them" : "it"} ("rename": {${JSON.stringify(clashes[0])}: "..."})`
+          )
+        )
+      fields = [...ctx.fields, ...contributed]
+    }
+    const spec: Join.JoinSpec = {
+      on,
+      type: config.kind ?? "inner",
+      ...(config.select === undefined ? {} : { select: config.select }),
+      ...(config.rename === undefined ? {} : { rename: config.rename }),
+      ...(config.max_rows === undefined ? {} : { maxRows: config.max_rows }),
+      ...(config.refresh === undefined ? {} : { refresh: config.refresh as Duration.Input }),
+      ...(config.name === undefined ? {} : { name: config.name })
+    }
+    // Config-built flows always need exactly Connectors.Services, which is what the joined source needs too.
+    return { apply: Join.dynamic(built.source, spec) as unknown as FlowTransform, fields }
+  })
+
 /** Builds one config transform into a flow transform, checking field names when they are known. */
 export const build = (config: TransformConfig, ctx: BuildContext): Effect.Effect<Built, ConfigError.ConfigError> =>
   Effect.gen(function* () {
@@ -309,6 +635,12 @@ export const build = (config: TransformConfig, ctx: BuildContext): Effect.Effect
       case "cast":
         yield* checkFields(ctx, ".fields", Object.keys(config.fields))
         return { apply: Stateless.cast(config.fields) as unknown as FlowTransform, fields: ctx.fields }
+      case "aggregate":
+        return yield* buildAggregate(config, ctx)
+      case "window":
+        return yield* buildWindow(config, ctx)
+      case "join":
+        return yield* buildJoin(config, ctx)
       case "validate": {
         const rules: Array<Rule.Rule<AnyRecord>> = []
         for (let i = 0; i < config.rules.length; i++)

@@ -264,9 +264,11 @@ describe("Pipeline", () => {
       const report = yield* Pipeline.from(
         Source.fromArrays(
           "raw",
-          Stream.fromIterable<ReadonlyArray<unknown>>([[
-            { id: 1, at: "2026-01-01T00:00:00Z" },
-            { id: "x", at: "nope" }
+          Stream.fromIterable<ReadonlyArray<unknown>>([
+            [
+              { id: 1, at: "2026-01-01T00:00:00Z" },
+              { id: "x", at: "nope" }
+            ]
           ])
         )
       ).pipe(Pipeline.decode(Row), Pipeline.to(out), Pipeline.withDeadLetters(dead), Pipeline.run)

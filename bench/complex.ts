@@ -1,0 +1,285 @@
+/**
+ * The "complex" pipeline of the original plan, in memory: transactions joined with users, filtered, windowed (1-hour
+ * tumbling windows on event time) and aggregated per user and window — through effect-etl's typed API, beside a
+ * plain-JS baseline doing the same work in one loop (hash join, filter, watermark, per-window exact decimal sums).
+ *
+ * Each case runs in its own child process (so that peak RSS is its own): the data are generated, one warm-up run,
+ * then the median of `runs` timed runs. Both cases must produce the same rows (count and checksum of the sums).
+ *
+ * Run: `node bench/complex.ts [transactions] [users] [runs]` (defaults 1000000, 100000 and 3). Results are printed and
+ * written to `bench/results/complex.json`.
+ */
+import { execFileSync } from "node:child_process"
+import { mkdirSync, writeFileSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+import * as BigDecimal from "effect/BigDecimal"
+import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import * as Pipeline from "../src/core/Pipeline.ts"
+import * as Sink from "../src/core/Sink.ts"
+import * as Source from "../src/core/Source.ts"
+import * as Agg from "../src/transforms/Aggregate.ts"
+import * as Window from "../src/transforms/Window.ts"
+
+/** A transaction of the benchmark's input. */
+interface Transaction {
+  readonly transactionId: string
+  readonly userId: string
+  readonly amount: BigDecimal.BigDecimal
+  readonly currency: string
+  readonly status: string
+  readonly eventTime: Date
+}
+
+/** A user of the joined side. */
+interface User {
+  readonly id: string
+  readonly name: string
+  readonly country: string
+  readonly tier: string
+}
+
+/** What one case measured. */
+interface CaseResult {
+  readonly case: "effect-etl" | "plain-js"
+  readonly transactions: number
+  readonly users: number
+  readonly runs: number
+  readonly medianMs: number
+  readonly recordsPerSec: number
+  readonly outputRows: number
+  readonly checksum: string
+  readonly rssAfterDataMb: number
+  readonly peakRssMb: number
+}
+
+const HOUR = 3_600_000
+const LATENESS = 5 * 60_000
+const START = Date.UTC(2026, 10, 1)
+
+const random = (seed: number) => {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const makeData = (n: number, u: number) => {
+  const next = random(42)
+  const countries = ["FR", "DE", "GB", "US", "JP", "BR"]
+  const users: Array<User> = []
+  for (let i = 0; i < u; i++)
+    users.push({
+      id: `u${i}`,
+      name: `user ${i}`,
+      country: countries[i % countries.length]!,
+      tier: next() < 0.01 ? "blocked" : next() < 0.2 ? "gold" : "standard"
+    })
+  const statuses = ["settled", "settled", "settled", "pending", "failed", "refunded"]
+  // Event times span about 100 hours, slightly out of order (within the allowed lateness).
+  const step = (100 * HOUR) / n
+  const transactions: Array<Transaction> = []
+  for (let i = 0; i < n; i++)
+    transactions.push({
+      transactionId: `t${i}`,
+      // A few users (ids beyond the users table) have no match; the others are skewed toward low ids.
+      userId: `u${Math.floor(next() ** 2 * u * 1.02)}`,
+      amount: BigDecimal.make(BigInt(Math.floor(next() * 250_000) + 1), 2),
+      currency: "EUR",
+      status: statuses[Math.floor(next() * statuses.length)]!,
+      eventTime: new Date(START + Math.floor(i * step + next() * 60_000))
+    })
+  return { transactions, users }
+}
+
+interface Totals {
+  rows: number
+  unscaled: bigint
+  count: number
+}
+
+const checksumOf = (t: Totals) =>
+  `${t.rows} rows, ${t.count} transactions, sum ${BigDecimal.format(BigDecimal.make(t.unscaled, 2))}`
+
+const runPipeline = (transactions: ReadonlyArray<Transaction>, users: ReadonlyArray<User>): Promise<Totals> => {
+  const totals: Totals = { rows: 0, unscaled: 0n, count: 0 }
+  const out = Sink.make<{ readonly total: BigDecimal.BigDecimal; readonly count: number }>({
+    name: "count",
+    type: "memory",
+    description: "counts rows and sums totals",
+    mode: "append",
+    durability: "per-write",
+    open: Effect.succeed({
+      write: (rows) =>
+        Effect.sync(() => {
+          totals.rows += rows.length
+          for (let i = 0; i < rows.length; i++) {
+            const r = rows[i]!
+            totals.count += r.count
+            totals.unscaled += BigDecimal.scale(r.total, 2).value
+          }
+        }),
+      commit: Effect.sync(() => ({ written: totals.rows }))
+    })
+  })
+  const pipeline = Pipeline.from(Source.fromIterable("transactions", transactions, { batchSize: 4096 })).pipe(
+    Pipeline.join(Source.fromIterable("users", users, { batchSize: 4096 }), {
+      on: { userId: "id" },
+      select: ["country", "tier"],
+      maxRows: 1_000_000
+    }),
+    Pipeline.filter((t) => t.status === "settled" && t.tier !== "blocked"),
+    Pipeline.window(Window.tumbling("1 hour", { time: "eventTime", allowedLateness: "5 minutes" })),
+    Pipeline.aggregate({
+      groupBy: ["userId", "country", "windowStart", "windowEnd"],
+      fields: { total: Agg.sum("amount"), count: Agg.count() }
+    }),
+    Pipeline.to(out)
+  )
+  return Effect.runPromise(
+    Pipeline.run(pipeline).pipe(
+      Effect.flatMap((report) =>
+        report.reconciliation.ok ? Effect.succeed(totals) : Effect.die(new Error("row counts do not reconcile"))
+      ),
+      Effect.provide(Logger.layer([]))
+    )
+  )
+}
+
+/** The same work in one loop: hash join, filter, watermark and per-window exact sums, windows closed in order. */
+const runBaseline = (transactions: ReadonlyArray<Transaction>, users: ReadonlyArray<User>): Totals => {
+  const totals: Totals = { rows: 0, unscaled: 0n, count: 0 }
+  const byId = new Map<string, User>()
+  for (const u of users) byId.set(u.id, u)
+  const open = new Map<number, Map<string, { unscaled: bigint; count: number }>>()
+  let watermark = Number.NEGATIVE_INFINITY
+  let max = Number.NEGATIVE_INFINITY
+  const close = (all: boolean) => {
+    const ready = Array.from(open.keys())
+      .filter((start) => all || start + HOUR <= watermark)
+      .sort((a, b) => a - b)
+    for (const start of ready) {
+      for (const acc of open.get(start)!.values()) {
+        totals.rows++
+        totals.count += acc.count
+        totals.unscaled += acc.unscaled
+      }
+      open.delete(start)
+    }
+  }
+  for (let i = 0; i < transactions.length; i++) {
+    const t = transactions[i]!
+    const u = byId.get(t.userId)
+    if (u === undefined || t.status !== "settled" || u.tier === "blocked") continue
+    const time = t.eventTime.getTime()
+    if (time < watermark) continue
+    if (time > max) {
+      max = time
+      watermark = max - LATENESS
+    }
+    const start = time - (time % HOUR)
+    let groups = open.get(start)
+    if (groups === undefined) {
+      groups = new Map()
+      open.set(start, groups)
+    }
+    const key = `${t.userId}|${u.country}`
+    const acc = groups.get(key)
+    const cents = BigDecimal.scale(t.amount, 2).value
+    if (acc === undefined) groups.set(key, { unscaled: cents, count: 1 })
+    else {
+      acc.unscaled += cents
+      acc.count++
+    }
+    if ((i & 4095) === 4095) close(false)
+  }
+  close(true)
+  return totals
+}
+
+const median = (xs: ReadonlyArray<number>): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]!
+}
+
+const mb = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10
+
+const runCase = async (which: CaseResult["case"], n: number, u: number, runs: number): Promise<CaseResult> => {
+  const { transactions, users } = makeData(n, u)
+  const rssAfterDataMb = mb(process.memoryUsage().rss)
+  const once = async () => {
+    const started = performance.now()
+    const totals = which === "plain-js" ? runBaseline(transactions, users) : await runPipeline(transactions, users)
+    return { ms: performance.now() - started, totals }
+  }
+  const warm = await once()
+  const times: Array<number> = []
+  for (let i = 0; i < runs; i++) {
+    const r = await once()
+    if (checksumOf(r.totals) !== checksumOf(warm.totals)) throw new Error("results differ between runs")
+    times.push(r.ms)
+  }
+  const medianMs = median(times)
+  return {
+    case: which,
+    transactions: n,
+    users: u,
+    runs,
+    medianMs: Math.round(medianMs),
+    recordsPerSec: Math.round(n / (medianMs / 1000)),
+    outputRows: warm.totals.rows,
+    checksum: checksumOf(warm.totals),
+    rssAfterDataMb,
+    peakRssMb: mb(process.resourceUsage().maxRSS * 1024)
+  }
+}
+
+const main = async () => {
+  const n = Number(process.argv[2] ?? 1_000_000)
+  const u = Number(process.argv[3] ?? 100_000)
+  const runs = Number(process.argv[4] ?? 3)
+  const child = process.argv[5]
+  if (child === "effect-etl" || child === "plain-js") {
+    console.log(JSON.stringify(await runCase(child, n, u, runs)))
+    return
+  }
+  const self = fileURLToPath(import.meta.url)
+  const results = (["plain-js", "effect-etl"] as const).map(
+    (which) =>
+      JSON.parse(
+        execFileSync(process.execPath, [self, String(n), String(u), String(runs), which], {
+          encoding: "utf8",
+          maxBuffer: 1 << 20
+        })
+      ) as CaseResult
+  )
+  const [baseline, etl] = results as [CaseResult, CaseResult]
+  if (baseline.checksum !== etl.checksum) throw new Error(`the cases disagree: ${baseline.checksum} vs ${etl.checksum}`)
+  const ratio = Math.round((baseline.recordsPerSec / etl.recordsPerSec) * 100) / 100
+  console.log(
+    `complex pipeline: ${n.toLocaleString("en-US")} transactions ⋈ ${u.toLocaleString("en-US")} users → filter → 1h tumbling windows → aggregate per user`
+  )
+  console.log(`output: ${etl.checksum}`)
+  console.log("| case | median ms | records/s | RSS after data (MB) | peak RSS (MB) |")
+  console.log("|---|---|---|---|---|")
+  for (const r of results)
+    console.log(
+      `| ${r.case} | ${r.medianMs} | ${r.recordsPerSec.toLocaleString("en-US")} | ${r.rssAfterDataMb} | ${r.peakRssMb} |`
+    )
+  console.log(`plain JS is ${ratio}× faster than effect-etl`)
+  const dir = fileURLToPath(new URL("./results/", import.meta.url))
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(
+    `${dir}complex.json`,
+    `${JSON.stringify({ date: new Date().toISOString(), node: process.version, baselineOverEtl: ratio, results }, null, 2)}\n`
+  )
+}
+
+main().catch((error: unknown) => {
+  console.error(error)
+  process.exitCode = 1
+})

@@ -1,0 +1,563 @@
+/**
+ * Aggregations: `aggregate({ groupBy, fields })` and the aggregate functions (`count`, `countDistinct`, `sum`, `avg`,
+ * `min`, `max`, `first`, `last`, and approximate percentiles).
+ *
+ * The output record type is inferred from the spec: grouping `{ userId: string; amount: number }` by `userId` with
+ * `{ total: Agg.sum("amount"), count: Agg.count() }` gives `{ userId: string; total: number; count: number }`; grouping
+ * by a field the records do not have, or summing a string, does not compile.
+ *
+ * Semantics are SQL's: rows with equal keys form a group (all NULL keys form one group); `count()` counts rows,
+ * `count(field)` non-NULL values; `sum`, `avg`, `min`, `max`, `first`, `last` and percentiles ignore NULLs and give
+ * `null` when a group has no value (so their output type includes `null` exactly when the input field's does). Sums of
+ * `BigDecimal` fields are exact. A value a function cannot use (a string in a sum) rejects its record to the dead
+ * letters (reason `invalid-value`). There is one output row per group and no row at all for an empty input.
+ *
+ * Without a window, `aggregate` emits its groups when a bounded input ends, with the acks of every input batch on the
+ * last output batch. Right after `window` and grouped by `windowStart`/`windowEnd`, it emits each window's groups as
+ * the watermark closes the window, and keeps state only for open windows (see `Window`).
+ *
+ * ```ts
+ * Pipeline.aggregate({
+ *   groupBy: ["userId"],
+ *   fields: { total: Agg.sum("amount"), count: Agg.count(), p95: Agg.p95("latencyMs") }
+ * })
+ * ```
+ */
+import type * as BigDecimal from "effect/BigDecimal"
+import * as Stream from "effect/Stream"
+import type { UnionToIntersection } from "effect/Types"
+import type * as Batch from "../core/Batch.ts"
+import type * as DeadLetter from "../core/DeadLetter.ts"
+import { BuildError } from "../core/Errors.ts"
+import { addStage, type Flow } from "../core/Flow.ts"
+import type { StageCounter } from "../core/Stage.ts"
+import {
+  type Accumulator,
+  type AggKind,
+  type AggSpec,
+  acceptsAnything,
+  checkSpec,
+  describeSpec,
+  expected,
+  factory
+} from "./internal/Accumulators.ts"
+import { type Ack, emit } from "./internal/Acks.ts"
+import { compositeKey, show, timeOf } from "./internal/Values.ts"
+import { lateLetter, timeLetter, type WindowConfig, Windows } from "./internal/Windows.ts"
+import { type WindowSpec, windowingOf } from "./Window.ts"
+
+export type { AggKind } from "./internal/Accumulators.ts"
+export { DEFAULT_RELATIVE_ACCURACY } from "./internal/Accumulators.ts"
+
+type Simplify<T> = { [K in keyof T]: T[K] } & {}
+
+/** An aggregate function `Kind` over the field `K` (`undefined` for `count()`). Build one with `count`, `sum`, ... */
+export interface Aggregation<out Kind extends AggKind = AggKind, out K extends string | undefined = string | undefined>
+  extends AggSpec {
+  readonly _tag: "Aggregation"
+  readonly kind: Kind
+  readonly field: K
+}
+
+/** Values `sum` and `avg` accept: doubles and exact decimals. */
+export type Numeric = number | BigDecimal.BigDecimal
+
+/** Values `min` and `max` accept. */
+export type Orderable = number | bigint | string | boolean | Date | BigDecimal.BigDecimal
+
+const make = <Kind extends AggKind, K extends string | undefined>(
+  kind: Kind,
+  field: K,
+  extra?: { readonly quantile?: number; readonly relativeAccuracy?: number | undefined }
+): Aggregation<Kind, K> => ({ _tag: "Aggregation", kind, field, ...extra })
+
+/**
+ * `count()` counts the rows of a group; `count(field)` counts its non-NULL values of `field`.
+ *
+ * @example
+ * Agg.count()
+ */
+export function count(): Aggregation<"count", undefined>
+/** Counts the non-NULL values of `field`. */
+export function count<const K extends string>(field: K): Aggregation<"count", K>
+export function count(field?: string): Aggregation<"count", string | undefined> {
+  return make("count", field)
+}
+
+/**
+ * The number of distinct non-NULL values of `field` (exact; the group keeps a set of its values).
+ *
+ * @example
+ * Agg.countDistinct("merchant")
+ */
+export const countDistinct = <const K extends string>(field: K): Aggregation<"countDistinct", K> =>
+  make("countDistinct", field)
+
+/**
+ * The sum of the non-NULL values of `field`: a `number`, or an exact `BigDecimal` for decimal fields.
+ *
+ * @example
+ * Agg.sum("amount")
+ */
+export const sum = <const K extends string>(field: K): Aggregation<"sum", K> => make("sum", field)
+
+/**
+ * The mean of the non-NULL values of `field`, as a `number` (decimals are summed exactly, then divided).
+ *
+ * @example
+ * Agg.avg("amount")
+ */
+export const avg = <const K extends string>(field: K): Aggregation<"avg", K> => make("avg", field)
+
+/**
+ * The smallest non-NULL value of `field` (numbers, decimals, strings by code unit, timestamps, booleans).
+ *
+ * @example
+ * Agg.min("eventTime")
+ */
+export const min = <const K extends string>(field: K): Aggregation<"min", K> => make("min", field)
+
+/**
+ * The largest non-NULL value of `field`.
+ *
+ * @example
+ * Agg.max("amount")
+ */
+export const max = <const K extends string>(field: K): Aggregation<"max", K> => make("max", field)
+
+/**
+ * The first non-NULL value of `field`, in arrival order.
+ *
+ * @example
+ * Agg.first("merchant")
+ */
+export const first = <const K extends string>(field: K): Aggregation<"first", K> => make("first", field)
+
+/**
+ * The last non-NULL value of `field`, in arrival order.
+ *
+ * @example
+ * Agg.last("status")
+ */
+export const last = <const K extends string>(field: K): Aggregation<"last", K> => make("last", field)
+
+/** Options of the approximate percentiles. */
+export interface PercentileOptions {
+  /** The sketch's relative accuracy α in (0, 1), default 0.01: every estimate is within ±α·|exact value|. */
+  readonly relativeAccuracy?: number
+}
+
+/**
+ * An approximate percentile of the non-NULL (finite number) values of `field`, from a mergeable DDSketch.
+ *
+ * With the group's `n` values sorted ascending, the exact answer is the value `x` at 0-based rank `⌊q·(n−1)⌋`; the
+ * estimate `e` satisfies `|e − x| ≤ α·|x|` (α = `relativeAccuracy`, default 0.01), and lies within the exact minimum
+ * and maximum. Memory per group is logarithmic in the range of the values, independent of their number.
+ *
+ * @example
+ * Agg.percentile("latencyMs", 0.999, { relativeAccuracy: 0.005 })
+ */
+export const percentile = <const K extends string>(
+  field: K,
+  quantile: number,
+  options?: PercentileOptions
+): Aggregation<"percentile", K> => make("percentile", field, { quantile, relativeAccuracy: options?.relativeAccuracy })
+
+/**
+ * The approximate median (see `percentile`).
+ *
+ * @example
+ * Agg.p50("latencyMs")
+ */
+export const p50 = <const K extends string>(field: K, options?: PercentileOptions): Aggregation<"percentile", K> =>
+  percentile(field, 0.5, options)
+
+/**
+ * The approximate 95th percentile (see `percentile`).
+ *
+ * @example
+ * Agg.p95("latencyMs")
+ */
+export const p95 = <const K extends string>(field: K, options?: PercentileOptions): Aggregation<"percentile", K> =>
+  percentile(field, 0.95, options)
+
+/**
+ * The approximate 99th percentile (see `percentile`).
+ *
+ * @example
+ * Agg.p99("latencyMs")
+ */
+export const p99 = <const K extends string>(field: K, options?: PercentileOptions): Aggregation<"percentile", K> =>
+  percentile(field, 0.99, options)
+
+interface NeedByKind {
+  readonly count: unknown
+  readonly countDistinct: unknown
+  readonly first: unknown
+  readonly last: unknown
+  readonly sum: Numeric | null | undefined
+  readonly avg: Numeric | null | undefined
+  readonly min: Orderable | null | undefined
+  readonly max: Orderable | null | undefined
+  readonly percentile: number | null | undefined
+}
+
+type NeedOf<G> =
+  G extends Aggregation<infer Kind, infer K>
+    ? [K] extends [string]
+      ? { readonly [k in K]: NeedByKind[Kind] }
+      : {}
+    : never
+
+/** What the aggregate functions `F` need from a record: each field they read, with a type they accept. */
+export type AggregateNeeds<F> = UnionToIntersection<NeedOf<F[keyof F]>>
+
+type NullIf<V> = null extends V ? null : undefined extends V ? null : never
+
+type SumOf<V> = V extends BigDecimal.BigDecimal ? BigDecimal.BigDecimal : number
+
+/** The output type of aggregate function `G` over records of type `A`. */
+export type AggregateOutput<G, A> =
+  G extends Aggregation<infer Kind, infer K>
+    ? Kind extends "count" | "countDistinct"
+      ? number
+      : K extends keyof A
+        ? Kind extends "sum"
+          ? SumOf<NonNullable<A[K]>> | NullIf<A[K]>
+          : Kind extends "avg" | "percentile"
+            ? number | NullIf<A[K]>
+            : NonNullable<A[K]> | NullIf<A[K]>
+        : never
+    : never
+
+/** The record `aggregate` emits: the grouping fields of `A`, then one field per aggregate function. */
+export type Aggregated<A, K extends string, F> = Simplify<
+  Pick<A, K & keyof A> & { readonly [f in keyof F]: AggregateOutput<F[f], A> }
+>
+
+/** An aggregate spec whose types are only known at run time (config-built pipelines). */
+export interface AggregateSpec {
+  readonly groupBy?: ReadonlyArray<string>
+  readonly fields: Readonly<Record<string, AggSpec>>
+}
+
+/** Options of the aggregate stage. */
+export interface AggregateOptions {
+  /** The stage name (default `aggregate`). */
+  readonly name?: string
+}
+
+interface Group {
+  readonly first: Readonly<Record<string, unknown>>
+  readonly accs: Array<Accumulator>
+}
+
+type Groups = Map<unknown, Group>
+
+type Row = Record<string, unknown>
+
+const WINDOW_FIELDS: ReadonlySet<string> = new Set(["windowStart", "windowEnd"])
+
+/** The per-group machinery of one aggregate spec, shared by the plain and the windowed stage. */
+class Aggregator {
+  readonly groupBy: ReadonlyArray<string>
+  readonly keys: ReadonlyArray<string>
+  readonly names: ReadonlyArray<string>
+  readonly specs: ReadonlyArray<AggSpec>
+  readonly fields: ReadonlyArray<string | undefined>
+  readonly factories: ReadonlyArray<() => Accumulator>
+  readonly checked: ReadonlyArray<number>
+
+  constructor(spec: AggregateSpec, keys: ReadonlyArray<string>) {
+    this.groupBy = spec.groupBy ?? []
+    this.keys = keys
+    const entries = Object.entries(spec.fields)
+    this.names = entries.map(([name]) => name)
+    this.specs = entries.map(([, s]) => s)
+    this.fields = this.specs.map((s) => s.field)
+    this.factories = this.specs.map(factory)
+    this.checked = this.specs.flatMap((s, i) => (acceptsAnything(s.kind) ? [] : [i]))
+  }
+
+  invalid(record: Readonly<Record<string, unknown>>): string | undefined {
+    for (let i = 0; i < this.checked.length; i++) {
+      const spec = this.specs[this.checked[i]!]!
+      const value = record[spec.field!]
+      const want = expected(spec.kind, value)
+      if (want !== undefined) return `${describeSpec(spec)}: ${spec.field}: expected ${want}, got ${show(value)}`
+    }
+    return undefined
+  }
+
+  key(record: Readonly<Record<string, unknown>>): unknown {
+    return this.keys.length === 0 ? "" : compositeKey(record, this.keys)
+  }
+
+  add(groups: Groups, key: unknown, record: Readonly<Record<string, unknown>>, seq: number): void {
+    let group = groups.get(key)
+    if (group === undefined) {
+      const accs = new Array<Accumulator>(this.factories.length)
+      for (let i = 0; i < accs.length; i++) accs[i] = this.factories[i]!()
+      group = { first: record, accs }
+      groups.set(key, group)
+    }
+    const accs = group.accs
+    for (let i = 0; i < accs.length; i++) {
+      const field = this.fields[i]
+      accs[i]!.add(field === undefined ? undefined : record[field], seq)
+    }
+  }
+
+  merge(into: Groups, from: Groups): void {
+    for (const [key, group] of from) {
+      const target = into.get(key)
+      if (target === undefined) into.set(key, group)
+      else for (let i = 0; i < target.accs.length; i++) target.accs[i]!.merge(group.accs[i]!)
+    }
+  }
+
+  rows(groups: Groups, out: Array<Row>, windowStart?: Date, windowEnd?: Date): void {
+    for (const group of groups.values()) {
+      const row: Row = {}
+      for (let i = 0; i < this.groupBy.length; i++) {
+        const k = this.groupBy[i]!
+        row[k] =
+          windowStart !== undefined && k === "windowStart"
+            ? windowStart
+            : windowEnd !== undefined && k === "windowEnd"
+              ? windowEnd
+              : group.first[k]
+      }
+      for (let i = 0; i < this.names.length; i++) row[this.names[i]!] = group.accs[i]!.result()
+      out.push(row)
+    }
+  }
+}
+
+const describeAggregate = (spec: AggregateSpec): string => {
+  const fields = Object.entries(spec.fields)
+    .map(([name, s]) => `${describeSpec(s)} as ${name}`)
+    .join(", ")
+  const by = spec.groupBy ?? []
+  return `aggregate ${fields}${by.length > 0 ? ` by ${by.join(", ")}` : ""}`
+}
+
+const problemOf = (spec: AggregateSpec): string | undefined => {
+  const by = new Set(spec.groupBy ?? [])
+  for (const [name, s] of Object.entries(spec.fields)) {
+    if (by.has(name)) return `the output field ${JSON.stringify(name)} is also a grouping field; name it differently`
+    const problem = checkSpec(s)
+    if (problem !== undefined) return `${name}: ${problem}`
+  }
+  return undefined
+}
+
+const buildError = (counter: StageCounter, message: string) =>
+  Stream.fail(
+    new BuildError({ stage: counter.info.name, message: `${counter.info.name}: ${message}`, retryable: false })
+  )
+
+const invalidLetter = (stage: string, message: string, record: unknown): DeadLetter.DeadLetter => ({
+  stage,
+  reason: "invalid-value",
+  message,
+  record
+})
+
+const plain = <A, E, R>(spec: AggregateSpec, self: Flow<A, E, R>, options?: AggregateOptions): Flow<Row, E, R> =>
+  addStage<A, Row>(
+    { name: options?.name ?? "aggregate", description: describeAggregate(spec), cardinality: "many-to-one" },
+    (counter) => (batches) => {
+      const problem = problemOf(spec)
+      if (problem !== undefined) return buildError(counter, problem)
+      if (!self.bounded)
+        return buildError(
+          counter,
+          `${self.name} never ends, so an aggregate over it would never emit: put Pipeline.window(...) right before it and group by windowStart/windowEnd${windowingOf(self)?.spec.config.kind === "session" ? " and by every session key of the window" : ""}`
+        )
+      return Stream.suspend(() => {
+        const agg = new Aggregator(spec, spec.groupBy ?? [])
+        const groups: Groups = new Map()
+        const acks: Array<Ack> = []
+        const stage = counter.info.name
+        let arrival = 0
+        const step = (batch: Batch.Batch<A>): Array<Batch.Batch<Row>> => {
+          const started = performance.now()
+          const records = batch.records
+          const dead: Array<DeadLetter.DeadLetter> = []
+          for (let i = 0; i < records.length; i++) {
+            const r = records[i] as Readonly<Record<string, unknown>>
+            const invalid = agg.checked.length === 0 ? undefined : agg.invalid(r)
+            if (invalid !== undefined) {
+              dead.push(invalidLetter(stage, invalid, r))
+              continue
+            }
+            agg.add(groups, agg.key(r), r, arrival++)
+          }
+          acks.push(batch.ack)
+          counter.batches++
+          counter.recordsIn += records.length
+          counter.rejected += dead.length
+          counter.busyMs += performance.now() - started
+          return emit([], dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead), [])
+        }
+        const finish = (): Array<Batch.Batch<Row>> => {
+          const started = performance.now()
+          const out: Array<Row> = []
+          agg.rows(groups, out)
+          counter.recordsOut += out.length
+          counter.busyMs += performance.now() - started
+          return emit(out, [], acks)
+        }
+        return batches.pipe(
+          Stream.mapAccum(
+            () => undefined,
+            (s, batch: Batch.Batch<A>) => [s, step(batch)] as const
+          ),
+          Stream.concat(Stream.suspend(() => Stream.fromIterable(finish())))
+        )
+      })
+    }
+  )(self)
+
+const windowed = <A, E, R>(
+  spec: AggregateSpec,
+  window: WindowSpec,
+  self: Flow<A, E, R>,
+  options?: AggregateOptions
+): Flow<Row, E, R> => {
+  const config: WindowConfig = window.config
+  const groupBy = spec.groupBy ?? []
+  return addStage<A, Row>(
+    {
+      name: options?.name ?? "aggregate",
+      description: `${describeAggregate(spec)} per window: ${window.description}`,
+      cardinality: "many-to-one"
+    },
+    (counter) => (batches) => {
+      const problem = problemOf(spec)
+      if (problem !== undefined) return buildError(counter, problem)
+      return Stream.suspend(() => {
+        const agg = new Aggregator(
+          spec,
+          groupBy.filter((k) => !WINDOW_FIELDS.has(k))
+        )
+        const windows = new Windows<Groups>(
+          config,
+          () => new Map(),
+          (into, from) => agg.merge(into, from)
+        )
+        const stage = counter.info.name
+        const time = config.time
+        const by = config.by
+        let seq = 0
+        let arrival = 0
+        const flush = (panes: ReturnType<typeof windows.closeReady>): Array<Row> => {
+          const out: Array<Row> = []
+          for (const pane of panes) agg.rows(pane.content, out, new Date(pane.start), new Date(pane.end))
+          return out
+        }
+        const step = (batch: Batch.Batch<A>): Array<Batch.Batch<Row>> => {
+          const started = performance.now()
+          const records = batch.records
+          const dead: Array<DeadLetter.DeadLetter> = []
+          seq++
+          for (let i = 0; i < records.length; i++) {
+            const r = records[i] as Readonly<Record<string, unknown>>
+            const value = r[time]
+            const t = timeOf(value)
+            if (t === undefined) {
+              dead.push(timeLetter(stage, config, value, r))
+              continue
+            }
+            if (windows.isLate(t)) {
+              if (config.onLate === "drop") counter.filtered++
+              else dead.push(lateLetter(stage, config, windows, t, r))
+              continue
+            }
+            const invalid = agg.checked.length === 0 ? undefined : agg.invalid(r)
+            if (invalid !== undefined) {
+              dead.push(invalidLetter(stage, invalid, r))
+              continue
+            }
+            const n = windows.assign(t, by.length === 0 ? "" : compositeKey(r, by), seq)
+            if (n === 0) {
+              counter.filtered++
+              continue
+            }
+            const key = agg.key(r)
+            const a = arrival++
+            for (let j = 0; j < n; j++) agg.add(windows.hits[j]!.content, key, r, a)
+          }
+          windows.acks.hold(seq, batch.ack)
+          const out = flush(windows.closeReady())
+          counter.batches++
+          counter.recordsIn += records.length
+          counter.recordsOut += out.length
+          counter.rejected += dead.length
+          counter.busyMs += performance.now() - started
+          return emit(
+            out,
+            dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead),
+            windows.acks.release()
+          )
+        }
+        const finish = (): Array<Batch.Batch<Row>> => {
+          const out = flush(windows.closeAll())
+          counter.recordsOut += out.length
+          return emit(out, [], windows.acks.releaseAll())
+        }
+        return batches.pipe(
+          Stream.mapAccum(
+            () => undefined,
+            (s, batch: Batch.Batch<A>) => [s, step(batch)] as const
+          ),
+          Stream.concat(Stream.suspend(() => Stream.fromIterable(finish())))
+        )
+      })
+    }
+  )(self)
+}
+
+/**
+ * True when an aggregate right after this window can run as one stage with it: it groups by the window, and (for
+ * sessions) by every session key, so that no two windows' groups ever share an output row.
+ */
+const fusable = (config: WindowConfig, groupBy: ReadonlyArray<string>): boolean =>
+  groupBy.some((k) => WINDOW_FIELDS.has(k)) &&
+  (config.kind !== "session" || config.by.every((k) => groupBy.includes(k)))
+
+/**
+ * The aggregate stage on records whose type is only known at run time (config-built pipelines). `aggregate` is the
+ * typed form of the same stage.
+ */
+export const dynamic =
+  (spec: AggregateSpec, options?: AggregateOptions) =>
+  <A, E, R>(self: Flow<A, E, R>): Flow<Readonly<Record<string, unknown>>, E, R> => {
+    const windowing = windowingOf(self)
+    if (windowing !== undefined && fusable(windowing.spec.config, spec.groupBy ?? []))
+      return windowed(spec, windowing.spec, windowing.input, options)
+    return plain(spec, self, options)
+  }
+
+/**
+ * Groups records by the `groupBy` fields and computes the `fields` aggregates per group; the output type is inferred
+ * from the spec. An aggregate field may not be named like a grouping field.
+ *
+ * Over a bounded flow, the groups are emitted when the input ends (in order of first appearance). Right after
+ * `window`, with `windowStart`/`windowEnd` among the grouping fields, each window's groups are emitted as soon as the
+ * watermark closes the window. Input acknowledgements are held until every output depending on them is emitted.
+ *
+ * @example
+ * Pipeline.aggregate({ groupBy: ["userId"], fields: { total: Agg.sum("amount"), count: Agg.count() } })
+ * // Flow<{ userId: string; total: number; count: number }>
+ */
+export const aggregate =
+  <const K extends string = never, const F extends Readonly<Record<string, Aggregation>> = {}>(
+    spec: { readonly groupBy?: ReadonlyArray<K>; readonly fields: F & { readonly [k in NoInfer<K>]?: never } },
+    options?: AggregateOptions
+  ) =>
+  <A extends { readonly [k in K]: unknown } & AggregateNeeds<F>, E, R>(
+    self: Flow<A, E, R>
+  ): Flow<Aggregated<A, K, F>, E, R> =>
+    dynamic(spec as AggregateSpec, options)(self) as unknown as Flow<Aggregated<A, K, F>, E, R>

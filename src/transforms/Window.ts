@@ -1,0 +1,301 @@
+/**
+ * Event-time windows: tumbling, sliding (hopping) and session windows over a timestamp field of the records.
+ *
+ * The watermark is the largest event time seen so far minus the allowed lateness. A record behind the watermark is
+ * late: it goes to the dead letters with reason `late` (default) or is dropped and counted as filtered
+ * (`onLate: "drop"`); it is never dropped silently. A window is emitted once the watermark reaches its end, and at the
+ * end of a bounded input every open window is emitted. Output records carry `windowStart` and `windowEnd`.
+ *
+ * On its own, `window` emits every record of a window (once per window it falls into) when that window closes. Put
+ * `aggregate` right after it and group by `windowStart`/`windowEnd` to get per-window aggregates: the two stages then
+ * run as one, keeping per open window only one accumulator per group, not the records.
+ *
+ * ```ts
+ * Pipeline.from(transactions).pipe(
+ *   Pipeline.window(Window.tumbling("1 hour", { time: "eventTime", allowedLateness: "5 minutes" })),
+ *   Pipeline.aggregate({ groupBy: ["userId", "windowStart", "windowEnd"], fields: { total: Agg.sum("amount") } })
+ * ) // Flow<{ userId: string; windowStart: Date; windowEnd: Date; total: BigDecimal }>
+ * ```
+ */
+import * as Duration from "effect/Duration"
+import * as Stream from "effect/Stream"
+import type * as Batch from "../core/Batch.ts"
+import type * as DeadLetter from "../core/DeadLetter.ts"
+import { BuildError } from "../core/Errors.ts"
+import { addStage, type Flow } from "../core/Flow.ts"
+import type { StageCounter } from "../core/Stage.ts"
+import { emit } from "./internal/Acks.ts"
+import { compositeKey, timeOf } from "./internal/Values.ts"
+import {
+  checkConfig,
+  describeConfig,
+  lateLetter,
+  type Pane,
+  timeLetter,
+  type WindowConfig,
+  Windows
+} from "./internal/Windows.ts"
+
+export type { WindowConfig } from "./internal/Windows.ts"
+
+type Simplify<T> = { [K in keyof T]: T[K] } & {}
+
+/** The bounds every windowed record carries: `[windowStart, windowEnd)`. */
+export interface WindowBounds {
+  readonly windowStart: Date
+  readonly windowEnd: Date
+}
+
+/** A record with the bounds of its window added. */
+export type Windowed<A> = Simplify<Omit<A, "windowStart" | "windowEnd"> & WindowBounds>
+
+/** What happens to a late record: `reject` sends it to the dead letters (reason `late`), `drop` counts it as filtered. */
+export type OnLate = "reject" | "drop"
+
+/** Options every window takes. */
+export interface WindowOptions<T extends string> {
+  /** The field holding each record's event time: a `Date` (or epoch milliseconds). */
+  readonly time: T
+  /** How far behind the largest event time seen a record may be and still count (default 0). */
+  readonly allowedLateness?: Duration.Input
+  /** What happens to records behind the watermark (default `reject`). */
+  readonly onLate?: OnLate
+}
+
+/**
+ * A window specification over records with an event-time field `T` (and, for sessions, session key fields `By`).
+ * Build one with `tumbling`, `sliding` or `session`.
+ */
+export interface WindowSpec<out T extends string = string, out By extends string = string> {
+  readonly _tag: "WindowSpec"
+  readonly config: WindowConfig
+  /** One line for a person: `tumbling 1h windows on eventTime`. */
+  readonly description: string
+  /** Phantom: the time and key fields, for typing. */
+  readonly "~fields"?: (_: never) => readonly [T, By]
+}
+
+const millis = (input: Duration.Input | undefined, fallback: number): number => {
+  if (input === undefined) return fallback
+  const d = Duration.fromInput(input)
+  return d._tag === "Some" ? Duration.toMillis(d.value) : Number.NaN
+}
+
+/** Builds a window spec from a resolved configuration (durations in milliseconds). */
+export const fromConfig = <T extends string = string, By extends string = string>(
+  config: WindowConfig
+): WindowSpec<T, By> => ({ _tag: "WindowSpec", config, description: describeConfig(config) })
+
+const base = <T extends string>(options: WindowOptions<T>) => ({
+  time: options.time,
+  latenessMs: millis(options.allowedLateness, 0),
+  onLate: options.onLate ?? "reject"
+})
+
+/**
+ * Fixed-size, non-overlapping windows aligned to the Unix epoch: `[k·size, (k+1)·size)`.
+ *
+ * @example
+ * Window.tumbling("1 hour", { time: "eventTime" })
+ */
+export const tumbling = <const T extends string>(
+  size: Duration.Input,
+  options: WindowOptions<T>
+): WindowSpec<T, never> => {
+  const sizeMs = millis(size, Number.NaN)
+  return fromConfig({ kind: "tumbling", sizeMs, slideMs: sizeMs, gapMs: 0, by: [], ...base(options) })
+}
+
+/**
+ * Windows of `size` starting every `slide` (hopping windows), aligned to the Unix epoch; a record falls into every
+ * window that covers its event time (`size / slide` of them when `slide` divides `size`).
+ *
+ * @example
+ * Window.sliding("1 hour", "10 minutes", { time: "eventTime", allowedLateness: "2 minutes" })
+ */
+export const sliding = <const T extends string>(
+  size: Duration.Input,
+  slide: Duration.Input,
+  options: WindowOptions<T>
+): WindowSpec<T, never> =>
+  fromConfig({
+    kind: "sliding",
+    sizeMs: millis(size, Number.NaN),
+    slideMs: millis(slide, Number.NaN),
+    gapMs: 0,
+    by: [],
+    ...base(options)
+  })
+
+/**
+ * Session windows: the records of one session key (`by`) whose event times are less than `gap` apart form a session
+ * `[first event, last event + gap)`. Without `by`, all records share one sequence of sessions.
+ *
+ * @example
+ * Window.session("30 minutes", { time: "eventTime", by: ["userId"] })
+ */
+export const session = <const T extends string, const By extends string = never>(
+  gap: Duration.Input,
+  options: WindowOptions<T> & { readonly by?: ReadonlyArray<By> }
+): WindowSpec<T, By> =>
+  fromConfig({
+    kind: "session",
+    sizeMs: 0,
+    slideMs: 0,
+    gapMs: millis(gap, Number.NaN),
+    by: options.by ?? [],
+    ...base(options)
+  })
+
+/** A flow straight out of `window`: `aggregate` applied to it runs per window, as one stage with the window. */
+export interface WindowedFlow<A, out E = never, out R = never> extends Flow<Windowed<A>, E, R> {
+  readonly windowing: {
+    readonly spec: WindowSpec
+    /** The flow before the window stage. */
+    readonly input: Flow<A, E, R>
+  }
+}
+
+/** The window stage a flow ends with, and the flow before it; `undefined` when its last stage is not `window`. */
+export const windowingOf = <A, E, R>(
+  flow: Flow<A, E, R>
+): { readonly spec: WindowSpec; readonly input: Flow<unknown, E, R> } | undefined => {
+  const windowing = (flow as { readonly windowing?: WindowedFlow<unknown, E, R>["windowing"] }).windowing
+  return typeof windowing === "object" ? windowing : undefined
+}
+
+/** The records of one window, with their arrival numbers (to merge sessions in arrival order). */
+interface Buffer<A> {
+  records: Array<A>
+  seqs: Array<number>
+}
+
+const mergeBuffers = <A>(into: Buffer<A>, from: Buffer<A>): void => {
+  const records: Array<A> = []
+  const seqs: Array<number> = []
+  let i = 0
+  let j = 0
+  while (i < into.seqs.length || j < from.seqs.length) {
+    if (j >= from.seqs.length || (i < into.seqs.length && into.seqs[i]! < from.seqs[j]!)) {
+      records.push(into.records[i]!)
+      seqs.push(into.seqs[i++]!)
+    } else {
+      records.push(from.records[j]!)
+      seqs.push(from.seqs[j++]!)
+    }
+  }
+  into.records = records
+  into.seqs = seqs
+}
+
+/**
+ * The window stage on records whose type is only known at run time (config-built pipelines). `window` is the typed
+ * form of the same stage.
+ */
+export const dynamic =
+  (spec: WindowSpec, options?: { readonly name?: string }) =>
+  <A, E, R>(self: Flow<A, E, R>): WindowedFlow<A, E, R> => {
+    const config = spec.config
+    const flow = addStage<A, Windowed<A>>(
+      { name: options?.name ?? "window", description: `window: ${spec.description}`, cardinality: "one-to-many" },
+      (counter) => (batches) => {
+        const problem = checkConfig(config)
+        if (problem !== undefined)
+          return Stream.fail(
+            new BuildError({ stage: counter.info.name, message: `${counter.info.name}: ${problem}`, retryable: false })
+          )
+        return Stream.suspend(() => {
+          const state = makeWindowState<A>(config, counter)
+          return batches.pipe(
+            Stream.mapAccum(
+              () => undefined,
+              (s, batch: Batch.Batch<A>) => [s, state.step(batch)] as const
+            ),
+            Stream.concat(Stream.suspend(() => Stream.fromIterable(state.finish())))
+          )
+        })
+      }
+    )(self)
+    return Object.assign(flow, { windowing: { spec: spec as WindowSpec, input: self } })
+  }
+
+const makeWindowState = <A>(config: WindowConfig, counter: StageCounter) => {
+  const windows = new Windows<Buffer<A>>(config, () => ({ records: [], seqs: [] }), mergeBuffers)
+  const stage = counter.info.name
+  const time = config.time
+  const by = config.by
+  let seq = 0
+  let arrival = 0
+  const flush = (panes: ReadonlyArray<Pane<Buffer<A>>>): Array<Windowed<A>> => {
+    const out: Array<Windowed<A>> = []
+    for (const pane of panes) {
+      const windowStart = new Date(pane.start)
+      const windowEnd = new Date(pane.end)
+      const records = pane.content.records
+      for (let i = 0; i < records.length; i++)
+        out.push({ ...(records[i] as object), windowStart, windowEnd } as unknown as Windowed<A>)
+    }
+    return out
+  }
+  return {
+    step: (batch: Batch.Batch<A>): Array<Batch.Batch<Windowed<A>>> => {
+      const started = performance.now()
+      const records = batch.records
+      const dead: Array<DeadLetter.DeadLetter> = []
+      seq++
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i] as Readonly<Record<string, unknown>>
+        const value = r[time]
+        const t = timeOf(value)
+        if (t === undefined) {
+          dead.push(timeLetter(stage, config, value, r))
+          continue
+        }
+        if (windows.isLate(t)) {
+          if (config.onLate === "drop") counter.filtered++
+          else dead.push(lateLetter(stage, config, windows, t, r))
+          continue
+        }
+        const n = windows.assign(t, by.length === 0 ? "" : compositeKey(r, by), seq)
+        if (n === 0) counter.filtered++
+        for (let j = 0; j < n; j++) {
+          const content = windows.hits[j]!.content
+          content.records.push(records[i]!)
+          content.seqs.push(arrival)
+        }
+        arrival++
+      }
+      windows.acks.hold(seq, batch.ack)
+      const out = flush(windows.closeReady())
+      counter.batches++
+      counter.recordsIn += records.length
+      counter.recordsOut += out.length
+      counter.rejected += dead.length
+      counter.busyMs += performance.now() - started
+      return emit(out, dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead), windows.acks.release())
+    },
+    finish: (): Array<Batch.Batch<Windowed<A>>> => {
+      const out = flush(windows.closeAll())
+      counter.recordsOut += out.length
+      return emit(out, [], windows.acks.releaseAll())
+    }
+  }
+}
+
+/**
+ * Assigns records to event-time windows and emits each window's records, with `windowStart` and `windowEnd`, once
+ * the watermark passes the window's end (and every open window at the end of a bounded input). Late records go to the
+ * dead letters (reason `late`) or are counted as filtered, as the spec says. Input acknowledgements are held until
+ * every window their records fell into has been emitted.
+ *
+ * Follow it with `aggregate` grouped by `windowStart`/`windowEnd` for per-window aggregates in bounded memory.
+ *
+ * @example
+ * Pipeline.window(Window.session("30 minutes", { time: "eventTime", by: ["userId"] }))
+ */
+export const window =
+  <T extends string, By extends string>(spec: WindowSpec<T, By>, options?: { readonly name?: string }) =>
+  <A extends { readonly [k in T]: Date | number | null | undefined } & { readonly [k in By]: unknown }, E, R>(
+    self: Flow<A, E, R>
+  ): WindowedFlow<A, E, R> =>
+    dynamic(spec as WindowSpec, options)(self)

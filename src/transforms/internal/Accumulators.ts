@@ -1,0 +1,313 @@
+/**
+ * The running state of each aggregate function, one small object per group and function, updated by plain code.
+ *
+ * NULL semantics follow SQL: `count()` counts rows, every other function ignores NULL (`null` or `undefined`) values,
+ * and a function that saw no value returns `null` (except counts, which return 0). Sums of `BigDecimal` values are
+ * exact (scaled bigint arithmetic); sums of `number`s are IEEE doubles added in arrival order. Every accumulator can
+ * merge another of its kind, which session windows need when a record bridges two sessions.
+ *
+ * Percentiles come from a DDSketch (`@datadog/sketches-js`): for the value `x` of rank `⌊q·(n−1)⌋` (0-based) among
+ * the group's `n` non-null values in ascending order, the estimate `e` satisfies `|e − x| ≤ α·|x|`, where `α` is the
+ * relative accuracy (default 0.01). The estimate is clamped to the exact minimum and maximum.
+ */
+import { DDSketch } from "@datadog/sketches-js"
+import * as BigDecimal from "effect/BigDecimal"
+import { compare, isNullish, keyOf } from "./Values.ts"
+
+/** The aggregate functions. */
+export type AggKind = "count" | "countDistinct" | "sum" | "avg" | "min" | "max" | "first" | "last" | "percentile"
+
+/** What an aggregate computes: a function, the field it reads (none for `count()`), and its parameters. */
+export interface AggSpec {
+  readonly kind: AggKind
+  readonly field: string | undefined
+  /** For `percentile`: the quantile in [0, 1]. */
+  readonly quantile?: number | undefined
+  /** For `percentile`: the sketch's relative accuracy α in (0, 1). */
+  readonly relativeAccuracy?: number | undefined
+}
+
+/** The running state of one aggregate function over one group. */
+export interface Accumulator {
+  /** Adds one value; `seq` is the record's arrival number (for `first` and `last`). */
+  add(value: unknown, seq: number): void
+  /** Adds everything another accumulator of the same kind has seen. */
+  merge(other: Accumulator): void
+  result(): unknown
+}
+
+/** The default relative accuracy of percentile sketches. */
+export const DEFAULT_RELATIVE_ACCURACY = 0.01
+
+const isNumeric = (value: unknown): boolean => typeof value === "number" || BigDecimal.isBigDecimal(value)
+
+const isOrderable = (value: unknown): boolean => {
+  switch (typeof value) {
+    case "number":
+    case "string":
+    case "boolean":
+    case "bigint":
+      return true
+  }
+  return value instanceof Date || BigDecimal.isBigDecimal(value)
+}
+
+/** What a function expects of its field's values, when `value` is not acceptable; `undefined` when it is. */
+export const expected = (kind: AggKind, value: unknown): string | undefined => {
+  if (isNullish(value)) return undefined
+  switch (kind) {
+    case "sum":
+    case "avg":
+      return isNumeric(value) ? undefined : "a number or a decimal"
+    case "percentile":
+      return typeof value === "number" && Number.isFinite(value) ? undefined : "a finite number"
+    case "min":
+    case "max":
+      return isOrderable(value) ? undefined : "a number, decimal, string, boolean or timestamp"
+    default:
+      return undefined
+  }
+}
+
+/** True when the function's accepted values never need checking. */
+export const acceptsAnything = (kind: AggKind): boolean =>
+  kind === "count" || kind === "countDistinct" || kind === "first" || kind === "last"
+
+class CountRows implements Accumulator {
+  n = 0
+  add(): void {
+    this.n++
+  }
+  merge(other: Accumulator): void {
+    this.n += (other as CountRows).n
+  }
+  result(): unknown {
+    return this.n
+  }
+}
+
+class CountValues implements Accumulator {
+  n = 0
+  add(value: unknown): void {
+    if (!isNullish(value)) this.n++
+  }
+  merge(other: Accumulator): void {
+    this.n += (other as CountValues).n
+  }
+  result(): unknown {
+    return this.n
+  }
+}
+
+class CountDistinct implements Accumulator {
+  seen = new Set<unknown>()
+  add(value: unknown): void {
+    if (!isNullish(value)) this.seen.add(keyOf(value))
+  }
+  merge(other: Accumulator): void {
+    for (const key of (other as CountDistinct).seen) this.seen.add(key)
+  }
+  result(): unknown {
+    return this.seen.size
+  }
+}
+
+const powers: Array<bigint> = [1n]
+const pow10 = (n: number): bigint => {
+  while (powers.length <= n) powers.push(powers[powers.length - 1]! * 10n)
+  return powers[n]!
+}
+
+/** A sum of doubles and an exact sum of decimals, kept apart so that decimals stay exact. */
+class Sum implements Accumulator {
+  float = 0
+  floats = 0
+  unscaled = 0n
+  scale = 0
+  decimals = 0
+
+  add(value: unknown): void {
+    if (typeof value === "number") {
+      this.float += value
+      this.floats++
+    } else if (value !== null && value !== undefined) this.addDecimal(value as BigDecimal.BigDecimal)
+  }
+
+  addDecimal(d: BigDecimal.BigDecimal): void {
+    this.decimals++
+    if (d.scale === this.scale) this.unscaled += d.value
+    else if (d.scale < this.scale) this.unscaled += d.value * pow10(this.scale - d.scale)
+    else {
+      this.unscaled = this.unscaled * pow10(d.scale - this.scale) + d.value
+      this.scale = d.scale
+    }
+  }
+
+  merge(other: Accumulator): void {
+    const o = other as Sum
+    this.float += o.float
+    this.floats += o.floats
+    if (o.decimals > 0) {
+      this.addDecimal(BigDecimal.make(o.unscaled, o.scale))
+      this.decimals += o.decimals - 1
+    }
+  }
+
+  count(): number {
+    return this.floats + this.decimals
+  }
+
+  result(): unknown {
+    if (this.decimals === 0) return this.floats === 0 ? null : this.float
+    const exact = BigDecimal.make(this.unscaled, this.scale)
+    if (this.floats === 0) return exact
+    const asDecimal = BigDecimal.fromNumber(this.float)
+    return asDecimal._tag === "Some"
+      ? BigDecimal.sum(exact, asDecimal.value)
+      : BigDecimal.toNumberUnsafe(exact) + this.float
+  }
+}
+
+class Avg implements Accumulator {
+  readonly sum = new Sum()
+  add(value: unknown): void {
+    this.sum.add(value)
+  }
+  merge(other: Accumulator): void {
+    this.sum.merge((other as Avg).sum)
+  }
+  result(): unknown {
+    const n = this.sum.count()
+    if (n === 0) return null
+    const total = this.sum.result()
+    return (typeof total === "number" ? total : BigDecimal.toNumberUnsafe(total as BigDecimal.BigDecimal)) / n
+  }
+}
+
+class Extreme implements Accumulator {
+  best: unknown = undefined
+  readonly sign: 1 | -1
+  constructor(sign: 1 | -1) {
+    this.sign = sign
+  }
+  add(value: unknown): void {
+    if (isNullish(value)) return
+    if (this.best === undefined || compare(value, this.best) * this.sign > 0) this.best = value
+  }
+  merge(other: Accumulator): void {
+    this.add((other as Extreme).best)
+  }
+  result(): unknown {
+    return this.best === undefined ? null : this.best
+  }
+}
+
+class Positional implements Accumulator {
+  value: unknown = null
+  seq: number
+  readonly first: boolean
+  constructor(first: boolean) {
+    this.first = first
+    this.seq = first ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY
+  }
+  add(value: unknown, seq: number): void {
+    if (isNullish(value)) return
+    if (this.first ? seq < this.seq : seq > this.seq) {
+      this.value = value
+      this.seq = seq
+    }
+  }
+  merge(other: Accumulator): void {
+    const o = other as Positional
+    if (Number.isFinite(o.seq)) this.add(o.value, o.seq)
+  }
+  result(): unknown {
+    return this.value
+  }
+}
+
+/**
+ * Merges sketch `from` into `into`. `DDSketch.merge` of @datadog/sketches-js 2.1.1 forgets the store of negative
+ * values, so the stores are merged here one by one.
+ */
+const mergeSketch = (into: DDSketch, from: DDSketch): void => {
+  if (from.count === 0) return
+  if (into.count === 0) {
+    into._copy(from)
+    return
+  }
+  into.store.merge(from.store)
+  into.negativeStore.merge(from.negativeStore)
+  into.zeroCount += from.zeroCount
+  into.count += from.count
+  into.sum += from.sum
+  if (from.min < into.min) into.min = from.min
+  if (from.max > into.max) into.max = from.max
+}
+
+class Percentile implements Accumulator {
+  readonly sketch: DDSketch
+  readonly quantile: number
+  constructor(quantile: number, relativeAccuracy: number) {
+    this.quantile = quantile
+    this.sketch = new DDSketch({ relativeAccuracy })
+  }
+  add(value: unknown): void {
+    if (typeof value === "number") this.sketch.accept(value)
+  }
+  merge(other: Accumulator): void {
+    mergeSketch(this.sketch, (other as Percentile).sketch)
+  }
+  result(): unknown {
+    const s = this.sketch
+    if (s.count === 0) return null
+    const estimate = s.getValueAtQuantile(this.quantile)
+    return Math.min(Math.max(estimate, s.min), s.max)
+  }
+}
+
+/** A function creating fresh accumulators for one aggregate spec. */
+export const factory = (spec: AggSpec): (() => Accumulator) => {
+  switch (spec.kind) {
+    case "count":
+      return spec.field === undefined ? () => new CountRows() : () => new CountValues()
+    case "countDistinct":
+      return () => new CountDistinct()
+    case "sum":
+      return () => new Sum()
+    case "avg":
+      return () => new Avg()
+    case "min":
+      return () => new Extreme(-1)
+    case "max":
+      return () => new Extreme(1)
+    case "first":
+      return () => new Positional(true)
+    case "last":
+      return () => new Positional(false)
+    case "percentile": {
+      const q = spec.quantile ?? 0.5
+      const alpha = spec.relativeAccuracy ?? DEFAULT_RELATIVE_ACCURACY
+      return () => new Percentile(q, alpha)
+    }
+  }
+}
+
+/** A problem with a spec's parameters (a quantile outside [0, 1], ...), for a person; `undefined` when it is fine. */
+export const checkSpec = (spec: AggSpec): string | undefined => {
+  if (spec.kind !== "count" && spec.field === undefined) return `${spec.kind} needs a field`
+  if (spec.kind === "percentile") {
+    const q = spec.quantile ?? 0.5
+    if (!(q >= 0 && q <= 1)) return `percentile: the quantile must be between 0 and 1, got ${q}`
+    const a = spec.relativeAccuracy ?? DEFAULT_RELATIVE_ACCURACY
+    if (!(a > 0 && a < 1)) return `percentile: the relative accuracy must be between 0 and 1 (exclusive), got ${a}`
+  }
+  return undefined
+}
+
+/** How a spec reads in descriptions: `sum(amount)`, `count()`, `percentile(latency, 0.95)`. */
+export const describeSpec = (spec: AggSpec): string => {
+  const name = spec.kind === "countDistinct" ? "count_distinct" : spec.kind
+  if (spec.kind === "percentile") return `percentile(${spec.field}, ${spec.quantile ?? 0.5})`
+  return `${name}(${spec.field ?? ""})`
+}

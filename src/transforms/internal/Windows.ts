@@ -1,0 +1,356 @@
+/**
+ * Event-time windows: which windows a record falls into, the watermark, and which windows are complete.
+ *
+ * The watermark is the largest event time seen so far minus the allowed lateness. A record whose event time is behind
+ * the watermark is late. A window `[start, end)` is complete once the watermark reaches its end: every record that
+ * could still fall into it would be late. Tumbling and sliding windows are aligned to the Unix epoch, like
+ * PostgreSQL's `date_bin(size, t, 'epoch')`. A session window holds the records of one session key whose event times
+ * are less than `gap` apart; it spans `[first event, last event + gap)` and merges with a neighbour when a record
+ * bridges the two.
+ *
+ * What a window holds (records, or the accumulators of its groups) is up to the caller; this module only needs to
+ * create it and to merge two of them (sessions).
+ */
+import * as Duration from "effect/Duration"
+import type * as DeadLetter from "../../core/DeadLetter.ts"
+import { AckTracker } from "./Acks.ts"
+import { show, showTime } from "./Values.ts"
+
+/** A window specification with durations in milliseconds. */
+export interface WindowConfig {
+  readonly kind: "tumbling" | "sliding" | "session"
+  /** Window length (tumbling, sliding). */
+  readonly sizeMs: number
+  /** Distance between window starts (sliding; equals `sizeMs` for tumbling). */
+  readonly slideMs: number
+  /** Largest distance between two events of one session, exclusive (session). */
+  readonly gapMs: number
+  /** How far behind the largest event time seen a record may be and still count. */
+  readonly latenessMs: number
+  /** What happens to late records: `reject` to the dead letters (reason `late`), or `drop` and count as filtered. */
+  readonly onLate: "reject" | "drop"
+  /** The record field holding the event time (a `Date`, or epoch milliseconds). */
+  readonly time: string
+  /** Session windows are kept per value of these fields (none: one session stream for all records). */
+  readonly by: ReadonlyArray<string>
+}
+
+/** A problem with a window configuration, for a person; `undefined` when it is fine. */
+export const checkConfig = (config: WindowConfig): string | undefined => {
+  const positive = (name: string, ms: number) =>
+    Number.isFinite(ms) && ms > 0 ? undefined : `the window's ${name} must be a positive duration, got ${ms} ms`
+  if (config.time === "") return "a window needs the field that holds each record's event time"
+  if (!(Number.isFinite(config.latenessMs) && config.latenessMs >= 0))
+    return `the allowed lateness must be zero or positive, got ${config.latenessMs} ms`
+  switch (config.kind) {
+    case "tumbling":
+      return positive("size", config.sizeMs)
+    case "sliding":
+      return positive("size", config.sizeMs) ?? positive("slide", config.slideMs)
+    case "session":
+      return positive("gap", config.gapMs)
+  }
+}
+
+/** One open (or just closed) window and what it holds. */
+export interface Pane<C> {
+  /** Creation order; a merged session keeps the older id. */
+  readonly id: number
+  start: number
+  end: number
+  /** The largest event time in the window (sessions). */
+  maxTime: number
+  /** The first input batch that put a record here. */
+  minSeq: number
+  content: C
+  open: boolean
+  /** The session key (sessions). */
+  readonly key: unknown
+}
+
+const mod = (a: number, b: number): number => ((a % b) + b) % b
+
+const byEnd = <C>(a: Pane<C>, b: Pane<C>): number => a.end - b.end || a.start - b.start || a.id - b.id
+
+/** A binary min-heap of (end, pane): the session that may close first on top. */
+class EndHeap<C> {
+  private readonly ends: Array<number> = []
+  private readonly panes: Array<Pane<C>> = []
+
+  get size(): number {
+    return this.ends.length
+  }
+
+  peek(): number {
+    return this.ends[0]!
+  }
+
+  push(end: number, pane: Pane<C>): void {
+    let i = this.ends.length
+    this.ends.push(end)
+    this.panes.push(pane)
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      if (this.ends[parent]! <= end) break
+      this.ends[i] = this.ends[parent]!
+      this.panes[i] = this.panes[parent]!
+      i = parent
+    }
+    this.ends[i] = end
+    this.panes[i] = pane
+  }
+
+  pop(): Pane<C> {
+    const top = this.panes[0]!
+    const end = this.ends.pop()!
+    const pane = this.panes.pop()!
+    const n = this.ends.length
+    if (n > 0) {
+      let i = 0
+      for (;;) {
+        const l = 2 * i + 1
+        if (l >= n) break
+        const r = l + 1
+        const c = r < n && this.ends[r]! < this.ends[l]! ? r : l
+        if (this.ends[c]! >= end) break
+        this.ends[i] = this.ends[c]!
+        this.panes[i] = this.panes[c]!
+        i = c
+      }
+      this.ends[i] = end
+      this.panes[i] = pane
+    }
+    return top
+  }
+}
+
+/**
+ * The open windows of one stage, the watermark, and the acks waiting for windows to close.
+ *
+ * Per record: `isLate(t)`, then `assign(t, key, seq)` which fills `hits` with the windows the record falls into and
+ * advances the watermark. Per batch: `closeReady()` returns the windows the watermark has passed, in order of end.
+ */
+export class Windows<C> {
+  readonly config: WindowConfig
+  maxTime = Number.NEGATIVE_INFINITY
+  watermark = Number.NEGATIVE_INFINITY
+  readonly acks = new AckTracker()
+  /** The windows the last assigned record fell into (the first `assign()` entries). */
+  readonly hits: Array<Pane<C>> = []
+  private nextId = 0
+  private readonly fixed = new Map<number, Pane<C>>()
+  private last: Pane<C> | undefined
+  private readonly sessions = new Map<unknown, Array<Pane<C>>>()
+  private readonly heap = new EndHeap<C>()
+  private readonly create: () => C
+  private readonly merge: (into: C, from: C) => void
+
+  constructor(config: WindowConfig, create: () => C, merge: (into: C, from: C) => void) {
+    this.config = config
+    this.create = create
+    this.merge = merge
+  }
+
+  /** True when a record at event time `t` is behind the watermark. */
+  isLate(t: number): boolean {
+    return t < this.watermark
+  }
+
+  /** The number of windows open now. */
+  get openWindows(): number {
+    let n = this.fixed.size
+    for (const list of this.sessions.values()) n += list.length
+    return n
+  }
+
+  private open(start: number, end: number, seq: number, key: unknown): Pane<C> {
+    const pane: Pane<C> = {
+      id: this.nextId++,
+      start,
+      end,
+      maxTime: start,
+      minSeq: seq,
+      content: this.create(),
+      open: true,
+      key
+    }
+    this.acks.opened(seq)
+    return pane
+  }
+
+  /**
+   * Puts a (not late) record at event time `t` into its windows and advances the watermark. Returns how many windows
+   * it fell into (0 for a sliding window with gaps between windows); they are the first entries of `hits`.
+   */
+  assign(t: number, key: unknown, seq: number): number {
+    if (t > this.maxTime) {
+      this.maxTime = t
+      this.watermark = t - this.config.latenessMs
+    }
+    const c = this.config
+    if (c.kind === "tumbling") {
+      const start = t - mod(t, c.sizeMs)
+      let pane = this.last
+      if (pane === undefined || pane.start !== start || !pane.open) {
+        pane = this.fixed.get(start)
+        if (pane === undefined) {
+          pane = this.open(start, start + c.sizeMs, seq, undefined)
+          this.fixed.set(start, pane)
+        }
+        this.last = pane
+      }
+      this.hits[0] = pane
+      return 1
+    }
+    if (c.kind === "sliding") {
+      let n = 0
+      for (let start = t - mod(t, c.slideMs); start > t - c.sizeMs; start -= c.slideMs) {
+        let pane = this.fixed.get(start)
+        if (pane === undefined) {
+          pane = this.open(start, start + c.sizeMs, seq, undefined)
+          this.fixed.set(start, pane)
+        }
+        this.hits[n++] = pane
+      }
+      return n
+    }
+    this.hits[0] = this.assignSession(t, key, seq)
+    return 1
+  }
+
+  private assignSession(t: number, key: unknown, seq: number): Pane<C> {
+    const gap = this.config.gapMs
+    let list = this.sessions.get(key)
+    if (list === undefined) {
+      list = []
+      this.sessions.set(key, list)
+    }
+    let target: Pane<C> | undefined
+    let merged = false
+    for (let i = 0; i < list.length; i++) {
+      const p = list[i]!
+      if (!(t < p.end && p.start < t + gap)) continue
+      if (target === undefined) {
+        target = p
+        continue
+      }
+      const keep = target.id < p.id ? target : p
+      const drop = keep === target ? p : target
+      this.merge(keep.content, drop.content)
+      keep.start = Math.min(keep.start, drop.start)
+      keep.maxTime = Math.max(keep.maxTime, drop.maxTime)
+      keep.end = keep.maxTime + gap
+      if (drop.minSeq < keep.minSeq) {
+        this.acks.closed(keep.minSeq)
+        keep.minSeq = drop.minSeq
+      } else this.acks.closed(drop.minSeq)
+      drop.open = false
+      target = keep
+      merged = true
+    }
+    if (target === undefined) {
+      target = this.open(t, t + gap, seq, key)
+      target.maxTime = t
+      list.push(target)
+      this.heap.push(target.end, target)
+      return target
+    }
+    if (merged) {
+      let j = 0
+      for (let i = 0; i < list.length; i++) if (list[i]!.open) list[j++] = list[i]!
+      list.length = j
+    }
+    if (t < target.start) target.start = t
+    if (t > target.maxTime) {
+      target.maxTime = t
+      target.end = t + gap
+    }
+    return target
+  }
+
+  /** Closes and returns the windows the watermark has passed, ordered by end, then start, then creation. */
+  closeReady(): Array<Pane<C>> {
+    const out: Array<Pane<C>> = []
+    const w = this.watermark
+    if (this.fixed.size > 0) {
+      for (const pane of this.fixed.values()) if (pane.end <= w) out.push(pane)
+      for (const pane of out) this.fixed.delete(pane.start)
+    }
+    while (this.heap.size > 0 && this.heap.peek() <= w) {
+      const pane = this.heap.pop()
+      if (!pane.open) continue
+      if (pane.end > w) this.heap.push(pane.end, pane)
+      else out.push(pane)
+    }
+    return this.finish(out)
+  }
+
+  /** Closes and returns every open window (at the end of a bounded input). */
+  closeAll(): Array<Pane<C>> {
+    const out: Array<Pane<C>> = Array.from(this.fixed.values())
+    this.fixed.clear()
+    for (const list of this.sessions.values()) for (const pane of list) if (pane.open) out.push(pane)
+    return this.finish(out)
+  }
+
+  private finish(out: Array<Pane<C>>): Array<Pane<C>> {
+    for (const pane of out) {
+      pane.open = false
+      this.acks.closed(pane.minSeq)
+      if (this.config.kind === "session") {
+        const list = this.sessions.get(pane.key)
+        if (list !== undefined) {
+          const i = list.indexOf(pane)
+          if (i >= 0) list.splice(i, 1)
+          if (list.length === 0) this.sessions.delete(pane.key)
+        }
+      }
+    }
+    if (out.length > 1) out.sort(byEnd)
+    if (this.last !== undefined && !this.last.open) this.last = undefined
+    return out
+  }
+}
+
+/** A duration in milliseconds, for a person: `1h 30m`. */
+export const human = (ms: number): string =>
+  Number.isFinite(ms) && ms >= 0 ? Duration.format(Duration.millis(ms)) : `${ms} ms`
+
+/** One line for a person: `tumbling 1h windows on eventTime (late records rejected)`. */
+export const describeConfig = (c: WindowConfig): string => {
+  const what =
+    c.kind === "tumbling"
+      ? `tumbling ${human(c.sizeMs)} windows`
+      : c.kind === "sliding"
+        ? `sliding ${human(c.sizeMs)} windows every ${human(c.slideMs)}`
+        : `session windows (gap ${human(c.gapMs)}${c.by.length > 0 ? `, by ${c.by.join(", ")}` : ""})`
+  const late = `${c.latenessMs > 0 ? `lateness ${human(c.latenessMs)}, ` : ""}late records ${c.onLate === "drop" ? "dropped" : "rejected"}`
+  return `${what} on ${c.time} (${late})`
+}
+
+/** The dead letter of a record behind the watermark. */
+export const lateLetter = (
+  stage: string,
+  config: WindowConfig,
+  windows: { readonly watermark: number; readonly maxTime: number },
+  t: number,
+  record: unknown
+): DeadLetter.DeadLetter => ({
+  stage,
+  reason: "late",
+  message: `${config.time} ${showTime(t)} is behind the watermark ${showTime(windows.watermark)} (latest event time ${showTime(windows.maxTime)} minus allowed lateness ${human(config.latenessMs)})`,
+  record
+})
+
+/** The dead letter of a record without a usable event time. */
+export const timeLetter = (
+  stage: string,
+  config: WindowConfig,
+  value: unknown,
+  record: unknown
+): DeadLetter.DeadLetter => ({
+  stage,
+  reason: "invalid-event-time",
+  message: `${config.time}: expected a timestamp (a Date or epoch milliseconds), got ${show(value)}`,
+  record
+})
