@@ -73,12 +73,40 @@ describe("CLI", () => {
     }
   })
 
+  it("runs the daily-revenue example: a window and an aggregate into user summaries", () => {
+    const dir = tmp()
+    const example = JSON.parse(fs.readFileSync(nodePath.join(root, "examples/daily-revenue.json"), "utf8")) as Record<
+      string,
+      Record<string, unknown>
+    >
+    const out = nodePath.join(dir, "summary")
+    const config = {
+      ...example,
+      sink: { ...example.sink, path: out, format: { type: "jsonl" } },
+      dead_letters: { ...example.dead_letters, path: nodePath.join(dir, "dead") }
+    }
+    const { code, stdout, stderr } = cli(["run", writeConfig(dir, config), "--quiet"])
+    assert.strictEqual(code, 0, stderr)
+    const report = JSON.parse(stdout) as { records: { read: number; filtered: number; rejected: number } }
+    const rows = fs
+      .readdirSync(out)
+      .filter((f) => f.endsWith(".jsonl"))
+      .flatMap((f) => fs.readFileSync(nodePath.join(out, f), "utf8").trim().split("\n"))
+      .map((l) => JSON.parse(l) as { transactionCount: number; windowStart: string; windowEnd: string })
+    const counted = rows.reduce((n, r) => n + r.transactionCount, 0)
+    assert.strictEqual(counted, report.records.read - report.records.filtered - report.records.rejected)
+    for (const r of rows) assert.strictEqual(Date.parse(r.windowEnd) - Date.parse(r.windowStart), 86_400_000)
+  })
+
   it("validate prints what the pipeline would do", () => {
     const { code, stdout } = cli(["validate", "examples/quickstart.json"])
     assert.strictEqual(code, 0)
     assert.include(stdout, "examples/quickstart.json is valid.")
     assert.include(stdout, 'transform    filter: filter status == "settled"')
     assert.include(stdout, "sink         sink: files under examples/out/settled/ (avro (codec deflate)) [overwrite]")
+    const daily = cli(["validate", "examples/daily-revenue.json"])
+    assert.strictEqual(daily.code, 0, daily.stderr)
+    assert.include(daily.stdout, "window")
   })
 
   it("exits 2 with the JSON path for a wrong type, an unknown key, a missing file and malformed JSON", () => {
