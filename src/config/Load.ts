@@ -6,6 +6,7 @@ import * as fs from "node:fs/promises"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
+import * as Vault from "../secrets/Vault.ts"
 import * as ConfigError from "./ConfigError.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 
@@ -46,43 +47,94 @@ export const parseJson = (file: string, text: string): Effect.Effect<unknown, Co
     }
   })
 
+/** A config with its references replaced, and the JSON paths of the values that came from them. */
+export interface Resolved {
+  readonly value: unknown
+  /** Paths of values taken from the environment or the vault: errors never print them. */
+  readonly sensitive: ReadonlySet<string>
+}
+
 /**
- * Replaces every `{"$env": "VAR"}` (optionally with `"default"`) by the variable's value. A missing variable without a
- * default is an issue at its path; the value itself never appears in an error.
+ * Replaces every `{"$env": "VAR"}` (optionally with `"default"`) by the variable's value and every
+ * `{"$secret": "name"}` by the secret from the vault (read once, only when the config has a `$secret`). A missing
+ * variable or secret is an issue at its path; no value ever appears in an error.
  */
+export const resolveReferences = (
+  file: string,
+  value: unknown,
+  options?: { readonly env?: Readonly<Record<string, string | undefined>>; readonly vault?: Vault.VaultOptions }
+): Effect.Effect<Resolved, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    const env = options?.env ?? process.env
+    const issues: Array<ConfigError.ConfigIssue> = []
+    const sensitive = new Set<string>()
+    const secrets: Array<{ readonly name: string; readonly path: string; readonly set: (v: string) => void }> = []
+    const reference = (obj: Record<string, unknown>, key: "$env" | "$secret", path: string): boolean => {
+      const keys = Object.keys(obj)
+      const allowed = key === "$env" ? ["$env", "default"] : ["$secret"]
+      const ok = typeof obj[key] === "string" && keys.every((k) => allowed.includes(k))
+      if (!ok)
+        issues.push({
+          path,
+          message:
+            key === "$env"
+              ? 'Expected {"$env": "VARIABLE"} with an optional "default" string'
+              : 'Expected {"$secret": "name"}'
+        })
+      return ok
+    }
+    const walk = (v: unknown, path: ReadonlyArray<PropertyKey>, assign: (v: unknown) => void): void => {
+      if (Array.isArray(v)) {
+        const out: Array<unknown> = new Array(v.length)
+        assign(out)
+        v.forEach((item, i) => walk(item, [...path, i], (x) => (out[i] = x)))
+        return
+      }
+      if (typeof v !== "object" || v === null) return assign(v)
+      const obj = v as Record<string, unknown>
+      const at = ConfigError.jsonPath(path)
+      if ("$env" in obj) {
+        if (!reference(obj, "$env", at)) return assign(v)
+        const name = obj.$env as string
+        const found = env[name] ?? (typeof obj.default === "string" ? obj.default : undefined)
+        if (found === undefined) issues.push({ path: at, message: `Environment variable ${name} is not set` })
+        sensitive.add(at)
+        return assign(found ?? v)
+      }
+      if ("$secret" in obj) {
+        if (!reference(obj, "$secret", at)) return assign(v)
+        sensitive.add(at)
+        secrets.push({ name: obj.$secret as string, path: at, set: assign })
+        return assign(v)
+      }
+      const out: Record<string, unknown> = {}
+      assign(out)
+      for (const [k, item] of Object.entries(obj)) walk(item, [...path, k], (x) => (out[k] = x))
+    }
+    let resolved: unknown
+    walk(value, [], (v) => (resolved = v))
+    if (secrets.length > 0 && issues.length === 0) {
+      const entries = yield* Vault.read(options?.vault ?? Vault.fromEnv()).pipe(
+        Effect.mapError((e) => ConfigError.single(file, secrets[0]!.path, e.message))
+      )
+      for (const secret of secrets) {
+        const found = entries.get(secret.name)
+        if (found === undefined)
+          issues.push({ path: secret.path, message: `No secret named ${JSON.stringify(secret.name)} in the vault` })
+        else secret.set(found)
+      }
+    }
+    if (issues.length > 0) return yield* Effect.fail(ConfigError.make(file, issues))
+    return { value: resolved, sensitive }
+  })
+
+/** Replaces `{"$env": "VAR"}` references only (see `resolveReferences`). */
 export const resolveEnv = (
   file: string,
   value: unknown,
   env: Readonly<Record<string, string | undefined>> = process.env
-): Effect.Effect<unknown, ConfigError.ConfigError> => {
-  const issues: Array<ConfigError.ConfigIssue> = []
-  const walk = (v: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
-    if (Array.isArray(v)) return v.map((item, i) => walk(item, [...path, i]))
-    if (typeof v !== "object" || v === null) return v
-    const obj = v as Record<string, unknown>
-    if ("$env" in obj) {
-      const keys = Object.keys(obj)
-      const name = obj.$env
-      if (typeof name !== "string" || keys.some((k) => k !== "$env" && k !== "default")) {
-        issues.push({
-          path: ConfigError.jsonPath(path),
-          message: 'Expected {"$env": "VARIABLE"} with an optional "default" string'
-        })
-        return v
-      }
-      const found = env[name]
-      if (found !== undefined) return found
-      if (typeof obj.default === "string") return obj.default
-      issues.push({ path: ConfigError.jsonPath(path), message: `Environment variable ${name} is not set` })
-      return v
-    }
-    const out: Record<string, unknown> = {}
-    for (const [k, item] of Object.entries(obj)) out[k] = walk(item, [...path, k])
-    return out
-  }
-  const resolved = walk(value, [])
-  return issues.length === 0 ? Effect.succeed(resolved) : Effect.fail(ConfigError.make(file, issues))
-}
+): Effect.Effect<unknown, ConfigError.ConfigError> =>
+  Effect.map(resolveReferences(file, value, { env }), (r) => r.value)
 
 const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
@@ -95,7 +147,10 @@ const valueAt = (root: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
   return v
 }
 
+const REDACTED: unique symbol = Symbol("redacted")
+
 const describeValue = (v: unknown): string => {
+  if (v === REDACTED) return "a value from $env/$secret (not shown)"
   if (v === undefined) return "nothing"
   const text = JSON.stringify(v) ?? String(v)
   return text.length > 60 ? `${text.slice(0, 57)}...` : text
@@ -105,8 +160,14 @@ const describeValue = (v: unknown): string => {
  * Makes the Schema's messages read well in a config: a union of objects that did not match names the discriminating
  * key and its allowed values; a plain `Expected string` says what it got instead.
  */
-const explain = (root: unknown, path: ReadonlyArray<PropertyKey>, message: string): string => {
-  const value = valueAt(root, path)
+const explain = (
+  root: unknown,
+  path: ReadonlyArray<PropertyKey>,
+  message: string,
+  sensitive: ReadonlySet<string>
+): string => {
+  // A value taken from the environment or the vault may be a secret: say where it came from, never what it is.
+  const value = sensitive.has(ConfigError.jsonPath(path)) ? REDACTED : valueAt(root, path)
   if (message === "Expected no excess property") return "Unknown key (not allowed here; check its spelling)"
   if (message.startsWith("Missing key")) return "Missing required key"
   if (message.startsWith("Expected {")) {
@@ -126,7 +187,11 @@ const explain = (root: unknown, path: ReadonlyArray<PropertyKey>, message: strin
 }
 
 /** Decodes a parsed, env-resolved config value with the config Schema; unknown keys are errors. */
-export const decode = (file: string, value: unknown): Effect.Effect<PipelineConfig, ConfigError.ConfigError> => {
+export const decode = (
+  file: string,
+  value: unknown,
+  sensitive: ReadonlySet<string> = new Set()
+): Effect.Effect<PipelineConfig, ConfigError.ConfigError> => {
   const exit = Schema.decodeUnknownExit(PipelineConfig)(value, { errors: "all", onExcessProperty: "error" })
   if (exit._tag === "Success") return Effect.succeed(exit.value)
   const reason = exit.cause.reasons[0]
@@ -134,7 +199,7 @@ export const decode = (file: string, value: unknown): Effect.Effect<PipelineConf
   if (!(error instanceof Schema.SchemaError)) return Effect.fail(ConfigError.single(file, "$", String(exit.cause)))
   const issues = formatter(error.issue).issues.map((i) => {
     const path = (i.path ?? []) as ReadonlyArray<PropertyKey>
-    return { path: ConfigError.jsonPath(path), message: explain(value, path, i.message) }
+    return { path: ConfigError.jsonPath(path), message: explain(value, path, i.message, sensitive) }
   })
   return Effect.fail(ConfigError.make(file, issues))
 }
@@ -143,6 +208,6 @@ export const decode = (file: string, value: unknown): Effect.Effect<PipelineConf
 export const load = (file: string): Effect.Effect<PipelineConfig, ConfigError.ConfigError> =>
   readText(file).pipe(
     Effect.flatMap((text) => parseJson(file, text)),
-    Effect.flatMap((json) => resolveEnv(file, json)),
-    Effect.flatMap((resolved) => decode(file, resolved))
+    Effect.flatMap((json) => resolveReferences(file, json)),
+    Effect.flatMap((resolved) => decode(file, resolved.value, resolved.sensitive))
   )

@@ -54,9 +54,8 @@ describe("config decoding", () => {
       assert.deepStrictEqual(yield* issuesOf({ ...base, transforms: [{ type: "flter", condition: "x" }] }), [
         '$.transforms[0]: Unknown type "flter": expected one of filter, derive, select, rename, cast, validate, aggregate, window, join'
       ])
-      assert.deepStrictEqual(yield* issuesOf({ ...base, source: { type: "ftp", path: "x" } }), [
-        '$.source: Unknown type "ftp": expected one of file'
-      ])
+      const [ftp] = yield* issuesOf({ ...base, source: { type: "ftp", path: "x" } })
+      assert.match(ftp!, /^\$\.source: Unknown type "ftp": expected one of file(, [a-z0-9]+)*$/)
       assert.deepStrictEqual(yield* issuesOf({ name: "t", sink: base.sink }), ["$.source: Missing required key"])
     })
   )
