@@ -50,12 +50,17 @@ const quietFlag = Flag.Boolean("quiet").pipe(
 /** The services every CLI run gets: local files and the schema registry over `--schemas`. */
 const services = (schemas: string) => Layer.mergeAll(NodeFileStore.layer, SchemaRegistry.layer(schemas))
 
-const loadPipeline = (file: string, schemas: string) =>
+/** Loads and builds a config; `connections` is the layer of its declared database connections. */
+const loadConfig = (file: string, schemas: string) =>
   Effect.gen(function* () {
     const config = yield* Load.load(file)
     const registry = yield* SchemaRegistry.SchemaRegistry
-    return yield* Build.build(config, { file, schema: Records.lookup(registry, file) })
+    const pipeline = yield* Build.build(config, { file, schema: Records.lookup(registry, file) })
+    return { pipeline, connections: Build.connections(config) }
   }).pipe(Effect.provide(SchemaRegistry.layer(schemas)))
+
+const loadPipeline = (file: string, schemas: string) =>
+  Effect.map(loadConfig(file, schemas), (loaded) => loaded.pipeline)
 
 const isModule = (target: string) => /\.(m?js|m?ts)$/.test(target)
 
@@ -87,10 +92,10 @@ const runCommand = Command.make(
   Effect.fn("cli.run")(function* ({ target, quiet, schemas }) {
     const loaded = isModule(target)
       ? yield* importPipeline(target)
-      : {
-          pipeline: yield* Effect.catchTag(loadPipeline(target, schemas), "ConfigError", configFailure),
-          layer: undefined
-        }
+      : yield* Effect.map(
+          Effect.catchTag(loadConfig(target, schemas), "ConfigError", configFailure),
+          ({ pipeline, connections }) => ({ pipeline, layer: connections as Layer.Layer<unknown> })
+        )
     const reporter =
       !quiet && process.stderr.isTTY === true
         ? ProgressLine.terminal(process.stderr)

@@ -5,6 +5,7 @@
  */
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Connectors from "../connectors/Connectors.ts"
 import type { DeadLetter } from "../core/DeadLetter.ts"
 import * as Flow from "../core/Flow.ts"
@@ -32,6 +33,17 @@ const retryPolicy = (config: PipelineConfig["retry"]): Retry.RetryPolicy => ({
   ...(config?.max_delay === undefined ? {} : { maxDelay: config.max_delay as Duration.Input })
 })
 
+/**
+ * The layer of a config's `connections`: one pool per named connection, opened when the run starts and closed when it
+ * ends, shared by every source and sink naming it.
+ */
+export const connections = (config: PipelineConfig): Layer.Layer<Connectors.ConnectionServices> => {
+  const layers = Connectors.connectionLayers(config.connections ?? {})
+  return layers.length === 0
+    ? (Layer.empty as unknown as Layer.Layer<Connectors.ConnectionServices>)
+    : Layer.mergeAll(...(layers as [Layer.Layer<Connectors.ConnectionServices>]))
+}
+
 /** Builds the pipeline a config describes. */
 export const build = (
   config: PipelineConfig,
@@ -42,7 +54,9 @@ export const build = (
       file: options.file,
       path,
       defaultName,
-      schema: options.schema
+      schema: options.schema,
+      pipeline: config.name,
+      connections: config.connections ?? {}
     })
     const built = yield* Connectors.buildSource(config.source, env("$.source", "source"))
     if ((config.mode ?? "batch") === "streaming" && built.source.bounded)

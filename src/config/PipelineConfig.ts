@@ -42,6 +42,12 @@ export const PipelineConfig = Schema.Struct({
   $schema: Schema.optionalKey(Schema.String.annotate({ description: "The JSON Schema of this file, for editors" })),
   name: StageName.annotate({ description: "The pipeline's name, in every log line and in the RunReport" }),
   description: Schema.optionalKey(Schema.String),
+  connections: Schema.optionalKey(
+    Schema.Record(StageName, Connectors.ConnectionConfig).annotate({
+      description:
+        'Database connections by name, declared once: sources and sinks refer to them with "connection"; each is one pool per run'
+    })
+  ),
   mode: Schema.optionalKey(
     Schema.Literals(["batch", "streaming"]).annotate({
       description: "batch (default) reads the source to its end; streaming runs until stopped"

@@ -3,6 +3,7 @@
  * A new system is one folder under `connectors/` and one line here.
  */
 import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as ConfigError from "../config/ConfigError.ts"
 import { toSpec } from "../config/FormatConfig.ts"
@@ -13,9 +14,29 @@ import type { AnyRecord } from "../transforms/Transforms.ts"
 import * as File from "./file/File.ts"
 import * as FileConfig from "./file/FileConfig.ts"
 import type { FileStore } from "./file/FileStore.ts"
+import * as SqlBuild from "./sql/SqlBuild.ts"
+import * as SqlConfig from "./sql/SqlConfig.ts"
 
-/** The services config-built pipelines may need: the union of every connector's. */
+/**
+ * The services config-built pipelines may need: the union of every connector's. SQL connections are not in it: a
+ * config declares them (`connections`) and `Build.connections(config)` provides them (see `sql/SqlBuild.ts`).
+ */
 export type Services = FileStore
+
+/** The services of the SQL connections a config declares, provided by `Build.connections(config)`. */
+export type ConnectionServices = SqlBuild.Services
+
+/** A named connection a config declares once (under `connections`) and its sources and sinks refer to by name. */
+export const ConnectionConfig = SqlConfig.ConnectionConfig
+/** A decoded connection config. */
+export type ConnectionConfig = SqlConfig.ConnectionConfig
+
+/** PostgreSQL source and sink configs. */
+const PostgresSource = SqlConfig.sourceConfig("postgres", "PostgreSQL")
+const PostgresSink = SqlConfig.sinkConfig("postgres", "PostgreSQL")
+/** MySQL source and sink configs. */
+const MysqlSource = SqlConfig.sourceConfig("mysql", "MySQL")
+const MysqlSink = SqlConfig.sinkConfig("mysql", "MySQL")
 
 /** What a connector builder gets: where it is in the config, and how to find schemas by name. */
 export interface BuildEnv {
@@ -25,7 +46,20 @@ export interface BuildEnv {
   /** The stage name when the config gives none. */
   readonly defaultName: string
   readonly schema: (name: string, path: string) => Effect.Effect<RecordSchema<AnyRecord>, ConfigError.ConfigError>
+  /** The pipeline's name (the default name of state files). */
+  readonly pipeline?: string
+  /** The connections the config declares, by name. */
+  readonly connections?: Readonly<Record<string, ConnectionConfig>>
 }
+
+const sqlEnv = (env: BuildEnv): SqlBuild.SqlBuildEnv => ({
+  file: env.file,
+  path: env.path,
+  defaultName: env.defaultName,
+  pipeline: env.pipeline ?? "pipeline",
+  connections: env.connections ?? {},
+  schema: env.schema
+})
 
 /** A built source and the fields its records have, when known. */
 export interface BuiltSource {
@@ -77,11 +111,11 @@ const buildFileSink = (
   })
 
 /** Every source a config can name, by `type`. */
-export const SourceConfig = Schema.Union([FileConfig.SourceConfig]).annotate({
+export const SourceConfig = Schema.Union([FileConfig.SourceConfig, PostgresSource, MysqlSource]).annotate({
   description: "Where records come from; `type` names the connector"
 })
 /** Every sink a config can name, by `type`. */
-export const SinkConfig = Schema.Union([FileConfig.SinkConfig]).annotate({
+export const SinkConfig = Schema.Union([FileConfig.SinkConfig, PostgresSink, MysqlSink]).annotate({
   description: "Where records go; `type` names the connector"
 })
 
@@ -98,6 +132,9 @@ export const buildSource = (
   switch (config.type) {
     case "file":
       return buildFileSource(config, env)
+    case "postgres":
+    case "mysql":
+      return SqlBuild.buildSource(config, sqlEnv(env))
   }
 }
 
@@ -109,5 +146,13 @@ export const buildSink = (
   switch (config.type) {
     case "file":
       return buildFileSink(config, env)
+    case "postgres":
+    case "mysql":
+      return SqlBuild.buildSink(config, sqlEnv(env))
   }
 }
+
+/** One scoped layer per declared connection (each pool is opened once per run and closed at its end). */
+export const connectionLayers: (
+  connections: Readonly<Record<string, ConnectionConfig>>
+) => ReadonlyArray<Layer.Layer<ConnectionServices>> = SqlBuild.connectionLayers

@@ -1,0 +1,253 @@
+/**
+ * Building SQL sources, sinks and connection layers from decoded configs: the same values `Postgres.table` and
+ * `Mysql.table` give. Everything checkable before running is checked here with the JSON path of the problem: the
+ * connection exists and is of the right system, identifiers are valid, a table to create has SQL types for its fields.
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import * as ConfigError from "../../config/ConfigError.ts"
+import type { RecordSchema } from "../../core/RecordSchema.ts"
+import type { Sink } from "../../core/Sink.ts"
+import type { Source } from "../../core/Source.ts"
+import type { FileError } from "../file/FileError.ts"
+import type { FileStore } from "../file/FileStore.ts"
+import * as MysqlClient from "../mysql/MysqlClient.ts"
+import * as NodeMysql from "../mysql/NodeMysql.ts"
+import * as NodePostgres from "../postgres/NodePostgres.ts"
+import * as PostgresClient from "../postgres/PostgresClient.ts"
+import * as Identifier from "./Identifier.ts"
+import * as Incremental from "./Incremental.ts"
+import type { Row, SqlClient } from "./SqlClient.ts"
+import { type ConnectionConfig, connectionOptions, lagOf, type SinkConfig, type SourceConfig } from "./SqlConfig.ts"
+import { reasons } from "./SqlError.ts"
+import * as SqlTable from "./SqlTable.ts"
+import { columnsOfAvro } from "./SqlTypes.ts"
+
+/** The services of the SQL connectors, for any connection name. */
+export type Services = PostgresClient.PostgresClient<string> | MysqlClient.MysqlClient<string>
+
+/** The declared connections of a config, by name. */
+export type Connections = Readonly<Record<string, ConnectionConfig>>
+
+/** What the SQL builders need from the config around them. */
+export interface SqlBuildEnv {
+  readonly file: string
+  readonly path: string
+  readonly defaultName: string
+  readonly pipeline: string
+  readonly connections: Connections
+  readonly schema: (name: string, path: string) => Effect.Effect<RecordSchema<Row>, ConfigError.ConfigError>
+}
+
+type AnySystem = SqlTable.System<PostgresClient.PostgresError> | SqlTable.System<MysqlClient.MysqlError>
+
+const systemOf = (type: "postgres" | "mysql"): AnySystem =>
+  type === "postgres" ? PostgresClient.system : MysqlClient.system
+
+type AnyClient = SqlClient<PostgresClient.PostgresError | MysqlClient.MysqlError>
+
+/** A client whose every operation fails: it stands for a connection nobody provided. */
+const missingClient = (type: "postgres" | "mysql", name: string): AnyClient => {
+  const error = () =>
+    systemOf(type).makeError(
+      reasons.InvalidRequest,
+      `use connection ${name}`,
+      `The ${label(type)} connection "${name}" is not provided: provide Build.connections(config) (the CLI does) or ${type === "postgres" ? "NodePostgres" : "NodeMysql"}.layer(options, "${name}")`
+    )
+  const fail = Effect.suspend(() => Effect.fail(error()))
+  return {
+    dialect: type,
+    connection: name,
+    describe: () => fail,
+    table: () => fail,
+    createTable: () => fail,
+    bounds: () => fail,
+    read: () => Stream.fromEffect(fail),
+    load: () => fail
+  }
+}
+
+/**
+ * The client of a config's connection. It is read through a reference with the same key as the typed API's service
+ * (`PostgresClient.tag(name)`), so the connection layers of `Build.connections(config)` provide it, while config
+ * pipelines keep needing only the services every config run gets; a connection nobody provided fails the run with
+ * a message saying so.
+ */
+const tagOf = (type: "postgres" | "mysql", name: string): Context.Key<never, AnyClient> =>
+  Context.Reference<AnyClient>((type === "postgres" ? PostgresClient.tag(name) : MysqlClient.tag(name)).key, {
+    defaultValue: () => missingClient(type, name)
+  })
+
+const label = (type: "postgres" | "mysql") => (type === "postgres" ? "PostgreSQL" : "MySQL")
+
+const checkConnection = (type: "postgres" | "mysql", name: string, env: SqlBuildEnv) => {
+  const declared = Object.keys(env.connections)
+  const connection = env.connections[name]
+  if (connection === undefined)
+    return Effect.fail(
+      ConfigError.single(
+        env.file,
+        `${env.path}.connection`,
+        `Unknown connection "${name}": declare it under "connections"${declared.length === 0 ? "" : ` (declared: ${declared.join(", ")})`}`
+      )
+    )
+  if (connection.type !== type)
+    return Effect.fail(
+      ConfigError.single(
+        env.file,
+        `${env.path}.connection`,
+        `Connection "${name}" is a ${label(connection.type)} connection; a ${type} ${env.path === "$.source" ? "source" : "sink"} needs a ${label(type)} one`
+      )
+    )
+  return Effect.void
+}
+
+const checkIdentifiers = (
+  type: "postgres" | "mysql",
+  env: SqlBuildEnv,
+  entries: ReadonlyArray<readonly [string, ReadonlyArray<string>]>
+) => {
+  for (const [key, names] of entries)
+    for (const name of names) {
+      const problem = Identifier.problem(type, name)
+      if (problem !== undefined)
+        return Effect.fail(ConfigError.single(env.file, `${env.path}.${key}`, `Invalid identifier: ${problem}`))
+    }
+  return Effect.void
+}
+
+/** Builds the SQL source a config describes. */
+export const buildSource = (
+  config: SourceConfig,
+  env: SqlBuildEnv
+): Effect.Effect<
+  {
+    readonly source: Source<Row, PostgresClient.PostgresError | MysqlClient.MysqlError | FileError, FileStore>
+    readonly fields: ReadonlyArray<string> | undefined
+  },
+  ConfigError.ConfigError
+> =>
+  Effect.gen(function* () {
+    const type = config.type
+    yield* checkConnection(type, config.connection, env)
+    yield* checkIdentifiers(type, env, [
+      ["table", config.table === undefined ? [] : [config.table]],
+      ["table_schema", config.table_schema === undefined ? [] : [config.table_schema]],
+      ["columns", config.columns ?? []],
+      ["partition.column", config.partition === undefined ? [] : [config.partition.column]],
+      ["incremental.column", config.incremental === undefined ? [] : [config.incremental.column]]
+    ])
+    const schema = config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`)
+    const name = config.name ?? env.defaultName
+    const columns = config.columns ?? schema?.fields
+    const ref =
+      config.table === undefined
+        ? undefined
+        : { name: config.table, ...(config.table_schema === undefined ? {} : { schema: config.table_schema }) }
+    const incremental =
+      config.incremental === undefined
+        ? undefined
+        : {
+            column: config.incremental.column,
+            lag: lagOf(config.incremental.lag),
+            state: Incremental.file(config.incremental.state_file ?? `.etl-state/${env.pipeline}.${name}.json`)
+          }
+    const source = SqlTable.source<
+      Row,
+      PostgresClient.PostgresError | MysqlClient.MysqlError,
+      never,
+      FileError,
+      FileStore
+    >(
+      systemOf(type) as SqlTable.System<PostgresClient.PostgresError | MysqlClient.MysqlError>,
+      tagOf(type, config.connection),
+      {
+        name,
+        relation: ref === undefined ? { _tag: "Query", sql: config.query! } : { _tag: "Table", ref },
+        columns,
+        where: config.where,
+        batchSize: config.batch_size ?? 10_000,
+        partitionBy:
+          config.partition === undefined
+            ? undefined
+            : {
+                column: config.partition.column,
+                partitions: config.partition.partitions,
+                lowerBound: config.partition.lower_bound,
+                upperBound: config.partition.upper_bound
+              },
+        predicates: config.predicates,
+        incremental
+      },
+      `${label(type)} ${ref === undefined ? "query" : `table ${Identifier.show(ref)}`} on ${config.connection}${
+        config.partition === undefined
+          ? ""
+          : ` in ${config.partition.partitions} partitions of ${config.partition.column}`
+      }${config.predicates === undefined ? "" : ` in ${config.predicates.length} predicates`}${
+        config.incremental === undefined ? "" : `, incremental on ${config.incremental.column}`
+      }`
+    )
+    return { source, fields: columns }
+  })
+
+/** Builds the SQL sink a config describes. */
+export const buildSink = (
+  config: SinkConfig,
+  env: SqlBuildEnv
+): Effect.Effect<Sink<Row, PostgresClient.PostgresError | MysqlClient.MysqlError>, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    const type = config.type
+    yield* checkConnection(type, config.connection, env)
+    yield* checkIdentifiers(type, env, [
+      ["table", [config.table]],
+      ["table_schema", config.table_schema === undefined ? [] : [config.table_schema]],
+      ["keys", config.keys ?? []]
+    ])
+    const schema = config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`)
+    let createIfMissing: SqlTable.SinkSpec["createIfMissing"]
+    if (config.create_if_missing === true && schema !== undefined) {
+      const defs = columnsOfAvro(type, schema.avro)
+      if (typeof defs === "string")
+        return yield* Effect.fail(
+          ConfigError.single(env.file, `${env.path}.schema`, `Cannot create ${config.table} from this schema: ${defs}`)
+        )
+      createIfMissing = defs
+    }
+    if (schema?.fields !== undefined && config.keys !== undefined) {
+      const unknown = config.keys.filter((k) => !schema.fields!.includes(k))
+      if (unknown.length > 0)
+        return yield* Effect.fail(
+          ConfigError.single(
+            env.file,
+            `${env.path}.keys`,
+            `Unknown field ${unknown.map((k) => `"${k}"`).join(", ")}; records here have: ${schema.fields.join(", ")}`
+          )
+        )
+    }
+    const ref = { name: config.table, ...(config.table_schema === undefined ? {} : { schema: config.table_schema }) }
+    const mode = config.mode ?? "append"
+    return SqlTable.sink<Row, PostgresClient.PostgresError | MysqlClient.MysqlError, never>(
+      systemOf(type) as SqlTable.System<PostgresClient.PostgresError | MysqlClient.MysqlError>,
+      tagOf(type, config.connection),
+      {
+        name: config.name ?? env.defaultName,
+        table: ref,
+        mode,
+        keys: config.keys ?? [],
+        fields: schema?.fields,
+        createIfMissing,
+        transaction: config.transaction ?? "end"
+      },
+      `${label(type)} table ${Identifier.show(ref)} on ${config.connection}${mode === "upsert" ? ` by (${(config.keys ?? []).join(", ")})` : ""}`
+    )
+  })
+
+/** One scoped layer per declared connection (a pool opened once per run and closed at its end), merged. */
+export const connectionLayers = (connections: Connections): ReadonlyArray<Layer.Layer<Services>> =>
+  Object.entries(connections).map(([name, c]) =>
+    c.type === "postgres"
+      ? (NodePostgres.layer(connectionOptions(c), name) as Layer.Layer<Services>)
+      : (NodeMysql.layer(connectionOptions(c), name) as Layer.Layer<Services>)
+  )

@@ -1,0 +1,130 @@
+/**
+ * The contract both SQL connectors implement: what sources and sinks need from a database, in terms of tables,
+ * columns and record batches rather than SQL text. It imports no driver: `NodePostgres.ts` and `NodeMysql.ts`
+ * implement it over `pg` and `mysql2` (COPY, LOAD DATA, streamed SELECTs, staging tables), and `SqlMemory.ts`
+ * implements it over Maps for unit tests of pipelines.
+ *
+ * Every operation fails with the connector's own error type `E` (`PostgresError`, `MysqlError`), whose reason knows
+ * whether retrying may help.
+ */
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type { WriteMode } from "../../core/Sink.ts"
+import type { Dialect, TableRef } from "./Identifier.ts"
+import type { Column, ColumnDef } from "./SqlTypes.ts"
+
+/** A row as read from or written to a table: column name → record value. */
+export type Row = Readonly<Record<string, unknown>>
+
+/** A table as the server describes it. */
+export interface TableInfo {
+  readonly ref: TableRef
+  readonly columns: ReadonlyArray<Column>
+  /** The column sets of the primary key and of every unique index. */
+  readonly uniqueKeys: ReadonlyArray<ReadonlyArray<string>>
+}
+
+/** What a read selects from: a table, or a query written by the pipeline's author. */
+export type Relation =
+  | { readonly _tag: "Table"; readonly ref: TableRef }
+  | { readonly _tag: "Query"; readonly sql: string }
+
+/** A range condition on one column, built from values (never from SQL text): `lower <= column < upper`. */
+export interface RangeCondition {
+  readonly column: string
+  readonly lower?: unknown
+  /** Whether `lower` itself is included (default `true`). */
+  readonly lowerInclusive?: boolean
+  readonly upper?: unknown
+  /** Whether `upper` itself is included (default `false`). */
+  readonly upperInclusive?: boolean
+  /** Also select rows where the column is NULL (the first partition of a partitioned read takes them). */
+  readonly orNull?: boolean
+}
+
+/** One streamed read. */
+export interface ReadRequest {
+  readonly relation: Relation
+  /** The columns to select (default: all). */
+  readonly columns?: ReadonlyArray<string> | undefined
+  /** SQL conditions written by the pipeline's author, ANDed (a `where`, one partition predicate). */
+  readonly conditions?: ReadonlyArray<string> | undefined
+  /** Conditions on values (partition bounds, high-water marks), ANDed. */
+  readonly ranges?: ReadonlyArray<RangeCondition> | undefined
+  /** Records per emitted chunk. */
+  readonly batchSize: number
+}
+
+/** A record the connector could not turn into a record value (e.g. a bigint beyond ±2^53-1), with why. */
+export interface RejectedRow {
+  readonly row: unknown
+  readonly message: string
+}
+
+/** A chunk of a streamed read: at most `batchSize` rows, and the rows that could not be converted. */
+export interface ReadChunk {
+  readonly rows: ReadonlyArray<Row>
+  readonly rejected: ReadonlyArray<RejectedRow>
+}
+
+/** The smallest and largest value of a column (both `null` when there are no non-NULL values). */
+export interface Bounds {
+  readonly min: unknown
+  readonly max: unknown
+  readonly kind: Column["kind"]
+}
+
+/** What a load writes, decided before the first row. */
+export interface LoadRequest {
+  readonly table: TableRef
+  readonly mode: WriteMode
+  /** The target's columns that records fill, in order (others take their defaults). */
+  readonly columns: ReadonlyArray<Column>
+  /** Upsert keys: a unique key of the target (checked before the load is opened). */
+  readonly keys: ReadonlyArray<string>
+  /**
+   * `end` (default): one transaction for the whole attempt; nothing is visible before `commit`. `batch` (append only):
+   * each `write` commits on its own, for streaming pipelines that acknowledge per batch.
+   */
+  readonly transaction: "end" | "batch"
+}
+
+/** What a committed load did. */
+export interface LoadResult {
+  /** Rows accepted: inserted or updated (for upserts, every input row, including later duplicates of a key). */
+  readonly written: number
+  readonly inserted?: number
+  readonly updated?: number
+  /** Rows of the input whose key appeared again later in the same load (the later one wins). */
+  readonly duplicates?: number
+}
+
+/** An open load. Closing its Scope without `commit` rolls everything back. */
+export interface Loader<E> {
+  readonly write: (rows: ReadonlyArray<Row>) => Effect.Effect<void, E>
+  readonly commit: Effect.Effect<LoadResult, E>
+}
+
+/** What the SQL sources and sinks need from a database connection. */
+export interface SqlClient<E> {
+  readonly dialect: Dialect
+  /** The connection's name (`default` or the name given in the config's `connections`). */
+  readonly connection: string
+  /** The columns a relation yields (for a table, in table order), and the table's unique keys (empty for queries). */
+  readonly describe: (relation: Relation) => Effect.Effect<ReadonlyArray<Column>, E>
+  /** A table's description, or `undefined` when it does not exist. */
+  readonly table: (ref: TableRef) => Effect.Effect<TableInfo | undefined, E>
+  /** Creates a table (when missing), with an optional primary key. */
+  readonly createTable: (
+    ref: TableRef,
+    columns: ReadonlyArray<ColumnDef>,
+    primaryKey: ReadonlyArray<string>
+  ) => Effect.Effect<void, E>
+  /** MIN and MAX of a column of a relation, under the given conditions. */
+  readonly bounds: (relation: Relation, column: string, conditions: ReadonlyArray<string>) => Effect.Effect<Bounds, E>
+  /** Streams the rows of a read in chunks of at most `batchSize`, holding at most a few chunks in memory. */
+  readonly read: (request: ReadRequest) => Stream.Stream<ReadChunk, E>
+  /** Opens a load into an existing table. */
+  readonly load: (request: LoadRequest) => Effect.Effect<Loader<E>, E, Scope.Scope>
+}

@@ -1,0 +1,561 @@
+/**
+ * SQL sources and sinks, written once over the `SqlClient` contract and used by both PostgreSQL and MySQL.
+ *
+ * Sources stream a table or a query in batches (bounded memory), optionally split into partitions read concurrently
+ * (a column's range cut into `partitions` slices, like Spark's JDBC source, or an explicit list of predicates), and
+ * optionally incremental (a cursor column and a saved high-water mark, see `Incremental.ts`).
+ *
+ * Sinks check everything they can before the first row (the table exists or is created, the record fields are
+ * columns, upsert keys are a unique key of the table), then hand batches to the client's loader, which makes them
+ * visible only at commit (or per batch with `transaction: "batch"`).
+ */
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as SchemaModule from "effect/Schema"
+import * as Stream from "effect/Stream"
+import * as Batch from "../../core/Batch.ts"
+import type * as DeadLetter from "../../core/DeadLetter.ts"
+import { ExtractError, wrap } from "../../core/Errors.ts"
+import { formatIssue, type Validation } from "../../core/RecordSchema.ts"
+import type * as Sink from "../../core/Sink.ts"
+import type * as Source from "../../core/Source.ts"
+import * as AvroBridge from "../../schema/AvroBridge.ts"
+import * as Identifier from "./Identifier.ts"
+import type { CursorState, Mark } from "./Incremental.ts"
+import type { Bounds, RangeCondition, Relation, Row, SqlClient } from "./SqlClient.ts"
+import { reasons, type SqlErrorReason } from "./SqlError.ts"
+import { compareValues, isUniqueKey } from "./SqlMemory.ts"
+import { type Column, type ColumnDef, type ColumnKind, columnsOfAvro } from "./SqlTypes.ts"
+
+/** How a system builds its errors and names itself; given by `Postgres.ts` and `Mysql.ts`. */
+export interface System<E> {
+  readonly type: "postgres" | "mysql"
+  readonly dialect: Identifier.Dialect
+  readonly makeError: (reason: SqlErrorReason, operation: string, message: string) => E
+}
+
+/** A bound of a partitioned read: a number, a timestamp, or a `YYYY-MM-DD` date. */
+export type BoundValue = number | Date | string
+
+/** A partitioned read: the column's range is cut into `partitions` slices read concurrently. */
+export interface PartitionSpec {
+  readonly column: string
+  readonly partitions: number
+  /** With `upperBound`, sets the slices' width only: rows outside the bounds are still read (by the first/last slice). */
+  readonly lowerBound?: BoundValue | undefined
+  readonly upperBound?: BoundValue | undefined
+}
+
+/** Incremental reads: see `Incremental.ts`. */
+export interface IncrementalSpec<E, R> {
+  readonly column: string
+  /** Held back from the newest value: a number for numeric cursors, a duration (or millis) for timestamps. */
+  readonly lag?: number | Duration.Input | undefined
+  readonly state: CursorState<E, R>
+}
+
+/** Everything a SQL source needs. */
+export interface SourceSpec<A, ES, RS> {
+  readonly name: string
+  readonly relation: Relation
+  readonly columns?: ReadonlyArray<string> | undefined
+  /** A SQL condition written by the pipeline's author (trusted SQL, not a value). */
+  readonly where?: string | undefined
+  readonly batchSize: number
+  readonly partitionBy?: PartitionSpec | undefined
+  /** One partition per predicate (trusted SQL), an alternative to `partitionBy`. */
+  readonly predicates?: ReadonlyArray<string> | undefined
+  /** Partitions read at once (default: all of them). */
+  readonly concurrency?: number | undefined
+  readonly incremental?: IncrementalSpec<ES, RS> | undefined
+  /** Validates and converts each row; rows that fail become dead letters. */
+  readonly validate?: ((row: Row) => Validation<A>) | undefined
+}
+
+const isNumericKind = (kind: ColumnKind) =>
+  kind === "int" || kind === "bigint" || kind === "float" || kind === "decimal"
+
+const toNumber = (v: unknown): number => (typeof v === "number" ? v : Number(Identifier.literal("postgres", v)))
+
+const dayMs = 86_400_000
+
+/**
+ * The range conditions of a partitioned read: `partitions` slices that together select every row exactly once, NULLs
+ * included (the first slice takes them). The bounds only set the slices' width, as in Spark's JDBC source.
+ */
+export const planPartitions = (
+  column: string,
+  kind: ColumnKind,
+  lower: unknown,
+  upper: unknown,
+  partitions: number
+): ReadonlyArray<RangeCondition> => {
+  const all: ReadonlyArray<RangeCondition> = [{ column, orNull: true }]
+  if (partitions <= 1 || lower === null || upper === null || lower === undefined || upper === undefined) return all
+  let cuts: Array<unknown> = []
+  if (isNumericKind(kind) || typeof lower === "number") {
+    const lo = toNumber(lower)
+    const hi = toNumber(upper)
+    if (!Number.isFinite(lo) || !Number.isFinite(hi) || hi <= lo) return all
+    const integral = kind === "int" || kind === "bigint"
+    for (let i = 1; i < partitions; i++) {
+      const cut = lo + ((hi - lo) * i) / partitions
+      cuts.push(integral ? Math.floor(cut) : cut)
+    }
+  } else if (lower instanceof Date || upper instanceof Date || kind === "timestamp" || kind === "timestamptz") {
+    const lo = lower instanceof Date ? lower.getTime() : Date.parse(String(lower))
+    const hi = upper instanceof Date ? upper.getTime() : Date.parse(String(upper))
+    if (!Number.isFinite(lo) || !Number.isFinite(hi) || hi <= lo) return all
+    for (let i = 1; i < partitions; i++) cuts.push(new Date(Math.floor(lo + ((hi - lo) * i) / partitions)))
+  } else if (kind === "date") {
+    const lo = Date.parse(`${String(lower)}T00:00:00Z`)
+    const hi = Date.parse(`${String(upper)}T00:00:00Z`)
+    if (!Number.isFinite(lo) || !Number.isFinite(hi) || hi <= lo) return all
+    for (let i = 1; i < partitions; i++)
+      cuts.push(new Date(Math.floor((lo + ((hi - lo) * i) / partitions) / dayMs) * dayMs).toISOString().slice(0, 10))
+  } else return all
+  // Equal cuts (a narrow range cut many times) would make empty slices: keep each cut once, in order.
+  cuts = cuts.filter((c, i) => i === 0 || compareValues(c, cuts[i - 1]) > 0)
+  if (cuts.length === 0) return all
+  const out: Array<RangeCondition> = [{ column, upper: cuts[0], orNull: true }]
+  for (let i = 1; i < cuts.length; i++) out.push({ column, lower: cuts[i - 1], upper: cuts[i] })
+  out.push({ column, lower: cuts[cuts.length - 1] })
+  return out
+}
+
+const markOf = (column: string, value: unknown): Mark | undefined => {
+  if (value instanceof Date) return { column, kind: "timestamp", value: value.toISOString() }
+  if (typeof value === "number") return { column, kind: "number", value }
+  if (typeof value === "string") return { column, kind: "string", value }
+  if (value !== null && value !== undefined) {
+    const n = toNumber(value)
+    return Number.isFinite(n) ? { column, kind: "number", value: n } : undefined
+  }
+  return undefined
+}
+
+const markValue = (mark: Mark): unknown => (mark.kind === "timestamp" ? new Date(mark.value) : mark.value)
+
+/** `max - lag`, in the cursor's unit; `undefined` when the lag does not apply to the column's values. */
+const applyLag = (max: unknown, lag: number | Duration.Input | undefined): unknown => {
+  if (lag === undefined || lag === 0) return max
+  if (max instanceof Date) {
+    const ms = typeof lag === "number" ? lag : Duration.toMillis(Duration.fromInputUnsafe(lag))
+    return new Date(max.getTime() - ms)
+  }
+  if (typeof max === "number" && typeof lag === "number") return max - lag
+  return undefined
+}
+
+/** The SQL condition list of a read: the author's `where`, then a partition predicate. */
+const conditionsOf = (where: string | undefined, predicate?: string) => [
+  ...(where === undefined ? [] : [where]),
+  ...(predicate === undefined ? [] : [predicate])
+]
+
+/**
+ * A source reading a table or query through the client behind `tag`.
+ */
+export const source = <A, E, Id, ES = never, RS = never>(
+  system: System<E>,
+  tag: Context.Key<Id, SqlClient<E>>,
+  spec: SourceSpec<A, ES, RS>,
+  description: string
+): Source.Source<A, E | ES, Id | RS> => ({
+  name: spec.name,
+  type: system.type,
+  description,
+  bounded: true,
+  batches: () =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        const client = yield* tag
+        const where = conditionsOf(spec.where)
+        const incremental = spec.incremental
+        let cursorRange: RangeCondition | undefined
+        let nextMark: Mark | undefined
+        if (incremental !== undefined) {
+          const saved = yield* incremental.state.load
+          const bounds: Bounds = yield* client.bounds(spec.relation, incremental.column, where)
+          if (bounds.max === null) return Stream.empty
+          const upper = applyLag(bounds.max, incremental.lag)
+          if (upper === undefined)
+            return yield* Effect.fail(
+              system.makeError(
+                reasons.InvalidRequest,
+                `read ${spec.name}`,
+                `The lag of the incremental column ${incremental.column} must be a number for numeric columns or a duration for timestamps`
+              )
+            )
+          const previous = saved !== undefined && saved.column === incremental.column ? markValue(saved) : undefined
+          if (previous !== undefined && compareValues(upper, previous) <= 0) return Stream.empty
+          cursorRange = {
+            column: incremental.column,
+            ...(previous === undefined ? {} : { lower: previous, lowerInclusive: false }),
+            upper,
+            upperInclusive: true
+          }
+          nextMark = markOf(incremental.column, upper)
+        }
+        type Part = { readonly conditions: ReadonlyArray<string>; readonly ranges: ReadonlyArray<RangeCondition> }
+        const base = cursorRange === undefined ? [] : [cursorRange]
+        let parts: ReadonlyArray<Part> = [{ conditions: where, ranges: base }]
+        if (spec.predicates !== undefined && spec.predicates.length > 0)
+          parts = spec.predicates.map((p) => ({ conditions: conditionsOf(spec.where, p), ranges: base }))
+        else if (spec.partitionBy !== undefined && spec.partitionBy.partitions > 1) {
+          const p = spec.partitionBy
+          let lower: unknown = p.lowerBound
+          let upper: unknown = p.upperBound
+          let kind: ColumnKind = "unknown"
+          if (lower === undefined || upper === undefined) {
+            const bounds = yield* client.bounds(spec.relation, p.column, where)
+            lower ??= bounds.min
+            upper ??= bounds.max
+            kind = bounds.kind
+          } else {
+            const columns = yield* client.describe(spec.relation)
+            kind = columns.find((c) => c.name === p.column)?.kind ?? "unknown"
+          }
+          parts = planPartitions(p.column, kind, lower, upper, p.partitions).map((range) => ({
+            conditions: where,
+            ranges: [...base, range]
+          }))
+        }
+        const validate = spec.validate
+        const origin = Identifier.show(
+          spec.relation._tag === "Table" ? spec.relation.ref : { name: `query of ${spec.name}` }
+        )
+        const toBatch = (chunk: {
+          readonly rows: ReadonlyArray<Row>
+          readonly rejected: ReadonlyArray<{ row: unknown; message: string }>
+        }) => {
+          const deadLetters: Array<DeadLetter.DeadLetter> = []
+          for (const r of chunk.rejected)
+            deadLetters.push({
+              stage: spec.name,
+              reason: "conversion-error",
+              message: r.message,
+              record: r.row,
+              origin
+            })
+          if (validate === undefined)
+            return Batch.make(chunk.rows as ReadonlyArray<A>, deadLetters.length === 0 ? undefined : { deadLetters })
+          const records: Array<A> = []
+          for (const row of chunk.rows) {
+            const result = validate(row)
+            if (result.ok) records.push(result.value)
+            else
+              deadLetters.push({
+                stage: spec.name,
+                reason: "invalid-record",
+                message: result.message,
+                record: row,
+                origin
+              })
+          }
+          return Batch.make(records, { deadLetters })
+        }
+        const read = (part: Part) =>
+          client.read({
+            relation: spec.relation,
+            columns: spec.columns,
+            conditions: part.conditions,
+            ranges: part.ranges,
+            batchSize: spec.batchSize
+          })
+        const chunks =
+          parts.length === 1
+            ? read(parts[0]!)
+            : Stream.flatMap(Stream.fromIterable(parts), read, { concurrency: spec.concurrency ?? parts.length })
+        // Read two chunks ahead, so the next batches are parsed while the sink waits on its writes.
+        const batches: Stream.Stream<Batch.Batch<A>, E | ES, RS> = Stream.map(
+          Stream.buffer(chunks, { capacity: 2 }),
+          toBatch
+        )
+        if (incremental === undefined || nextMark === undefined) return batches
+        const mark = nextMark
+        const services = yield* Effect.context<RS>()
+        // The mark is saved by the acknowledgement of a last, empty batch: the runtime runs it only after every
+        // batch before it is durably written.
+        const ack = incremental.state
+          .save(mark)
+          .pipe(Effect.provideContext(services), Effect.mapError(wrap(ExtractError, spec.name)))
+        return Stream.concat(batches, Stream.succeed(Batch.make<A>([], { ack })))
+      })
+    )
+})
+
+/** Everything a SQL sink needs. */
+export interface SinkSpec {
+  readonly name: string
+  readonly table: Identifier.TableRef
+  readonly mode: Sink.WriteMode
+  readonly keys: ReadonlyArray<string>
+  /** The record fields to write (default: every column of the table). */
+  readonly fields?: ReadonlyArray<string> | undefined
+  /** Creates the table with these columns when it does not exist. */
+  readonly createIfMissing?: ReadonlyArray<ColumnDef> | undefined
+  readonly transaction: "end" | "batch"
+}
+
+const list = (names: ReadonlyArray<string>) => `(${names.join(", ")})`
+
+/** A sink writing to a table through the client behind `tag`. */
+export const sink = <A, E, Id>(
+  system: System<E>,
+  tag: Context.Key<Id, SqlClient<E>>,
+  spec: SinkSpec,
+  description: string
+): Sink.Sink<A, E, Id> => {
+  const where = Identifier.show(spec.table)
+  const fail = (reason: SqlErrorReason, message: string) =>
+    Effect.fail(system.makeError(reason, `open ${where}`, message))
+  return {
+    name: spec.name,
+    type: system.type,
+    description,
+    mode: spec.mode,
+    durability: spec.transaction === "batch" ? "per-write" : "on-commit",
+    open: Effect.gen(function* () {
+      const client = yield* tag
+      const problem = Identifier.check(system.dialect, spec.table, [...spec.keys, ...(spec.fields ?? [])])
+      if (problem !== undefined) return yield* fail(reasons.InvalidRequest, `Invalid identifier: ${problem}`)
+      if (spec.mode === "upsert" && spec.keys.length === 0)
+        return yield* fail(reasons.InvalidKeys, `An upsert into ${where} needs key columns ("keys")`)
+      if (spec.transaction === "batch" && spec.mode !== "append")
+        return yield* fail(
+          reasons.InvalidRequest,
+          `transaction "batch" is for append only: ${spec.mode} must stage everything and swap it in at commit`
+        )
+      let info = yield* client.table(spec.table)
+      if (info === undefined) {
+        if (spec.createIfMissing === undefined)
+          return yield* fail(
+            reasons.UndefinedTable,
+            `Table ${where} does not exist; create it, or set create_if_missing with a record schema`
+          )
+        const bad = Identifier.check(
+          system.dialect,
+          undefined,
+          spec.createIfMissing.map((c) => c.name)
+        )
+        if (bad !== undefined) return yield* fail(reasons.InvalidRequest, `Invalid identifier: ${bad}`)
+        yield* client.createTable(spec.table, spec.createIfMissing, spec.mode === "upsert" ? spec.keys : [])
+        info = yield* client.table(spec.table)
+        if (info === undefined) return yield* fail(reasons.UndefinedTable, `Table ${where} could not be created`)
+      }
+      const byName = new Map(info.columns.map((c) => [c.name, c]))
+      const fields = spec.fields ?? info.columns.map((c) => c.name)
+      const missing = fields.filter((f) => !byName.has(f))
+      if (missing.length > 0)
+        return yield* fail(
+          reasons.UndefinedColumn,
+          `${where} has no column ${missing.join(", ")}; its columns are ${info.columns.map((c) => c.name).join(", ")}`
+        )
+      if (spec.mode === "upsert") {
+        const notWritten = spec.keys.filter((k) => !fields.includes(k))
+        if (notWritten.length > 0)
+          return yield* fail(
+            reasons.InvalidKeys,
+            `The upsert keys ${notWritten.join(", ")} are not among the written fields`
+          )
+        if (!isUniqueKey(info, spec.keys))
+          return yield* fail(
+            reasons.InvalidKeys,
+            `The upsert keys ${list(spec.keys)} are not the primary key or a unique index of ${where}; ${
+              info.uniqueKeys.length === 0
+                ? "it has no unique key"
+                : `its unique keys are ${info.uniqueKeys.map(list).join(", ")}`
+            }`
+          )
+      }
+      const columns: ReadonlyArray<Column> = fields.map((f) => byName.get(f)!)
+      const loader = yield* client.load({
+        table: spec.table,
+        mode: spec.mode,
+        columns,
+        keys: spec.keys,
+        transaction: spec.transaction
+      })
+      return {
+        write: (records: ReadonlyArray<A>) => loader.write(records as unknown as ReadonlyArray<Row>),
+        commit: Effect.map(loader.commit, (result) => ({
+          written: result.written,
+          ...(result.updated === undefined ? {} : { updated: result.updated }),
+          location: `${system.type}:${client.connection}/${where}`,
+          details: {
+            ...(result.inserted === undefined ? {} : { inserted: result.inserted }),
+            ...(result.duplicates === undefined ? {} : { duplicates: result.duplicates })
+          }
+        }))
+      }
+    })
+  }
+}
+
+/** The client service tag of a system and connection name; the same name always gives the same key. */
+export const clientTag = <Id, E>(prefix: string, name: string): Context.Service<Id, SqlClient<E>> =>
+  Context.Service<Id, SqlClient<E>>(`${prefix}/${name}`)
+
+// -----------------------------------------------------------------------------
+// The typed API: one value that is both a source and a sink
+// -----------------------------------------------------------------------------
+
+/** A table as a typed value: read it with `Pipeline.from(table)`, write it with `Pipeline.to(table)`. */
+export interface Table<A, E, R> extends Source.Source<A, E, R>, Sink.Sink<A, E, R> {}
+
+/** Options of a typed table (reading options and writing options; each side ignores the other's). */
+export interface TableOptions<A, ES, RS> {
+  /** The stage name (default: the table's name). */
+  readonly name?: string
+  /** The PostgreSQL schema / MySQL database of the table (default: the connection's). */
+  readonly tableSchema?: string
+  // reading
+  /** The columns to read (default: the record schema's fields). */
+  readonly columns?: ReadonlyArray<keyof A & string>
+  /** A SQL condition on the rows to read (trusted SQL, written by you). */
+  readonly where?: string
+  /** Rows per batch (default 10,000). */
+  readonly batchSize?: number
+  /** Read the column's range in slices, concurrently. */
+  readonly partitionBy?: PartitionSpec
+  /** One slice per SQL condition, read concurrently. */
+  readonly predicates?: ReadonlyArray<string>
+  /** Partitions read at once (default: all). */
+  readonly concurrency?: number
+  /** Read only rows added since the last successful run. */
+  readonly incremental?: IncrementalSpec<ES, RS>
+  /** Check each row against the record schema (default true); rows that fail become dead letters. */
+  readonly validate?: boolean
+  // writing
+  /** append (default), overwrite (atomic) or upsert (by `keys`). */
+  readonly mode?: Sink.WriteMode
+  /** Upsert keys: the primary key or a unique index of the table. */
+  readonly keys?: ReadonlyArray<keyof A & string>
+  /** Create the table from the record schema when it does not exist. */
+  readonly createIfMissing?: boolean
+  /** `end` (default): one transaction per run; `batch` (append only): each batch commits. */
+  readonly transaction?: "end" | "batch"
+}
+
+/** The top-level field names of a struct schema. */
+export const structFields = (schema: SchemaModule.Top): ReadonlyArray<string> | undefined => {
+  const ast = schema.ast
+  return ast._tag === "Objects" ? ast.propertySignatures.map((p) => String(p.name)) : undefined
+}
+
+/** A row validator checking record values (the schema's `Type` side: `Date`, `BigDecimal`, ...). */
+export const typeValidator = <S extends SchemaModule.Top>(schema: S): ((row: Row) => Validation<S["Type"]>) => {
+  const codec = SchemaModule.toType(schema) as unknown as SchemaModule.Codec<S["Type"], S["Type"]>
+  const is = SchemaModule.is(codec)
+  const decode = SchemaModule.decodeUnknownExit(codec)
+  return (row) => {
+    if (is(row)) return { ok: true, value: row as S["Type"] }
+    const exit = decode(row, { errors: "all" })
+    if (exit._tag === "Success") return { ok: true, value: exit.value }
+    const reason = exit.cause.reasons[0]
+    const error = reason !== undefined && reason._tag === "Fail" ? reason.error : undefined
+    return {
+      ok: false,
+      message: error instanceof SchemaModule.SchemaError ? formatIssue(error.issue) : "invalid record"
+    }
+  }
+}
+
+/**
+ * Builds a typed table over a client tag. Shared by `Postgres.table` and `Mysql.table`.
+ */
+export const makeTable = <S extends SchemaModule.Top, E, Id, ES = never, RS = never>(
+  system: System<E>,
+  clientKey: Context.Key<Id, SqlClient<E>>,
+  table: string,
+  schema: S,
+  options: TableOptions<S["Type"], ES, RS> = {}
+): Table<S["Type"], E | ES, Id | RS> => {
+  type A = S["Type"]
+  const ref: Identifier.TableRef = {
+    name: table,
+    ...(options.tableSchema === undefined ? {} : { schema: options.tableSchema })
+  }
+  const name = options.name ?? table
+  const fields = structFields(schema)
+  const label = system.type === "postgres" ? "PostgreSQL" : "MySQL"
+  const columns = options.columns ?? fields
+  const src = source<A, E, Id, ES, RS>(
+    system,
+    clientKey,
+    {
+      name,
+      relation: { _tag: "Table", ref },
+      columns,
+      where: options.where,
+      batchSize: options.batchSize ?? 10_000,
+      partitionBy: options.partitionBy,
+      predicates: options.predicates,
+      concurrency: options.concurrency,
+      incremental: options.incremental,
+      validate: options.validate === false ? undefined : typeValidator(schema)
+    },
+    `${label} table ${Identifier.show(ref)}${options.partitionBy === undefined ? "" : ` in ${options.partitionBy.partitions} partitions of ${options.partitionBy.column}`}`
+  )
+  const mode = options.mode ?? "append"
+  const keys = (options.keys ?? []) as ReadonlyArray<string>
+  const snk = sink<A, E, Id>(
+    system,
+    clientKey,
+    {
+      name,
+      table: ref,
+      mode,
+      keys,
+      fields,
+      transaction: options.transaction ?? "end",
+      createIfMissing: undefined
+    },
+    `${label} table ${Identifier.show(ref)}${mode === "upsert" ? ` by (${keys.join(", ")})` : ""}`
+  )
+  const open =
+    options.createIfMissing === true
+      ? Effect.flatMap(
+          Effect.mapError(AvroBridge.fromSchema(schema, { name: "Record" }), (e) =>
+            system.makeError(
+              reasons.InvalidRequest,
+              `open ${Identifier.show(ref)}`,
+              `Cannot create ${Identifier.show(ref)} from the record schema: ${e.message}`
+            )
+          ),
+          (avro) => {
+            const defs = columnsOfAvro(system.dialect, avro)
+            return typeof defs === "string"
+              ? Effect.fail(
+                  system.makeError(
+                    reasons.InvalidRequest,
+                    `open ${Identifier.show(ref)}`,
+                    `Cannot create ${Identifier.show(ref)}: ${defs}`
+                  )
+                )
+              : sink<A, E, Id>(
+                  system,
+                  clientKey,
+                  {
+                    name,
+                    table: ref,
+                    mode,
+                    keys,
+                    fields,
+                    transaction: options.transaction ?? "end",
+                    createIfMissing: defs
+                  },
+                  snk.description
+                ).open
+          }
+        )
+      : snk.open
+  return {
+    ...src,
+    mode: snk.mode,
+    durability: snk.durability,
+    open: open as Sink.Sink<A, E | ES, Id | RS>["open"]
+  }
+}
