@@ -11,6 +11,7 @@ import { Argument, Command, Flag } from "effect/cli"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import type * as Runtime from "effect/Runtime"
 import * as Build from "../config/Build.ts"
 import type { ConfigError } from "../config/ConfigError.ts"
@@ -23,6 +24,7 @@ import { Progress } from "../runtime/Progress.ts"
 import * as Runner from "../runtime/Runner.ts"
 import * as Records from "../schema/Records.ts"
 import * as SchemaRegistry from "../schema/SchemaRegistry.ts"
+import * as Vault from "../secrets/Vault.ts"
 import * as ProgressLine from "./Progress.ts"
 
 /** A failure that ends the CLI with a given exit code; its message has already been written to stderr. */
@@ -151,10 +153,75 @@ const schemaCommand = Command.make("schema").pipe(
   Command.withSubcommands([schemaList, schemaShow])
 )
 
+const vaultFlag = Flag.String("file").pipe(
+  Flag.withDescription("The vault file (default: $ETL_VAULT_FILE, else ~/.config/effect-etl/vault.json)"),
+  Flag.withDefault("")
+)
+
+const vaultOptions = (file: string): Vault.VaultOptions => {
+  const fromEnv = Vault.fromEnv()
+  return file === "" ? fromEnv : { ...fromEnv, file }
+}
+
+const vaultFailure = (error: Vault.VaultError) =>
+  Effect.andThen(Console.error(error.message), Effect.fail(new CliFailure({ message: error.message, exitCode: 1 })))
+
+/** Secrets are read from standard input, never from the command line (which shells and `ps` would keep). */
+const readStdin = Effect.tryPromise({
+  try: async () => {
+    const chunks: Array<Buffer> = []
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+    return Buffer.concat(chunks)
+      .toString("utf8")
+      .replace(/\r?\n$/, "")
+  },
+  catch: () => new CliFailure({ message: "Cannot read the secret from standard input", exitCode: 2 })
+})
+
+const vaultSet = Command.make(
+  "set",
+  {
+    name: Argument.String("name").pipe(Argument.withDescription('The secret\'s name, used as {"$secret": "name"}')),
+    file: vaultFlag
+  },
+  ({ name, file }) =>
+    Effect.gen(function* () {
+      const value = yield* readStdin
+      if (value === "")
+        return yield* usage(
+          'The secret is empty: pass it on standard input, e.g. `printf %s "$PW" | effect-etl vault set pg-password`'
+        )
+      yield* Effect.catchTag(Vault.set(vaultOptions(file), name, Redacted.make(value)), "VaultError", vaultFailure)
+      yield* Console.log(`stored ${name}`)
+    })
+).pipe(Command.withDescription("Store a secret read from standard input (passphrase: $ETL_VAULT_PASSPHRASE)"))
+
+const vaultList = Command.make("list", { file: vaultFlag }, ({ file }) =>
+  Effect.gen(function* () {
+    const names = yield* Effect.catchTag(Vault.list(vaultOptions(file)), "VaultError", vaultFailure)
+    for (const name of names) yield* Console.log(name)
+  })
+).pipe(Command.withDescription("List the names of the secrets (never their values)"))
+
+const vaultRemove = Command.make(
+  "remove",
+  { name: Argument.String("name").pipe(Argument.withDescription("The secret's name")), file: vaultFlag },
+  ({ name, file }) =>
+    Effect.gen(function* () {
+      const removed = yield* Effect.catchTag(Vault.remove(vaultOptions(file), name), "VaultError", vaultFailure)
+      yield* Console.log(removed ? `removed ${name}` : `no secret named ${name}`)
+    })
+).pipe(Command.withDescription("Remove a secret"))
+
+const vaultCommand = Command.make("vault").pipe(
+  Command.withDescription('Manage the encrypted credential vault that {"$secret": "name"} references read'),
+  Command.withSubcommands([vaultSet, vaultList, vaultRemove])
+)
+
 /** The root command. */
 export const root = Command.make("effect-etl").pipe(
   Command.withDescription("Typed Extract-Transform-Load pipelines on Effect"),
-  Command.withSubcommands([runCommand, validateCommand, schemaCommand])
+  Command.withSubcommands([runCommand, validateCommand, schemaCommand, vaultCommand])
 )
 
 /** Runs the CLI on the given arguments (without `node` and the script). */

@@ -6,11 +6,15 @@ import { assert, describe, it } from "@effect/vitest"
 
 const root = nodePath.resolve(import.meta.dirname, "../..")
 
-const cli = (args: ReadonlyArray<string>) => {
+const cli = (
+  args: ReadonlyArray<string>,
+  options?: { readonly env?: Record<string, string>; readonly input?: string }
+) => {
   const result = spawnSync(process.execPath, [nodePath.join(root, "src/main.ts"), ...args], {
     cwd: root,
     encoding: "utf8",
-    env: { ...process.env, NO_COLOR: "1" }
+    env: { ...process.env, NO_COLOR: "1", ...options?.env },
+    ...(options?.input === undefined ? {} : { input: options.input })
   })
   return { code: result.status, stdout: result.stdout, stderr: result.stderr }
 }
@@ -179,6 +183,26 @@ describe("CLI", () => {
     assert.strictEqual(nope.code, 2)
     assert.include(nope.stderr, "transaction")
     noStackTrace(nope.stderr)
+  })
+
+  it('keeps secrets in the vault and resolves {"$secret"} references in configs', () => {
+    const dir = tmp()
+    const env = { ETL_VAULT_FILE: nodePath.join(dir, "vault.json"), ETL_VAULT_PASSPHRASE: "test passphrase" }
+    const set = cli(["vault", "set", "input-path"], { env, input: "examples/data/transactions.jsonl\n" })
+    assert.strictEqual(set.code, 0, set.stderr)
+    const list = cli(["vault", "list"], { env })
+    assert.strictEqual(list.stdout.trim(), "input-path")
+    assert.notInclude(fs.readFileSync(env.ETL_VAULT_FILE, "utf8"), "transactions")
+    const config = writeConfig(dir, {
+      ...quickstart,
+      source: { ...quickstart.source, path: { $secret: "input-path" } }
+    })
+    const valid = cli(["validate", config], { env })
+    assert.strictEqual(valid.code, 0, valid.stderr)
+    assert.include(valid.stdout, "files examples/data/transactions.jsonl")
+    const locked = cli(["validate", config], { env: { ...env, ETL_VAULT_PASSPHRASE: "wrong" } })
+    assert.strictEqual(locked.code, 2)
+    assert.include(locked.stderr, "$.source.path: Cannot open the vault")
   })
 
   it("has --help on every command and exits 2 on bad usage", () => {
