@@ -54,6 +54,13 @@ export interface Resolved {
   readonly sensitive: ReadonlySet<string>
 }
 
+/** Sets the value at a path of keys inside plain objects and arrays built by `resolveReferences`. */
+const setAt = (holder: unknown, keys: ReadonlyArray<PropertyKey>, value: unknown): void => {
+  let node = holder as Record<PropertyKey, unknown>
+  for (let i = 0; i < keys.length - 1; i++) node = node[keys[i]!] as Record<PropertyKey, unknown>
+  node[keys[keys.length - 1]!] = value
+}
+
 /**
  * Replaces every `{"$env": "VAR"}` (optionally with `"default"`) by the variable's value and every
  * `{"$secret": "name"}` by the secret from the vault (read once, only when the config has a `$secret`). A missing
@@ -68,7 +75,8 @@ export const resolveReferences = (
     const env = options?.env ?? process.env
     const issues: Array<ConfigError.ConfigIssue> = []
     const sensitive = new Set<string>()
-    const secrets: Array<{ readonly name: string; readonly path: string; readonly set: (v: string) => void }> = []
+    const secrets: Array<{ readonly name: string; readonly path: string; readonly keys: ReadonlyArray<PropertyKey> }> =
+      []
     const reference = (obj: Record<string, unknown>, key: "$env" | "$secret", path: string): boolean => {
       const keys = Object.keys(obj)
       const allowed = key === "$env" ? ["$env", "default"] : ["$secret"]
@@ -83,36 +91,30 @@ export const resolveReferences = (
         })
       return ok
     }
-    const walk = (v: unknown, path: ReadonlyArray<PropertyKey>, assign: (v: unknown) => void): void => {
-      if (Array.isArray(v)) {
-        const out: Array<unknown> = new Array(v.length)
-        assign(out)
-        v.forEach((item, i) => walk(item, [...path, i], (x) => (out[i] = x)))
-        return
-      }
-      if (typeof v !== "object" || v === null) return assign(v)
+    const walk = (v: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
+      if (Array.isArray(v)) return v.map((item, i) => walk(item, [...path, i]))
+      if (typeof v !== "object" || v === null) return v
       const obj = v as Record<string, unknown>
       const at = ConfigError.jsonPath(path)
       if ("$env" in obj) {
-        if (!reference(obj, "$env", at)) return assign(v)
+        if (!reference(obj, "$env", at)) return v
         const name = obj.$env as string
         const found = env[name] ?? (typeof obj.default === "string" ? obj.default : undefined)
         if (found === undefined) issues.push({ path: at, message: `Environment variable ${name} is not set` })
         sensitive.add(at)
-        return assign(found ?? v)
+        return found ?? v
       }
       if ("$secret" in obj) {
-        if (!reference(obj, "$secret", at)) return assign(v)
+        if (!reference(obj, "$secret", at)) return v
         sensitive.add(at)
-        secrets.push({ name: obj.$secret as string, path: at, set: assign })
-        return assign(v)
+        secrets.push({ name: obj.$secret as string, path: at, keys: path })
+        return v
       }
       const out: Record<string, unknown> = {}
-      assign(out)
-      for (const [k, item] of Object.entries(obj)) walk(item, [...path, k], (x) => (out[k] = x))
+      for (const [k, item] of Object.entries(obj)) out[k] = walk(item, [...path, k])
+      return out
     }
-    let resolved: unknown
-    walk(value, [], (v) => (resolved = v))
+    const resolved = { root: walk(value, []) }
     if (secrets.length > 0 && issues.length === 0) {
       const entries = yield* Vault.read(options?.vault ?? Vault.fromEnv()).pipe(
         Effect.mapError((e) => ConfigError.single(file, secrets[0]!.path, e.message))
@@ -121,11 +123,11 @@ export const resolveReferences = (
         const found = entries.get(secret.name)
         if (found === undefined)
           issues.push({ path: secret.path, message: `No secret named ${JSON.stringify(secret.name)} in the vault` })
-        else secret.set(found)
+        else setAt(resolved, ["root", ...secret.keys], found)
       }
     }
     if (issues.length > 0) return yield* Effect.fail(ConfigError.make(file, issues))
-    return { value: resolved, sensitive }
+    return { value: resolved.root, sensitive }
   })
 
 /** Replaces `{"$env": "VAR"}` references only (see `resolveReferences`). */
