@@ -16,7 +16,11 @@ interface Row {
 
 const row = fc.record({
   id: fc.integer(),
-  amount: fc.option(fc.double({ min: -1e6, max: 1e6, noNaN: true }), { nil: null }),
+  // -0 is left out: as text it is "0" (String, JSON), so no round trip through a string can keep its sign.
+  amount: fc.option(
+    fc.double({ min: -1e6, max: 1e6, noNaN: true }).map((x) => (x === 0 ? 0 : x)),
+    { nil: null }
+  ),
   tag: fc.string({ maxLength: 8 })
 })
 
