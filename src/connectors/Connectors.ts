@@ -14,6 +14,8 @@ import type { AnyRecord } from "../transforms/Transforms.ts"
 import * as File from "./file/File.ts"
 import * as FileConfig from "./file/FileConfig.ts"
 import type { FileStore } from "./file/FileStore.ts"
+import * as KafkaConfig from "./kafka/KafkaConfig.ts"
+import * as S3Config from "./s3/S3Config.ts"
 import * as SqlBuild from "./sql/SqlBuild.ts"
 import * as SqlConfig from "./sql/SqlConfig.ts"
 
@@ -111,11 +113,23 @@ const buildFileSink = (
   })
 
 /** Every source a config can name, by `type`. */
-export const SourceConfig = Schema.Union([FileConfig.SourceConfig, PostgresSource, MysqlSource]).annotate({
+export const SourceConfig = Schema.Union([
+  FileConfig.SourceConfig,
+  PostgresSource,
+  MysqlSource,
+  KafkaConfig.SourceConfig,
+  S3Config.SourceConfig
+]).annotate({
   description: "Where records come from; `type` names the connector"
 })
 /** Every sink a config can name, by `type`. */
-export const SinkConfig = Schema.Union([FileConfig.SinkConfig, PostgresSink, MysqlSink]).annotate({
+export const SinkConfig = Schema.Union([
+  FileConfig.SinkConfig,
+  PostgresSink,
+  MysqlSink,
+  KafkaConfig.SinkConfig,
+  S3Config.SinkConfig
+]).annotate({
   description: "Where records go; `type` names the connector"
 })
 
@@ -135,6 +149,11 @@ export const buildSource = (
     case "postgres":
     case "mysql":
       return SqlBuild.buildSource(config, sqlEnv(env))
+    // Kafka and S3 sources and sinks open their own client from the connection fields in their config.
+    case "kafka":
+      return KafkaConfig.buildSource(config, env)
+    case "s3":
+      return S3Config.buildSource(config, env)
   }
 }
 
@@ -149,6 +168,10 @@ export const buildSink = (
     case "postgres":
     case "mysql":
       return SqlBuild.buildSink(config, sqlEnv(env))
+    case "kafka":
+      return KafkaConfig.buildSink(config, env)
+    case "s3":
+      return S3Config.buildSink(config, env)
   }
 }
 

@@ -1,0 +1,250 @@
+/**
+ * The Kafka → S3 benchmark: N (default 1M) Avro transactions in a 4-partition topic, read by effect-etl's Kafka source
+ * (Avro decode) → validate → filter settled → S3 sink (Avro deflate part objects, overwrite), beside kafkajs consuming
+ * the same topic raw (eachBatch, counting messages, no decoding) in the same run. Each case runs in its own process so
+ * its peak RSS is its own. The servers are the test servers (`test/support`), or yours via `ETL_TEST_KAFKA_BROKERS` /
+ * `ETL_TEST_S3_ENDPOINT` (+ `ETL_TEST_S3_ACCESS_KEY` / `ETL_TEST_S3_SECRET_KEY`).
+ *
+ *   node bench/kafka-s3.ts                       # writes bench/results/kafka-s3.json
+ *   BENCH_RECORDS=200000 node bench/kafka-s3.ts
+ */
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as nodePath from "node:path"
+import * as BigDecimal from "effect/BigDecimal"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
+import { Kafka as KafkaJs, logLevel } from "kafkajs"
+import * as Kafka from "../src/connectors/kafka/Kafka.ts"
+import * as NodeKafka from "../src/connectors/kafka/NodeKafka.ts"
+import * as NodeS3 from "../src/connectors/s3/NodeS3.ts"
+import * as S3 from "../src/connectors/s3/S3.ts"
+import { S3Client } from "../src/connectors/s3/S3Client.ts"
+import * as Batch from "../src/core/Batch.ts"
+import * as Pipeline from "../src/core/Pipeline.ts"
+import * as Source from "../src/core/Source.ts"
+import * as AvroBridge from "../src/schema/AvroBridge.ts"
+import type * as AvroSchema from "../src/schema/AvroSchema.ts"
+import * as Rule from "../src/transforms/Rule.ts"
+import * as KafkaBroker from "../test/support/KafkaBroker.ts"
+import * as S3Server from "../test/support/S3Server.ts"
+
+const root = nodePath.resolve(import.meta.dirname, "..")
+const records = Number(process.env.BENCH_RECORDS ?? 1_000_000)
+const avsc = JSON.parse(
+  fs.readFileSync(nodePath.join(root, "schemas", "transaction.avsc"), "utf8")
+) as AvroSchema.Schema
+const type = AvroBridge.toAvroType(avsc)
+
+interface Tx {
+  readonly transactionId: string
+  readonly userId: string
+  readonly amount: BigDecimal.BigDecimal
+  readonly currency: string
+  readonly status: string
+  readonly eventTime: Date
+  readonly merchant: string | null
+  readonly category: string | null
+}
+
+const statuses = ["pending", "settled", "failed", "refunded"] as const
+const makeTx = (i: number): Tx => ({
+  transactionId: `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`,
+  userId: `user-${i % 5000}`,
+  amount: BigDecimal.fromStringUnsafe(`${(i * 7919) % 100000}.${String(i % 100).padStart(2, "0")}`),
+  currency: i % 10 === 0 ? "USD" : "EUR",
+  status: statuses[i % 4]!,
+  eventTime: new Date(Date.UTC(2026, 10, 1) + i * 1000),
+  merchant: i % 3 === 0 ? null : `merchant-${i % 100}`,
+  category: null
+})
+
+interface Env {
+  readonly brokers: string
+  readonly endpoint: string
+  readonly accessKey: string
+  readonly secretKey: string
+  readonly topic: string
+  readonly bucket: string
+}
+
+const s3Layer = (env: Env) =>
+  NodeS3.layer({
+    endpoint: env.endpoint,
+    forcePathStyle: true,
+    accessKeyId: Redacted.make(env.accessKey),
+    secretAccessKey: Redacted.make(env.secretKey)
+  })
+
+/** Watches RSS every 50 ms (maxRSS of getrusage is also reported). */
+const rssPeak = () => {
+  let peak = process.memoryUsage().rss
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss)
+  }, 50)
+  return () => {
+    clearInterval(timer)
+    return Math.round(Math.max(peak, process.resourceUsage().maxRSS * 1024) / 1024 / 1024)
+  }
+}
+
+const seed = (env: Env) =>
+  Effect.gen(function* () {
+    const batches = 100
+    const per = Math.ceil(records / batches)
+    const source = Source.make<Tx>({
+      name: "seed",
+      type: "memory",
+      description: "generated transactions",
+      bounded: true,
+      batches: () =>
+        Stream.fromIterable(Array.from({ length: batches }, (_, b) => b)).pipe(
+          Stream.map((b) =>
+            Batch.make(
+              Array.from({ length: Math.max(0, Math.min(per, records - b * per)) }, (_, i) => makeTx(b * per + i))
+            )
+          )
+        )
+    })
+    return yield* Pipeline.from(source).pipe(
+      Pipeline.to(
+        Kafka.sink<Tx>({ topic: env.topic, mode: "upsert", key: ["userId"], value: { type: "avro", schema: avsc } })
+      ),
+      Pipeline.run
+    )
+  }).pipe(Effect.provide(NodeKafka.layer({ brokers: [env.brokers] })))
+
+const raw = async (env: Env) => {
+  const kafka = new KafkaJs({ brokers: [env.brokers], logLevel: logLevel.NOTHING })
+  const consumer = kafka.consumer({
+    groupId: `raw-${crypto.randomUUID().slice(0, 8)}`,
+    maxBytesPerPartition: 4 * 1024 * 1024,
+    maxBytes: 64 * 1024 * 1024,
+    maxWaitTimeInMs: 500
+  })
+  const started = performance.now()
+  await consumer.connect()
+  await consumer.subscribe({ topics: [env.topic], fromBeginning: true })
+  let seen = 0
+  let bytes = 0
+  await new Promise<void>((resolve) => {
+    void consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        for (const m of batch.messages) bytes += m.value?.length ?? 0
+        seen += batch.messages.length
+        if (seen >= records) resolve()
+      }
+    })
+  })
+  const seconds = (performance.now() - started) / 1000
+  await consumer.disconnect()
+  return { records: seen, seconds, bytes }
+}
+
+const etl = (env: Env) =>
+  Effect.gen(function* () {
+    const schema = {
+      name: "transaction",
+      fields: undefined,
+      validate: (v: unknown) => ({ ok: true as const, value: v }),
+      avro: type
+    }
+    const started = performance.now()
+    const report = yield* Pipeline.from(
+      Kafka.source<Tx>({
+        topics: [env.topic],
+        groupId: `etl-${crypto.randomUUID().slice(0, 8)}`,
+        start: "earliest",
+        value: { type: "avro", schema: avsc }
+      })
+    ).pipe(
+      Pipeline.validate([Rule.pattern("currency", /^[A-Z]{3}$/), Rule.notNull("userId")]),
+      Pipeline.filter((t: Tx) => t.status === "settled"),
+      Pipeline.to(
+        S3.sink<Tx>({
+          bucket: env.bucket,
+          path: "settled",
+          format: { type: "avro", codec: "deflate" },
+          mode: "overwrite",
+          schema,
+          maxRecordsPerObject: 250_000
+        })
+      ),
+      Pipeline.run
+    )
+    return {
+      records: report.records.read,
+      written: report.records.written,
+      seconds: (performance.now() - started) / 1000
+    }
+  }).pipe(Effect.provide(Layer.merge(NodeKafka.layer({ brokers: [env.brokers] }), s3Layer(env))))
+
+const caseName = process.argv[2]
+if (caseName === "raw" || caseName === "etl") {
+  const env = JSON.parse(process.env.BENCH_ENV ?? "{}") as Env
+  const peak = rssPeak()
+  const result = caseName === "raw" ? await raw(env) : await Effect.runPromise(etl(env))
+  console.log(JSON.stringify({ ...result, peakRssMb: peak() }))
+  process.exit(0)
+}
+
+const [broker, s3] = await Promise.all([KafkaBroker.start(), S3Server.start()])
+try {
+  const env: Env = {
+    brokers: broker.brokers,
+    endpoint: s3.endpoint,
+    accessKey: s3.accessKey,
+    secretKey: s3.secretKey,
+    topic: `bench-tx-${crypto.randomUUID().slice(0, 8)}`,
+    bucket: `bench-${crypto.randomUUID().slice(0, 8)}`
+  }
+  const admin = new KafkaJs({ brokers: [env.brokers], logLevel: logLevel.NOTHING }).admin()
+  await admin.connect()
+  await admin.createTopics({ topics: [{ topic: env.topic, numPartitions: 4 }], waitForLeaders: true })
+  await admin.disconnect()
+  await Effect.runPromise(S3Client.use((c) => c.createBucket(env.bucket)).pipe(Effect.provide(s3Layer(env))))
+  const seedStarted = performance.now()
+  await Effect.runPromise(seed(env))
+  const seedSeconds = (performance.now() - seedStarted) / 1000
+  console.log(
+    `seeded ${records} Avro transactions in ${seedSeconds.toFixed(1)} s (${Math.round(records / seedSeconds)} records/s through Kafka.sink)`
+  )
+  const run = (name: string) => {
+    const child = spawnSync(process.execPath, [import.meta.filename, name], {
+      env: { ...process.env, BENCH_ENV: JSON.stringify(env), BENCH_RECORDS: String(records) },
+      encoding: "utf8",
+      maxBuffer: 16 * 1024 * 1024
+    })
+    if (child.status !== 0) throw new Error(`case ${name} failed: ${child.stderr}`)
+    const lines = child.stdout.trim().split("\n")
+    return JSON.parse(lines[lines.length - 1]!) as {
+      records: number
+      seconds: number
+      peakRssMb: number
+      written?: number
+    }
+  }
+  const rawResult = run("raw")
+  const etlResult = run("etl")
+  const rate = (r: { records: number; seconds: number }) => Math.round(r.records / r.seconds)
+  const summary = {
+    records,
+    node: process.version,
+    seed: { seconds: seedSeconds, recordsPerSecond: Math.round(records / seedSeconds) },
+    kafkajsRaw: { ...rawResult, recordsPerSecond: rate(rawResult) },
+    effectEtl: { ...etlResult, recordsPerSecond: rate(etlResult) },
+    ratio: Number((rate(etlResult) / rate(rawResult)).toFixed(3))
+  }
+  console.log(`kafkajs raw consume:        ${rate(rawResult)} records/s, peak RSS ${rawResult.peakRssMb} MB`)
+  console.log(
+    `effect-etl Kafka → S3 Avro: ${rate(etlResult)} records/s (${etlResult.written} written), peak RSS ${etlResult.peakRssMb} MB`
+  )
+  console.log(`ratio effect-etl / raw:     ${summary.ratio}`)
+  fs.mkdirSync(nodePath.join(root, "bench", "results"), { recursive: true })
+  fs.writeFileSync(nodePath.join(root, "bench", "results", "kafka-s3.json"), `${JSON.stringify(summary, null, 2)}\n`)
+} finally {
+  await Promise.all([broker.stop(), s3.stop()])
+}

@@ -1,0 +1,419 @@
+/**
+ * The Kafka connector: a source reading topics in whole fetched batches, and a sink producing keyed (upsert, for
+ * compacted topics) or unkeyed (append) messages.
+ *
+ * - `source` resolves its topics (a list or a pattern), its start positions (earliest, latest, the group's committed
+ *   offsets, a timestamp, or explicit offsets per partition) and — when `bounded` (the default, batch mode) — the end
+ *   offsets at start, like Spark's `endingOffsets`: it stops once every partition reached them. Each fetched partition
+ *   batch becomes one pipeline batch whose `ack` commits the next offset to the consumer group: offsets are committed
+ *   only after the sink has durably written the batch. A message that does not decode (or, with a schema, does not
+ *   validate) becomes a dead letter with `origin: "topic/partition@offset"`; the rest of the batch flows on.
+ *   With `envelope: true` records are {@link Envelope}s carrying key, headers, partition, offset and timestamp.
+ * - `sink` sends each written batch with acks=all through an idempotent producer, split into requests by size.
+ *   `upsert` keys messages by record fields; `append` sends them without a key; `overwrite` does not exist for a log.
+ */
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import * as Batch from "../../core/Batch.ts"
+import type * as DeadLetter from "../../core/DeadLetter.ts"
+import { ExtractError, wrap } from "../../core/Errors.ts"
+import type { RecordSchema } from "../../core/RecordSchema.ts"
+import * as Sink from "../../core/Sink.ts"
+import * as Source from "../../core/Source.ts"
+import {
+  type Compression,
+  KafkaClient,
+  type KafkaClientShape,
+  type Message,
+  type OutgoingMessage,
+  type Position
+} from "./KafkaClient.ts"
+import { KafkaError, reasons } from "./KafkaError.ts"
+import * as Payload from "./Payload.ts"
+
+/** Where a source starts reading each partition. */
+export type StartPosition =
+  | "earliest"
+  | "latest"
+  /** The group's committed offsets; partitions without one start at the earliest offset. */
+  | "committed"
+  | { readonly timestamp: number }
+  /** topic → partition → offset; partitions not listed start at the committed offset (else earliest). */
+  | { readonly offsets: Readonly<Record<string, Readonly<Record<number, string | number>>>> }
+
+/** A message with its metadata, as records of an `envelope: true` source. */
+export interface Envelope<V> {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: string
+  /** Milliseconds since the epoch. */
+  readonly timestamp: number
+  readonly key: unknown
+  readonly headers: Readonly<Record<string, string>>
+  readonly value: V
+}
+
+/** Options of a Kafka source. */
+export interface SourceOptions<A> {
+  /** Topic names, or a pattern matched against every topic of the cluster. */
+  readonly topics: ReadonlyArray<string> | RegExp
+  /** The consumer group whose offsets are committed. */
+  readonly groupId: string
+  readonly name?: string
+  /** Default `committed`. */
+  readonly start?: StartPosition
+  /** `true` (default): stop at the end offsets captured at start. `false`: run until interrupted (streaming). */
+  readonly bounded?: boolean
+  /** The value format. */
+  readonly value: Payload.PayloadFormat
+  /** The key format (default `string`). */
+  readonly key?: Payload.PayloadFormat
+  /** Validates decoded JSON/string values; failures become dead letters. Avro values are typed by their schema. */
+  readonly schema?: RecordSchema<A>
+  /** Upper bound of the bytes fetched per partition per request (default 4 MiB). */
+  readonly maxBytesPerPartition?: number
+}
+
+const nextOffset = (offset: string): string => (BigInt(offset) + 1n).toString()
+const isBefore = (a: string, b: string): boolean => BigInt(a) < BigInt(b)
+const maxOffset = (a: string, b: string): string => (BigInt(a) >= BigInt(b) ? a : b)
+
+const textDecoder = new TextDecoder()
+
+const rawOf = (m: Message): Readonly<Record<string, unknown>> => ({
+  topic: m.topic,
+  partition: m.partition,
+  offset: m.offset,
+  timestamp: m.timestamp,
+  key: m.key === null ? null : textDecoder.decode(m.key),
+  value: m.value === null ? null : Buffer.from(m.value).toString("base64")
+})
+
+const headersOf = (m: Message): Record<string, string> => {
+  const out: Record<string, string> = {}
+  for (const [name, bytes] of Object.entries(m.headers)) out[name] = textDecoder.decode(bytes)
+  return out
+}
+
+interface Plan {
+  readonly topics: ReadonlyArray<string>
+  /** Explicit start positions to set on the group (none: start at the group's committed offsets). */
+  readonly seeks: ReadonlyArray<Position>
+  /** `topic/partition` → end offset, for bounded sources (partitions already at their end are left out). */
+  readonly ends: Map<string, string>
+}
+
+const planRead = (
+  client: KafkaClientShape,
+  options: SourceOptions<unknown>,
+  bounded: boolean
+): Effect.Effect<Plan, KafkaError> =>
+  Effect.gen(function* () {
+    const all = options.topics instanceof RegExp ? yield* client.listTopics : undefined
+    const pattern = options.topics instanceof RegExp ? options.topics : undefined
+    const topics =
+      all !== undefined && pattern !== undefined
+        ? all.filter((t) => !t.startsWith("__") && pattern.test(t)).sort()
+        : [...(options.topics as ReadonlyArray<string>)]
+    if (topics.length === 0)
+      return yield* new KafkaError({
+        reason: reasons.TopicNotFound,
+        operation: "source",
+        topic: String(options.topics),
+        message: `No topic matches ${String(options.topics)}`
+      })
+    const start = options.start ?? "committed"
+    const seeks: Array<Position> = []
+    const ends = new Map<string, string>()
+    for (const topic of topics) {
+      const offsets = yield* client.partitionOffsets(topic)
+      const committed =
+        start === "committed" || (typeof start === "object" && "offsets" in start)
+          ? yield* client.committedOffsets(options.groupId, topic)
+          : []
+      const byTime =
+        typeof start === "object" && "timestamp" in start
+          ? yield* client.offsetsForTimestamp(topic, start.timestamp)
+          : []
+      for (const p of offsets) {
+        const fromGroup = committed.find((c) => c.partition === p.partition)?.offset
+        let from: string
+        let explicit = true
+        if (start === "earliest") from = p.low
+        else if (start === "latest") from = p.high
+        else if (start === "committed") {
+          from = fromGroup ?? p.low
+          explicit = false
+        } else if ("timestamp" in start) from = byTime.find((b) => b.partition === p.partition)?.offset ?? p.high
+        else {
+          const given = start.offsets[topic]?.[p.partition]
+          explicit = given !== undefined
+          from = given === undefined ? (fromGroup ?? p.low) : String(given)
+        }
+        from = maxOffset(from, p.low)
+        if (explicit) seeks.push({ topic, partition: p.partition, offset: from })
+        if (bounded && isBefore(from, p.high)) ends.set(`${topic}/${p.partition}`, p.high)
+      }
+    }
+    return { topics, seeks, ends }
+  })
+
+/**
+ * A source over Kafka topics.
+ *
+ * @example
+ * Kafka.source({ topics: ["transactions"], groupId: "etl", start: "earliest", value: { type: "avro", schema: avsc } })
+ */
+export function source<A = Readonly<Record<string, unknown>>>(
+  options: SourceOptions<A> & { readonly envelope: true }
+): Source.Source<Envelope<A>, KafkaError, KafkaClient>
+export function source<A = Readonly<Record<string, unknown>>>(
+  options: SourceOptions<A> & { readonly envelope?: false }
+): Source.Source<A, KafkaError, KafkaClient>
+export function source<A>(
+  options: SourceOptions<A> & { readonly envelope?: boolean }
+): Source.Source<A | Envelope<A>, KafkaError, KafkaClient> {
+  const name = options.name ?? "kafka"
+  const bounded = options.bounded ?? true
+  const envelope = options.envelope === true
+  const topicsText = options.topics instanceof RegExp ? `/${options.topics.source}/` : options.topics.join(", ")
+  return Source.make({
+    name,
+    type: "kafka",
+    description: `kafka topics ${topicsText} (${Payload.describe(options.value)}, group ${options.groupId}, ${bounded ? "bounded" : "streaming"})`,
+    bounded,
+    batches: () =>
+      Stream.unwrap(
+        Effect.gen(function* () {
+          const client = yield* KafkaClient
+          const valueCodec = yield* compileOrFail(options.value, "source")
+          const keyCodec = yield* compileOrFail(options.key ?? { type: "string" }, "source")
+          const plan = yield* planRead(client, options as SourceOptions<unknown>, bounded)
+          if (bounded && plan.ends.size === 0) return Stream.empty
+          const consumer = yield* client.consume({
+            groupId: options.groupId,
+            topics: plan.topics,
+            seeks: plan.seeks,
+            ...(options.maxBytesPerPartition === undefined
+              ? {}
+              : { maxBytesPerPartition: options.maxBytesPerPartition })
+          })
+          const remaining = plan.ends
+          const schema = options.schema
+          const toBatch = (fetched: {
+            readonly topic: string
+            readonly partition: number
+            readonly messages: ReadonlyArray<Message>
+            readonly lastOffset: string
+          }): Batch.Batch<A | Envelope<A>> | undefined => {
+            const tp = `${fetched.topic}/${fetched.partition}`
+            const end = remaining.get(tp)
+            if (bounded && end === undefined) return undefined
+            const records: Array<A | Envelope<A>> = []
+            const deadLetters: Array<DeadLetter.DeadLetter> = []
+            let last: string | undefined
+            for (const m of fetched.messages) {
+              if (end !== undefined && !isBefore(m.offset, end)) break
+              last = m.offset
+              const origin = `${m.topic}/${m.partition}@${m.offset}`
+              const decoded = m.value === null ? { ok: true as const, value: null } : valueCodec.decode(m.value)
+              if (!decoded.ok) {
+                deadLetters.push({
+                  stage: name,
+                  reason: "decode-error",
+                  message: `${origin}: ${decoded.message}`,
+                  record: rawOf(m),
+                  origin
+                })
+                continue
+              }
+              let value = decoded.value as A
+              if (schema !== undefined && options.value.type !== "avro" && options.value.type !== "confluent") {
+                const checked = schema.validate(decoded.value)
+                if (!checked.ok) {
+                  deadLetters.push({
+                    stage: name,
+                    reason: "invalid-record",
+                    message: `${origin}: ${checked.message}`,
+                    record: decoded.value,
+                    origin
+                  })
+                  continue
+                }
+                value = checked.value
+              }
+              if (!envelope) {
+                records.push(value)
+                continue
+              }
+              const key = m.key === null ? { ok: true as const, value: null } : keyCodec.decode(m.key)
+              if (!key.ok) {
+                deadLetters.push({
+                  stage: name,
+                  reason: "decode-error",
+                  message: `${origin}: key: ${key.message}`,
+                  record: rawOf(m),
+                  origin
+                })
+                continue
+              }
+              records.push({
+                topic: m.topic,
+                partition: m.partition,
+                offset: m.offset,
+                timestamp: m.timestamp,
+                key: key.value,
+                headers: headersOf(m),
+                value
+              })
+            }
+            if (last === undefined) return undefined
+            if (end !== undefined) {
+              // Control records (transactions) take offsets too: the fetched batch's last offset counts as read.
+              if (!isBefore(nextOffset(last), end) || !isBefore(nextOffset(fetched.lastOffset), end))
+                remaining.delete(tp)
+            }
+            const commitAt: Position = { topic: fetched.topic, partition: fetched.partition, offset: nextOffset(last) }
+            outstanding++
+            return Batch.make(records, {
+              deadLetters,
+              ack: Effect.mapError(
+                Effect.suspend(() => {
+                  outstanding--
+                  if (!ended) return consumer.commit([commitAt])
+                  // After the stream ended the runtime acknowledges the remaining batches in a row (the sink committed
+                  // them together): commit their positions once, with the last one, then leave the group.
+                  deferred.set(`${commitAt.topic}/${commitAt.partition}`, commitAt)
+                  if (outstanding > 0) return Effect.void
+                  const positions = [...deferred.values()]
+                  deferred.clear()
+                  return Effect.andThen(consumer.commit(positions), consumer.close)
+                }),
+                wrap(ExtractError, name)
+              )
+            })
+          }
+          // The consumer stays in the group (paused) after the stream ended until the last emitted batch is
+          // acknowledged; a failed stream closes it at once, and its unacknowledged batches are never committed.
+          let outstanding = 0
+          let ended = false
+          const deferred = new Map<string, Position>()
+          const batches = consumer.batches.pipe(
+            Stream.map(toBatch),
+            Stream.filter((b): b is Batch.Batch<A | Envelope<A>> => b !== undefined)
+          )
+          return (bounded ? Stream.takeUntil(batches, () => remaining.size === 0) : batches).pipe(
+            Stream.onExit((exit) =>
+              Effect.suspend(() => {
+                ended = true
+                return exit._tag === "Success" && outstanding > 0 ? consumer.stop : consumer.close
+              })
+            )
+          )
+        })
+      )
+  })
+}
+
+const compileOrFail = (
+  format: Payload.PayloadFormat,
+  operation: string
+): Effect.Effect<Payload.PayloadCodec, KafkaError> =>
+  Effect.try({
+    try: () => Payload.compile(format),
+    catch: (cause) =>
+      new KafkaError({
+        reason: reasons.InvalidRequest,
+        operation,
+        message: `Invalid ${format.type} payload format: ${cause instanceof Error ? cause.message : String(cause)}`,
+        cause
+      })
+  })
+
+/** Options of a Kafka sink. */
+export interface SinkOptions {
+  readonly topic: string
+  readonly name?: string
+  /** `append` (default): messages without a key. `upsert`: keyed by `key` fields (for compacted topics). */
+  readonly mode?: "append" | "upsert"
+  /** Record fields forming the message key (required for upsert); several fields give a JSON array key. */
+  readonly key?: ReadonlyArray<string>
+  readonly value: Payload.PayloadFormat
+  /** Compression of produced batches: kafkajs ships `gzip` only (default `none`). */
+  readonly compression?: Compression
+  /** Bytes per produce request (default 1 MiB); a batch larger than this is sent in several requests. */
+  readonly maxRequestBytes?: number
+}
+
+const textEncoder = new TextEncoder()
+
+/**
+ * A sink producing to a Kafka topic. Every `write` is durable when it returns (acks=all), so the source's position is
+ * acknowledged batch by batch.
+ *
+ * @example
+ * Kafka.sink({ topic: "tx-by-user", mode: "upsert", key: ["userId"], value: { type: "json" } })
+ */
+export const sink = <A>(options: SinkOptions): Sink.Sink<A, KafkaError, KafkaClient> => {
+  const name = options.name ?? "kafka"
+  const mode = options.mode ?? "append"
+  const keyFields = options.key ?? []
+  const maxBytes = options.maxRequestBytes ?? 1024 * 1024
+  return Sink.make<A, KafkaError, KafkaClient>({
+    name,
+    type: "kafka",
+    description: `kafka topic ${options.topic} (${Payload.describe(options.value)}${keyFields.length > 0 ? `, key ${keyFields.join(", ")}` : ""})`,
+    mode,
+    durability: "per-write",
+    open: Effect.gen(function* () {
+      if (mode === "upsert" && keyFields.length === 0)
+        return yield* new KafkaError({
+          reason: reasons.InvalidRequest,
+          operation: "sink",
+          topic: options.topic,
+          message: `An upsert Kafka sink needs the record fields of the message key ("key"), e.g. ["userId"]`
+        })
+      const client = yield* KafkaClient
+      const codec = yield* compileOrFail(options.value, "sink")
+      const producer = yield* client.producer({ compression: options.compression ?? "none" })
+      let written = 0
+      const keyOf = (record: Readonly<Record<string, unknown>>): Uint8Array | null => {
+        if (keyFields.length === 0) return null
+        if (keyFields.length === 1) return textEncoder.encode(Payload.keyText(record[keyFields[0]!]))
+        return textEncoder.encode(JSON.stringify(keyFields.map((f) => Payload.keyText(record[f]))))
+      }
+      return {
+        write: (records: ReadonlyArray<A>) =>
+          Effect.gen(function* () {
+            const requests: Array<Array<OutgoingMessage>> = []
+            let current: Array<OutgoingMessage> = []
+            let bytes = 0
+            for (let i = 0; i < records.length; i++) {
+              const record = records[i] as Readonly<Record<string, unknown>>
+              const encoded = codec.encode(record)
+              if (!encoded.ok)
+                return yield* new KafkaError({
+                  reason: reasons.EncodeError,
+                  operation: "send",
+                  topic: options.topic,
+                  message: `Cannot encode record ${i + 1} of the batch for ${options.topic}: ${encoded.message}`
+                })
+              const key = keyOf(record)
+              const size = encoded.bytes.length + (key?.length ?? 0) + 64
+              if (bytes + size > maxBytes && current.length > 0) {
+                requests.push(current)
+                current = []
+                bytes = 0
+              }
+              current.push({ key, value: encoded.bytes })
+              bytes += size
+            }
+            if (current.length > 0) requests.push(current)
+            for (const request of requests) yield* producer.send(options.topic, request)
+            written += records.length
+          }),
+        commit: Effect.sync(() => ({ written, location: `kafka:${options.topic}` }))
+      }
+    })
+  })
+}

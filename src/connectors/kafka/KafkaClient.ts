@@ -1,0 +1,319 @@
+/**
+ * The Kafka client contract: what the Kafka connector needs from a Kafka client, with no driver import.
+ *
+ * `NodeKafka.ts` implements it over kafkajs; {@link layerMemory} keeps topics in memory (deterministic, for users'
+ * tests). Offsets are decimal strings (they are int64 in Kafka).
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { KafkaError, reasons } from "./KafkaError.ts"
+
+/** A message as read from a partition. */
+export interface Message {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: string
+  /** Milliseconds since the epoch (create or log-append time). */
+  readonly timestamp: number
+  readonly key: Uint8Array | null
+  readonly value: Uint8Array | null
+  readonly headers: Readonly<Record<string, Uint8Array>>
+}
+
+/** The messages of one partition fetched together. */
+export interface FetchedBatch {
+  readonly topic: string
+  readonly partition: number
+  readonly messages: ReadonlyArray<Message>
+  /** The offset of the last record of the fetched batch (may be past the last message: control records). */
+  readonly lastOffset: string
+}
+
+/** A message to produce. */
+export interface OutgoingMessage {
+  readonly key: Uint8Array | null
+  readonly value: Uint8Array | null
+  readonly headers?: Readonly<Record<string, Uint8Array>>
+}
+
+/** Offsets of one partition: `low` is the earliest available, `high` the next offset to be written (end). */
+export interface PartitionOffsets {
+  readonly partition: number
+  readonly low: string
+  readonly high: string
+}
+
+/** A topic-partition position. */
+export interface Position {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: string
+}
+
+/** Compression of produced batches. */
+export type Compression = "none" | "gzip"
+
+/** What a consumer reads. */
+export interface ConsumeOptions {
+  readonly groupId: string
+  readonly topics: ReadonlyArray<string>
+  /** Where to start each partition; partitions without a seek start at the group's committed offset, else earliest. */
+  readonly seeks: ReadonlyArray<Position>
+  /** Upper bound of the bytes fetched per partition per request. */
+  readonly maxBytesPerPartition?: number
+}
+
+/** An open consumer. */
+export interface ConsumerHandle {
+  readonly batches: Stream.Stream<FetchedBatch, KafkaError>
+  readonly commit: (positions: ReadonlyArray<Position>) => Effect.Effect<void, KafkaError>
+  readonly stop: Effect.Effect<void>
+  readonly close: Effect.Effect<void>
+}
+
+/** An open producer. */
+export interface Producer {
+  /** Sends messages to a topic and waits until every in-sync replica has them (acks=all). */
+  readonly send: (topic: string, messages: ReadonlyArray<OutgoingMessage>) => Effect.Effect<void, KafkaError>
+}
+
+/** What the Kafka connector needs from a Kafka client. */
+export interface KafkaClientShape {
+  readonly listTopics: Effect.Effect<ReadonlyArray<string>, KafkaError>
+  readonly createTopic: (
+    topic: string,
+    options?: { readonly partitions?: number; readonly config?: Readonly<Record<string, string>> }
+  ) => Effect.Effect<void, KafkaError>
+  readonly partitionOffsets: (topic: string) => Effect.Effect<ReadonlyArray<PartitionOffsets>, KafkaError>
+  /** The first offset of each partition at or after `timestamp` (the end offset when there is none). */
+  readonly offsetsForTimestamp: (
+    topic: string,
+    timestamp: number
+  ) => Effect.Effect<ReadonlyArray<{ readonly partition: number; readonly offset: string }>, KafkaError>
+  /** The group's committed offsets of a topic's partitions; `undefined` where nothing was committed. */
+  readonly committedOffsets: (
+    groupId: string,
+    topic: string
+  ) => Effect.Effect<ReadonlyArray<{ readonly partition: number; readonly offset: string | undefined }>, KafkaError>
+  /**
+   * Joins the group and streams fetched batches. `commit` commits positions (the next offset to read) for the group
+   * through this consumer. `stop` stops fetching but stays in the group, so batches already emitted can still be
+   * acknowledged; `close` leaves the group. A consumer not closed is closed when the next consumer of its group
+   * starts, or when the client's layer is released.
+   */
+  readonly consume: (options: ConsumeOptions) => Effect.Effect<ConsumerHandle, KafkaError>
+  /** Opens an idempotent producer (acks=all) for the Scope. */
+  readonly producer: (options: {
+    readonly compression: Compression
+  }) => Effect.Effect<Producer, KafkaError, Scope.Scope>
+}
+
+/** The Kafka client service. */
+export class KafkaClient extends Context.Service<KafkaClient, KafkaClientShape>()(
+  "effect-etl/connectors/kafka/KafkaClient"
+) {}
+
+/** How to reach a cluster. */
+export interface ConnectionOptions {
+  readonly brokers: ReadonlyArray<string>
+  readonly clientId?: string
+  readonly ssl?: boolean
+  readonly sasl?: {
+    readonly mechanism: "plain" | "scram-sha-256" | "scram-sha-512"
+    readonly username: string
+    readonly password: Redacted.Redacted
+  }
+  /** Connection and request timeouts in milliseconds (default 10 s / 30 s). */
+  readonly connectionTimeout?: number
+  readonly requestTimeout?: number
+}
+
+// -----------------------------------------------------------------------------
+// memory
+// -----------------------------------------------------------------------------
+
+/** A message held by the memory cluster. */
+export interface StoredMessage extends Message {}
+
+/** The state of a memory cluster, for assertions in tests. */
+export interface MemoryCluster {
+  /** topic → partitions → messages, offsets are the array indexes. */
+  readonly topics: Map<string, Array<Array<StoredMessage>>>
+  /** group → `topic/partition` → committed next offset. */
+  readonly committed: Map<string, Map<string, string>>
+  /** Every commit, in order, for assertions (`group topic/partition@offset`). */
+  readonly commitLog: Array<string>
+  /** Messages fetched per batch (default 500). */
+  readonly fetchSize: number
+}
+
+/** A memory cluster, optionally with topics and their partition counts. */
+export const memory = (
+  topics?: Readonly<Record<string, number>>,
+  options?: { readonly fetchSize?: number }
+): MemoryCluster => {
+  const map = new Map<string, Array<Array<StoredMessage>>>()
+  for (const [name, partitions] of Object.entries(topics ?? {}))
+    map.set(
+      name,
+      Array.from({ length: partitions }, () => [])
+    )
+  return { topics: map, committed: new Map(), commitLog: [], fetchSize: options?.fetchSize ?? 500 }
+}
+
+const hashKey = (key: Uint8Array): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key[i]!, 0x01000193)
+  return h >>> 0
+}
+
+/**
+ * Appends messages to a memory topic (partition by key hash, round-robin without a key), stamped with `timestamp`.
+ * For seeding tests.
+ */
+export const appendMemory = (
+  cluster: MemoryCluster,
+  topic: string,
+  messages: ReadonlyArray<OutgoingMessage & { readonly partition?: number }>,
+  timestamp: number
+): void => {
+  const partitions = cluster.topics.get(topic)
+  if (partitions === undefined) throw new Error(`memory Kafka: no topic ${topic}`)
+  let next = 0
+  for (const m of messages) {
+    const p = m.partition ?? (m.key === null ? next++ % partitions.length : hashKey(m.key) % partitions.length)
+    const log = partitions[p]!
+    log.push({
+      topic,
+      partition: p,
+      offset: String(log.length),
+      timestamp,
+      key: m.key,
+      value: m.value,
+      headers: m.headers ?? {}
+    })
+  }
+}
+
+const notFound = (operation: string, topic: string) =>
+  new KafkaError({
+    reason: reasons.TopicNotFound,
+    operation,
+    topic,
+    message: `Topic ${topic} does not exist`
+  })
+
+/**
+ * A deterministic in-memory Kafka client over `cluster`: produced messages are stamped with the `Clock`'s time, a
+ * consumer reads each partition in `fetchSize` batches, round-robin over partitions, and stops at the end of the data
+ * (a memory consumer does not wait for new messages).
+ */
+export const makeMemory = (cluster: MemoryCluster): KafkaClientShape => {
+  const topicOf = (operation: string, topic: string) => {
+    const partitions = cluster.topics.get(topic)
+    return partitions === undefined ? Effect.fail(notFound(operation, topic)) : Effect.succeed(partitions)
+  }
+  return {
+    listTopics: Effect.sync(() => [...cluster.topics.keys()].sort()),
+    createTopic: (topic, options) =>
+      Effect.sync(() => {
+        if (!cluster.topics.has(topic))
+          cluster.topics.set(
+            topic,
+            Array.from({ length: options?.partitions ?? 1 }, () => [])
+          )
+      }),
+    partitionOffsets: (topic) =>
+      Effect.map(topicOf("partitionOffsets", topic), (partitions) =>
+        partitions.map((log, partition) => ({ partition, low: "0", high: String(log.length) }))
+      ),
+    offsetsForTimestamp: (topic, timestamp) =>
+      Effect.map(topicOf("offsetsForTimestamp", topic), (partitions) =>
+        partitions.map((log, partition) => {
+          const i = log.findIndex((m) => m.timestamp >= timestamp)
+          return { partition, offset: String(i === -1 ? log.length : i) }
+        })
+      ),
+    committedOffsets: (groupId, topic) =>
+      Effect.map(topicOf("committedOffsets", topic), (partitions) =>
+        partitions.map((_, partition) => ({
+          partition,
+          offset: cluster.committed.get(groupId)?.get(`${topic}/${partition}`)
+        }))
+      ),
+    consume: (options) =>
+      Effect.gen(function* () {
+        const cursors: Array<{ topic: string; partition: number; next: number; log: Array<StoredMessage> }> = []
+        for (const topic of options.topics) {
+          const partitions = yield* topicOf("consume", topic)
+          partitions.forEach((log, partition) => {
+            const seek = options.seeks.find((s) => s.topic === topic && s.partition === partition)
+            const committed = cluster.committed.get(options.groupId)?.get(`${topic}/${partition}`)
+            cursors.push({ topic, partition, next: Number(seek?.offset ?? committed ?? 0), log })
+          })
+        }
+        const pull = Effect.sync(() => {
+          for (const cursor of cursors) {
+            if (cursor.next >= cursor.log.length) continue
+            const messages = cursor.log.slice(cursor.next, cursor.next + cluster.fetchSize)
+            cursor.next += messages.length
+            return [
+              {
+                topic: cursor.topic,
+                partition: cursor.partition,
+                messages,
+                lastOffset: messages[messages.length - 1]!.offset
+              }
+            ] as const
+          }
+          return [] as const
+        })
+        const batches = Stream.fromPull(
+          Effect.succeed(
+            Effect.flatMap(pull, (out) => (out.length === 0 ? Effect.fail(undefined) : Effect.succeed(out)))
+          )
+        )
+        return {
+          stop: Effect.void,
+          close: Effect.void,
+          batches: Stream.catch(batches as Stream.Stream<FetchedBatch, undefined>, () => Stream.empty),
+          commit: (positions) =>
+            Effect.sync(() => {
+              let group = cluster.committed.get(options.groupId)
+              if (group === undefined) {
+                group = new Map()
+                cluster.committed.set(options.groupId, group)
+              }
+              for (const p of positions) {
+                group.set(`${p.topic}/${p.partition}`, p.offset)
+                cluster.commitLog.push(`${options.groupId} ${p.topic}/${p.partition}@${p.offset}`)
+              }
+            })
+        }
+      }),
+    producer: () =>
+      Effect.succeed({
+        send: (topic, messages) =>
+          Effect.flatMap(topicOf("send", topic), () =>
+            Effect.flatMap(
+              Effect.clockWith((clock) => Effect.succeed(clock.currentTimeMillisUnsafe())),
+              (now) => Effect.sync(() => appendMemory(cluster, topic, messages, now))
+            )
+          )
+      })
+  }
+}
+
+/**
+ * The memory Kafka client as a layer.
+ *
+ * @example
+ * const cluster = KafkaClient.memory({ orders: 2 })
+ * program.pipe(Effect.provide(KafkaClient.layerMemory(cluster)))
+ */
+export const layerMemory = (cluster: MemoryCluster = memory()): Layer.Layer<KafkaClient> =>
+  Layer.succeed(KafkaClient, makeMemory(cluster))

@@ -1,0 +1,115 @@
+/**
+ * Message payload formats of the Kafka connector: Avro binary with a known schema, the Confluent wire format with
+ * schema ids mapped to local schemas, JSON, UTF-8 strings and raw bytes. Each compiles once into a plain
+ * encoder/decoder pair used per message.
+ */
+import avro from "avsc"
+import * as BigDecimal from "effect/BigDecimal"
+import * as AvroWire from "../../formats/AvroWire.ts"
+import * as AvroBridge from "../../schema/AvroBridge.ts"
+import type * as AvroSchema from "../../schema/AvroSchema.ts"
+
+/** An Avro schema: an avsc `Type` (e.g. `RecordSchema.avro` from the registry) or a parsed `.avsc` schema. */
+export type AvroInput = unknown
+
+/** How message values (or keys) are encoded. */
+export type PayloadFormat =
+  | { readonly type: "avro"; readonly schema: AvroInput }
+  | {
+      readonly type: "confluent"
+      /** Schema id → writer schema. */
+      readonly schemas: ReadonlyMap<number, AvroInput> | Readonly<Record<number, AvroInput>>
+      /** The id produced messages are framed with (sinks). */
+      readonly writeId?: number
+    }
+  | { readonly type: "json" }
+  | { readonly type: "string" }
+  | { readonly type: "bytes" }
+
+/** A compiled payload codec. */
+export interface PayloadCodec {
+  readonly decode: (bytes: Uint8Array) => AvroWire.Decoded
+  readonly encode: (value: unknown) => AvroWire.Encoded
+}
+
+/** The avsc type of an Avro input, with effect-etl's logical types for parsed schemas. */
+export const avroType = (input: AvroInput): avro.Type =>
+  avro.Type.isType(input) ? (input as avro.Type) : AvroBridge.toAvroType(input as AvroSchema.Schema)
+
+const textDecoder = new TextDecoder("utf-8", { fatal: true })
+const textEncoder = new TextEncoder()
+
+const jsonReplacer = (_key: string, value: unknown): unknown =>
+  typeof value === "bigint" ? value.toString() : BigDecimal.isBigDecimal(value) ? BigDecimal.format(value) : value
+
+/** Compiles a payload format (may throw on an invalid Avro schema: call it where building can fail). */
+export const compile = (format: PayloadFormat): PayloadCodec => {
+  switch (format.type) {
+    case "avro":
+      return AvroWire.binary(avroType(format.schema))
+    case "confluent": {
+      const entries: Array<[number, unknown]> =
+        format.schemas instanceof Map
+          ? [...(format.schemas as ReadonlyMap<number, unknown>)]
+          : Object.entries(format.schemas).map(([id, schema]) => [Number(id), schema])
+      return AvroWire.confluent({
+        schemas: new Map(entries.map(([id, schema]) => [id, avroType(schema)])),
+        ...(format.writeId === undefined ? {} : { writeId: format.writeId })
+      })
+    }
+    case "json":
+      return {
+        decode: (bytes) => {
+          try {
+            return { ok: true, value: JSON.parse(textDecoder.decode(bytes)) }
+          } catch (cause) {
+            return { ok: false, message: `invalid JSON: ${cause instanceof Error ? cause.message : String(cause)}` }
+          }
+        },
+        encode: (value) => {
+          try {
+            return { ok: true, bytes: textEncoder.encode(JSON.stringify(value, jsonReplacer)) }
+          } catch (cause) {
+            return {
+              ok: false,
+              message: `cannot encode as JSON: ${cause instanceof Error ? cause.message : String(cause)}`
+            }
+          }
+        }
+      }
+    case "string":
+      return {
+        decode: (bytes) => {
+          try {
+            return { ok: true, value: textDecoder.decode(bytes) }
+          } catch {
+            return { ok: false, message: "invalid UTF-8" }
+          }
+        },
+        encode: (value) => ({ ok: true, bytes: textEncoder.encode(typeof value === "string" ? value : String(value)) })
+      }
+    case "bytes":
+      return {
+        decode: (bytes) => ({ ok: true, value: bytes }),
+        encode: (value) =>
+          value instanceof Uint8Array
+            ? { ok: true, bytes: value }
+            : { ok: false, message: `expected bytes (Uint8Array), got ${typeof value}` }
+      }
+  }
+}
+
+/** A short description: `avro`, `confluent (ids 1, 2)`, `json`. */
+export const describe = (format: PayloadFormat): string =>
+  format.type === "confluent"
+    ? `confluent (ids ${(format.schemas instanceof Map ? [...format.schemas.keys()] : Object.keys(format.schemas)).join(", ")})`
+    : format.type
+
+/** The text of a key field value: strings as they are, dates as ISO, decimals formatted, the rest as JSON. */
+export const keyText = (value: unknown): string => {
+  if (typeof value === "string") return value
+  if (value instanceof Date) return value.toISOString()
+  if (BigDecimal.isBigDecimal(value)) return BigDecimal.format(value)
+  if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") return String(value)
+  return JSON.stringify(value, jsonReplacer) ?? "null"
+}

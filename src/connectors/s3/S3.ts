@@ -1,0 +1,489 @@
+/**
+ * The S3 connector: a source reading objects under a prefix (or a glob) and a sink writing part objects.
+ *
+ * - `source` lists with ListObjectsV2 (page by page), reads several objects at once (`concurrency`, default 4) as
+ *   streams through the file formats (Avro container, JSON Lines, CSV, gzip or not), keeping each object's batches in
+ *   order. Lines that do not parse and records that do not match the schema become dead letters naming
+ *   `s3://bucket/key:line`. When the prefix holds a `_SUCCESS` manifest written by the sink, only the objects it lists
+ *   are read, so a reader never sees a half-replaced set.
+ * - `sink` writes part objects (`part-<run>-<n>.<ext>`) under a prefix, optionally under Hive-style partition paths
+ *   (`date=2026-11-26/`), rolled by record count and bytes, each uploaded in parts (multipart) once it outgrows one
+ *   part, so at most one part per open object is held in memory. `append` adds uniquely named objects; `overwrite`
+ *   writes the new set, then the `_SUCCESS` manifest naming it, and only then deletes the old set. Without a commit
+ *   (failure, interruption) the new objects are removed and open uploads aborted. S3 objects have no keys: there is no
+ *   `upsert`.
+ */
+import type * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Queue from "effect/Queue"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Batch from "../../core/Batch.ts"
+import type * as DeadLetter from "../../core/DeadLetter.ts"
+import type { RecordSchema } from "../../core/RecordSchema.ts"
+import * as Sink from "../../core/Sink.ts"
+import * as Source from "../../core/Source.ts"
+import * as Format from "../../formats/Format.ts"
+import type { FormatError } from "../../formats/FormatError.ts"
+import { keyText } from "../kafka/Payload.ts"
+import { type ObjectInfo, S3Client, type S3ClientShape } from "./S3Client.ts"
+import { reasons, S3Error } from "./S3Error.ts"
+
+/** The name of the manifest object the sink writes last. */
+export const MANIFEST = "_SUCCESS"
+
+/** The content of a `_SUCCESS` manifest. */
+export interface Manifest {
+  readonly version: 1
+  /** Object keys relative to the prefix, the complete current set. */
+  readonly files: ReadonlyArray<string>
+  readonly records: number
+  readonly committedAt: string
+}
+
+/** True for keys that are not data (`_SUCCESS`, `.staging/...`), relative to the prefix, as Spark treats them. */
+export const isHidden = (relative: string): boolean =>
+  relative.split("/").some((part) => part.startsWith(".") || part.startsWith("_"))
+
+const isGlob = (path: string): boolean => /[*?[\]{}]/.test(path)
+
+const globToRegExp = (glob: string): RegExp => {
+  let re = ""
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!
+    if (c === "*") {
+      if (glob[i + 1] === "*") {
+        re += ".*"
+        i++
+        if (glob[i + 1] === "/") i++
+      } else re += "[^/]*"
+    } else if (c === "?") re += "[^/]"
+    else if (c === "[" && glob.indexOf("]", i) > i) {
+      const close = glob.indexOf("]", i)
+      re += `[${glob
+        .slice(i + 1, close)
+        .replace(/^!/, "^")
+        .replace(/\\/g, "\\\\")}]`
+      i = close
+    } else re += /[.+^${}()|[\]\\]/.test(c) ? `\\${c}` : c
+  }
+  return new RegExp(`^${re}$`)
+}
+
+const dirOf = (path: string): string => path.replace(/^\/+/, "").replace(/\/+$/, "")
+
+/** Every object under `prefix`, following continuation tokens (directory markers left out). */
+export const listAll = (
+  client: S3ClientShape,
+  bucket: string,
+  prefix: string
+): Effect.Effect<ReadonlyArray<ObjectInfo>, S3Error> =>
+  Effect.gen(function* () {
+    const out: Array<ObjectInfo> = []
+    let token: string | undefined
+    do {
+      const page = yield* client.list(bucket, prefix, { continuationToken: token })
+      // Some servers list "directory" marker objects (keys ending in `/`): they hold no data.
+      for (const o of page.objects) if (!o.key.endsWith("/")) out.push(o)
+      token = page.continuationToken
+    } while (token !== undefined)
+    return out
+  })
+
+const readSmall = (client: S3ClientShape, bucket: string, key: string): Effect.Effect<Uint8Array, S3Error> =>
+  Effect.map(Stream.runCollect(client.get(bucket, key)), (chunks) => Buffer.concat(chunks as Array<Uint8Array>))
+
+const parseManifest = (bytes: Uint8Array): Manifest | undefined => {
+  try {
+    const json = JSON.parse(new TextDecoder().decode(bytes)) as Partial<Manifest>
+    return json.version === 1 && Array.isArray(json.files) ? (json as Manifest) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Reads the `_SUCCESS` manifest of a prefix; `undefined` when there is none (or it is an empty Spark-style marker). */
+export const readManifest = (
+  client: S3ClientShape,
+  bucket: string,
+  dir: string
+): Effect.Effect<Manifest | undefined, S3Error> =>
+  readSmall(client, bucket, dir === "" ? MANIFEST : `${dir}/${MANIFEST}`).pipe(
+    Effect.map(parseManifest),
+    Effect.catchIf(
+      (e) => e.reason._tag === "NoSuchKey",
+      () => Effect.succeed(undefined)
+    )
+  )
+
+/** Options of an S3 source. */
+export interface SourceOptions<A> {
+  readonly bucket: string
+  /** A key, a prefix ("directory": every object under it) or a glob (`events/2026-*.jsonl.gz`). */
+  readonly path: string
+  readonly name?: string
+  /** The format; by default it follows each object's extension. */
+  readonly format?: Format.FormatSpec
+  readonly schema?: RecordSchema<A>
+  /** Records per batch (default 4096). */
+  readonly batchSize?: number
+  /** Objects read at once (default 4). Batches of one object stay in order. */
+  readonly concurrency?: number
+  /** Read only the objects a `_SUCCESS` manifest lists, when there is one (default true). */
+  readonly useManifest?: boolean
+}
+
+const listObjects = (
+  client: S3ClientShape,
+  options: SourceOptions<unknown>
+): Effect.Effect<ReadonlyArray<string>, S3Error> =>
+  Effect.gen(function* () {
+    const path = options.path.replace(/^\/+/, "")
+    if (isGlob(path)) {
+      const first = path.search(/[*?[\]{}]/)
+      const re = globToRegExp(path)
+      const all = yield* listAll(client, options.bucket, path.slice(0, first))
+      return all.map((o) => o.key).filter((k) => re.test(k) && !isHidden(k.slice(k.lastIndexOf("/") + 1)))
+    }
+    const dir = dirOf(path)
+    const exact = dir === "" ? [] : (yield* client.list(options.bucket, dir, { maxKeys: 1 })).objects
+    if (exact[0]?.key === dir) return [dir]
+    if (options.useManifest ?? true) {
+      const manifest = yield* readManifest(client, options.bucket, dir)
+      if (manifest !== undefined) return manifest.files.map((f) => (dir === "" ? f : `${dir}/${f}`))
+    }
+    const prefix = dir === "" ? "" : `${dir}/`
+    const all = yield* listAll(client, options.bucket, prefix)
+    return all.map((o) => o.key).filter((k) => !isHidden(k.slice(prefix.length)))
+  })
+
+const readObject = <A>(
+  client: S3ClientShape,
+  stage: string,
+  bucket: string,
+  key: string,
+  options: SourceOptions<A>
+): Stream.Stream<Batch.Batch<A>, S3Error | FormatError> => {
+  const url = `s3://${bucket}/${key}`
+  const format = options.format ?? Format.fromPath(key)
+  if (format === undefined)
+    return Stream.fail(
+      new S3Error({
+        reason: reasons.InvalidArgument,
+        operation: "read",
+        bucket,
+        key,
+        message: `Cannot tell the format of ${url} from its extension (.jsonl, .ndjson, .json, .csv, .avro, optionally .gz); set "format"`
+      })
+    )
+  const schema = options.schema
+  let index = 0
+  return client.get(bucket, key).pipe(
+    Format.decoder(format, {
+      source: url,
+      onError: "collect",
+      batchSize: options.batchSize ?? 4096,
+      ...(schema?.columns === undefined ? {} : { columns: schema.columns }),
+      ...(schema?.avro === undefined ? {} : { avro: schema.avro })
+    }),
+    Stream.map((decoded) => {
+      const deadLetters: Array<DeadLetter.DeadLetter> = []
+      for (const bad of decoded.errors)
+        deadLetters.push({
+          stage,
+          reason: "decode-error",
+          message: bad.message,
+          record: bad.raw,
+          origin: `${url}:${bad.line}`
+        })
+      if (schema === undefined || format.type === "avro") {
+        index += decoded.records.length
+        return Batch.make(decoded.records as ReadonlyArray<A>, { deadLetters })
+      }
+      const records: Array<A> = []
+      for (let i = 0; i < decoded.records.length; i++) {
+        index++
+        const result = schema.validate(decoded.records[i])
+        if (result.ok) records.push(result.value)
+        else
+          deadLetters.push({
+            stage,
+            reason: "invalid-record",
+            message: `${url} record ${index}: ${result.message}`,
+            record: decoded.records[i],
+            origin: `${url}#${index}`
+          })
+      }
+      return Batch.make(records, { deadLetters })
+    })
+  )
+}
+
+/**
+ * A source over S3 objects.
+ *
+ * @example
+ * S3.source({ bucket: "lake", path: "transactions/", format: { type: "avro" } })
+ */
+export const source = <A = Readonly<Record<string, unknown>>>(
+  options: SourceOptions<A>
+): Source.Source<A, S3Error | FormatError, S3Client> => {
+  const name = options.name ?? "s3"
+  return Source.make({
+    name,
+    type: "s3",
+    description: `s3://${options.bucket}/${options.path}${options.format === undefined ? "" : ` (${Format.describe(options.format)})`}${options.schema === undefined ? "" : `, schema ${options.schema.name}`}`,
+    bounded: true,
+    batches: () =>
+      Stream.unwrap(
+        Effect.gen(function* () {
+          const client = yield* S3Client
+          const keys = yield* listObjects(client, options as SourceOptions<unknown>)
+          if (keys.length === 0)
+            return yield* new S3Error({
+              reason: reasons.NoSuchKey,
+              operation: "list",
+              bucket: options.bucket,
+              key: options.path,
+              message: `No objects match s3://${options.bucket}/${options.path}`
+            })
+          return Stream.flatMap(
+            Stream.fromIterable(keys),
+            (key) => readObject(client, name, options.bucket, key, options),
+            {
+              concurrency: options.concurrency ?? 4
+            }
+          )
+        })
+      )
+  })
+}
+
+/** Options of an S3 sink. */
+export interface SinkOptions {
+  readonly bucket: string
+  /** The prefix ("directory") part objects go under. */
+  readonly path: string
+  readonly name?: string
+  readonly format: Format.FormatSpec
+  /** `append` (default) adds part objects; `overwrite` replaces the prefix's set at commit. */
+  readonly mode?: "append" | "overwrite"
+  /** The schema of the written records: needed for Avro (its writer schema). */
+  readonly schema?: RecordSchema<unknown>
+  /** Hive-style partition paths from these record fields: `date=2026-11-26/`. Dates give `YYYY-MM-DD`. */
+  readonly partitionBy?: ReadonlyArray<string>
+  /** A new object is started after this many records (default 1,000,000). */
+  readonly maxRecordsPerObject?: number
+  /** A new object is started once this many bytes were written (default 512 MiB). */
+  readonly maxBytesPerObject?: number
+  /** Multipart part size (default 8 MiB, at least 5 MiB on AWS). */
+  readonly partSize?: number
+}
+
+interface ObjectWriter {
+  readonly key: string
+  records: number
+  bytes: number
+  readonly offer: (records: ReadonlyArray<unknown>) => Effect.Effect<void, S3Error | FormatError>
+  readonly finish: Effect.Effect<number, S3Error | FormatError>
+}
+
+/**
+ * Streams batches into one object through the format's encoder: the first `partSize` bytes are kept; beyond them a
+ * multipart upload starts and each full part is uploaded as it fills. Runs in its own fiber; an unfinished upload is
+ * aborted.
+ */
+const startObject = (
+  client: S3ClientShape,
+  bucket: string,
+  key: string,
+  options: SinkOptions
+): Effect.Effect<ObjectWriter, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const partSize = options.partSize ?? 8 * 1024 * 1024
+    const queue = yield* Queue.bounded<ReadonlyArray<unknown>, Cause.Done>(4)
+    let pending: Array<Uint8Array> = []
+    let pendingSize = 0
+    let uploadId: string | undefined
+    const parts: Array<{ partNumber: number; etag: string }> = []
+    const writer: ObjectWriter = {
+      key,
+      records: 0,
+      bytes: 0,
+      offer: () => Effect.void,
+      finish: Effect.succeed(0)
+    }
+    const flushPart = Effect.gen(function* () {
+      if (uploadId === undefined) uploadId = yield* client.createMultipartUpload(bucket, key)
+      const body = Buffer.concat(pending)
+      pending = []
+      pendingSize = 0
+      const partNumber = parts.length + 1
+      const etag = yield* client.uploadPart(bucket, key, uploadId, partNumber, body)
+      parts.push({ partNumber, etag })
+    })
+    const upload = Stream.fromQueue(queue).pipe(
+      Format.encoder(options.format, {
+        source: `s3://${bucket}/${key}`,
+        ...(options.schema?.avro === undefined ? {} : { avro: options.schema.avro })
+      }),
+      Stream.runForEach((chunk) =>
+        Effect.suspend(() => {
+          pending.push(chunk)
+          pendingSize += chunk.length
+          writer.bytes += chunk.length
+          return pendingSize >= partSize ? flushPart : Effect.void
+        })
+      ),
+      Effect.andThen(
+        Effect.suspend(() => {
+          if (uploadId === undefined) return client.put(bucket, key, Buffer.concat(pending))
+          const id = uploadId
+          return Effect.andThen(pendingSize > 0 || parts.length === 0 ? flushPart : Effect.void, () =>
+            client.completeMultipartUpload(bucket, key, id, parts)
+          )
+        })
+      ),
+      Effect.onExit((exit) =>
+        Effect.andThen(
+          Queue.shutdown(queue),
+          Exit.isFailure(exit) && uploadId !== undefined
+            ? Effect.ignore(client.abortMultipartUpload(bucket, key, uploadId))
+            : Effect.void
+        )
+      )
+    )
+    const fiber = yield* Effect.forkScoped(upload)
+    const failed = Effect.flatMap(Fiber.await(fiber), (exit) =>
+      Exit.isFailure(exit) ? Effect.failCause(exit.cause) : Effect.void
+    )
+    return Object.assign(writer, {
+      offer: (records: ReadonlyArray<unknown>) =>
+        Effect.flatMap(Queue.offer(queue, records), (accepted) => (accepted ? Effect.void : failed)),
+      finish: Effect.andThen(
+        Queue.end(queue),
+        Effect.map(Fiber.join(fiber), () => writer.bytes)
+      )
+    })
+  })
+
+const partitionValue = (value: unknown): string => {
+  if (value === null || value === undefined) return "__HIVE_DEFAULT_PARTITION__"
+  if (value instanceof Date) return value.toISOString().slice(0, 10)
+  return encodeURIComponent(keyText(value))
+}
+
+/**
+ * A sink writing part objects under a prefix.
+ *
+ * @example
+ * S3.sink({ bucket: "lake", path: "settled", format: { type: "avro" }, mode: "overwrite", schema, partitionBy: ["date"] })
+ */
+export const sink = <A>(options: SinkOptions): Sink.Sink<A, S3Error | FormatError, S3Client> => {
+  const mode = options.mode ?? "append"
+  const name = options.name ?? "s3"
+  const dir = dirOf(options.path)
+  const maxRecords = options.maxRecordsPerObject ?? 1_000_000
+  const maxBytes = options.maxBytesPerObject ?? 512 * 1024 * 1024
+  const extension = Format.extension(options.format)
+  const partitionBy = options.partitionBy ?? []
+  const prefix = dir === "" ? "" : `${dir}/`
+  return Sink.make<A, S3Error | FormatError, S3Client>({
+    name,
+    type: "s3",
+    description: `s3://${options.bucket}/${prefix} (${Format.describe(options.format)}${partitionBy.length > 0 ? `, partitioned by ${partitionBy.join(", ")}` : ""})`,
+    mode,
+    durability: "on-commit",
+    open: Effect.gen(function* () {
+      const client = yield* S3Client
+      const scope = yield* Effect.scope
+      const tag = `${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`
+      const open = new Map<string, ObjectWriter>()
+      const finished: Array<string> = []
+      let committed = false
+      let written = 0
+      let bytes = 0
+      let sequence = 0
+      yield* Effect.addFinalizer(() =>
+        committed
+          ? Effect.void
+          : Effect.ignore(client.deleteMany(options.bucket, [...finished, ...[...open.values()].map((w) => w.key)]))
+      )
+      const finish = (partition: string) =>
+        Effect.suspend(() => {
+          const writer = open.get(partition)
+          if (writer === undefined) return Effect.void
+          open.delete(partition)
+          return Effect.map(writer.finish, (size) => {
+            bytes += size
+            finished.push(writer.key)
+          })
+        })
+      const writeTo = (partition: string, records: ReadonlyArray<unknown>) =>
+        Effect.gen(function* () {
+          let offset = 0
+          while (offset < records.length) {
+            let writer = open.get(partition)
+            if (writer === undefined) {
+              const key = `${prefix}${partition}part-${tag}-${String(sequence++).padStart(5, "0")}${extension}`
+              writer = yield* startObject(client, options.bucket, key, options).pipe(Scope.provide(scope))
+              open.set(partition, writer)
+            }
+            const take = Math.min(records.length - offset, maxRecords - writer.records)
+            yield* writer.offer(
+              offset === 0 && take === records.length ? records : records.slice(offset, offset + take)
+            )
+            writer.records += take
+            written += take
+            offset += take
+            if (writer.records >= maxRecords || writer.bytes >= maxBytes) yield* finish(partition)
+          }
+        })
+      return {
+        write: (records: ReadonlyArray<A>) => {
+          if (partitionBy.length === 0) return writeTo("", records)
+          const groups = new Map<string, Array<unknown>>()
+          for (const record of records) {
+            const r = record as Readonly<Record<string, unknown>>
+            let path = ""
+            for (const field of partitionBy) path += `${field}=${partitionValue(r[field])}/`
+            let group = groups.get(path)
+            if (group === undefined) {
+              group = []
+              groups.set(path, group)
+            }
+            group.push(record)
+          }
+          return Effect.forEach(groups, ([path, group]) => writeTo(path, group), { discard: true })
+        },
+        commit: Effect.gen(function* () {
+          yield* Effect.forEach([...open.keys()], finish, { discard: true })
+          const fresh = new Set(finished)
+          const existing = (yield* listAll(client, options.bucket, prefix))
+            .map((o) => o.key)
+            .filter((k) => !fresh.has(k) && !isHidden(k.slice(prefix.length)))
+          const files = mode === "overwrite" ? [...finished] : [...existing, ...finished]
+          const now = yield* Clock.currentTimeMillis
+          const manifest: Manifest = {
+            version: 1,
+            files: files.map((k) => k.slice(prefix.length)).sort(),
+            records: written,
+            committedAt: new Date(now).toISOString()
+          }
+          // The manifest switches readers to the new set in one PUT; only then is the old set removed.
+          yield* client.put(options.bucket, `${prefix}${MANIFEST}`, new TextEncoder().encode(JSON.stringify(manifest)))
+          committed = true
+          if (mode === "overwrite" && existing.length > 0) yield* client.deleteMany(options.bucket, existing)
+          return {
+            written,
+            location: `s3://${options.bucket}/${prefix}`,
+            details: { objects: finished.map((k) => k.slice(prefix.length)), bytes }
+          }
+        })
+      }
+    })
+  })
+}

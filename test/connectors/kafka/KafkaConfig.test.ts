@@ -1,0 +1,169 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import * as Build from "../../../src/config/Build.ts"
+import * as ConfigError from "../../../src/config/ConfigError.ts"
+import * as Load from "../../../src/config/Load.ts"
+import { classifyReason } from "../../../src/connectors/kafka/NodeKafka.ts"
+import * as Pipeline from "../../../src/core/Pipeline.ts"
+import type * as RecordSchema from "../../../src/core/RecordSchema.ts"
+import { transactionAvsc } from "./KafkaConformance.ts"
+
+const kafkaSource = {
+  type: "kafka",
+  brokers: ["127.0.0.1:9092"],
+  topics: ["tx"],
+  group_id: "etl",
+  value: { type: "json" }
+}
+const kafkaSink = { type: "kafka", brokers: ["127.0.0.1:9092"], topic: "out", value: { type: "json" } }
+const file = { type: "file", path: "out", format: { type: "jsonl" } }
+
+const issuesOf = (value: unknown) =>
+  Load.decode("p.json", value).pipe(
+    Effect.flip,
+    Effect.map((e) => e.issues.map((i) => `${i.path}: ${i.message}`))
+  )
+
+const transaction: RecordSchema.RecordSchema<Readonly<Record<string, unknown>>> = {
+  name: "transaction",
+  fields: transactionAvsc.fields.map((f) => f.name),
+  validate: (value) => ({ ok: true, value: value as Readonly<Record<string, unknown>> }),
+  avro: transactionAvsc
+}
+const lookup: Build.SchemaLookup = (name, path) =>
+  name === "transaction"
+    ? Effect.succeed(transaction)
+    : Effect.fail(ConfigError.single("p.json", path, `Unknown schema "${name}"`))
+
+describe("Kafka config", () => {
+  it.effect("decodes sources and sinks with every payload format and start position", () =>
+    Effect.gen(function* () {
+      for (const start of [
+        "earliest",
+        "latest",
+        "committed",
+        { timestamp: "2026-11-26T00:00:00Z" },
+        { offsets: { tx: { "0": 42 } } }
+      ]) {
+        const config = yield* Load.decode("p.json", { name: "t", source: { ...kafkaSource, start }, sink: file })
+        assert.strictEqual(config.source.type, "kafka")
+      }
+      const config = yield* Load.decode("p.json", {
+        name: "t",
+        source: {
+          ...kafkaSource,
+          value: { type: "confluent", schemas: { "1": "transaction" } },
+          sasl: { mechanism: "plain", username: "u", password: "p" }
+        },
+        sink: {
+          ...kafkaSink,
+          mode: "upsert",
+          key: ["userId"],
+          value: { type: "avro", schema: "transaction" },
+          compression: "gzip"
+        }
+      })
+      assert.isTrue(
+        config.source.type === "kafka" &&
+          config.source.sasl !== undefined &&
+          Redacted.isRedacted(config.source.sasl.password)
+      )
+      const pipeline = yield* Build.build(config, { file: "p.json", schema: lookup })
+      assert.include(Pipeline.describe(pipeline).join("\n"), "kafka topics tx (confluent (ids 1), group etl, bounded)")
+      assert.include(Pipeline.describe(pipeline).join("\n"), "kafka topic out (avro, key userId) [upsert]")
+    })
+  )
+
+  it.effect("rejects overwrite, upsert without key, other compressions and ambiguous topics with clear messages", () =>
+    Effect.gen(function* () {
+      assert.deepStrictEqual(
+        yield* issuesOf({ name: "t", source: kafkaSource, sink: { ...kafkaSink, mode: "overwrite" } }),
+        [
+          '$.sink.mode: A Kafka topic is a log and cannot be overwritten. Use "append", or "upsert" with "key" fields on a compacted topic'
+        ]
+      )
+      assert.deepStrictEqual(
+        yield* issuesOf({ name: "t", source: kafkaSource, sink: { ...kafkaSink, mode: "upsert" } }),
+        ['$.sink: An upsert Kafka sink needs "key": the record fields of the message key, e.g. ["userId"]']
+      )
+      assert.deepStrictEqual(
+        yield* issuesOf({ name: "t", source: kafkaSource, sink: { ...kafkaSink, compression: "zstd" } }),
+        [
+          '$.sink.compression: Compression "zstd" is not available with the kafkajs client (it ships gzip only): use "gzip" or "none"'
+        ]
+      )
+      assert.deepStrictEqual(
+        yield* issuesOf({ name: "t", source: { ...kafkaSource, topic_pattern: "tx-.*" }, sink: file }),
+        ['$.source: Give exactly one of "topics" or "topic_pattern"']
+      )
+      const unknownKey = yield* issuesOf({ name: "t", source: { ...kafkaSource, group: "x" }, sink: file })
+      assert.deepStrictEqual(unknownKey, ["$.source.group: Unknown key (not allowed here; check its spelling)"])
+    })
+  )
+
+  it.effect("names a missing schema and a bad timestamp at their paths", () =>
+    Effect.gen(function* () {
+      const build = (value: unknown) =>
+        Load.decode("p.json", value).pipe(
+          Effect.flatMap((config) => Build.build(config, { file: "p.json", schema: lookup })),
+          Effect.flip,
+          Effect.map((e) => e.issues.map((i) => `${i.path}: ${i.message}`))
+        )
+      assert.deepStrictEqual(
+        yield* build({ name: "t", source: { ...kafkaSource, value: { type: "avro", schema: "nope" } }, sink: file }),
+        ['$.source.value.schema: Unknown schema "nope"']
+      )
+      assert.deepStrictEqual(
+        yield* build({ name: "t", source: { ...kafkaSource, start: { timestamp: "yesterday" } }, sink: file }),
+        ['$.source.start.timestamp: Expected epoch milliseconds or an ISO-8601 time, got "yesterday"']
+      )
+    })
+  )
+})
+
+describe("Kafka error classification", () => {
+  const protocol = (type: string) => Object.assign(new Error(type), { name: "KafkaJSProtocolError", type })
+  it("maps kafkajs errors to reasons, unwrapping retry wrappers", () => {
+    const cases: ReadonlyArray<readonly [unknown, string, boolean]> = [
+      [protocol("UNKNOWN_TOPIC_OR_PARTITION"), "TopicNotFound", false],
+      [protocol("TOPIC_AUTHORIZATION_FAILED"), "AuthorizationError", false],
+      [protocol("MESSAGE_TOO_LARGE"), "MessageTooLarge", false],
+      [protocol("NOT_LEADER_FOR_PARTITION"), "NotLeader", true],
+      [protocol("COORDINATOR_LOAD_IN_PROGRESS"), "NotLeader", true],
+      [protocol("REBALANCE_IN_PROGRESS"), "RebalanceInProgress", true],
+      [
+        Object.assign(new Error("Connection error: connect ECONNREFUSED 127.0.0.1:1"), {
+          name: "KafkaJSConnectionError"
+        }),
+        "ConnectionError",
+        true
+      ],
+      [Object.assign(new Error("Request timed out"), { name: "KafkaJSRequestTimeoutError" }), "Timeout", true],
+      [
+        Object.assign(new Error("SASL PLAIN authentication failed"), { name: "KafkaJSSASLAuthenticationError" }),
+        "AuthenticationError",
+        false
+      ],
+      [
+        Object.assign(new Error("Snappy compression not implemented"), { name: "KafkaJSNotImplemented" }),
+        "UnsupportedCompression",
+        false
+      ],
+      [
+        Object.assign(new Error("retries exceeded"), {
+          name: "KafkaJSNumberOfRetriesExceeded",
+          originalError: protocol("UNKNOWN_TOPIC_OR_PARTITION")
+        }),
+        "TopicNotFound",
+        false
+      ],
+      [new Error("something else"), "Unknown", false]
+    ]
+    for (const [error, tag, retryable] of cases) {
+      const reason = classifyReason(error)
+      assert.strictEqual(reason._tag, tag)
+      assert.strictEqual(reason.retryable, retryable)
+    }
+  })
+})

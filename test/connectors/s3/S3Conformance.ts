@@ -1,0 +1,269 @@
+/**
+ * The S3 client and S3 source/sink behaviours every S3 client layer must show: run on the memory layer and on a real
+ * S3-compatible server.
+ */
+import { assert, layer } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import * as S3 from "../../../src/connectors/s3/S3.ts"
+import { S3Client } from "../../../src/connectors/s3/S3Client.ts"
+import type { DeadLetter } from "../../../src/core/DeadLetter.ts"
+import { LoadError } from "../../../src/core/Errors.ts"
+import * as Pipeline from "../../../src/core/Pipeline.ts"
+import * as RecordSchema from "../../../src/core/RecordSchema.ts"
+import * as Sink from "../../../src/core/Sink.ts"
+import * as Source from "../../../src/core/Source.ts"
+
+const Row = Schema.Struct({ id: Schema.Int, name: Schema.String, day: Schema.String })
+type Row = typeof Row.Type
+const rows = (n: number, from = 0): ReadonlyArray<Row> =>
+  Array.from({ length: n }, (_, i) => ({
+    id: from + i,
+    name: `name ${from + i}, "q"`,
+    day: `2026-11-2${(from + i) % 3}`
+  }))
+const rowAvro = {
+  type: "record",
+  name: "Row",
+  fields: [
+    { name: "id", type: "int" },
+    { name: "name", type: "string" },
+    { name: "day", type: "string" }
+  ]
+}
+const rowSchema: RecordSchema.RecordSchema<Row> = {
+  ...RecordSchema.fromSchema(Row, "row"),
+  avro: rowAvro,
+  columns: { id: "integer" }
+}
+
+const suffix = () => crypto.randomUUID().slice(0, 8)
+const text = (s: string) => new TextEncoder().encode(s)
+const bytesOf = <E>(stream: Stream.Stream<Uint8Array, E>) =>
+  Effect.map(Stream.runCollect(stream), (chunks) => Buffer.concat(chunks as Array<Uint8Array>))
+
+const newBucket = Effect.gen(function* () {
+  const bucket = `etl-${suffix()}`
+  yield* S3Client.use((c) => c.createBucket(bucket))
+  return bucket
+})
+
+const readAll = <A>(source: Source.Source<A, unknown, S3Client>) =>
+  Effect.gen(function* () {
+    const out = Sink.collect<A>("out")
+    const dead = Sink.collect<DeadLetter>("dead")
+    const report = yield* Pipeline.from(source).pipe(Pipeline.to(out), Pipeline.withDeadLetters(dead), Pipeline.run)
+    return { records: out.collected().records, dead: dead.collected().records, report }
+  })
+
+const write = <A>(records: ReadonlyArray<A>, sink: Sink.Sink<A, unknown, S3Client>) =>
+  Pipeline.from(Source.fromIterable("rows", records, { batchSize: 7 })).pipe(Pipeline.to(sink), Pipeline.run)
+
+/** Runs the conformance suite on an S3 client layer. */
+export const conformance = (label: string, clientLayer: Layer.Layer<S3Client, unknown>) =>
+  layer(clientLayer, { timeout: 120_000, excludeTestServices: true })(label, (it) => {
+    it.effect("puts, gets ranges, copies and deletes objects", () =>
+      Effect.gen(function* () {
+        const client = yield* S3Client
+        const bucket = yield* newBucket
+        yield* client.put(bucket, "a/b.txt", text("0123456789"))
+        assert.strictEqual((yield* bytesOf(client.get(bucket, "a/b.txt"))).toString(), "0123456789")
+        assert.strictEqual((yield* bytesOf(client.get(bucket, "a/b.txt", { start: 2, end: 5 }))).toString(), "2345")
+        yield* client.copy(bucket, "a/b.txt", "c/d e.txt")
+        assert.strictEqual((yield* bytesOf(client.get(bucket, "c/d e.txt"))).toString(), "0123456789")
+        yield* client.deleteMany(bucket, ["a/b.txt", "c/d e.txt", "missing"])
+        assert.strictEqual((yield* client.list(bucket, "")).objects.length, 0)
+        const missing = yield* Effect.flip(bytesOf(client.get(bucket, "a/b.txt")))
+        assert.strictEqual(missing.reason._tag, "NoSuchKey")
+        const noBucket = yield* Effect.flip(client.list(`etl-missing-${suffix()}`, ""))
+        assert.strictEqual(noBucket.reason._tag, "NoSuchBucket")
+        assert.isFalse(noBucket.retryable)
+      })
+    )
+
+    it.effect("lists with pagination and continuation tokens", () =>
+      Effect.gen(function* () {
+        const client = yield* S3Client
+        const bucket = yield* newBucket
+        const keys = Array.from({ length: 23 }, (_, i) => `p/k-${String(i).padStart(3, "0")}`)
+        yield* Effect.forEach(keys, (k) => client.put(bucket, k, text(k)), { concurrency: 8, discard: true })
+        yield* client.put(bucket, "other/x", text("x"))
+        const seen: Array<string> = []
+        let token: string | undefined
+        let pages = 0
+        do {
+          const page = yield* client.list(bucket, "p/", { continuationToken: token, maxKeys: 5 })
+          seen.push(...page.objects.map((o) => o.key))
+          token = page.continuationToken
+          pages++
+        } while (token !== undefined)
+        assert.deepStrictEqual(seen, keys)
+        assert.strictEqual(pages, 5)
+        assert.deepStrictEqual(
+          (yield* S3.listAll(client, bucket, "p/")).map((o) => o.key),
+          keys
+        )
+      })
+    )
+
+    it.effect("uploads a 21 MiB object in parts", () =>
+      Effect.gen(function* () {
+        const client = yield* S3Client
+        const bucket = yield* newBucket
+        const part = 5 * 1024 * 1024
+        const body = Buffer.alloc(21 * 1024 * 1024)
+        for (let i = 0; i < body.length; i += 4096) body.writeUInt32BE(i, i)
+        const id = yield* client.createMultipartUpload(bucket, "big.bin")
+        const parts: Array<{ partNumber: number; etag: string }> = []
+        for (let n = 0; n * part < body.length; n++)
+          parts.push({
+            partNumber: n + 1,
+            etag: yield* client.uploadPart(bucket, "big.bin", id, n + 1, body.subarray(n * part, (n + 1) * part))
+          })
+        yield* client.completeMultipartUpload(bucket, "big.bin", id, parts)
+        const listed = (yield* client.list(bucket, "big")).objects
+        assert.strictEqual(listed[0]!.size, body.length)
+        const back = yield* bytesOf(client.get(bucket, "big.bin"))
+        assert.isTrue(back.equals(body))
+        const tail = yield* bytesOf(client.get(bucket, "big.bin", { start: body.length - 4096, end: body.length - 1 }))
+        assert.strictEqual(tail.readUInt32BE(0), body.length - 4096)
+      })
+    )
+
+    it.effect("sink writes Avro, JSON Lines and gzip CSV part objects that the source reads back", () =>
+      Effect.gen(function* () {
+        const bucket = yield* newBucket
+        for (const format of [
+          { type: "avro", codec: "deflate" },
+          { type: "jsonl" },
+          { type: "csv", compression: "gzip" }
+        ] as const) {
+          const path = `out/${format.type}`
+          const report = yield* write(
+            rows(50),
+            S3.sink<Row>({ bucket, path, format, schema: rowSchema, maxRecordsPerObject: 20 })
+          )
+          assert.strictEqual(report.records.written, 50)
+          const objects = (yield* S3Client.use((c) => S3.listAll(c, bucket, `${path}/`))).map((o) => o.key)
+          assert.strictEqual(objects.filter((k) => k.includes("part-")).length, 3)
+          assert.include(objects, `${path}/_SUCCESS`)
+          const back = yield* readAll(S3.source<Row>({ bucket, path, schema: rowSchema, batchSize: 8, concurrency: 3 }))
+          assert.deepStrictEqual(
+            back.records.map((r) => ({ ...r })).sort((a, b) => a.id - b.id),
+            rows(50)
+          )
+        }
+      })
+    )
+
+    it.effect(
+      "reads several objects concurrently, each object's batches in order; bad lines name the key and line",
+      () =>
+        Effect.gen(function* () {
+          const client = yield* S3Client
+          const bucket = yield* newBucket
+          for (let f = 0; f < 5; f++) {
+            const lines = Array.from({ length: 30 }, (_, i) =>
+              JSON.stringify({ id: f * 100 + i, name: `f${f}`, day: "d" })
+            )
+            if (f === 2) lines.splice(3, 0, "{not json")
+            yield* client.put(bucket, `in/f${f}.jsonl`, text(`${lines.join("\n")}\n`))
+          }
+          yield* client.put(bucket, "in/_SUCCESS", text(""))
+          const { records, dead } = yield* readAll(
+            S3.source<Row>({ bucket, path: "in", schema: rowSchema, batchSize: 4, concurrency: 3 })
+          )
+          assert.strictEqual(records.length, 150)
+          for (let f = 0; f < 5; f++) {
+            const ids = records.filter((r) => r.name === `f${f}`).map((r) => r.id)
+            assert.deepStrictEqual(
+              ids,
+              Array.from({ length: 30 }, (_, i) => f * 100 + i)
+            )
+          }
+          assert.strictEqual(dead.length, 1)
+          assert.strictEqual(dead[0]!.origin, `s3://${bucket}/in/f2.jsonl:4`)
+          const glob = yield* readAll(S3.source<Row>({ bucket, path: "in/f[13].jsonl", schema: rowSchema }))
+          assert.strictEqual(glob.records.length, 60)
+        })
+    )
+
+    it.effect(
+      "overwrite replaces the set behind a _SUCCESS manifest; append adds objects; partitions make Hive paths",
+      () =>
+        Effect.gen(function* () {
+          const bucket = yield* newBucket
+          const sink = (mode: "append" | "overwrite") =>
+            S3.sink<Row>({ bucket, path: "t", format: { type: "jsonl" }, mode, partitionBy: ["day"] })
+          yield* write(rows(30), sink("overwrite"))
+          yield* write(rows(6, 30), sink("append"))
+          let back = yield* readAll(S3.source<Row>({ bucket, path: "t", schema: rowSchema }))
+          assert.strictEqual(back.records.length, 36)
+          const keys = (yield* S3Client.use((c) => S3.listAll(c, bucket, "t/"))).map((o) => o.key)
+          assert.isTrue(keys.some((k) => k.startsWith("t/day=2026-11-20/part-")))
+          yield* write(rows(4, 100), sink("overwrite"))
+          back = yield* readAll(S3.source<Row>({ bucket, path: "t", schema: rowSchema }))
+          assert.deepStrictEqual(
+            [...back.records].map((r) => r.id).sort((a, b) => a - b),
+            [100, 101, 102, 103]
+          )
+          const manifest = yield* S3Client.use((c) => S3.readManifest(c, bucket, "t"))
+          assert.strictEqual(manifest?.records, 4)
+          const after = (yield* S3Client.use((c) => S3.listAll(c, bucket, "t/"))).map((o) => o.key)
+          assert.strictEqual(after.filter((k) => k.includes("part-")).length, manifest?.files.length)
+        })
+    )
+
+    it.effect("a failed run leaves the old set and no new objects", () =>
+      Effect.gen(function* () {
+        const bucket = yield* newBucket
+        yield* write(rows(10), S3.sink<Row>({ bucket, path: "t", format: { type: "jsonl" }, mode: "overwrite" }))
+        const before = (yield* S3Client.use((c) => S3.listAll(c, bucket, "t/"))).map((o) => o.key)
+        const source = Source.make<Row, LoadError>({
+          name: "flaky",
+          type: "memory",
+          description: "fails after two batches",
+          bounded: true,
+          batches: () =>
+            Stream.concat(
+              Stream.fromIterable(rows(10).map((r) => ({ records: [r], deadLetters: [], ack: Effect.void }))),
+              Stream.fail(new LoadError({ stage: "flaky", message: "boom", retryable: false }))
+            )
+        })
+        const error = yield* Effect.flip(
+          Pipeline.from(source).pipe(
+            Pipeline.to(
+              S3.sink<Row>({ bucket, path: "t", format: { type: "jsonl" }, mode: "overwrite", maxRecordsPerObject: 3 })
+            ),
+            Pipeline.withRetry({ attempts: 1, initialDelay: "1 millis", factor: 1 }),
+            Pipeline.run
+          )
+        )
+        assert.include(error.message, "boom")
+        const after = (yield* S3Client.use((c) => S3.listAll(c, bucket, "t/"))).map((o) => o.key)
+        assert.deepStrictEqual(after, before)
+        assert.strictEqual(
+          (yield* readAll(S3.source<Row>({ bucket, path: "t", schema: rowSchema }))).records.length,
+          10
+        )
+      })
+    )
+
+    it.effect("the sink uploads a large object in parts (multipart through the sink)", () =>
+      Effect.gen(function* () {
+        const bucket = yield* newBucket
+        const big = Array.from({ length: 60_000 }, (_, i) => ({ id: i, name: "x".repeat(90), day: "d" }))
+        yield* write(big, S3.sink<Row>({ bucket, path: "big", format: { type: "jsonl" }, partSize: 5 * 1024 * 1024 }))
+        const objects = (yield* S3Client.use((c) => S3.listAll(c, bucket, "big/"))).filter((o) =>
+          o.key.includes("part-")
+        )
+        assert.strictEqual(objects.length, 1)
+        assert.isAbove(objects[0]!.size, 5 * 1024 * 1024)
+        const back = yield* readAll(S3.source<Row>({ bucket, path: "big", schema: rowSchema }))
+        assert.strictEqual(back.records.length, 60_000)
+        assert.deepStrictEqual(back.records[59_999], big[59_999])
+      })
+    )
+  })

@@ -1,0 +1,87 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as BigDecimal from "effect/BigDecimal"
+import * as AvroWire from "../../src/formats/AvroWire.ts"
+import * as AvroBridge from "../../src/schema/AvroBridge.ts"
+import type * as AvroSchema from "../../src/schema/AvroSchema.ts"
+
+const v1 = {
+  type: "record",
+  name: "Payment",
+  fields: [
+    { name: "id", type: "string" },
+    { name: "amount", type: { type: "bytes", logicalType: "decimal", precision: 10, scale: 2 } },
+    { name: "at", type: { type: "long", logicalType: "timestamp-millis" } }
+  ]
+} as const
+const v2 = { ...v1, fields: [...v1.fields, { name: "note", type: ["null", "string"], default: null }] }
+const type1 = AvroBridge.toAvroType(v1 as unknown as AvroSchema.Schema)
+const type2 = AvroBridge.toAvroType(v2 as unknown as AvroSchema.Schema)
+const payment = { id: "p1", amount: BigDecimal.fromStringUnsafe("12.30"), at: new Date("2026-11-26T10:00:00.000Z") }
+
+describe("AvroWire", () => {
+  it("round-trips a single Avro binary datum with logical types", () => {
+    const codec = AvroWire.binary(type1)
+    const encoded = codec.encode(payment)
+    assert.isTrue(encoded.ok)
+    const decoded = codec.decode(encoded.ok ? encoded.bytes : new Uint8Array())
+    assert.isTrue(decoded.ok)
+    assert.deepStrictEqual(decoded.ok ? { ...(decoded.value as object) } : undefined, payment)
+  })
+
+  it("resolves data written with an older schema to the reader schema", () => {
+    const bytes = type1.toBuffer(payment)
+    const decoded = AvroWire.binary(type2, { writer: type1 }).decode(bytes)
+    assert.deepStrictEqual(decoded.ok ? { ...(decoded.value as object) } : undefined, { ...payment, note: null })
+  })
+
+  it("reports truncated, padded and garbage payloads instead of throwing", () => {
+    const codec = AvroWire.binary(type1)
+    const bytes = type1.toBuffer(payment)
+    for (const bad of [
+      bytes.subarray(0, 3),
+      Buffer.concat([bytes, Buffer.from([1, 2])]),
+      Uint8Array.from([0xff, 0xff, 0xff])
+    ]) {
+      const decoded = codec.decode(bad)
+      assert.isFalse(decoded.ok)
+      assert.include(decoded.ok ? "" : decoded.message, "invalid Avro payload")
+    }
+    const encoded = codec.encode({ id: 1 })
+    assert.isFalse(encoded.ok)
+    assert.include(encoded.ok ? "" : encoded.message, "cannot encode as Avro")
+  })
+
+  it("frames the Confluent wire format: magic byte 0 and a 4-byte big-endian schema id", () => {
+    const framed = AvroWire.frame(0x01020304, Uint8Array.from([9, 8]))
+    assert.deepStrictEqual([...framed], [0, 1, 2, 3, 4, 9, 8])
+    const back = AvroWire.unframe(framed)
+    assert.isTrue(back.ok && back.schemaId === 0x01020304 && back.datum.length === 2)
+    const wrongMagic = AvroWire.unframe(Uint8Array.from([1, 0, 0, 0, 1, 0]))
+    assert.isFalse(wrongMagic.ok)
+    assert.include(wrongMagic.ok ? "" : wrongMagic.message, "magic byte 1")
+    assert.include(AvroWire.unframe(Uint8Array.from([0, 0])).ok ? "" : "short", "short")
+  })
+
+  it("maps schema ids to local schemas, with an optional reader schema", () => {
+    const codec = AvroWire.confluent({
+      schemas: new Map([
+        [7, type1],
+        [8, type2]
+      ]),
+      writeId: 7
+    })
+    const encoded = codec.encode(payment)
+    assert.isTrue(encoded.ok)
+    const bytes = encoded.ok ? encoded.bytes : new Uint8Array()
+    assert.strictEqual(Buffer.from(bytes).readUInt32BE(1), 7)
+    const decoded = codec.decode(bytes)
+    assert.isTrue(decoded.ok && decoded.schemaId === 7)
+    const reader = AvroWire.confluent({ schemas: new Map([[7, type1]]), reader: type2 }).decode(bytes)
+    assert.deepStrictEqual(reader.ok ? { ...(reader.value as object) } : undefined, { ...payment, note: null })
+    const unknown = AvroWire.confluent({ schemas: new Map([[8, type2]]) }).decode(bytes)
+    assert.isFalse(unknown.ok)
+    assert.strictEqual(unknown.ok ? "" : unknown.message, "unknown schema id 7; known ids: 8")
+    const noId = AvroWire.confluent({ schemas: new Map([[8, type2]]) }).encode(payment)
+    assert.isFalse(noId.ok)
+  })
+})

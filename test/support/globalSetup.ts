@@ -1,0 +1,54 @@
+/**
+ * vitest globalSetup: starts the Kafka broker and the S3 server once per test run (in parallel) and stops them at the
+ * end. They start only when the run includes tests that need them (no file filter, or a filter naming kafka, s3,
+ * test/connectors or examples); `ETL_TEST_KAFKA_BROKERS` / `ETL_TEST_S3_ENDPOINT` point the tests at servers that already
+ * run instead.
+ */
+import type { TestProject } from "vitest/node"
+import * as KafkaBroker from "./KafkaBroker.ts"
+import * as S3Server from "./S3Server.ts"
+
+const filters = (): ReadonlyArray<string> => {
+  const args = process.argv.slice(2)
+  const out: Array<string> = []
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    if (arg === "run" || arg === "watch" || arg === "related") continue
+    if (arg.startsWith("-")) {
+      if (
+        !arg.includes("=") &&
+        ["--config", "-c", "--project", "--root", "-r", "--dir", "-t", "--testNamePattern", "--reporter"].includes(arg)
+      )
+        i++
+      continue
+    }
+    out.push(arg)
+  }
+  return out
+}
+
+const wants = (words: ReadonlyArray<string>): boolean => {
+  const given = filters()
+  if (given.length === 0) return true
+  return given.some((f) => {
+    const filter = f.replace(/^\.\//, "").replace(/\/+$/, "")
+    return filter === "test" || filter === "test/connectors" || words.some((w) => filter.includes(w))
+  })
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // Integration tests use both servers: start both when either is wanted.
+  const needKafka = wants(["kafka", "s3", "examples"])
+  const needS3 = needKafka
+  const [kafka, s3] = await Promise.all([
+    needKafka ? KafkaBroker.start() : undefined,
+    needS3 ? S3Server.start() : undefined
+  ])
+  project.provide("kafkaBrokers", kafka?.brokers ?? "")
+  project.provide("s3Endpoint", s3?.endpoint ?? "")
+  project.provide("s3AccessKey", s3?.accessKey ?? "")
+  project.provide("s3SecretKey", s3?.secretKey ?? "")
+  return async () => {
+    await Promise.all([kafka?.stop(), s3?.stop()])
+  }
+}
