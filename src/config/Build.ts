@@ -34,8 +34,8 @@ const retryPolicy = (config: PipelineConfig["retry"]): Retry.RetryPolicy => ({
 })
 
 /**
- * The layer of a config's `connections`: one pool per named connection, opened when the run starts and closed when it
- * ends, shared by every source and sink naming it.
+ * The layer of a config's `connections`: one pool (PostgreSQL, MySQL) or client (Kafka, S3) per named connection,
+ * opened when the run starts and closed when it ends, shared by every source and sink naming it.
  */
 export const connections = (config: PipelineConfig): Layer.Layer<Connectors.ConnectionServices> => {
   const layers = Connectors.connectionLayers(config.connections ?? {})

@@ -45,7 +45,7 @@ export const PipelineConfig = Schema.Struct({
   connections: Schema.optionalKey(
     Schema.Record(StageName, Connectors.ConnectionConfig).annotate({
       description:
-        'Database connections by name, declared once: sources and sinks refer to them with "connection"; each is one pool per run'
+        'Connections by name (postgres, mysql, kafka, s3), declared once: sources and sinks refer to them with "connection"; each is one pool or client per run'
     })
   ),
   mode: Schema.optionalKey(

@@ -14,24 +14,33 @@ import type { AnyRecord } from "../transforms/Transforms.ts"
 import * as File from "./file/File.ts"
 import * as FileConfig from "./file/FileConfig.ts"
 import type { FileStore } from "./file/FileStore.ts"
+import type { KafkaConnection } from "./kafka/KafkaClient.ts"
 import * as KafkaConfig from "./kafka/KafkaConfig.ts"
+import type { S3Connection } from "./s3/S3Client.ts"
 import * as S3Config from "./s3/S3Config.ts"
 import * as SqlBuild from "./sql/SqlBuild.ts"
 import * as SqlConfig from "./sql/SqlConfig.ts"
 
 /**
- * The services config-built pipelines may need: the union of every connector's. SQL connections are not in it: a
- * config declares them (`connections`) and `Build.connections(config)` provides them (see `sql/SqlBuild.ts`).
+ * The services config-built pipelines may need: the union of every connector's. Named connections are not in it: a
+ * config declares them (`connections`) and `Build.connections(config)` provides them.
  */
 export type Services = FileStore
 
-/** The services of the SQL connections a config declares, provided by `Build.connections(config)`. */
-export type ConnectionServices = SqlBuild.Services
+/** The services of the connections a config declares (SQL pools, Kafka and S3 clients), by name. */
+export type ConnectionServices = SqlBuild.Services | KafkaConnection<string> | S3Connection<string>
 
 /** A named connection a config declares once (under `connections`) and its sources and sinks refer to by name. */
-export const ConnectionConfig = SqlConfig.ConnectionConfig
+export const ConnectionConfig = Schema.Union([
+  SqlConfig.connectionConfig("postgres", "PostgreSQL"),
+  SqlConfig.connectionConfig("mysql", "MySQL"),
+  KafkaConfig.ConnectionConfig,
+  S3Config.ConnectionConfig
+]).annotate({
+  description: "A connection declared once and shared by every source and sink naming it; `type` names the system"
+})
 /** A decoded connection config. */
-export type ConnectionConfig = SqlConfig.ConnectionConfig
+export type ConnectionConfig = typeof ConnectionConfig.Type
 
 /** PostgreSQL source and sink configs. */
 const PostgresSource = SqlConfig.sourceConfig("postgres", "PostgreSQL")
@@ -149,7 +158,6 @@ export const buildSource = (
     case "postgres":
     case "mysql":
       return SqlBuild.buildSource(config, sqlEnv(env))
-    // Kafka and S3 sources and sinks open their own client from the connection fields in their config.
     case "kafka":
       return KafkaConfig.buildSource(config, env)
     case "s3":
@@ -175,7 +183,17 @@ export const buildSink = (
   }
 }
 
-/** One scoped layer per declared connection (each pool is opened once per run and closed at its end). */
-export const connectionLayers: (
+/** One scoped layer per declared connection (each pool or client is opened once per run and closed at its end). */
+export const connectionLayers = (
   connections: Readonly<Record<string, ConnectionConfig>>
-) => ReadonlyArray<Layer.Layer<ConnectionServices>> = SqlBuild.connectionLayers
+): ReadonlyArray<Layer.Layer<ConnectionServices>> => {
+  const sql: Record<string, SqlConfig.ConnectionConfig> = {}
+  const layers: Array<Layer.Layer<ConnectionServices>> = []
+  for (const [name, c] of Object.entries(connections)) {
+    // One layer per connection, each providing its own service: the union type of the merged layer lists them all.
+    if (c.type === "kafka") layers.push(KafkaConfig.connectionLayer(name, c) as Layer.Layer<ConnectionServices>)
+    else if (c.type === "s3") layers.push(S3Config.connectionLayer(name, c) as Layer.Layer<ConnectionServices>)
+    else sql[name] = c
+  }
+  return [...(SqlBuild.connectionLayers(sql) as ReadonlyArray<Layer.Layer<ConnectionServices>>), ...layers]
+}

@@ -5,7 +5,11 @@
  * per batch. A batch carries the dead letters its stages produced and an acknowledgement that commits the source
  * position once the sink has durably written the batch (at-least-once delivery).
  */
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
+import * as Sink from "effect/Sink"
+import * as Stream from "effect/Stream"
 import type * as DeadLetter from "./DeadLetter.ts"
 import type { ExtractError } from "./Errors.ts"
 
@@ -40,3 +44,51 @@ export const withRecords = <A, B>(
   deadLetters: deadLetters.length === 0 ? batch.deadLetters : batch.deadLetters.concat(deadLetters),
   ack: batch.ack
 })
+
+/**
+ * Joins batches into one: their records and dead letters in order, and an acknowledgement that acknowledges each of
+ * them in order.
+ */
+export const concat = <A>(batches: ReadonlyArray<Batch<A>>): Batch<A> => {
+  if (batches.length === 1) return batches[0]!
+  const records: Array<A> = []
+  const deadLetters: Array<DeadLetter.DeadLetter> = []
+  for (const batch of batches) {
+    for (let i = 0; i < batch.records.length; i++) records.push(batch.records[i]!)
+    for (let i = 0; i < batch.deadLetters.length; i++) deadLetters.push(batch.deadLetters[i]!)
+  }
+  return { records, deadLetters, ack: Effect.forEach(batches, (batch) => batch.ack, { discard: true }) }
+}
+
+interface Gathered<A> {
+  readonly batches: Array<Batch<A>>
+  records: number
+}
+
+/**
+ * Gathers consecutive batches until they hold `size` records, or until `linger` passed since the first of them
+ * (measured with `Clock`, so `TestClock` controls it), and emits them joined ({@link concat}). A batch of `size`
+ * records or more goes on at once.
+ *
+ * @example
+ * stream.pipe(Batch.gather({ size: 10_000, linger: "5 millis" }))
+ */
+export const gather =
+  (options: { readonly size: number; readonly linger: Duration.Input }) =>
+  <A, E, R>(self: Stream.Stream<Batch<A>, E, R>): Stream.Stream<Batch<A>, E, R> =>
+    self.pipe(
+      Stream.aggregateWithin(
+        Sink.reduceWhile(
+          (): Gathered<A> => ({ batches: [], records: 0 }),
+          (gathered) => gathered.records < options.size,
+          (gathered, batch: Batch<A>) => {
+            gathered.batches.push(batch)
+            gathered.records += batch.records.length
+            return gathered
+          }
+        ),
+        Schedule.spaced(options.linger)
+      ),
+      Stream.filter((gathered) => gathered.batches.length > 0),
+      Stream.map((gathered) => concat(gathered.batches))
+    )

@@ -27,7 +27,7 @@ import type * as DeadLetter from "./DeadLetter.ts"
 import type { PipelineError } from "./Errors.ts"
 import { type Flow, uniqueName } from "./Flow.ts"
 import type { RunReport } from "./RunReport.ts"
-import type { Sink, SinkWriter, WriteMode } from "./Sink.ts"
+import type { Batching, Sink, SinkWriter, WriteMode } from "./Sink.ts"
 import type { RunContext, StageInfo } from "./Stage.ts"
 
 export * as Agg from "../transforms/Aggregate.ts"
@@ -55,6 +55,8 @@ export interface SinkPlan<R> {
   readonly type: string
   readonly mode: WriteMode
   readonly durability: "per-write" | "on-commit"
+  /** How the runtime gathers batches for this sink, if it does. */
+  readonly batching: Batching | undefined
   readonly open: Effect.Effect<SinkWriter<unknown, unknown>, unknown, R | Scope.Scope>
 }
 
@@ -108,6 +110,7 @@ const planSink = <A, E, R>(
     type: sink.type,
     mode: sink.mode,
     durability: sink.durability,
+    batching: sink.batching,
     // The record type was checked by `to`; past this point the runtime only moves batches it built itself.
     open: sink.open as unknown as Effect.Effect<SinkWriter<unknown, unknown>, unknown, R | Scope.Scope>
   }

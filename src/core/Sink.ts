@@ -5,6 +5,7 @@
  * visible (`commit`). Closing the writer's Scope without a commit aborts: an overwrite leaves the old data, a staged
  * append leaves nothing. `durability` tells the runtime when source positions may be acknowledged.
  */
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 
@@ -34,6 +35,16 @@ export interface SinkWriter<in A, out E = never> {
   readonly commit: Effect.Effect<SinkResult, E>
 }
 
+/**
+ * How a sink wants its input gathered: the runtime joins consecutive batches into one `write` of at least `size`
+ * records, or of what arrived within `linger` of the first batch, whichever comes first (timed by `Clock`). The joined
+ * batches' source positions are acknowledged only after that write succeeded.
+ */
+export interface Batching {
+  readonly size: number
+  readonly linger: Duration.Input
+}
+
 /** A sink accepting records of type `A`. */
 export interface Sink<in A, out E = never, out R = never> {
   readonly name: string
@@ -45,6 +56,8 @@ export interface Sink<in A, out E = never, out R = never> {
    * (streaming-friendly). `on-commit`: nothing is visible before `commit`, so acknowledgements wait for it.
    */
   readonly durability: "per-write" | "on-commit"
+  /** Gather small batches into larger writes (see {@link Batching}); absent: every batch is written as it comes. */
+  readonly batching?: Batching | undefined
   /** Opens a writer. Its Scope closing without `commit` aborts the write. */
   readonly open: Effect.Effect<SinkWriter<A, E>, E, R | Scope.Scope>
 }

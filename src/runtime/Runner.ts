@@ -7,6 +7,7 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Batch from "../core/Batch.ts"
 import type * as DeadLetter from "../core/DeadLetter.ts"
 import { LoadError, messageOf, type PipelineError, QualityError, wrap } from "../core/Errors.ts"
 import type { Pipeline, SinkPlan } from "../core/Pipeline.ts"
@@ -85,7 +86,8 @@ const runAttempt = <E, R>(p: Pipeline<E, R>, ctx: RunContext): Effect.Effect<Att
             )
           : Effect.void
 
-      yield* Stream.runForEach(p.build(ctx), (batch) =>
+      const batches = p.sink.batching === undefined ? p.build(ctx) : p.build(ctx).pipe(Batch.gather(p.sink.batching))
+      yield* Stream.runForEach(batches, (batch) =>
         Effect.gen(function* () {
           const n = batch.records.length
           if (n > 0) {

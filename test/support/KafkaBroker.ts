@@ -32,7 +32,13 @@ export interface Started {
   readonly stop: () => Promise<void>
 }
 
-const clusterId = (): string => Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64url")
+/** A random KRaft cluster id; one starting with "-" would be read by StorageTool as an option, so none does. */
+const clusterId = (): string => {
+  for (;;) {
+    const id = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64url")
+    if (!id.startsWith("-")) return id
+  }
+}
 
 /**
  * Waits until the group coordinator serves requests (the offsets topic is created and loaded on first use), so the

@@ -9,9 +9,11 @@
  *   only after the sink has durably written the batch. A message that does not decode (or, with a schema, does not
  *   validate) becomes a dead letter with `origin: "topic/partition@offset"`; the rest of the batch flows on.
  *   With `envelope: true` records are {@link Envelope}s carrying key, headers, partition, offset and timestamp.
- * - `sink` sends each written batch with acks=all through an idempotent producer, split into requests by size.
+ * - `sink` sends each written batch with acks=all through an idempotent producer, split into requests by size; with
+ *   `linger` the runtime first gathers small batches until `batchSize` records or the linger time (see `Sink.Batching`).
  *   `upsert` keys messages by record fields; `append` sends them without a key; `overwrite` does not exist for a log.
  */
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as Batch from "../../core/Batch.ts"
@@ -343,6 +345,15 @@ export interface SinkOptions {
   readonly compression?: Compression
   /** Bytes per produce request (default 1 MiB); a batch larger than this is sent in several requests. */
   readonly maxRequestBytes?: number
+  /**
+   * How long to wait for more records before producing (e.g. `"5 millis"`), like Kafka's `linger.ms`: pipeline batches
+   * are gathered until they hold `batchSize` records or `linger` passed since the first of them, then produced
+   * together; their source positions are acknowledged only after the produce succeeded. Absent (default): every
+   * pipeline batch is produced as it comes.
+   */
+  readonly linger?: Duration.Input
+  /** Records gathered before producing without waiting for `linger` (default 10000; only with `linger`). */
+  readonly batchSize?: number
 }
 
 const textEncoder = new TextEncoder()
@@ -365,6 +376,7 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, KafkaError, KafkaCli
     description: `kafka topic ${options.topic} (${Payload.describe(options.value)}${keyFields.length > 0 ? `, key ${keyFields.join(", ")}` : ""})`,
     mode,
     durability: "per-write",
+    batching: options.linger === undefined ? undefined : { size: options.batchSize ?? 10_000, linger: options.linger },
     open: Effect.gen(function* () {
       if (mode === "upsert" && keyFields.length === 0)
         return yield* new KafkaError({

@@ -8,7 +8,8 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
 import { KafkaError, reasons } from "./KafkaError.ts"
 
@@ -116,6 +117,55 @@ export interface KafkaClientShape {
 export class KafkaClient extends Context.Service<KafkaClient, KafkaClientShape>()(
   "effect-etl/connectors/kafka/KafkaClient"
 ) {}
+
+/** The identifier of the client service of a named Kafka connection (a config's `connections`). */
+export interface KafkaConnection<out Name extends string = string> {
+  readonly "~effect-etl/KafkaConnection": Name
+}
+
+/**
+ * The service key of the client of the named connection `name`: one client per declared connection, shared by every
+ * source and sink naming it (see `KafkaConfig.connectionLayer`).
+ */
+export const connection = <const Name extends string>(
+  name: Name
+): Context.Service<KafkaConnection<Name>, KafkaClientShape> =>
+  Context.Service<KafkaConnection<Name>, KafkaClientShape>(`effect-etl/connectors/kafka/KafkaClient/${name}`)
+
+/**
+ * A client that opens the one `acquire` gives on first use, in the Scope of the caller of `lazy` (a connection
+ * layer), and keeps it until that Scope closes. A failed open is a failure of the operation that needed it, so the
+ * runtime's retry policy applies to it, and the next operation tries again.
+ */
+export const lazy = (
+  acquire: Effect.Effect<KafkaClientShape, KafkaError, Scope.Scope>
+): Effect.Effect<KafkaClientShape, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const scope = yield* Effect.scope
+    const lock = Semaphore.makeUnsafe(1)
+    let opened: KafkaClientShape | undefined
+    const get = Semaphore.withPermit(lock)(
+      Effect.suspend(() =>
+        opened !== undefined
+          ? Effect.succeed(opened)
+          : Effect.tap(Scope.provide(scope)(acquire), (client) =>
+              Effect.sync(() => {
+                opened = client
+              })
+            )
+      )
+    )
+    const client: KafkaClientShape = {
+      listTopics: Effect.flatMap(get, (c) => c.listTopics),
+      createTopic: (topic, options) => Effect.flatMap(get, (c) => c.createTopic(topic, options)),
+      partitionOffsets: (topic) => Effect.flatMap(get, (c) => c.partitionOffsets(topic)),
+      offsetsForTimestamp: (topic, timestamp) => Effect.flatMap(get, (c) => c.offsetsForTimestamp(topic, timestamp)),
+      committedOffsets: (groupId, topic) => Effect.flatMap(get, (c) => c.committedOffsets(groupId, topic)),
+      consume: (options) => Effect.flatMap(get, (c) => c.consume(options)),
+      producer: (options) => Effect.flatMap(get, (c) => c.producer(options))
+    }
+    return client
+  })
 
 /** How to reach a cluster. */
 export interface ConnectionOptions {

@@ -1,19 +1,24 @@
 /**
- * Config schemas of the Kafka connector's source and sink, and building them into the typed connector values (each
- * source or sink opens its own kafkajs client for the run).
+ * Config schemas of the Kafka connector: named connections (declared once in a config's `connections`, one client per
+ * run shared by every source and sink naming it), sources and sinks, and building them into the typed connector
+ * values. A source or sink may instead carry its connection fields inline (`brokers`, ...); it then opens its own
+ * client for the run.
  */
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as ConfigError from "../../config/ConfigError.ts"
-import { NonEmpty, PositiveInt, StageName } from "../../config/Fields.ts"
+import { DurationString, NonEmpty, PositiveInt, StageName } from "../../config/Fields.ts"
 import type { RecordSchema } from "../../core/RecordSchema.ts"
 import type * as Sink from "../../core/Sink.ts"
 import type * as Source from "../../core/Source.ts"
+import * as Connections from "../internal/Connections.ts"
 import * as Kafka from "./Kafka.ts"
-import type { ConnectionOptions, KafkaClient } from "./KafkaClient.ts"
-import type { KafkaError } from "./KafkaError.ts"
+import * as KafkaClient from "./KafkaClient.ts"
+import { KafkaError, reasons } from "./KafkaError.ts"
 import * as NodeKafka from "./NodeKafka.ts"
 import type * as Payload from "./Payload.ts"
 
@@ -25,10 +30,11 @@ const secret = (description: string) =>
     })
   )
 
-const connectionFields = {
-  brokers: Schema.Array(NonEmpty)
-    .check(Schema.isMinLength(1))
-    .annotate({ description: 'Bootstrap brokers, e.g. ["127.0.0.1:9092"]' }),
+const brokers = Schema.Array(NonEmpty)
+  .check(Schema.isMinLength(1))
+  .annotate({ description: 'Bootstrap brokers, e.g. ["127.0.0.1:9092"]' })
+
+const clientFields = {
   client_id: Schema.optionalKey(
     NonEmpty.annotate({ description: "The client id the brokers see (default effect-etl)" })
   ),
@@ -41,6 +47,52 @@ const connectionFields = {
     }).annotate({ description: "SASL authentication" })
   )
 }
+
+/** A named Kafka connection in a config's `connections`. */
+export const ConnectionConfig = Schema.Struct({
+  type: Schema.Literal("kafka").annotate({ description: "A Kafka cluster" }),
+  brokers,
+  ...clientFields,
+  connection_timeout: Schema.optionalKey(
+    DurationString.annotate({ description: 'Longest wait to connect to a broker (default "10 seconds")' })
+  ),
+  request_timeout: Schema.optionalKey(
+    DurationString.annotate({ description: 'Longest wait for a broker\'s answer (default "30 seconds")' })
+  )
+}).annotate({
+  description: "A Kafka cluster, connected once per run and shared by every source and sink naming it"
+})
+
+/** A decoded Kafka connection config. */
+export type ConnectionConfig = typeof ConnectionConfig.Type
+
+const connectionFields = {
+  connection: Schema.optionalKey(
+    NonEmpty.annotate({ description: 'The name of a "kafka" connection declared in `connections`' })
+  ),
+  brokers: Schema.optionalKey(
+    brokers.annotate({ description: 'Bootstrap brokers, e.g. ["127.0.0.1:9092"] (or name a "connection")' })
+  ),
+  ...clientFields
+}
+
+/** Either a named connection or inline connection fields, not both. */
+const oneConnection = Schema.makeFilter(
+  (c: {
+    readonly connection?: string
+    readonly brokers?: ReadonlyArray<string>
+    readonly client_id?: string
+    readonly ssl?: boolean
+    readonly sasl?: unknown
+  }) =>
+    c.connection === undefined
+      ? c.brokers === undefined
+        ? 'Give a "connection" (declared under "connections") or "brokers"'
+        : undefined
+      : c.brokers !== undefined || c.client_id !== undefined || c.ssl !== undefined || c.sasl !== undefined
+        ? `With "connection", the brokers, client_id, ssl and sasl come from the connection "${c.connection}": remove them here`
+        : undefined
+)
 
 const schemaName = NonEmpty.annotate({ description: "The name of an Avro schema in schemas/" })
 
@@ -127,7 +179,8 @@ export const SourceConfig = Schema.Struct({
       (c.topics === undefined) === (c.topic_pattern === undefined)
         ? 'Give exactly one of "topics" or "topic_pattern"'
         : undefined
-    )
+    ),
+    oneConnection
   )
   .annotate({ description: "Reads Kafka topics" })
 
@@ -163,6 +216,17 @@ export const SinkConfig = Schema.Struct({
   compression: Schema.optionalKey(compression),
   max_request_bytes: Schema.optionalKey(
     PositiveInt.annotate({ description: "Bytes per produce request (default 1 MiB)" })
+  ),
+  linger: Schema.optionalKey(
+    DurationString.annotate({
+      description:
+        'Wait this long for more records before producing, e.g. "5 millis" (like linger.ms); offsets are committed after the produce. Default: produce each batch as it comes'
+    })
+  ),
+  batch_size: Schema.optionalKey(
+    PositiveInt.annotate({
+      description: "Produce at once when this many records are gathered (default 10000; with linger)"
+    })
   )
 })
   .check(
@@ -170,7 +234,8 @@ export const SinkConfig = Schema.Struct({
       c.mode === "upsert" && (c.key === undefined || c.key.length === 0)
         ? 'An upsert Kafka sink needs "key": the record fields of the message key, e.g. ["userId"]'
         : undefined
-    )
+    ),
+    oneConnection
   )
   .annotate({ description: "Produces records to a Kafka topic" })
 
@@ -179,12 +244,84 @@ export type SourceConfig = typeof SourceConfig.Type
 /** A decoded Kafka sink config. */
 export type SinkConfig = typeof SinkConfig.Type
 
-/** The connection options of a source or sink config. */
-export const connectionOptions = (c: SourceConfig | SinkConfig): ConnectionOptions => ({
-  brokers: c.brokers,
+/** The connection options of a named connection, or of a source or sink config's inline fields. */
+export const connectionOptions = (c: ConnectionConfig | SourceConfig | SinkConfig): KafkaClient.ConnectionOptions => ({
+  brokers: c.brokers ?? [],
   ...(c.client_id === undefined ? {} : { clientId: c.client_id }),
   ...(c.ssl === undefined ? {} : { ssl: c.ssl }),
-  ...(c.sasl === undefined ? {} : { sasl: c.sasl })
+  ...(c.sasl === undefined ? {} : { sasl: c.sasl }),
+  ...("connection_timeout" in c && c.connection_timeout !== undefined
+    ? { connectionTimeout: millis(c.connection_timeout) }
+    : {}),
+  ...("request_timeout" in c && c.request_timeout !== undefined ? { requestTimeout: millis(c.request_timeout) } : {})
+})
+
+const millis = (duration: string): number => Duration.toMillis(Duration.fromInputUnsafe(duration as Duration.Input))
+
+/**
+ * The layer of a named Kafka connection: one kafkajs client (its admin connection opened on first use) for the run,
+ * shared by every source and sink naming it, closed when the run ends.
+ */
+export const connectionLayer = <const Name extends string>(
+  name: Name,
+  config: ConnectionConfig
+): Layer.Layer<KafkaClient.KafkaConnection<Name>> =>
+  Layer.effect(KafkaClient.connection(name), KafkaClient.lazy(NodeKafka.make(connectionOptions(config))))
+
+/** A client whose every operation fails: it stands for a connection nobody provided. */
+const missingClient = (name: string): KafkaClient.KafkaClientShape => {
+  const fail = Effect.suspend(() =>
+    Effect.fail(
+      new KafkaError({
+        reason: reasons.InvalidRequest,
+        operation: `use connection ${name}`,
+        message: `The Kafka connection "${name}" is not provided: provide Build.connections(config) (the CLI does) or KafkaConfig.connectionLayer("${name}", config)`
+      })
+    )
+  )
+  return {
+    listTopics: fail,
+    createTopic: () => fail,
+    partitionOffsets: () => fail,
+    offsetsForTimestamp: () => fail,
+    committedOffsets: () => fail,
+    consume: () => fail,
+    producer: () => fail
+  }
+}
+
+/**
+ * The client of a config's named connection, read through a reference with the key of
+ * `KafkaClient.connection(name)`: the connection layers of `Build.connections(config)` provide it, while config
+ * pipelines keep needing only the services every config run gets.
+ */
+const named = (name: string): Context.Key<never, KafkaClient.KafkaClientShape> =>
+  Context.Reference<KafkaClient.KafkaClientShape>(KafkaClient.connection(name).key, {
+    defaultValue: () => missingClient(name)
+  })
+
+/** Runs a source with the client of a named connection. */
+const sourceOnConnection = <A, E>(
+  source: Source.Source<A, E, KafkaClient.KafkaClient>,
+  name: string
+): Source.Source<A, E> => ({
+  ...source,
+  batches: (ctx) =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        const client = yield* named(name)
+        return Stream.provideService(source.batches(ctx), KafkaClient.KafkaClient, client)
+      })
+    )
+})
+
+/** Opens a sink's writer with the client of a named connection. */
+const sinkOnConnection = <A, E>(sink: Sink.Sink<A, E, KafkaClient.KafkaClient>, name: string): Sink.Sink<A, E> => ({
+  ...sink,
+  open: Effect.gen(function* () {
+    const client = yield* named(name)
+    return yield* Effect.provideService(sink.open, KafkaClient.KafkaClient, client)
+  })
 })
 
 type Lookup = (
@@ -239,8 +376,8 @@ const startOf = (
 
 /** Gives a source its own client, opened when its stream starts and closed when it ends. */
 export const withClient = <A, E>(
-  source: Source.Source<A, E, KafkaClient>,
-  layer: Layer.Layer<KafkaClient, KafkaError>
+  source: Source.Source<A, E, KafkaClient.KafkaClient>,
+  layer: Layer.Layer<KafkaClient.KafkaClient, KafkaError>
 ): Source.Source<A, E | KafkaError> => ({
   ...source,
   batches: (ctx) =>
@@ -254,8 +391,8 @@ export const withClient = <A, E>(
 
 /** Gives a sink its own client, open as long as the sink's writer. */
 export const sinkWithClient = <A, E>(
-  sink: Sink.Sink<A, E, KafkaClient>,
-  layer: Layer.Layer<KafkaClient, KafkaError>
+  sink: Sink.Sink<A, E, KafkaClient.KafkaClient>,
+  layer: Layer.Layer<KafkaClient.KafkaClient, KafkaError>
 ): Sink.Sink<A, E | KafkaError> => ({
   ...sink,
   open: Effect.gen(function* () {
@@ -270,11 +407,29 @@ export interface BuildEnv {
   readonly path: string
   readonly defaultName: string
   readonly schema: Lookup
+  /** The connections the config declares, by name. */
+  readonly connections?: Readonly<Record<string, Connections.Declared>>
 }
+
+/** Checks a source's or sink's `connection` names a declared Kafka connection. */
+const checkConnection = (name: string | undefined, env: BuildEnv, role: string) =>
+  name === undefined
+    ? Effect.void
+    : Effect.asVoid(
+        Connections.check({
+          file: env.file,
+          path: env.path,
+          connections: env.connections ?? {},
+          name,
+          type: "kafka",
+          role
+        })
+      )
 
 /** Builds the Kafka source a config describes. */
 export const buildSource = (config: SourceConfig, env: BuildEnv) =>
   Effect.gen(function* () {
+    yield* checkConnection(config.connection, env, "source")
     const value = yield* payload(config.value, env.schema, `${env.path}.value`)
     const schema = config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`)
     const start = yield* startOf(config.start, env.file, `${env.path}.start`)
@@ -302,15 +457,22 @@ export const buildSource = (config: SourceConfig, env: BuildEnv) =>
       ...(schema === undefined ? {} : { schema }),
       ...(config.max_bytes_per_partition === undefined ? {} : { maxBytesPerPartition: config.max_bytes_per_partition })
     }
-    const source: Source.Source<Readonly<Record<string, unknown>>, KafkaError, KafkaClient> = config.envelope === true
+    const source: Source.Source<
+      Readonly<Record<string, unknown>>,
+      KafkaError,
+      KafkaClient.KafkaClient
+    > = config.envelope === true
       ? (Kafka.source({ ...options, envelope: true }) as unknown as Source.Source<
           Readonly<Record<string, unknown>>,
           KafkaError,
-          KafkaClient
+          KafkaClient.KafkaClient
         >)
       : Kafka.source<Readonly<Record<string, unknown>>>(options)
     return {
-      source: withClient(source, NodeKafka.layer(connectionOptions(config))),
+      source:
+        config.connection === undefined
+          ? withClient(source, NodeKafka.layer(connectionOptions(config)))
+          : sourceOnConnection(source, config.connection),
       fields:
         config.envelope === true
           ? ["topic", "partition", "offset", "timestamp", "key", "headers", "value"]
@@ -321,6 +483,7 @@ export const buildSource = (config: SourceConfig, env: BuildEnv) =>
 /** Builds the Kafka sink a config describes. */
 export const buildSink = (config: SinkConfig, env: BuildEnv) =>
   Effect.gen(function* () {
+    yield* checkConnection(config.connection, env, "sink")
     const value = yield* payload(config.value, env.schema, `${env.path}.value`)
     const sink = Kafka.sink<Readonly<Record<string, unknown>>>({
       topic: config.topic,
@@ -330,7 +493,11 @@ export const buildSink = (config: SinkConfig, env: BuildEnv) =>
       value,
       ...(config.key === undefined ? {} : { key: config.key }),
       ...(config.compression === "gzip" ? { compression: "gzip" as const } : {}),
-      ...(config.max_request_bytes === undefined ? {} : { maxRequestBytes: config.max_request_bytes })
+      ...(config.max_request_bytes === undefined ? {} : { maxRequestBytes: config.max_request_bytes }),
+      ...(config.linger === undefined ? {} : { linger: config.linger as Duration.Input }),
+      ...(config.batch_size === undefined ? {} : { batchSize: config.batch_size })
     })
-    return sinkWithClient(sink, NodeKafka.layer(connectionOptions(config)))
+    return config.connection === undefined
+      ? sinkWithClient(sink, NodeKafka.layer(connectionOptions(config)))
+      : sinkOnConnection(sink, config.connection)
   })

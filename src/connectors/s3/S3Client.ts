@@ -68,6 +68,18 @@ export interface S3ClientShape {
 /** The S3 client service. */
 export class S3Client extends Context.Service<S3Client, S3ClientShape>()("effect-etl/connectors/s3/S3Client") {}
 
+/** The identifier of the client service of a named S3 connection (a config's `connections`). */
+export interface S3Connection<out Name extends string = string> {
+  readonly "~effect-etl/S3Connection": Name
+}
+
+/**
+ * The service key of the client of the named connection `name`: one SDK client per declared connection, shared by
+ * every source and sink naming it (see `S3Config.connectionLayer`).
+ */
+export const connection = <const Name extends string>(name: Name): Context.Service<S3Connection<Name>, S3ClientShape> =>
+  Context.Service<S3Connection<Name>, S3ClientShape>(`effect-etl/connectors/s3/S3Client/${name}`)
+
 /** How to reach an S3-compatible store. Credentials default to the AWS SDK's chain (environment, profile, ...). */
 export interface ConnectionOptions {
   /** e.g. `http://127.0.0.1:9000` for an S3-compatible server; AWS's endpoint by default. */

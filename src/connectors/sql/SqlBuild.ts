@@ -13,6 +13,7 @@ import type { Sink } from "../../core/Sink.ts"
 import type { Source } from "../../core/Source.ts"
 import type { FileError } from "../file/FileError.ts"
 import type { FileStore } from "../file/FileStore.ts"
+import * as Declared from "../internal/Connections.ts"
 import * as MysqlClient from "../mysql/MysqlClient.ts"
 import * as NodeMysql from "../mysql/NodeMysql.ts"
 import * as NodePostgres from "../postgres/NodePostgres.ts"
@@ -28,8 +29,8 @@ import { columnsOfAvro } from "./SqlTypes.ts"
 /** The services of the SQL connectors, for any connection name. */
 export type Services = PostgresClient.PostgresClient<string> | MysqlClient.MysqlClient<string>
 
-/** The declared connections of a config, by name. */
-export type Connections = Readonly<Record<string, ConnectionConfig>>
+/** The declared connections of a config, by name (of any system: a SQL source or sink checks the type). */
+export type Connections = Readonly<Record<string, Declared.Declared>>
 
 /** What the SQL builders need from the config around them. */
 export interface SqlBuildEnv {
@@ -82,27 +83,15 @@ const tagOf = (type: "postgres" | "mysql", name: string): Context.Key<never, Any
 
 const label = (type: "postgres" | "mysql") => (type === "postgres" ? "PostgreSQL" : "MySQL")
 
-const checkConnection = (type: "postgres" | "mysql", name: string, env: SqlBuildEnv) => {
-  const declared = Object.keys(env.connections)
-  const connection = env.connections[name]
-  if (connection === undefined)
-    return Effect.fail(
-      ConfigError.single(
-        env.file,
-        `${env.path}.connection`,
-        `Unknown connection "${name}": declare it under "connections"${declared.length === 0 ? "" : ` (declared: ${declared.join(", ")})`}`
-      )
-    )
-  if (connection.type !== type)
-    return Effect.fail(
-      ConfigError.single(
-        env.file,
-        `${env.path}.connection`,
-        `Connection "${name}" is a ${label(connection.type)} connection; a ${type} ${env.path === "$.source" ? "source" : "sink"} needs a ${label(type)} one`
-      )
-    )
-  return Effect.void
-}
+const checkConnection = (type: "postgres" | "mysql", name: string, env: SqlBuildEnv) =>
+  Declared.check({
+    file: env.file,
+    path: env.path,
+    connections: env.connections,
+    name,
+    type,
+    role: env.path === "$.source" ? "source" : "sink"
+  })
 
 const checkIdentifiers = (
   type: "postgres" | "mysql",
@@ -192,6 +181,15 @@ export const buildSource = (
     return { source, fields: columns }
   })
 
+/**
+ * The JSON of an Avro schema: a registry's record schema carries a compiled avsc type, whose `schema()` gives it back
+ * with its logical types.
+ */
+const avroJson = (avro: unknown): unknown => {
+  const compiled = avro as { readonly schema?: (options: { readonly exportAttrs: boolean }) => unknown }
+  return typeof compiled?.schema === "function" ? compiled.schema({ exportAttrs: true }) : avro
+}
+
 /** Builds the SQL sink a config describes. */
 export const buildSink = (
   config: SinkConfig,
@@ -208,7 +206,7 @@ export const buildSink = (
     const schema = config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`)
     let createIfMissing: SqlTable.SinkSpec["createIfMissing"]
     if (config.create_if_missing === true && schema !== undefined) {
-      const defs = columnsOfAvro(type, schema.avro)
+      const defs = columnsOfAvro(type, avroJson(schema.avro))
       if (typeof defs === "string")
         return yield* Effect.fail(
           ConfigError.single(env.file, `${env.path}.schema`, `Cannot create ${config.table} from this schema: ${defs}`)
@@ -245,7 +243,9 @@ export const buildSink = (
   })
 
 /** One scoped layer per declared connection (a pool opened once per run and closed at its end), merged. */
-export const connectionLayers = (connections: Connections): ReadonlyArray<Layer.Layer<Services>> =>
+export const connectionLayers = (
+  connections: Readonly<Record<string, ConnectionConfig>>
+): ReadonlyArray<Layer.Layer<Services>> =>
   Object.entries(connections).map(([name, c]) =>
     c.type === "postgres"
       ? (NodePostgres.layer(connectionOptions(c), name) as Layer.Layer<Services>)

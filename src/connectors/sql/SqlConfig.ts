@@ -47,46 +47,61 @@ const secret = (description: string) =>
     })
   )
 
-/** A named connection in a config. */
-export const ConnectionConfig = Schema.Struct({
-  type: Schema.Literals(["postgres", "mysql"]).annotate({ description: "The database system" }),
-  url: Schema.optionalKey(
-    secret(
-      'A connection URL, e.g. postgres://user@host:5432/db or mysql://user@host:3306/db; use {"$env": "VAR"} when it holds a password'
+const connectionConfigOf = <T extends Schema.Top>(type: T) =>
+  Schema.Struct({
+    type,
+    url: Schema.optionalKey(
+      secret(
+        'A connection URL, e.g. postgres://user@host:5432/db or mysql://user@host:3306/db; use {"$env": "VAR"} when it holds a password'
+      )
+    ),
+    host: Schema.optionalKey(NonEmpty.annotate({ description: "The server's host name or address" })),
+    port: Schema.optionalKey(Port.annotate({ description: "The server's port (default 5432 / 3306)" })),
+    database: Schema.optionalKey(NonEmpty.annotate({ description: "The database to connect to" })),
+    schema: Schema.optionalKey(
+      NonEmpty.annotate({
+        description: "PostgreSQL: the schema of unqualified table names (search_path); MySQL: the database"
+      })
+    ),
+    user: Schema.optionalKey(NonEmpty.annotate({ description: "The user name" })),
+    password: Schema.optionalKey(secret('The password; write {"$env": "VARIABLE"} rather than the password itself')),
+    ssl: Schema.optionalKey(
+      Schema.Struct({
+        mode: Schema.Literals(["disable", "require", "verify-full"]).annotate({
+          description:
+            "disable: plain TCP; require: TLS, certificate not checked; verify-full: TLS, certificate checked"
+        }),
+        ca: Schema.optionalKey(Schema.String.annotate({ description: "PEM text of the CA certificate(s) to trust" }))
+      }).annotate({ description: "TLS settings" })
+    ),
+    pool_size: Schema.optionalKey(PositiveInt.annotate({ description: "Connections in the pool (default 10)" })),
+    statement_timeout: Schema.optionalKey(
+      DurationString.annotate({ description: "The server cancels statements that run longer (default: no limit)" })
+    ),
+    connect_timeout: Schema.optionalKey(
+      DurationString.annotate({ description: 'Longest wait for a new connection (default "30 seconds")' })
     )
-  ),
-  host: Schema.optionalKey(NonEmpty.annotate({ description: "The server's host name or address" })),
-  port: Schema.optionalKey(Port.annotate({ description: "The server's port (default 5432 / 3306)" })),
-  database: Schema.optionalKey(NonEmpty.annotate({ description: "The database to connect to" })),
-  schema: Schema.optionalKey(
-    NonEmpty.annotate({
-      description: "PostgreSQL: the schema of unqualified table names (search_path); MySQL: the database"
+  })
+    .check(
+      Schema.makeFilter((c: { readonly url?: unknown; readonly host?: unknown }) =>
+        c.url === undefined && c.host === undefined ? 'A connection needs a "url" or a "host"' : undefined
+      )
+    )
+    .annotate({
+      description: "A database connection, opened once per run and shared by every source and sink using it"
     })
-  ),
-  user: Schema.optionalKey(NonEmpty.annotate({ description: "The user name" })),
-  password: Schema.optionalKey(secret('The password; write {"$env": "VARIABLE"} rather than the password itself')),
-  ssl: Schema.optionalKey(
-    Schema.Struct({
-      mode: Schema.Literals(["disable", "require", "verify-full"]).annotate({
-        description: "disable: plain TCP; require: TLS, certificate not checked; verify-full: TLS, certificate checked"
-      }),
-      ca: Schema.optionalKey(Schema.String.annotate({ description: "PEM text of the CA certificate(s) to trust" }))
-    }).annotate({ description: "TLS settings" })
-  ),
-  pool_size: Schema.optionalKey(PositiveInt.annotate({ description: "Connections in the pool (default 10)" })),
-  statement_timeout: Schema.optionalKey(
-    DurationString.annotate({ description: "The server cancels statements that run longer (default: no limit)" })
-  ),
-  connect_timeout: Schema.optionalKey(
-    DurationString.annotate({ description: 'Longest wait for a new connection (default "30 seconds")' })
-  )
-})
-  .check(
-    Schema.makeFilter((c: { readonly url?: unknown; readonly host?: unknown }) =>
-      c.url === undefined && c.host === undefined ? 'A connection needs a "url" or a "host"' : undefined
-    )
-  )
-  .annotate({ description: "A database connection, opened once per run and shared by every source and sink using it" })
+
+/** A named connection in a config, of either database system. */
+export const ConnectionConfig = connectionConfigOf(
+  Schema.Literals(["postgres", "mysql"]).annotate({ description: "The database system" })
+)
+
+/**
+ * A named connection in a config of one database system: one member of the union of every system's connections,
+ * so a config with a wrong key is told about that system's keys only.
+ */
+export const connectionConfig = <T extends "postgres" | "mysql">(type: T, label: string) =>
+  connectionConfigOf(Schema.Literal(type).annotate({ description: `A ${label} database` }))
 
 /** A decoded connection config. */
 export type ConnectionConfig = typeof ConnectionConfig.Type

@@ -1,12 +1,8 @@
-import * as fs from "node:fs"
-import * as nodePath from "node:path"
 import { assert, layer } from "@effect/vitest"
 import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import * as Build from "../../../src/config/Build.ts"
-import * as Load from "../../../src/config/Load.ts"
 import * as FileStore from "../../../src/connectors/file/FileStore.ts"
 import * as Kafka from "../../../src/connectors/kafka/Kafka.ts"
 import { KafkaClient } from "../../../src/connectors/kafka/KafkaClient.ts"
@@ -17,32 +13,12 @@ import { S3Client } from "../../../src/connectors/s3/S3Client.ts"
 import * as Pipeline from "../../../src/core/Pipeline.ts"
 import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
-import * as Records from "../../../src/schema/Records.ts"
-import * as SchemaRegistry from "../../../src/schema/SchemaRegistry.ts"
+import { runExample } from "../../support/Examples.ts"
 import { KafkaBroker } from "../../support/KafkaBroker.ts"
 import { S3Server } from "../../support/S3Server.ts"
 import { transactionAvsc, transactions } from "./KafkaConformance.ts"
 
-const root = nodePath.resolve(import.meta.dirname, "../../..")
 const suffix = () => crypto.randomUUID().slice(0, 8)
-
-interface ExampleConfig {
-  readonly source: Record<string, unknown>
-  readonly sink: Record<string, unknown>
-  readonly dead_letters: Record<string, unknown>
-}
-
-/** Loads an example config with the test servers' addresses and this test's topic and bucket names. */
-const loadExample = (name: string, env: Readonly<Record<string, string>>, edit: (config: ExampleConfig) => void) =>
-  Effect.gen(function* () {
-    const file = nodePath.join(root, "examples", name)
-    const parsed = yield* Load.parseJson(file, fs.readFileSync(file, "utf8"))
-    const resolved = (yield* Load.resolveEnv(file, parsed, env)) as ExampleConfig
-    edit(resolved)
-    const config = yield* Load.decode(file, resolved)
-    const registry = yield* SchemaRegistry.SchemaRegistry
-    return yield* Build.build(config, { file, schema: Records.lookup(registry, file) })
-  }).pipe(Effect.provide(SchemaRegistry.layer(nodePath.join(root, "schemas"))))
 
 const servers = Layer.mergeAll(KafkaBroker.layer, S3Server.layer, FileStore.layerMemory(FileStore.memory()))
 
@@ -80,13 +56,12 @@ layer(servers, { timeout: 120_000, excludeTestServices: true })(
           )
         }).pipe(Effect.provide(yield* clients))
         const group = `g-${suffix()}`
-        const pipeline = yield* loadExample("kafka-transactions-to-s3.json", env, (c) => {
+        const report = yield* runExample("kafka-transactions-to-s3.json", env, (c) => {
           c.source.topics = [topic]
           c.source.group_id = group
           c.sink.bucket = bucket
           c.dead_letters.bucket = bucket
         })
-        const report = yield* Pipeline.run(pipeline)
         assert.strictEqual(report.records.read, 200)
         assert.strictEqual(report.records.written, 50)
         const out = Sink.collect<Record<string, unknown>>("check")
@@ -134,11 +109,10 @@ layer(servers, { timeout: 120_000, excludeTestServices: true })(
             c.put(bucket, "transactions/day1.csv", new TextEncoder().encode(`${header}\n${csv}\n`))
           )
         }).pipe(Effect.provide(yield* clients))
-        const pipeline = yield* loadExample("s3-csv-to-kafka.json", env, (c) => {
+        const report = yield* runExample("s3-csv-to-kafka.json", env, (c) => {
           c.source.bucket = bucket
           c.sink.topic = topic
         })
-        const report = yield* Pipeline.run(pipeline)
         assert.strictEqual(report.records.written, 30)
         const out = Sink.collect<Kafka.Envelope<Record<string, unknown>>>("check")
         yield* Pipeline.from(

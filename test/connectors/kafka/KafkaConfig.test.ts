@@ -1,9 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Build from "../../../src/config/Build.ts"
 import * as ConfigError from "../../../src/config/ConfigError.ts"
 import * as Load from "../../../src/config/Load.ts"
+import * as FileStore from "../../../src/connectors/file/FileStore.ts"
+import * as KafkaClient from "../../../src/connectors/kafka/KafkaClient.ts"
+import * as KafkaConfig from "../../../src/connectors/kafka/KafkaConfig.ts"
 import { classifyReason } from "../../../src/connectors/kafka/NodeKafka.ts"
 import * as Pipeline from "../../../src/core/Pipeline.ts"
 import type * as RecordSchema from "../../../src/core/RecordSchema.ts"
@@ -120,6 +124,111 @@ describe("Kafka config", () => {
       )
     })
   )
+})
+
+describe("Kafka named connections", () => {
+  const events = { type: "kafka", brokers: ["127.0.0.1:9092"], client_id: "etl", request_timeout: "5 seconds" }
+  const named = {
+    name: "t",
+    connections: { events },
+    source: { type: "kafka", connection: "events", topics: ["tx"], group_id: "etl", value: { type: "json" } },
+    sink: { type: "kafka", connection: "events", topic: "out", value: { type: "json" } }
+  }
+  const build = (value: unknown) =>
+    Load.decode("p.json", value).pipe(
+      Effect.flatMap((config) => Build.build(config, { file: "p.json", schema: lookup }))
+    )
+
+  it.effect("a source and a sink naming one connection share its one client", () =>
+    Effect.gen(function* () {
+      const cluster = KafkaClient.memory({ tx: 2, out: 1 })
+      KafkaClient.appendMemory(
+        cluster,
+        "tx",
+        [1, 2, 3].map((id) => ({ key: null, value: new TextEncoder().encode(JSON.stringify({ id })) })),
+        0
+      )
+      const pipeline = yield* build(named)
+      const report = yield* Pipeline.run(pipeline).pipe(
+        Effect.provide(Layer.succeed(KafkaClient.connection("events"), KafkaClient.makeMemory(cluster))),
+        Effect.provide(FileStore.layerMemory())
+      )
+      assert.strictEqual(report.records.written, 3)
+      assert.strictEqual(cluster.topics.get("out")![0]!.length, 3)
+      assert.deepStrictEqual(
+        cluster.committed.get("etl"),
+        new Map([
+          ["tx/0", "2"],
+          ["tx/1", "1"]
+        ])
+      )
+    })
+  )
+
+  it.effect("a connection nobody provided fails the run saying how to provide it", () =>
+    Effect.gen(function* () {
+      const pipeline = yield* build(named)
+      const error = yield* Pipeline.run(pipeline).pipe(Effect.provide(FileStore.layerMemory()), Effect.flip)
+      assert.include(
+        error.message,
+        'The Kafka connection "events" is not provided: provide Build.connections(config) (the CLI does)'
+      )
+    })
+  )
+
+  it.effect("rejects unknown connections, connections of another system and mixed inline fields", () =>
+    Effect.gen(function* () {
+      const issues = (value: unknown) =>
+        build(value).pipe(
+          Effect.flip,
+          Effect.map((e) => e.issues.map((i) => `${i.path}: ${i.message}`))
+        )
+      assert.deepStrictEqual(yield* issues({ ...named, source: { ...named.source, connection: "nope" } }), [
+        '$.source.connection: Unknown connection "nope": declare it under "connections" (declared: events)'
+      ])
+      assert.deepStrictEqual(
+        yield* issues({ ...named, connections: { events: { type: "s3", endpoint: "http://127.0.0.1:9000" } } }),
+        ['$.source.connection: Connection "events" is an S3 connection; a kafka source needs a Kafka one']
+      )
+      assert.deepStrictEqual(yield* issues({ ...named, sink: { ...named.sink, brokers: ["127.0.0.1:9092"] } }), [
+        '$.sink: With "connection", the brokers, client_id, ssl and sasl come from the connection "events": remove them here'
+      ])
+      assert.deepStrictEqual(
+        yield* issues({ ...named, sink: { type: "kafka", topic: "out", value: { type: "json" } } }),
+        ['$.sink: Give a "connection" (declared under "connections") or "brokers"']
+      )
+      assert.deepStrictEqual(
+        yield* issues({ ...named, connections: { events: { ...events, request_timeout: "soon" } } }),
+        [
+          '$.connections.events.request_timeout: Expected a duration like "5 seconds", "500 millis" or "2 minutes", got "soon"'
+        ]
+      )
+    })
+  )
+
+  it("maps a connection's fields to client options, its password Redacted", () => {
+    const options = KafkaConfig.connectionOptions({
+      type: "kafka",
+      brokers: ["b:9092"],
+      client_id: "c",
+      ssl: true,
+      sasl: { mechanism: "scram-sha-512", username: "u", password: Redacted.make("p") },
+      connection_timeout: "2 seconds",
+      request_timeout: "1 minute"
+    })
+    assert.deepStrictEqual(
+      { ...options, sasl: undefined },
+      {
+        brokers: ["b:9092"],
+        clientId: "c",
+        ssl: true,
+        sasl: undefined,
+        connectionTimeout: 2000,
+        requestTimeout: 60000
+      }
+    )
+    assert.strictEqual(Redacted.value(options.sasl!.password), "p")
+  })
 })
 
 describe("Kafka error classification", () => {

@@ -1,0 +1,57 @@
+/**
+ * Checks shared by every connector whose sources and sinks name a connection declared in a config's `connections`:
+ * the name is declared, and it is a connection of the right system, each reported at the JSON path of the reference.
+ */
+import * as Effect from "effect/Effect"
+import * as ConfigError from "../../config/ConfigError.ts"
+
+/** A declared connection, as far as these checks need it. */
+export interface Declared {
+  readonly type: string
+}
+
+const labels: Readonly<Record<string, string>> = {
+  postgres: "PostgreSQL",
+  mysql: "MySQL",
+  kafka: "Kafka",
+  s3: "S3"
+}
+
+/** "a" or "an" before a system's name or type, as it is read aloud ("an S3 connection", "a MySQL one"). */
+const an = (word: string): string => `${/^(s3|S3|[aeiouAEIOU])/.test(word) ? "an" : "a"} ${word}`
+
+/** The name people use for a connection type (`postgres` → PostgreSQL). */
+export const label = (type: string): string => labels[type] ?? type
+
+/**
+ * Fails with a ConfigError at `<path>.connection` unless `name` is declared and is a `type` connection; `role` is
+ * what refers to it ("source", "sink").
+ */
+export const check = <C extends Declared>(options: {
+  readonly file: string
+  readonly path: string
+  readonly connections: Readonly<Record<string, C>>
+  readonly name: string
+  readonly type: string
+  readonly role: string
+}): Effect.Effect<C, ConfigError.ConfigError> => {
+  const declared = Object.keys(options.connections)
+  const connection = options.connections[options.name]
+  if (connection === undefined)
+    return Effect.fail(
+      ConfigError.single(
+        options.file,
+        `${options.path}.connection`,
+        `Unknown connection "${options.name}": declare it under "connections"${declared.length === 0 ? "" : ` (declared: ${declared.join(", ")})`}`
+      )
+    )
+  if (connection.type !== options.type)
+    return Effect.fail(
+      ConfigError.single(
+        options.file,
+        `${options.path}.connection`,
+        `Connection "${options.name}" is ${an(label(connection.type))} connection; ${an(options.type)} ${options.role} needs ${an(label(options.type))} one`
+      )
+    )
+  return Effect.succeed(connection)
+}
