@@ -16,13 +16,13 @@ import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Batch from "../../core/Batch.ts"
-import type * as DeadLetter from "../../core/DeadLetter.ts"
+import type * as Batch from "../../core/Batch.ts"
 import type { RecordSchema } from "../../core/RecordSchema.ts"
 import * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
 import * as Format from "../../formats/Format.ts"
 import type { FormatError } from "../../formats/FormatError.ts"
+import * as Objects from "../internal/Objects.ts"
 import { FileError, reasons } from "./FileError.ts"
 import { FileStore, type FileStoreShape } from "./FileStore.ts"
 
@@ -62,49 +62,15 @@ const readFile = <A>(
   options: SourceOptions<A>
 ): Stream.Stream<Batch.Batch<A>, FileError | FormatError> =>
   Stream.unwrap(
-    Effect.map(formatOf(path, options.format), (format) => {
-      const schema = options.schema
-      let index = 0
-      return store.read(path).pipe(
-        Format.decoder(format, {
-          source: path,
-          onError: "collect",
-          batchSize: options.batchSize ?? 4096,
-          ...(schema?.columns === undefined ? {} : { columns: schema.columns }),
-          ...(schema?.avro === undefined ? {} : { avro: schema.avro })
-        }),
-        Stream.map((decoded) => {
-          const deadLetters: Array<DeadLetter.DeadLetter> = []
-          for (const bad of decoded.errors)
-            deadLetters.push({
-              stage,
-              reason: "decode-error",
-              message: bad.message,
-              record: bad.raw,
-              origin: `${path}:${bad.line}`
-            })
-          if (schema === undefined || format.type === "avro") {
-            index += decoded.records.length
-            return Batch.make(decoded.records as ReadonlyArray<A>, { deadLetters })
-          }
-          const records: Array<A> = []
-          for (let i = 0; i < decoded.records.length; i++) {
-            index++
-            const result = schema.validate(decoded.records[i])
-            if (result.ok) records.push(result.value)
-            else
-              deadLetters.push({
-                stage,
-                reason: "invalid-record",
-                message: result.message,
-                record: decoded.records[i],
-                origin: `${path}#${index}`
-              })
-          }
-          return Batch.make(records, { deadLetters })
-        })
-      )
-    })
+    Effect.map(formatOf(path, options.format), (format) =>
+      Objects.decode(store.read(path), {
+        stage,
+        location: path,
+        format,
+        schema: options.schema,
+        batchSize: options.batchSize
+      })
+    )
   )
 
 /**

@@ -8,6 +8,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
+import * as Objects from "../internal/Objects.ts"
 import { FileError, reasons } from "./FileError.ts"
 
 /** A file found by `list`. */
@@ -56,28 +57,11 @@ const normalize = (path: string): string => {
   return (path.startsWith("/") ? "/" : "") + parts.join("/")
 }
 
-const globToRegExp = (glob: string): RegExp => {
-  let re = ""
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!
-    if (c === "*") {
-      if (glob[i + 1] === "*") {
-        re += ".*"
-        i++
-        if (glob[i + 1] === "/") i++
-      } else re += "[^/]*"
-    } else if (c === "?") re += "[^/]"
-    else re += /[.+^${}()|[\]\\]/.test(c) ? `\\${c}` : c
-  }
-  return new RegExp(`^${re}$`)
-}
-
 /** Hidden files and folders (`.staging`, `_SUCCESS`) are not data: directory listings skip them, as Spark does. */
-export const isHidden = (relative: string): boolean =>
-  relative.split("/").some((part) => part.startsWith(".") || part.startsWith("_"))
+export const isHidden = Objects.isHidden
 
 /** True when a path has glob characters. */
-export const isGlob = (path: string): boolean => /[*?[\]{}]/.test(path)
+export const isGlob = Objects.isGlob
 
 /**
  * A file store in memory: deterministic, no disk. Pass initial files (path → text or bytes); read the state back from
@@ -114,7 +98,7 @@ export const makeMemory = (state: MemoryFiles): FileStoreShape => {
         const p = normalize(pattern)
         if (files.has(p)) return Effect.succeed([{ path: p, size: files.get(p)!.length }])
         const matches = isGlob(p)
-          ? Array.from(files.keys()).filter((f) => globToRegExp(p).test(f))
+          ? Array.from(files.keys()).filter((f) => Objects.globToRegExp(p).test(f))
           : under(p).filter((f) => !isHidden(f.slice(p.length + 1)))
         if (matches.length === 0 && !isGlob(p)) return Effect.fail(notFound("list", pattern))
         return Effect.succeed(matches.sort().map((path) => ({ path, size: files.get(path)!.length })))

@@ -21,13 +21,13 @@ import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as Batch from "../../core/Batch.ts"
-import type * as DeadLetter from "../../core/DeadLetter.ts"
+import type * as Batch from "../../core/Batch.ts"
 import type { RecordSchema } from "../../core/RecordSchema.ts"
 import * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
 import * as Format from "../../formats/Format.ts"
 import type { FormatError } from "../../formats/FormatError.ts"
+import * as Objects from "../internal/Objects.ts"
 import { keyText } from "../kafka/Payload.ts"
 import { type ObjectInfo, S3Client, type S3ClientShape } from "./S3Client.ts"
 import { reasons, S3Error } from "./S3Error.ts"
@@ -45,33 +45,7 @@ export interface Manifest {
 }
 
 /** True for keys that are not data (`_SUCCESS`, `.staging/...`), relative to the prefix, as Spark treats them. */
-export const isHidden = (relative: string): boolean =>
-  relative.split("/").some((part) => part.startsWith(".") || part.startsWith("_"))
-
-const isGlob = (path: string): boolean => /[*?[\]{}]/.test(path)
-
-const globToRegExp = (glob: string): RegExp => {
-  let re = ""
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!
-    if (c === "*") {
-      if (glob[i + 1] === "*") {
-        re += ".*"
-        i++
-        if (glob[i + 1] === "/") i++
-      } else re += "[^/]*"
-    } else if (c === "?") re += "[^/]"
-    else if (c === "[" && glob.indexOf("]", i) > i) {
-      const close = glob.indexOf("]", i)
-      re += `[${glob
-        .slice(i + 1, close)
-        .replace(/^!/, "^")
-        .replace(/\\/g, "\\\\")}]`
-      i = close
-    } else re += /[.+^${}()|[\]\\]/.test(c) ? `\\${c}` : c
-  }
-  return new RegExp(`^${re}$`)
-}
+export const isHidden = Objects.isHidden
 
 const dirOf = (path: string): string => path.replace(/^\/+/, "").replace(/\/+$/, "")
 
@@ -142,9 +116,9 @@ const listObjects = (
 ): Effect.Effect<ReadonlyArray<string>, S3Error> =>
   Effect.gen(function* () {
     const path = options.path.replace(/^\/+/, "")
-    if (isGlob(path)) {
+    if (Objects.isGlob(path)) {
       const first = path.search(/[*?[\]{}]/)
-      const re = globToRegExp(path)
+      const re = Objects.globToRegExp(path)
       const all = yield* listAll(client, options.bucket, path.slice(0, first))
       return all.map((o) => o.key).filter((k) => re.test(k) && !isHidden(k.slice(k.lastIndexOf("/") + 1)))
     }
@@ -179,47 +153,13 @@ const readObject = <A>(
         message: `Cannot tell the format of ${url} from its extension (.jsonl, .ndjson, .json, .csv, .avro, optionally .gz); set "format"`
       })
     )
-  const schema = options.schema
-  let index = 0
-  return client.get(bucket, key).pipe(
-    Format.decoder(format, {
-      source: url,
-      onError: "collect",
-      batchSize: options.batchSize ?? 4096,
-      ...(schema?.columns === undefined ? {} : { columns: schema.columns }),
-      ...(schema?.avro === undefined ? {} : { avro: schema.avro })
-    }),
-    Stream.map((decoded) => {
-      const deadLetters: Array<DeadLetter.DeadLetter> = []
-      for (const bad of decoded.errors)
-        deadLetters.push({
-          stage,
-          reason: "decode-error",
-          message: bad.message,
-          record: bad.raw,
-          origin: `${url}:${bad.line}`
-        })
-      if (schema === undefined || format.type === "avro") {
-        index += decoded.records.length
-        return Batch.make(decoded.records as ReadonlyArray<A>, { deadLetters })
-      }
-      const records: Array<A> = []
-      for (let i = 0; i < decoded.records.length; i++) {
-        index++
-        const result = schema.validate(decoded.records[i])
-        if (result.ok) records.push(result.value)
-        else
-          deadLetters.push({
-            stage,
-            reason: "invalid-record",
-            message: `${url} record ${index}: ${result.message}`,
-            record: decoded.records[i],
-            origin: `${url}#${index}`
-          })
-      }
-      return Batch.make(records, { deadLetters })
-    })
-  )
+  return Objects.decode(client.get(bucket, key), {
+    stage,
+    location: url,
+    format,
+    schema: options.schema,
+    batchSize: options.batchSize
+  })
 }
 
 /**

@@ -50,7 +50,8 @@ describe("File connector (memory store)", () => {
       assert.strictEqual(decodeError.origin, "in/a.jsonl:3")
       assert.include(decodeError.message, "in/a.jsonl")
       const invalid = dead.find((d) => d.reason === "invalid-record")!
-      assert.strictEqual(invalid.message, 'id: Expected number, got "x"'.replace(', got "x"', ""))
+      assert.strictEqual(invalid.message, "in/a.jsonl record 2: id: Expected number")
+      assert.strictEqual(invalid.origin, "in/a.jsonl#2")
       assert.strictEqual(report.records.read, 4)
       assert.strictEqual(report.records.rejected, 2)
     }).pipe(Effect.provide(FileStoreModule.layerMemory(files)))

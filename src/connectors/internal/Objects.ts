@@ -1,0 +1,106 @@
+/**
+ * What the file-like connectors (local files, S3 objects) share: path patterns (globs, hidden entries) and decoding
+ * one file or object into batches, where lines that do not parse and records that do not match the schema become
+ * dead letters naming where they came from.
+ */
+import * as Stream from "effect/Stream"
+import * as Batch from "../../core/Batch.ts"
+import type * as DeadLetter from "../../core/DeadLetter.ts"
+import type { RecordSchema } from "../../core/RecordSchema.ts"
+import * as Format from "../../formats/Format.ts"
+import type { FormatError } from "../../formats/FormatError.ts"
+
+/** True when a path has glob characters. */
+export const isGlob = (path: string): boolean => /[*?[\]{}]/.test(path)
+
+/** Hidden files and folders (`.staging`, `_SUCCESS`) are not data: listings skip them, as Spark does. */
+export const isHidden = (relative: string): boolean =>
+  relative.split("/").some((part) => part.startsWith(".") || part.startsWith("_"))
+
+/** A glob as a RegExp over `/`-separated paths: `*`, `**`, `?` and `[abc]` / `[!abc]` classes. */
+export const globToRegExp = (glob: string): RegExp => {
+  let re = ""
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!
+    if (c === "*") {
+      if (glob[i + 1] === "*") {
+        re += ".*"
+        i++
+        if (glob[i + 1] === "/") i++
+      } else re += "[^/]*"
+    } else if (c === "?") re += "[^/]"
+    else if (c === "[" && glob.indexOf("]", i) > i) {
+      const close = glob.indexOf("]", i)
+      re += `[${glob
+        .slice(i + 1, close)
+        .replace(/^!/, "^")
+        .replace(/\\/g, "\\\\")}]`
+      i = close
+    } else re += /[.+^${}()|[\]\\]/.test(c) ? `\\${c}` : c
+  }
+  return new RegExp(`^${re}$`)
+}
+
+/** How to decode one file or object. */
+export interface DecodeOptions<A> {
+  /** The stage name the dead letters carry. */
+  readonly stage: string
+  /** Where the bytes come from (`data/a.jsonl`, `s3://bucket/key`), in messages and dead-letter origins. */
+  readonly location: string
+  readonly format: Format.FormatSpec
+  /** Validates and converts every record (Avro records are typed by their reader schema already). */
+  readonly schema?: RecordSchema<A> | undefined
+  readonly batchSize?: number | undefined
+}
+
+/**
+ * Decodes the bytes of one file or object into batches. Malformed lines become `decode-error` dead letters with
+ * origin `location:line`; records the schema rejects become `invalid-record` dead letters with origin
+ * `location#n` (n counts records from 1); the rest flows on.
+ */
+export const decode = <A, E, R>(
+  bytes: Stream.Stream<Uint8Array, E, R>,
+  options: DecodeOptions<A>
+): Stream.Stream<Batch.Batch<A>, E | FormatError, R> => {
+  const { stage, location, format, schema } = options
+  let index = 0
+  return bytes.pipe(
+    Format.decoder(format, {
+      source: location,
+      onError: "collect",
+      batchSize: options.batchSize ?? 4096,
+      ...(schema?.columns === undefined ? {} : { columns: schema.columns }),
+      ...(schema?.avro === undefined ? {} : { avro: schema.avro })
+    }),
+    Stream.map((decoded) => {
+      const deadLetters: Array<DeadLetter.DeadLetter> = []
+      for (const bad of decoded.errors)
+        deadLetters.push({
+          stage,
+          reason: "decode-error",
+          message: bad.message,
+          record: bad.raw,
+          origin: `${location}:${bad.line}`
+        })
+      if (schema === undefined || format.type === "avro") {
+        index += decoded.records.length
+        return Batch.make(decoded.records as ReadonlyArray<A>, { deadLetters })
+      }
+      const records: Array<A> = []
+      for (let i = 0; i < decoded.records.length; i++) {
+        index++
+        const result = schema.validate(decoded.records[i])
+        if (result.ok) records.push(result.value)
+        else
+          deadLetters.push({
+            stage,
+            reason: "invalid-record",
+            message: `${location} record ${index}: ${result.message}`,
+            record: decoded.records[i],
+            origin: `${location}#${index}`
+          })
+      }
+      return Batch.make(records, { deadLetters })
+    })
+  )
+}
