@@ -2,8 +2,12 @@
  * Checks shared by every connector whose sources and sinks name a connection declared in a config's `connections`:
  * the name is declared, and it is a connection of the right system, each reported at the JSON path of the reference.
  */
+import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import * as ConfigError from "../../config/ConfigError.ts"
+import type * as Sink from "../../core/Sink.ts"
+import type * as Source from "../../core/Source.ts"
 
 /** A declared connection, as far as these checks need it. */
 export interface Declared {
@@ -55,3 +59,26 @@ export const check = <C extends Declared>(options: {
     )
   return Effect.succeed(connection)
 }
+
+/**
+ * A source whose connector service is taken, when it runs, from `client` (e.g. the reference a config's named
+ * connection is provided under), so config pipelines do not name every connection in their type.
+ */
+export const sourceWith = <A, E, I, S>(
+  source: Source.Source<A, E, I>,
+  service: Context.Key<I, S>,
+  client: Effect.Effect<S>
+): Source.Source<A, E> => ({
+  ...source,
+  batches: (ctx) => Stream.unwrap(Effect.map(client, (c) => Stream.provideService(source.batches(ctx), service, c)))
+})
+
+/** A sink whose connector service is taken, when it opens, from `client` (see `sourceWith`). */
+export const sinkWith = <A, E, I, S>(
+  sink: Sink.Sink<A, E, I>,
+  service: Context.Key<I, S>,
+  client: Effect.Effect<S>
+): Sink.Sink<A, E> => ({
+  ...sink,
+  open: Effect.flatMap(client, (c) => Effect.provideService(sink.open, service, c))
+})

@@ -304,25 +304,11 @@ const named = (name: string): Context.Key<never, KafkaClient.KafkaClientShape> =
 const sourceOnConnection = <A, E>(
   source: Source.Source<A, E, KafkaClient.KafkaClient>,
   name: string
-): Source.Source<A, E> => ({
-  ...source,
-  batches: (ctx) =>
-    Stream.unwrap(
-      Effect.gen(function* () {
-        const client = yield* named(name)
-        return Stream.provideService(source.batches(ctx), KafkaClient.KafkaClient, client)
-      })
-    )
-})
+): Source.Source<A, E> => Connections.sourceWith(source, KafkaClient.KafkaClient, Effect.service(named(name)))
 
 /** Opens a sink's writer with the client of a named connection. */
-const sinkOnConnection = <A, E>(sink: Sink.Sink<A, E, KafkaClient.KafkaClient>, name: string): Sink.Sink<A, E> => ({
-  ...sink,
-  open: Effect.gen(function* () {
-    const client = yield* named(name)
-    return yield* Effect.provideService(sink.open, KafkaClient.KafkaClient, client)
-  })
-})
+const sinkOnConnection = <A, E>(sink: Sink.Sink<A, E, KafkaClient.KafkaClient>, name: string): Sink.Sink<A, E> =>
+  Connections.sinkWith(sink, KafkaClient.KafkaClient, Effect.service(named(name)))
 
 type Lookup = (
   name: string,

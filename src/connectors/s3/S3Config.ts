@@ -203,27 +203,13 @@ const named = (name: string): Context.Key<never, S3Client.S3ClientShape> =>
     defaultValue: () => missingClient(name)
   })
 
-const sourceOnConnection = <A, E>(
-  source: Source.Source<A, E, S3Client.S3Client>,
-  name: string
-): Source.Source<A, E> => ({
-  ...source,
-  batches: (ctx) =>
-    Stream.unwrap(
-      Effect.gen(function* () {
-        const client = yield* named(name)
-        return Stream.provideService(source.batches(ctx), S3Client.S3Client, client)
-      })
-    )
-})
+/** Runs a source with the client of a named connection. */
+const sourceOnConnection = <A, E>(source: Source.Source<A, E, S3Client.S3Client>, name: string): Source.Source<A, E> =>
+  Connections.sourceWith(source, S3Client.S3Client, Effect.service(named(name)))
 
-const sinkOnConnection = <A, E>(sink: Sink.Sink<A, E, S3Client.S3Client>, name: string): Sink.Sink<A, E> => ({
-  ...sink,
-  open: Effect.gen(function* () {
-    const client = yield* named(name)
-    return yield* Effect.provideService(sink.open, S3Client.S3Client, client)
-  })
-})
+/** Opens a sink's writer with the client of a named connection. */
+const sinkOnConnection = <A, E>(sink: Sink.Sink<A, E, S3Client.S3Client>, name: string): Sink.Sink<A, E> =>
+  Connections.sinkWith(sink, S3Client.S3Client, Effect.service(named(name)))
 
 /** Gives a source its own client, opened when its stream starts and closed when it ends. */
 export const withClient = <A, E>(
