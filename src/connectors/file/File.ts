@@ -179,6 +179,13 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
       const parent = nodePath.dirname(dir)
       const base = nodePath.basename(dir)
       yield* recoverInterruptedSwap(store, dir)
+      if ((yield* store.kind(dir)) === "file")
+        return yield* new FileError({
+          reason: reasons.NotADirectory,
+          operation: "write",
+          path: dir,
+          message: `Cannot write to ${dir}: it is a file; a file sink writes part files into a directory (nothing was changed)`
+        })
       const staging =
         mode === "overwrite" ? nodePath.join(parent, `.${base}.staging-${tag}`) : nodePath.join(dir, `.staging-${tag}`)
       let committed = false
@@ -233,7 +240,7 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
           } else {
             yield* store.write(nodePath.join(staging, SUCCESS), Stream.empty)
             const old = nodePath.join(parent, `.${base}.old-${tag}`)
-            const existed = yield* store.exists(dir)
+            const existed = (yield* store.kind(dir)) !== "missing"
             if (existed) yield* store.rename(dir, old)
             yield* store.rename(staging, dir)
             if (existed) yield* store.remove(old)
@@ -252,7 +259,7 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
  */
 const recoverInterruptedSwap = (store: FileStoreShape, dir: string): Effect.Effect<void, FileError> =>
   Effect.gen(function* () {
-    if (yield* store.exists(dir)) return
+    if ((yield* store.kind(dir)) !== "missing") return
     const parent = nodePath.dirname(dir)
     const prefix = `.${nodePath.basename(dir)}.old-`
     const leftovers = (yield* store.readDirectory(parent)).filter((n) => n.startsWith(prefix))

@@ -32,7 +32,8 @@ export interface FileStoreShape {
   readonly rename: (from: string, to: string) => Effect.Effect<void, FileError>
   /** Removes a file or a directory tree; missing paths are fine. */
   readonly remove: (path: string) => Effect.Effect<void, FileError>
-  readonly exists: (path: string) => Effect.Effect<boolean, FileError>
+  /** What is at a path: a file, a directory, or nothing. */
+  readonly kind: (path: string) => Effect.Effect<"file" | "directory" | "missing", FileError>
   /** Creates a directory and its parents. */
   readonly makeDirectory: (path: string) => Effect.Effect<void, FileError>
   /** The names of a directory's entries (not recursive); an empty array for a missing directory. */
@@ -156,10 +157,10 @@ export const makeMemory = (state: MemoryFiles): FileStoreShape => {
         files.delete(p)
         for (const f of under(p)) files.delete(f)
       }),
-    exists: (path) =>
+    kind: (path) =>
       Effect.sync(() => {
         const p = normalize(path)
-        return files.has(p) || under(p).length > 0
+        return files.has(p) ? "file" : under(p).length > 0 ? "directory" : "missing"
       }),
     makeDirectory: () => Effect.void,
     readDirectory: (path) =>

@@ -138,12 +138,12 @@ export const make: FileStoreShape = {
       await fsp.rename(from, to)
     }),
   remove: (path) => attempt("remove", path, () => fsp.rm(path, { recursive: true, force: true })),
-  exists: (path) =>
+  kind: (path) =>
     attempt("stat", path, () =>
       fsp.stat(path).then(
-        () => true,
+        (stat): "file" | "directory" => (stat.isDirectory() ? "directory" : "file"),
         (e: unknown) => {
-          if (classifyError(e)._tag === "NotFound") return false
+          if (classifyError(e)._tag === "NotFound") return "missing" as const
           throw e
         }
       )

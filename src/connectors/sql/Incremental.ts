@@ -57,7 +57,7 @@ export const file = (path: string): CursorState<FileError, FileStore> => ({
   description: `state file ${path}`,
   load: Effect.gen(function* () {
     const store = yield* FileStore
-    if (!(yield* store.exists(path))) return undefined
+    if ((yield* store.kind(path)) !== "file") return undefined
     const text = yield* Stream.mkString(Stream.decodeText(store.read(path)))
     const parsed = yield* Effect.try({ try: () => JSON.parse(text) as unknown, catch: () => undefined }).pipe(
       Effect.orElseSucceed(() => undefined)

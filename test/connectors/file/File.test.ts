@@ -146,6 +146,21 @@ describe("File connector (memory store)", () => {
     }).pipe(Effect.provide(FileStoreModule.layerMemory(files)))
   })
 
+  it.effect("refuses to overwrite a file that stands where the output directory should be", () => {
+    const files = FileStoreModule.memory({ "out/t": "precious" })
+    return Effect.gen(function* () {
+      const error = yield* Pipeline.from(Source.fromIterable("rows", rows)).pipe(
+        Pipeline.to(File.sink<Row>({ path: "out/t", format: { type: "jsonl" }, mode: "overwrite" })),
+        Pipeline.run,
+        Effect.flip
+      )
+      assert.strictEqual(error._tag, "LoadError")
+      assert.include(error.message, "Cannot write to out/t: it is a file")
+      assert.strictEqual(text(files, "out/t"), "precious")
+      assert.deepStrictEqual(Array.from(files.files.keys()), ["out/t"])
+    }).pipe(Effect.provide(FileStoreModule.layerMemory(files)))
+  })
+
   it.effect("a glob that matches nothing is an error naming the pattern", () =>
     Effect.gen(function* () {
       const error = yield* readAll(File.source({ path: "in/*.csv" })).pipe(Effect.flip)
