@@ -121,6 +121,10 @@ const validateCommand = Command.make(
     schemas: schemasFlag
   },
   Effect.fn("cli.validate")(function* ({ config, schemas }) {
+    if (isModule(config))
+      return yield* usage(
+        `${config} is a pipeline module: validate checks JSON configs; a module is checked by the TypeScript compiler, and \`run ${config}\` runs it`
+      )
     const pipeline = yield* Effect.catchTag(loadPipeline(config, schemas), "ConfigError", configFailure)
     yield* Console.log(`${config} is valid.`)
     for (const line of Pipeline.describe(pipeline)) yield* Console.log(line)

@@ -28,6 +28,12 @@ export const FormatConfig = Schema.Union([
     header: Schema.optionalKey(
       Schema.Boolean.annotate({ description: "Whether the first row names the columns (default true)" })
     ),
+    empty_as_null: Schema.optionalKey(
+      Schema.Boolean.annotate({
+        description:
+          'Whether an empty unquoted field reads as null (default true, as in Spark and PostgreSQL COPY); a quoted "" stays an empty string'
+      })
+    ),
     compression
   }),
   Schema.Struct({
@@ -43,4 +49,8 @@ export const FormatConfig = Schema.Union([
 export type FormatConfig = typeof FormatConfig.Type
 
 /** The format spec a config describes. */
-export const toSpec = (config: FormatConfig): Format.FormatSpec => config as Format.FormatSpec
+export const toSpec = (config: FormatConfig): Format.FormatSpec => {
+  if (config.type !== "csv") return config
+  const { empty_as_null, ...rest } = config
+  return empty_as_null === undefined ? rest : { ...rest, emptyAsNull: empty_as_null }
+}

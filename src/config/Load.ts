@@ -171,6 +171,8 @@ const explain = (
   // A value taken from the environment or the vault may be a secret: say where it came from, never what it is.
   const value = sensitive.has(ConfigError.jsonPath(path)) ? REDACTED : valueAt(root, path)
   if (message === "Expected no excess property") return "Unknown key (not allowed here; check its spelling)"
+  if (path.length === 0 && message === "Expected PipelineConfig")
+    return `Expected a pipeline config: an object with "name", "source" and "sink", got ${describeValue(value)}`
   if (message.startsWith("Missing key")) return "Missing required key"
   if (message.startsWith("Expected {")) {
     for (const key of ["type", "rule"]) {

@@ -60,6 +60,14 @@ describe("config decoding", () => {
     })
   )
 
+  it.effect("says what a config is when the file holds something else", () =>
+    Effect.gen(function* () {
+      assert.deepStrictEqual(yield* issuesOf([1, 2]), [
+        '$: Expected a pipeline config: an object with "name", "source" and "sink", got [1,2]'
+      ])
+    })
+  )
+
   it.effect("rejects upsert on files with a clear message", () =>
     Effect.gen(function* () {
       const issues = yield* issuesOf({ ...base, sink: { ...base.sink, mode: "upsert" } })

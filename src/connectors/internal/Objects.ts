@@ -62,7 +62,12 @@ export const decode = <A, E, R>(
   bytes: Stream.Stream<Uint8Array, E, R>,
   options: DecodeOptions<A>
 ): Stream.Stream<Batch.Batch<A>, E | FormatError, R> => {
-  const { stage, location, format, schema } = options
+  const { stage, location, schema } = options
+  // An empty unquoted CSV field is null unless the format says otherwise (Spark's and PostgreSQL's convention).
+  const format: Format.FormatSpec =
+    options.format.type === "csv" && options.format.emptyAsNull === undefined
+      ? { ...options.format, emptyAsNull: true }
+      : options.format
   let index = 0
   return bytes.pipe(
     Format.decoder(format, {

@@ -161,6 +161,17 @@ describe("File connector (memory store)", () => {
     }).pipe(Effect.provide(FileStoreModule.layerMemory(files)))
   })
 
+  it.effect("reads empty unquoted CSV fields as null and a quoted empty field as an empty string", () => {
+    const files = FileStoreModule.memory({ "in/a.csv": 'id,name\n1,\n2,""\n' })
+    return Effect.gen(function* () {
+      const { records } = yield* readAll(File.source<Record<string, unknown>>({ path: "in/a.csv" }))
+      assert.deepStrictEqual(records, [
+        { id: "1", name: null },
+        { id: "2", name: "" }
+      ])
+    }).pipe(Effect.provide(FileStoreModule.layerMemory(files)))
+  })
+
   it.effect("a glob that matches nothing is an error naming the pattern", () =>
     Effect.gen(function* () {
       const error = yield* readAll(File.source({ path: "in/*.csv" })).pipe(Effect.flip)
