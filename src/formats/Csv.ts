@@ -510,7 +510,7 @@ export const formatField = (value: unknown, quote: (text: string) => string): st
       if (value === null) return ""
       if (value instanceof Date) return JsonValue.isoString(value) ?? ""
       if (value instanceof Uint8Array) return JsonValue.base64(value)
-      if (BigDecimal.isBigDecimal(value)) return BigDecimal.format(value)
+      if (BigDecimal.isBigDecimal(value)) return JsonValue.decimalText(value)
       return quote(JsonValue.stringify(value))
     }
     default:

@@ -55,6 +55,19 @@ const needsConversion = (value: unknown): boolean =>
   (typeof value === "object" && value !== null) || typeof value === "bigint"
 
 /**
+ * A decimal as plain text with the digits of its scale kept (`12.50` stays `12.50`, as a `decimal(18,2)` column
+ * holds it); `BigDecimal.format` would drop trailing zeros. A negative scale is written in full (`1200`).
+ *
+ * @since 0.1.0
+ */
+export const decimalText = (value: BigDecimal.BigDecimal): string => {
+  if (value.scale <= 0) return BigDecimal.format(value)
+  const negative = value.value < 0n
+  const digits = (negative ? -value.value : value.value).toString().padStart(value.scale + 1, "0")
+  return `${negative ? "-" : ""}${digits.slice(0, -value.scale)}.${digits.slice(-value.scale)}`
+}
+
+/**
  * Converts a typed value to a JSON-compatible one (see the module description); returns the same reference when
  * nothing needs converting.
  *
@@ -78,7 +91,7 @@ const convert = (value: unknown, depth: number): unknown => {
       if (value === null) return null
       if (value instanceof Date) return isoString(value)
       if (value instanceof Uint8Array) return base64(value)
-      if (BigDecimal.isBigDecimal(value)) return BigDecimal.format(value)
+      if (BigDecimal.isBigDecimal(value)) return decimalText(value)
       if (depth >= maxDepth) return value
       if (Array.isArray(value)) return convertArray(value, depth + 1)
       return convertObject(value as Record<string, unknown>, depth + 1)

@@ -74,3 +74,15 @@ describe("JsonValue.parse", () => {
       { numRuns: 500 }
     ))
 })
+
+describe("decimalText", () => {
+  it("keeps the digits of the scale", () => {
+    const text = (s: string, scale: number) =>
+      JsonValue.decimalText(BigDecimal.scale(BigDecimal.fromStringUnsafe(s), scale))
+    assert.deepStrictEqual(
+      [text("12.5", 2), text("-0.05", 2), text("0", 2), text("1200", 0), text("7", 3)],
+      ["12.50", "-0.05", "0.00", "1200", "7.000"]
+    )
+    assert.strictEqual(JsonValue.decimalText(BigDecimal.make(12n, -2)), "1200")
+  })
+})

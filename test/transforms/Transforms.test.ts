@@ -10,6 +10,7 @@ import * as Pipeline from "../../src/core/Pipeline.ts"
 import * as RecordSchema from "../../src/core/RecordSchema.ts"
 import * as Sink from "../../src/core/Sink.ts"
 import * as Source from "../../src/core/Source.ts"
+import * as JsonValue from "../../src/formats/JsonValue.ts"
 import * as Agg from "../../src/transforms/Aggregate.ts"
 import * as Transforms from "../../src/transforms/Transforms.ts"
 import * as Window from "../../src/transforms/Window.ts"
@@ -239,7 +240,7 @@ describe("aggregate, window and join in configs", () => {
       )
       const typed = typedOut.collected().records.map((r) => ({
         ...r,
-        total: BigDecimal.format(r.total as BigDecimal.BigDecimal),
+        total: JsonValue.decimalText(r.total as BigDecimal.BigDecimal),
         windowStart: (r.windowStart as Date).toISOString(),
         windowEnd: (r.windowEnd as Date).toISOString()
       }))
@@ -250,7 +251,7 @@ describe("aggregate, window and join in configs", () => {
           name: "Ada",
           windowStart: "2026-11-01T00:00:00.000Z",
           windowEnd: "2026-11-01T01:00:00.000Z",
-          total: "10.1",
+          total: "10.10",
           n: 1
         },
         {
@@ -258,7 +259,7 @@ describe("aggregate, window and join in configs", () => {
           name: "Bob",
           windowStart: "2026-11-01T00:00:00.000Z",
           windowEnd: "2026-11-01T01:00:00.000Z",
-          total: "5",
+          total: "5.00",
           n: 1
         },
         {
@@ -274,7 +275,7 @@ describe("aggregate, window and join in configs", () => {
           name: null,
           windowStart: "2026-11-01T01:00:00.000Z",
           windowEnd: "2026-11-01T02:00:00.000Z",
-          total: "7",
+          total: "7.00",
           n: 1
         },
         {
@@ -282,7 +283,7 @@ describe("aggregate, window and join in configs", () => {
           name: "Ada",
           windowStart: "2026-11-01T02:00:00.000Z",
           windowEnd: "2026-11-01T03:00:00.000Z",
-          total: "3",
+          total: "3.00",
           n: 1
         }
       ])
