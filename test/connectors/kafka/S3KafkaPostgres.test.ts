@@ -125,7 +125,8 @@ layer(servers, { timeout: 180_000, excludeTestServices: true })(
                 currency: t!.currency,
                 status: t!.status,
                 event_ms: String(t!.eventTime.getTime()),
-                merchant: t!.merchant ?? ""
+                // an empty CSV field reads as null, so a missing merchant stays missing all the way to the table
+                merchant: t!.merchant
               }
             )
           }
