@@ -5,6 +5,9 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     // Starts the Kafka broker and the S3 server once per run (see test/support/globalSetup.ts).
     globalSetup: ["test/support/globalSetup.ts"],
+    // The JSON report lets .ci/run print a plain "N passed, N failed" line at the end.
+    reporters: ["default", "json"],
+    outputFile: { json: ".tmp/vitest-results.json" },
     testTimeout: 60_000,
     hookTimeout: 120_000,
     coverage: {
