@@ -1,17 +1,52 @@
 #!/usr/bin/env node
 /**
  * The `effect-etl` executable: `node dist/main.js run examples/quickstart.json`.
+ *
+ * Signals: while a streaming run is going, the first SIGINT/SIGTERM stops it gracefully (it commits what it read, prints
+ * its report and exits 0) and a second one aborts it; at any other time a signal aborts at once, as Node's runner does.
  */
 import { readFileSync } from "node:fs"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Runtime from "effect/Runtime"
 import * as Cli from "./cli/Cli.ts"
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
   .version
 
-Cli.main(process.argv.slice(2), version).pipe(
-  Effect.provide(NodeServices.layer),
-  NodeRuntime.runMain({ disableErrorReporting: true })
-)
+const stopRequested = Deferred.makeUnsafe<void>()
+let streaming = false
+
+const runMain = Runtime.makeRunMain(({ fiber, teardown }) => {
+  let aborted = false
+  let stopping = false
+  const onSignal = () => {
+    if (streaming && !stopping) {
+      stopping = true
+      process.stderr.write("stopping: finishing the batches in flight and committing (signal again to abort)\n")
+      Deferred.doneUnsafe(stopRequested, Effect.void)
+      return
+    }
+    aborted = true
+    fiber.interruptUnsafe(fiber.id)
+  }
+  fiber.addObserver((exit) => {
+    process.removeListener("SIGINT", onSignal)
+    process.removeListener("SIGTERM", onSignal)
+    teardown(exit, (code) => {
+      if (aborted || stopping || code !== 0) process.exit(code)
+    })
+  })
+  process.on("SIGINT", onSignal)
+  process.on("SIGTERM", onSignal)
+})
+
+Cli.main(process.argv.slice(2), version, {
+  stop: {
+    signal: Deferred.await(stopRequested),
+    armed: (on) => {
+      streaming = on
+    }
+  }
+}).pipe(Effect.provide(NodeServices.layer), runMain({ disableErrorReporting: true }))

@@ -22,6 +22,7 @@ import * as Pipeline from "../core/Pipeline.ts"
 import * as Logging from "../observability/Logging.ts"
 import { Progress } from "../runtime/Progress.ts"
 import * as Runner from "../runtime/Runner.ts"
+import { StopSignal } from "../runtime/Stop.ts"
 import * as Records from "../schema/Records.ts"
 import * as SchemaRegistry from "../schema/SchemaRegistry.ts"
 import * as Vault from "../secrets/Vault.ts"
@@ -48,6 +49,15 @@ const quietFlag = Flag.Boolean("quiet").pipe(
   Flag.withDescription("No progress line on stderr"),
   Flag.withDefault(false)
 )
+
+/**
+ * How the process asks a streaming run to stop gracefully: `signal` completes on the first SIGINT/SIGTERM; the CLI calls
+ * `armed(true)` while a streaming run is going, so that signal stops the run instead of aborting the process.
+ */
+export interface GracefulStop {
+  readonly signal: Effect.Effect<void>
+  readonly armed: (streaming: boolean) => void
+}
 
 /** The services every CLI run gets: local files and the schema registry over `--schemas`. */
 const services = (schemas: string) => Layer.mergeAll(NodeFileStore.layer, SchemaRegistry.layer(schemas))
@@ -82,37 +92,55 @@ const importPipeline = (target: string) =>
     return { pipeline: candidate, layer }
   })
 
-const runCommand = Command.make(
-  "run",
-  {
-    target: Argument.String("target").pipe(
-      Argument.withDescription("A pipeline config (.json) or a module exporting a pipeline (.js, .mjs, .ts)")
-    ),
-    quiet: quietFlag,
-    schemas: schemasFlag
-  },
-  Effect.fn("cli.run")(function* ({ target, quiet, schemas }) {
-    const loaded = isModule(target)
-      ? yield* importPipeline(target)
-      : yield* Effect.map(
-          Effect.catchTag(loadConfig(target, schemas), "ConfigError", configFailure),
-          ({ pipeline, connections }) => ({ pipeline, layer: connections as Layer.Layer<unknown> })
-        )
-    const reporter =
-      !quiet && process.stderr.isTTY === true
-        ? ProgressLine.terminal(process.stderr)
-        : { update: () => {}, done: () => {} }
-    const base = services(schemas)
-    const provided = loaded.layer === undefined ? base : Layer.merge(base, loaded.layer)
-    const { report, error } = yield* Runner.execute(loaded.pipeline as Pipeline.Pipeline<unknown, never>).pipe(
-      Effect.provideService(Progress, reporter),
-      Effect.provide(provided as unknown as Layer.Layer<never>),
-      Effect.catchTag("SchemaRegistryError" as never, (e: { readonly message: string }) => usage(e.message))
+const runCommand = (stop: GracefulStop | undefined) =>
+  Command.make(
+    "run",
+    {
+      target: Argument.String("target").pipe(
+        Argument.withDescription("A pipeline config (.json) or a module exporting a pipeline (.js, .mjs, .ts)")
+      ),
+      quiet: quietFlag,
+      schemas: schemasFlag
+    },
+    Effect.fn("cli.run")(function* ({ target, quiet, schemas }) {
+      const loaded = isModule(target)
+        ? yield* importPipeline(target)
+        : yield* Effect.map(
+            Effect.catchTag(loadConfig(target, schemas), "ConfigError", configFailure),
+            ({ pipeline, connections }) => ({ pipeline, layer: connections as Layer.Layer<unknown> })
+          )
+      const reporter =
+        !quiet && process.stderr.isTTY === true
+          ? ProgressLine.terminal(process.stderr)
+          : { update: () => {}, done: () => {} }
+      const base = services(schemas)
+      const provided = loaded.layer === undefined ? base : Layer.merge(base, loaded.layer)
+      const pipeline = loaded.pipeline as Pipeline.Pipeline<unknown, never>
+      const streaming = !pipeline.bounded && stop !== undefined
+      const run = Runner.execute(pipeline).pipe(
+        Effect.provideService(Progress, reporter),
+        Effect.provideService(StopSignal, stop === undefined ? Effect.never : stop.signal)
+      )
+      const { report, error } = yield* (
+        streaming
+          ? Effect.acquireUseRelease(
+              Effect.sync(() => stop.armed(true)),
+              () => run,
+              () => Effect.sync(() => stop.armed(false))
+            )
+          : run
+      ).pipe(
+        Effect.provide(provided as unknown as Layer.Layer<never>),
+        Effect.catchTag("SchemaRegistryError" as never, (e: { readonly message: string }) => usage(e.message))
+      )
+      yield* Console.log(JSON.stringify(report, null, 2))
+      if (error !== undefined) return yield* Effect.fail(new CliFailure({ message: error.message, exitCode: 1 }))
+    })
+  ).pipe(
+    Command.withDescription(
+      "Run a pipeline and print its RunReport as JSON; a streaming run stops gracefully on SIGINT/SIGTERM (a second signal aborts it)"
     )
-    yield* Console.log(JSON.stringify(report, null, 2))
-    if (error !== undefined) return yield* Effect.fail(new CliFailure({ message: error.message, exitCode: 1 }))
-  })
-).pipe(Command.withDescription("Run a pipeline and print its RunReport as JSON"))
+  )
 
 const validateCommand = Command.make(
   "validate",
@@ -222,15 +250,21 @@ const vaultCommand = Command.make("vault").pipe(
   Command.withSubcommands([vaultSet, vaultList, vaultRemove])
 )
 
-/** The root command. */
-export const root = Command.make("effect-etl").pipe(
-  Command.withDescription("Typed Extract-Transform-Load pipelines on Effect"),
-  Command.withSubcommands([runCommand, validateCommand, schemaCommand, vaultCommand])
-)
+const makeRoot = (stop: GracefulStop | undefined) =>
+  Command.make("effect-etl").pipe(
+    Command.withDescription("Typed Extract-Transform-Load pipelines on Effect"),
+    Command.withSubcommands([runCommand(stop), validateCommand, schemaCommand, vaultCommand])
+  )
 
-/** Runs the CLI on the given arguments (without `node` and the script). */
-export const main = (args: ReadonlyArray<string>, version: string) =>
-  Command.runWith(root, { version })(args).pipe(
+/** The root command. */
+export const root = makeRoot(undefined)
+
+/**
+ * Runs the CLI on the given arguments (without `node` and the script). With `stop`, streaming runs stop gracefully when
+ * its signal completes.
+ */
+export const main = (args: ReadonlyArray<string>, version: string, options?: { readonly stop?: GracefulStop }) =>
+  Command.runWith(options?.stop === undefined ? root : makeRoot(options.stop), { version })(args).pipe(
     Effect.catch((error) =>
       typeof error === "object" && error !== null && "_tag" in error && error._tag === "CliFailure"
         ? Effect.fail(error)

@@ -56,10 +56,16 @@ export const build = (
       defaultName,
       schema: options.schema,
       pipeline: config.name,
-      connections: config.connections ?? {}
+      connections: config.connections ?? {},
+      streaming
     })
+    const streaming = (config.mode ?? "batch") === "streaming"
+    if (!streaming && config.streaming !== undefined)
+      return yield* Effect.fail(
+        ConfigError.single(options.file, "$.streaming", 'Streaming settings need "mode": "streaming"')
+      )
     const built = yield* Connectors.buildSource(config.source, env("$.source", "source"))
-    if ((config.mode ?? "batch") === "streaming" && built.source.bounded)
+    if (streaming && built.source.bounded)
       return yield* Effect.fail(
         ConfigError.single(
           options.file,
@@ -76,10 +82,24 @@ export const build = (
       fields = step.fields
     }
     const sink = yield* Connectors.buildSink(config.sink, env("$.sink", "sink"))
+    if (streaming && sink.mode === "overwrite")
+      return yield* Effect.fail(
+        ConfigError.single(
+          options.file,
+          "$.sink.mode",
+          'An overwrite sink cannot run in streaming mode: it would replace its data at every commit; use "append" or "upsert"'
+        )
+      )
     let pipeline: ConfigPipeline = flow.pipe(
       Pipeline.to(sink),
       Pipeline.named(config.name),
       Pipeline.withRetry(retryPolicy(config.retry)),
+      Pipeline.withStreaming({
+        ...(config.streaming?.commit_interval === undefined
+          ? {}
+          : { commitInterval: config.streaming.commit_interval as Duration.Input }),
+        ...(config.streaming?.commit_records === undefined ? {} : { commitRecords: config.streaming.commit_records })
+      }),
       Pipeline.withQuality({
         ...(config.quality?.max_rejected === undefined ? {} : { maxRejected: config.quality.max_rejected }),
         ...(config.quality?.max_rejected_ratio === undefined
@@ -89,6 +109,14 @@ export const build = (
     )
     if (config.dead_letters !== undefined) {
       const deadLetters = yield* Connectors.buildSink(config.dead_letters, env("$.dead_letters", "dead-letters"))
+      if (streaming && deadLetters.mode === "overwrite")
+        return yield* Effect.fail(
+          ConfigError.single(
+            options.file,
+            "$.dead_letters.mode",
+            'An overwrite sink cannot run in streaming mode: it would replace its data at every commit; use "append"'
+          )
+        )
       // A dead letter is a plain object too; config sinks take any plain object.
       pipeline = Pipeline.withDeadLetters(deadLetters as unknown as Sink<DeadLetter, unknown, Connectors.Services>)(
         pipeline

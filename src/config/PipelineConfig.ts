@@ -37,6 +37,24 @@ export const QualityConfig = Schema.Struct({
   )
 }).annotate({ description: "Limits on rejected records; crossing one fails the run before the sink commits" })
 
+/** Segment commits of a streaming run in a config. */
+export const StreamingConfig = Schema.Struct({
+  commit_interval: Schema.optionalKey(
+    DurationString.annotate({
+      description:
+        'Commit the sink (making its records visible) and the source positions at least this often (default "10 seconds")'
+    })
+  ),
+  commit_records: Schema.optionalKey(
+    PositiveInt.annotate({
+      description: "Commit as soon as this many records were written since the last commit (default 100000)"
+    })
+  )
+}).annotate({
+  description:
+    'How a streaming run commits sinks that make data visible at commit (files, S3, staged SQL loads); needs "mode": "streaming"'
+})
+
 /** A whole pipeline config. */
 export const PipelineConfig = Schema.Struct({
   $schema: Schema.optionalKey(Schema.String.annotate({ description: "The JSON Schema of this file, for editors" })),
@@ -50,9 +68,10 @@ export const PipelineConfig = Schema.Struct({
   ),
   mode: Schema.optionalKey(
     Schema.Literals(["batch", "streaming"]).annotate({
-      description: "batch (default) reads the source to its end; streaming runs until stopped"
+      description: "batch (default) reads the source to its end; streaming runs until stopped (SIGINT/SIGTERM)"
     })
   ),
+  streaming: Schema.optionalKey(StreamingConfig),
   source: Connectors.SourceConfig,
   transforms: Schema.optionalKey(Schema.Array(TransformConfig).annotate({ description: "Applied in order" })),
   sink: Connectors.SinkConfig,

@@ -61,6 +61,8 @@ export interface BuildEnv {
   readonly pipeline?: string
   /** The connections the config declares, by name. */
   readonly connections?: Readonly<Record<string, ConnectionConfig>>
+  /** True for `"mode": "streaming"`: sources that can stream (Kafka) default to unbounded. */
+  readonly streaming?: boolean
 }
 
 const sqlEnv = (env: BuildEnv): SqlBuild.SqlBuildEnv => ({

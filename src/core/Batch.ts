@@ -19,6 +19,11 @@ export interface Batch<out A> {
   readonly deadLetters: ReadonlyArray<DeadLetter.DeadLetter>
   /** Commits the source position up to and including this batch. Run only after the batch is durably written. */
   readonly ack: Effect.Effect<void, ExtractError>
+  /**
+   * The oldest source timestamp (milliseconds since the epoch) of the records read into this batch, when the source
+   * has one (e.g. Kafka message timestamps): the runtime measures end-to-end latency from it.
+   */
+  readonly sourceTimestamp?: number | undefined
 }
 
 const noAck: Effect.Effect<void, ExtractError> = Effect.void
@@ -29,8 +34,17 @@ export const make = <A>(
   options?: {
     readonly ack?: Effect.Effect<void, ExtractError>
     readonly deadLetters?: ReadonlyArray<DeadLetter.DeadLetter>
+    readonly sourceTimestamp?: number | undefined
   }
-): Batch<A> => ({ records, deadLetters: options?.deadLetters ?? [], ack: options?.ack ?? noAck })
+): Batch<A> =>
+  options?.sourceTimestamp === undefined
+    ? { records, deadLetters: options?.deadLetters ?? [], ack: options?.ack ?? noAck }
+    : {
+        records,
+        deadLetters: options.deadLetters ?? [],
+        ack: options.ack ?? noAck,
+        sourceTimestamp: options.sourceTimestamp
+      }
 
 const emptyDeadLetters: ReadonlyArray<DeadLetter.DeadLetter> = []
 
@@ -42,8 +56,13 @@ export const withRecords = <A, B>(
 ): Batch<B> => ({
   records,
   deadLetters: deadLetters.length === 0 ? batch.deadLetters : batch.deadLetters.concat(deadLetters),
-  ack: batch.ack
+  ack: batch.ack,
+  ...(batch.sourceTimestamp === undefined ? {} : { sourceTimestamp: batch.sourceTimestamp })
 })
+
+/** The oldest of two optional source timestamps. */
+export const oldest = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined ? b : b === undefined ? a : Math.min(a, b)
 
 /**
  * Joins batches into one: their records and dead letters in order, and an acknowledgement that acknowledges each of
@@ -53,11 +72,14 @@ export const concat = <A>(batches: ReadonlyArray<Batch<A>>): Batch<A> => {
   if (batches.length === 1) return batches[0]!
   const records: Array<A> = []
   const deadLetters: Array<DeadLetter.DeadLetter> = []
+  let sourceTimestamp: number | undefined
   for (const batch of batches) {
+    sourceTimestamp = oldest(sourceTimestamp, batch.sourceTimestamp)
     for (let i = 0; i < batch.records.length; i++) records.push(batch.records[i]!)
     for (let i = 0; i < batch.deadLetters.length; i++) deadLetters.push(batch.deadLetters[i]!)
   }
-  return { records, deadLetters, ack: Effect.forEach(batches, (batch) => batch.ack, { discard: true }) }
+  const ack = Effect.forEach(batches, (batch) => batch.ack, { discard: true })
+  return sourceTimestamp === undefined ? { records, deadLetters, ack } : { records, deadLetters, ack, sourceTimestamp }
 }
 
 interface Gathered<A> {

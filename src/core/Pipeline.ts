@@ -15,6 +15,7 @@
  * The record type flows from source to sink: a sink that cannot take the flow's records does not compile, and
  * `Pipeline.run` needs exactly the services of the pipeline's connectors.
  */
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type { Pipeable } from "effect/Pipeable"
 import { pipeArguments } from "effect/Pipeable"
@@ -48,6 +49,21 @@ export interface QualityPolicy {
   readonly maxRejectedRatio?: number
 }
 
+/**
+ * How a streaming run (an unbounded source) makes an `on-commit` sink's data visible: it commits the sink's writer every
+ * `commitInterval` (timed by `Clock`) or as soon as `commitRecords` records were written since the last commit,
+ * acknowledges the source positions that commit covered, and opens a new writer for the next segment.
+ */
+export interface StreamingPolicy {
+  /** Default `"10 seconds"`. */
+  readonly commitInterval: Duration.Input
+  /** Default 100000. */
+  readonly commitRecords: number
+}
+
+/** The streaming policy of pipelines that set none. */
+export const defaultStreaming: StreamingPolicy = { commitInterval: "10 seconds", commitRecords: 100_000 }
+
 /** The sink side of a pipeline, with its record type erased (it was checked when `to` was called). */
 export interface SinkPlan<R> {
   readonly info: StageInfo
@@ -71,6 +87,8 @@ export interface Pipeline<out E = never, out R = never> extends Pipeable {
   readonly deadLetters: SinkPlan<R> | undefined
   readonly retry: Retry.RetryPolicy
   readonly quality: QualityPolicy
+  /** Segment commits of streaming runs (used only when the source is unbounded). */
+  readonly streaming: StreamingPolicy
   /** Phantom: the connector errors that may surface as causes of the stage errors. */
   readonly "~errors"?: (_: never) => E
 }
@@ -133,7 +151,8 @@ export const to =
       sink: planSink(sink as Sink<A, E2, Exclude<R2, Scope.Scope>>, "sink", self.stages),
       deadLetters: undefined,
       retry: Retry.defaultPolicy,
-      quality: {}
+      quality: {},
+      streaming: defaultStreaming
     })
 
 /** Renames the pipeline (its name is in every log line and in the RunReport). */
@@ -168,6 +187,18 @@ export const withDeadLetters =
       ])
     })
 
+/**
+ * Sets how often a streaming run commits an `on-commit` sink (see {@link StreamingPolicy}); fields left out keep their
+ * defaults.
+ *
+ * @example
+ * Pipeline.withStreaming({ commitInterval: "5 seconds", commitRecords: 50_000 })
+ */
+export const withStreaming =
+  (policy: Partial<StreamingPolicy>) =>
+  <E, R>(self: Pipeline<E, R>): Pipeline<E, R> =>
+    make({ ...self, streaming: { ...self.streaming, ...policy } })
+
 /** Sets the thresholds of rejected records above which the run fails (before the sink commits). */
 export const withQuality =
   (quality: QualityPolicy) =>
@@ -175,8 +206,9 @@ export const withQuality =
     make({ ...self, quality })
 
 /**
- * Runs the pipeline: reads the source to its end (or until interrupted, for streaming sources), writes the sink,
- * retries retryable failures per the retry policy, and returns the RunReport.
+ * Runs the pipeline: reads the source to its end (streaming sources: until the `Stop.StopSignal` completes, which
+ * commits what was read, or until interrupted, which aborts), writes the sink, retries retryable failures per the retry
+ * policy, and returns the RunReport.
  */
 export const run = <E, R>(self: Pipeline<E, R>): Effect.Effect<RunReport, PipelineError, R> => Runner.run(self)
 
@@ -188,6 +220,10 @@ export const describe = <E, R>(self: Pipeline<E, R>): ReadonlyArray<string> => {
   if (self.deadLetters !== undefined)
     lines.push(`  ${"dead-letters".padEnd(12)} ${self.deadLetters.info.name}: ${self.deadLetters.info.description}`)
   lines.push(`  ${"retry".padEnd(12)} ${Retry.describe(self.retry)}`)
+  if (!self.bounded && self.sink.durability === "on-commit")
+    lines.push(
+      `  ${"commits".padEnd(12)} every ${String(self.streaming.commitInterval)} or ${self.streaming.commitRecords} records`
+    )
   if (self.quality.maxRejected !== undefined || self.quality.maxRejectedRatio !== undefined)
     lines.push(
       `  ${"quality".padEnd(12)} ${[

@@ -29,6 +29,23 @@ export interface ReconciliationCheck {
   readonly rule: string
 }
 
+/** What a streaming run (an unbounded source) adds to its report. */
+export interface StreamingReport {
+  /** Segments committed (on-commit sinks; each one made its records visible and acknowledged their positions). */
+  readonly segments: number
+  /**
+   * End-to-end latency of the batches made visible, in milliseconds: from the oldest source timestamp of a batch (e.g.
+   * its oldest Kafka message) to the commit (or write, for per-write sinks) that made it visible. Absent when the
+   * source has no timestamps.
+   */
+  readonly latencyMs?: {
+    readonly batches: number
+    readonly p50: number
+    readonly p95: number
+    readonly max: number
+  }
+}
+
 /** The outcome of a run. */
 export interface RunReport {
   readonly runId: string
@@ -56,6 +73,8 @@ export interface RunReport {
   readonly sink?: SinkResult & { readonly name: string; readonly mode: WriteMode }
   readonly deadLetters?: SinkResult & { readonly name: string }
   readonly reconciliation: { readonly ok: boolean; readonly checks: ReadonlyArray<ReconciliationCheck> }
+  /** Streaming runs only. */
+  readonly streaming?: StreamingReport
   readonly error?: {
     readonly tag: string
     readonly stage: string

@@ -199,3 +199,40 @@ describe("config building", () => {
     })
   )
 })
+
+describe("streaming configs", () => {
+  const kafka = {
+    name: "s",
+    mode: "streaming",
+    source: { type: "kafka", brokers: ["127.0.0.1:9092"], topics: ["t"], group_id: "g", value: { type: "json" } },
+    sink: { type: "file", path: "out", format: { type: "jsonl" } }
+  }
+
+  it.effect("stream a Kafka source without `bounded` and take the commit settings", () =>
+    Effect.gen(function* () {
+      const config = yield* Load.decode("p.json", {
+        ...kafka,
+        streaming: { commit_interval: "2 seconds", commit_records: 500 }
+      })
+      const pipeline = yield* Build.build(config, { file: "p.json", schema: lookup })
+      assert.isFalse(pipeline.bounded)
+      assert.deepStrictEqual(pipeline.streaming, { commitInterval: "2 seconds", commitRecords: 500 })
+      assert.include(Pipeline.describe(pipeline).join("\n"), "commits      every 2 seconds or 500 records")
+    })
+  )
+
+  it.effect("reject an overwrite sink, and streaming settings in batch mode", () =>
+    Effect.gen(function* () {
+      assert.deepStrictEqual(yield* buildIssues({ ...kafka, sink: { ...kafka.sink, mode: "overwrite" } }), [
+        '$.sink.mode: An overwrite sink cannot run in streaming mode: it would replace its data at every commit; use "append" or "upsert"'
+      ])
+      assert.deepStrictEqual(yield* buildIssues({ ...base, streaming: { commit_records: 10 } }), [
+        '$.streaming: Streaming settings need "mode": "streaming"'
+      ])
+      assert.deepStrictEqual(
+        yield* issuesOf({ ...kafka, streaming: { commit_records: 0 } }).pipe(Effect.map((i) => i.length)),
+        1
+      )
+    })
+  )
+})

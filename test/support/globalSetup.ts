@@ -32,7 +32,7 @@ const wants = (words: ReadonlyArray<string>): boolean => {
   if (given.length === 0) return true
   return given.some((f) => {
     const filter = f.replace(/^\.\//, "").replace(/\/+$/, "")
-    return filter === "test" || filter === "test/connectors" || words.some((w) => filter.includes(w))
+    return filter === "test" || filter === "test/connectors" || words.some((w) => filter.toLowerCase().includes(w))
   })
 }
 

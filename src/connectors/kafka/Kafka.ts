@@ -9,6 +9,9 @@
  *   only after the sink has durably written the batch. A message that does not decode (or, with a schema, does not
  *   validate) becomes a dead letter with `origin: "topic/partition@offset"`; the rest of the batch flows on.
  *   With `envelope: true` records are {@link Envelope}s carrying key, headers, partition, offset and timestamp.
+ *   An unbounded source ends its stream normally on the runtime's `StopSignal` (a graceful stop), staying in the group
+ *   until the batches it emitted are acknowledged; each batch carries its oldest message timestamp
+ *   (`Batch.sourceTimestamp`) for end-to-end latency.
  * - `sink` sends each written batch with acks=all through an idempotent producer, split into requests by size; with
  *   `linger` the runtime first gathers small batches until `batchSize` records or the linger time (see `Sink.Batching`).
  *   `upsert` keys messages by record fields; `append` sends them without a key; `overwrite` does not exist for a log.
@@ -22,6 +25,7 @@ import { ExtractError, wrap } from "../../core/Errors.ts"
 import type { RecordSchema } from "../../core/RecordSchema.ts"
 import * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
+import { StopSignal } from "../../runtime/Stop.ts"
 import {
   type Compression,
   KafkaClient,
@@ -214,9 +218,11 @@ export function source<A>(
             const records: Array<A | Envelope<A>> = []
             const deadLetters: Array<DeadLetter.DeadLetter> = []
             let last: string | undefined
+            let sourceTimestamp: number | undefined
             for (const m of fetched.messages) {
               if (end !== undefined && !isBefore(m.offset, end)) break
               last = m.offset
+              if (sourceTimestamp === undefined || m.timestamp < sourceTimestamp) sourceTimestamp = m.timestamp
               const origin = `${m.topic}/${m.partition}@${m.offset}`
               const decoded = m.value === null ? { ok: true as const, value: null } : valueCodec.decode(m.value)
               if (!decoded.ok) {
@@ -279,6 +285,7 @@ export function source<A>(
             outstanding++
             return Batch.make(records, {
               deadLetters,
+              sourceTimestamp,
               ack: Effect.mapError(
                 Effect.suspend(() => {
                   outstanding--
@@ -300,7 +307,10 @@ export function source<A>(
           let outstanding = 0
           let ended = false
           const deferred = new Map<string, Position>()
-          const batches = consumer.batches.pipe(
+          // A graceful stop ends the stream normally (so the consumer stays in the group until the batches read so far
+          // are acknowledged), even while it waits for new messages.
+          const stop = yield* StopSignal
+          const batches = (bounded ? consumer.batches : Stream.interruptWhen(consumer.batches, stop)).pipe(
             Stream.map(toBatch),
             Stream.filter((b): b is Batch.Batch<A | Envelope<A>> => b !== undefined)
           )

@@ -155,7 +155,8 @@ export const SourceConfig = Schema.Struct({
   start: Schema.optionalKey(StartConfig),
   bounded: Schema.optionalKey(
     Schema.Boolean.annotate({
-      description: "true (default): stop at the end offsets seen at start; false: stream until stopped"
+      description:
+        "true (default in batch mode): stop at the end offsets seen at start; false (default in streaming mode): stream until stopped"
     })
   ),
   value: PayloadConfig,
@@ -395,6 +396,8 @@ export interface BuildEnv {
   readonly schema: Lookup
   /** The connections the config declares, by name. */
   readonly connections?: Readonly<Record<string, Connections.Declared>>
+  /** True in streaming mode: a source without `bounded` streams. */
+  readonly streaming?: boolean
 }
 
 /** Checks a source's or sink's `connection` names a declared Kafka connection. */
@@ -438,7 +441,11 @@ export const buildSource = (config: SourceConfig, env: BuildEnv) =>
       name: config.name ?? env.defaultName,
       value,
       ...(start === undefined ? {} : { start }),
-      ...(config.bounded === undefined ? {} : { bounded: config.bounded }),
+      ...(config.bounded === undefined
+        ? env.streaming === true
+          ? { bounded: false }
+          : {}
+        : { bounded: config.bounded }),
       ...(config.key === undefined ? {} : { key: { type: config.key } }),
       ...(schema === undefined ? {} : { schema }),
       ...(config.max_bytes_per_partition === undefined ? {} : { maxBytesPerPartition: config.max_bytes_per_partition })

@@ -1,14 +1,20 @@
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as nodePath from "node:path"
 import { assert, layer } from "@effect/vitest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as File from "../../../src/connectors/file/File.ts"
+import * as NodeFileStore from "../../../src/connectors/file/NodeFileStore.ts"
 import * as Kafka from "../../../src/connectors/kafka/Kafka.ts"
 import { KafkaClient } from "../../../src/connectors/kafka/KafkaClient.ts"
 import * as NodeKafka from "../../../src/connectors/kafka/NodeKafka.ts"
 import * as Pipeline from "../../../src/core/Pipeline.ts"
 import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
+import { StopSignal } from "../../../src/runtime/Stop.ts"
 import { KafkaBroker, uniqueTopic } from "../../support/KafkaBroker.ts"
 
 interface Row {
@@ -93,6 +99,79 @@ layer(client, { timeout: 120_000, excludeTestServices: true })("Kafka source, un
         assert.isAtMost(second.seen.length, 15)
         assert.isTrue(second.seen.every((r) => r.id >= 20))
         assert.strictEqual(yield* committed, 35)
+      })
+  )
+
+  it.effect(
+    "in streaming mode commits part files while running, and a stop leaves each message committed on both sides or on neither",
+    () =>
+      Effect.gen(function* () {
+        const topic = uniqueTopic("stream-files")
+        const group = `g-${crypto.randomUUID().slice(0, 8)}`
+        const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "effect-etl-stream-"))
+        const out = nodePath.join(dir, "out")
+        yield* KafkaClient.use((c) => c.createTopic(topic, { partitions: 2 }))
+        yield* produce(topic, 0, 50)
+        const files = File.sink<Kafka.Envelope<Row>>({ path: out, format: { type: "jsonl" } })
+        const firstCommit = yield* Deferred.make<void>()
+        const watched = Sink.make({
+          ...files,
+          open: Effect.map(files.open, (writer) => ({
+            write: writer.write,
+            commit: Effect.tap(writer.commit, () => Deferred.succeed(firstCommit, undefined))
+          }))
+        })
+        const stop = yield* Deferred.make<void>()
+        const run = yield* Pipeline.from(
+          Kafka.source<Row>({
+            topics: [topic],
+            groupId: group,
+            start: "earliest",
+            bounded: false,
+            envelope: true,
+            value: { type: "json" }
+          })
+        ).pipe(
+          Pipeline.to(watched),
+          Pipeline.withStreaming({ commitInterval: "500 millis", commitRecords: 1000 }),
+          Pipeline.run,
+          Effect.provideService(StopSignal, Deferred.await(stop)),
+          Effect.provide(NodeFileStore.layer),
+          Effect.forkChild
+        )
+        yield* Deferred.await(firstCommit).pipe(Effect.timeout("60 seconds"))
+        const committedParts = fs.readdirSync(out).filter((f) => f.startsWith("part-"))
+        assert.isAbove(committedParts.length, 0)
+        assert.isUndefined(run.pollUnsafe())
+        yield* produce(topic, 50, 30)
+        yield* Deferred.succeed(stop, undefined)
+        const report = yield* Fiber.join(run)
+        assert.strictEqual(report.status, "succeeded")
+        assert.isAtLeast(report.streaming?.segments ?? 0, 1)
+        assert.isDefined(report.streaming?.latencyMs)
+
+        const inFiles = new Map<number, Array<number>>()
+        for (const file of fs.readdirSync(out).filter((f) => f.startsWith("part-")))
+          for (const line of fs.readFileSync(nodePath.join(out, file), "utf8").split("\n")) {
+            if (line === "") continue
+            const envelope = JSON.parse(line) as { readonly partition: number; readonly offset: string }
+            inFiles.set(envelope.partition, [...(inFiles.get(envelope.partition) ?? []), Number(envelope.offset)])
+          }
+        const committed = yield* KafkaClient.use((c) => c.committedOffsets(group, topic))
+        let total = 0
+        for (const partition of [0, 1]) {
+          const upTo = Math.max(0, Number(committed.find((o) => o.partition === partition)?.offset ?? 0))
+          const offsets = (inFiles.get(partition) ?? []).sort((a, b) => a - b)
+          assert.deepStrictEqual(
+            offsets,
+            Array.from({ length: upTo }, (_, i) => i),
+            `partition ${partition}: the sink holds exactly the offsets committed to the group`
+          )
+          total += upTo
+        }
+        assert.isAtLeast(total, 50)
+        assert.strictEqual(report.records.written, total)
+        fs.rmSync(dir, { recursive: true, force: true })
       })
   )
 })
