@@ -347,6 +347,18 @@ export const execute = <E, R>(
     let attempts = 0
     let ctx: RunContext = makeRunContext({ runId, pipeline: p.name, now: () => clock.currentTimeMillisUnsafe() })
     const stats = new StreamingStats()
+    // Once a streaming run was asked to stop, a failed attempt is not retried: a retry would read nothing and report
+    // success, while what the failed attempt read stays unacknowledged (it is read again by the next run).
+    let stopRequested = false
+    if (!p.bounded) {
+      const stop = yield* StopSignal
+      yield* Effect.forkScoped(
+        Effect.andThen(
+          stop,
+          Effect.sync(() => (stopRequested = true))
+        )
+      )
+    }
     yield* Effect.logInfo(`run started: ${p.name}`)
 
     const attempt = Effect.suspend(() => {
@@ -355,7 +367,7 @@ export const execute = <E, R>(
       return runAttempt(p, ctx, stats)
     }).pipe(
       Effect.tapError((error) =>
-        error.retryable && attempts < p.retry.attempts
+        error.retryable && attempts < p.retry.attempts && !stopRequested
           ? Effect.logWarning(`attempt ${attempts} failed, retrying: ${messageOf(error)}`).pipe(
               Effect.annotateLogs({ stage: error.stage, attempt: attempts })
             )
@@ -363,7 +375,10 @@ export const execute = <E, R>(
       )
     )
     const outcome = yield* attempt.pipe(
-      Effect.retry({ schedule: Retry.schedule(p.retry), while: (error: PipelineError) => error.retryable }),
+      Effect.retry({
+        schedule: Retry.schedule(p.retry),
+        while: (error: PipelineError) => error.retryable && !stopRequested
+      }),
       Effect.result
     )
     progress.done(ctx)
@@ -422,6 +437,7 @@ export const execute = <E, R>(
       )
     return { report, error }
   }).pipe(
+    Effect.scoped,
     Effect.withSpan("Pipeline.run", { attributes: { pipeline: p.name, runId } }),
     Effect.annotateLogs({ pipeline: p.name, runId })
   )

@@ -257,6 +257,33 @@ describe("streaming runs", () => {
     })
   )
 
+  it.effect("report a failed final commit after a stop as a failure, without retrying it", () =>
+    Effect.gen(function* () {
+      const log = yield* makeLog
+      const out = watchedSink(log.committed, [1])
+      const stop = yield* Deferred.make<void>()
+      const fiber = yield* Pipeline.from(log.source).pipe(
+        Pipeline.to(out.sink),
+        Pipeline.withStreaming({ commitInterval: "1 hour", commitRecords: 1000 }),
+        Pipeline.withRetry({ attempts: 3, initialDelay: "1 second", factor: 2 }),
+        Runner.execute,
+        Effect.provideService(StopSignal, Deferred.await(stop)),
+        Effect.forkChild
+      )
+      yield* settle
+      yield* log.append(2)
+      yield* settle
+      yield* Deferred.succeed(stop, undefined)
+      yield* advance(5)
+      const { report, error } = yield* Fiber.join(fiber)
+      assert.strictEqual(error?._tag, "LoadError")
+      assert.strictEqual(report.status, "failed")
+      assert.strictEqual(report.attempts, 1)
+      assert.strictEqual(out.collected().commits, 0)
+      assert.strictEqual(log.committed(), 0, "nothing acknowledged: the next run reads it again")
+    })
+  )
+
   it.effect("reject an overwrite sink on an unbounded source", () =>
     Effect.gen(function* () {
       const log = yield* makeLog
