@@ -5,6 +5,7 @@
 import { assert, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as S3 from "../../../src/connectors/s3/S3.ts"
@@ -50,16 +51,19 @@ const newBucket = Effect.gen(function* () {
   return bucket
 })
 
+/** These tests use the live console: keep the runs' log lines out of the test output. */
+const quiet = Effect.provide(Logger.layer([]))
+
 const readAll = <A>(source: Source.Source<A, unknown, S3Client>) =>
   Effect.gen(function* () {
     const out = Sink.collect<A>("out")
     const dead = Sink.collect<DeadLetter>("dead")
     const report = yield* Pipeline.from(source).pipe(Pipeline.to(out), Pipeline.withDeadLetters(dead), Pipeline.run)
     return { records: out.collected().records, dead: dead.collected().records, report }
-  })
+  }).pipe(quiet)
 
 const write = <A>(records: ReadonlyArray<A>, sink: Sink.Sink<A, unknown, S3Client>) =>
-  Pipeline.from(Source.fromIterable("rows", records, { batchSize: 7 })).pipe(Pipeline.to(sink), Pipeline.run)
+  Pipeline.from(Source.fromIterable("rows", records, { batchSize: 7 })).pipe(Pipeline.to(sink), Pipeline.run, quiet)
 
 /** Runs the conformance suite on an S3 client layer. */
 export const conformance = (label: string, clientLayer: Layer.Layer<S3Client, unknown>) =>
