@@ -53,6 +53,11 @@ describe("an interrupted overwrite", () => {
     const parts = fs.readdirSync(out).filter((n) => n.startsWith("part-"))
     assert.strictEqual(parts.length, 300)
     assert.notInclude(parts, "part-old.jsonl")
+    // the killed run's staging directory is gone: its process has ended
+    assert.deepStrictEqual(
+      fs.readdirSync(dir).filter((name) => name.includes("staging")),
+      []
+    )
     fs.rmSync(dir, { recursive: true, force: true })
   })
 })

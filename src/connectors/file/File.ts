@@ -186,8 +186,10 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
           path: dir,
           message: `Cannot write to ${dir}: it is a file; a file sink writes part files into a directory (nothing was changed)`
         })
+      yield* removeAbandonedStaging(store, dir)
+      const stagingName = `staging-${tag}.${store.writerId}`
       const staging =
-        mode === "overwrite" ? nodePath.join(parent, `.${base}.staging-${tag}`) : nodePath.join(dir, `.staging-${tag}`)
+        mode === "overwrite" ? nodePath.join(parent, `.${base}.${stagingName}`) : nodePath.join(dir, `.${stagingName}`)
       let committed = false
       yield* Effect.addFinalizer(() => (committed ? Effect.void : Effect.ignore(store.remove(staging))))
       yield* store.makeDirectory(staging)
@@ -252,6 +254,30 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
     })
   })
 }
+
+/** A staging name's writer id: `staging-<tag>.<writer id>`. */
+const STAGING = /staging-[0-9a-f]{8}\.(.+)$/
+
+/**
+ * Removes the staging directories that runs which have ended (killed before they could clean up) left next to and
+ * inside `dir`; those of runs that may still be going are left alone.
+ */
+const removeAbandonedStaging = (store: FileStoreShape, dir: string): Effect.Effect<void, FileError> =>
+  Effect.gen(function* () {
+    const parent = nodePath.dirname(dir)
+    const candidates = [
+      ...(yield* store.readDirectory(parent))
+        .filter((n) => n.startsWith(`.${nodePath.basename(dir)}.staging-`))
+        .map((n) => nodePath.join(parent, n)),
+      ...(yield* store.readDirectory(dir)).filter((n) => n.startsWith(".staging-")).map((n) => nodePath.join(dir, n))
+    ]
+    for (const path of candidates) {
+      const writer = STAGING.exec(path)?.[1]
+      if (writer === undefined || !(yield* store.writerEnded(writer))) continue
+      yield* store.remove(path)
+      yield* Effect.logInfo(`removed ${path}, left behind by a run that ended before it could clean up`)
+    }
+  })
 
 /**
  * An overwrite interrupted between its two renames leaves the old data in `.<dir>.old-<tag>` and no `<dir>`: put it

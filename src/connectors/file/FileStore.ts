@@ -36,6 +36,13 @@ export interface FileStoreShape {
   readonly kind: (path: string) => Effect.Effect<"file" | "directory" | "missing", FileError>
   /** Creates a directory and its parents. */
   readonly makeDirectory: (path: string) => Effect.Effect<void, FileError>
+  /**
+   * This process as a writer (e.g. `4242@host`): sinks put it in their staging names, so that what a killed run left
+   * behind can be told from what a live run is writing.
+   */
+  readonly writerId: string
+  /** Whether the writer with this id has ended (so its leftovers can go); `false` when that cannot be known. */
+  readonly writerEnded: (writerId: string) => Effect.Effect<boolean>
   /** The names of a directory's entries (not recursive); an empty array for a missing directory. */
   readonly readDirectory: (path: string) => Effect.Effect<ReadonlyArray<string>, FileError>
 }
@@ -46,6 +53,8 @@ export class FileStore extends Context.Service<FileStore, FileStoreShape>()("eff
 /** The state of a memory file store, for assertions in tests. */
 export interface MemoryFiles {
   readonly files: Map<string, Uint8Array>
+  /** Writer ids of runs that have ended (tests add ids here to simulate a killed run). */
+  readonly endedWriters: Set<string>
 }
 
 const normalize = (path: string): string => {
@@ -76,7 +85,7 @@ export const memory = (initial?: Readonly<Record<string, string | Uint8Array>>):
   const files = new Map<string, Uint8Array>()
   for (const [path, content] of Object.entries(initial ?? {}))
     files.set(normalize(path), typeof content === "string" ? new TextEncoder().encode(content) : content)
-  return { files }
+  return { files, endedWriters: new Set() }
 }
 
 /** A memory file store over `state` (see `memory`). */
@@ -163,6 +172,8 @@ export const makeMemory = (state: MemoryFiles): FileStoreShape => {
         return files.has(p) ? "file" : under(p).length > 0 ? "directory" : "missing"
       }),
     makeDirectory: () => Effect.void,
+    writerId: "memory",
+    writerEnded: (writerId) => Effect.sync(() => state.endedWriters.has(writerId)),
     readDirectory: (path) =>
       Effect.sync(() => {
         const p = normalize(path)

@@ -3,6 +3,7 @@
  */
 import * as fs from "node:fs"
 import * as fsp from "node:fs/promises"
+import * as os from "node:os"
 import * as nodePath from "node:path"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -148,6 +149,21 @@ export const make: FileStoreShape = {
         }
       )
     ),
+  writerId: `${process.pid}@${os.hostname()}`,
+  writerEnded: (writerId) =>
+    Effect.sync(() => {
+      const at = writerId.indexOf("@")
+      const pid = Number(writerId.slice(0, at))
+      // Only a process of this host can be checked; anything else may still be running.
+      if (at < 0 || writerId.slice(at + 1) !== os.hostname() || !Number.isSafeInteger(pid) || pid === process.pid)
+        return false
+      try {
+        process.kill(pid, 0)
+        return false
+      } catch (e) {
+        return (e as { readonly code?: string }).code === "ESRCH"
+      }
+    }),
   makeDirectory: (path) =>
     attempt("create directory", path, () => fsp.mkdir(path, { recursive: true }).then(() => undefined)),
   readDirectory: (path) =>

@@ -172,6 +172,25 @@ describe("File connector (memory store)", () => {
     }).pipe(Effect.provide(FileStoreModule.layerMemory(files)))
   })
 
+  it.effect("removes the staging a killed run left behind, and not that of a run that may still be going", () => {
+    const files = FileStoreModule.memory({
+      "out/.t.staging-0badcafe.dead-run/part-0badcafe-00000.jsonl": "{}\n",
+      "out/t/.staging-0badcafe.dead-run/part-0badcafe-00000.jsonl": "{}\n",
+      "out/.t.staging-12345678.live-run/part-12345678-00000.jsonl": "{}\n"
+    })
+    files.endedWriters.add("dead-run")
+    return Effect.gen(function* () {
+      yield* Pipeline.from(Source.fromIterable("rows", rows)).pipe(
+        Pipeline.to(File.sink<Row>({ path: "out/t", format: { type: "jsonl" }, mode: "overwrite" })),
+        Pipeline.run
+      )
+      const keys = Array.from(files.files.keys())
+      assert.isFalse(keys.some((k) => k.includes("dead-run")))
+      assert.isTrue(keys.includes("out/.t.staging-12345678.live-run/part-12345678-00000.jsonl"))
+      assert.isTrue(keys.includes("out/t/_SUCCESS"))
+    }).pipe(Effect.provide(FileStoreModule.layerMemory(files)))
+  })
+
   it.effect("a glob that matches nothing is an error naming the pattern", () =>
     Effect.gen(function* () {
       const error = yield* readAll(File.source({ path: "in/*.csv" })).pipe(Effect.flip)
