@@ -1,6 +1,7 @@
 /**
  * The connectors a JSON config can use, listed explicitly: config `type` → config schemas and builders.
- * A new system is one folder under `connectors/` and one line here.
+ * A new system is one folder under `connectors/` plus its entries here: its source, sink and connection configs in the
+ * unions below, and a case in `buildSource` / `buildSink`.
  */
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
