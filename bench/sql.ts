@@ -3,7 +3,8 @@
  *
  * - PostgreSQL → PostgreSQL, 1M narrow transaction rows: the raw chain (`COPY (SELECT ...) TO STDOUT` piped into
  *   `COPY ... FROM STDIN`, no parsing, no framework), then effect-etl append (COPY out parsed into typed records,
- *   validated, COPY in), then upsert into the filled table (COPY into a staging table + one `INSERT ... ON CONFLICT`).
+ *   every row validated against the whole schema; validated as `Postgres.table` does, only what the column types
+ *   do not guarantee; not validated; COPY in), then upsert into the filled table (COPY into a staging table + one `INSERT ... ON CONFLICT`).
  * - MySQL → MySQL: the raw chain (streamed SELECT, rows written as text into `LOAD DATA LOCAL INFILE`), then
  *   effect-etl append and upsert.
  * - Peak RSS of a PostgreSQL → PostgreSQL append of 1M and of 5M rows, each in a fresh process.
@@ -28,6 +29,8 @@ import * as Mysql from "../src/connectors/mysql/Mysql.ts"
 import * as NodeMysql from "../src/connectors/mysql/NodeMysql.ts"
 import * as NodePostgres from "../src/connectors/postgres/NodePostgres.ts"
 import * as Postgres from "../src/connectors/postgres/Postgres.ts"
+import { system } from "../src/connectors/postgres/PostgresClient.ts"
+import * as SqlTable from "../src/connectors/sql/SqlTable.ts"
 import * as Pipeline from "../src/core/Pipeline.ts"
 import type { RunReport } from "../src/core/RunReport.ts"
 import * as AvroBridge from "../src/schema/AvroBridge.ts"
@@ -161,8 +164,29 @@ const pgBench = async (n: number): Promise<ReadonlyArray<Row>> => {
         ofRaw: raw.median / r.median
       })
     }
+    // The same read with every row checked against the whole schema: what a source does when it cannot use the
+    // column types (a query, a client without typed reads), and what every table read did before it could.
+    const everyRow = SqlTable.source<typeof Txn.Type, Postgres.PostgresError, Postgres.PostgresClient<"default">>(
+      system,
+      Postgres.client(),
+      {
+        name: "txn_src",
+        relation: { _tag: "Table", ref: { name: "txn_src" } },
+        columns: SqlTable.structFields(Txn),
+        batchSize: 10_000,
+        validate: SqlTable.typeValidator(Txn)
+      },
+      "txn_src"
+    )
+    const everyRowPipe = Pipeline.from(everyRow).pipe(
+      Pipeline.to(Postgres.table("txn_dst", Txn)),
+      Pipeline.withRetry({ attempts: 1, initialDelay: "0 millis", factor: 1 }),
+      Pipeline.run,
+      Effect.provide(layer)
+    )
     const truncate = () => admin.query("TRUNCATE txn_dst")
     const nothing = async () => {}
+    await measure("effect-etl append (every row validated)", everyRowPipe, truncate)
     await measure("effect-etl append (validated records)", pipe("append", true), truncate)
     await measure("effect-etl append (no validation)", pipe("append", false), truncate)
     await measure("effect-etl upsert, every key present (all updates)", pipe("upsert", true), nothing)

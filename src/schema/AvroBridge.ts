@@ -87,18 +87,39 @@ const check = <A>(f: (value: A) => Invalid | undefined) =>
     return problem === undefined ? undefined : problem.message
   })
 
+/** What one of this module's checks accepts, for code that can prove a value passes it without running it. */
+export type KnownCheck =
+  | { readonly type: "int" | "long" | "float" | "double" | "uuid" }
+  | { readonly type: "decimal"; readonly precision: number; readonly scale: number }
+
+const knownChecks = new WeakMap<object, KnownCheck>()
+
+const known = <C extends object>(check: C, what: KnownCheck): C => {
+  knownChecks.set(check, what)
+  return check
+}
+
+/**
+ * What a check made by this module accepts (`long`'s safe-integer check, `decimal`'s precision and scale, ...), or
+ * `undefined` for any other check. The SQL sources use it to skip checks the column types already guarantee.
+ */
+export const knownCheckOf = (check: SchemaAST.Check<unknown>): KnownCheck | undefined => knownChecks.get(check)
+
 const numberCodec = (
   avroType: "int" | "long" | "float" | "double",
   decode: (n: number) => Invalid | undefined,
   jsonSchema: JsonSchema.JsonSchema
 ): Schema.Codec<number, number> =>
   Schema.Number.annotate({ expected: EXPECTED[avroType], [AvroAnnotationId]: avroType }).check(
-    Schema.makeFilter<number>(
-      (n) => {
-        const problem = decode(n)
-        return problem === undefined ? undefined : problem.message
-      },
-      { toJsonSchema: () => jsonSchema }
+    known(
+      Schema.makeFilter<number>(
+        (n) => {
+          const problem = decode(n)
+          return problem === undefined ? undefined : problem.message
+        },
+        { toJsonSchema: () => jsonSchema }
+      ),
+      { type: avroType }
     )
   )
 
@@ -244,10 +265,13 @@ export const uuid: Schema.Codec<string, string> = Schema.String.annotate({
   expected: "a UUID",
   [AvroAnnotationId]: { type: "string", logicalType: "uuid" }
 }).check(
-  check<string>((s) => {
-    const result = AvroLogical.decodeUuid(s)
-    return result instanceof Invalid ? result : undefined
-  })
+  known(
+    check<string>((s) => {
+      const result = AvroLogical.decodeUuid(s)
+      return result instanceof Invalid ? result : undefined
+    }),
+    { type: "uuid" }
+  )
 )
 
 /** Options of {@link decimal}: the decimal's precision and scale, and optionally a `fixed` to store it in. */
@@ -292,10 +316,13 @@ const decimalCodec = (
     .pipe(
       Schema.decodeTo(
         Schema.BigDecimal.annotate({ [AvroAnnotationId]: avroType }).check(
-          check<BigDecimal.BigDecimal>((value) => {
-            const result = AvroLogical.toUnscaled(value, spec)
-            return result instanceof Invalid ? result : undefined
-          })
+          known(
+            check<BigDecimal.BigDecimal>((value) => {
+              const result = AvroLogical.toUnscaled(value, spec)
+              return result instanceof Invalid ? result : undefined
+            }),
+            { type: "decimal", precision: spec.precision, scale: spec.scale }
+          )
         ),
         {
           decode: decodeWith((input) => AvroLogical.decodeDecimal(input, spec)),

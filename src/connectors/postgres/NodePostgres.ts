@@ -783,6 +783,7 @@ const openLoad = (
 /** A PostgreSQL client over a `pg` pool. */
 export const make = (pool: pg.Pool, connection: string): Shape => ({
   dialect: "postgres",
+  typedReads: true,
   connection,
   describe: (relation) => attempt(`describe ${describeRelation(relation)}`, () => describe(pool, relation)),
   table: (ref) => attempt(`describe ${Identifier.show(ref)}`, () => tableInfo(pool, ref)),

@@ -111,6 +111,12 @@ export interface SqlClient<E> {
   readonly dialect: Dialect
   /** The connection's name (`default` or the name given in the config's `connections`). */
   readonly connection: string
+  /**
+   * `true` when reads give every column the record value `SqlTypes` lists for its kind, NULL only in nullable columns
+   * (a decimal or timestamp that does not parse may stay text): sources then skip checking what the column types
+   * already guarantee. Absent: every row is checked against the record schema.
+   */
+  readonly typedReads?: boolean | undefined
   /** The columns a relation yields (for a table, in table order), and the table's unique keys (empty for queries). */
   readonly describe: (relation: Relation) => Effect.Effect<ReadonlyArray<Column>, E>
   /** A table's description, or `undefined` when it does not exist. */

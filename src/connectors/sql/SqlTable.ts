@@ -23,6 +23,7 @@ import type * as Source from "../../core/Source.ts"
 import * as AvroBridge from "../../schema/AvroBridge.ts"
 import * as Identifier from "./Identifier.ts"
 import type { CursorState, Mark } from "./Incremental.ts"
+import * as ColumnGuarantees from "./internal/ColumnGuarantees.ts"
 import type { Bounds, RangeCondition, Relation, Row, SqlClient } from "./SqlClient.ts"
 import { reasons, type SqlErrorReason } from "./SqlError.ts"
 import { compareValues, isUniqueKey } from "./SqlMemory.ts"
@@ -71,6 +72,11 @@ export interface SourceSpec<A, ES, RS> {
   readonly incremental?: IncrementalSpec<ES, RS> | undefined
   /** Validates and converts each row; rows that fail become dead letters. */
   readonly validate?: ((row: Row) => Validation<A>) | undefined
+  /**
+   * The record schema `validate` checks: given it, a read of a table whose column types guarantee some of its fields
+   * (decided once per read from the catalog) calls `validate` only for rows that fail a check of the other fields.
+   */
+  readonly schema?: SchemaModule.Top | undefined
 }
 
 const isNumericKind = (kind: ColumnKind) =>
@@ -155,6 +161,23 @@ const conditionsOf = (where: string | undefined, predicate?: string) => [
 ]
 
 /**
+ * What the column types of a table read guarantee of the record schema, asked of the catalog once per read;
+ * `undefined` when every row must be validated (a query, a client whose reads are not typed, no schema).
+ */
+const rowCheck = <A, E, ES, RS>(
+  client: SqlClient<E>,
+  spec: SourceSpec<A, ES, RS>
+): Effect.Effect<ColumnGuarantees.RowCheck | undefined, E> =>
+  Effect.gen(function* () {
+    if (spec.validate === undefined || spec.schema === undefined || client.typedReads !== true) return undefined
+    if (spec.relation._tag !== "Table") return undefined
+    const info = yield* client.table(spec.relation.ref)
+    if (info === undefined) return undefined
+    const read = spec.columns === undefined ? info.columns : info.columns.filter((c) => spec.columns!.includes(c.name))
+    return ColumnGuarantees.plan(spec.schema, read)
+  })
+
+/**
  * A source reading a table or query through the client behind `tag`.
  */
 export const source = <A, E, Id, ES = never, RS = never>(
@@ -223,6 +246,7 @@ export const source = <A, E, Id, ES = never, RS = never>(
           }))
         }
         const validate = spec.validate
+        const check = yield* rowCheck(client, spec)
         const origin = Identifier.show(
           spec.relation._tag === "Table" ? spec.relation.ref : { name: `query of ${spec.name}` }
         )
@@ -243,6 +267,10 @@ export const source = <A, E, Id, ES = never, RS = never>(
             return Batch.make(chunk.rows as ReadonlyArray<A>, deadLetters.length === 0 ? undefined : { deadLetters })
           const records: Array<A> = []
           for (const row of chunk.rows) {
+            if (check !== undefined && (check.check === undefined || check.check(row))) {
+              records.push(row as A)
+              continue
+            }
             const result = validate(row)
             if (result.ok) records.push(result.value)
             else
@@ -426,7 +454,10 @@ export interface TableOptions<A, ES, RS> {
   readonly concurrency?: number
   /** Read only rows added since the last successful run. */
   readonly incremental?: IncrementalSpec<ES, RS>
-  /** Check each row against the record schema (default true); rows that fail become dead letters. */
+  /**
+   * Check each row against the record schema (default true); rows that fail become dead letters. Fields the table's
+   * column types already guarantee (a `bigint NOT NULL` column for a `long`, ...) are not checked again per row.
+   */
   readonly validate?: boolean
   // writing
   /** append (default), overwrite (atomic) or upsert (by `keys`). */
@@ -495,7 +526,8 @@ export const makeTable = <S extends SchemaModule.Top, E, Id, ES = never, RS = ne
       predicates: options.predicates,
       concurrency: options.concurrency,
       incremental: options.incremental,
-      validate: options.validate === false ? undefined : typeValidator(schema)
+      validate: options.validate === false ? undefined : typeValidator(schema),
+      schema
     },
     `${label} table ${Identifier.show(ref)}${options.partitionBy === undefined ? "" : ` in ${options.partitionBy.partitions} partitions of ${options.partitionBy.column}`}`
   )

@@ -6,12 +6,16 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as NodePostgres from "../../../src/connectors/postgres/NodePostgres.ts"
 import * as Postgres from "../../../src/connectors/postgres/Postgres.ts"
+import { system } from "../../../src/connectors/postgres/PostgresClient.ts"
 import * as Identifier from "../../../src/connectors/sql/Identifier.ts"
+import type { Row } from "../../../src/connectors/sql/SqlClient.ts"
+import * as SqlTable from "../../../src/connectors/sql/SqlTable.ts"
 import * as Batch from "../../../src/core/Batch.ts"
 import type { DeadLetter } from "../../../src/core/DeadLetter.ts"
 import * as Pipeline from "../../../src/core/Pipeline.ts"
 import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
+import * as AvroBridge from "../../../src/schema/AvroBridge.ts"
 import { type PgDatabase, PgTest } from "../../support/Databases.ts"
 
 const AllTypes = Schema.Struct({
@@ -149,6 +153,29 @@ const slowSource = (batches: number, from: number) =>
 
 const Kv = Schema.Struct({ id: Schema.Number, v: Schema.String })
 
+/** A source over a table whose validator counts its calls, as `Postgres.table` builds it. */
+const countedSource = <S extends Schema.Top>(table: string, schema: S) => {
+  let calls = 0
+  const validate = SqlTable.typeValidator(schema)
+  const source = SqlTable.source<S["Type"], Postgres.PostgresError, Postgres.PostgresClient<"default">>(
+    system,
+    Postgres.client(),
+    {
+      name: table,
+      relation: { _tag: "Table", ref: { name: table } },
+      columns: SqlTable.structFields(schema),
+      batchSize: 2,
+      validate: (row: Row) => {
+        calls++
+        return validate(row)
+      },
+      schema
+    },
+    table
+  )
+  return { source, calls: () => calls }
+}
+
 /** Waits until a backend runs a statement mentioning `fragment`, and returns its pid. */
 const backendRunning = (db: PgDatabase, fragment: string) =>
   Effect.gen(function* () {
@@ -187,6 +214,111 @@ layer(PgTest.layer, { timeout: 60_000, excludeTestServices: true })("PostgreSQL 
         assert.strictEqual(stored[0]!.tstz, "2026-11-27 01:02:03.456+00")
         assert.strictEqual(stored[0]!.by, Array.from(allBytes, (b) => b.toString(16).padStart(2, "0")).join(""))
         assert.strictEqual(stored[0]!.t, typeRows[0]!.t)
+      })
+    )
+  )
+
+  it.effect("reads a table whose column types guarantee the record schema without validating rows", () =>
+    withDb(
+      Effect.gen(function* () {
+        const db = yield* PgTest
+        yield* db.sql(`CREATE TABLE typed_txn (id bigint PRIMARY KEY, user_id text NOT NULL,
+        amount numeric(12,2) NOT NULL, note text, created_at timestamptz(3) NOT NULL)`)
+        yield* db.sql(`INSERT INTO typed_txn VALUES (1, 'u1', 12.3, NULL, '2026-11-27 01:02:03.456+00'),
+        (2, 'u2', -0.01, 'n', '1970-01-01 00:00:00+00'), (3, 'u3', 99.99, NULL, '2000-02-29 12:00:00+00')`)
+        const Txn = Schema.Struct({
+          id: AvroBridge.long,
+          user_id: Schema.String,
+          amount: AvroBridge.decimal({ precision: 12, scale: 2 }),
+          note: Schema.NullOr(Schema.String),
+          created_at: AvroBridge.timestampMillis
+        })
+        const { source, calls } = countedSource("typed_txn", Txn)
+        const { records, report } = yield* collect(source)
+        assert.strictEqual(calls(), 0)
+        assert.strictEqual(report.records.rejected, 0)
+        assert.deepStrictEqual([...records].sort((a, b) => a.id - b.id).map(comparable), [
+          { id: 1, user_id: "u1", amount: "decimal 12.3", note: null, created_at: "date 2026-11-27T01:02:03.456Z" },
+          { id: 2, user_id: "u2", amount: "decimal -0.01", note: "n", created_at: "date 1970-01-01T00:00:00.000Z" },
+          { id: 3, user_id: "u3", amount: "decimal 99.99", note: null, created_at: "date 2000-02-29T12:00:00.000Z" }
+        ])
+        // A NaN numeric and an infinite timestamp are valid column values the schema rejects: only they are validated.
+        yield* db.sql(`INSERT INTO typed_txn VALUES (4, 'u4', 'NaN', NULL, '2026-01-01 00:00:00+00'),
+        (5, 'u5', 1, NULL, 'infinity')`)
+        const again = countedSource("typed_txn", Txn)
+        const dead = Sink.collect<DeadLetter>("dead")
+        const out = Sink.collect<typeof Txn.Type>("out")
+        yield* Pipeline.from(again.source).pipe(Pipeline.to(out), Pipeline.withDeadLetters(dead), Pipeline.run)
+        assert.strictEqual(again.calls(), 2)
+        assert.deepStrictEqual(
+          out
+            .collected()
+            .records.map((r) => r.id)
+            .sort(),
+          [1, 2, 3]
+        )
+        assert.deepStrictEqual(
+          dead
+            .collected()
+            .records.map((d) => [(d.record as { id: number }).id, d.reason])
+            .sort(),
+          [
+            [4, "invalid-record"],
+            [5, "invalid-record"]
+          ]
+        )
+      })
+    )
+  )
+
+  it.effect("still rejects rows whose columns do not guarantee a field: enums and uuids in text, NULLs", () =>
+    withDb(
+      Effect.gen(function* () {
+        const db = yield* PgTest
+        yield* db.sql(
+          "CREATE TABLE loose_t (id bigint PRIMARY KEY, status text NOT NULL, ref text NOT NULL, name text)"
+        )
+        yield* db.sql(`INSERT INTO loose_t VALUES (1, 'paid', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'ann'),
+        (2, 'lost', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'bob'), (3, 'new', 'not-a-uuid', 'cy'),
+        (4, 'new', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', NULL)`)
+        const Loose = Schema.Struct({
+          id: AvroBridge.long,
+          status: Schema.Literals(["new", "paid"]),
+          ref: AvroBridge.uuid,
+          name: Schema.String
+        })
+        const out = Sink.collect<typeof Loose.Type>("out")
+        const dead = Sink.collect<DeadLetter>("dead")
+        const report = yield* Pipeline.from(Postgres.table("loose_t", Loose, { batchSize: 2 })).pipe(
+          Pipeline.to(out),
+          Pipeline.withDeadLetters(dead),
+          Pipeline.run
+        )
+        assert.deepStrictEqual(
+          out.collected().records.map((r) => r.id),
+          [1]
+        )
+        assert.strictEqual(report.records.rejected, 3)
+        const validate = SqlTable.typeValidator(Loose)
+        const letters = [...dead.collected().records].sort(
+          (a, b) => (a.record as { id: number }).id - (b.record as { id: number }).id
+        )
+        assert.deepStrictEqual(
+          letters.map((d) => [(d.record as { id: number }).id, d.reason]),
+          [
+            [2, "invalid-record"],
+            [3, "invalid-record"],
+            [4, "invalid-record"]
+          ]
+        )
+        for (const d of letters) {
+          const expected = validate(d.record as Row)
+          assert.isFalse(expected.ok)
+          if (!expected.ok) assert.strictEqual(d.message, expected.message)
+        }
+        const counted = countedSource("loose_t", Loose)
+        yield* collect(counted.source)
+        assert.strictEqual(counted.calls(), 3)
       })
     )
   )
