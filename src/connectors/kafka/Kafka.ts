@@ -76,7 +76,7 @@ export interface SourceOptions<A> {
   readonly key?: Payload.PayloadFormat
   /** Validates decoded JSON/string values; failures become dead letters. Avro values are typed by their schema. */
   readonly schema?: RecordSchema<A>
-  /** Upper bound of the bytes fetched per partition per request (default 4 MiB). */
+  /** Upper bound of the bytes fetched per partition per request (default 2 MiB; at most 16 MiB per request in all). */
   readonly maxBytesPerPartition?: number
 }
 

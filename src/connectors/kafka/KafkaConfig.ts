@@ -172,7 +172,9 @@ export const SourceConfig = Schema.Struct({
     })
   ),
   max_bytes_per_partition: Schema.optionalKey(
-    PositiveInt.annotate({ description: "Bytes fetched per partition per request (default 4 MiB)" })
+    PositiveInt.annotate({
+      description: "Bytes fetched per partition per request (default 2 MiB; at most 16 MiB per request in all)"
+    })
   )
 })
   .check(

@@ -336,8 +336,8 @@ export const make = Effect.fn("NodeKafka.make")(function* (options: ConnectionOp
           const c = kafka.consumer({
             groupId: consumeOptions.groupId,
             allowAutoTopicCreation: false,
-            maxBytesPerPartition: consumeOptions.maxBytesPerPartition ?? 4 * 1024 * 1024,
-            maxBytes: 64 * 1024 * 1024,
+            maxBytesPerPartition: consumeOptions.maxBytesPerPartition ?? 2 * 1024 * 1024,
+            maxBytes: 16 * 1024 * 1024,
             maxWaitTimeInMs: 500,
             retry: {
               retries: 5,
