@@ -82,3 +82,21 @@ export const sinkWith = <A, E, I, S>(
   ...sink,
   open: Effect.flatMap(client, (c) => Effect.provideService(sink.open, service, c))
 })
+
+/**
+ * Checks that an optional `connection` of a source or sink names a declared connection of `type`; nothing to check
+ * when the stage carries its connection fields inline.
+ */
+export const checkOptional = (
+  name: string | undefined,
+  type: string,
+  role: string,
+  env: {
+    readonly file: string
+    readonly path: string
+    readonly connections?: Readonly<Record<string, Declared>> | undefined
+  }
+): Effect.Effect<void, ConfigError.ConfigError> =>
+  name === undefined
+    ? Effect.void
+    : Effect.asVoid(check({ file: env.file, path: env.path, connections: env.connections ?? {}, name, type, role }))

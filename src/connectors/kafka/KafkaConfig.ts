@@ -404,18 +404,7 @@ export interface BuildEnv {
 
 /** Checks a source's or sink's `connection` names a declared Kafka connection. */
 const checkConnection = (name: string | undefined, env: BuildEnv, role: string) =>
-  name === undefined
-    ? Effect.void
-    : Effect.asVoid(
-        Connections.check({
-          file: env.file,
-          path: env.path,
-          connections: env.connections ?? {},
-          name,
-          type: "kafka",
-          role
-        })
-      )
+  Connections.checkOptional(name, "kafka", role, env)
 
 /** Builds the Kafka source a config describes. */
 export const buildSource = (config: SourceConfig, env: BuildEnv) =>

@@ -255,18 +255,7 @@ export interface BuildEnv {
 
 /** Checks a source's or sink's `connection` names a declared S3 connection. */
 const checkConnection = (name: string | undefined, env: BuildEnv, role: string) =>
-  name === undefined
-    ? Effect.void
-    : Effect.asVoid(
-        Connections.check({
-          file: env.file,
-          path: env.path,
-          connections: env.connections ?? {},
-          name,
-          type: "s3",
-          role
-        })
-      )
+  Connections.checkOptional(name, "s3", role, env)
 
 /** Builds the S3 source a config describes. */
 export const buildSource = (config: SourceConfig, env: BuildEnv) =>
