@@ -459,6 +459,16 @@ type PoolClient = pg.PoolClient
 // gets reported, so the event itself is ignored.
 const ignore = () => {}
 
+/**
+ * Gives a checked-out client back. A healthy one returns to the pool (which listens for its errors while it is idle);
+ * a broken one is destroyed and keeps its no-op error listener, because a dying socket can still emit an error after
+ * `release` (an error with no listener would crash the process).
+ */
+const giveBack = (client: PoolClient, destroy: boolean): void => {
+  if (!destroy) client.off("error", ignore)
+  client.release(destroy)
+}
+
 /** Runs a query with every value as text (our parsers convert them) and parameters for values. */
 const query = (client: pg.ClientBase | pg.Pool, text: string, values: ReadonlyArray<unknown> = []) =>
   client.query({ text, values: values as Array<unknown>, types: rawTypes })
@@ -610,8 +620,7 @@ async function* copyOut(
     finished = true
   } finally {
     if (!finished) stream?.destroy()
-    client.off("error", ignore)
-    client.release(!finished)
+    giveBack(client, !finished)
   }
 }
 
@@ -656,8 +665,7 @@ const openLoad = (
                   written += await copy.end()
                   ok = true
                 } finally {
-                  client.off("error", ignore)
-                  client.release(!ok)
+                  giveBack(client, !ok)
                 }
               }),
         commit: Effect.sync(() => ({ written, inserted: written }))
@@ -675,15 +683,14 @@ const openLoad = (
       ),
       (c: PoolClient) =>
         Effect.promise(async () => {
-          c.off("error", ignore)
-          if (committed) return c.release()
+          if (committed) return giveBack(c, false)
           // Cancel the COPY and roll back what the attempt did; a connection that cannot do that is dropped.
           try {
             if (copy !== undefined) await within(copy.abort(), 5_000)
             await within(c.query("ROLLBACK"), 5_000)
-            c.release()
+            giveBack(c, false)
           } catch {
-            c.release(true)
+            giveBack(c, true)
           }
         })
     )
@@ -872,7 +879,11 @@ export const execute = (
   values: ReadonlyArray<unknown> = []
 ): Effect.Effect<ReadonlyArray<Readonly<Record<string, string | null>>>, PostgresError> =>
   Effect.acquireUseRelease(
-    Effect.sync(() => new pg.Client(poolConfig(options))),
+    Effect.sync(() => {
+      const client = new pg.Client(poolConfig(options))
+      client.on("error", ignore)
+      return client
+    }),
     (client) =>
       attempt("run a statement", async () => {
         await client.connect()
