@@ -17,12 +17,12 @@ import * as Layer from "effect/Layer"
 import * as Transactions from "../scripts/transactions.ts"
 import * as Build from "../src/config/Build.ts"
 import * as Load from "../src/config/Load.ts"
+import * as Records from "../src/config/Records.ts"
 import * as NodeFileStore from "../src/connectors/file/NodeFileStore.ts"
 import * as Logging from "../src/observability/Logging.ts"
 import * as Runner from "../src/runtime/Runner.ts"
 import * as AvroBridge from "../src/schema/AvroBridge.ts"
 import type * as AvroSchema from "../src/schema/AvroSchema.ts"
-import * as Records from "../src/schema/Records.ts"
 import * as SchemaRegistry from "../src/schema/SchemaRegistry.ts"
 
 const root = nodePath.resolve(import.meta.dirname, "..")

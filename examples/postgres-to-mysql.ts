@@ -10,8 +10,10 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Mysql from "../src/connectors/mysql/Mysql.ts"
+import * as NodeMysql from "../src/connectors/mysql/NodeMysql.ts"
+import * as NodePostgres from "../src/connectors/postgres/NodePostgres.ts"
 import * as Postgres from "../src/connectors/postgres/Postgres.ts"
-import * as Pipeline from "../src/core/Pipeline.ts"
+import * as Pipeline from "../src/pipeline/Pipeline.ts"
 import * as AvroBridge from "../src/schema/AvroBridge.ts"
 
 /** A payment transaction, as both tables store it. */
@@ -45,7 +47,7 @@ export const pipeline = Pipeline.from(
 
 /** The two connections, one pool each, opened when the run starts and closed when it ends. */
 export const layer = Layer.mergeAll(
-  Postgres.layer(
+  NodePostgres.layer(
     {
       url: Redacted.make(process.env.ETL_PG_URL ?? "postgres://root@127.0.0.1:5432/test"),
       schema: process.env.ETL_PG_SCHEMA ?? "public",
@@ -53,7 +55,7 @@ export const layer = Layer.mergeAll(
     },
     "source_db"
   ),
-  Mysql.layer(
+  NodeMysql.layer(
     {
       url: Redacted.make(process.env.ETL_MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test"),
       database: process.env.ETL_MYSQL_DATABASE ?? "test",

@@ -6,16 +6,16 @@
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Connectors from "../connectors/Connectors.ts"
+import * as ConfigError from "../core/ConfigError.ts"
 import type { DeadLetter } from "../core/DeadLetter.ts"
 import * as Flow from "../core/Flow.ts"
-import * as Pipeline from "../core/Pipeline.ts"
 import type { RecordSchema } from "../core/RecordSchema.ts"
+import type * as Retry from "../core/Retry.ts"
 import type { Sink } from "../core/Sink.ts"
-import type * as Retry from "../runtime/Retry.ts"
-import * as Transforms from "../transforms/Transforms.ts"
-import * as ConfigError from "./ConfigError.ts"
+import * as Pipeline from "../pipeline/Pipeline.ts"
+import * as Connectors from "./Connectors.ts"
 import type { PipelineConfig } from "./PipelineConfig.ts"
+import * as Transforms from "./Transforms.ts"
 
 /** Finds record schemas by name (from `schemas/`); fails with a ConfigError at the given path. */
 export type SchemaLookup = (

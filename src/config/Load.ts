@@ -6,8 +6,8 @@ import * as fs from "node:fs/promises"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
+import * as ConfigError from "../core/ConfigError.ts"
 import * as Vault from "../secrets/Vault.ts"
-import * as ConfigError from "./ConfigError.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 
 /** Reads a file's text; a missing or unreadable file is a ConfigError. */

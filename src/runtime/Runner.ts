@@ -18,13 +18,13 @@ import * as Stream from "effect/Stream"
 import * as Batch from "../core/Batch.ts"
 import type * as DeadLetter from "../core/DeadLetter.ts"
 import { LoadError, messageOf, type PipelineError, QualityError, wrap } from "../core/Errors.ts"
-import type { Pipeline, SinkPlan } from "../core/Pipeline.ts"
+import type { Pipeline, SinkPlan } from "../core/Plan.ts"
+import * as Retry from "../core/Retry.ts"
 import { type RunReport, reconcile, type StreamingReport, stageReports } from "../core/RunReport.ts"
 import type { SinkResult, SinkWriter } from "../core/Sink.ts"
 import { MAX_LOGGED_WARNINGS, makeRunContext, type RunContext } from "../core/Stage.ts"
+import { StopSignal } from "../core/Stop.ts"
 import { Progress } from "./Progress.ts"
-import * as Retry from "./Retry.ts"
-import { StopSignal } from "./Stop.ts"
 
 /** At most this many rejected records are logged one by one when the pipeline has no dead-letter sink. */
 const MAX_LOGGED_REJECTS = 20

@@ -46,7 +46,7 @@ import { compositeKey, show, timeOf } from "./internal/Values.ts"
 import { lateLetter, timeLetter, type WindowConfig, Windows } from "./internal/Windows.ts"
 import { type WindowSpec, windowingOf } from "./Window.ts"
 
-export type { AggKind } from "./internal/Accumulators.ts"
+export type { AggKind, AggSpec } from "./internal/Accumulators.ts"
 export { DEFAULT_RELATIVE_ACCURACY } from "./internal/Accumulators.ts"
 
 type Simplify<T> = { [K in keyof T]: T[K] } & {}

@@ -8,9 +8,9 @@ import { inject } from "vitest"
 import * as Kafka from "../../src/connectors/kafka/Kafka.ts"
 import { KafkaClient } from "../../src/connectors/kafka/KafkaClient.ts"
 import * as NodeKafka from "../../src/connectors/kafka/NodeKafka.ts"
-import * as Pipeline from "../../src/core/Pipeline.ts"
 import type { RunReport } from "../../src/core/RunReport.ts"
 import * as Source from "../../src/core/Source.ts"
+import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import { uniqueTopic } from "../support/KafkaBroker.ts"
 
 const root = nodePath.resolve(import.meta.dirname, "../..")

@@ -3,12 +3,12 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as Build from "../../src/config/Build.ts"
-import * as ConfigError from "../../src/config/ConfigError.ts"
 import * as JsonSchema from "../../src/config/JsonSchema.ts"
 import * as Load from "../../src/config/Load.ts"
 import * as FileStore from "../../src/connectors/file/FileStore.ts"
-import * as Pipeline from "../../src/core/Pipeline.ts"
+import * as ConfigError from "../../src/core/ConfigError.ts"
 import * as RecordSchema from "../../src/core/RecordSchema.ts"
+import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 
 const base = {
   name: "t",

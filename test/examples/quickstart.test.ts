@@ -7,8 +7,8 @@ import * as Stream from "effect/Stream"
 import { amountBand, quickstart } from "../../examples/quickstart.ts"
 import * as File from "../../src/connectors/file/File.ts"
 import * as FileStore from "../../src/connectors/file/FileStore.ts"
-import * as Pipeline from "../../src/core/Pipeline.ts"
 import * as Sink from "../../src/core/Sink.ts"
+import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import * as Contracts from "../../src/schema/Contracts.ts"
 
 const data = fs.readFileSync(nodePath.resolve(import.meta.dirname, "../../examples/data/transactions.jsonl"))

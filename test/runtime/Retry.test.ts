@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import { TestClock } from "effect/testing"
-import * as Retry from "../../src/runtime/Retry.ts"
+import * as Retry from "../../src/core/Retry.ts"
 
 const attemptTimes = (policy: Retry.RetryPolicy, advanceMs: number) =>
   Effect.gen(function* () {

@@ -7,11 +7,11 @@ import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
 import * as Batch from "../../src/core/Batch.ts"
 import { LoadError } from "../../src/core/Errors.ts"
-import * as Pipeline from "../../src/core/Pipeline.ts"
 import * as Sink from "../../src/core/Sink.ts"
 import * as Source from "../../src/core/Source.ts"
+import { StopSignal } from "../../src/core/Stop.ts"
+import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import * as Runner from "../../src/runtime/Runner.ts"
-import { StopSignal } from "../../src/runtime/Stop.ts"
 
 interface Row {
   readonly id: number

@@ -7,8 +7,8 @@ import * as nodePath from "node:path"
 import * as Effect from "effect/Effect"
 import * as Build from "../../src/config/Build.ts"
 import * as Load from "../../src/config/Load.ts"
-import * as Pipeline from "../../src/core/Pipeline.ts"
-import * as Records from "../../src/schema/Records.ts"
+import * as Records from "../../src/config/Records.ts"
+import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import * as SchemaRegistry from "../../src/schema/SchemaRegistry.ts"
 
 const root = nodePath.resolve(import.meta.dirname, "../..")

@@ -3,9 +3,9 @@ import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as fc from "fast-check"
 import type { DeadLetter } from "../../src/core/DeadLetter.ts"
-import * as Pipeline from "../../src/core/Pipeline.ts"
 import * as Sink from "../../src/core/Sink.ts"
 import * as Source from "../../src/core/Source.ts"
+import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import * as Rule from "../../src/transforms/Rule.ts"
 
 interface Row {

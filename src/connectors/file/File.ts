@@ -17,6 +17,7 @@ import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Batch from "../../core/Batch.ts"
+import * as Cursor from "../../core/Cursor.ts"
 import type { RecordSchema } from "../../core/RecordSchema.ts"
 import * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
@@ -291,3 +292,30 @@ const recoverInterruptedSwap = (store: FileStoreShape, dir: string): Effect.Effe
     const leftovers = (yield* store.readDirectory(parent)).filter((n) => n.startsWith(prefix))
     if (leftovers.length > 0) yield* store.rename(nodePath.join(parent, leftovers[0]!), dir)
   })
+
+/**
+ * Cursor state in a small JSON file (for incremental reads), written whole (a temporary file, then a rename) so that a
+ * crash leaves the old mark; an unreadable file counts as no mark.
+ *
+ * @example
+ * Postgres.table("orders", Order, { incremental: { column: "updated_at", lag: "5 minutes", state: File.cursorState(".etl-state/orders.json") } })
+ */
+export const cursorState = (path: string): Cursor.CursorState<FileError, FileStore> => ({
+  description: `state file ${path}`,
+  load: Effect.gen(function* () {
+    const store = yield* FileStore
+    if ((yield* store.kind(path)) !== "file") return undefined
+    const text = yield* Stream.mkString(Stream.decodeText(store.read(path)))
+    const parsed = yield* Effect.try({ try: () => JSON.parse(text) as unknown, catch: () => undefined }).pipe(
+      Effect.orElseSucceed(() => undefined)
+    )
+    return Cursor.isMark(parsed) ? parsed : undefined
+  }),
+  save: (mark) =>
+    Effect.gen(function* () {
+      const store = yield* FileStore
+      const tmp = `${path}.tmp`
+      yield* store.write(tmp, Stream.make(new TextEncoder().encode(`${JSON.stringify(mark)}\n`)))
+      yield* store.rename(tmp, path)
+    })
+})

@@ -2,8 +2,8 @@
  * Config schemas of the file connector's source and sink.
  */
 import * as Schema from "effect/Schema"
-import { NonEmpty, PositiveInt, StageName } from "../../config/Fields.ts"
-import { FormatConfig } from "../../config/FormatConfig.ts"
+import { NonEmpty, PositiveInt, StageName } from "../../core/ConfigFields.ts"
+import { FormatConfig } from "../../core/FormatConfig.ts"
 
 /** A file source in a config. */
 export const SourceConfig = Schema.Struct({

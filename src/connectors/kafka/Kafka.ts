@@ -25,7 +25,8 @@ import { ExtractError, wrap } from "../../core/Errors.ts"
 import type { RecordSchema } from "../../core/RecordSchema.ts"
 import * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
-import { StopSignal } from "../../runtime/Stop.ts"
+import { StopSignal } from "../../core/Stop.ts"
+import * as Payload from "../../formats/Payload.ts"
 import {
   type Compression,
   KafkaClient,
@@ -35,7 +36,6 @@ import {
   type Position
 } from "./KafkaClient.ts"
 import { KafkaError, reasons } from "./KafkaError.ts"
-import * as Payload from "./Payload.ts"
 
 /** Where a source starts reading each partition. */
 export type StartPosition =

@@ -125,7 +125,7 @@ export interface KafkaConnection<out Name extends string = string> {
 
 /**
  * The service key of the client of the named connection `name`: one client per declared connection, shared by every
- * source and sink naming it (see `KafkaConfig.connectionLayer`).
+ * source and sink naming it (see `KafkaBuild.connectionLayer` in config/).
  */
 export const connection = <const Name extends string>(
   name: Name

@@ -6,7 +6,7 @@
  * const summary = Mysql.table("user_summary", UserSummary, { mode: "upsert", keys: ["userId", "windowStart"] })
  * const p = Pipeline.from(transactions).pipe(Pipeline.filter(...), Pipeline.to(summary))
  * // Effect<RunReport, PipelineError, MysqlClient<"default">>
- * Pipeline.run(p).pipe(Effect.provide(Mysql.layer({ url: Redacted.make("mysql://etl@db/app") })))
+ * Pipeline.run(p).pipe(Effect.provide(NodeMysql.layer({ url: Redacted.make("mysql://etl@db/app") })))
  * ```
  *
  * Two connections in one pipeline: give each table the client of its connection, and provide one layer per name.
@@ -17,7 +17,7 @@
  * const p = Pipeline.from(Mysql.table("orders", Order, { client: Source })).pipe(
  *   Pipeline.to(Mysql.table("orders", Order, { client: Warehouse, mode: "overwrite" })))
  * // R = MysqlClient<"source"> | MysqlClient<"warehouse">
- * Effect.provide(Layer.mergeAll(Mysql.layer(sourceOptions, "source"), Mysql.layer(warehouseOptions, "warehouse")))
+ * Effect.provide(Layer.mergeAll(NodeMysql.layer(sourceOptions, "source"), NodeMysql.layer(warehouseOptions, "warehouse")))
  * ```
  *
  * See `NodeMysql.ts` for how reads and the three write modes work on the server, and `SqlTypes.ts` for the type
@@ -33,8 +33,6 @@ import { type MysqlClient, type MysqlError, type Shape, system, tag } from "./My
 
 /** The memory layer, the error type and the client service identifier. */
 export { layerMemory, type MysqlClient, MysqlError } from "./MysqlClient.ts"
-/** The client layer of a named connection over the real server (see `NodeMysql.layer`). */
-export { layer } from "./NodeMysql.ts"
 
 /** The client service of a named connection; `client()` is the `default` one. */
 export const client: <const Name extends string = "default">(name?: Name) => Context.Service<MysqlClient<Name>, Shape> =

@@ -6,7 +6,7 @@
  * const summary = Postgres.table("user_summary", UserSummary, { mode: "upsert", keys: ["userId", "windowStart"] })
  * const p = Pipeline.from(transactions).pipe(Pipeline.filter(...), Pipeline.to(summary))
  * // Effect<RunReport, PipelineError, PostgresClient<"default">>
- * Pipeline.run(p).pipe(Effect.provide(Postgres.layer({ url: Redacted.make("postgres://etl@db/app") })))
+ * Pipeline.run(p).pipe(Effect.provide(NodePostgres.layer({ url: Redacted.make("postgres://etl@db/app") })))
  * ```
  *
  * Two connections in one pipeline: give each table the client of its connection, and provide one layer per name.
@@ -17,7 +17,7 @@
  * const p = Pipeline.from(Postgres.table("orders", Order, { client: Source })).pipe(
  *   Pipeline.to(Postgres.table("orders", Order, { client: Warehouse, mode: "overwrite" })))
  * // R = PostgresClient<"source"> | PostgresClient<"warehouse">
- * Effect.provide(Layer.mergeAll(Postgres.layer(sourceOptions, "source"), Postgres.layer(warehouseOptions, "warehouse")))
+ * Effect.provide(Layer.mergeAll(NodePostgres.layer(sourceOptions, "source"), NodePostgres.layer(warehouseOptions, "warehouse")))
  * ```
  *
  * See `NodePostgres.ts` for how reads and the three write modes work on the server, and `SqlTypes.ts` for the type
@@ -31,8 +31,6 @@ import type { Row } from "../sql/SqlClient.ts"
 import * as SqlTable from "../sql/SqlTable.ts"
 import { type PostgresClient, type PostgresError, type Shape, system, tag } from "./PostgresClient.ts"
 
-/** The client layer of a named connection over the real server (see `NodePostgres.layer`). */
-export { layer } from "./NodePostgres.ts"
 /** The memory layer, the error type and the client service identifier. */
 export { layerMemory, type PostgresClient, PostgresError } from "./PostgresClient.ts"
 

@@ -75,7 +75,7 @@ export interface S3Connection<out Name extends string = string> {
 
 /**
  * The service key of the client of the named connection `name`: one SDK client per declared connection, shared by
- * every source and sink naming it (see `S3Config.connectionLayer`).
+ * every source and sink naming it (see `S3Build.connectionLayer` in config/).
  */
 export const connection = <const Name extends string>(name: Name): Context.Service<S3Connection<Name>, S3ClientShape> =>
   Context.Service<S3Connection<Name>, S3ClientShape>(`effect-etl/connectors/s3/S3Client/${name}`)

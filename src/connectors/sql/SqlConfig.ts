@@ -7,7 +7,7 @@
 import type * as Duration from "effect/Duration"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { DurationString, NonEmpty, PositiveInt, StageName } from "../../config/Fields.ts"
+import { DurationString, NonEmpty, PositiveInt, StageName } from "../../core/ConfigFields.ts"
 
 /** TLS settings of a connection. */
 export interface TlsOptions {

@@ -12,10 +12,10 @@ import { FileStore } from "../../../src/connectors/file/FileStore.ts"
 import * as NodeFileStore from "../../../src/connectors/file/NodeFileStore.ts"
 import type { DeadLetter } from "../../../src/core/DeadLetter.ts"
 import { LoadError } from "../../../src/core/Errors.ts"
-import * as Pipeline from "../../../src/core/Pipeline.ts"
 import * as RecordSchema from "../../../src/core/RecordSchema.ts"
 import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
+import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 
 const Row = Schema.Struct({ id: Schema.Int, name: Schema.String })
 type Row = typeof Row.Type

@@ -8,8 +8,8 @@ import { TestClock } from "effect/testing"
 import * as Kafka from "../../../src/connectors/kafka/Kafka.ts"
 import * as KafkaClient from "../../../src/connectors/kafka/KafkaClient.ts"
 import * as Batch from "../../../src/core/Batch.ts"
-import * as Pipeline from "../../../src/core/Pipeline.ts"
 import * as Source from "../../../src/core/Source.ts"
+import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 
 interface Row {
   readonly id: number

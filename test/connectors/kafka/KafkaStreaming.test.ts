@@ -11,10 +11,10 @@ import * as NodeFileStore from "../../../src/connectors/file/NodeFileStore.ts"
 import * as Kafka from "../../../src/connectors/kafka/Kafka.ts"
 import { KafkaClient } from "../../../src/connectors/kafka/KafkaClient.ts"
 import * as NodeKafka from "../../../src/connectors/kafka/NodeKafka.ts"
-import * as Pipeline from "../../../src/core/Pipeline.ts"
 import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
-import { StopSignal } from "../../../src/runtime/Stop.ts"
+import { StopSignal } from "../../../src/core/Stop.ts"
+import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 import { KafkaBroker, uniqueTopic } from "../../support/KafkaBroker.ts"
 
 interface Row {

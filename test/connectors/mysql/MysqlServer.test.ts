@@ -9,9 +9,9 @@ import * as NodeMysql from "../../../src/connectors/mysql/NodeMysql.ts"
 import * as Identifier from "../../../src/connectors/sql/Identifier.ts"
 import * as Batch from "../../../src/core/Batch.ts"
 import type { DeadLetter } from "../../../src/core/DeadLetter.ts"
-import * as Pipeline from "../../../src/core/Pipeline.ts"
 import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
+import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 import { type MysqlDatabase, MysqlTest } from "../../support/Databases.ts"
 
 const AllTypes = Schema.Struct({

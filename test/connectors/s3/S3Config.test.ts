@@ -3,11 +3,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Build from "../../../src/config/Build.ts"
-import * as ConfigError from "../../../src/config/ConfigError.ts"
 import * as Load from "../../../src/config/Load.ts"
 import * as FileStore from "../../../src/connectors/file/FileStore.ts"
 import * as S3Client from "../../../src/connectors/s3/S3Client.ts"
-import * as Pipeline from "../../../src/core/Pipeline.ts"
+import * as ConfigError from "../../../src/core/ConfigError.ts"
+import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 
 const s3Source = { type: "s3", endpoint: "http://127.0.0.1:9000", path_style: true, bucket: "lake", path: "in/" }
 const s3Sink = { type: "s3", bucket: "lake", path: "out", format: { type: "jsonl" } }

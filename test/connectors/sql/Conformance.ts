@@ -9,15 +9,16 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import fc from "fast-check"
+import * as File from "../../../src/connectors/file/File.ts"
 import type * as FileStore from "../../../src/connectors/file/FileStore.ts"
 import * as Incremental from "../../../src/connectors/sql/Incremental.ts"
 import type { Row, SqlClient } from "../../../src/connectors/sql/SqlClient.ts"
 import type * as SqlTable from "../../../src/connectors/sql/SqlTable.ts"
 import type { DeadLetter } from "../../../src/core/DeadLetter.ts"
 import { LoadError } from "../../../src/core/Errors.ts"
-import * as Pipeline from "../../../src/core/Pipeline.ts"
 import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
+import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 import * as AvroBridge from "../../../src/schema/AvroBridge.ts"
 
 /** The record type of the conformance tables. */
@@ -361,7 +362,7 @@ export const conformance = <Id, E>(backend: Backend<Id, E>) => {
           yield* Pipeline.from(source).pipe(Pipeline.to(failingSink), Pipeline.run, Effect.flip)
           assert.deepStrictEqual(state.current(), before)
           // timestamps with a duration lag, kept in a state file
-          const fileState = Incremental.file(`.etl-state/${name}.json`)
+          const fileState = File.cursorState(`.etl-state/${name}.json`)
           const byTime = table(name, Txn, { incremental: { column: "created_at", lag: "3 minutes", state: fileState } })
           const all = yield* readAll(byTime)
           assert.strictEqual(all.records.length, 17)

@@ -4,13 +4,15 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Build from "../../../src/config/Build.ts"
-import * as ConfigError from "../../../src/config/ConfigError.ts"
 import * as Load from "../../../src/config/Load.ts"
 import * as FileStore from "../../../src/connectors/file/FileStore.ts"
 import * as Mysql from "../../../src/connectors/mysql/Mysql.ts"
+import * as NodeMysql from "../../../src/connectors/mysql/NodeMysql.ts"
+import * as NodePostgres from "../../../src/connectors/postgres/NodePostgres.ts"
 import * as Postgres from "../../../src/connectors/postgres/Postgres.ts"
-import * as Pipeline from "../../../src/core/Pipeline.ts"
+import * as ConfigError from "../../../src/core/ConfigError.ts"
 import * as Source from "../../../src/core/Source.ts"
+import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 import * as AvroBridge from "../../../src/schema/AvroBridge.ts"
 import { MysqlTest, mysqlUrl, PgTest, pgUrl } from "../../support/Databases.ts"
 
@@ -62,9 +64,9 @@ const withClients = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
     return yield* Effect.provide(
       effect,
       Layer.mergeAll(
-        Postgres.layer(pg.options, "pg_side"),
-        Postgres.layer(pg.options, "pg_other"),
-        Mysql.layer(my.options, "my_side")
+        NodePostgres.layer(pg.options, "pg_side"),
+        NodePostgres.layer(pg.options, "pg_other"),
+        NodeMysql.layer(my.options, "my_side")
       )
     )
   })

@@ -1,19 +1,7 @@
 /**
- * Pipelines: a flow attached to a sink, with a retry policy, quality thresholds and an optional dead-letter sink.
- *
- * This module is the front door of the typed API: it re-exports `from` and every transform, so a pipeline reads
- *
- * ```ts
- * const quickstart = Pipeline.from(File.source({ path: "data/*.jsonl", schema: Transaction })).pipe(
- *   Pipeline.validate([Rule.range("amount", { min: 0 })]),
- *   Pipeline.filter((t) => t.status === "settled"),
- *   Pipeline.to(File.sink({ path: "out", format: { type: "avro" }, mode: "overwrite" }))
- * )
- * const report = yield* Pipeline.run(quickstart) // Effect<RunReport, PipelineError, FileStore>
- * ```
- *
- * The record type flows from source to sink: a sink that cannot take the flow's records does not compile, and
- * `Pipeline.run` needs exactly the services of the pipeline's connectors.
+ * A pipeline as data: a flow attached to a sink, with a retry policy, quality thresholds, streaming commits and an
+ * optional dead-letter sink. The combinators here build it; the runtime runs it. Users reach all of this through the
+ * front door, `Pipeline` (`src/pipeline/Pipeline.ts`), which adds the transforms and `run`.
  */
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
@@ -21,25 +9,13 @@ import type { Pipeable } from "effect/Pipeable"
 import { pipeArguments } from "effect/Pipeable"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
-import * as Retry from "../runtime/Retry.ts"
-import * as Runner from "../runtime/Runner.ts"
 import type * as Batch from "./Batch.ts"
 import type * as DeadLetter from "./DeadLetter.ts"
 import type { PipelineError } from "./Errors.ts"
 import { type Flow, uniqueName } from "./Flow.ts"
-import type { RunReport } from "./RunReport.ts"
+import * as Retry from "./Retry.ts"
 import type { Batching, Sink, SinkWriter, WriteMode } from "./Sink.ts"
 import type { RunContext, StageInfo } from "./Stage.ts"
-
-export * as Agg from "../transforms/Aggregate.ts"
-export { aggregate } from "../transforms/Aggregate.ts"
-export { join } from "../transforms/Join.ts"
-export { cast, decode, derive, filter, map, rename, select } from "../transforms/Stateless.ts"
-export { validate } from "../transforms/Validate.ts"
-export * as Window from "../transforms/Window.ts"
-export { window } from "../transforms/Window.ts"
-export type { Flow } from "./Flow.ts"
-export { from } from "./Flow.ts"
 
 /** Limits on rejected records; crossing one fails the run before the sink commits. */
 export interface QualityPolicy {
@@ -204,13 +180,6 @@ export const withQuality =
   (quality: QualityPolicy) =>
   <E, R>(self: Pipeline<E, R>): Pipeline<E, R> =>
     make({ ...self, quality })
-
-/**
- * Runs the pipeline: reads the source to its end (streaming sources: until the `Stop.StopSignal` completes, which
- * commits what was read, or until interrupted, which aborts), writes the sink, retries retryable failures per the retry
- * policy, and returns the RunReport.
- */
-export const run = <E, R>(self: Pipeline<E, R>): Effect.Effect<RunReport, PipelineError, R> => Runner.run(self)
 
 /** What the pipeline would do, one line per stage (what `validate` prints). */
 export const describe = <E, R>(self: Pipeline<E, R>): ReadonlyArray<string> => {

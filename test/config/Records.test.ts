@@ -2,7 +2,7 @@ import { fileURLToPath } from "node:url"
 import { describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { assert } from "vitest"
-import * as Records from "../../src/schema/Records.ts"
+import * as Records from "../../src/config/Records.ts"
 import * as SchemaRegistry from "../../src/schema/SchemaRegistry.ts"
 
 const schemasDirectory = fileURLToPath(new URL("../../schemas", import.meta.url))

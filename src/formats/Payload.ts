@@ -5,9 +5,9 @@
  */
 import avro from "avsc"
 import * as BigDecimal from "effect/BigDecimal"
-import * as AvroWire from "../../formats/AvroWire.ts"
-import * as AvroBridge from "../../schema/AvroBridge.ts"
-import type * as AvroSchema from "../../schema/AvroSchema.ts"
+import * as AvroBridge from "../schema/AvroBridge.ts"
+import type * as AvroSchema from "../schema/AvroSchema.ts"
+import * as AvroWire from "./AvroWire.ts"
 
 /** An Avro schema: an avsc `Type` (e.g. `RecordSchema.avro` from the registry) or a parsed `.avsc` schema. */
 export type AvroInput = unknown

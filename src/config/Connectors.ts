@@ -6,21 +6,23 @@
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import * as ConfigError from "../config/ConfigError.ts"
-import { toSpec } from "../config/FormatConfig.ts"
+import * as File from "../connectors/file/File.ts"
+import * as FileConfig from "../connectors/file/FileConfig.ts"
+import type { FileStore } from "../connectors/file/FileStore.ts"
+import type { KafkaConnection } from "../connectors/kafka/KafkaClient.ts"
+import * as KafkaConfig from "../connectors/kafka/KafkaConfig.ts"
+import type { S3Connection } from "../connectors/s3/S3Client.ts"
+import * as S3Config from "../connectors/s3/S3Config.ts"
+import * as SqlConfig from "../connectors/sql/SqlConfig.ts"
+import * as ConfigError from "../core/ConfigError.ts"
+import { toSpec } from "../core/FormatConfig.ts"
 import type { RecordSchema } from "../core/RecordSchema.ts"
 import type { Sink } from "../core/Sink.ts"
 import type { Source } from "../core/Source.ts"
-import type { AnyRecord } from "../transforms/Transforms.ts"
-import * as File from "./file/File.ts"
-import * as FileConfig from "./file/FileConfig.ts"
-import type { FileStore } from "./file/FileStore.ts"
-import type { KafkaConnection } from "./kafka/KafkaClient.ts"
-import * as KafkaConfig from "./kafka/KafkaConfig.ts"
-import type { S3Connection } from "./s3/S3Client.ts"
-import * as S3Config from "./s3/S3Config.ts"
-import * as SqlBuild from "./sql/SqlBuild.ts"
-import * as SqlConfig from "./sql/SqlConfig.ts"
+import * as KafkaBuild from "./KafkaBuild.ts"
+import type { AnyRecord } from "./Records.ts"
+import * as S3Build from "./S3Build.ts"
+import * as SqlBuild from "./SqlBuild.ts"
 
 /**
  * The services config-built pipelines may need: the union of every connector's. Named connections are not in it: a
@@ -162,9 +164,9 @@ export const buildSource = (
     case "mysql":
       return SqlBuild.buildSource(config, sqlEnv(env))
     case "kafka":
-      return KafkaConfig.buildSource(config, env)
+      return KafkaBuild.buildSource(config, env)
     case "s3":
-      return S3Config.buildSource(config, env)
+      return S3Build.buildSource(config, env)
   }
 }
 
@@ -180,9 +182,9 @@ export const buildSink = (
     case "mysql":
       return SqlBuild.buildSink(config, sqlEnv(env))
     case "kafka":
-      return KafkaConfig.buildSink(config, env)
+      return KafkaBuild.buildSink(config, env)
     case "s3":
-      return S3Config.buildSink(config, env)
+      return S3Build.buildSink(config, env)
   }
 }
 
@@ -194,8 +196,8 @@ export const connectionLayers = (
   const layers: Array<Layer.Layer<ConnectionServices>> = []
   for (const [name, c] of Object.entries(connections)) {
     // One layer per connection, each providing its own service: the union type of the merged layer lists them all.
-    if (c.type === "kafka") layers.push(KafkaConfig.connectionLayer(name, c) as Layer.Layer<ConnectionServices>)
-    else if (c.type === "s3") layers.push(S3Config.connectionLayer(name, c) as Layer.Layer<ConnectionServices>)
+    if (c.type === "kafka") layers.push(KafkaBuild.connectionLayer(name, c) as Layer.Layer<ConnectionServices>)
+    else if (c.type === "s3") layers.push(S3Build.connectionLayer(name, c) as Layer.Layer<ConnectionServices>)
     else sql[name] = c
   }
   return [...(SqlBuild.connectionLayers(sql) as ReadonlyArray<Layer.Layer<ConnectionServices>>), ...layers]

@@ -7,10 +7,10 @@ import { TestClock } from "effect/testing"
 import * as Batch from "../../src/core/Batch.ts"
 import type { DeadLetter } from "../../src/core/DeadLetter.ts"
 import { ExtractError, LoadError, type PipelineError } from "../../src/core/Errors.ts"
-import * as Pipeline from "../../src/core/Pipeline.ts"
 import type { RunReport } from "../../src/core/RunReport.ts"
 import * as Sink from "../../src/core/Sink.ts"
 import * as Source from "../../src/core/Source.ts"
+import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import * as Rule from "../../src/transforms/Rule.ts"
 
 interface Txn {

@@ -7,24 +7,30 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import * as ConfigError from "../../config/ConfigError.ts"
-import type { RecordSchema } from "../../core/RecordSchema.ts"
-import type { Sink } from "../../core/Sink.ts"
-import type { Source } from "../../core/Source.ts"
-import type { FileError } from "../file/FileError.ts"
-import type { FileStore } from "../file/FileStore.ts"
-import * as Declared from "../internal/Connections.ts"
-import * as MysqlClient from "../mysql/MysqlClient.ts"
-import * as NodeMysql from "../mysql/NodeMysql.ts"
-import * as NodePostgres from "../postgres/NodePostgres.ts"
-import * as PostgresClient from "../postgres/PostgresClient.ts"
-import * as Identifier from "./Identifier.ts"
-import * as Incremental from "./Incremental.ts"
-import type { Row, SqlClient } from "./SqlClient.ts"
-import { type ConnectionConfig, connectionOptions, lagOf, type SinkConfig, type SourceConfig } from "./SqlConfig.ts"
-import { reasons } from "./SqlError.ts"
-import * as SqlTable from "./SqlTable.ts"
-import { columnsOfAvro } from "./SqlTypes.ts"
+import * as File from "../connectors/file/File.ts"
+import type { FileError } from "../connectors/file/FileError.ts"
+import type { FileStore } from "../connectors/file/FileStore.ts"
+import * as MysqlClient from "../connectors/mysql/MysqlClient.ts"
+import * as NodeMysql from "../connectors/mysql/NodeMysql.ts"
+import * as NodePostgres from "../connectors/postgres/NodePostgres.ts"
+import * as PostgresClient from "../connectors/postgres/PostgresClient.ts"
+import * as Identifier from "../connectors/sql/Identifier.ts"
+import type { Row, SqlClient } from "../connectors/sql/SqlClient.ts"
+import {
+  type ConnectionConfig,
+  connectionOptions,
+  lagOf,
+  type SinkConfig,
+  type SourceConfig
+} from "../connectors/sql/SqlConfig.ts"
+import { reasons } from "../connectors/sql/SqlError.ts"
+import * as SqlTable from "../connectors/sql/SqlTable.ts"
+import { columnsOfAvro } from "../connectors/sql/SqlTypes.ts"
+import * as ConfigError from "../core/ConfigError.ts"
+import type { RecordSchema } from "../core/RecordSchema.ts"
+import type { Sink } from "../core/Sink.ts"
+import type { Source } from "../core/Source.ts"
+import * as Declared from "./Connections.ts"
 
 /** The services of the SQL connectors, for any connection name. */
 export type Services = PostgresClient.PostgresClient<string> | MysqlClient.MysqlClient<string>
@@ -141,7 +147,7 @@ export const buildSource = (
         : {
             column: config.incremental.column,
             lag: lagOf(config.incremental.lag),
-            state: Incremental.file(config.incremental.state_file ?? `.etl-state/${env.pipeline}.${name}.json`)
+            state: File.cursorState(config.incremental.state_file ?? `.etl-state/${env.pipeline}.${name}.json`)
           }
     const source = SqlTable.source<
       Row,

@@ -4,10 +4,10 @@
  * the schema lookup a pipeline config is built with (`"schema": "transaction"` in a source or sink).
  */
 import * as Effect from "effect/Effect"
-import * as ConfigError from "../config/ConfigError.ts"
+import * as ConfigError from "../core/ConfigError.ts"
 import type { RecordSchema } from "../core/RecordSchema.ts"
-import * as AvroSchema from "./AvroSchema.ts"
-import type * as SchemaRegistry from "./SchemaRegistry.ts"
+import * as AvroSchema from "../schema/AvroSchema.ts"
+import type * as SchemaRegistry from "../schema/SchemaRegistry.ts"
 
 /** A record as config-built pipelines see it. */
 export type AnyRecord = Readonly<Record<string, unknown>>

@@ -8,22 +8,24 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import * as ConfigError from "../config/ConfigError.ts"
-import { DurationString, NonEmpty, StageName } from "../config/Fields.ts"
-import * as Connectors from "../connectors/Connectors.ts"
+import * as ConfigError from "../core/ConfigError.ts"
+import { DurationString, NonEmpty, StageName } from "../core/ConfigFields.ts"
 import type * as DeadLetter from "../core/DeadLetter.ts"
 import { type Flow, mapBatches } from "../core/Flow.ts"
 import * as Expression from "../expr/Expression.ts"
-import * as Aggregate from "./Aggregate.ts"
-import type { AggSpec } from "./internal/Accumulators.ts"
-import * as Join from "./Join.ts"
-import * as Rule from "./Rule.ts"
-import * as Stateless from "./Stateless.ts"
-import { validate } from "./Validate.ts"
-import * as Window from "./Window.ts"
+import type { AggSpec } from "../transforms/Aggregate.ts"
+import * as Aggregate from "../transforms/Aggregate.ts"
+import * as Join from "../transforms/Join.ts"
+import * as Rule from "../transforms/Rule.ts"
+import * as Stateless from "../transforms/Stateless.ts"
+import { validate } from "../transforms/Validate.ts"
+import * as Window from "../transforms/Window.ts"
+import * as Connectors from "./Connectors.ts"
 
 /** The records of a config-built pipeline: plain objects. */
-export type AnyRecord = Readonly<Record<string, unknown>>
+export type { AnyRecord } from "./Records.ts"
+
+import type { AnyRecord } from "./Records.ts"
 
 /** A transform of config-built flows. */
 export type FlowTransform = <E, R>(self: Flow<AnyRecord, E, R>) => Flow<AnyRecord, E, R>

@@ -5,9 +5,9 @@
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import * as ConfigError from "../../config/ConfigError.ts"
-import type * as Sink from "../../core/Sink.ts"
-import type * as Source from "../../core/Source.ts"
+import * as ConfigError from "../core/ConfigError.ts"
+import type * as Sink from "../core/Sink.ts"
+import type * as Source from "../core/Source.ts"
 
 /** A declared connection, as far as these checks need it. */
 export interface Declared {

@@ -1,0 +1,251 @@
+/**
+ * Building Kafka sources, sinks and connection layers from decoded configs (the config schemas live in
+ * `connectors/kafka/KafkaConfig.ts`): this is where a config picks the live layer over the driver.
+ */
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import * as Kafka from "../connectors/kafka/Kafka.ts"
+import * as KafkaClient from "../connectors/kafka/KafkaClient.ts"
+import {
+  type ConnectionConfig,
+  connectionOptions,
+  type PayloadConfig,
+  type SinkConfig,
+  type SourceConfig
+} from "../connectors/kafka/KafkaConfig.ts"
+import { KafkaError, reasons } from "../connectors/kafka/KafkaError.ts"
+import * as NodeKafka from "../connectors/kafka/NodeKafka.ts"
+import * as ConfigError from "../core/ConfigError.ts"
+import type { RecordSchema } from "../core/RecordSchema.ts"
+import type * as Sink from "../core/Sink.ts"
+import type * as Source from "../core/Source.ts"
+import type * as Payload from "../formats/Payload.ts"
+import * as Connections from "./Connections.ts"
+
+/**
+ * The layer of a named Kafka connection: one kafkajs client (its admin connection opened on first use) for the run,
+ * shared by every source and sink naming it, closed when the run ends.
+ */
+export const connectionLayer = <const Name extends string>(
+  name: Name,
+  config: ConnectionConfig
+): Layer.Layer<KafkaClient.KafkaConnection<Name>> =>
+  Layer.effect(KafkaClient.connection(name), KafkaClient.lazy(NodeKafka.make(connectionOptions(config))))
+
+/** A client whose every operation fails: it stands for a connection nobody provided. */
+const missingClient = (name: string): KafkaClient.KafkaClientShape => {
+  const fail = Effect.suspend(() =>
+    Effect.fail(
+      new KafkaError({
+        reason: reasons.InvalidRequest,
+        operation: `use connection ${name}`,
+        message: `The Kafka connection "${name}" is not provided: provide Build.connections(config) (the CLI does) or KafkaBuild.connectionLayer("${name}", config)`
+      })
+    )
+  )
+  return {
+    listTopics: fail,
+    createTopic: () => fail,
+    partitionOffsets: () => fail,
+    offsetsForTimestamp: () => fail,
+    committedOffsets: () => fail,
+    consume: () => fail,
+    producer: () => fail
+  }
+}
+
+/**
+ * The client of a config's named connection, read through a reference with the key of
+ * `KafkaClient.connection(name)`: the connection layers of `Build.connections(config)` provide it, while config
+ * pipelines keep needing only the services every config run gets.
+ */
+const named = (name: string): Context.Key<never, KafkaClient.KafkaClientShape> =>
+  Context.Reference<KafkaClient.KafkaClientShape>(KafkaClient.connection(name).key, {
+    defaultValue: () => missingClient(name)
+  })
+
+/** Runs a source with the client of a named connection. */
+const sourceOnConnection = <A, E>(
+  source: Source.Source<A, E, KafkaClient.KafkaClient>,
+  name: string
+): Source.Source<A, E> => Connections.sourceWith(source, KafkaClient.KafkaClient, Effect.service(named(name)))
+
+/** Opens a sink's writer with the client of a named connection. */
+const sinkOnConnection = <A, E>(sink: Sink.Sink<A, E, KafkaClient.KafkaClient>, name: string): Sink.Sink<A, E> =>
+  Connections.sinkWith(sink, KafkaClient.KafkaClient, Effect.service(named(name)))
+
+type Lookup = (
+  name: string,
+  path: string
+) => Effect.Effect<RecordSchema<Readonly<Record<string, unknown>>>, ConfigError.ConfigError>
+
+/** The payload format a config describes, with schema names resolved. */
+export const payload = (
+  config: PayloadConfig,
+  lookup: Lookup,
+  path: string
+): Effect.Effect<Payload.PayloadFormat, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    switch (config.type) {
+      case "avro":
+        return { type: "avro", schema: (yield* lookup(config.schema, `${path}.schema`)).avro }
+      case "confluent": {
+        const schemas = new Map<number, unknown>()
+        for (const [id, name] of Object.entries(config.schemas))
+          schemas.set(Number(id), (yield* lookup(name, `${path}.schemas.${id}`)).avro)
+        return { type: "confluent", schemas, ...(config.write_id === undefined ? {} : { writeId: config.write_id }) }
+      }
+      default:
+        return { type: config.type }
+    }
+  })
+
+const startOf = (
+  start: SourceConfig["start"],
+  file: string,
+  path: string
+): Effect.Effect<Kafka.StartPosition | undefined, ConfigError.ConfigError> => {
+  if (start === undefined || typeof start === "string") return Effect.succeed(start)
+  if ("timestamp" in start) {
+    const ms = typeof start.timestamp === "number" ? start.timestamp : Date.parse(start.timestamp)
+    return Number.isFinite(ms)
+      ? Effect.succeed({ timestamp: ms })
+      : Effect.fail(
+          ConfigError.single(
+            file,
+            `${path}.timestamp`,
+            `Expected epoch milliseconds or an ISO-8601 time, got ${JSON.stringify(start.timestamp)}`
+          )
+        )
+  }
+  const offsets: Record<string, Record<number, string | number>> = {}
+  for (const [topic, partitions] of Object.entries(start.offsets))
+    offsets[topic] = Object.fromEntries(Object.entries(partitions).map(([p, o]) => [Number(p), o]))
+  return Effect.succeed({ offsets })
+}
+
+/** Gives a source its own client, opened when its stream starts and closed when it ends. */
+export const withClient = <A, E>(
+  source: Source.Source<A, E, KafkaClient.KafkaClient>,
+  layer: Layer.Layer<KafkaClient.KafkaClient, KafkaError>
+): Source.Source<A, E | KafkaError> => ({
+  ...source,
+  batches: (ctx) =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
+        return Stream.provideContext(source.batches(ctx), context)
+      })
+    )
+})
+
+/** Gives a sink its own client, open as long as the sink's writer. */
+export const sinkWithClient = <A, E>(
+  sink: Sink.Sink<A, E, KafkaClient.KafkaClient>,
+  layer: Layer.Layer<KafkaClient.KafkaClient, KafkaError>
+): Sink.Sink<A, E | KafkaError> => ({
+  ...sink,
+  open: Effect.gen(function* () {
+    const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
+    return yield* Effect.provideContext(sink.open, context)
+  })
+})
+
+/** What building needs from the config around it. */
+export interface BuildEnv {
+  readonly file: string
+  readonly path: string
+  readonly defaultName: string
+  readonly schema: Lookup
+  /** The connections the config declares, by name. */
+  readonly connections?: Readonly<Record<string, Connections.Declared>>
+  /** True in streaming mode: a source without `bounded` streams. */
+  readonly streaming?: boolean
+}
+
+/** Checks a source's or sink's `connection` names a declared Kafka connection. */
+const checkConnection = (name: string | undefined, env: BuildEnv, role: string) =>
+  Connections.checkOptional(name, "kafka", role, env)
+
+/** Builds the Kafka source a config describes. */
+export const buildSource = (config: SourceConfig, env: BuildEnv) =>
+  Effect.gen(function* () {
+    yield* checkConnection(config.connection, env, "source")
+    const value = yield* payload(config.value, env.schema, `${env.path}.value`)
+    const schema = config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`)
+    const start = yield* startOf(config.start, env.file, `${env.path}.start`)
+    let topics: ReadonlyArray<string> | RegExp
+    if (config.topic_pattern !== undefined) {
+      const pattern = config.topic_pattern
+      topics = yield* Effect.try({
+        try: () => new RegExp(pattern),
+        catch: (e) =>
+          ConfigError.single(
+            env.file,
+            `${env.path}.topic_pattern`,
+            `Invalid regular expression: ${(e as Error).message}`
+          )
+      })
+    } else topics = config.topics ?? []
+    const options = {
+      topics,
+      groupId: config.group_id,
+      name: config.name ?? env.defaultName,
+      value,
+      ...(start === undefined ? {} : { start }),
+      ...(config.bounded === undefined
+        ? env.streaming === true
+          ? { bounded: false }
+          : {}
+        : { bounded: config.bounded }),
+      ...(config.key === undefined ? {} : { key: { type: config.key } }),
+      ...(schema === undefined ? {} : { schema }),
+      ...(config.max_bytes_per_partition === undefined ? {} : { maxBytesPerPartition: config.max_bytes_per_partition })
+    }
+    const source: Source.Source<
+      Readonly<Record<string, unknown>>,
+      KafkaError,
+      KafkaClient.KafkaClient
+    > = config.envelope === true
+      ? (Kafka.source({ ...options, envelope: true }) as unknown as Source.Source<
+          Readonly<Record<string, unknown>>,
+          KafkaError,
+          KafkaClient.KafkaClient
+        >)
+      : Kafka.source<Readonly<Record<string, unknown>>>(options)
+    return {
+      source:
+        config.connection === undefined
+          ? withClient(source, NodeKafka.layer(connectionOptions(config)))
+          : sourceOnConnection(source, config.connection),
+      fields:
+        config.envelope === true
+          ? ["topic", "partition", "offset", "timestamp", "key", "headers", "value"]
+          : schema?.fields
+    }
+  })
+
+/** Builds the Kafka sink a config describes. */
+export const buildSink = (config: SinkConfig, env: BuildEnv) =>
+  Effect.gen(function* () {
+    yield* checkConnection(config.connection, env, "sink")
+    const value = yield* payload(config.value, env.schema, `${env.path}.value`)
+    const sink = Kafka.sink<Readonly<Record<string, unknown>>>({
+      topic: config.topic,
+      name: config.name ?? env.defaultName,
+      // "overwrite" is rejected by the config schema.
+      mode: config.mode === "upsert" ? "upsert" : "append",
+      value,
+      ...(config.key === undefined ? {} : { key: config.key }),
+      ...(config.compression === "gzip" ? { compression: "gzip" as const } : {}),
+      ...(config.max_request_bytes === undefined ? {} : { maxRequestBytes: config.max_request_bytes }),
+      ...(config.linger === undefined ? {} : { linger: config.linger as Duration.Input }),
+      ...(config.batch_size === undefined ? {} : { batchSize: config.batch_size })
+    })
+    return config.connection === undefined
+      ? sinkWithClient(sink, NodeKafka.layer(connectionOptions(config)))
+      : sinkOnConnection(sink, config.connection)
+  })
