@@ -6,14 +6,25 @@
  * its report and exits 0) and a second one aborts it; at any other time a signal aborts at once, as Node's runner does.
  */
 import { readFileSync } from "node:fs"
-import * as NodeServices from "@effect/platform-node/NodeServices"
+import * as NodeChildProcessSpawner from "@effect/platform-node-shared/NodeChildProcessSpawner"
+import * as NodeFileSystem from "@effect/platform-node-shared/NodeFileSystem"
+import * as NodePath from "@effect/platform-node-shared/NodePath"
+import * as NodeStdio from "@effect/platform-node-shared/NodeStdio"
+import * as NodeTerminal from "@effect/platform-node-shared/NodeTerminal"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
 import * as Cli from "./cli/Cli.ts"
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
   .version
+
+/** Node's file system, paths, stdio, terminal and child processes: what the command line needs of the platform. */
+const platform = Layer.provideMerge(
+  NodeChildProcessSpawner.layer,
+  Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeStdio.layer, NodeTerminal.layer)
+)
 
 const stopRequested = Deferred.makeUnsafe<void>()
 let streaming = false
@@ -49,4 +60,4 @@ Cli.main(process.argv.slice(2), version, {
       streaming = on
     }
   }
-}).pipe(Effect.provide(NodeServices.layer), runMain({ disableErrorReporting: true }))
+}).pipe(Effect.provide(platform), runMain({ disableErrorReporting: true }))

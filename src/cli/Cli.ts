@@ -5,7 +5,7 @@
  * stdout as JSON; logs are JSON lines on stderr; a progress line is drawn on stderr when it is a terminal.
  */
 import * as nodePath from "node:path"
-import { pathToFileURL } from "node:url"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import * as Console from "effect/Console"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Data from "effect/Data"
@@ -41,9 +41,21 @@ const usage = (message: string) =>
 const configFailure = (error: ConfigError) => usage(error.message)
 
 const schemasFlag = Flag.String("schemas").pipe(
-  Flag.withDescription("The directory of Avro schemas (*.avsc)"),
-  Flag.withDefault("schemas")
+  Flag.withDescription(
+    "The directory of your Avro schemas (*.avsc); default ./schemas when it exists. The schemas that ship with effect-etl are always there too, and yours replace them by name"
+  ),
+  Flag.withDefault("")
 )
+
+/** The schemas that ship with the package (`schemas/` beside `src/` or `dist/`). */
+const builtInSchemas = fileURLToPath(new URL("../../schemas", import.meta.url))
+
+/** The registry the CLI uses: the shipped schemas, then the user's directory (`--schemas`, else `./schemas`). */
+const registry = (schemas: string) =>
+  SchemaRegistry.layerDirectories([
+    { path: builtInSchemas, optional: true },
+    schemas === "" ? { path: "schemas", optional: true } : { path: schemas }
+  ])
 const quietFlag = Flag.Boolean("quiet").pipe(
   Flag.withAlias("q"),
   Flag.withDescription("No progress line on stderr"),
@@ -60,7 +72,7 @@ export interface GracefulStop {
 }
 
 /** The services every CLI run gets: local files and the schema registry over `--schemas`. */
-const services = (schemas: string) => Layer.mergeAll(NodeFileStore.layer, SchemaRegistry.layer(schemas))
+const services = (schemas: string) => Layer.mergeAll(NodeFileStore.layer, registry(schemas))
 
 /** Loads and builds a config; `connections` is the layer of its declared database connections. */
 const loadConfig = (file: string, schemas: string) =>
@@ -69,7 +81,7 @@ const loadConfig = (file: string, schemas: string) =>
     const registry = yield* SchemaRegistry.SchemaRegistry
     const pipeline = yield* Build.build(config, { file, schema: Records.lookup(registry, file) })
     return { pipeline, connections: Build.connections(config) }
-  }).pipe(Effect.provide(SchemaRegistry.layer(schemas)))
+  }).pipe(Effect.provide(registry(schemas)))
 
 const loadPipeline = (file: string, schemas: string) =>
   Effect.map(loadConfig(file, schemas), (loaded) => loaded.pipeline)
@@ -163,8 +175,8 @@ const schemaList = Command.make("list", { schemas: schemasFlag }, ({ schemas }) 
   Effect.gen(function* () {
     const registry = yield* SchemaRegistry.SchemaRegistry
     for (const entry of yield* registry.list) yield* Console.log(`${entry.name}\t${entry.fullName}\t${entry.file}`)
-  }).pipe(Effect.provide(SchemaRegistry.layer(schemas)))
-).pipe(Command.withDescription("List the Avro schemas in the schema directory"))
+  }).pipe(Effect.provide(registry(schemas)))
+).pipe(Command.withDescription("List the Avro schemas: name, Avro full name, file"))
 
 const schemaShow = Command.make(
   "show",
@@ -177,11 +189,11 @@ const schemaShow = Command.make(
       const registry = yield* SchemaRegistry.SchemaRegistry
       const entry = yield* registry.get(name)
       yield* Console.log(JSON.stringify(entry.avro, null, 2))
-    }).pipe(Effect.provide(SchemaRegistry.layer(schemas)))
+    }).pipe(Effect.provide(registry(schemas)))
 ).pipe(Command.withDescription("Print an Avro schema"))
 
 const schemaCommand = Command.make("schema").pipe(
-  Command.withDescription("Inspect the Avro schemas in schemas/"),
+  Command.withDescription("Inspect the Avro schemas (shipped ones and those of --schemas or ./schemas)"),
   Command.withSubcommands([schemaList, schemaShow])
 )
 

@@ -186,3 +186,55 @@ export const layerMemory = (
       )
     ).pipe(Effect.flatMap(make))
   )
+
+/** A directory of `*.avsc` files for {@link layerDirectories}. */
+export interface Directory {
+  readonly path: string
+  /** A missing optional directory adds no schemas; a missing required one fails the layer. Default false. */
+  readonly optional?: boolean
+}
+
+const exists = (path: string) =>
+  Effect.promise(() =>
+    fs.stat(path).then(
+      (s) => s.isDirectory(),
+      () => false
+    )
+  )
+
+/**
+ * The registry of several schema directories, loaded once when the layer is built. A schema of a later directory
+ * replaces one of an earlier directory with the same registry name or Avro full name, so a project's own `schemas/`
+ * can override the schemas that ship with effect-etl. A directory given twice is read once.
+ *
+ * @example
+ * SchemaRegistry.layerDirectories([{ path: builtInSchemas, optional: true }, { path: "schemas", optional: true }])
+ */
+export const layerDirectories = (
+  directories: ReadonlyArray<Directory>
+): Layer.Layer<SchemaRegistry, SchemaRegistryError> =>
+  Layer.effect(
+    SchemaRegistry,
+    Effect.gen(function* () {
+      const seen = new Set<string>()
+      let sources: Array<Source> = []
+      for (const directory of directories) {
+        const resolved = nodePath.resolve(directory.path)
+        if (seen.has(resolved)) continue
+        seen.add(resolved)
+        if (directory.optional === true && !(yield* exists(resolved))) continue
+        const loaded = yield* loadDirectory(directory.path)
+        const replaced = new Set(loaded.flatMap((source) => [source.name, ...fullNameOf(source)]))
+        sources = [
+          ...sources.filter((source) => !replaced.has(source.name) && !fullNameOf(source).some((n) => replaced.has(n))),
+          ...loaded
+        ]
+      }
+      return yield* make(sources)
+    })
+  )
+
+const fullNameOf = (source: Source): ReadonlyArray<string> => {
+  const fullName = AvroSchema.fullName(source.avro)
+  return fullName === undefined ? [] : [fullName]
+}
