@@ -10,11 +10,11 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as ConfigError from "../core/ConfigError.ts"
 import { DurationString, NonEmpty, StageName } from "../core/ConfigFields.ts"
-import type * as DeadLetter from "../core/DeadLetter.ts"
-import { type Flow, mapBatches } from "../core/Flow.ts"
+import type { Flow } from "../core/Flow.ts"
 import * as Expression from "../expr/Expression.ts"
 import type { AggSpec } from "../transforms/Aggregate.ts"
 import * as Aggregate from "../transforms/Aggregate.ts"
+import * as Expressions from "../transforms/Expressions.ts"
 import * as Join from "../transforms/Join.ts"
 import * as Rule from "../transforms/Rule.ts"
 import * as Stateless from "../transforms/Stateless.ts"
@@ -403,65 +403,6 @@ const buildRule = (
     }
   })
 
-const filterByExpression = (
-  condition: string,
-  predicate: Expression.Predicate,
-  name: string | undefined
-): FlowTransform =>
-  mapBatches<AnyRecord, AnyRecord>(
-    { name: name ?? "filter", description: `filter ${condition}`, cardinality: "one-to-one" },
-    () => (records, stage) => {
-      const out: Array<AnyRecord> = []
-      const deadLetters: Array<DeadLetter.DeadLetter> = []
-      for (let i = 0; i < records.length; i++) {
-        const r = records[i]!
-        const ok = predicate(r)
-        if (ok === true) out.push(r)
-        else if (ok !== false)
-          deadLetters.push({
-            stage,
-            reason: "expression-error",
-            message: `filter ${condition}: ${ok.error}`,
-            record: r
-          })
-      }
-      return { records: out, deadLetters, filtered: records.length - out.length - deadLetters.length }
-    }
-  )
-
-const deriveByExpressions = (
-  compiled: ReadonlyArray<readonly [string, Expression.Compiled]>,
-  name: string | undefined
-): FlowTransform =>
-  mapBatches<AnyRecord, AnyRecord>(
-    {
-      name: name ?? "derive",
-      description: `derive ${compiled.map(([k, c]) => `${k} = ${c.source}`).join(", ")}`,
-      cardinality: "one-to-one"
-    },
-    () => (records, stage) => {
-      const out: Array<AnyRecord> = []
-      const deadLetters: Array<DeadLetter.DeadLetter> = []
-      for (let i = 0; i < records.length; i++) {
-        const r = records[i]!
-        const o: Record<string, unknown> = { ...r }
-        let failure: string | undefined
-        for (let j = 0; j < compiled.length; j++) {
-          const [field, expr] = compiled[j]!
-          const value = expr.evaluate(r)
-          if (Expression.isFailure(value)) {
-            failure = `${field} = ${expr.source}: ${value.error}`
-            break
-          }
-          o[field] = value
-        }
-        if (failure === undefined) out.push(o)
-        else deadLetters.push({ stage, reason: "expression-error", message: failure, record: r })
-      }
-      return { records: out, deadLetters }
-    }
-  )
-
 const pathOf = (...path: ReadonlyArray<string | number>): string => ConfigError.jsonPath(path).slice(1)
 
 const aggFunctions: Readonly<Record<typeof AggFunction.Type, Pick<AggSpec, "kind" | "quantile">>> = {
@@ -609,7 +550,10 @@ export const build = (config: TransformConfig, ctx: BuildContext): Effect.Effect
           config.condition,
           ctx.fields === undefined ? {} : { variables: ctx.fields }
         ).pipe(Effect.mapError(compileError(ctx, ".condition")))
-        return { apply: filterByExpression(config.condition, predicate, config.name), fields: ctx.fields }
+        return {
+          apply: Expressions.filterBy(config.condition, predicate, { name: config.name ?? "filter" }) as FlowTransform,
+          fields: ctx.fields
+        }
       }
       case "derive": {
         const compiled: Array<readonly [string, Expression.Compiled]> = []
@@ -624,7 +568,10 @@ export const build = (config: TransformConfig, ctx: BuildContext): Effect.Effect
           ctx.fields === undefined
             ? undefined
             : [...ctx.fields, ...compiled.map(([k]) => k).filter((k) => !ctx.fields!.includes(k))]
-        return { apply: deriveByExpressions(compiled, config.name), fields }
+        return {
+          apply: Expressions.computeBy(compiled, { name: config.name ?? "derive" }) as unknown as FlowTransform,
+          fields
+        }
       }
       case "select":
         yield* checkFields(ctx, ".fields", config.fields)
