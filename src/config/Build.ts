@@ -82,14 +82,9 @@ export const build = (
       fields = step.fields
     }
     const sink = yield* Connectors.buildSink(config.sink, env("$.sink", "sink"))
-    if (streaming && sink.mode === "overwrite")
-      return yield* Effect.fail(
-        ConfigError.single(
-          options.file,
-          "$.sink.mode",
-          'An overwrite sink cannot run in streaming mode: it would replace its data at every commit; use "append" or "upsert"'
-        )
-      )
+    const sinkProblem = streaming ? Pipeline.unboundedProblem(sink.mode) : undefined
+    if (sinkProblem !== undefined)
+      return yield* Effect.fail(ConfigError.single(options.file, "$.sink.mode", sinkProblem))
     let pipeline: ConfigPipeline = flow.pipe(
       Pipeline.to(sink),
       Pipeline.named(config.name),
@@ -109,14 +104,9 @@ export const build = (
     )
     if (config.dead_letters !== undefined) {
       const deadLetters = yield* Connectors.buildSink(config.dead_letters, env("$.dead_letters", "dead-letters"))
-      if (streaming && deadLetters.mode === "overwrite")
-        return yield* Effect.fail(
-          ConfigError.single(
-            options.file,
-            "$.dead_letters.mode",
-            'An overwrite sink cannot run in streaming mode: it would replace its data at every commit; use "append"'
-          )
-        )
+      const problem = streaming ? Pipeline.unboundedProblem(deadLetters.mode) : undefined
+      if (problem !== undefined)
+        return yield* Effect.fail(ConfigError.single(options.file, "$.dead_letters.mode", problem))
       // A dead letter is a plain object too; config sinks take any plain object.
       pipeline = Pipeline.withDeadLetters(deadLetters as unknown as Sink<DeadLetter, unknown, Connectors.Services>)(
         pipeline

@@ -69,6 +69,15 @@ export interface Pipeline<out E = never, out R = never> extends Pipeable {
   readonly "~errors"?: (_: never) => E
 }
 
+/**
+ * Why a sink with this write mode cannot take an unbounded (streaming) input, or `undefined` when it can: an overwrite
+ * would replace its data at every segment commit. Both front doors (the runtime and config building) ask this.
+ */
+export const unboundedProblem = (mode: WriteMode): string | undefined =>
+  mode === "overwrite"
+    ? 'an overwrite sink cannot take an unbounded (streaming) input: it would replace its data at every commit; use "append" or "upsert"'
+    : undefined
+
 /** Marks pipeline values, so a module's export can be recognised at run time. */
 export const TypeId: unique symbol = Symbol.for("effect-etl/Pipeline")
 

@@ -18,7 +18,7 @@ import * as Stream from "effect/Stream"
 import * as Batch from "../core/Batch.ts"
 import type * as DeadLetter from "../core/DeadLetter.ts"
 import { LoadError, messageOf, type PipelineError, QualityError, wrap } from "../core/Errors.ts"
-import type { Pipeline, SinkPlan } from "../core/Plan.ts"
+import { type Pipeline, type SinkPlan, unboundedProblem } from "../core/Plan.ts"
 import * as Retry from "../core/Retry.ts"
 import { type RunReport, reconcile, type StreamingReport, stageReports } from "../core/RunReport.ts"
 import type { SinkResult, SinkWriter } from "../core/Sink.ts"
@@ -108,13 +108,15 @@ const runAttempt = <E, R>(
       const streaming = !p.bounded
       const segmented = streaming && !ackEachBatch
       if (segmented)
-        for (const plan of [p.sink, p.deadLetters])
-          if (plan !== undefined && plan.mode === "overwrite")
+        for (const plan of [p.sink, p.deadLetters]) {
+          const problem = plan === undefined ? undefined : unboundedProblem(plan.mode)
+          if (plan !== undefined && problem !== undefined)
             return yield* new LoadError({
               stage: plan.info.name,
-              message: `${plan.info.name}: an overwrite sink cannot take an unbounded (streaming) source, which would replace its data at every commit; use append or upsert`,
+              message: `${plan.info.name}: ${problem}`,
               retryable: false
             })
+        }
       // In segments, each segment's writers live in a scope of their own, opened with the segment's first batch.
       const attemptScope = yield* Effect.scope
       let segmentScope: Scope.Closeable | undefined

@@ -224,7 +224,7 @@ describe("streaming configs", () => {
   it.effect("reject an overwrite sink, and streaming settings in batch mode", () =>
     Effect.gen(function* () {
       assert.deepStrictEqual(yield* buildIssues({ ...kafka, sink: { ...kafka.sink, mode: "overwrite" } }), [
-        '$.sink.mode: An overwrite sink cannot run in streaming mode: it would replace its data at every commit; use "append" or "upsert"'
+        '$.sink.mode: an overwrite sink cannot take an unbounded (streaming) input: it would replace its data at every commit; use "append" or "upsert"'
       ])
       assert.deepStrictEqual(yield* buildIssues({ ...base, streaming: { commit_records: 10 } }), [
         '$.streaming: Streaming settings need "mode": "streaming"'

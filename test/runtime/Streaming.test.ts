@@ -294,7 +294,7 @@ describe("streaming runs", () => {
       assert.strictEqual(report.status, "failed")
       assert.strictEqual(error?._tag, "LoadError")
       assert.isFalse(error?.retryable)
-      assert.include(error?.message, "overwrite sink cannot take an unbounded (streaming) source")
+      assert.include(error?.message, "overwrite sink cannot take an unbounded (streaming) input")
     })
   )
 
