@@ -99,7 +99,11 @@ export const build = (
         ...(config.quality?.max_rejected === undefined ? {} : { maxRejected: config.quality.max_rejected }),
         ...(config.quality?.max_rejected_ratio === undefined
           ? {}
-          : { maxRejectedRatio: config.quality.max_rejected_ratio })
+          : { maxRejectedRatio: config.quality.max_rejected_ratio }),
+        ...(config.quality?.drop_rejected === undefined ? {} : { dropRejected: config.quality.drop_rejected }),
+        ...(config.quality?.allow_empty_overwrite === undefined
+          ? {}
+          : { allowEmptyOverwrite: config.quality.allow_empty_overwrite })
       })
     )
     if (config.dead_letters !== undefined) {

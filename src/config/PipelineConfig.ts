@@ -34,6 +34,18 @@ export const QualityConfig = Schema.Struct({
     Schema.Finite.check(Schema.isBetween({ minimum: 0, maximum: 1 })).annotate({
       description: "Fail when more than this fraction (0..1) of the records read are rejected"
     })
+  ),
+  drop_rejected: Schema.optionalKey(
+    Schema.Union([Schema.Literal(true), Schema.Array(StageName).check(Schema.isMinLength(1))]).annotate({
+      description:
+        "Without dead_letters a rejected record fails the run; name the stages whose rejects may be dropped instead (true: any stage). Dropped records are counted in the report and the first few are logged"
+    })
+  ),
+  allow_empty_overwrite: Schema.optionalKey(
+    Schema.Boolean.annotate({
+      description:
+        "Let an overwrite sink replace its data with an empty result (default false: a run that would do so fails before committing)"
+    })
   )
 }).annotate({ description: "Limits on rejected records; crossing one fails the run before the sink commits" })
 

@@ -23,6 +23,13 @@ export interface QualityPolicy {
   readonly maxRejected?: number
   /** Fail when more than this fraction (0..1) of the records read are rejected (checked at the end of the input). */
   readonly maxRejectedRatio?: number
+  /**
+   * Without a dead-letter sink, a rejected record fails the run (before the sink commits) unless its stage is named
+   * here (`true`: any stage): its rejects are then counted, logged (the first few) and dropped on purpose.
+   */
+  readonly dropRejected?: true | ReadonlyArray<string>
+  /** Lets an overwrite replace the target's data with an empty result (default: such a run fails before committing). */
+  readonly allowEmptyOverwrite?: boolean
 }
 
 /**

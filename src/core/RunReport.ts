@@ -66,6 +66,8 @@ export interface RunReport {
     readonly warned: number
     /** Rejected records written to the dead-letter sink. */
     readonly deadLettered: number
+    /** Rejected records dropped on purpose (the pipeline has no dead-letter sink and allows dropping them). */
+    readonly dropped: number
   }
   /** Records read per second of run time. */
   readonly recordsPerSecond: number

@@ -9,87 +9,31 @@
  * failed segment fails the attempt, and the retried attempt resumes from the last acknowledged position. End-to-end
  * latency (commit time minus a batch's oldest source timestamp) is logged per segment and summarised in the RunReport.
  */
-import { DDSketch } from "@datadog/sketches-js"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Batch from "../core/Batch.ts"
-import type * as DeadLetter from "../core/DeadLetter.ts"
-import { LoadError, messageOf, type PipelineError, QualityError, wrap } from "../core/Errors.ts"
-import { type Pipeline, type SinkPlan, unboundedProblem } from "../core/Plan.ts"
+import { messageOf, type PipelineError, QualityError } from "../core/Errors.ts"
+import type { Pipeline } from "../core/Plan.ts"
 import * as Retry from "../core/Retry.ts"
-import { type RunReport, reconcile, type StreamingReport, stageReports } from "../core/RunReport.ts"
-import type { SinkResult, SinkWriter } from "../core/Sink.ts"
+import { type RunReport, reconcile, stageReports } from "../core/RunReport.ts"
 import { MAX_LOGGED_WARNINGS, makeRunContext, type RunContext } from "../core/Stage.ts"
 import { StopSignal } from "../core/Stop.ts"
+import * as Outputs from "./internal/Outputs.ts"
+import * as Quality from "./internal/Quality.ts"
+import { StreamingStats } from "./internal/StreamingStats.ts"
 import { Progress } from "./Progress.ts"
 
-/** At most this many rejected records are logged one by one when the pipeline has no dead-letter sink. */
-const MAX_LOGGED_REJECTS = 20
-
-interface AttemptResult {
-  readonly sink: SinkResult
-  readonly deadLetters: SinkResult | undefined
+/** What an attempt committed, and how many rejected records it dropped on purpose. */
+interface AttemptResult extends Outputs.Committed {
+  readonly dropped: number
 }
 
-/** Latency and segment counts of a streaming run, kept across its attempts. */
-class StreamingStats {
-  segments = 0
-  batches = 0
-  max = 0
-  readonly sketch = new DDSketch({ relativeAccuracy: 0.01 })
-  /** Records the end-to-end latency of a batch made visible at `now`. */
-  observe(sourceTimestamp: number | undefined, now: number): number | undefined {
-    if (sourceTimestamp === undefined) return undefined
-    const latency = Math.max(0, now - sourceTimestamp)
-    this.batches++
-    if (latency > this.max) this.max = latency
-    this.sketch.accept(latency)
-    return latency
-  }
-  report(): StreamingReport {
-    const round = (q: number) => Math.round(Math.min(this.max, this.sketch.getValueAtQuantile(q)))
-    return {
-      segments: this.segments,
-      ...(this.batches === 0
-        ? {}
-        : { latencyMs: { batches: this.batches, p50: round(0.5), p95: round(0.95), max: Math.round(this.max) } })
-    }
-  }
-}
-
-/** Adds up the results of a streaming run's segment commits. */
-const addResults = (a: SinkResult | undefined, b: SinkResult): SinkResult => {
-  if (a === undefined) return b
-  const details: Record<string, unknown> = { ...a.details }
-  for (const [key, value] of Object.entries(b.details ?? {})) {
-    const before = details[key]
-    details[key] =
-      typeof before === "number" && typeof value === "number"
-        ? before + value
-        : Array.isArray(before) && Array.isArray(value)
-          ? before.concat(value)
-          : value
-  }
-  const updated = a.updated === undefined && b.updated === undefined ? undefined : (a.updated ?? 0) + (b.updated ?? 0)
-  const location = b.location ?? a.location
-  return {
-    written: a.written + b.written,
-    ...(updated === undefined ? {} : { updated }),
-    ...(location === undefined ? {} : { location }),
-    ...(Object.keys(details).length === 0 ? {} : { details })
-  }
-}
-
-const openWriter = <R>(plan: SinkPlan<R>) =>
-  Effect.mapError(plan.open, wrap(LoadError, plan.info.name)) as Effect.Effect<
-    SinkWriter<unknown, unknown>,
-    LoadError,
-    R | Scope.Scope
-  >
-
+/**
+ * One attempt: reads the pipeline's batches and, for each, lets the quality gate take its rejects, writes it to the
+ * outputs and settles its acknowledgement; at the end (or per segment) the gate checks the thresholds and the outputs
+ * commit.
+ */
 const runAttempt = <E, R>(
   p: Pipeline<E, R>,
   ctx: RunContext,
@@ -98,154 +42,16 @@ const runAttempt = <E, R>(
   Effect.scoped(
     Effect.gen(function* () {
       const progress = yield* Progress
-      const clock = yield* Clock.Clock
       // Counters are reported in the order they are created: create them in pipeline order.
       for (const stage of p.stages) ctx.stage(stage)
-      const sinkCounter = ctx.stage(p.sink.info)
-      const dlCounter = p.deadLetters === undefined ? undefined : ctx.stage(p.deadLetters.info)
-      const ackEachBatch =
-        p.sink.durability === "per-write" && (p.deadLetters?.durability ?? "per-write") === "per-write"
-      const streaming = !p.bounded
-      const segmented = streaming && !ackEachBatch
-      if (segmented)
-        for (const plan of [p.sink, p.deadLetters]) {
-          const problem = plan === undefined ? undefined : unboundedProblem(plan.mode)
-          if (plan !== undefined && problem !== undefined)
-            return yield* new LoadError({
-              stage: plan.info.name,
-              message: `${plan.info.name}: ${problem}`,
-              retryable: false
-            })
-        }
-      // In segments, each segment's writers live in a scope of their own, opened with the segment's first batch.
-      const attemptScope = yield* Effect.scope
-      let segmentScope: Scope.Closeable | undefined
-      let writer: SinkWriter<unknown, unknown> | undefined
-      let dlWriter: SinkWriter<unknown, unknown> | undefined
-      if (!segmented) {
-        writer = yield* openWriter(p.sink)
-        dlWriter = p.deadLetters === undefined ? undefined : yield* openWriter(p.deadLetters)
-      }
-      let segmentBatches = 0
-      let segmentRecords = 0
-      let segmentOpenedAt = 0
-      let segmentTimestamps: Array<number | undefined> = []
-      let sinkTotal: SinkResult | undefined
-      let dlTotal: SinkResult | undefined
-      const openSegment = Effect.gen(function* () {
-        const scope = yield* Scope.fork(attemptScope)
-        segmentScope = scope
-        writer = yield* Scope.provide(openWriter(p.sink), scope)
-        dlWriter = p.deadLetters === undefined ? undefined : yield* Scope.provide(openWriter(p.deadLetters), scope)
-        segmentOpenedAt = clock.currentTimeMillisUnsafe()
-      })
-      const pendingAcks: Array<Effect.Effect<void, PipelineError>> = []
-      let rejected = 0
-      let loggedRejects = 0
-      const sinkName = p.sink.info.name
-
-      const writeDeadLetters = (deadLetters: ReadonlyArray<DeadLetter.DeadLetter>) =>
-        Effect.gen(function* () {
-          if (dlWriter !== undefined && dlCounter !== undefined && p.deadLetters !== undefined) {
-            const dlWriterNow = dlWriter
-            const started = performance.now()
-            yield* Effect.mapError(dlWriterNow.write(deadLetters), wrap(LoadError, p.deadLetters.info.name))
-            dlCounter.busyMs += performance.now() - started
-            dlCounter.batches++
-            dlCounter.recordsIn += deadLetters.length
-            dlCounter.recordsOut += deadLetters.length
-            return
-          }
-          for (const dl of deadLetters) {
-            if (loggedRejects >= MAX_LOGGED_REJECTS) break
-            loggedRejects++
-            yield* Effect.logWarning("record rejected").pipe(
-              Effect.annotateLogs({
-                stage: dl.stage,
-                reason: dl.reason,
-                detail: dl.message,
-                ...(dl.origin === undefined ? {} : { origin: dl.origin })
-              })
-            )
-          }
-        })
-
-      const checkMaxRejected = (): Effect.Effect<void, QualityError> =>
-        p.quality.maxRejected !== undefined && rejected > p.quality.maxRejected
-          ? Effect.fail(
-              new QualityError({
-                stage: "quality",
-                message: `${rejected} records rejected, more than the allowed ${p.quality.maxRejected}; nothing was committed to ${sinkName}`,
-                retryable: false
-              })
-            )
-          : Effect.void
-
-      const checkMaxRejectedRatio = (): Effect.Effect<void, QualityError> => {
-        let read = 0
-        for (const stage of ctx.stages()) if (stage.info.kind === "source") read += stage.recordsIn
-        const ratio = p.quality.maxRejectedRatio
-        return ratio !== undefined && read > 0 && rejected / read > ratio
-          ? Effect.fail(
-              new QualityError({
-                stage: "quality",
-                message: `${rejected} of ${read} records rejected (${((rejected / read) * 100).toFixed(2)}%), more than the allowed ${(ratio * 100).toFixed(2)}%; nothing was committed to ${sinkName}`,
-                retryable: false
-              })
-            )
-          : Effect.void
-      }
-
-      /** Commits the open segment, acknowledges the batches it holds, and closes its writers. */
-      const commitSegment = Effect.gen(function* () {
-        const scope = segmentScope
-        const sinkWriter = writer
-        if (scope === undefined || sinkWriter === undefined) return
-        if (segmentBatches > 0) {
-          yield* checkMaxRejectedRatio()
-          if (dlWriter !== undefined && p.deadLetters !== undefined)
-            dlTotal = addResults(
-              dlTotal,
-              yield* Effect.mapError(dlWriter.commit, wrap(LoadError, p.deadLetters.info.name))
-            )
-          const started = performance.now()
-          const result = yield* Effect.mapError(sinkWriter.commit, wrap(LoadError, sinkName))
-          sinkCounter.busyMs += performance.now() - started
-          sinkTotal = addResults(sinkTotal, result)
-          for (const ack of pendingAcks) yield* ack
-          stats.segments++
-          const now = clock.currentTimeMillisUnsafe()
-          let oldest: number | undefined
-          for (const ts of segmentTimestamps) {
-            stats.observe(ts, now)
-            oldest = Batch.oldest(oldest, ts)
-          }
-          yield* Effect.logInfo(`segment ${stats.segments} committed: ${result.written} records`).pipe(
-            Effect.annotateLogs({
-              segment: stats.segments,
-              records: result.written,
-              batches: segmentBatches,
-              durationMs: now - segmentOpenedAt,
-              ...(oldest === undefined ? {} : { latencyMs: Math.max(0, now - oldest) })
-            })
-          )
-        }
-        pendingAcks.length = 0
-        segmentTimestamps = []
-        segmentBatches = 0
-        segmentRecords = 0
-        segmentScope = undefined
-        writer = undefined
-        dlWriter = undefined
-        // An empty segment was never committed: closing its scope discards what its writers prepared.
-        yield* Scope.close(scope, Exit.void)
-      })
+      const gate = Quality.make(p as Pipeline<unknown, unknown>, ctx)
+      const outputs = yield* Outputs.make(p, ctx, stats, gate.checkRatio)
 
       const stop = yield* StopSignal
-      const built = streaming ? Stream.haltWhen(p.build(ctx), stop) : p.build(ctx)
+      const built = p.bounded ? p.build(ctx) : Stream.haltWhen(p.build(ctx), stop)
       const batches = p.sink.batching === undefined ? built : built.pipe(Batch.gather(p.sink.batching))
       const tick: unique symbol = Symbol("tick")
-      const events: Stream.Stream<Batch.Batch<unknown> | typeof tick, PipelineError, R> = segmented
+      const events: Stream.Stream<Batch.Batch<unknown> | typeof tick, PipelineError, R> = outputs.segmented
         ? Stream.merge(
             batches,
             Stream.map(Stream.tick(p.streaming.commitInterval), () => tick),
@@ -253,78 +59,42 @@ const runAttempt = <E, R>(
           )
         : batches
       yield* Stream.runForEach(events, (event) =>
-        Effect.gen(function* () {
-          if (event === tick) {
-            if (segmentBatches > 0) yield* commitSegment
-            return
-          }
-          const batch = event
-          if (segmented && writer === undefined) yield* openSegment
-          const n = batch.records.length
-          if (n > 0 && writer !== undefined) {
-            const started = performance.now()
-            yield* Effect.mapError(writer.write(batch.records), wrap(LoadError, sinkName))
-            sinkCounter.busyMs += performance.now() - started
-            sinkCounter.recordsIn += n
-            sinkCounter.recordsOut += n
-          }
-          sinkCounter.batches++
-          if (batch.deadLetters.length > 0) {
-            rejected += batch.deadLetters.length
-            yield* writeDeadLetters(batch.deadLetters)
-            yield* checkMaxRejected()
-          }
-          for (const stage of ctx.stages()) {
-            if (stage.pendingWarnings.length === 0) continue
-            for (const warning of stage.drainWarnings())
-              yield* Effect.logWarning(warning).pipe(Effect.annotateLogs({ stage: stage.info.name }))
-          }
-          progress.update(ctx)
-          if (ackEachBatch) {
-            yield* batch.ack
-            if (streaming) stats.observe(batch.sourceTimestamp, clock.currentTimeMillisUnsafe())
-          } else pendingAcks.push(batch.ack)
-          if (segmented) {
-            segmentBatches++
-            segmentRecords += n + batch.deadLetters.length
-            segmentTimestamps.push(batch.sourceTimestamp)
-            if (segmentRecords >= p.streaming.commitRecords) yield* commitSegment
-          }
-        })
+        event === tick
+          ? outputs.tick
+          : Effect.gen(function* () {
+              yield* gate.admit(event.deadLetters)
+              yield* outputs.write(event)
+              yield* logWarnings(ctx)
+              progress.update(ctx)
+              yield* outputs.settle(event)
+            })
       )
 
-      yield* checkMaxRejectedRatio()
       for (const stage of ctx.stages())
         if (stage.warned > MAX_LOGGED_WARNINGS)
           yield* Effect.logWarning(
             `${stage.warned} warnings in all; only the first ${MAX_LOGGED_WARNINGS} were logged`
           ).pipe(Effect.annotateLogs({ stage: stage.info.name }))
-      if (rejected > 0 && p.deadLetters === undefined)
+      if (gate.dropped() > Quality.MAX_LOGGED_DROPS)
         yield* Effect.logWarning(
-          `${rejected} records rejected; no dead-letter sink is configured, so only the first ${Math.min(rejected, MAX_LOGGED_REJECTS)} were logged`
+          `${gate.dropped()} rejected records dropped in all, as the pipeline allows; only the first ${Quality.MAX_LOGGED_DROPS} were logged`
         )
-
-      if (segmented) {
-        yield* commitSegment
-        return {
-          sink: sinkTotal ?? { written: 0 },
-          deadLetters: p.deadLetters === undefined ? undefined : (dlTotal ?? { written: 0 })
-        }
-      }
-      // Dead letters first: if the sink's commit then fails, the retried attempt rewrites them (at-least-once), but a
-      // committed sink never hides rejected records that were not kept.
-      const dlResult =
-        dlWriter === undefined || p.deadLetters === undefined
-          ? undefined
-          : yield* Effect.mapError(dlWriter.commit, wrap(LoadError, p.deadLetters.info.name))
-      const started = performance.now()
-      const sinkResult =
-        writer === undefined ? { written: 0 } : yield* Effect.mapError(writer.commit, wrap(LoadError, sinkName))
-      sinkCounter.busyMs += performance.now() - started
-      for (const ack of pendingAcks) yield* ack
-      return { sink: sinkResult, deadLetters: dlResult }
+      const committed = yield* outputs.finish(
+        outputs.segmented ? gate.checkRatio : gate.beforeFinalCommit(outputs.received())
+      )
+      return { ...committed, dropped: gate.dropped() }
     })
   )
+
+/** Logs the warnings the stages gathered since the last batch. */
+const logWarnings = (ctx: RunContext) =>
+  Effect.gen(function* () {
+    for (const stage of ctx.stages()) {
+      if (stage.pendingWarnings.length === 0) continue
+      for (const warning of stage.drainWarnings())
+        yield* Effect.logWarning(warning).pipe(Effect.annotateLogs({ stage: stage.info.name }))
+    }
+  })
 
 const errorSummary = (error: PipelineError): NonNullable<RunReport["error"]> => ({
   tag: error._tag,
@@ -417,7 +187,8 @@ export const execute = <E, R>(
         filtered: sum((s) => s.filtered, ["source", "transform"]),
         rejected: sum((s) => s.rejected, ["source", "transform"]),
         warned: sum((s) => s.warned, ["source", "transform"]),
-        deadLettered: succeeded?.deadLetters?.written ?? 0
+        deadLettered: succeeded?.deadLetters?.written ?? 0,
+        dropped: succeeded?.dropped ?? 0
       },
       recordsPerSecond: durationMs > 0 ? Math.round((read / durationMs) * 1000) : read,
       stages,
@@ -429,6 +200,10 @@ export const execute = <E, R>(
       ...(p.bounded ? {} : { streaming: stats.report() }),
       ...(error === undefined ? {} : { error: errorSummary(error) })
     }
+    if (error === undefined && read > 0 && report.records.written === 0)
+      yield* Effect.logWarning(
+        `wrote nothing: all ${read} records read were filtered (${report.records.filtered}), rejected (${report.records.rejected}) or combined into nothing`
+      )
     if (error === undefined)
       yield* Effect.logInfo(`run succeeded: ${read} read, ${report.records.written} written`).pipe(
         Effect.annotateLogs({ records: report.records, durationMs })

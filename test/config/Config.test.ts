@@ -159,7 +159,8 @@ describe("config building", () => {
         filtered: 1,
         rejected: 2,
         warned: 0,
-        deadLettered: 2
+        deadLettered: 2,
+        dropped: 0
       })
       const part = Array.from(files.files.keys()).find((k) => k.startsWith("out/part-"))!
       assert.strictEqual(new TextDecoder().decode(files.files.get(part)), '{"id":"a","big":true}\n')

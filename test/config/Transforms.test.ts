@@ -196,7 +196,8 @@ describe("aggregate, window and join in configs", () => {
             group_by: ["userId", "name", "windowStart", "windowEnd"],
             fields: { total: { fn: "sum", field: "amount" }, n: { fn: "count" } }
           }
-        ]
+        ],
+        quality: { drop_rejected: ["aggregate"] }
       })
       const pipeline = yield* Build.build(good, { file: "p.json", schema: lookup })
       assert.deepStrictEqual(Pipeline.describe(pipeline).slice(2, 6), [
@@ -209,6 +210,7 @@ describe("aggregate, window and join in configs", () => {
       const report = yield* Pipeline.run(pipeline).pipe(Effect.provide(FileStore.layerMemory(files)))
       assert.isTrue(report.reconciliation.ok)
       assert.strictEqual(report.records.rejected, 1)
+      assert.strictEqual(report.records.dropped, 1)
       const part = Array.from(files.files.keys()).find((k) => k.startsWith("out/part-"))!
       const fromConfig = new TextDecoder()
         .decode(files.files.get(part))
@@ -236,6 +238,7 @@ describe("aggregate, window and join in configs", () => {
           fields: { total: Agg.sum("amount"), n: Agg.count() }
         }),
         Pipeline.to(typedOut),
+        Pipeline.withQuality({ dropRejected: ["aggregate"] }),
         Pipeline.run
       )
       const typed = typedOut.collected().records.map((r) => ({

@@ -137,7 +137,7 @@ describe("Pipeline", () => {
       const error = yield* Pipeline.from(Source.fromIterable("txns", txns)).pipe(
         Pipeline.validate([Rule.range("amount", { min: 100 })]),
         Pipeline.to(out),
-        Pipeline.withQuality({ maxRejectedRatio: 0.1 }),
+        Pipeline.withQuality({ maxRejectedRatio: 0.1, dropRejected: true }),
         Pipeline.run,
         Effect.flip
       )

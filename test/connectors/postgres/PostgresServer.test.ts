@@ -129,7 +129,11 @@ const comparable = (value: unknown): unknown => {
 const collect = <A, E, R>(source: Source.Source<A, E, R>) =>
   Effect.gen(function* () {
     const out = Sink.collect<A>("out")
-    const report = yield* Pipeline.from(source).pipe(Pipeline.to(out), Pipeline.run)
+    const report = yield* Pipeline.from(source).pipe(
+      Pipeline.to(out),
+      Pipeline.withQuality({ dropRejected: true }),
+      Pipeline.run
+    )
     return { records: out.collected().records, report }
   })
 

@@ -1,0 +1,237 @@
+/**
+ * The outputs of one attempt: the sink's writer and the dead-letter sink's writer, the acknowledgements they hold back,
+ * and — for a streaming run into an `on-commit` sink — the segments they commit in.
+ *
+ * - Per-write outputs (both writers durable on write): a batch is acknowledged as soon as it is written.
+ * - Bounded runs into an on-commit sink: one writer pair for the attempt; every acknowledgement waits for the final
+ *   commit (dead letters commit first, then the sink).
+ * - Streaming runs into an on-commit sink: a writer pair per segment, in a scope of its own, opened with the segment's
+ *   first batch and committed every `commitInterval` or `commitRecords` records; the segment's acknowledgements run
+ *   after its commit.
+ */
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import * as Batch from "../../core/Batch.ts"
+import { LoadError, type PipelineError, wrap } from "../../core/Errors.ts"
+import { type Pipeline, type SinkPlan, unboundedProblem } from "../../core/Plan.ts"
+import type { SinkResult, SinkWriter } from "../../core/Sink.ts"
+import type { RunContext } from "../../core/Stage.ts"
+import type { StreamingStats } from "./StreamingStats.ts"
+
+/** What an attempt's outputs committed. */
+export interface Committed {
+  readonly sink: SinkResult
+  readonly deadLetters: SinkResult | undefined
+}
+
+/** The outputs of an attempt. */
+export interface Outputs<R> {
+  /** True when batches are committed in segments (a streaming run into an on-commit sink). */
+  readonly segmented: boolean
+  /** Writes a batch: its dead letters first, then its records. */
+  readonly write: (batch: Batch.Batch<unknown>) => Effect.Effect<void, LoadError, R>
+  /** After a batch was written: acknowledges it now (per-write) or holds its ack; commits a full segment. */
+  readonly settle: (batch: Batch.Batch<unknown>) => Effect.Effect<void, PipelineError, R>
+  /** A commit-interval tick: commits the open segment, if it holds batches. */
+  readonly tick: Effect.Effect<void, PipelineError, R>
+  /** Records the sink has received in this attempt. */
+  readonly received: () => number
+  /** Commits what is left (the final commit of a bounded run, or the last segment) and runs the held acks. */
+  readonly finish: (beforeCommit: Effect.Effect<void, PipelineError>) => Effect.Effect<Committed, PipelineError, R>
+}
+
+/** Adds up the results of a streaming run's segment commits. */
+export const addResults = (a: SinkResult | undefined, b: SinkResult): SinkResult => {
+  if (a === undefined) return b
+  const details: Record<string, unknown> = { ...a.details }
+  for (const [key, value] of Object.entries(b.details ?? {})) {
+    const before = details[key]
+    details[key] =
+      typeof before === "number" && typeof value === "number"
+        ? before + value
+        : Array.isArray(before) && Array.isArray(value)
+          ? before.concat(value)
+          : value
+  }
+  const updated = a.updated === undefined && b.updated === undefined ? undefined : (a.updated ?? 0) + (b.updated ?? 0)
+  const location = b.location ?? a.location
+  return {
+    written: a.written + b.written,
+    ...(updated === undefined ? {} : { updated }),
+    ...(location === undefined ? {} : { location }),
+    ...(Object.keys(details).length === 0 ? {} : { details })
+  }
+}
+
+const openWriter = <R>(plan: SinkPlan<R>) =>
+  Effect.mapError(plan.open, wrap(LoadError, plan.info.name)) as Effect.Effect<
+    SinkWriter<unknown, unknown>,
+    LoadError,
+    R | Scope.Scope
+  >
+
+/** Opens the outputs of an attempt of `p`, in the attempt's scope. */
+export const make = <E, R>(
+  p: Pipeline<E, R>,
+  ctx: RunContext,
+  stats: StreamingStats,
+  /** Runs before each segment commit of a streaming run (the quality checks). */
+  beforeSegmentCommit: Effect.Effect<void, PipelineError>
+): Effect.Effect<Outputs<Exclude<R, Scope.Scope>>, LoadError, R | Scope.Scope> =>
+  Effect.gen(function* () {
+    const clock = yield* Clock.Clock
+    const sinkName = p.sink.info.name
+    const sinkCounter = ctx.stage(p.sink.info)
+    const dlCounter = p.deadLetters === undefined ? undefined : ctx.stage(p.deadLetters.info)
+    const perWrite = p.sink.durability === "per-write" && (p.deadLetters?.durability ?? "per-write") === "per-write"
+    const streaming = !p.bounded
+    const segmented = streaming && !perWrite
+    if (segmented)
+      for (const plan of [p.sink, p.deadLetters]) {
+        const problem = plan === undefined ? undefined : unboundedProblem(plan.mode)
+        if (plan !== undefined && problem !== undefined)
+          return yield* new LoadError({
+            stage: plan.info.name,
+            message: `${plan.info.name}: ${problem}`,
+            retryable: false
+          })
+      }
+
+    const attemptScope = yield* Effect.scope
+    let segmentScope: Scope.Closeable | undefined
+    let writer: SinkWriter<unknown, unknown> | undefined
+    let dlWriter: SinkWriter<unknown, unknown> | undefined
+    if (!segmented) {
+      writer = yield* openWriter(p.sink)
+      dlWriter = p.deadLetters === undefined ? undefined : yield* openWriter(p.deadLetters)
+    }
+    let segmentBatches = 0
+    let segmentRecords = 0
+    let segmentOpenedAt = 0
+    let segmentTimestamps: Array<number | undefined> = []
+    let sinkTotal: SinkResult | undefined
+    let dlTotal: SinkResult | undefined
+    const heldAcks: Array<Effect.Effect<void, PipelineError>> = []
+
+    const openSegment = Effect.gen(function* () {
+      const scope = yield* Scope.fork(attemptScope)
+      segmentScope = scope
+      writer = yield* Scope.provide(openWriter(p.sink), scope)
+      dlWriter = p.deadLetters === undefined ? undefined : yield* Scope.provide(openWriter(p.deadLetters), scope)
+      segmentOpenedAt = clock.currentTimeMillisUnsafe()
+    })
+
+    /** Commits the dead letters, then the sink, then runs the acks they held. */
+    const commitBoth = Effect.gen(function* () {
+      const dlResult =
+        dlWriter === undefined || p.deadLetters === undefined
+          ? undefined
+          : yield* Effect.mapError(dlWriter.commit, wrap(LoadError, p.deadLetters.info.name))
+      const started = performance.now()
+      const sinkResult =
+        writer === undefined ? { written: 0 } : yield* Effect.mapError(writer.commit, wrap(LoadError, sinkName))
+      sinkCounter.busyMs += performance.now() - started
+      for (const ack of heldAcks) yield* ack
+      heldAcks.length = 0
+      return { sink: sinkResult, deadLetters: dlResult }
+    })
+
+    /** Commits the open segment (checked by `beforeCommit` first), and closes its writers. */
+    const commitSegment = (beforeCommit: Effect.Effect<void, PipelineError>) =>
+      Effect.gen(function* () {
+        const scope = segmentScope
+        if (scope === undefined || writer === undefined) return
+        if (segmentBatches > 0) {
+          yield* beforeCommit
+          const result = yield* commitBoth
+          sinkTotal = addResults(sinkTotal, result.sink)
+          if (result.deadLetters !== undefined) dlTotal = addResults(dlTotal, result.deadLetters)
+          stats.segments++
+          const now = clock.currentTimeMillisUnsafe()
+          let oldest: number | undefined
+          for (const ts of segmentTimestamps) {
+            stats.observe(ts, now)
+            oldest = Batch.oldest(oldest, ts)
+          }
+          yield* Effect.logInfo(`segment ${stats.segments} committed: ${result.sink.written} records`).pipe(
+            Effect.annotateLogs({
+              segment: stats.segments,
+              records: result.sink.written,
+              batches: segmentBatches,
+              durationMs: now - segmentOpenedAt,
+              ...(oldest === undefined ? {} : { latencyMs: Math.max(0, now - oldest) })
+            })
+          )
+        }
+        heldAcks.length = 0
+        segmentTimestamps = []
+        segmentBatches = 0
+        segmentRecords = 0
+        segmentScope = undefined
+        writer = undefined
+        dlWriter = undefined
+        // An empty segment was never committed: closing its scope discards what its writers prepared.
+        yield* Scope.close(scope, Exit.void)
+      })
+
+    return {
+      segmented,
+      received: () => sinkCounter.recordsIn,
+      write: (batch) =>
+        Effect.gen(function* () {
+          if (segmented && writer === undefined) yield* openSegment
+          const deadLetters = batch.deadLetters
+          if (
+            deadLetters.length > 0 &&
+            dlWriter !== undefined &&
+            dlCounter !== undefined &&
+            p.deadLetters !== undefined
+          ) {
+            const started = performance.now()
+            yield* Effect.mapError(dlWriter.write(deadLetters), wrap(LoadError, p.deadLetters.info.name))
+            dlCounter.busyMs += performance.now() - started
+            dlCounter.batches++
+            dlCounter.recordsIn += deadLetters.length
+            dlCounter.recordsOut += deadLetters.length
+          }
+          const n = batch.records.length
+          if (n > 0 && writer !== undefined) {
+            const started = performance.now()
+            yield* Effect.mapError(writer.write(batch.records), wrap(LoadError, sinkName))
+            sinkCounter.busyMs += performance.now() - started
+            sinkCounter.recordsIn += n
+            sinkCounter.recordsOut += n
+          }
+          sinkCounter.batches++
+        }),
+      settle: (batch) =>
+        Effect.gen(function* () {
+          if (perWrite) {
+            yield* batch.ack
+            if (streaming) stats.observe(batch.sourceTimestamp, clock.currentTimeMillisUnsafe())
+            return
+          }
+          heldAcks.push(batch.ack)
+          if (!segmented) return
+          segmentBatches++
+          segmentRecords += batch.records.length + batch.deadLetters.length
+          segmentTimestamps.push(batch.sourceTimestamp)
+          if (segmentRecords >= p.streaming.commitRecords) yield* commitSegment(beforeSegmentCommit)
+        }),
+      tick: Effect.suspend(() => (segmentBatches > 0 ? commitSegment(beforeSegmentCommit) : Effect.void)),
+      finish: (beforeCommit) =>
+        Effect.gen(function* () {
+          if (segmented) {
+            yield* commitSegment(beforeCommit)
+            return {
+              sink: sinkTotal ?? { written: 0 },
+              deadLetters: p.deadLetters === undefined ? undefined : (dlTotal ?? { written: 0 })
+            }
+          }
+          yield* beforeCommit
+          return yield* commitBoth
+        })
+    } satisfies Outputs<Exclude<R, Scope.Scope>>
+  })
