@@ -95,7 +95,8 @@ const buildFileSource = (
         name: config.name ?? env.defaultName,
         ...(config.format === undefined ? {} : { format: toSpec(config.format) }),
         ...(schema === undefined ? {} : { schema }),
-        ...(config.batch_size === undefined ? {} : { batchSize: config.batch_size })
+        ...(config.batch_size === undefined ? {} : { batchSize: config.batch_size }),
+        ...(config.concurrency === undefined ? {} : { concurrency: config.concurrency })
       }),
       fields: schema?.fields
     }

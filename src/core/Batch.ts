@@ -3,7 +3,9 @@
  *
  * Records travel as arrays so that the per-record cost of a stage stays a plain function call; Effect's machinery works
  * per batch. A batch carries the dead letters its stages produced and an acknowledgement that commits the source
- * position once the sink has durably written the batch (at-least-once delivery).
+ * position once the sink has durably written the batch (at-least-once delivery). A source that reads its input in parts
+ * (table slices, Kafka partitions, files, objects) says which part each batch comes from, so that event-time stages keep
+ * a watermark per part.
  */
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -24,6 +26,23 @@ export interface Batch<out A> {
    * has one (e.g. Kafka message timestamps): the runtime measures end-to-end latency from it.
    */
   readonly sourceTimestamp?: number | undefined
+  /** The part of a split input the records come from; absent when the source reads its input as one part. */
+  readonly part?: Part | undefined
+}
+
+/**
+ * One part of an input that a source reads as several (a table slice, a Kafka partition, a file, an S3 object), each
+ * part in its own order and the parts interleaved. Event-time stages keep a watermark per part and go by the slowest
+ * part still open: records of one part can then never make those of another late. Until every part has sent a batch,
+ * the parts not yet read hold the watermark back; a part that is `done` no longer does.
+ */
+export interface Part {
+  /** The part within its source: a slice number, `topic/partition`, a path. */
+  readonly id: string | number
+  /** How many parts the source reads in all (each sends at least one batch, the last one `done`). */
+  readonly of: number
+  /** Set on the last batch of the part (which may have no records): nothing more comes from it. */
+  readonly done?: boolean | undefined
 }
 
 const noAck: Effect.Effect<void, ExtractError> = Effect.void
@@ -35,16 +54,20 @@ export const make = <A>(
     readonly ack?: Effect.Effect<void, ExtractError>
     readonly deadLetters?: ReadonlyArray<DeadLetter.DeadLetter>
     readonly sourceTimestamp?: number | undefined
+    readonly part?: Part | undefined
   }
-): Batch<A> =>
-  options?.sourceTimestamp === undefined
-    ? { records, deadLetters: options?.deadLetters ?? [], ack: options?.ack ?? noAck }
-    : {
-        records,
-        deadLetters: options.deadLetters ?? [],
-        ack: options.ack ?? noAck,
-        sourceTimestamp: options.sourceTimestamp
-      }
+): Batch<A> => {
+  const batch: Batch<A> = { records, deadLetters: options?.deadLetters ?? [], ack: options?.ack ?? noAck }
+  if (options?.sourceTimestamp === undefined && options?.part === undefined) return batch
+  return {
+    ...batch,
+    ...(options.sourceTimestamp === undefined ? {} : { sourceTimestamp: options.sourceTimestamp }),
+    ...(options.part === undefined ? {} : { part: options.part })
+  }
+}
+
+/** The same batch, as read from `part`. */
+export const inPart = <A>(batch: Batch<A>, part: Part): Batch<A> => ({ ...batch, part })
 
 const emptyDeadLetters: ReadonlyArray<DeadLetter.DeadLetter> = []
 
@@ -57,7 +80,8 @@ export const withRecords = <A, B>(
   records,
   deadLetters: deadLetters.length === 0 ? batch.deadLetters : batch.deadLetters.concat(deadLetters),
   ack: batch.ack,
-  ...(batch.sourceTimestamp === undefined ? {} : { sourceTimestamp: batch.sourceTimestamp })
+  ...(batch.sourceTimestamp === undefined ? {} : { sourceTimestamp: batch.sourceTimestamp }),
+  ...(batch.part === undefined ? {} : { part: batch.part })
 })
 
 /** The oldest of two optional source timestamps. */
@@ -66,7 +90,7 @@ export const oldest = (a: number | undefined, b: number | undefined): number | u
 
 /**
  * Joins batches into one: their records and dead letters in order, and an acknowledgement that acknowledges each of
- * them in order.
+ * them in order. The joined batch keeps no part (it is meant for sinks, after the event-time stages).
  */
 export const concat = <A>(batches: ReadonlyArray<Batch<A>>): Batch<A> => {
   if (batches.length === 1) return batches[0]!

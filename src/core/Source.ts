@@ -66,6 +66,40 @@ export const fromArrays = <A, E, R>(
     batches: () => Stream.map(arrays, (records) => Batch.make(records))
   })
 
+/**
+ * The batches of an input read in parts (table slices, files, objects), `concurrency` parts at a time, each part's
+ * batches in their order. Every batch carries its part (`Batch.part`) and the last batch of each part is marked `done`
+ * (a part without batches sends one empty batch), so that event-time stages keep a watermark per part instead of
+ * letting the part read first make the others late. A single part is read as it is, untagged.
+ *
+ * @example
+ * Source.readParts(files, (file) => readFile(file), { concurrency: 4, id: (file) => file.path })
+ */
+export const readParts = <P, A, E, R>(
+  parts: ReadonlyArray<P>,
+  read: (part: P, index: number) => Stream.Stream<Batch.Batch<A>, E, R>,
+  options: { readonly concurrency: number; readonly id?: (part: P, index: number) => string | number }
+): Stream.Stream<Batch.Batch<A>, E, R> => {
+  if (parts.length === 1) return read(parts[0]!, 0)
+  const of = parts.length
+  return Stream.flatMap(
+    Stream.fromIterable(parts.map((part, index) => ({ part, index }))),
+    ({ part, index }) => {
+      const tag: Batch.Part = { id: options.id === undefined ? index : options.id(part, index), of }
+      const last: Batch.Part = { ...tag, done: true }
+      // Each batch waits for the next one, so that the part's last batch can say that it is the last.
+      return read(part, index).pipe(
+        Stream.mapAccum(
+          (): Batch.Batch<A> | undefined => undefined,
+          (held, batch: Batch.Batch<A>) => [batch, held === undefined ? [] : [Batch.inPart(held, tag)]] as const,
+          { onHalt: (held) => [held === undefined ? Batch.make<A>([], { part: last }) : Batch.inPart(held, last)] }
+        )
+      )
+    },
+    { concurrency: options.concurrency }
+  )
+}
+
 /** A source that fails with `error` as soon as it is read. */
 export const fail = <E>(name: string, error: E): Source<never, E> =>
   make({

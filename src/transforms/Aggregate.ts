@@ -462,6 +462,7 @@ const windowed = <A, E, R>(
           const records = batch.records
           const dead: Array<DeadLetter.DeadLetter> = []
           seq++
+          windows.begin(batch)
           for (let i = 0; i < records.length; i++) {
             const r = records[i] as Readonly<Record<string, unknown>>
             const value = r[time]
@@ -489,6 +490,7 @@ const windowed = <A, E, R>(
             const a = arrival++
             for (let j = 0; j < n; j++) agg.add(windows.hits[j]!.content, key, r, a)
           }
+          windows.end(batch)
           windows.acks.hold(seq, batch.ack)
           const out = flush(windows.closeReady())
           counter.batches++

@@ -361,9 +361,9 @@ const joinStream = <A, B, E2, R2, R>(
     pendingDead = []
     if (holdAcks) {
       held.push(batch.ack)
-      return Effect.succeed(emit(out, dead, []))
+      return Effect.succeed(emit(out, dead, [], batch.part))
     }
-    return Effect.succeed(emit(out, dead, [batch.ack]))
+    return Effect.succeed(emit(out, dead, [batch.ack], batch.part))
   }
 
   const finish = (): Array<Batch.Batch<Row>> => {

@@ -1,8 +1,10 @@
 /**
  * Event-time windows: tumbling, sliding (hopping) and session windows over a timestamp field of the records.
  *
- * The watermark is the largest event time seen so far minus the allowed lateness. A record behind the watermark is
- * late: it goes to the dead letters with reason `late` (default) or is dropped and counted as filtered
+ * The watermark is the largest event time seen so far minus the allowed lateness; when the source reads its input in
+ * parts (table slices, Kafka partitions, files, objects: `Batch.part`), each part has its own and the stage goes by the
+ * slowest part still open, so a part read ahead never makes another part's records late. A record behind the watermark
+ * is late: it goes to the dead letters with reason `late` (default) or is dropped and counted as filtered
  * (`onLate: "drop"`); it is never dropped silently. A window is emitted once the watermark reaches its end, and at the
  * end of a bounded input every open window is emitted. Output records carry `windowStart` and `windowEnd`.
  *
@@ -243,6 +245,7 @@ const makeWindowState = <A>(config: WindowConfig, counter: StageCounter) => {
       const records = batch.records
       const dead: Array<DeadLetter.DeadLetter> = []
       seq++
+      windows.begin(batch)
       for (let i = 0; i < records.length; i++) {
         const r = records[i] as Readonly<Record<string, unknown>>
         const value = r[time]
@@ -265,6 +268,7 @@ const makeWindowState = <A>(config: WindowConfig, counter: StageCounter) => {
         }
         arrival++
       }
+      windows.end(batch)
       windows.acks.hold(seq, batch.ack)
       const out = flush(windows.closeReady())
       counter.batches++

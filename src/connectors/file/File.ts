@@ -1,9 +1,10 @@
 /**
  * The local file connector: the embedded default.
  *
- * - `source` reads one file, every file under a directory (hidden `.`/`_` entries skipped) or a glob, in path order,
- *   decoding JSON Lines, CSV or Avro container files (gzip-compressed or not). Lines that do not parse and records that
- *   do not match the schema become dead letters that name the file and line; the rest flows on.
+ * - `source` reads one file, every file under a directory (hidden `.`/`_` entries skipped) or a glob, in path order
+ *   (or `concurrency` files at once), decoding JSON Lines, CSV or Avro container files (gzip-compressed or not). Each
+ *   batch names its file (`Batch.part`), so that event-time stages keep a watermark per file. Lines that do not parse
+ *   and records that do not match the schema become dead letters that name the file and line; the rest flows on.
  * - `sink` writes part files under a directory. `append` adds new uniquely named part files; `overwrite` writes the new
  *   set to a staging directory and swaps it in at commit, so readers see the old data or the new, never a mix, and an
  *   interrupted run leaves the old data. Both write `_SUCCESS` when done. Files have no keys: `upsert` is rejected.
@@ -39,6 +40,8 @@ export interface SourceOptions<A> {
   readonly schema?: RecordSchema<A>
   /** Records per batch (default 4096). */
   readonly batchSize?: number
+  /** Files read at once (default 1: one after the other, in path order). Batches of one file stay in order. */
+  readonly concurrency?: number
 }
 
 const formatOf = (path: string, format: Format.FormatSpec | undefined): Effect.Effect<Format.FormatSpec, FileError> => {
@@ -101,8 +104,9 @@ export const source = <A = Readonly<Record<string, unknown>>>(
               path: options.path,
               message: `No files match ${options.path}`
             })
-          return Stream.flatMap(Stream.fromIterable(files), (file) => readFile(store, name, file.path, options), {
-            concurrency: 1
+          return Source.readParts(files, (file) => readFile(store, name, file.path, options), {
+            concurrency: options.concurrency ?? 1,
+            id: (file) => file.path
           })
         })
       )

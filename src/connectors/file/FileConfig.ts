@@ -19,7 +19,10 @@ export const SourceConfig = Schema.Struct({
   schema: Schema.optionalKey(
     NonEmpty.annotate({ description: "The name of an Avro schema in schemas/ that every record must match" })
   ),
-  batch_size: Schema.optionalKey(PositiveInt.annotate({ description: "Records per batch (default 4096)" }))
+  batch_size: Schema.optionalKey(PositiveInt.annotate({ description: "Records per batch (default 4096)" })),
+  concurrency: Schema.optionalKey(
+    PositiveInt.annotate({ description: "Files read at once (default 1: one after the other, in path order)" })
+  )
 }).annotate({ description: "Reads local files" })
 
 /** A file sink in a config. */

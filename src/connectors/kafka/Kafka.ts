@@ -6,8 +6,9 @@
  *   offsets, a timestamp, or explicit offsets per partition) and — when `bounded` (the default, batch mode) — the end
  *   offsets at start, like Spark's `endingOffsets`: it stops once every partition reached them. Each fetched partition
  *   batch becomes one pipeline batch whose `ack` commits the next offset to the consumer group: offsets are committed
- *   only after the sink has durably written the batch. A message that does not decode (or, with a schema, does not
- *   validate) becomes a dead letter with `origin: "topic/partition@offset"`; the rest of the batch flows on.
+ *   only after the sink has durably written the batch; a bounded read names the batch's partition (`Batch.part`), so
+ *   that event-time stages keep a watermark per partition. A message that does not decode (or, with a schema, does
+ *   not validate) becomes a dead letter with `origin: "topic/partition@offset"`; the rest of the batch flows on.
  *   With `envelope: true` records are {@link Envelope}s carrying key, headers, partition, offset and timestamp.
  *   An unbounded source ends its stream normally on the runtime's `StopSignal` (a graceful stop), staying in the group
  *   until the batches it emitted are acknowledged; each batch carries its oldest message timestamp
@@ -205,6 +206,9 @@ export function source<A>(
               : { maxBytesPerPartition: options.maxBytesPerPartition })
           })
           const remaining = plan.ends
+          // A bounded read names each batch's partition, so that event-time stages keep a watermark per partition.
+          // A streaming read does not yet: a partition that goes quiet would hold every window back (issue 11).
+          const partitions = remaining.size
           const schema = options.schema
           const toBatch = (fetched: {
             readonly topic: string
@@ -276,16 +280,20 @@ export function source<A>(
               })
             }
             if (last === undefined) return undefined
+            let done = false
             if (end !== undefined) {
               // Control records (transactions) take offsets too: the fetched batch's last offset counts as read.
-              if (!isBefore(nextOffset(last), end) || !isBefore(nextOffset(fetched.lastOffset), end))
+              if (!isBefore(nextOffset(last), end) || !isBefore(nextOffset(fetched.lastOffset), end)) {
                 remaining.delete(tp)
+                done = true
+              }
             }
             const commitAt: Position = { topic: fetched.topic, partition: fetched.partition, offset: nextOffset(last) }
             outstanding++
             return Batch.make(records, {
               deadLetters,
               sourceTimestamp,
+              part: bounded && partitions > 1 ? { id: tp, of: partitions, done } : undefined,
               ack: Effect.mapError(
                 Effect.suspend(() => {
                   outstanding--

@@ -3,9 +3,10 @@
  *
  * - `source` lists with ListObjectsV2 (page by page), reads several objects at once (`concurrency`, default 4) as
  *   streams through the file formats (Avro container, JSON Lines, CSV, gzip or not), keeping each object's batches in
- *   order. Lines that do not parse and records that do not match the schema become dead letters naming
- *   `s3://bucket/key:line`. When the prefix holds a `_SUCCESS` manifest written by the sink, only the objects it lists
- *   are read, so a reader never sees a half-replaced set.
+ *   order; each batch names its object (`Batch.part`), so that event-time stages keep a watermark per object. Lines
+ *   that do not parse and records that do not match the schema become dead letters naming `s3://bucket/key:line`.
+ *   When the prefix holds a `_SUCCESS` manifest written by the sink, only the objects it lists are read, so a reader
+ *   never sees a half-replaced set.
  * - `sink` writes part objects (`part-<run>-<n>.<ext>`) under a prefix, optionally under Hive-style partition paths
  *   (`date=2026-11-26/`), rolled by record count and bytes, each uploaded in parts (multipart) once it outgrows one
  *   part, so at most one part per open object is held in memory. `append` adds uniquely named objects; `overwrite`
@@ -190,13 +191,10 @@ export const source = <A = Readonly<Record<string, unknown>>>(
               key: options.path,
               message: `No objects match s3://${options.bucket}/${options.path}`
             })
-          return Stream.flatMap(
-            Stream.fromIterable(keys),
-            (key) => readObject(client, name, options.bucket, key, options),
-            {
-              concurrency: options.concurrency ?? 4
-            }
-          )
+          return Source.readParts(keys, (key) => readObject(client, name, options.bucket, key, options), {
+            concurrency: options.concurrency ?? 4,
+            id: (key) => key
+          })
         })
       )
   })

@@ -19,7 +19,7 @@ import type * as DeadLetter from "../../core/DeadLetter.ts"
 import { ExtractError, wrap } from "../../core/Errors.ts"
 import { formatIssue, type Validation } from "../../core/RecordSchema.ts"
 import type * as Sink from "../../core/Sink.ts"
-import type * as Source from "../../core/Source.ts"
+import * as Source from "../../core/Source.ts"
 import * as AvroBridge from "../../schema/AvroBridge.ts"
 import * as Identifier from "./Identifier.ts"
 import type { CursorState, Mark } from "./Incremental.ts"
@@ -292,15 +292,16 @@ export const source = <A, E, Id, ES = never, RS = never>(
             ranges: part.ranges,
             batchSize: spec.batchSize
           })
-        const chunks =
-          parts.length === 1
-            ? read(parts[0]!)
-            : Stream.flatMap(Stream.fromIterable(parts), read, { concurrency: spec.concurrency ?? parts.length })
-        // Read two chunks ahead, so the next batches are parsed while the sink waits on its writes.
-        const batches: Stream.Stream<Batch.Batch<A>, E | ES, RS> = Stream.map(
-          Stream.buffer(chunks, { capacity: 2 }),
-          toBatch
-        )
+        // Read two chunks ahead, so the next batches are parsed while the sink waits on its writes. The batches of a
+        // partitioned read name their slice, so that event-time stages keep a watermark per slice.
+        const batches: Stream.Stream<Batch.Batch<A>, E | ES, RS> = parts.length === 1
+          ? Stream.map(Stream.buffer(read(parts[0]!), { capacity: 2 }), toBatch)
+          : Stream.buffer(
+              Source.readParts(parts, (part) => Stream.map(read(part), toBatch), {
+                concurrency: spec.concurrency ?? parts.length
+              }),
+              { capacity: 2 }
+            )
         if (incremental === undefined || nextMark === undefined) return batches
         const mark = nextMark
         const services = yield* Effect.context<RS>()

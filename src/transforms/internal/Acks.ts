@@ -91,26 +91,31 @@ export const OUTPUT_BATCH_SIZE = 10_000
 
 /**
  * The output batches for one step: records split into batches of at most `OUTPUT_BATCH_SIZE`, dead letters on the
- * first, the combined acks on the last. Nothing when there is nothing to say.
+ * first, the combined acks on the last. Nothing when there is nothing to say. A stage whose outputs keep to the input
+ * part of the batch they come from (a per-batch join) passes that `part` on: every output batch carries it, and only
+ * the last one says that the part is done.
  */
 export const emit = <B>(
   records: ReadonlyArray<B>,
   deadLetters: ReadonlyArray<DeadLetter.DeadLetter>,
-  acks: ReadonlyArray<Ack>
+  acks: ReadonlyArray<Ack>,
+  part?: Batch.Part | undefined
 ): Array<Batch.Batch<B>> => {
-  if (records.length === 0 && deadLetters.length === 0 && acks.length === 0) return []
+  if (records.length === 0 && deadLetters.length === 0 && acks.length === 0 && part?.done !== true) return []
   const out: Array<Batch.Batch<B>> = []
   const ack = combine(acks)
   if (records.length <= OUTPUT_BATCH_SIZE) {
-    out.push(Batch.make(records, { ack, deadLetters }))
+    out.push(Batch.make(records, { ack, deadLetters, part }))
     return out
   }
+  const open = part?.done === true ? { id: part.id, of: part.of } : part
   for (let i = 0; i < records.length; i += OUTPUT_BATCH_SIZE) {
     const last = i + OUTPUT_BATCH_SIZE >= records.length
     out.push(
       Batch.make(records.slice(i, i + OUTPUT_BATCH_SIZE), {
         ...(last ? { ack } : {}),
-        ...(i === 0 ? { deadLetters } : {})
+        ...(i === 0 ? { deadLetters } : {}),
+        part: last ? part : open
       })
     )
   }

@@ -1,8 +1,9 @@
 /**
  * Event-time windows: which windows a record falls into, the watermark, and which windows are complete.
  *
- * The watermark is the largest event time seen so far minus the allowed lateness. A record whose event time is behind
- * the watermark is late. A window `[start, end)` is complete once the watermark reaches its end: every record that
+ * The watermark is the largest event time seen so far minus the allowed lateness — per input part, when the source
+ * reads its input in parts, and then the smallest over the parts still open (see `Watermark.ts`). A record whose event
+ * time is behind the watermark is late. A window `[start, end)` is complete once the watermark reaches its end: every record that
  * could still fall into it would be late. Tumbling and sliding windows are aligned to the Unix epoch, like
  * PostgreSQL's `date_bin(size, t, 'epoch')`. A session window holds the records of one session key whose event times
  * are less than `gap` apart; it spans `[first event, last event + gap)` and merges with a neighbour when a record
@@ -12,9 +13,11 @@
  * create it and to merge two of them (sessions).
  */
 import * as Duration from "effect/Duration"
+import type * as Batch from "../../core/Batch.ts"
 import type * as DeadLetter from "../../core/DeadLetter.ts"
 import { AckTracker } from "./Acks.ts"
 import { show, showTime } from "./Values.ts"
+import { Watermark } from "./Watermark.ts"
 
 /** A window specification with durations in milliseconds. */
 export interface WindowConfig {
@@ -127,13 +130,13 @@ class EndHeap<C> {
 /**
  * The open windows of one stage, the watermark, and the acks waiting for windows to close.
  *
- * Per record: `isLate(t)`, then `assign(t, key, seq)` which fills `hits` with the windows the record falls into and
- * advances the watermark. Per batch: `closeReady()` returns the windows the watermark has passed, in order of end.
+ * Per batch: `begin(batch)` first. Per record: `isLate(t)`, then `assign(t, key, seq)` which fills `hits` with the
+ * windows the record falls into and advances the watermark. Per batch again: `end(batch)`, then `closeReady()` returns
+ * the windows the watermark has passed, in order of end.
  */
 export class Windows<C> {
   readonly config: WindowConfig
-  maxTime = Number.NEGATIVE_INFINITY
-  watermark = Number.NEGATIVE_INFINITY
+  readonly watermark: Watermark
   readonly acks = new AckTracker()
   /** The windows the last assigned record fell into (the first `assign()` entries). */
   readonly hits: Array<Pane<C>> = []
@@ -149,11 +152,22 @@ export class Windows<C> {
     this.config = config
     this.create = create
     this.merge = merge
+    this.watermark = new Watermark(config.latenessMs)
+  }
+
+  /** A batch starts: its records come from its part of the input. */
+  begin(batch: Batch.Batch<unknown>): void {
+    this.watermark.begin(batch.part, batch.records.length > 0)
+  }
+
+  /** The batch's records were assigned; an input part it ends stops holding the watermark back. */
+  end(batch: Batch.Batch<unknown>): void {
+    this.watermark.end(batch.part)
   }
 
   /** True when a record at event time `t` is behind the watermark. */
   isLate(t: number): boolean {
-    return t < this.watermark
+    return t < this.watermark.value
   }
 
   /** The number of windows open now. */
@@ -183,10 +197,7 @@ export class Windows<C> {
    * it fell into (0 for a sliding window with gaps between windows); they are the first entries of `hits`.
    */
   assign(t: number, key: unknown, seq: number): number {
-    if (t > this.maxTime) {
-      this.maxTime = t
-      this.watermark = t - this.config.latenessMs
-    }
+    this.watermark.observe(t)
     const c = this.config
     if (c.kind === "tumbling") {
       const start = t - mod(t, c.sizeMs)
@@ -271,7 +282,7 @@ export class Windows<C> {
   /** Closes and returns the windows the watermark has passed, ordered by end, then start, then creation. */
   closeReady(): Array<Pane<C>> {
     const out: Array<Pane<C>> = []
-    const w = this.watermark
+    const w = this.watermark.value
     if (this.fixed.size > 0) {
       for (const pane of this.fixed.values()) if (pane.end <= w) out.push(pane)
       for (const pane of out) this.fixed.delete(pane.start)
@@ -332,15 +343,21 @@ export const describeConfig = (c: WindowConfig): string => {
 export const lateLetter = (
   stage: string,
   config: WindowConfig,
-  windows: { readonly watermark: number; readonly maxTime: number },
+  windows: { readonly watermark: Watermark },
   t: number,
   record: unknown
-): DeadLetter.DeadLetter => ({
-  stage,
-  reason: "late",
-  message: `${config.time} ${showTime(t)} is behind the watermark ${showTime(windows.watermark)} (latest event time ${showTime(windows.maxTime)} minus allowed lateness ${human(config.latenessMs)})`,
-  record
-})
+): DeadLetter.DeadLetter => {
+  const w = windows.watermark
+  const basis = w.split
+    ? `${showTime(w.basis)}, the latest event time all ${w.partCount} input parts have reached,`
+    : `latest event time ${showTime(w.basis)}`
+  return {
+    stage,
+    reason: "late",
+    message: `${config.time} ${showTime(t)} is behind the watermark ${showTime(w.value)} (${basis} minus allowed lateness ${human(config.latenessMs)})`,
+    record
+  }
+}
 
 /** The dead letter of a record without a usable event time. */
 export const timeLetter = (
