@@ -137,7 +137,7 @@ describe("watermarks per input part (files)", () => {
       const dir = tempDir()
       const parts = partitioned(7, 1500)
       fs.mkdirSync(nodePath.join(dir, "in"))
-      parts.forEach((records, p) => writeJsonl(nodePath.join(dir, "in", `part-${p}.jsonl`), records))
+      for (const [p, records] of parts.entries()) writeJsonl(nodePath.join(dir, "in", `part-${p}.jsonl`), records)
       const all = parts.flat()
       writeJsonl(
         nodePath.join(dir, "one.jsonl"),
