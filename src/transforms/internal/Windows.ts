@@ -3,8 +3,8 @@
  *
  * The watermark is the largest event time seen so far minus the allowed lateness — per input part, when the source
  * reads its input in parts, and then the smallest over the parts still open (see `Watermark.ts`). A record whose event
- * time is behind the watermark is late. A window `[start, end)` is complete once the watermark reaches its end: every record that
- * could still fall into it would be late. Tumbling and sliding windows are aligned to the Unix epoch, like
+ * time is behind the watermark is late. A window `[start, end)` is complete once the watermark reaches its end: every
+ * record that could still fall into it would be late. Tumbling and sliding windows are aligned to the Unix epoch, like
  * PostgreSQL's `date_bin(size, t, 'epoch')`. A session window holds the records of one session key whose event times
  * are less than `gap` apart; it spans `[first event, last event + gap)` and merges with a neighbour when a record
  * bridges the two.
