@@ -171,6 +171,22 @@ const aggregated = (spec: Spec, batches: ReadonlyArray<Batch.Batch<Ev>>) => {
   return { run, acks }
 }
 
+/** A lookup join before the window: its output batches keep the input batch's part. */
+const joined = (spec: Spec, batches: ReadonlyArray<Batch.Batch<Ev>>) => {
+  const acks: Array<number> = []
+  const users = Source.fromIterable("users", [
+    { user: "a", region: "north" },
+    { user: "b", region: "south" }
+  ])
+  const run = runSync(
+    Pipeline.from(sourceOf("events", batches, acks)).pipe(
+      Pipeline.join(users, { on: ["user"], type: "left" }),
+      Pipeline.window(toWindow(spec))
+    )
+  )
+  return { run, acks }
+}
+
 const inOrder = (n: number) => Array.from({ length: n }, (_, i) => i)
 
 describe("watermarks per input part", () => {
@@ -190,6 +206,9 @@ describe("watermarks per input part", () => {
         assert.deepStrictEqual(c.run.deadLetters, [])
         assert.deepStrictEqual(bag(c.run.records), bag(d.run.records))
         assert.deepStrictEqual(c.acks, inOrder(parts.length))
+        const e = joined(spec, parts)
+        assert.deepStrictEqual(e.run.deadLetters, [])
+        assert.deepStrictEqual(bag(e.run.records), bag(joined(spec, single).run.records))
       }),
       { numRuns: 300 }
     )
