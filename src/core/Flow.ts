@@ -109,6 +109,35 @@ export const addStage =
     })
   }
 
+/**
+ * Adds a stage that runs as one operator with the last stage of `self` (a window and the aggregate right after it):
+ * it reads `input`, the flow before that last stage, and gets both counters, so that both stages stay listed and
+ * counted in the report, each with what it did.
+ */
+export const addFusedStage =
+  <A, B>(
+    spec: StageSpec,
+    apply: (
+      counters: { readonly previous: StageCounter; readonly own: StageCounter },
+      ctx: RunContext
+    ) => <R>(
+      batches: Stream.Stream<Batch.Batch<A>, PipelineError, R>
+    ) => Stream.Stream<Batch.Batch<B>, PipelineError, R>
+  ) =>
+  <X, E, R>(self: Flow<X, E, R>, input: Flow<A, E, R>): Flow<B, E, R> => {
+    const previous = self.stages.at(-1)!
+    const info: StageInfo = { ...spec, kind: "transform", name: uniqueName(self.stages, spec.name) }
+    return makeFlow<B, E, R>({
+      name: self.name,
+      bounded: self.bounded,
+      stages: [...self.stages, info],
+      build: (ctx) => {
+        const counters = { previous: ctx.stage(previous), own: ctx.stage(info) }
+        return apply(counters, ctx)(input.build(ctx))
+      }
+    })
+  }
+
 /** The result of a per-batch step: the records to pass on, and optional dead letters. */
 export interface Step<B> {
   readonly records: ReadonlyArray<B>

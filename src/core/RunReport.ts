@@ -14,6 +14,8 @@ export interface StageReport {
   readonly recordsOut: number
   readonly filtered: number
   readonly rejected: number
+  /** Records a many-to-one or one-to-many stage took in (combined into its outputs); 0 for one-to-one stages. */
+  readonly consumed: number
   readonly warned: number
   readonly batches: number
   /** Time spent in the stage's own code (transforms) or writing (sinks), in milliseconds. */
@@ -68,6 +70,11 @@ export interface RunReport {
     readonly deadLettered: number
     /** Rejected records dropped on purpose (the pipeline has no dead-letter sink and allows dropping them). */
     readonly dropped: number
+    /**
+     * What aggregates, windows and joins did: `in` records they combined, `out` records they emitted. The counts add
+     * up: read + combined.out = written + filtered + rejected + combined.in.
+     */
+    readonly combined: { readonly in: number; readonly out: number }
   }
   /** Records read per second of run time. */
   readonly recordsPerSecond: number
@@ -96,14 +103,17 @@ export const stageReports = (ctx: RunContext): ReadonlyArray<StageReport> =>
     recordsOut: c.recordsOut,
     filtered: c.filtered,
     rejected: c.rejected,
+    consumed: c.consumed,
     warned: c.warned,
     batches: c.batches,
     busyMs: Math.round(c.busyMs * 1000) / 1000
   }))
 
 /**
- * Checks row counts: every one-to-one stage accounts for each record it received (out + filtered + rejected = in), each
- * stage receives what the previous one emitted, and the sink accepted what it received.
+ * Checks row counts: every one-to-one stage accounts for each record it received (out + filtered + rejected = in), every
+ * other stage for each record it took in (consumed + filtered + rejected = in), each stage receives what the previous
+ * one emitted, the sink accepted what it received, and over the whole run read + combined out = written + filtered +
+ * rejected + combined in.
  */
 export const reconcile = (
   stages: ReadonlyArray<StageReport>,
@@ -121,11 +131,12 @@ export const reconcile = (
         actual: s.recordsIn,
         ok: previousOut === s.recordsIn
       })
-    if (s.kind !== "sink" && s.cardinality === "one-to-one") {
-      const accounted = s.recordsOut + s.filtered + s.rejected
+    if (s.kind !== "sink") {
+      const oneToOne = s.cardinality === "one-to-one"
+      const accounted = (oneToOne ? s.recordsOut : s.consumed) + s.filtered + s.rejected
       checks.push({
         stage: s.name,
-        rule: "in = out + filtered + rejected",
+        rule: oneToOne ? "in = out + filtered + rejected" : "in = consumed + filtered + rejected",
         expected: s.recordsIn,
         actual: accounted,
         ok: accounted === s.recordsIn
@@ -141,5 +152,46 @@ export const reconcile = (
       })
     previousOut = s.recordsOut
   }
+  if (sinkWritten !== undefined) {
+    const t = totals(stages)
+    checks.push({
+      stage: "run",
+      rule: "read + combined out = written + filtered + rejected + combined in",
+      expected: t.read + t.combinedOut,
+      actual: sinkWritten + t.filtered + t.rejected + t.combinedIn,
+      ok: t.read + t.combinedOut === sinkWritten + t.filtered + t.rejected + t.combinedIn
+    })
+  }
   return checks
+}
+
+/** The run's totals over its source and transform stages. */
+export const totals = (
+  stages: ReadonlyArray<StageReport>
+): {
+  readonly read: number
+  readonly filtered: number
+  readonly rejected: number
+  readonly warned: number
+  readonly combinedIn: number
+  readonly combinedOut: number
+} => {
+  let read = 0
+  let filtered = 0
+  let rejected = 0
+  let warned = 0
+  let combinedIn = 0
+  let combinedOut = 0
+  for (const s of stages) {
+    if (s.kind !== "source" && s.kind !== "transform") continue
+    if (s.kind === "source") read += s.recordsIn
+    filtered += s.filtered
+    rejected += s.rejected
+    warned += s.warned
+    if (s.kind === "transform" && s.cardinality !== "one-to-one") {
+      combinedIn += s.consumed
+      combinedOut += s.recordsOut
+    }
+  }
+  return { read, filtered, rejected, warned, combinedIn, combinedOut }
 }

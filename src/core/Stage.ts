@@ -12,8 +12,9 @@ export type StageKind = "source" | "transform" | "sink" | "dead-letters"
 /**
  * How a stage relates the records it receives to the records it emits, for row-count reconciliation.
  * - `one-to-one`: every record in is emitted, filtered or rejected (map, filter, validate, ...): in = out + filtered + rejected.
- * - `many-to-one`: records are combined (aggregate, window): no per-record identity.
- * - `one-to-many`: a record may produce several (join with several matches, sliding windows).
+ * - `many-to-one`: records are combined (aggregate): in = consumed + filtered + rejected, and the outputs are new records.
+ * - `one-to-many`: a record may produce several (join with several matches, sliding windows): in = consumed + filtered +
+ *   rejected, and each consumed record gave one output or more.
  */
 export type Cardinality = "one-to-one" | "many-to-one" | "one-to-many"
 
@@ -36,6 +37,8 @@ export class StageCounter {
   recordsOut = 0
   filtered = 0
   rejected = 0
+  /** Records taken in by a many-to-one or one-to-many stage (neither filtered nor rejected); its outputs are counted apart. */
+  consumed = 0
   warned = 0
   batches = 0
   /** Time spent inside the stage's own code, in milliseconds. */

@@ -16,7 +16,7 @@ import * as Batch from "../core/Batch.ts"
 import { messageOf, type PipelineError, QualityError } from "../core/Errors.ts"
 import type { Pipeline } from "../core/Plan.ts"
 import * as Retry from "../core/Retry.ts"
-import { type RunReport, reconcile, stageReports } from "../core/RunReport.ts"
+import { type RunReport, reconcile, stageReports, totals } from "../core/RunReport.ts"
 import { MAX_LOGGED_WARNINGS, makeRunContext, type RunContext } from "../core/Stage.ts"
 import { StopSignal } from "../core/Stop.ts"
 import * as Outputs from "./internal/Outputs.ts"
@@ -169,9 +169,8 @@ export const execute = <E, R>(
         retryable: false
       })
     }
-    const sum = (f: (s: (typeof stages)[number]) => number, kinds: ReadonlyArray<string>) =>
-      stages.filter((s) => kinds.includes(s.kind)).reduce((acc, s) => acc + f(s), 0)
-    const read = sum((s) => s.recordsIn, ["source"])
+    const t = totals(stages)
+    const read = t.read
     const durationMs = finishedAt - startedAt
     const report: RunReport = {
       runId,
@@ -184,11 +183,12 @@ export const execute = <E, R>(
       records: {
         read,
         written: succeeded?.sink.written ?? 0,
-        filtered: sum((s) => s.filtered, ["source", "transform"]),
-        rejected: sum((s) => s.rejected, ["source", "transform"]),
-        warned: sum((s) => s.warned, ["source", "transform"]),
+        filtered: t.filtered,
+        rejected: t.rejected,
+        warned: t.warned,
         deadLettered: succeeded?.deadLetters?.written ?? 0,
-        dropped: succeeded?.dropped ?? 0
+        dropped: succeeded?.dropped ?? 0,
+        combined: { in: t.combinedIn, out: t.combinedOut }
       },
       recordsPerSecond: durationMs > 0 ? Math.round((read / durationMs) * 1000) : read,
       stages,

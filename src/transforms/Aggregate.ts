@@ -29,7 +29,7 @@ import type { UnionToIntersection } from "effect/Types"
 import type * as Batch from "../core/Batch.ts"
 import type * as DeadLetter from "../core/DeadLetter.ts"
 import { BuildError } from "../core/Errors.ts"
-import { addStage, type Flow } from "../core/Flow.ts"
+import { addFusedStage, addStage, type Flow } from "../core/Flow.ts"
 import type { StageCounter } from "../core/Stage.ts"
 import {
   type Accumulator,
@@ -398,6 +398,7 @@ const plain = <A, E, R>(spec: AggregateSpec, self: Flow<A, E, R>, options?: Aggr
           counter.batches++
           counter.recordsIn += records.length
           counter.rejected += dead.length
+          counter.consumed += records.length - dead.length
           counter.busyMs += performance.now() - started
           return emit([], dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead), [])
         }
@@ -420,105 +421,133 @@ const plain = <A, E, R>(spec: AggregateSpec, self: Flow<A, E, R>, options?: Aggr
     }
   )(self)
 
-const windowed = <A, E, R>(
+/**
+ * An aggregate right after a window, run as one operator with it (each window keeps one accumulator per group instead
+ * of its records). Both stages keep their own counts: the window counts the records it assigned, filtered as late or
+ * rejected (time and lateness problems are the window's dead letters); the aggregate counts what it combined.
+ */
+const windowed = <X, A, E, R>(
   spec: AggregateSpec,
   window: WindowSpec,
-  self: Flow<A, E, R>,
+  self: Flow<X, E, R>,
+  input: Flow<A, E, R>,
   options?: AggregateOptions
 ): Flow<Row, E, R> => {
   const config: WindowConfig = window.config
   const groupBy = spec.groupBy ?? []
-  return addStage<A, Row>(
+  return addFusedStage<A, Row>(
     {
       name: options?.name ?? "aggregate",
-      description: `${describeAggregate(spec)} per window: ${window.description}`,
+      description: `${describeAggregate(spec)} per window`,
       cardinality: "many-to-one"
     },
-    (counter) => (batches) => {
-      const problem = problemOf(spec)
-      if (problem !== undefined) return buildError(counter, problem)
-      return Stream.suspend(() => {
-        const agg = new Aggregator(
-          spec,
-          groupBy.filter((k) => !WINDOW_FIELDS.has(k))
-        )
-        const windows = new Windows<Groups>(
-          config,
-          () => new Map(),
-          (into, from) => agg.merge(into, from)
-        )
-        const stage = counter.info.name
-        const time = config.time
-        const by = config.by
-        let seq = 0
-        let arrival = 0
-        const flush = (panes: ReturnType<typeof windows.closeReady>): Array<Row> => {
-          const out: Array<Row> = []
-          for (const pane of panes) agg.rows(pane.content, out, new Date(pane.start), new Date(pane.end))
-          return out
-        }
-        const step = (batch: Batch.Batch<A>): Array<Batch.Batch<Row>> => {
-          const started = performance.now()
-          const records = batch.records
-          const dead: Array<DeadLetter.DeadLetter> = []
-          seq++
-          windows.begin(batch)
-          for (let i = 0; i < records.length; i++) {
-            const r = records[i] as Readonly<Record<string, unknown>>
-            const value = r[time]
-            const t = timeOf(value)
-            if (t === undefined) {
-              dead.push(timeLetter(stage, config, value, r))
-              continue
-            }
-            if (windows.isLate(t)) {
-              if (config.onLate === "drop") counter.filtered++
-              else dead.push(lateLetter(stage, config, windows, t, r))
-              continue
-            }
-            const invalid = agg.checked.length === 0 ? undefined : agg.invalid(r)
-            if (invalid !== undefined) {
-              dead.push(invalidLetter(stage, invalid, r))
-              continue
-            }
-            const n = windows.assign(t, by.length === 0 ? "" : compositeKey(r, by), seq)
-            if (n === 0) {
-              counter.filtered++
-              continue
-            }
-            const key = agg.key(r)
-            const a = arrival++
-            for (let j = 0; j < n; j++) agg.add(windows.hits[j]!.content, key, r, a)
-          }
-          windows.end(batch)
-          windows.acks.hold(seq, batch.ack)
-          const out = flush(windows.closeReady())
-          counter.batches++
-          counter.recordsIn += records.length
-          counter.recordsOut += out.length
-          counter.rejected += dead.length
-          counter.busyMs += performance.now() - started
-          return emit(
-            out,
-            dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead),
-            windows.acks.release()
+    ({ previous: windowCounter, own: counter }) =>
+      (batches) => {
+        const problem = problemOf(spec)
+        if (problem !== undefined) return buildError(counter, problem)
+        return Stream.suspend(() => {
+          const agg = new Aggregator(
+            spec,
+            groupBy.filter((k) => !WINDOW_FIELDS.has(k))
           )
-        }
-        const finish = (): Array<Batch.Batch<Row>> => {
-          const out = flush(windows.closeAll())
-          counter.recordsOut += out.length
-          return emit(out, [], windows.acks.releaseAll())
-        }
-        return batches.pipe(
-          Stream.mapAccum(
-            () => undefined,
-            (s, batch: Batch.Batch<A>) => [s, step(batch)] as const
-          ),
-          Stream.concat(Stream.suspend(() => Stream.fromIterable(finish())))
-        )
-      })
-    }
-  )(self)
+          const windows = new Windows<Groups>(
+            config,
+            () => new Map(),
+            (into, from) => agg.merge(into, from)
+          )
+          const stage = counter.info.name
+          const windowStage = windowCounter.info.name
+          const time = config.time
+          const by = config.by
+          let seq = 0
+          let arrival = 0
+          const flush = (panes: ReturnType<typeof windows.closeReady>): Array<Row> => {
+            const out: Array<Row> = []
+            for (const pane of panes) agg.rows(pane.content, out, new Date(pane.start), new Date(pane.end))
+            return out
+          }
+          const step = (batch: Batch.Batch<A>): Array<Batch.Batch<Row>> => {
+            const started = performance.now()
+            const records = batch.records
+            const dead: Array<DeadLetter.DeadLetter> = []
+            let windowRejected = 0
+            let windowFiltered = 0
+            let assigned = 0
+            let invalidCount = 0
+            seq++
+            windows.begin(batch)
+            for (let i = 0; i < records.length; i++) {
+              const r = records[i] as Readonly<Record<string, unknown>>
+              const value = r[time]
+              const t = timeOf(value)
+              if (t === undefined) {
+                dead.push(timeLetter(windowStage, config, value, r))
+                windowRejected++
+                continue
+              }
+              if (windows.isLate(t)) {
+                if (config.onLate === "drop") windowFiltered++
+                else {
+                  dead.push(lateLetter(windowStage, config, windows, t, r))
+                  windowRejected++
+                }
+                continue
+              }
+              const invalid = agg.checked.length === 0 ? undefined : agg.invalid(r)
+              if (invalid !== undefined) {
+                // The window passed it on (it is on time); the aggregate rejects it.
+                dead.push(invalidLetter(stage, invalid, r))
+                invalidCount++
+                continue
+              }
+              const n = windows.assign(t, by.length === 0 ? "" : compositeKey(r, by), seq)
+              if (n === 0) {
+                windowFiltered++
+                continue
+              }
+              assigned += n
+              const key = agg.key(r)
+              const a = arrival++
+              for (let j = 0; j < n; j++) agg.add(windows.hits[j]!.content, key, r, a)
+            }
+            windows.end(batch)
+            windows.acks.hold(seq, batch.ack)
+            const out = flush(windows.closeReady())
+            const passed = records.length - windowRejected - windowFiltered
+            windowCounter.batches++
+            windowCounter.recordsIn += records.length
+            windowCounter.rejected += windowRejected
+            windowCounter.filtered += windowFiltered
+            windowCounter.consumed += passed
+            // An invalid record reaches the aggregate once; an assigned one once per window it fell into.
+            windowCounter.recordsOut += assigned + invalidCount
+            counter.batches++
+            counter.recordsIn += assigned + invalidCount
+            counter.consumed += assigned
+            counter.recordsOut += out.length
+            counter.rejected += invalidCount
+            counter.busyMs += performance.now() - started
+            return emit(
+              out,
+              dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead),
+              windows.acks.release()
+            )
+          }
+          const finish = (): Array<Batch.Batch<Row>> => {
+            const out = flush(windows.closeAll())
+            counter.recordsOut += out.length
+            return emit(out, [], windows.acks.releaseAll())
+          }
+          return batches.pipe(
+            Stream.mapAccum(
+              () => undefined,
+              (s, batch: Batch.Batch<A>) => [s, step(batch)] as const
+            ),
+            Stream.concat(Stream.suspend(() => Stream.fromIterable(finish())))
+          )
+        })
+      }
+  )(self, input)
 }
 
 /**
@@ -538,7 +567,7 @@ export const dynamic =
   <A, E, R>(self: Flow<A, E, R>): Flow<Readonly<Record<string, unknown>>, E, R> => {
     const windowing = windowingOf(self)
     if (windowing !== undefined && fusable(windowing.spec.config, spec.groupBy ?? []))
-      return windowed(spec, windowing.spec, windowing.input, options)
+      return windowed(spec, windowing.spec, self, windowing.input, options)
     return plain(spec, self, options)
   }
 

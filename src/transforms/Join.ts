@@ -356,6 +356,7 @@ const joinStream = <A, B, E2, R2, R>(
     counter.recordsIn += records.length
     counter.recordsOut += out.length
     counter.filtered += unmatched
+    counter.consumed += records.length - unmatched
     counter.busyMs += performance.now() - started
     const dead = pendingDead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(pendingDead)
     pendingDead = []

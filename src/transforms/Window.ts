@@ -261,6 +261,7 @@ const makeWindowState = <A>(config: WindowConfig, counter: StageCounter) => {
         }
         const n = windows.assign(t, by.length === 0 ? "" : compositeKey(r, by), seq)
         if (n === 0) counter.filtered++
+        else counter.consumed++
         for (let j = 0; j < n; j++) {
           const content = windows.hits[j]!.content
           content.records.push(records[i]!)

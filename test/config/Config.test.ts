@@ -160,7 +160,8 @@ describe("config building", () => {
         rejected: 2,
         warned: 0,
         deadLettered: 2,
-        dropped: 0
+        dropped: 0,
+        combined: { in: 0, out: 0 }
       })
       const part = Array.from(files.files.keys()).find((k) => k.startsWith("out/part-"))!
       assert.strictEqual(new TextDecoder().decode(files.files.get(part)), '{"id":"a","big":true}\n')

@@ -197,14 +197,15 @@ describe("aggregate, window and join in configs", () => {
             fields: { total: { fn: "sum", field: "amount" }, n: { fn: "count" } }
           }
         ],
-        quality: { drop_rejected: ["aggregate"] }
+        quality: { drop_rejected: ["window"] }
       })
       const pipeline = yield* Build.build(good, { file: "p.json", schema: lookup })
-      assert.deepStrictEqual(Pipeline.describe(pipeline).slice(2, 6), [
+      assert.deepStrictEqual(Pipeline.describe(pipeline).slice(2, 7), [
         "  transform    cast: cast amount: decimal, eventTime: timestamp",
         '  transform    filter: filter status == "settled"',
         "  transform    join: left join with users on userId = users.id",
-        "  transform    aggregate: aggregate sum(amount) as total, count() as n by userId, name, windowStart, windowEnd per window: tumbling 1h windows on eventTime (lateness 10m, late records rejected)"
+        "  transform    window: window: tumbling 1h windows on eventTime (lateness 10m, late records rejected)",
+        "  transform    aggregate: aggregate sum(amount) as total, count() as n by userId, name, windowStart, windowEnd per window"
       ])
       const files = FileStore.memory({ "in/a.jsonl": lines(transactions), "users/u.jsonl": lines(users) })
       const report = yield* Pipeline.run(pipeline).pipe(Effect.provide(FileStore.layerMemory(files)))
@@ -238,7 +239,7 @@ describe("aggregate, window and join in configs", () => {
           fields: { total: Agg.sum("amount"), n: Agg.count() }
         }),
         Pipeline.to(typedOut),
-        Pipeline.withQuality({ dropRejected: ["aggregate"] }),
+        Pipeline.withQuality({ dropRejected: ["window"] }),
         Pipeline.run
       )
       const typed = typedOut.collected().records.map((r) => ({

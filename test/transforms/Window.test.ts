@@ -233,7 +233,7 @@ describe("window", () => {
     ])
     assert.deepStrictEqual(run.deadLetters, [
       {
-        stage: "aggregate",
+        stage: "window",
         reason: "late",
         message:
           "t 1970-01-01T00:00:03.000Z is behind the watermark 1970-01-01T00:00:07.000Z (latest event time 1970-01-01T00:00:12.000Z minus allowed lateness 5s)",
@@ -241,6 +241,11 @@ describe("window", () => {
       }
     ])
     assert.deepStrictEqual(events, ["write 0", "write 2", "ack 0", "ack 1", "write 1", "ack 2"])
+    const counts = run.ctx.stages().map((c) => [c.info.name, c.recordsIn, c.consumed, c.rejected, c.recordsOut])
+    assert.deepStrictEqual(counts.slice(1), [
+      ["window", 6, 5, 1, 5],
+      ["aggregate", 5, 5, 0, 3]
+    ])
   })
 
   it("drops late records when told to, counting them as filtered", () => {

@@ -119,7 +119,11 @@ const writeFile = <E, R>(
         pendingBytes += chunk.length
         total += chunk.length
         return pendingBytes >= WRITE_BUFFER ? flush : Effect.void
-      }).pipe(Effect.andThen(flush), Effect.andThen(attempt("sync", path, () => handle.sync())), Effect.as(total))
+      }).pipe(
+        Effect.andThen(flush),
+        Effect.andThen(attempt("sync", path, () => handle.sync())),
+        Effect.map(() => total)
+      )
     },
     (handle) => Effect.promise(() => handle.close().catch(() => undefined))
   )
