@@ -81,7 +81,7 @@ export const build = (
       flow = step.apply(flow)
       fields = step.fields
     }
-    const sink = yield* Connectors.buildSink(config.sink, env("$.sink", "sink"))
+    const sink = yield* Connectors.buildSink(config.sink, { ...env("$.sink", "sink"), fields })
     const sinkProblem = streaming ? Pipeline.unboundedProblem(sink.mode) : undefined
     if (sinkProblem !== undefined)
       return yield* Effect.fail(ConfigError.single(options.file, "$.sink.mode", sinkProblem))

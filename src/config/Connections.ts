@@ -80,7 +80,9 @@ export const sinkWith = <A, E, I, S>(
   client: Effect.Effect<S>
 ): Sink.Sink<A, E> => ({
   ...sink,
-  open: Effect.flatMap(client, (c) => Effect.provideService(sink.open, service, c))
+  open: Effect.flatMap(client, (c) => Effect.provideService(sink.open, service, c)),
+  check:
+    sink.check === undefined ? undefined : Effect.flatMap(client, (c) => Effect.provideService(sink.check!, service, c))
 })
 
 /**

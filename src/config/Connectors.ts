@@ -66,6 +66,8 @@ export interface BuildEnv {
   readonly connections?: Readonly<Record<string, ConnectionConfig>>
   /** True for `"mode": "streaming"`: sources that can stream (Kafka) default to unbounded. */
   readonly streaming?: boolean
+  /** For a sink: the fields records have when they reach it, when the source and transforms tell. */
+  readonly fields?: ReadonlyArray<string> | undefined
 }
 
 const sqlEnv = (env: BuildEnv): SqlBuild.SqlBuildEnv => ({
@@ -74,7 +76,8 @@ const sqlEnv = (env: BuildEnv): SqlBuild.SqlBuildEnv => ({
   defaultName: env.defaultName,
   pipeline: env.pipeline ?? "pipeline",
   connections: env.connections ?? {},
-  schema: env.schema
+  schema: env.schema,
+  fields: env.fields
 })
 
 /** A built source and the fields its records have, when known. */

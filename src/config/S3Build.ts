@@ -97,7 +97,8 @@ export const sinkWithClient = <A, E>(
   open: Effect.gen(function* () {
     const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
     return yield* Effect.provideContext(sink.open, context)
-  })
+  }),
+  check: sink.check === undefined ? undefined : Effect.provide(sink.check, layer)
 })
 
 type Lookup = (

@@ -28,7 +28,6 @@ import * as SqlTable from "../connectors/sql/SqlTable.ts"
 import { columnsOfAvro } from "../connectors/sql/SqlTypes.ts"
 import * as ConfigError from "../core/ConfigError.ts"
 import type { RecordSchema } from "../core/RecordSchema.ts"
-import type { Sink } from "../core/Sink.ts"
 import type { Source } from "../core/Source.ts"
 import * as Declared from "./Connections.ts"
 
@@ -46,6 +45,8 @@ export interface SqlBuildEnv {
   readonly pipeline: string
   readonly connections: Connections
   readonly schema: (name: string, path: string) => Effect.Effect<RecordSchema<Row>, ConfigError.ConfigError>
+  /** The fields records have when they reach a sink, when the source and transforms tell. */
+  readonly fields?: ReadonlyArray<string> | undefined
 }
 
 type AnySystem = SqlTable.System<PostgresClient.PostgresError> | SqlTable.System<MysqlClient.MysqlError>
@@ -200,7 +201,10 @@ const avroJson = (avro: unknown): unknown => {
 export const buildSink = (
   config: SinkConfig,
   env: SqlBuildEnv
-): Effect.Effect<Sink<Row, PostgresClient.PostgresError | MysqlClient.MysqlError>, ConfigError.ConfigError> =>
+): Effect.Effect<
+  SqlTable.SqlSink<Row, PostgresClient.PostgresError | MysqlClient.MysqlError, never>,
+  ConfigError.ConfigError
+> =>
   Effect.gen(function* () {
     const type = config.type
     yield* checkConnection(type, config.connection, env)
@@ -219,14 +223,17 @@ export const buildSink = (
         )
       createIfMissing = defs
     }
-    if (schema?.fields !== undefined && config.keys !== undefined) {
-      const unknown = config.keys.filter((k) => !schema.fields!.includes(k))
+    // The columns written are the fields the records have (known from the source and transforms), else the sink
+    // schema's; when neither tells, the sink takes them from its first batch. A column no field names is left alone.
+    const fields = env.fields ?? schema?.fields
+    if (fields !== undefined && config.keys !== undefined) {
+      const unknown = config.keys.filter((k) => !fields.includes(k))
       if (unknown.length > 0)
         return yield* Effect.fail(
           ConfigError.single(
             env.file,
             `${env.path}.keys`,
-            `Unknown field ${unknown.map((k) => `"${k}"`).join(", ")}; records here have: ${schema.fields.join(", ")}`
+            `Unknown field ${unknown.map((k) => `"${k}"`).join(", ")}; records here have: ${fields.join(", ")}`
           )
         )
     }
@@ -240,7 +247,7 @@ export const buildSink = (
         table: ref,
         mode,
         keys: config.keys ?? [],
-        fields: schema?.fields,
+        fields,
         createIfMissing,
         transaction: config.transaction ?? "end"
       },

@@ -57,6 +57,8 @@ export interface SinkPlan<R> {
   /** How the runtime gathers batches for this sink, if it does. */
   readonly batching: Batching | undefined
   readonly open: Effect.Effect<SinkWriter<unknown, unknown>, unknown, R | Scope.Scope>
+  /** The sink's checks of its target, without writing (see `Sink.check`). */
+  readonly check: Effect.Effect<void, unknown, R> | undefined
 }
 
 /** A complete pipeline, ready to run. */
@@ -122,7 +124,8 @@ const planSink = <A, E, R>(
     durability: sink.durability,
     batching: sink.batching,
     // The record type was checked by `to`; past this point the runtime only moves batches it built itself.
-    open: sink.open as unknown as Effect.Effect<SinkWriter<unknown, unknown>, unknown, R | Scope.Scope>
+    open: sink.open as unknown as Effect.Effect<SinkWriter<unknown, unknown>, unknown, R | Scope.Scope>,
+    check: sink.check
   }
 }
 

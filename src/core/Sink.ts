@@ -60,6 +60,11 @@ export interface Sink<in A, out E = never, out R = never> {
   readonly batching?: Batching | undefined
   /** Opens a writer. Its Scope closing without `commit` aborts the write. */
   readonly open: Effect.Effect<SinkWriter<A, E>, E, R | Scope.Scope>
+  /**
+   * Checks the target without writing to it (it exists or can be created, it accepts the records' fields): the checks
+   * `open` makes before the first write, for a `validate --connect`. Absent: the sink has nothing to check ahead.
+   */
+  readonly check?: Effect.Effect<void, E, R> | undefined
 }
 
 /** Builds a sink. */

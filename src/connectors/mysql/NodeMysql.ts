@@ -386,7 +386,8 @@ const jsonColumns = async (pool: Pool, ref: Identifier.TableRef): Promise<Readon
 const tableInfo = async (pool: Pool, ref: Identifier.TableRef): Promise<TableInfo | undefined> => {
   const cols = await run(
     pool,
-    `SELECT COLUMN_NAME AS name, DATA_TYPE AS dataType, COLUMN_TYPE AS columnType, IS_NULLABLE AS nullable
+    `SELECT COLUMN_NAME AS name, DATA_TYPE AS dataType, COLUMN_TYPE AS columnType, IS_NULLABLE AS nullable,
+            COLUMN_DEFAULT IS NOT NULL OR EXTRA REGEXP 'auto_increment|generated|virtual|stored|persistent' AS hasDefault
        FROM information_schema.COLUMNS
       WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
     [ref.schema ?? null, ref.name]
@@ -414,12 +415,14 @@ const tableInfo = async (pool: Pool, ref: Identifier.TableRef): Promise<TableInf
         readonly dataType: string
         readonly columnType: string
         readonly nullable: string
+        readonly hasDefault: number | string
       }>
     ).map((c) => ({
       name: c.name,
       kind: json.has(c.name) ? "json" : kindOfColumnType(c.dataType, c.columnType),
       dbType: c.columnType,
-      nullable: c.nullable === "YES"
+      nullable: c.nullable === "YES",
+      hasDefault: Number(c.hasDefault) === 1
     })),
     uniqueKeys: Array.from(byIndex.values())
   }

@@ -547,7 +547,7 @@ const tableInfo = async (pool: pg.Pool, ref: Identifier.TableRef): Promise<Table
   const cols = await query(
     pool,
     `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.atttypid::int AS oid,
-            NOT a.attnotnull AS nullable
+            NOT a.attnotnull AS nullable, (a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '') AS hasdef
        FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
       ORDER BY a.attnum`,
     [name]
@@ -571,7 +571,14 @@ const tableInfo = async (pool: pg.Pool, ref: Identifier.TableRef): Promise<Table
     ref,
     columns: cols.rows.map((r: Record<string, string>) => {
       const { kind, element } = kindOfOid(Number(r.oid))
-      return { name: r.name!, kind, element, dbType: r.type!, nullable: r.nullable === "t" }
+      return {
+        name: r.name!,
+        kind,
+        element,
+        dbType: r.type!,
+        nullable: r.nullable === "t",
+        hasDefault: r.hasdef === "t"
+      }
     }),
     uniqueKeys: keys.rows.map((r: Record<string, string>) => parseArray(r.cols!, identity) as ReadonlyArray<string>)
   }

@@ -199,7 +199,8 @@ export const make = <E>(
             name: c.name,
             kind: kindOfType(c.type),
             dbType: c.type,
-            nullable: c.nullable
+            nullable: c.nullable,
+            hasDefault: false
           })),
           rows: [],
           uniqueKeys: primaryKey.length === 0 ? [] : [[...primaryKey]]
@@ -284,7 +285,10 @@ export const make = <E>(
                   target.rows.push(row)
                   inserted++
                 } else {
-                  target.rows[at] = row
+                  // Like ON CONFLICT DO UPDATE: only the columns the load writes change.
+                  const merged: Record<string, unknown> = { ...target.rows[at]! }
+                  for (const name of names) merged[name] = row[name]
+                  target.rows[at] = merged
                   updated++
                 }
               }

@@ -13,6 +13,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as SchemaModule from "effect/Schema"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Batch from "../../core/Batch.ts"
 import type * as DeadLetter from "../../core/DeadLetter.ts"
@@ -24,9 +25,10 @@ import * as AvroBridge from "../../schema/AvroBridge.ts"
 import * as Identifier from "./Identifier.ts"
 import type { CursorState, Mark } from "./Incremental.ts"
 import * as ColumnGuarantees from "./internal/ColumnGuarantees.ts"
-import type { Bounds, RangeCondition, Relation, Row, SqlClient } from "./SqlClient.ts"
+import type { Bounds, Loader, LoadResult, RangeCondition, Relation, Row, SqlClient, TableInfo } from "./SqlClient.ts"
 import { reasons, type SqlErrorReason } from "./SqlError.ts"
-import { compareValues, isUniqueKey } from "./SqlMemory.ts"
+import { compareValues } from "./SqlMemory.ts"
+import * as SqlTarget from "./SqlTarget.ts"
 import { type Column, type ColumnDef, type ColumnKind, columnsOfAvro } from "./SqlTypes.ts"
 
 /** How a system builds its errors and names itself; given by `Postgres.ts` and `Mysql.ts`. */
@@ -321,14 +323,21 @@ export interface SinkSpec {
   readonly table: Identifier.TableRef
   readonly mode: Sink.WriteMode
   readonly keys: ReadonlyArray<string>
-  /** The record fields to write (default: every column of the table). */
+  /**
+   * The record fields, when known before the first batch (a record schema, the fields a config's transforms give):
+   * exactly these columns are written. Unknown: the fields of the first batch are written, and a later record with
+   * another field fails the load.
+   */
   readonly fields?: ReadonlyArray<string> | undefined
   /** Creates the table with these columns when it does not exist. */
   readonly createIfMissing?: ReadonlyArray<ColumnDef> | undefined
   readonly transaction: "end" | "batch"
 }
 
-const list = (names: ReadonlyArray<string>) => `(${names.join(", ")})`
+/** A SQL sink: a sink whose `check` runs the target checks of `open` without writing. */
+export interface SqlSink<A, E, R> extends Sink.Sink<A, E, R> {
+  readonly check: Effect.Effect<void, E, R>
+}
 
 /** A sink writing to a table through the client behind `tag`. */
 export const sink = <A, E, Id>(
@@ -336,88 +345,132 @@ export const sink = <A, E, Id>(
   tag: Context.Key<Id, SqlClient<E>>,
   spec: SinkSpec,
   description: string
-): Sink.Sink<A, E, Id> => {
+): SqlSink<A, E, Id> => {
   const where = Identifier.show(spec.table)
-  const fail = (reason: SqlErrorReason, message: string) =>
-    Effect.fail(system.makeError(reason, `open ${where}`, message))
+  const problem = (p: SqlTarget.Problem) => Effect.fail(system.makeError(p.reason, `open ${where}`, p.message))
+  const fail = (reason: SqlErrorReason, message: string) => problem({ reason, message })
+  const primaryKey = spec.mode === "upsert" ? spec.keys : []
+  /** What can be checked without the server. */
+  const checkSpec = Effect.gen(function* () {
+    const bad = Identifier.check(system.dialect, spec.table, [...spec.keys, ...(spec.fields ?? [])])
+    if (bad !== undefined) return yield* fail(reasons.InvalidRequest, `Invalid identifier: ${bad}`)
+    if (spec.mode === "upsert" && spec.keys.length === 0)
+      return yield* fail(reasons.InvalidKeys, `An upsert into ${where} needs key columns ("keys")`)
+    if (spec.transaction === "batch" && spec.mode !== "append")
+      return yield* fail(
+        reasons.InvalidRequest,
+        `transaction "batch" is for append only: ${spec.mode} must stage everything and swap it in at commit`
+      )
+    if (spec.createIfMissing !== undefined) {
+      const badColumn = Identifier.check(
+        system.dialect,
+        undefined,
+        spec.createIfMissing.map((c) => c.name)
+      )
+      if (badColumn !== undefined) return yield* fail(reasons.InvalidRequest, `Invalid identifier: ${badColumn}`)
+    }
+  })
+  /** The target table; when it is missing and may be created, `create` creates it (otherwise: as it would be). */
+  const target = (client: SqlClient<E>, create: boolean) =>
+    Effect.gen(function* () {
+      const info = yield* client.table(spec.table)
+      if (info !== undefined) return info
+      if (spec.createIfMissing === undefined)
+        return yield* fail(
+          reasons.UndefinedTable,
+          `Table ${where} does not exist; create it, or set create_if_missing with a record schema`
+        )
+      if (!create) return SqlTarget.toBeCreated(spec.table, spec.createIfMissing, primaryKey)
+      yield* client.createTable(spec.table, spec.createIfMissing, primaryKey)
+      const created = yield* client.table(spec.table)
+      if (created === undefined) return yield* fail(reasons.UndefinedTable, `Table ${where} could not be created`)
+      return created
+    })
+  const planFor = (info: TableInfo, fields: ReadonlyArray<string>) => {
+    const planned = SqlTarget.plan(info, fields, spec.mode, spec.keys)
+    return SqlTarget.isProblem(planned) ? problem(planned) : Effect.succeed(planned.columns)
+  }
+  const checkTable = (info: TableInfo) => {
+    const keys = SqlTarget.keysProblem(info, spec.mode, spec.keys)
+    return keys === undefined ? Effect.void : problem(keys)
+  }
+  const resultOf = (client: SqlClient<E>, result: LoadResult): Sink.SinkResult => ({
+    written: result.written,
+    ...(result.updated === undefined ? {} : { updated: result.updated }),
+    location: `${system.type}:${client.connection}/${where}`,
+    details: {
+      ...(result.inserted === undefined ? {} : { inserted: result.inserted }),
+      ...(result.duplicates === undefined ? {} : { duplicates: result.duplicates })
+    }
+  })
+  const loadRequest = (columns: ReadonlyArray<Column>) => ({
+    table: spec.table,
+    mode: spec.mode,
+    columns,
+    keys: spec.keys,
+    transaction: spec.transaction
+  })
   return {
     name: spec.name,
     type: system.type,
     description,
     mode: spec.mode,
     durability: spec.transaction === "batch" ? "per-write" : "on-commit",
+    check: Effect.gen(function* () {
+      const client = yield* tag
+      yield* checkSpec
+      const info = yield* target(client, false)
+      yield* checkTable(info)
+      if (spec.fields !== undefined) yield* planFor(info, spec.fields)
+    }),
     open: Effect.gen(function* () {
       const client = yield* tag
-      const problem = Identifier.check(system.dialect, spec.table, [...spec.keys, ...(spec.fields ?? [])])
-      if (problem !== undefined) return yield* fail(reasons.InvalidRequest, `Invalid identifier: ${problem}`)
-      if (spec.mode === "upsert" && spec.keys.length === 0)
-        return yield* fail(reasons.InvalidKeys, `An upsert into ${where} needs key columns ("keys")`)
-      if (spec.transaction === "batch" && spec.mode !== "append")
-        return yield* fail(
-          reasons.InvalidRequest,
-          `transaction "batch" is for append only: ${spec.mode} must stage everything and swap it in at commit`
-        )
-      let info = yield* client.table(spec.table)
-      if (info === undefined) {
-        if (spec.createIfMissing === undefined)
-          return yield* fail(
-            reasons.UndefinedTable,
-            `Table ${where} does not exist; create it, or set create_if_missing with a record schema`
-          )
-        const bad = Identifier.check(
-          system.dialect,
-          undefined,
-          spec.createIfMissing.map((c) => c.name)
-        )
-        if (bad !== undefined) return yield* fail(reasons.InvalidRequest, `Invalid identifier: ${bad}`)
-        yield* client.createTable(spec.table, spec.createIfMissing, spec.mode === "upsert" ? spec.keys : [])
-        info = yield* client.table(spec.table)
-        if (info === undefined) return yield* fail(reasons.UndefinedTable, `Table ${where} could not be created`)
+      yield* checkSpec
+      const info = yield* target(client, true)
+      yield* checkTable(info)
+      if (spec.fields !== undefined) {
+        const loader = yield* client.load(loadRequest(yield* planFor(info, spec.fields)))
+        return {
+          write: (records: ReadonlyArray<A>) => loader.write(records as unknown as ReadonlyArray<Row>),
+          commit: Effect.map(loader.commit, (result) => resultOf(client, result))
+        }
       }
-      const byName = new Map(info.columns.map((c) => [c.name, c]))
-      const fields = spec.fields ?? info.columns.map((c) => c.name)
-      const missing = fields.filter((f) => !byName.has(f))
-      if (missing.length > 0)
-        return yield* fail(
-          reasons.UndefinedColumn,
-          `${where} has no column ${missing.join(", ")}; its columns are ${info.columns.map((c) => c.name).join(", ")}`
-        )
-      if (spec.mode === "upsert") {
-        const notWritten = spec.keys.filter((k) => !fields.includes(k))
-        if (notWritten.length > 0)
-          return yield* fail(
-            reasons.InvalidKeys,
-            `The upsert keys ${notWritten.join(", ")} are not among the written fields`
-          )
-        if (!isUniqueKey(info, spec.keys))
-          return yield* fail(
-            reasons.InvalidKeys,
-            `The upsert keys ${list(spec.keys)} are not the primary key or a unique index of ${where}; ${
-              info.uniqueKeys.length === 0
-                ? "it has no unique key"
-                : `its unique keys are ${info.uniqueKeys.map(list).join(", ")}`
-            }`
-          )
-      }
-      const columns: ReadonlyArray<Column> = fields.map((f) => byName.get(f)!)
-      const loader = yield* client.load({
-        table: spec.table,
-        mode: spec.mode,
-        columns,
-        keys: spec.keys,
-        transaction: spec.transaction
-      })
+      // The record fields are known only from the first batch: the load opens then, in this writer's scope.
+      const scope = yield* Effect.scope
+      let loader: Loader<E> | undefined
+      let written: ReadonlySet<string> = new Set()
+      const start = (fields: ReadonlyArray<string>) =>
+        Effect.gen(function* () {
+          const columns = yield* planFor(info, fields)
+          written = new Set(fields)
+          const opened = yield* Scope.provide(client.load(loadRequest(columns)), scope)
+          loader = opened
+          return opened
+        })
       return {
-        write: (records: ReadonlyArray<A>) => loader.write(records as unknown as ReadonlyArray<Row>),
-        commit: Effect.map(loader.commit, (result) => ({
-          written: result.written,
-          ...(result.updated === undefined ? {} : { updated: result.updated }),
-          location: `${system.type}:${client.connection}/${where}`,
-          details: {
-            ...(result.inserted === undefined ? {} : { inserted: result.inserted }),
-            ...(result.duplicates === undefined ? {} : { duplicates: result.duplicates })
-          }
-        }))
+        write: (records: ReadonlyArray<A>) =>
+          Effect.gen(function* () {
+            if (records.length === 0) return
+            const rows = records as unknown as ReadonlyArray<Row>
+            let current = loader
+            if (current === undefined) current = yield* start(SqlTarget.fieldsOf(rows))
+            else {
+              const stray = SqlTarget.strayField(rows, written)
+              if (stray !== undefined)
+                return yield* fail(
+                  info.columns.some((c) => c.name === stray) ? reasons.InvalidRequest : reasons.UndefinedColumn,
+                  info.columns.some((c) => c.name === stray)
+                    ? `The record field ${JSON.stringify(stray)} first appeared after the first batch, whose fields (${Array.from(written).join(", ")}) are the columns this load of ${where} writes; give the sink (or the source) a record schema so the fields are known before the first write`
+                    : `The record field ${JSON.stringify(stray)} has no column in ${where}; its columns are ${info.columns.map((c) => c.name).join(", ")}`
+                )
+            }
+            yield* current.write(rows)
+          }),
+        // Nothing written: the load still runs (an overwrite with no records empties the table), writing every column.
+        commit: Effect.gen(function* () {
+          const current = loader ?? (yield* start(info.columns.map((c) => c.name)))
+          return resultOf(client, yield* current.commit)
+        })
       }
     })
   }
@@ -432,7 +485,10 @@ export const clientTag = <Id, E>(prefix: string, name: string): Context.Service<
 // -----------------------------------------------------------------------------
 
 /** A table as a typed value: read it with `Pipeline.from(table)`, write it with `Pipeline.to(table)`. */
-export interface Table<A, E, R> extends Source.Source<A, E, R>, Sink.Sink<A, E, R> {}
+export interface Table<A, E, R> extends Source.Source<A, E, R>, Sink.Sink<A, E, R> {
+  /** Checks the table as a sink's target without writing (see {@link SqlSink}). */
+  readonly check: Effect.Effect<void, E, R>
+}
 
 /** Options of a typed table (reading options and writing options; each side ignores the other's). */
 export interface TableOptions<A, ES, RS> {
@@ -534,61 +590,46 @@ export const makeTable = <S extends SchemaModule.Top, E, Id, ES = never, RS = ne
   )
   const mode = options.mode ?? "append"
   const keys = (options.keys ?? []) as ReadonlyArray<string>
-  const snk = sink<A, E, Id>(
-    system,
-    clientKey,
-    {
-      name,
-      table: ref,
-      mode,
-      keys,
-      fields,
-      transaction: options.transaction ?? "end",
-      createIfMissing: undefined
-    },
-    `${label} table ${Identifier.show(ref)}${mode === "upsert" ? ` by (${keys.join(", ")})` : ""}`
-  )
-  const open =
-    options.createIfMissing === true
-      ? Effect.flatMap(
-          Effect.mapError(AvroBridge.fromSchema(schema, { name: "Record" }), (e) =>
-            system.makeError(
-              reasons.InvalidRequest,
-              `open ${Identifier.show(ref)}`,
-              `Cannot create ${Identifier.show(ref)} from the record schema: ${e.message}`
-            )
-          ),
-          (avro) => {
-            const defs = columnsOfAvro(system.dialect, avro)
-            return typeof defs === "string"
-              ? Effect.fail(
-                  system.makeError(
-                    reasons.InvalidRequest,
-                    `open ${Identifier.show(ref)}`,
-                    `Cannot create ${Identifier.show(ref)}: ${defs}`
-                  )
+  const specOf = (createIfMissing: SinkSpec["createIfMissing"]): SinkSpec => ({
+    name,
+    table: ref,
+    mode,
+    keys,
+    fields,
+    transaction: options.transaction ?? "end",
+    createIfMissing
+  })
+  const description = `${label} table ${Identifier.show(ref)}${mode === "upsert" ? ` by (${keys.join(", ")})` : ""}`
+  const snk = sink<A, E, Id>(system, clientKey, specOf(undefined), description)
+  // With createIfMissing, the columns to create come from the record schema, converted when the sink is used.
+  const writing: Effect.Effect<SqlSink<A, E, Id>, E> = options.createIfMissing === true
+    ? Effect.flatMap(
+        Effect.mapError(AvroBridge.fromSchema(schema, { name: "Record" }), (e) =>
+          system.makeError(
+            reasons.InvalidRequest,
+            `open ${Identifier.show(ref)}`,
+            `Cannot create ${Identifier.show(ref)} from the record schema: ${e.message}`
+          )
+        ),
+        (avro) => {
+          const defs = columnsOfAvro(system.dialect, avro)
+          return typeof defs === "string"
+            ? Effect.fail(
+                system.makeError(
+                  reasons.InvalidRequest,
+                  `open ${Identifier.show(ref)}`,
+                  `Cannot create ${Identifier.show(ref)}: ${defs}`
                 )
-              : sink<A, E, Id>(
-                  system,
-                  clientKey,
-                  {
-                    name,
-                    table: ref,
-                    mode,
-                    keys,
-                    fields,
-                    transaction: options.transaction ?? "end",
-                    createIfMissing: defs
-                  },
-                  snk.description
-                ).open
-          }
-        )
-      : snk.open
+              )
+            : Effect.succeed(sink<A, E, Id>(system, clientKey, specOf(defs), description))
+        }
+      )
+    : Effect.succeed(snk)
   return {
     ...src,
     mode: snk.mode,
     durability: snk.durability,
-    open: open as Sink.Sink<A, E | ES, Id | RS>["open"]
+    check: Effect.flatMap(writing, (s) => s.check) as Effect.Effect<void, E | ES, Id | RS>,
+    open: Effect.flatMap(writing, (s) => s.open) as Sink.Sink<A, E | ES, Id | RS>["open"]
   }
 }

@@ -55,6 +55,11 @@ export interface Column {
   /** For arrays: the element kind. */
   readonly element?: ColumnKind | undefined
   readonly nullable?: boolean | undefined
+  /**
+   * The server fills the column when a row leaves it out: a `DEFAULT`, an identity or auto-increment column, or a
+   * generated one. Absent when unknown (columns of a query).
+   */
+  readonly hasDefault?: boolean | undefined
 }
 
 /** A column to create: its name, SQL type and nullability. */
