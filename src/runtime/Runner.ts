@@ -13,7 +13,7 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as Batch from "../core/Batch.ts"
-import { messageOf, type PipelineError, QualityError } from "../core/Errors.ts"
+import { ExtractError, LoadError, messageOf, type PipelineError, QualityError, TransformError } from "../core/Errors.ts"
 import type { Pipeline } from "../core/Plan.ts"
 import * as Retry from "../core/Retry.ts"
 import { type RunReport, reconcile, stageReports, totals } from "../core/RunReport.ts"
@@ -30,6 +30,25 @@ interface AttemptResult extends Outputs.Committed {
 }
 
 /**
+ * A retryable failure made final: a per-write sink already committed records of a bounded source, which a new attempt
+ * would read again from its start and write twice (an upsert is exempt: writing a key again changes nothing).
+ */
+const final = (error: PipelineError, committed: number, sink: string): PipelineError => {
+  if (!error.retryable) return error
+  const fields = {
+    stage: error.stage,
+    message: `${error.message} (not retried: ${committed} records were already committed to ${sink} batch by batch, and a new attempt would read the source from its start and write them again)`,
+    retryable: false,
+    cause: error.cause
+  }
+  return error._tag === "ExtractError"
+    ? new ExtractError(fields)
+    : error._tag === "TransformError"
+      ? new TransformError(fields)
+      : new LoadError(fields)
+}
+
+/**
  * One attempt: reads the pipeline's batches and, for each, lets the quality gate take its rejects, writes it to the
  * outputs and settles its acknowledgement; at the end (or per segment) the gate checks the thresholds and the outputs
  * commit.
@@ -38,14 +57,18 @@ const runAttempt = <E, R>(
   p: Pipeline<E, R>,
   ctx: RunContext,
   stats: StreamingStats
-): Effect.Effect<AttemptResult, PipelineError, R> =>
-  Effect.scoped(
+): Effect.Effect<AttemptResult, PipelineError, R> => {
+  const guarded = p.bounded && p.sink.durability === "per-write" && p.sink.mode !== "upsert"
+  let durable = () => 0
+  return Effect.scoped(
     Effect.gen(function* () {
       const progress = yield* Progress
       // Counters are reported in the order they are created: create them in pipeline order.
       for (const stage of p.stages) ctx.stage(stage)
       const gate = Quality.make(p as Pipeline<unknown, unknown>, ctx)
       const outputs = yield* Outputs.make(p, ctx, stats, gate.checkRatio)
+      // A per-write sink has made durable every record it received.
+      if (guarded) durable = outputs.received
 
       const stop = yield* StopSignal
       const built = p.bounded ? p.build(ctx) : Stream.haltWhen(p.build(ctx), stop)
@@ -84,7 +107,8 @@ const runAttempt = <E, R>(
       )
       return { ...committed, dropped: gate.dropped() }
     })
-  )
+  ).pipe(Effect.mapError((error) => (durable() > 0 ? final(error, durable(), p.sink.info.name) : error)))
+}
 
 /** Logs the warnings the stages gathered since the last batch. */
 const logWarnings = (ctx: RunContext) =>
