@@ -509,6 +509,61 @@ const shortName = (target: string, suffix: string) => {
 
 const columnDDL = (c: ColumnDef) => `${q(c.name)} ${c.type}${c.nullable ? " NULL" : " NOT NULL"}`
 
+// Staging tables of an overwrite are real tables (MySQL DDL is not transactional), so a killed run leaves them behind.
+// Each carries its run's tag in its name, and the run holds the named lock of that tag on the connection that made it
+// from before the table exists until it is gone: the server releases the lock when that connection dies, so a free
+// lock marks a table whose run is dead, and the next load of the same target drops it.
+
+/** A fresh staging tag: 12 hex digits. */
+const newTag = () => crypto.randomUUID().replaceAll("-", "").slice(0, 12)
+
+/** The named lock a run holds while its staging tables of `tag` exist. */
+const stagingLock = (tag: string) => `effect-etl/stage/${tag}`
+
+const stagingSuffixes = ["__etl_", "__etl_old_"] as const
+
+const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`)
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+
+/**
+ * Drops the staging tables of `ref` whose run is dead (their lock is free); a live run's tables are left alone. The
+ * sweeping connection holds the lock while it drops, so no run can take the tag meanwhile.
+ */
+const sweepStaging = async (conn: Connection, ref: Identifier.TableRef): Promise<void> => {
+  const patterns = stagingSuffixes.map((suffix) => {
+    const base = shortName(ref.name, `${suffix}${"0".repeat(12)}`).slice(0, -(suffix.length + 12))
+    return { base, match: new RegExp(`^${escapeRegExp(base + suffix)}([0-9a-f]{12})$`) }
+  })
+  const shortest = patterns.reduce((a, b) => (b.base.length < a.base.length ? b : a)).base
+  const found = await run(
+    conn,
+    `SELECT TABLE_NAME AS name FROM information_schema.TABLES
+      WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME LIKE ?`,
+    [ref.schema ?? null, `${escapeLike(shortest)}%`]
+  )
+  for (const row of found.rows as ReadonlyArray<{ readonly name: string }>) {
+    const tag = patterns.map((p) => p.match.exec(row.name)?.[1]).find((t) => t !== undefined)
+    if (tag === undefined) continue
+    const got = await run(conn, "SELECT GET_LOCK(?, 0) AS got", [stagingLock(tag)])
+    if (Number((got.rows[0] as { readonly got: unknown } | undefined)?.got) !== 1) continue
+    try {
+      await run(conn, `DROP TABLE IF EXISTS ${qt({ schema: ref.schema, name: row.name })}`)
+    } finally {
+      await run(conn, "DO RELEASE_LOCK(?)", [stagingLock(tag)])
+    }
+  }
+}
+
+/** Takes the lock of a fresh staging tag on `conn`; gives the tag. */
+const lockStaging = async (conn: Connection): Promise<string> => {
+  for (let i = 0; i < 3; i++) {
+    const tag = newTag()
+    const got = await run(conn, "SELECT GET_LOCK(?, 0) AS got", [stagingLock(tag)])
+    if (Number((got.rows[0] as { readonly got: unknown } | undefined)?.got) === 1) return tag
+  }
+  throw new Error("could not take a staging lock")
+}
+
 /** A `LOAD DATA LOCAL INFILE` fed from batches as they come. */
 class InfileLoad {
   private readonly stream = new PassThrough({ highWaterMark: 1 << 20 })
@@ -627,9 +682,16 @@ const openLoad = (pool: Pool, request: LoadRequest): Effect.Effect<Loader<MysqlE
     const target = qt(request.table)
     const label = Identifier.show(request.table)
     const encode = makeRowEncoder("mysql", request.columns)
-    const tag = crypto.randomUUID().replaceAll("-", "").slice(0, 10)
+    const tag = newTag()
+    const sweep = (conn: Connection) =>
+      attempt(`sweep the staging tables of ${label}`, () => sweepStaging(conn, request.table))
 
     if (request.transaction === "batch") {
+      yield* Effect.acquireUseRelease(
+        attempt(`connect to load ${label}`, () => getConnection(pool)),
+        sweep,
+        (c) => Effect.sync(() => c.release())
+      )
       let written = 0
       return {
         write: (rows) =>
@@ -656,6 +718,7 @@ const openLoad = (pool: Pool, request: LoadRequest): Effect.Effect<Loader<MysqlE
 
     let committed = false
     let load: InfileLoad | undefined
+    let lock: string | undefined
     const cleanup: Array<string> = []
     const conn = yield* Effect.acquireRelease(
       attempt(`connect to load ${label}`, () => getConnection(pool)),
@@ -667,6 +730,7 @@ const openLoad = (pool: Pool, request: LoadRequest): Effect.Effect<Loader<MysqlE
               await within(run(c, "ROLLBACK"), 5_000)
             }
             for (const statement of cleanup) await within(run(c, statement), 5_000)
+            if (lock !== undefined) await within(run(c, "DO RELEASE_LOCK(?)", [lock]), 5_000)
             c.release()
           } catch {
             c.destroy()
@@ -678,10 +742,14 @@ const openLoad = (pool: Pool, request: LoadRequest): Effect.Effect<Loader<MysqlE
     )
     const exec = (operation: string, sql: string) => attempt(operation, () => run(conn, sql))
 
+    yield* sweep(conn)
     let loadTarget = target
     let stage: string | undefined
+    let stageTag = tag
     if (request.mode === "overwrite") {
-      stage = qt({ schema: request.table.schema, name: shortName(request.table.name, `__etl_${tag}`) })
+      stageTag = yield* attempt(`create a staging table for ${label}`, () => lockStaging(conn))
+      lock = stagingLock(stageTag)
+      stage = qt({ schema: request.table.schema, name: shortName(request.table.name, `__etl_${stageTag}`) })
       loadTarget = stage
       yield* exec(`create a staging table for ${label}`, `CREATE TABLE ${stage} LIKE ${target}`)
       cleanup.push(`DROP TABLE IF EXISTS ${stage}`)
@@ -719,7 +787,7 @@ const openLoad = (pool: Pool, request: LoadRequest): Effect.Effect<Loader<MysqlE
       yield* exec(`commit the load of ${label}`, "COMMIT")
       committed = true
       if (request.mode === "overwrite" && stage !== undefined) {
-        const old = qt({ schema: request.table.schema, name: shortName(request.table.name, `__etl_old_${tag}`) })
+        const old = qt({ schema: request.table.schema, name: shortName(request.table.name, `__etl_old_${stageTag}`) })
         // One RENAME TABLE swaps both names atomically: readers see the old table or the new one.
         yield* exec(`replace ${label}`, `RENAME TABLE ${target} TO ${old}, ${stage} TO ${target}`)
         cleanup.length = 0

@@ -644,6 +644,53 @@ const stageName = (target: string, tag: string) => {
 
 const columnDDL = (c: ColumnDef) => `${q(c.name)} ${c.type}${c.nullable ? "" : " NOT NULL"}`
 
+// The staging table of an overwrite is created and renamed inside the load's transaction, so no other session ever
+// sees it, and a killed run's transaction takes it along. Still, it carries a run marker like MySQL's: its name holds
+// the run's tag, and the load's transaction holds the advisory lock of that tag. A staging table visible to others (left
+// by an older version, or by a crash between two statements of a future one) whose lock is free belongs to a dead
+// run, and the next load of the same target drops it.
+
+/** The first key of the advisory locks of staging tags ("ETL1"). */
+const STAGING_LOCKS = 0x45544c31
+
+/**
+ * The advisory lock (two int4 keys) the run with staging tag `tag` (12 hex digits) holds while its staging table
+ * exists. Exported for tests that stand for a live run.
+ */
+export const stagingLock = (tag: string): readonly [number, number] => [
+  STAGING_LOCKS,
+  Number.parseInt(tag.slice(0, 8), 16) | 0
+]
+
+const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`)
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+
+/** Drops the staging tables of `ref` whose run is dead (their lock is free); a live run's tables are left alone. */
+const sweepStaging = async (client: pg.ClientBase, ref: Identifier.TableRef): Promise<void> => {
+  const base = stageName(ref.name, "0".repeat(12)).slice(0, -"__etl_".length - 12)
+  const match = new RegExp(`^${escapeRegExp(base)}__etl_([0-9a-f]{12})$`)
+  const found = await query(
+    client,
+    `SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = COALESCE($1, current_schema()) AND c.relkind IN ('r', 'p') AND c.relname LIKE $2`,
+    [ref.schema ?? null, `${escapeLike(base)}\\_\\_etl\\_%`]
+  )
+  for (const row of found.rows as ReadonlyArray<{ readonly name: string }>) {
+    const tag = match.exec(row.name)?.[1]
+    if (tag === undefined) continue
+    await query(client, "BEGIN")
+    try {
+      const got = await query(client, "SELECT pg_try_advisory_xact_lock($1, $2) AS got", stagingLock(tag))
+      if (got.rows[0]?.got === "t")
+        await query(client, `DROP TABLE IF EXISTS ${qt({ schema: ref.schema, name: row.name })}`)
+      await query(client, "COMMIT")
+    } catch (e) {
+      await query(client, "ROLLBACK").catch(() => undefined)
+      throw e
+    }
+  }
+}
+
 const openLoad = (
   pool: pg.Pool,
   request: LoadRequest
@@ -654,8 +701,20 @@ const openLoad = (
     const encode = makeRowEncoder("postgres", request.columns)
     const columnList = request.columns.map((c) => q(c.name)).join(", ")
     const tag = crypto.randomUUID().replaceAll("-", "").slice(0, 12)
+    const sweep = (client: pg.ClientBase) =>
+      attempt(`sweep the staging tables of ${label}`, () => sweepStaging(client, request.table))
 
     if (request.transaction === "batch") {
+      yield* Effect.acquireUseRelease(
+        attempt(`connect to load ${label}`, () =>
+          pool.connect().then((c) => {
+            c.on("error", ignore)
+            return c
+          })
+        ),
+        sweep,
+        (c, exit) => Effect.sync(() => giveBack(c, exit._tag === "Failure"))
+      )
       // Each write is its own COPY (atomic by itself): durable as soon as it returns.
       let written = 0
       return {
@@ -704,10 +763,12 @@ const openLoad = (
     const run = (operation: string, sql: string, values: ReadonlyArray<unknown> = []) =>
       attempt(operation, () => query(client, sql, values))
 
+    yield* sweep(client)
     yield* run(`begin a load of ${label}`, "BEGIN")
     let copyTarget = target
     let stage: Identifier.TableRef | undefined
     if (request.mode === "overwrite") {
+      yield* run(`create a staging table for ${label}`, "SELECT pg_advisory_xact_lock($1, $2)", stagingLock(tag))
       stage = { schema: request.table.schema, name: stageName(request.table.name, tag) }
       copyTarget = qt(stage)
       yield* run(`create a staging table for ${label}`, `CREATE TABLE ${copyTarget} (LIKE ${target} INCLUDING ALL)`)
