@@ -8,6 +8,8 @@
  *   swaps it in with one atomic `RENAME TABLE`; upsert loads a temporary table and merges it with one
  *   `INSERT ... SELECT ... ON DUPLICATE KEY UPDATE`. With `LOCAL`, the server turns data errors and duplicate keys into
  *   warnings; every load is checked for them and fails (rolling back) rather than keep a truncated or skipped row.
+ * - A staging table is a real table that a killed run leaves behind: it carries its run's tag, the run's session holds
+ *   a named lock of that tag, and every load first drops the staging tables of its target whose lock is free.
  * - Every driver failure is mapped to a reason by `classifyError` (MySQL errno, socket codes).
  *
  * Sessions use `time_zone = '+00:00'`, so DATETIME and TIMESTAMP values are read and written as UTC.

@@ -7,7 +7,8 @@
  * - Loads run `COPY ... FROM STDIN` inside one transaction: append copies into the table; overwrite copies into a
  *   staging table created `LIKE` the target and swaps it in (drop + rename) in the same transaction, so readers see
  *   the old rows until the commit and the new ones after it; upsert copies into a temporary table and merges it with
- *   one `INSERT ... ON CONFLICT (keys) DO UPDATE`. A failed attempt rolls back and leaves nothing behind.
+ *   one `INSERT ... ON CONFLICT (keys) DO UPDATE`. A failed attempt rolls back and leaves nothing behind; a staging
+ *   table that another session can see anyway (its run's advisory lock free) is dropped by the next load.
  * - Every driver failure is mapped to a reason by `classifyError` (SQLSTATE, socket codes).
  *
  * Sessions use `TimeZone=UTC` and ISO dates, so timestamps are read and written as UTC.

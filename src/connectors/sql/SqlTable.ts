@@ -5,9 +5,11 @@
  * (a column's range cut into `partitions` slices, like Spark's JDBC source, or an explicit list of predicates), and
  * optionally incremental (a cursor column and a saved high-water mark, see `Incremental.ts`).
  *
- * Sinks check everything they can before the first row (the table exists or is created, the record fields are
- * columns, upsert keys are a unique key of the table), then hand batches to the client's loader, which makes them
- * visible only at commit (or per batch with `transaction: "batch"`).
+ * Sinks check everything they can before the first row (see `SqlTarget.ts`: the table exists or is created, every
+ * record field is a column, every NOT NULL column without a default is filled, upsert keys are a unique key of the
+ * table), then hand batches to the client's loader, which writes exactly the records' fields and makes them visible
+ * only at commit (or per batch with `transaction: "batch"`). When nothing tells the record fields ahead (a config
+ * without schemas), the first batch does. `check` runs the same checks without writing.
  */
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
