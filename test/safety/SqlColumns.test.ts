@@ -3,15 +3,17 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Build from "../../src/config/Build.ts"
-import * as ConfigError from "../../src/config/ConfigError.ts"
 import * as Load from "../../src/config/Load.ts"
 import * as FileStore from "../../src/connectors/file/FileStore.ts"
 import * as Mysql from "../../src/connectors/mysql/Mysql.ts"
+import * as NodeMysql from "../../src/connectors/mysql/NodeMysql.ts"
+import * as NodePostgres from "../../src/connectors/postgres/NodePostgres.ts"
 import * as Postgres from "../../src/connectors/postgres/Postgres.ts"
 import type { Table } from "../../src/connectors/sql/SqlTable.ts"
+import * as ConfigError from "../../src/core/ConfigError.ts"
 import { messageOf } from "../../src/core/Errors.ts"
-import * as Pipeline from "../../src/core/Pipeline.ts"
 import * as Source from "../../src/core/Source.ts"
+import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import { MysqlTest, mysqlUrl, PgTest, pgUrl } from "../support/Databases.ts"
 
 type Rows = ReadonlyArray<Readonly<Record<string, unknown>>>
@@ -281,12 +283,12 @@ layer(Layer.mergeAll(PgTest.layer, MysqlTest.layer), { timeout: 120_000, exclude
         yield* typed(
           (name, schema, options) => Postgres.table(name, schema, options),
           Postgres.table("typed", Player, { mode: "upsert", keys: ["id"] }),
-          Postgres.layer(pg.options)
+          NodePostgres.layer(pg.options)
         )
         yield* typed(
           (name, schema, options) => Mysql.table(name, schema, options),
           Mysql.table("typed", Player, { mode: "upsert", keys: ["id"] }),
-          Mysql.layer(my.options)
+          NodeMysql.layer(my.options)
         )
         assert.deepStrictEqual(numbers(yield* pg.sql("SELECT COUNT(*) AS n FROM typed")), [{ n: 0 }])
         assert.deepStrictEqual(numbers(yield* my.sql("SELECT COUNT(*) AS n FROM typed")), [{ n: 0 }])

@@ -8,14 +8,15 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import pg from "pg"
 import * as Build from "../../src/config/Build.ts"
-import * as ConfigError from "../../src/config/ConfigError.ts"
 import * as Load from "../../src/config/Load.ts"
 import * as FileStore from "../../src/connectors/file/FileStore.ts"
 import * as Mysql from "../../src/connectors/mysql/Mysql.ts"
+import * as NodeMysql from "../../src/connectors/mysql/NodeMysql.ts"
 import * as NodePostgres from "../../src/connectors/postgres/NodePostgres.ts"
 import * as Postgres from "../../src/connectors/postgres/Postgres.ts"
-import * as Pipeline from "../../src/core/Pipeline.ts"
+import * as ConfigError from "../../src/core/ConfigError.ts"
 import * as Source from "../../src/core/Source.ts"
+import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import { MysqlTest, mysqlUrl, PgTest, pgUrl } from "../support/Databases.ts"
 
 const root = nodePath.resolve(import.meta.dirname, "../..")
@@ -114,7 +115,7 @@ layer(Layer.mergeAll(PgTest.layer, MysqlTest.layer), { timeout: 120_000, exclude
           assert.deepStrictEqual(yield* mysqlStaging, live)
 
           yield* writer.commit
-        }).pipe(Effect.scoped, Effect.provide(Mysql.layer(my.options)))
+        }).pipe(Effect.scoped, Effect.provide(NodeMysql.layer(my.options)))
         assert.deepStrictEqual(yield* mysqlStaging, [])
         const target = yield* my.sql("SELECT COUNT(*) AS n, MIN(pad) AS pad FROM kill_target")
         assert.deepStrictEqual(target[0], { n: "5", pad: "live" })
@@ -151,7 +152,7 @@ layer(Layer.mergeAll(PgTest.layer, MysqlTest.layer), { timeout: 120_000, exclude
         const load = Pipeline.from(Source.fromIterable("in", rows(3, "new"))).pipe(
           Pipeline.to(Postgres.table("swept", Kv, { mode: "overwrite" })),
           Pipeline.run,
-          Effect.provide(Postgres.layer(db.options))
+          Effect.provide(NodePostgres.layer(db.options))
         )
         yield* load
         assert.deepStrictEqual(yield* staged, [
