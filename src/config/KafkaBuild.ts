@@ -98,6 +98,8 @@ export const payload = (
           schemas.set(Number(id), (yield* lookup(name, `${path}.schemas.${id}`)).avro)
         return { type: "confluent", schemas, ...(config.write_id === undefined ? {} : { writeId: config.write_id }) }
       }
+      case "json":
+        return config.max_depth === undefined ? { type: "json" } : { type: "json", maxDepth: config.max_depth }
       default:
         return { type: config.type }
     }

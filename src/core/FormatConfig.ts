@@ -10,10 +10,26 @@ const compression = Schema.optionalKey(
   })
 )
 
+const maxDepth = Schema.optionalKey(
+  Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1000 })).annotate({
+    description:
+      "How deeply objects and arrays may nest in a record (default 100); a deeper record is dead-lettered before it is parsed"
+  })
+)
+
+const maxRecordLength = Schema.optionalKey(
+  Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 512 * 1024 * 1024 })).annotate({
+    description:
+      "The longest record read, in characters (default 67108864, 64 Mi); a longer record is dead-lettered with its first 200 characters"
+  })
+)
+
 /** A format in a config. */
 export const FormatConfig = Schema.Union([
   Schema.Struct({
     type: Schema.Literal("jsonl").annotate({ description: "JSON Lines: one JSON object per line" }),
+    max_depth: maxDepth,
+    max_record_length: maxRecordLength,
     compression
   }),
   Schema.Struct({
@@ -34,6 +50,12 @@ export const FormatConfig = Schema.Union([
           'Whether an empty unquoted field reads as null (default true, as in Spark and PostgreSQL COPY); a quoted "" stays an empty string'
       })
     ),
+    max_depth: Schema.optionalKey(
+      Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1000 })).annotate({
+        description: "How deeply objects and arrays may nest in a json column (default 100)"
+      })
+    ),
+    max_record_length: maxRecordLength,
     compression
   }),
   Schema.Struct({
@@ -50,7 +72,13 @@ export type FormatConfig = typeof FormatConfig.Type
 
 /** The format spec a config describes. */
 export const toSpec = (config: FormatConfig): Format.FormatSpec => {
-  if (config.type !== "csv") return config
-  const { empty_as_null, ...rest } = config
-  return empty_as_null === undefined ? rest : { ...rest, emptyAsNull: empty_as_null }
+  if (config.type === "avro") return config
+  const { max_depth, max_record_length, ...common } = config
+  const limits = {
+    ...(max_depth === undefined ? {} : { maxDepth: max_depth }),
+    ...(max_record_length === undefined ? {} : { maxRecordLength: max_record_length })
+  }
+  if (common.type === "jsonl") return { ...common, ...limits }
+  const { empty_as_null, ...rest } = common
+  return { ...rest, ...limits, ...(empty_as_null === undefined ? {} : { emptyAsNull: empty_as_null }) }
 }

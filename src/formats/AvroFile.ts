@@ -236,7 +236,7 @@ export interface DecodeOptions {
   readonly batchSize?: number | undefined
   /** Options for building the writer type from the header schema (`logicalTypes`, `wrapUnions`, ...). */
   readonly typeOptions?: ForSchemaOptions | undefined
-  /** The largest block accepted, compressed, in bytes (default {@link defaultMaxBlockSize}). */
+  /** The largest block accepted, compressed and inflated, in bytes (default {@link defaultMaxBlockSize}). */
   readonly maxBlockSize?: number | undefined
   /**
    * Without a reader type: builds the type records are read with from the writer schema in the header (e.g. one with
@@ -245,7 +245,68 @@ export interface DecodeOptions {
   readonly readerFor?: ((writerSchema: unknown) => Avsc.Type) | undefined
 }
 
-class Decoder implements Transcoder.Transcoder<Uint8Array, ReadonlyArray<unknown>> {
+/** The parts of an avsc type that {@link emptyItemArray} looks at. */
+interface TypeShape {
+  readonly typeName: string
+  readonly itemsType?: TypeShape
+  readonly valuesType?: TypeShape
+  readonly underlyingType?: TypeShape
+  readonly types?: ReadonlyArray<TypeShape>
+  readonly fields?: ReadonlyArray<{ readonly name: string; readonly type: TypeShape }>
+  readonly size?: number
+}
+
+/** Whether a value of the type can be encoded in no bytes at all. */
+const takesNoBytes = (type: TypeShape, seen: Set<TypeShape>): boolean => {
+  if (type.underlyingType !== undefined) return takesNoBytes(type.underlyingType, seen)
+  if (type.typeName === "null") return true
+  if (type.typeName === "fixed") return type.size === 0
+  if (type.typeName !== "record" && type.typeName !== "error") return false
+  // A record that contains itself needs at least one union index to end, hence a byte.
+  if (seen.has(type)) return false
+  seen.add(type)
+  const empty = (type.fields ?? []).every((field) => takesNoBytes(field.type, seen))
+  seen.delete(type)
+  return empty
+}
+
+/**
+ * The path of an array whose items can take no bytes (its block count alone would make a decoder build arrays of
+ * any length from a few bytes), or `undefined`.
+ */
+const emptyItemArray = (type: TypeShape, path: string, seen: Set<TypeShape>): string | undefined => {
+  if (seen.has(type)) return undefined
+  seen.add(type)
+  if (type.underlyingType !== undefined) return emptyItemArray(type.underlyingType, path, seen)
+  if (type.itemsType !== undefined) {
+    if (takesNoBytes(type.itemsType, new Set())) return path
+    return emptyItemArray(type.itemsType, `${path}[]`, seen)
+  }
+  if (type.valuesType !== undefined) return emptyItemArray(type.valuesType, `${path}{}`, seen)
+  for (const member of type.types ?? []) {
+    const found = emptyItemArray(member, path, seen)
+    if (found !== undefined) return found
+  }
+  for (const field of type.fields ?? []) {
+    const found = emptyItemArray(field.type, path.length === 0 ? field.name : `${path}.${field.name}`, seen)
+    if (found !== undefined) return found
+  }
+  return undefined
+}
+
+/**
+ * Options of {@link decode} in lenient mode: a block that does not decode is not a failure but is skipped as one
+ * {@link FormatError.Rejected} holding the block's bytes, and reading goes on with the next block.
+ *
+ * @since 0.1.0
+ */
+export interface CollectOptions extends DecodeOptions {
+  readonly onError: "collect"
+}
+
+type Out = ReadonlyArray<unknown> | FormatError.LenientBatch
+
+class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
   readonly queue = new ByteQueue()
   readonly batcher: Transcoder.Batcher<unknown>
   readonly source: string | undefined
@@ -262,7 +323,10 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, ReadonlyArray<unknown
   constructor(readerType: Avsc.Type | undefined, options: DecodeOptions | undefined) {
     this.readerType = readerType
     this.readerFor = options?.readerFor
-    this.batcher = new Transcoder.Batcher(options?.batchSize ?? Transcoder.defaultBatchSize, false)
+    this.batcher = new Transcoder.Batcher(
+      options?.batchSize ?? Transcoder.defaultBatchSize,
+      (options as Partial<CollectOptions> | undefined)?.onError === "collect"
+    )
     this.source = options?.source
     // avsc records named types in `registry`; a fresh one per run keeps the caller's options reusable.
     this.typeOptions = { omitRecordMethods: true, ...options?.typeOptions, registry: {} }
@@ -273,12 +337,12 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, ReadonlyArray<unknown
     return FormatError.make({ format: "avro", file: this.source, block, offset, reason })
   }
 
-  push(bytes: Uint8Array, out: Array<ReadonlyArray<unknown>>): FormatError.FormatError | undefined {
+  push(bytes: Uint8Array, out: Array<Out>): FormatError.FormatError | undefined {
     this.queue.push(bytes)
     return this.drain(out)
   }
 
-  flush(out: Array<ReadonlyArray<unknown>>): FormatError.FormatError | undefined {
+  flush(out: Array<Out>): FormatError.FormatError | undefined {
     if (this.header === undefined) {
       return this.error(`truncated Avro file: the input ends inside the header (${this.queue.length} bytes)`)
     }
@@ -307,6 +371,12 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, ReadonlyArray<unknown
     } catch (cause) {
       return this.error(`invalid writer schema: ${message(cause)}`)
     }
+    const unbounded = emptyItemArray(writerType as unknown as TypeShape, "", new Set())
+    if (unbounded !== undefined) {
+      return this.error(
+        `unsupported writer schema: ${unbounded.length === 0 ? "the top-level array" : `the array ${unbounded}`} has items of zero bytes (null, empty records or fixed), so a few bytes could claim billions of them`
+      )
+    }
     if (this.readerType === undefined && this.readerFor !== undefined) {
       try {
         this.readerType = this.readerFor(parsed.schema)
@@ -329,7 +399,7 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, ReadonlyArray<unknown
     return undefined
   }
 
-  drain(out: Array<ReadonlyArray<unknown>>): FormatError.FormatError | undefined {
+  drain(out: Array<Out>): FormatError.FormatError | undefined {
     if (this.header === undefined) {
       const result = this.readHeader()
       if (result !== undefined) return result === "wait" ? undefined : result
@@ -371,18 +441,14 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, ReadonlyArray<unknown
     return undefined
   }
 
-  decodeBlock(
-    data: Uint8Array,
-    count: number,
-    offset: number,
-    out: Array<ReadonlyArray<unknown>>
-  ): FormatError.FormatError | undefined {
+  decodeBlock(data: Uint8Array, count: number, offset: number, out: Array<Out>): FormatError.FormatError | undefined {
     let buf: Buffer
     if (this.header!.codec === "deflate") {
       try {
-        buf = Zlib.inflateRawSync(data)
+        // Bounded: a few bytes of deflate can inflate to gigabytes.
+        buf = Zlib.inflateRawSync(data, { maxOutputLength: this.maxBlockSize })
       } catch (cause) {
-        return this.error(`cannot inflate deflate block: ${message(cause)}`, offset, this.blocks)
+        return this.badBlock(data, `cannot inflate deflate block: ${message(cause)}`, offset, out)
       }
     } else {
       buf = asBuffer(data)
@@ -390,6 +456,8 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, ReadonlyArray<unknown
     const type = this.type!
     const resolver = this.resolver
     const batcher = this.batcher
+    // In lenient mode a block's records are kept aside until all of them decoded, so a bad block is skipped whole.
+    const records: Array<unknown> | undefined = batcher.lenient ? [] : undefined
     let pos = 0
     let i = 0
     try {
@@ -397,22 +465,42 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, ReadonlyArray<unknown
         const decoded = type.decode(buf, pos, resolver)
         if (decoded.offset < 0) break
         pos = decoded.offset
-        batcher.add(decoded.value, out)
+        if (records === undefined) batcher.add(decoded.value, out)
+        else records.push(decoded.value)
       }
     } catch (cause) {
-      return this.error(`corrupt record ${i + 1} of ${count}: ${message(cause)}`, offset, this.blocks)
+      return this.badBlock(data, `corrupt record ${i + 1} of ${count}: ${message(cause)}`, offset, out)
     }
-    this.records += i
     if (i < count) {
-      return this.error(
+      return this.badBlock(
+        data,
         `corrupt block: record ${i + 1} of ${count} runs past the end of the block`,
         offset,
-        this.blocks
+        out
       )
     }
     if (pos !== buf.length) {
-      return this.error(`corrupt block: ${buf.length - pos} bytes left after its ${count} records`, offset, this.blocks)
+      return this.badBlock(
+        data,
+        `corrupt block: ${buf.length - pos} bytes left after its ${count} records`,
+        offset,
+        out
+      )
     }
+    this.records += count
+    if (records !== undefined) for (const record of records) batcher.add(record, out)
+    return undefined
+  }
+
+  /** Fails with, or (lenient mode) collects, the current block. */
+  badBlock(data: Uint8Array, reason: string, offset: number, out: Array<Out>): FormatError.FormatError | undefined {
+    const error = this.error(reason, offset, this.blocks)
+    if (!this.batcher.lenient) return error
+    const bytes = data.slice()
+    this.batcher.reject(
+      { line: 0, block: this.blocks, message: error.message, raw: `block ${this.blocks}`, bytes },
+      out
+    )
     return undefined
   }
 }
@@ -428,12 +516,22 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, ReadonlyArray<unknown
  *
  * @since 0.1.0
  */
-export const decode =
-  (readerType?: Type, options?: DecodeOptions) =>
-  <E, R>(
+export const decode: {
+  (
+    readerType: Type | undefined,
+    options: CollectOptions
+  ): <E, R>(
     bytes: Stream.Stream<Uint8Array, E, R>
-  ): Stream.Stream<ReadonlyArray<unknown>, FormatError.FormatError | E, R> =>
-    Transcoder.transform(() => new Decoder(readerType, options))(bytes)
+  ) => Stream.Stream<FormatError.LenientBatch, FormatError.FormatError | E, R>
+  (
+    readerType?: Type,
+    options?: DecodeOptions
+  ): <E, R>(
+    bytes: Stream.Stream<Uint8Array, E, R>
+  ) => Stream.Stream<ReadonlyArray<unknown>, FormatError.FormatError | E, R>
+} = ((readerType?: Type, options?: DecodeOptions) =>
+  <E, R>(bytes: Stream.Stream<Uint8Array, E, R>) =>
+    Transcoder.transform(() => new Decoder(readerType, options))(bytes)) as never
 
 /**
  * Reads only the header of an object container file, pulling no more chunks than it needs.

@@ -20,6 +20,7 @@ import type * as Stream from "effect/Stream"
 import * as FormatError from "./FormatError.ts"
 import * as JsonValue from "./JsonValue.ts"
 import * as Transcoder from "./Transcoder.ts"
+import * as Utf8 from "./Utf8.ts"
 
 /**
  * The type of a decoded column.
@@ -51,8 +52,13 @@ export interface DecodeOptions {
   readonly columns?: Readonly<Record<string, ColumnType>> | undefined
   /** Read an empty unquoted field as `null` in string columns too (default `false`: `""`). */
   readonly emptyAsNull?: boolean | undefined
-  /** The longest record accepted, in UTF-16 code units (default 64 Mi); longer records fail the stream. */
+  /**
+   * The longest record accepted, in UTF-16 code units (default 64 Mi). A longer record fails the stream, or is collected
+   * with its first {@link FormatError.maxSnippet} characters while the rest of it is skipped.
+   */
   readonly maxRecordLength?: number | undefined
+  /** How deeply objects and arrays may nest in a `json` column (default {@link JsonValue.defaultMaxDepth}). */
+  readonly maxDepth?: number | undefined
 }
 
 /**
@@ -112,7 +118,9 @@ const checkDelimiter = (delimiter: string, source: string | undefined): FormatEr
     : undefined
 
 class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
-  readonly text = new TextDecoder("utf-8")
+  readonly lines: Utf8.LineDecoder
+  readonly emit: Utf8.Emit
+  out: Array<Out> = []
   readonly batcher: Transcoder.Batcher<unknown>
   readonly source: string | undefined
   readonly delimiter: number
@@ -120,6 +128,7 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
   readonly columnTypes: Readonly<Record<string, ColumnType>>
   readonly emptyAsNull: boolean
   readonly maxRecordLength: number
+  readonly maxDepth: number
   readonly headerRow: boolean
   readonly configError: FormatError.FormatError | undefined
 
@@ -135,6 +144,12 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
   line = 1
   recordLine = 1
   recordError: string | undefined
+  // The raw bytes of the lines of the current record that are not valid UTF-8, and of the line being scanned if it
+  // is one of them.
+  taint: Uint8Array | undefined
+  tainting: Uint8Array | undefined
+  // The first characters of the current record once it is known to be too long; the rest of it is not kept.
+  overlong: string | undefined
 
   constructor(options: DecodeOptions | undefined) {
     this.batcher = new Transcoder.Batcher(
@@ -149,6 +164,10 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
     this.columnTypes = options?.columns ?? {}
     this.emptyAsNull = options?.emptyAsNull ?? false
     this.maxRecordLength = options?.maxRecordLength ?? defaultMaxRecordLength
+    this.maxDepth = options?.maxDepth ?? JsonValue.defaultMaxDepth
+    // A UTF-16 code unit takes at most 3 bytes: a line handed on in parts belongs to a record that is too long.
+    this.lines = new Utf8.LineDecoder(3 * this.maxRecordLength + 3)
+    this.emit = (text, invalid) => (invalid === undefined ? this.scan(text, this.out) : this.scanInvalid(text, invalid))
     const header = options?.header ?? true
     this.headerRow = header === true
     if (typeof header !== "boolean" && this.configError === undefined) {
@@ -183,19 +202,41 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
 
   push(bytes: Uint8Array, out: Array<Out>): FormatError.FormatError | undefined {
     if (this.configError !== undefined) return this.configError
-    return this.scan(this.text.decode(bytes, { stream: true }), out)
+    this.out = out
+    return this.lines.push(bytes, this.emit)
+  }
+
+  /** Scans a line that is not valid UTF-8: every record with a part in it is rejected with the line's bytes. */
+  scanInvalid(text: string, bytes: Uint8Array): FormatError.FormatError | undefined {
+    this.taint = this.taint === undefined ? bytes : Buffer.concat([this.taint, bytes])
+    this.tainting = bytes
+    const error = this.scan(text, this.out)
+    this.tainting = undefined
+    if (
+      (this.state === FIELD_START || this.state === AFTER_CR) &&
+      this.row.length === 0 &&
+      this.field.length === 0 &&
+      !this.fieldQuoted
+    )
+      this.taint = undefined
+    return error
   }
 
   flush(out: Array<Out>): FormatError.FormatError | undefined {
     if (this.configError !== undefined) return this.configError
-    const rest = this.text.decode()
-    if (rest.length > 0) {
-      const error = this.scan(rest, out)
-      if (error !== undefined) return error
-    }
+    this.out = out
+    const error = this.lines.end(this.emit)
+    if (error !== undefined) return error
     switch (this.state) {
-      case QUOTED:
-        return this.error("unterminated quoted field at end of input", this.recordLine)
+      case QUOTED: {
+        const reason = "unterminated quoted field at end of input"
+        if (!this.batcher.lenient || this.names === undefined) return this.error(reason, this.recordLine)
+        this.endField()
+        const rejected = this.bad(reason, this.recordLine, this.overlong ?? this.raw(this.row), out)
+        this.row.length = 0
+        if (rejected !== undefined) return rejected
+        break
+      }
       case UNQUOTED:
       case QUOTE_SEEN: {
         this.endField()
@@ -291,12 +332,20 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
     let length = this.field.length
     for (let k = 0; k < this.row.length; k++) length += this.row[k]?.length ?? 0
     if (length > this.maxRecordLength) {
-      return this.error(
-        state === QUOTED
-          ? `record longer than ${this.maxRecordLength} characters (unterminated quoted field?)`
-          : `record longer than ${this.maxRecordLength} characters`,
-        this.recordLine
-      )
+      if (!this.batcher.lenient || this.names === undefined)
+        return this.error(
+          state === QUOTED
+            ? `record longer than ${this.maxRecordLength} characters (unterminated quoted field?)`
+            : `record longer than ${this.maxRecordLength} characters`,
+          this.recordLine
+        )
+      // Keep parsing to find where the record ends, but not its text.
+      if (this.overlong === undefined) {
+        const delimiter = String.fromCharCode(this.delimiter)
+        this.overlong = FormatError.snippet(this.raw(this.row) + (this.row.length > 0 ? delimiter : "") + this.field)
+      }
+      this.row.length = 0
+      this.field = ""
     }
     return undefined
   }
@@ -315,13 +364,18 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
   bad(
     reason: string,
     line: number,
-    row: ReadonlyArray<string | null>,
+    row: ReadonlyArray<string | null> | string,
     out: Array<Out>,
-    column?: string
+    column?: string,
+    bytes?: Uint8Array
   ): FormatError.FormatError | undefined {
     const error = this.error(reason, line, column)
     if (!this.batcher.lenient) return error
-    this.batcher.reject({ line, message: error.message, raw: this.raw(row) }, out)
+    const raw = typeof row === "string" ? row : this.raw(row)
+    this.batcher.reject(
+      bytes === undefined ? { line, message: error.message, raw } : { line, message: error.message, raw, bytes },
+      out
+    )
     return undefined
   }
 
@@ -330,6 +384,9 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
     // The row is only read while the record is built, so its array is reused.
     this.row.length = 0
     this.recordError = undefined
+    this.overlong = undefined
+    // The next record is tainted too if it starts on the invalid line being scanned.
+    this.taint = this.tainting
     return error
   }
 
@@ -337,8 +394,13 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
     const line = this.recordLine
     const recordError = this.recordError
     const names = this.names
+    if (names !== undefined && this.overlong !== undefined)
+      return this.bad(`record longer than ${this.maxRecordLength} characters`, line, this.overlong, out)
+    if (names !== undefined && this.taint !== undefined)
+      return this.bad(Utf8.invalidReason(this.taint), line, row, out, undefined, withoutLineBreak(this.taint))
     if (row.length === 1 && row[0] === null && recordError === undefined && names?.length !== 1) return undefined
     if (names === undefined) {
+      if (this.taint !== undefined) return this.error(`header row ${Utf8.invalidReason(this.taint)}`, line)
       if (recordError !== undefined) return this.error(recordError, line)
       return (
         this.setNames(this.headerRow ? row.map((name) => name ?? "") : row.map((_, k) => `column${k + 1}`)) ??
@@ -391,7 +453,15 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
           break
         default:
           if (text === null || text.length === 0) value = null
-          else {
+          else if (JsonValue.exceedsDepth(text, this.maxDepth)) {
+            return this.bad(
+              `invalid JSON: objects and arrays nested deeper than ${this.maxDepth} levels`,
+              line,
+              row,
+              out,
+              names[k]
+            )
+          } else {
             try {
               value = JsonValue.parse(text)
             } catch (cause) {
@@ -438,6 +508,13 @@ const recordBuilder = (names: ReadonlyArray<string>): ((values: ReadonlyArray<un
   return new Function("v", `return { ${fields.join(", ")} }`) as (
     values: ReadonlyArray<unknown>
   ) => Record<string, unknown>
+}
+
+const withoutLineBreak = (bytes: Uint8Array): Uint8Array => {
+  let end = bytes.length
+  if (bytes[end - 1] === LF) end--
+  if (bytes[end - 1] === CR) end--
+  return end === bytes.length ? bytes : bytes.subarray(0, end)
 }
 
 const quoteValue = (text: string): string => JSON.stringify(FormatError.snippet(text, 100))

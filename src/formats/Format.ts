@@ -35,7 +35,14 @@ export type Compression = "gzip" | "none"
  * @since 0.1.0
  */
 export type FormatSpec =
-  | { readonly type: "jsonl"; readonly compression?: Compression | undefined }
+  | {
+      readonly type: "jsonl"
+      /** See {@link Jsonl.DecodeOptions.maxDepth}. */
+      readonly maxDepth?: number | undefined
+      /** The longest line (record) read, see {@link Jsonl.DecodeOptions.maxLineLength}. */
+      readonly maxRecordLength?: number | undefined
+      readonly compression?: Compression | undefined
+    }
   | {
       readonly type: "csv"
       /** The field delimiter (default `,`). */
@@ -46,6 +53,10 @@ export type FormatSpec =
       readonly columns?: Readonly<Record<string, Csv.ColumnType>> | undefined
       /** See {@link Csv.DecodeOptions.emptyAsNull}. */
       readonly emptyAsNull?: boolean | undefined
+      /** See {@link Csv.DecodeOptions.maxDepth}. */
+      readonly maxDepth?: number | undefined
+      /** See {@link Csv.DecodeOptions.maxRecordLength}. */
+      readonly maxRecordLength?: number | undefined
       readonly compression?: Compression | undefined
     }
   | {
@@ -181,15 +192,19 @@ const decodeAny = <E, R>(
   const common = { source, batchSize: options?.batchSize }
   const collect = options?.onError === "collect"
   switch (spec.type) {
-    case "jsonl":
-      return collect ? input.pipe(Jsonl.decode({ ...common, onError: "collect" })) : input.pipe(Jsonl.decode(common))
+    case "jsonl": {
+      const jsonl = { ...common, maxDepth: spec.maxDepth, maxLineLength: spec.maxRecordLength }
+      return collect ? input.pipe(Jsonl.decode({ ...jsonl, onError: "collect" })) : input.pipe(Jsonl.decode(jsonl))
+    }
     case "csv": {
       const csv = {
         ...common,
         delimiter: spec.delimiter,
         header: spec.header,
         columns: options?.columns === undefined ? spec.columns : { ...spec.columns, ...options.columns },
-        emptyAsNull: spec.emptyAsNull
+        emptyAsNull: spec.emptyAsNull,
+        maxDepth: spec.maxDepth,
+        maxRecordLength: spec.maxRecordLength
       }
       return collect ? input.pipe(Csv.decode({ ...csv, onError: "collect" })) : input.pipe(Csv.decode(csv))
     }
@@ -202,25 +217,24 @@ const decodeAny = <E, R>(
       }
       // Without a reader schema, records are read with the writer schema and effect-etl's logical types, so a
       // timestamp is a Date and a decimal a BigDecimal whether or not the caller named a schema.
-      const records = input.pipe(
-        AvroFile.decode(readerType, {
-          ...common,
-          typeOptions: options?.typeOptions,
-          ...(options?.typeOptions === undefined
-            ? { readerFor: (schema: unknown) => AvroBridge.toAvroType(schema as AvroSchema.Schema) }
-            : {})
-        })
-      )
+      const avroOptions = {
+        ...common,
+        typeOptions: options?.typeOptions,
+        ...(options?.typeOptions === undefined
+          ? { readerFor: (schema: unknown) => AvroBridge.toAvroType(schema as AvroSchema.Schema) }
+          : {})
+      }
       return collect
-        ? Stream.map(records, (batch): FormatError.LenientBatch => ({ records: batch, errors: [] }))
-        : records
+        ? input.pipe(AvroFile.decode(readerType, { ...avroOptions, onError: "collect" }))
+        : input.pipe(AvroFile.decode(readerType, avroOptions))
     }
   }
 }
 
 /**
  * The decoder for a format: gunzip if compressed, then the codec. With `onError: "collect"` it emits
- * {@link FormatError.LenientBatch}es (Avro records cannot be skipped one by one, so its batches never carry errors).
+ * {@link FormatError.LenientBatch}es (Avro records cannot be skipped one by one: a block that does not decode is
+ * rejected whole).
  *
  * @since 0.1.0
  */

@@ -124,7 +124,9 @@ export const make = (fields: Fields): FormatError => {
  * A record that lenient decoding (`onError: "collect"`) rejected, to be dead-lettered by the caller.
  *
  * `line` is the 1-based line where the record starts, `raw` its text as read (for CSV: the fields re-joined with the
- * delimiter), `message` the error as it would have failed the stream.
+ * delimiter), `message` the error as it would have failed the stream. A record that is not valid UTF-8 also has its
+ * `bytes` as read (for CSV: those of its invalid lines); `raw` then shows the invalid sequences as U+FFFD. An Avro
+ * block that does not decode is rejected whole: `line` is 0, `block` its 1-based number and `bytes` its bytes.
  *
  * @since 0.1.0
  */
@@ -132,6 +134,8 @@ export interface Rejected {
   readonly line: number
   readonly message: string
   readonly raw: string
+  readonly bytes?: Uint8Array | undefined
+  readonly block?: number | undefined
 }
 
 /**

@@ -303,3 +303,203 @@ export const parse = (text: string): unknown => {
   if (parser.pos < text.length) parser.fail()
   return value
 }
+
+/**
+ * The default limit on how deeply objects and arrays may nest in a decoded record (JSON Lines, JSON columns of CSV,
+ * Kafka JSON payloads): 100 levels, as deep as real data goes and far below what `JSON.stringify` and recursive
+ * code can handle.
+ *
+ * @since 0.1.0
+ */
+export const defaultMaxDepth = 100
+
+/** The exact nesting depth check of {@link exceedsDepth}: brackets outside of strings. */
+const scanDepth = (text: string, max: number): boolean => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92) i++
+      else if (c === 34) inString = false
+    } else if (c === 34) inString = true
+    else if (c === 123 || c === 91) {
+      if (++depth > max) return true
+    } else if (c === 125 || c === 93) depth--
+  }
+  return false
+}
+
+/** How many times `c` occurs in `text`, counted with native `indexOf` hops up to `max + 1`. */
+const countAbove = (text: string, c: string, max: number): number => {
+  let count = 0
+  let at = text.indexOf(c)
+  while (at !== -1 && count <= max) {
+    count++
+    at = text.indexOf(c, at + 1)
+  }
+  return count
+}
+
+/**
+ * Whether the objects and arrays of a JSON text nest deeper than `max` levels (`{"a":[1]}` has depth 2). Texts with
+ * at most `max` brackets in all, nearly every record, answer after a few native `indexOf` calls; the others are
+ * scanned once. Meant to be asked before parsing, so hostile input never reaches recursive code.
+ *
+ * @example
+ * ```ts
+ * JsonValue.exceedsDepth("[[[1]]]", 2) // true
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const exceedsDepth = (text: string, max: number): boolean => {
+  const objects = countAbove(text, "{", max)
+  if (objects > max) return scanDepth(text, max)
+  return objects + countAbove(text, "[", max - objects) > max && scanDepth(text, max)
+}
+
+const isLeafObject = (value: object): boolean =>
+  value instanceof Date || ArrayBuffer.isView(value) || BigDecimal.isBigDecimal(value)
+
+/**
+ * Whether the objects and arrays of a value nest deeper than `max` levels, visiting at most `maxNodes` objects (more
+ * counts as too deep). Iterative: any depth, and cycles (which are infinitely deep), answer `true` without
+ * overflowing the stack. Dates, byte arrays and decimals are leaves.
+ *
+ * @since 0.1.0
+ */
+export const valueExceedsDepth = (value: unknown, max: number, maxNodes = 1_000_000): boolean => {
+  if (typeof value !== "object" || value === null) return false
+  const stack: Array<unknown> = [value]
+  const depths: Array<number> = [1]
+  let visited = 0
+  while (stack.length > 0) {
+    const current = stack.pop() as object
+    const depth = depths.pop()!
+    if (isLeafObject(current)) continue
+    if (depth > max || ++visited > maxNodes) return true
+    const items = Array.isArray(current) ? current : Object.values(current)
+    for (let i = 0; i < items.length; i++) {
+      const item: unknown = items[i]
+      if (typeof item === "object" && item !== null) {
+        stack.push(item)
+        depths.push(depth + 1)
+      }
+    }
+  }
+  return false
+}
+
+/**
+ * JSON text of any value, converted as {@link toJson} does, that never throws: nesting of any depth is written
+ * without recursion, a reference back to an enclosing object is written as the string `"[Circular]"`, values
+ * `JSON.stringify` drops are `null` in arrays and left out of objects, and a value whose properties cannot be read
+ * is described instead. The text stops with `…` after about `maxLength` characters.
+ *
+ * @example
+ * ```ts
+ * const deep = JSON.parse("[".repeat(5000) + "]".repeat(5000))
+ * JsonValue.stringifySafe(deep).length // 10000
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const stringifySafe = (value: unknown, maxLength = 64 * 1024 * 1024): string => {
+  try {
+    return writeSafe(value, maxLength)
+  } catch (cause) {
+    return JSON.stringify(`[a value that cannot be written: ${cause instanceof Error ? cause.message : typeof value}]`)
+  }
+}
+
+const leafText = (value: unknown): string | undefined => {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value)
+    case "number":
+      return Number.isFinite(value) ? `${value}` : "null"
+    case "boolean":
+      return value ? "true" : "false"
+    case "bigint":
+      return JSON.stringify(value.toString())
+    case "object": {
+      if (value === null) return "null"
+      if (value instanceof Date) return JSON.stringify(isoString(value))
+      if (value instanceof Uint8Array) return JSON.stringify(base64(value))
+      if (BigDecimal.isBigDecimal(value)) return JSON.stringify(decimalText(value))
+      return typeof (value as { toJSON?: unknown }).toJSON === "function"
+        ? (JSON.stringify((value as { toJSON: () => unknown }).toJSON()) ?? "null")
+        : undefined
+    }
+    default:
+      return undefined
+  }
+}
+
+interface Frame {
+  readonly value: object
+  readonly keys: ReadonlyArray<string> | undefined
+  index: number
+  wrote: boolean
+}
+
+const writeSafe = (root: unknown, maxLength: number): string => {
+  const parts: Array<string> = []
+  let length = 0
+  const put = (text: string) => {
+    parts.push(text)
+    length += text.length
+  }
+  const frames: Array<Frame> = []
+  const open = new Set<object>()
+  // Writes a value, or opens a frame for an object or array; false when the value is dropped (undefined, functions).
+  const start = (value: unknown): boolean => {
+    const leaf = leafText(value)
+    if (leaf !== undefined) {
+      put(leaf)
+      return true
+    }
+    if (typeof value !== "object" || value === null) return false
+    if (open.has(value)) {
+      put('"[Circular]"')
+      return true
+    }
+    open.add(value)
+    const isArray = Array.isArray(value)
+    put(isArray ? "[" : "{")
+    frames.push({ value, keys: isArray ? undefined : Object.keys(value), index: 0, wrote: false })
+    return true
+  }
+  if (!start(root)) return "null"
+  while (frames.length > 0) {
+    if (length > maxLength) {
+      put("…")
+      break
+    }
+    const frame = frames[frames.length - 1]!
+    if (frame.keys === undefined) {
+      const array = frame.value as ReadonlyArray<unknown>
+      if (frame.index >= array.length) {
+        put("]")
+        open.delete(frames.pop()!.value)
+        continue
+      }
+      if (frame.index++ > 0) put(",")
+      if (!start(array[frame.index - 1])) put("null")
+      continue
+    }
+    if (frame.index >= frame.keys.length) {
+      put("}")
+      open.delete(frames.pop()!.value)
+      continue
+    }
+    const key = frame.keys[frame.index++]!
+    const item = (frame.value as Record<string, unknown>)[key]
+    if (item === undefined || typeof item === "function" || typeof item === "symbol") continue
+    put(`${frame.wrote ? "," : ""}${JSON.stringify(key)}:`)
+    frame.wrote = true
+    start(item)
+  }
+  return parts.join("")
+}

@@ -5,7 +5,8 @@
  * lines are skipped, CRLF is accepted and a leading byte-order mark is dropped; the batches are the same however the
  * bytes are chunked. A malformed line fails the stream with a {@link FormatError.FormatError} naming the source and
  * the 1-based line, or, with `onError: "collect"`, is handed back next to the good records so the caller can
- * dead-letter it.
+ * dead-letter it. Hostile lines are malformed like any other: bytes that are not valid UTF-8 (the rejected line keeps
+ * its raw bytes), objects and arrays nested deeper than `maxDepth`, lines longer than `maxLineLength`.
  *
  * {@link encode} writes record batches as lines, converting typed values as described in {@link JsonValue}.
  *
@@ -15,6 +16,7 @@ import type * as Stream from "effect/Stream"
 import * as FormatError from "./FormatError.ts"
 import * as JsonValue from "./JsonValue.ts"
 import * as Transcoder from "./Transcoder.ts"
+import * as Utf8 from "./Utf8.ts"
 
 /**
  * Options of {@link decode}.
@@ -28,8 +30,17 @@ export interface DecodeOptions {
   readonly batchSize?: number | undefined
   /** Fail on the first malformed line (default) or collect malformed lines next to the records. */
   readonly onError?: FormatError.OnError | undefined
-  /** The longest line accepted, in UTF-16 code units (default 64 Mi); longer lines fail the stream in both modes. */
+  /**
+   * The longest line accepted, in UTF-16 code units (default 64 Mi). A longer line fails the stream, or is collected
+   * (with its first {@link FormatError.maxSnippet} characters) while the rest of it is skipped; memory stays bounded
+   * by about three times this many bytes.
+   */
   readonly maxLineLength?: number | undefined
+  /**
+   * How deeply objects and arrays may nest in a line (default {@link JsonValue.defaultMaxDepth}); a deeper line is
+   * malformed, checked before it is parsed.
+   */
+  readonly maxDepth?: number | undefined
 }
 
 /**
@@ -49,14 +60,23 @@ const isBlank = (line: string): boolean => {
 
 const stripCr = (line: string): string => (line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line)
 
+const utf8 = new TextEncoder()
+
 class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
-  readonly text = new TextDecoder("utf-8")
+  readonly lines: Utf8.LineDecoder
   readonly batcher: Transcoder.Batcher<unknown>
   readonly source: string | undefined
   readonly maxLineLength: number
-  // The start of a line that has not ended yet, in pieces to avoid re-concatenating on every chunk.
-  pending: Array<string> = []
+  readonly maxDepth: number
+  readonly emit: Utf8.Emit
+  out: Array<Out> = []
+  // The start of a line that has not ended yet: text, or raw bytes for parts that are not valid UTF-8. Lines come
+  // whole from the UTF-8 decoder, except the last one and overlong ones.
+  pending: Array<string | Uint8Array> = []
   pendingLength = 0
+  pendingInvalid = false
+  // The first characters of the current line once it is known to be too long; the rest of the line is skipped.
+  overlong: string | undefined
   line = 0
 
   constructor(options: DecodeOptions | undefined) {
@@ -66,87 +86,141 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
     )
     this.source = options?.source
     this.maxLineLength = options?.maxLineLength ?? defaultMaxLineLength
+    this.maxDepth = options?.maxDepth ?? JsonValue.defaultMaxDepth
+    // A UTF-16 code unit takes at most 3 bytes, so a line the UTF-8 decoder hands on in parts is too long.
+    this.lines = new Utf8.LineDecoder(3 * this.maxLineLength + 3)
+    this.emit = (text, invalid) => (invalid === undefined ? this.scan(text) : this.invalidPiece(invalid))
   }
 
   push(bytes: Uint8Array, out: Array<Out>): FormatError.FormatError | undefined {
-    return this.scan(this.text.decode(bytes, { stream: true }), out)
+    this.out = out
+    return this.lines.push(bytes, this.emit)
   }
 
   flush(out: Array<Out>): FormatError.FormatError | undefined {
-    const rest = this.text.decode()
-    const error = rest.length > 0 ? this.scan(rest, out) : undefined
+    this.out = out
+    const error = this.lines.end(this.emit)
     if (error !== undefined) return error
-    if (this.pending.length > 0) {
-      const last = this.pending.join("")
-      this.pending = []
-      this.pendingLength = 0
-      const lastError = this.parseLine(last, out)
+    if (this.pending.length > 0 || this.overlong !== undefined) {
+      const lastError = this.endPending()
       if (lastError !== undefined) return lastError
     }
     this.batcher.cut(out)
     return undefined
   }
 
-  scan(text: string, out: Array<Out>): FormatError.FormatError | undefined {
+  scan(text: string): FormatError.FormatError | undefined {
     let start = 0
     let newline = text.indexOf("\n")
-    if (newline !== -1 && this.pending.length > 0) {
-      this.pending.push(text.slice(0, newline))
-      const line = this.pending.join("")
-      this.pending = []
-      this.pendingLength = 0
-      const error = this.parseLine(line, out)
+    if (this.pending.length > 0 || this.overlong !== undefined) {
+      if (newline === -1) return this.append(text)
+      this.append(text.slice(0, newline))
+      const error = this.endPending()
       if (error !== undefined) return error
       start = newline + 1
       newline = text.indexOf("\n", start)
     }
     while (newline !== -1) {
-      const error = this.parseLine(text.slice(start, newline), out)
+      const error = this.parseLine(text.slice(start, newline))
       if (error !== undefined) return error
       start = newline + 1
       newline = text.indexOf("\n", start)
     }
-    if (start < text.length) {
-      this.pending.push(start === 0 ? text : text.slice(start))
-      this.pendingLength += text.length - start
-      if (this.pendingLength > this.maxLineLength) {
-        return FormatError.make({
-          format: "jsonl",
-          file: this.source,
-          line: this.line + 1,
-          reason: `line longer than ${this.maxLineLength} characters`
-        })
-      }
-    }
+    return start < text.length ? this.append(start === 0 ? text : text.slice(start)) : undefined
+  }
+
+  /** A line, or the part of one, that is not valid UTF-8. */
+  invalidPiece(bytes: Uint8Array): FormatError.FormatError | undefined {
+    const ends = bytes[bytes.length - 1] === 10
+    this.pendingInvalid = true
+    const error = this.append(ends ? bytes.subarray(0, bytes.length - 1) : bytes)
+    return error ?? (ends ? this.endPending() : undefined)
+  }
+
+  /** Adds to the unfinished line; once it is too long, fails or keeps only its start. */
+  append(part: string | Uint8Array): FormatError.FormatError | undefined {
+    if (this.overlong !== undefined) return undefined
+    this.pending.push(part)
+    this.pendingLength += part.length
+    if (this.pendingLength <= this.maxLineLength) return undefined
+    if (!this.batcher.lenient) return this.tooLong(this.line + 1)
+    this.overlong = FormatError.snippet(this.pendingText())
+    this.pending = []
+    this.pendingLength = 0
     return undefined
   }
 
-  parseLine(line: string, out: Array<Out>): FormatError.FormatError | undefined {
+  pendingText(): string {
+    let text = ""
+    for (const part of this.pending) text += typeof part === "string" ? part : this.lines.lossy.decode(part)
+    return text
+  }
+
+  endPending(): FormatError.FormatError | undefined {
+    const overlong = this.overlong
+    const invalid = this.pendingInvalid
+    const parts = this.pending
+    this.overlong = undefined
+    this.pendingInvalid = false
+    this.pending = []
+    this.pendingLength = 0
+    if (overlong !== undefined) {
+      this.line++
+      return this.bad(`line longer than ${this.maxLineLength} characters`, stripCr(overlong))
+    }
+    if (!invalid) return this.parseLine(parts.length === 1 ? (parts[0] as string) : parts.join(""))
+    this.line++
+    let length = 0
+    const chunks = parts.map((part) => (typeof part === "string" ? utf8.encode(part) : part))
+    for (const chunk of chunks) length += chunk.length
+    let bytes = new Uint8Array(length)
+    length = 0
+    for (const chunk of chunks) {
+      bytes.set(chunk, length)
+      length += chunk.length
+    }
+    if (bytes[bytes.length - 1] === 13) bytes = bytes.subarray(0, bytes.length - 1)
+    return this.bad(Utf8.invalidReason(bytes), this.lines.lossy.decode(bytes), bytes)
+  }
+
+  tooLong(line: number): FormatError.FormatError {
+    return FormatError.make({
+      format: "jsonl",
+      file: this.source,
+      line,
+      reason: `line longer than ${this.maxLineLength} characters`
+    })
+  }
+
+  /** Fails with, or (lenient mode) collects, the current line. */
+  bad(reason: string, raw: string, bytes?: Uint8Array): FormatError.FormatError | undefined {
+    const error = FormatError.make({ format: "jsonl", file: this.source, line: this.line, reason })
+    if (!this.batcher.lenient) return error
+    this.batcher.reject(
+      bytes === undefined
+        ? { line: this.line, message: error.message, raw }
+        : { line: this.line, message: error.message, raw, bytes },
+      this.out
+    )
+    return undefined
+  }
+
+  parseLine(line: string): FormatError.FormatError | undefined {
     this.line++
     if (line.length > this.maxLineLength) {
-      return FormatError.make({
-        format: "jsonl",
-        file: this.source,
-        line: this.line,
-        reason: `line longer than ${this.maxLineLength} characters`
-      })
+      return this.bad(`line longer than ${this.maxLineLength} characters`, FormatError.snippet(stripCr(line)))
     }
     if (isBlank(line)) return undefined
+    if (JsonValue.exceedsDepth(line, this.maxDepth)) {
+      return this.bad(`objects and arrays nested deeper than ${this.maxDepth} levels`, stripCr(line))
+    }
     let value: unknown
     try {
       value = JsonValue.parse(line)
     } catch (cause) {
-      const error = FormatError.make({
-        format: "jsonl",
-        file: this.source,
-        line: this.line,
-        reason: cause instanceof Error ? cause.message : String(cause)
-      })
-      if (!this.batcher.lenient) return error
-      this.batcher.reject({ line: this.line, message: error.message, raw: stripCr(line) }, out)
-      return undefined
+      return this.bad(cause instanceof Error ? cause.message : String(cause), stripCr(line))
     }
-    this.batcher.add(value, out)
+    this.batcher.add(value, this.out)
     return undefined
   }
 }

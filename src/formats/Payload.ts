@@ -8,6 +8,8 @@ import * as BigDecimal from "effect/BigDecimal"
 import * as AvroBridge from "../schema/AvroBridge.ts"
 import type * as AvroSchema from "../schema/AvroSchema.ts"
 import * as AvroWire from "./AvroWire.ts"
+import * as JsonValue from "./JsonValue.ts"
+import * as Utf8 from "./Utf8.ts"
 
 /** An Avro schema: an avsc `Type` (e.g. `RecordSchema.avro` from the registry) or a parsed `.avsc` schema. */
 export type AvroInput = unknown
@@ -22,7 +24,11 @@ export type PayloadFormat =
       /** The id produced messages are framed with (sinks). */
       readonly writeId?: number
     }
-  | { readonly type: "json" }
+  | {
+      readonly type: "json"
+      /** How deeply objects and arrays may nest in a message (default {@link JsonValue.defaultMaxDepth}). */
+      readonly maxDepth?: number
+    }
   | { readonly type: "string" }
   | { readonly type: "bytes" }
 
@@ -57,11 +63,21 @@ export const compile = (format: PayloadFormat): PayloadCodec => {
         ...(format.writeId === undefined ? {} : { writeId: format.writeId })
       })
     }
-    case "json":
+    case "json": {
+      const maxDepth = format.maxDepth ?? JsonValue.defaultMaxDepth
       return {
         decode: (bytes) => {
+          let text: string
           try {
-            return { ok: true, value: JSON.parse(textDecoder.decode(bytes)) }
+            text = textDecoder.decode(bytes)
+          } catch {
+            return { ok: false, message: `invalid JSON: ${Utf8.invalidReason(bytes, "message")}` }
+          }
+          // Checked before parsing: such a value would overflow the stack of whatever encodes it next.
+          if (JsonValue.exceedsDepth(text, maxDepth))
+            return { ok: false, message: `invalid JSON: objects and arrays nested deeper than ${maxDepth} levels` }
+          try {
+            return { ok: true, value: JsonValue.parse(text) }
           } catch (cause) {
             return { ok: false, message: `invalid JSON: ${cause instanceof Error ? cause.message : String(cause)}` }
           }
@@ -77,13 +93,14 @@ export const compile = (format: PayloadFormat): PayloadCodec => {
           }
         }
       }
+    }
     case "string":
       return {
         decode: (bytes) => {
           try {
             return { ok: true, value: textDecoder.decode(bytes) }
           } catch {
-            return { ok: false, message: "invalid UTF-8" }
+            return { ok: false, message: Utf8.invalidReason(bytes, "message") }
           }
         },
         encode: (value) => ({ ok: true, bytes: textEncoder.encode(typeof value === "string" ? value : String(value)) })

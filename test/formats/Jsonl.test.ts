@@ -150,11 +150,31 @@ describe("Jsonl", () => {
     const exit = Effect.runSyncExit(
       Stream.runCollect(
         Stream.fromIterable(Array.from({ length: 10 }, () => utf8.encode("x".repeat(100)))).pipe(
-          Jsonl.decode({ maxLineLength: 250, onError: "collect" })
+          Jsonl.decode({ maxLineLength: 250 })
         )
       )
     )
     assert.strictEqual(failure(exit).message, "line 1: line longer than 250 characters")
+  })
+
+  it("collects a line longer than maxLineLength with its start, skips the rest of it and reads on", () => {
+    const chunks = [
+      utf8.encode('{"a":1}\n'),
+      ...Array.from({ length: 10 }, () => utf8.encode("x".repeat(100))),
+      utf8.encode('\n{"a":2}\n')
+    ]
+    const batches = Effect.runSync(
+      Stream.runCollect(Stream.fromIterable(chunks).pipe(Jsonl.decode({ maxLineLength: 250, onError: "collect" })))
+    )
+    assert.deepStrictEqual(
+      batches.flatMap((b) => b.records),
+      [{ a: 1 }, { a: 2 }]
+    )
+    const errors = batches.flatMap((b) => b.errors)
+    assert.deepStrictEqual(
+      errors.map((e) => [e.line, e.message, e.raw.length]),
+      [[2, "line 2: line longer than 250 characters", 201]]
+    )
   })
 
   it("encodes typed values: Date, BigDecimal, bytes, bigint, nested; drops undefined keys", () => {

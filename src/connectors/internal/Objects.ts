@@ -55,7 +55,7 @@ export interface DecodeOptions<A> {
 
 /**
  * Decodes the bytes of one file or object into batches. Malformed lines become `decode-error` dead letters with
- * origin `location:line`; records the schema rejects become `invalid-record` dead letters with origin
+ * origin `location:line`, holding the line as text, or its bytes (a `Uint8Array`) when they are not valid UTF-8; records the schema rejects become `invalid-record` dead letters with origin
  * `location#n` (n counts records from 1); the rest flows on.
  */
 export const decode = <A, E, R>(
@@ -83,9 +83,9 @@ export const decode = <A, E, R>(
         deadLetters.push({
           stage,
           reason: "decode-error",
-          message: bad.message,
-          record: bad.raw,
-          origin: `${location}:${bad.line}`
+          message: bad.bytes === undefined ? bad.message : `${bad.message}; the record is kept as its raw bytes`,
+          record: bad.bytes ?? bad.raw,
+          origin: bad.block === undefined ? `${location}:${bad.line}` : `${location}#block${bad.block}`
         })
       if (schema === undefined || format.type === "avro") {
         index += decoded.records.length

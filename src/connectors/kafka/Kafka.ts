@@ -86,13 +86,23 @@ const isBefore = (a: string, b: string): boolean => BigInt(a) < BigInt(b)
 const maxOffset = (a: string, b: string): string => (BigInt(a) >= BigInt(b) ? a : b)
 
 const textDecoder = new TextDecoder()
+const strictText = new TextDecoder("utf-8", { fatal: true })
+
+/** A key as text, or as its bytes when it is not valid UTF-8 (nothing is replaced by U+FFFD). */
+const keyOf = (key: Uint8Array): string | Uint8Array => {
+  try {
+    return strictText.decode(key)
+  } catch {
+    return key
+  }
+}
 
 const rawOf = (m: Message): Readonly<Record<string, unknown>> => ({
   topic: m.topic,
   partition: m.partition,
   offset: m.offset,
   timestamp: m.timestamp,
-  key: m.key === null ? null : textDecoder.decode(m.key),
+  key: m.key === null ? null : keyOf(m.key),
   value: m.value === null ? null : Buffer.from(m.value).toString("base64")
 })
 

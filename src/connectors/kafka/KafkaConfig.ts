@@ -97,7 +97,15 @@ export const PayloadConfig = Schema.Union([
       })
     )
   }),
-  Schema.Struct({ type: Schema.Literal("json").annotate({ description: "A JSON document per message" }) }),
+  Schema.Struct({
+    type: Schema.Literal("json").annotate({ description: "A JSON document per message" }),
+    max_depth: Schema.optionalKey(
+      Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 1000 })).annotate({
+        description:
+          "How deeply objects and arrays may nest in a message (default 100); a deeper message is dead-lettered before it is parsed"
+      })
+    )
+  }),
   Schema.Struct({ type: Schema.Literal("string").annotate({ description: "UTF-8 text" }) }),
   Schema.Struct({ type: Schema.Literal("bytes").annotate({ description: "Raw bytes" }) })
 ]).annotate({ description: "How message values are encoded" })

@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as Batch from "../../core/Batch.ts"
+import * as DeadLetter from "../../core/DeadLetter.ts"
 import { LoadError, type PipelineError, wrap } from "../../core/Errors.ts"
 import { type Pipeline, type SinkPlan, unboundedProblem } from "../../core/Plan.ts"
 import type { SinkResult, SinkWriter } from "../../core/Sink.ts"
@@ -190,7 +191,11 @@ export const make = <E, R>(
             p.deadLetters !== undefined
           ) {
             const started = performance.now()
-            yield* Effect.mapError(dlWriter.write(deadLetters), wrap(LoadError, p.deadLetters.info.name))
+            // Made encodable first: a record no encoder can write costs its own form, never the run.
+            yield* Effect.mapError(
+              dlWriter.write(DeadLetter.encodableAll(deadLetters)),
+              wrap(LoadError, p.deadLetters.info.name)
+            )
             dlCounter.busyMs += performance.now() - started
             dlCounter.batches++
             dlCounter.recordsIn += deadLetters.length
