@@ -148,7 +148,8 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
   // is one of them.
   taint: Uint8Array | undefined
   tainting: Uint8Array | undefined
-  // The first characters of the current record once it is known to be too long; the rest of it is not kept.
+  // The start of the current record's fields, joined by the delimiter, once the record is known to be too long: the
+  // rest of it is not kept. Built the same way however the bytes were chunked.
   overlong: string | undefined
 
   constructor(options: DecodeOptions | undefined) {
@@ -166,7 +167,7 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
     this.maxRecordLength = options?.maxRecordLength ?? defaultMaxRecordLength
     this.maxDepth = options?.maxDepth ?? JsonValue.defaultMaxDepth
     // A UTF-16 code unit takes at most 3 bytes: a line handed on in parts belongs to a record that is too long.
-    this.lines = new Utf8.LineDecoder(3 * this.maxRecordLength + 3)
+    this.lines = new Utf8.LineDecoder(3 * this.maxRecordLength + 3, { crBreaks: true })
     this.emit = (text, invalid) => (invalid === undefined ? this.scan(text, this.out) : this.scanInvalid(text, invalid))
     const header = options?.header ?? true
     this.headerRow = header === true
@@ -216,7 +217,8 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
       (this.state === FIELD_START || this.state === AFTER_CR) &&
       this.row.length === 0 &&
       this.field.length === 0 &&
-      !this.fieldQuoted
+      !this.fieldQuoted &&
+      this.overlong === undefined
     )
       this.taint = undefined
     return error
@@ -232,7 +234,8 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
         const reason = "unterminated quoted field at end of input"
         if (!this.batcher.lenient || this.names === undefined) return this.error(reason, this.recordLine)
         this.endField()
-        const rejected = this.bad(reason, this.recordLine, this.overlong ?? this.raw(this.row), out)
+        const raw = this.overlong === undefined ? this.raw(this.row) : FormatError.snippet(this.growHead(this.row, ""))
+        const rejected = this.bad(reason, this.recordLine, raw, out)
         this.row.length = 0
         if (rejected !== undefined) return rejected
         break
@@ -246,7 +249,7 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
       }
       case FIELD_START:
         // A trailing delimiter leaves an empty last field; a record that had not started yet is nothing.
-        if (this.row.length > 0) {
+        if (this.row.length > 0 || this.overlong !== undefined) {
           this.endField()
           const error = this.endRecord(out)
           if (error !== undefined) return error
@@ -340,14 +343,24 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
           this.recordLine
         )
       // Keep parsing to find where the record ends, but not its text.
-      if (this.overlong === undefined) {
-        const delimiter = String.fromCharCode(this.delimiter)
-        this.overlong = FormatError.snippet(this.raw(this.row) + (this.row.length > 0 ? delimiter : "") + this.field)
-      }
+      this.overlong = this.growHead(this.row, this.field)
       this.row.length = 0
       this.field = ""
     }
     return undefined
+  }
+
+  /**
+   * The head of an overlong record with more of its fields: `row` continues the field the head ended in, `field` (when
+   * not `undefined`) is a field still being read. Kept to {@link FormatError.maxSnippet} characters and one more.
+   */
+  growHead(row: ReadonlyArray<string | null>, field: string | undefined): string {
+    let head = this.overlong ?? ""
+    const keep = FormatError.maxSnippet + 1
+    const delimiter = String.fromCharCode(this.delimiter)
+    for (let k = 0; k < row.length && head.length < keep; k++) head += (k > 0 ? delimiter : "") + (row[k] ?? "")
+    if (field !== undefined && head.length < keep) head += (row.length > 0 ? delimiter : "") + field
+    return head.length > keep ? head.slice(0, keep) : head
   }
 
   raw(row: ReadonlyArray<string | null>): string {
@@ -394,8 +407,15 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
     const line = this.recordLine
     const recordError = this.recordError
     const names = this.names
-    if (names !== undefined && this.overlong !== undefined)
-      return this.bad(`record longer than ${this.maxRecordLength} characters`, line, this.overlong, out)
+    if (names !== undefined && this.overlong === undefined) {
+      let length = 0
+      for (let k = 0; k < row.length; k++) length += row[k]?.length ?? 0
+      if (length > this.maxRecordLength) this.overlong = ""
+    }
+    if (names !== undefined && this.overlong !== undefined) {
+      const raw = FormatError.snippet(this.growHead(row, undefined))
+      return this.bad(`record longer than ${this.maxRecordLength} characters`, line, raw, out)
+    }
     if (names !== undefined && this.taint !== undefined)
       return this.bad(Utf8.invalidReason(this.taint), line, row, out, undefined, withoutLineBreak(this.taint))
     if (row.length === 1 && row[0] === null && recordError === undefined && names?.length !== 1) return undefined

@@ -52,15 +52,23 @@ export const defaultMaxLineLength = 64 * 1024 * 1024
 
 type Out = ReadonlyArray<unknown> | FormatError.LenientBatch
 
+const isJsonSpace = (c: number): boolean => c === 32 || c === 9 || c === 13
+
+/** Whether a line holds only JSON whitespace (other white space, such as U+00A0, is a malformed line). */
 const isBlank = (line: string): boolean => {
-  const first = line.charCodeAt(0)
   // Only lines starting with whitespace can be blank; checking the first character keeps the common case cheap.
-  return line.length === 0 || ((first === 32 || first === 9 || first === 13) && line.trim().length === 0)
+  if (line.length === 0) return true
+  if (!isJsonSpace(line.charCodeAt(0))) return false
+  for (let i = 1; i < line.length; i++) if (!isJsonSpace(line.charCodeAt(i))) return false
+  return true
 }
 
 const stripCr = (line: string): string => (line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line)
 
 const utf8 = new TextEncoder()
+
+// How much of an overlong line is kept: a snippet's worth, a character more to tell it was cut, and room for a CR.
+const headLength = FormatError.maxSnippet + 2
 
 class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
   readonly lines: Utf8.LineDecoder
@@ -89,7 +97,7 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
     this.maxDepth = options?.maxDepth ?? JsonValue.defaultMaxDepth
     // A UTF-16 code unit takes at most 3 bytes, so a line the UTF-8 decoder hands on in parts is too long.
     this.lines = new Utf8.LineDecoder(3 * this.maxLineLength + 3)
-    this.emit = (text, invalid) => (invalid === undefined ? this.scan(text) : this.invalidPiece(invalid))
+    this.emit = (text, invalid) => (invalid === undefined ? this.scan(text) : this.invalidPiece(text, invalid))
   }
 
   push(bytes: Uint8Array, out: Array<Out>): FormatError.FormatError | undefined {
@@ -114,8 +122,7 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
     let newline = text.indexOf("\n")
     if (this.pending.length > 0 || this.overlong !== undefined) {
       if (newline === -1) return this.append(text)
-      this.append(text.slice(0, newline))
-      const error = this.endPending()
+      const error = this.append(text.slice(0, newline)) ?? this.endPending()
       if (error !== undefined) return error
       start = newline + 1
       newline = text.indexOf("\n", start)
@@ -130,21 +137,28 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
   }
 
   /** A line, or the part of one, that is not valid UTF-8. */
-  invalidPiece(bytes: Uint8Array): FormatError.FormatError | undefined {
+  invalidPiece(text: string, bytes: Uint8Array): FormatError.FormatError | undefined {
     const ends = bytes[bytes.length - 1] === 10
     this.pendingInvalid = true
-    const error = this.append(ends ? bytes.subarray(0, bytes.length - 1) : bytes)
+    const error = ends ? this.append(bytes.subarray(0, bytes.length - 1), text.slice(0, -1)) : this.append(bytes, text)
     return error ?? (ends ? this.endPending() : undefined)
   }
 
-  /** Adds to the unfinished line; once it is too long, fails or keeps only its start. */
-  append(part: string | Uint8Array): FormatError.FormatError | undefined {
-    if (this.overlong !== undefined) return undefined
+  /**
+   * Adds to the unfinished line (`text` is a part's decoded text); once it is too long, fails or keeps only the first
+   * {@link FormatError.maxSnippet} characters of the line, however its bytes were chunked.
+   */
+  append(part: string | Uint8Array, text: string = part as string): FormatError.FormatError | undefined {
+    const keep = headLength
+    if (this.overlong !== undefined) {
+      if (this.overlong.length < keep) this.overlong += text.slice(0, keep - this.overlong.length)
+      return undefined
+    }
     this.pending.push(part)
-    this.pendingLength += part.length
+    this.pendingLength += text.length
     if (this.pendingLength <= this.maxLineLength) return undefined
     if (!this.batcher.lenient) return this.tooLong(this.line + 1)
-    this.overlong = FormatError.snippet(this.pendingText())
+    this.overlong = this.pendingText().slice(0, keep)
     this.pending = []
     this.pendingLength = 0
     return undefined
@@ -166,7 +180,12 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
     this.pendingLength = 0
     if (overlong !== undefined) {
       this.line++
-      return this.bad(`line longer than ${this.maxLineLength} characters`, stripCr(overlong))
+      // The head is the whole line when shorter than headLength, else the snippet is cut anyway.
+      const raw =
+        overlong.length < headLength
+          ? FormatError.snippet(stripCr(overlong))
+          : `${overlong.slice(0, FormatError.maxSnippet)}…`
+      return this.bad(`line longer than ${this.maxLineLength} characters`, raw)
     }
     if (!invalid) return this.parseLine(parts.length === 1 ? (parts[0] as string) : parts.join(""))
     this.line++

@@ -12,6 +12,7 @@
 import type * as FormatError from "./FormatError.ts"
 
 const LF = 10
+const CR = 13
 
 /**
  * Receives the decoded pieces of a {@link LineDecoder}: `invalid` is `undefined` for valid text, and the raw bytes of
@@ -23,9 +24,10 @@ const LF = 10
 export type Emit = (text: string, invalid: Uint8Array | undefined) => FormatError.FormatError | undefined
 
 /**
- * Decodes a UTF-8 byte stream into text pieces that end at line breaks (LF). A line that reaches `maxLine` bytes
- * before it ends is handed on in parts (cut between characters), so memory stays bounded; such an overlong line is
- * the caller's to reject. A byte-order mark at the very start is dropped.
+ * Decodes a UTF-8 byte stream into text pieces that end at line breaks (LF, and CR too with `crBreaks`). A line
+ * longer than `maxLine` bytes is handed on in parts of at most `maxLine` bytes, cut between characters at the same
+ * places however the bytes were chunked, so memory stays bounded and the pieces a line is rejected with never depend
+ * on chunking; such an overlong line is the caller's to reject. A byte-order mark at the very start is dropped.
  *
  * @example
  * ```ts
@@ -40,19 +42,33 @@ export class LineDecoder {
   readonly fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
   readonly lossy = new TextDecoder("utf-8", { ignoreBOM: true })
   readonly maxLine: number
-  // The bytes of the line that has not ended yet.
+  readonly crBreaks: boolean
+  // The bytes of the line that has not ended yet (since its start or the last cut of an overlong line).
   carry: Array<Uint8Array> = []
   carryLength = 0
   started = false
 
-  constructor(maxLine: number) {
-    this.maxLine = maxLine
+  constructor(maxLine: number, options?: { readonly crBreaks?: boolean | undefined }) {
+    this.maxLine = Math.max(4, maxLine)
+    this.crBreaks = options?.crBreaks ?? false
+  }
+
+  lastBreak(bytes: Uint8Array): number {
+    const lf = bytes.lastIndexOf(LF)
+    return this.crBreaks ? Math.max(lf, bytes.lastIndexOf(CR)) : lf
+  }
+
+  nextBreak(bytes: Uint8Array, from: number): number {
+    const lf = bytes.indexOf(LF, from)
+    if (!this.crBreaks) return lf
+    const cr = bytes.indexOf(CR, from)
+    return cr === -1 ? lf : lf === -1 ? cr : Math.min(lf, cr)
   }
 
   /** Decodes a chunk: the lines it completes are emitted, the start of an unfinished line is kept. */
   push(chunk: Uint8Array, emit: Emit): FormatError.FormatError | undefined {
     if (chunk.length === 0) return undefined
-    const last = chunk.lastIndexOf(LF)
+    const last = this.lastBreak(chunk)
     if (last === -1) {
       this.carry.push(chunk.slice())
       this.carryLength += chunk.length
@@ -60,7 +76,7 @@ export class LineDecoder {
     }
     let start = 0
     if (this.carryLength > 0) {
-      const first = chunk.indexOf(LF)
+      const first = this.nextBreak(chunk, 0)
       this.carry.push(chunk.subarray(0, first + 1))
       const line = join(this.carry, this.carryLength + first + 1)
       this.carry = []
@@ -89,20 +105,26 @@ export class LineDecoder {
     return this.region(bytes, emit)
   }
 
-  /** Emits the start of an overlong line, up to its last complete character. */
+  /** Where the first part of an overlong line ends: `maxLine` bytes, less a character it would cut. */
+  cut(bytes: Uint8Array, start: number): number {
+    const end = start + this.maxLine
+    const hold = incompleteTail(bytes.subarray(start, end))
+    return hold === this.maxLine ? end : end - hold
+  }
+
+  /** Emits the parts of an overlong unfinished line, keeping what is left after the last cut. */
   release(emit: Emit): FormatError.FormatError | undefined {
     const bytes = join(this.carry, this.carryLength)
-    const hold = incompleteTail(bytes)
-    this.carry = hold === 0 ? [] : [bytes.slice(bytes.length - hold)]
-    this.carryLength = hold
-    const piece = bytes.subarray(0, bytes.length - hold)
-    let text: string
-    try {
-      text = this.fatal.decode(piece)
-    } catch {
-      return this.invalid(piece, emit)
+    let start = 0
+    while (bytes.length - start > this.maxLine) {
+      const end = this.cut(bytes, start)
+      const error = this.part(bytes.subarray(start, end), emit)
+      if (error !== undefined) return error
+      start = end
     }
-    return this.valid(text, emit)
+    this.carry = start === bytes.length ? [] : [bytes.slice(start)]
+    this.carryLength = bytes.length - start
+    return undefined
   }
 
   /** Emits whole lines: in one piece when they are all valid, else line by line. */
@@ -120,21 +142,39 @@ export class LineDecoder {
     let good = 0
     let start = 0
     while (start < bytes.length) {
-      const newline = bytes.indexOf(LF, start)
-      const end = newline === -1 ? bytes.length : newline + 1
+      const lineBreak = this.nextBreak(bytes, start)
+      const end = lineBreak === -1 ? bytes.length : lineBreak + 1
       const line = bytes.subarray(start, end)
       if (!this.isValid(line)) {
         if (start > good) {
           const error = this.valid(this.fatal.decode(bytes.subarray(good, start)), emit)
           if (error !== undefined) return error
         }
-        const error = this.invalid(line, emit)
+        // An overlong line is cut where it would have been had it come in small chunks.
+        let from = start
+        while (end - from > this.maxLine) {
+          const to = this.cut(bytes, from)
+          const error = this.part(bytes.subarray(from, to), emit)
+          if (error !== undefined) return error
+          from = to
+        }
+        const error = this.part(bytes.subarray(from, end), emit)
         if (error !== undefined) return error
         good = end
       }
       start = end
     }
     return good < bytes.length ? this.valid(this.fatal.decode(bytes.subarray(good)), emit) : undefined
+  }
+
+  part(bytes: Uint8Array, emit: Emit): FormatError.FormatError | undefined {
+    let text: string
+    try {
+      text = this.fatal.decode(bytes)
+    } catch {
+      return this.invalid(bytes, emit)
+    }
+    return this.valid(text, emit)
   }
 
   isValid(bytes: Uint8Array): boolean {
