@@ -342,9 +342,10 @@ const countAbove = (text: string, c: string, max: number): number => {
 }
 
 /**
- * Whether the objects and arrays of a JSON text nest deeper than `max` levels (`{"a":[1]}` has depth 2). Texts with
- * at most `max` brackets in all, nearly every record, answer after a few native `indexOf` calls; the others are
- * scanned once. Meant to be asked before parsing, so hostile input never reaches recursive code.
+ * Whether the objects and arrays of a valid JSON text nest deeper than `max` levels (`{"a":[1]}` has depth 2).
+ * Texts shorter than `2 * max + 2` characters answer at once, texts with at most `max` brackets in all, nearly every
+ * record, after a few native `indexOf` calls; the others are scanned once. Meant to be asked before parsing, so
+ * hostile input never reaches recursive code.
  *
  * @example
  * ```ts
@@ -354,6 +355,9 @@ const countAbove = (text: string, c: string, max: number): number => {
  * @since 0.1.0
  */
 export const exceedsDepth = (text: string, max: number): boolean => {
+  // Valid JSON nested deeper than `max` has more than `max` opening and as many closing brackets; an invalid text
+  // fails in the (iterative) JSON.parse before anything recursive sees it.
+  if (text.length < 2 * max + 2) return false
   const objects = countAbove(text, "{", max)
   if (objects > max) return scanDepth(text, max)
   return objects + countAbove(text, "[", max - objects) > max && scanDepth(text, max)

@@ -4,11 +4,12 @@
  * UTF-8 comes as a piece of its own with its raw bytes, so that a decoder can reject that one record and keep its
  * bytes, while every other line is decoded as usual.
  *
- * Valid input costs one native `TextDecoder` call per chunk; lines are only decoded one by one in a chunk that holds
- * an invalid byte.
+ * Valid input costs one native validation (`buffer.isUtf8`) and one `TextDecoder` call per chunk; lines are only
+ * decoded one by one in a chunk that holds an invalid byte.
  *
  * @since 0.1.0
  */
+import { isUtf8 } from "node:buffer"
 import type * as FormatError from "./FormatError.ts"
 
 const LF = 10
@@ -39,7 +40,8 @@ export type Emit = (text: string, invalid: Uint8Array | undefined) => FormatErro
  * @since 0.1.0
  */
 export class LineDecoder {
-  readonly fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+  // Only ever given valid UTF-8, or bytes known to be invalid (shown with U+FFFD): validation is `isUtf8`'s, which
+  // is faster than a fatal TextDecoder.
   readonly lossy = new TextDecoder("utf-8", { ignoreBOM: true })
   readonly maxLine: number
   readonly crBreaks: boolean
@@ -53,16 +55,19 @@ export class LineDecoder {
     this.crBreaks = options?.crBreaks ?? false
   }
 
+  // A CR is only looked for between the LF found and the edge, so LF-only input is scanned once.
   lastBreak(bytes: Uint8Array): number {
     const lf = bytes.lastIndexOf(LF)
-    return this.crBreaks ? Math.max(lf, bytes.lastIndexOf(CR)) : lf
+    if (!this.crBreaks) return lf
+    const cr = bytes.subarray(lf + 1).lastIndexOf(CR)
+    return cr === -1 ? lf : lf + 1 + cr
   }
 
   nextBreak(bytes: Uint8Array, from: number): number {
     const lf = bytes.indexOf(LF, from)
     if (!this.crBreaks) return lf
-    const cr = bytes.indexOf(CR, from)
-    return cr === -1 ? lf : lf === -1 ? cr : Math.min(lf, cr)
+    const cr = bytes.subarray(from, lf === -1 ? bytes.length : lf).indexOf(CR)
+    return cr === -1 ? lf : from + cr
   }
 
   /** Decodes a chunk: the lines it completes are emitted, the start of an unfinished line is kept. */
@@ -129,13 +134,7 @@ export class LineDecoder {
 
   /** Emits whole lines: in one piece when they are all valid, else line by line. */
   region(bytes: Uint8Array, emit: Emit): FormatError.FormatError | undefined {
-    let text: string
-    try {
-      text = this.fatal.decode(bytes)
-    } catch {
-      return this.lineByLine(bytes, emit)
-    }
-    return this.valid(text, emit)
+    return isUtf8(bytes) ? this.valid(this.lossy.decode(bytes), emit) : this.lineByLine(bytes, emit)
   }
 
   lineByLine(bytes: Uint8Array, emit: Emit): FormatError.FormatError | undefined {
@@ -145,9 +144,9 @@ export class LineDecoder {
       const lineBreak = this.nextBreak(bytes, start)
       const end = lineBreak === -1 ? bytes.length : lineBreak + 1
       const line = bytes.subarray(start, end)
-      if (!this.isValid(line)) {
+      if (!isUtf8(line)) {
         if (start > good) {
-          const error = this.valid(this.fatal.decode(bytes.subarray(good, start)), emit)
+          const error = this.valid(this.lossy.decode(bytes.subarray(good, start)), emit)
           if (error !== undefined) return error
         }
         // An overlong line is cut where it would have been had it come in small chunks.
@@ -164,26 +163,11 @@ export class LineDecoder {
       }
       start = end
     }
-    return good < bytes.length ? this.valid(this.fatal.decode(bytes.subarray(good)), emit) : undefined
+    return good < bytes.length ? this.valid(this.lossy.decode(bytes.subarray(good)), emit) : undefined
   }
 
   part(bytes: Uint8Array, emit: Emit): FormatError.FormatError | undefined {
-    let text: string
-    try {
-      text = this.fatal.decode(bytes)
-    } catch {
-      return this.invalid(bytes, emit)
-    }
-    return this.valid(text, emit)
-  }
-
-  isValid(bytes: Uint8Array): boolean {
-    try {
-      this.fatal.decode(bytes)
-      return true
-    } catch {
-      return false
-    }
+    return isUtf8(bytes) ? this.valid(this.lossy.decode(bytes), emit) : this.invalid(bytes, emit)
   }
 
   valid(text: string, emit: Emit): FormatError.FormatError | undefined {

@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer"
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -625,7 +626,7 @@ describe("decoders under random bytes: records or dead letters, never a throw", 
       { numRuns: 500 }
     ))
 
-  it("firstInvalid agrees with TextDecoder's fatal mode", () => {
+  it("firstInvalid and buffer.isUtf8 agree with TextDecoder's fatal mode", () => {
     const fatal = new TextDecoder("utf-8", { fatal: true })
     fc.assert(
       fc.property(hostileBytes, (data) => {
@@ -636,6 +637,7 @@ describe("decoders under random bytes: records or dead letters, never a throw", 
           valid = false
         }
         assert.strictEqual(Utf8.firstInvalid(data) === -1, valid)
+        assert.strictEqual(isUtf8(data), valid)
       }),
       { numRuns: 1000 }
     )
