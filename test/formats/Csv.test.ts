@@ -214,6 +214,35 @@ describe("Csv", () => {
     assert.strictEqual(error.message, "line 2: record longer than 100 characters (unterminated quoted field?)")
   })
 
+  it("rejects a record that is not valid UTF-8 with its bytes; with CR line breaks only that record", () => {
+    for (const lineBreak of ["\n", "\r\n", "\r"]) {
+      const bytes = Buffer.concat([
+        Buffer.from(`a,b${lineBreak}1,x${lineBreak}2,caf`),
+        Buffer.from([0xe9]),
+        Buffer.from(`${lineBreak}3,"multi${lineBreak}line"${lineBreak}`)
+      ])
+      const batches = Effect.runSync(
+        Stream.runCollect(Stream.make(new Uint8Array(bytes)).pipe(Csv.decode({ source: "in.csv", onError: "collect" })))
+      )
+      assert.deepStrictEqual(
+        batches.flatMap((b) => b.records),
+        [
+          { a: "1", b: "x" },
+          { a: "3", b: `multi${lineBreak}line` }
+        ]
+      )
+      assert.deepStrictEqual(
+        batches.flatMap((b) => b.errors.map((e) => [e.line, e.message, Buffer.from(e.bytes ?? []).toString("latin1")])),
+        [[3, "in.csv line 3: not valid UTF-8 (byte 0xE9 at byte 6 of the line)", "2,caf\xe9"]]
+      )
+    }
+  })
+
+  it("fails on bytes that are not valid UTF-8 in strict mode, naming the line", () => {
+    const exit = decode([Uint8Array.from([...utf8.encode("a\nok\n"), 0xff, 0x0a])])
+    assert.strictEqual(failure(exit).message, "line 3: not valid UTF-8 (byte 0xFF at byte 1 of the line)")
+  })
+
   it("keeps a __proto__ column as an ordinary field", () => {
     const [record] = records("__proto__,a\nx,1\n")
     assert.strictEqual(Object.getPrototypeOf(record), Object.prototype)

@@ -177,6 +177,41 @@ describe("Jsonl", () => {
     )
   })
 
+  it("rejects a line that is not valid UTF-8 with its bytes, however the bytes are chunked", () => {
+    const bytes = Uint8Array.from([
+      ...utf8.encode('\uFEFF{"a":"caf'),
+      0xe9,
+      ...utf8.encode('"}\r\n{"a":"日本"}\n{"a":"'),
+      0xe6,
+      0x97,
+      ...utf8.encode('"}')
+    ])
+    for (const chunks of [[bytes], Array.from(bytes, (b) => Uint8Array.of(b))]) {
+      const batches = Effect.runSync(
+        Stream.runCollect(Stream.fromIterable(chunks).pipe(Jsonl.decode({ source: "in.jsonl", onError: "collect" })))
+      )
+      assert.deepStrictEqual(
+        batches.flatMap((b) => b.records),
+        [{ a: "日本" }]
+      )
+      assert.deepStrictEqual(
+        batches.flatMap((b) => b.errors.map((e) => [e.line, e.message, Buffer.from(e.bytes ?? []).toString("hex")])),
+        [
+          [1, "in.jsonl line 1: not valid UTF-8 (byte 0xE9 at byte 10 of the line)", "7b2261223a22636166e9227d"],
+          [3, "in.jsonl line 3: not valid UTF-8 (byte 0xE6 at byte 7 of the line)", "7b2261223a22e697227d"]
+        ]
+      )
+    }
+  })
+
+  it("rejects a line nested deeper than maxDepth before parsing it", () => {
+    const deep = `${"[".repeat(5000)}${"]".repeat(5000)}`
+    const exit = Effect.runSyncExit(
+      Stream.runCollect(Stream.make(utf8.encode(`{"a":1}\n${deep}\n`)).pipe(Jsonl.decode({ maxDepth: 64 })))
+    )
+    assert.strictEqual(failure(exit).message, "line 2: objects and arrays nested deeper than 64 levels")
+  })
+
   it("encodes typed values: Date, BigDecimal, bytes, bigint, nested; drops undefined keys", () => {
     const records = [
       {
