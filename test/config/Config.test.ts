@@ -163,8 +163,9 @@ describe("config building", () => {
         dropped: 0,
         combined: { in: 0, out: 0 }
       })
-      const part = Array.from(files.files.keys()).find((k) => k.startsWith("out/part-"))!
-      assert.strictEqual(new TextDecoder().decode(files.files.get(part)), '{"id":"a","big":true}\n')
+      const written = FileStore.contents(files)
+      const part = Array.from(written.keys()).find((k) => k.startsWith("out/part-"))!
+      assert.strictEqual(new TextDecoder().decode(written.get(part)), '{"id":"a","big":true}\n')
     })
   )
 

@@ -212,9 +212,10 @@ describe("aggregate, window and join in configs", () => {
       assert.isTrue(report.reconciliation.ok)
       assert.strictEqual(report.records.rejected, 1)
       assert.strictEqual(report.records.dropped, 1)
-      const part = Array.from(files.files.keys()).find((k) => k.startsWith("out/part-"))!
+      const written = FileStore.contents(files)
+      const part = Array.from(written.keys()).find((k) => k.startsWith("out/part-"))!
       const fromConfig = new TextDecoder()
-        .decode(files.files.get(part))
+        .decode(written.get(part))
         .trim()
         .split("\n")
         .map((l) => JSON.parse(l) as Record<string, unknown>)

@@ -24,7 +24,7 @@ describe("examples/quickstart.ts with test layers", () => {
         report.records.read,
         report.records.written + report.records.filtered + report.records.rejected
       )
-      assert.isTrue(files.files.has("examples/out/settled-typed/_SUCCESS"))
+      assert.isTrue(FileStore.contents(files).has("examples/out/settled-typed/_SUCCESS"))
 
       const out = Sink.collect<Record<string, unknown>>("check")
       yield* Pipeline.from(File.source({ path: "examples/out/settled-typed" })).pipe(Pipeline.to(out), Pipeline.run)
@@ -38,7 +38,9 @@ describe("examples/quickstart.ts with test layers", () => {
       }
       const dead = yield* Stream.runCollect(
         Stream.fromIterable(
-          Array.from(files.files.keys()).filter((k) => k.startsWith("examples/out/dead-letters-typed/part-"))
+          Array.from(FileStore.contents(files).keys()).filter((k) =>
+            k.startsWith("examples/out/dead-letters-typed/part-")
+          )
         )
       )
       assert.strictEqual(dead.length, 1)

@@ -6,8 +6,10 @@
  *   batch names its file (`Batch.part`), so that event-time stages keep a watermark per file. Lines that do not parse
  *   and records that do not match the schema become dead letters that name the file and line; the rest flows on.
  * - `sink` writes part files under a directory. `append` adds new uniquely named part files; `overwrite` writes the new
- *   set to a staging directory and swaps it in at commit, so readers see the old data or the new, never a mix, and an
- *   interrupted run leaves the old data. Both write `_SUCCESS` when done. Files have no keys: `upsert` is rejected.
+ *   set to a staging directory and publishes it at commit: the directory is a symbolic link to a complete generation,
+ *   swapped in one rename (see `Generations.ts`), so readers see the old data or the new, never a mix and never
+ *   nothing, and an interrupted run leaves the old data. Both write `_SUCCESS` when done. Files have no keys: `upsert`
+ *   is rejected.
  */
 import * as nodePath from "node:path"
 import type * as Cause from "effect/Cause"
@@ -27,6 +29,7 @@ import type { FormatError } from "../../formats/FormatError.ts"
 import * as Objects from "../internal/Objects.ts"
 import { FileError, reasons } from "./FileError.ts"
 import { FileStore, type FileStoreShape } from "./FileStore.ts"
+import * as Generations from "./Generations.ts"
 
 /** Options of a file source. */
 export interface SourceOptions<A> {
@@ -180,21 +183,30 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
       const store = yield* FileStore
       // Part writers live as long as the sink is open, not just for one `write` call.
       const scope = yield* Effect.scope
-      const tag = crypto.randomUUID().slice(0, 8)
-      const parent = nodePath.dirname(dir)
-      const base = nodePath.basename(dir)
-      yield* recoverInterruptedSwap(store, dir)
-      if ((yield* store.kind(dir)) === "file")
+      const tag = Generations.newTag()
+      yield* Generations.recover(store, dir)
+      const kind = yield* store.kind(dir)
+      if (kind === "file")
         return yield* new FileError({
           reason: reasons.NotADirectory,
           operation: "write",
           path: dir,
           message: `Cannot write to ${dir}: it is a file; a file sink writes part files into a directory (nothing was changed)`
         })
-      yield* removeAbandonedStaging(store, dir)
-      const stagingName = `staging-${tag}.${store.writerId}`
-      const staging =
-        mode === "overwrite" ? nodePath.join(parent, `.${base}.${stagingName}`) : nodePath.join(dir, `.${stagingName}`)
+      const link = yield* store.readLink(dir)
+      if (kind === "missing" && link !== undefined)
+        return yield* new FileError({
+          reason: reasons.NotFound,
+          operation: "write",
+          path: dir,
+          message: `Cannot write to ${dir}: it is a symbolic link to ${link}, which does not exist (nothing was changed)`
+        })
+      yield* Generations.sweep(store, dir)
+      // A new directory appears whole, as a generation; an append to an existing one moves its parts into it.
+      const publishes = mode === "overwrite" || kind === "missing"
+      const staging = publishes
+        ? Generations.sibling(store, dir, "staging", tag)
+        : nodePath.join(dir, `.staging-${tag}.${store.writerId}`)
       let committed = false
       yield* Effect.addFinalizer(() => (committed ? Effect.void : Effect.ignore(store.remove(staging))))
       yield* store.makeDirectory(staging)
@@ -240,17 +252,14 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
           }),
         commit: Effect.gen(function* () {
           yield* finishPart
-          if (mode === "append") {
+          const appendInto = !publishes || (mode === "append" && (yield* store.kind(dir)) === "directory")
+          if (appendInto) {
             for (const file of finished) yield* store.rename(nodePath.join(staging, file), nodePath.join(dir, file))
             yield* store.remove(staging)
             yield* store.write(nodePath.join(dir, SUCCESS), Stream.empty)
           } else {
             yield* store.write(nodePath.join(staging, SUCCESS), Stream.empty)
-            const old = nodePath.join(parent, `.${base}.old-${tag}`)
-            const existed = (yield* store.kind(dir)) !== "missing"
-            if (existed) yield* store.rename(dir, old)
-            yield* store.rename(staging, dir)
-            if (existed) yield* store.remove(old)
+            yield* Generations.publish(store, dir, staging, tag)
           }
           committed = true
           return { written, location: dir, details: { files: finished, bytes } }
@@ -259,43 +268,6 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
     })
   })
 }
-
-/** A staging name's writer id: `staging-<tag>.<writer id>`. */
-const STAGING = /staging-[0-9a-f]{8}\.(.+)$/
-
-/**
- * Removes the staging directories that runs which have ended (killed before they could clean up) left next to and
- * inside `dir`; those of runs that may still be going are left alone.
- */
-const removeAbandonedStaging = (store: FileStoreShape, dir: string): Effect.Effect<void, FileError> =>
-  Effect.gen(function* () {
-    const parent = nodePath.dirname(dir)
-    const candidates = [
-      ...(yield* store.readDirectory(parent))
-        .filter((n) => n.startsWith(`.${nodePath.basename(dir)}.staging-`))
-        .map((n) => nodePath.join(parent, n)),
-      ...(yield* store.readDirectory(dir)).filter((n) => n.startsWith(".staging-")).map((n) => nodePath.join(dir, n))
-    ]
-    for (const path of candidates) {
-      const writer = STAGING.exec(path)?.[1]
-      if (writer === undefined || !(yield* store.writerEnded(writer))) continue
-      yield* store.remove(path)
-      yield* Effect.logInfo(`removed ${path}, left behind by a run that ended before it could clean up`)
-    }
-  })
-
-/**
- * An overwrite interrupted between its two renames leaves the old data in `.<dir>.old-<tag>` and no `<dir>`: put it
- * back before anything else touches the directory.
- */
-const recoverInterruptedSwap = (store: FileStoreShape, dir: string): Effect.Effect<void, FileError> =>
-  Effect.gen(function* () {
-    if ((yield* store.kind(dir)) !== "missing") return
-    const parent = nodePath.dirname(dir)
-    const prefix = `.${nodePath.basename(dir)}.old-`
-    const leftovers = (yield* store.readDirectory(parent)).filter((n) => n.startsWith(prefix))
-    if (leftovers.length > 0) yield* store.rename(nodePath.join(parent, leftovers[0]!), dir)
-  })
 
 /**
  * Cursor state in a small JSON file (for incremental reads), written whole (a temporary file, then a rename) so that a

@@ -68,26 +68,77 @@ const toError = (operation: string, path: string) => (cause: unknown) => {
 const attempt = <A>(operation: string, path: string, f: () => Promise<A>) =>
   Effect.tryPromise({ try: f, catch: toError(operation, path) })
 
-const listFiles = async (pattern: string): Promise<ReadonlyArray<FileInfo>> => {
-  if (isGlob(pattern)) {
-    const found: Array<FileInfo> = []
-    for await (const entry of fsp.glob(pattern)) {
-      const stat = await fsp.stat(entry)
-      if (stat.isFile()) found.push({ path: entry, size: stat.size })
+const byPath = (a: FileInfo, b: FileInfo) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)
+
+/**
+ * Walks a directory tree, following symbolic links (an overwritten sink directory is one), and calls `visit` with every
+ * file. `descend` says whether a subdirectory (path, depth) is worth entering; a link back to a directory being walked
+ * is not entered again.
+ */
+const walk = async (
+  dir: string,
+  descend: (path: string, name: string, depth: number) => boolean,
+  visit: (path: string, size: number) => void,
+  depth = 0,
+  ancestors: ReadonlySet<string> = new Set()
+): Promise<void> => {
+  const real = await fsp.realpath(dir)
+  if (ancestors.has(real)) return
+  const within = new Set(ancestors).add(real)
+  for (const entry of await fsp.readdir(dir, { withFileTypes: true })) {
+    const path = dir === "." ? entry.name : nodePath.join(dir, entry.name)
+    let isFile = entry.isFile()
+    let isDirectory = entry.isDirectory()
+    let size = -1
+    if (entry.isSymbolicLink()) {
+      const stat = await fsp.stat(path).catch(() => undefined)
+      if (stat === undefined) continue
+      isFile = stat.isFile()
+      isDirectory = stat.isDirectory()
+      size = stat.size
     }
-    return found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+    if (isDirectory && descend(path, entry.name, depth + 1)) await walk(path, descend, visit, depth + 1, within)
+    else if (isFile) visit(path, size >= 0 ? size : (await fsp.stat(path)).size)
+  }
+}
+
+const listFiles = async (pattern: string): Promise<ReadonlyArray<FileInfo>> => {
+  const found: Array<FileInfo> = []
+  const visit = (path: string, size: number) => found.push({ path, size })
+  if (isGlob(pattern)) {
+    // fs.glob does not enter symbolic links to directories: walk from the pattern's fixed part and match each file.
+    const normalized = nodePath.normalize(pattern)
+    const segments = normalized.split(nodePath.sep)
+    const fixed = segments.findIndex((segment) => isGlob(segment))
+    const base = fixed === 0 ? "." : segments.slice(0, fixed).join(nodePath.sep) || nodePath.sep
+    const rest = segments.slice(fixed)
+    const deep = rest.includes("**")
+    const dots = rest.some((segment) => segment.startsWith("."))
+    const exists = await fsp.stat(base).then(
+      (stat) => stat.isDirectory(),
+      () => false
+    )
+    if (!exists) return []
+    await walk(
+      base,
+      (_, name, depth) => (deep || depth < rest.length) && (dots || !name.startsWith(".")),
+      (path, size) => {
+        if (nodePath.matchesGlob(path, normalized)) visit(path, size)
+      }
+    )
+    return found.sort(byPath)
   }
   const stat = await fsp.stat(pattern)
   if (stat.isFile()) return [{ path: pattern, size: stat.size }]
-  const entries = await fsp.readdir(pattern, { recursive: true, withFileTypes: true })
-  const found: Array<FileInfo> = []
-  for (const entry of entries) {
-    if (!entry.isFile()) continue
-    const full = nodePath.join(entry.parentPath, entry.name)
-    if (isHidden(nodePath.relative(pattern, full))) continue
-    found.push({ path: full, size: (await fsp.stat(full)).size })
-  }
-  return found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  // Hidden entries (staging, generations of an overwritten directory, `_SUCCESS`) are not data.
+  await walk(
+    pattern,
+    (_, name) => !isHidden(name),
+    (path, size) => {
+      if (!isHidden(nodePath.relative(pattern, path))) visit(path, size)
+    }
+  )
+  return found.sort(byPath)
 }
 
 const writeFile = <E, R>(
@@ -168,6 +219,18 @@ export const make: FileStoreShape = {
         return (e as { readonly code?: string }).code === "ESRCH"
       }
     }),
+  symlink: (target, path) => attempt("link", path, () => fsp.symlink(target, path, "dir")),
+  readLink: (path) =>
+    attempt("read link", path, () =>
+      fsp.readlink(path).then(
+        (target): string | undefined => target,
+        (e: unknown) => {
+          const code = (e as { readonly code?: unknown }).code
+          if (code === "EINVAL" || code === "ENOENT" || code === "ENOTDIR") return undefined
+          throw e
+        }
+      )
+    ),
   makeDirectory: (path) =>
     attempt("create directory", path, () => fsp.mkdir(path, { recursive: true }).then(() => undefined)),
   readDirectory: (path) =>

@@ -29,7 +29,9 @@ const readAll = <A>(source: ReturnType<typeof File.source<A>>) =>
     return { records: out.collected().records, dead: dead.collected().records, report }
   })
 
-const text = (files: FileStoreModule.MemoryFiles, path: string) => new TextDecoder().decode(files.files.get(path))
+const text = (files: FileStoreModule.MemoryFiles, path: string) =>
+  new TextDecoder().decode(FileStoreModule.contents(files).get(path))
+const visible = (files: FileStoreModule.MemoryFiles) => Array.from(FileStoreModule.contents(files).keys())
 
 describe("File connector (memory store)", () => {
   it.effect("reads JSON Lines with a schema; bad lines and invalid records become dead letters naming the file", () => {
@@ -97,7 +99,7 @@ describe("File connector (memory store)", () => {
         Pipeline.to(File.sink<Row>({ path: "out/t", format: { type: "jsonl" }, mode, maxRecordsPerFile: 4 })),
         Pipeline.run
       )
-    const parts = () => Array.from(files.files.keys()).filter((k) => k.startsWith("out/t/part-"))
+    const parts = () => visible(files).filter((k) => k.startsWith("out/t/part-"))
     return Effect.gen(function* () {
       const first = yield* write("append", rows)
       assert.strictEqual(parts().length, 3)
@@ -105,15 +107,16 @@ describe("File connector (memory store)", () => {
       assert.deepStrictEqual(written, written.slice().sort())
       yield* write("append", rows.slice(0, 2))
       assert.strictEqual(parts().length, 4)
-      assert.isTrue(files.files.has("out/t/_SUCCESS"))
+      assert.isTrue(visible(files).includes("out/t/_SUCCESS"))
       yield* write("overwrite", rows.slice(0, 1))
       assert.strictEqual(parts().length, 1)
       assert.strictEqual(text(files, parts()[0]!), '{"id":0,"name":"name 0, \\"quoted\\""}\n')
-      assert.isTrue(files.files.has("out/t/_SUCCESS"))
+      assert.isTrue(visible(files).includes("out/t/_SUCCESS"))
       assert.deepStrictEqual(
-        Array.from(files.files.keys()).filter((k) => k.includes("staging") || k.includes(".old-")),
+        Array.from(files.files.keys()).filter((k) => /staging|\.link-|\.trash-/.test(k)),
         []
       )
+      assert.deepStrictEqual(new Set(Array.from(files.files.keys(), (k) => k.split("/")[1])).size, 1)
     }).pipe(Effect.provide(FileStoreModule.layerMemory(files)))
   })
 
@@ -187,7 +190,7 @@ describe("File connector (memory store)", () => {
       const keys = Array.from(files.files.keys())
       assert.isFalse(keys.some((k) => k.includes("dead-run")))
       assert.isTrue(keys.includes("out/.t.staging-12345678.live-run/part-12345678-00000.jsonl"))
-      assert.isTrue(keys.includes("out/t/_SUCCESS"))
+      assert.isTrue(visible(files).includes("out/t/_SUCCESS"))
     }).pipe(Effect.provide(FileStoreModule.layerMemory(files)))
   })
 
@@ -226,7 +229,9 @@ describe("File connector (local disk)", () => {
       const csv = yield* Effect.promise(() => fs.readFile(nodePath.join(out, names[1]!), "utf8"))
       assert.strictEqual(csv, "id,name\n1,a\n2,b\n")
       const siblings = yield* Effect.promise(() => fs.readdir(dir))
-      assert.deepStrictEqual(siblings.sort(), ["in", "out"])
+      assert.deepStrictEqual(siblings.filter((n) => !/^\.out\.gen-[0-9a-f]{8}\./.test(n)).sort(), ["in", "out"])
+      assert.strictEqual(siblings.length, 3)
+      assert.match(yield* Effect.promise(() => fs.readlink(out)), /^\.out\.gen-[0-9a-f]{8}\./)
       const missing = yield* store.read(nodePath.join(dir, "nope.jsonl")).pipe(Stream.runDrain, Effect.flip)
       assert.strictEqual(missing.reason._tag, "NotFound")
       assert.include(missing.message, "no such file or directory")

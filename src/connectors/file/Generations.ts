@@ -1,0 +1,165 @@
+/**
+ * How a file sink replaces a directory so that readers always find a complete one.
+ *
+ * The sink's directory `out/t` is a symbolic link to a complete generation directory next to it,
+ * `out/.t.gen-<tag>.<writer>`. Readers list and read `out/t/*` as before (the link is followed) and see one generation:
+ * the old one or the new one, never a mix and never nothing. A new generation is written in a staging directory, renamed
+ * whole to its generation name, and published by renaming a new link (`out/.t.link-<tag>.<writer>`) over `out/t`: one
+ * atomic rename. Only then is the old generation retired: renamed to `out/.t.trash-<tag>.<writer>` and deleted, so a
+ * half-deleted directory always has a trash name and is never mistaken for data.
+ *
+ * Every name carries its writer (`<pid>@<host>`), so that the next run can sweep what a killed run left behind (staging,
+ * unpublished generations and links, trash) and leave alone what a run that is still going is writing. A run killed
+ * after moving a pre-existing real directory aside and before its link took its place (the one moment without a target,
+ * once per directory, when it is first overwritten) is finished by the next run: it publishes the killed run's pending
+ * link, which names a complete generation.
+ */
+import * as nodePath from "node:path"
+import * as Effect from "effect/Effect"
+import { FileError, reasons } from "./FileError.ts"
+import type { FileStoreShape } from "./FileStore.ts"
+
+/** What a name next to a sink directory is: staging, a generation, a pending link, or trash. */
+type Role = "staging" | "gen" | "link" | "trash"
+
+interface Entry {
+  readonly path: string
+  readonly role: Role
+  readonly writer: string
+}
+
+const ENTRY = /^(staging|gen|link|trash)-[0-9a-f]{8}\.(.+)$/
+
+/** The path of a sibling of `dir` with a role: `.<base>.<role>-<tag>.<writer>`. */
+export const sibling = (store: FileStoreShape, dir: string, role: Role, tag: string): string =>
+  nodePath.join(nodePath.dirname(dir), `.${nodePath.basename(dir)}.${role}-${tag}.${store.writerId}`)
+
+/** A fresh tag for sibling names. */
+export const newTag = (): string => crypto.randomUUID().slice(0, 8)
+
+/** The siblings of `dir` this module made, with their roles and writers. */
+const siblings = (store: FileStoreShape, dir: string): Effect.Effect<ReadonlyArray<Entry>, FileError> =>
+  Effect.map(store.readDirectory(nodePath.dirname(dir)), (names) => {
+    const prefix = `.${nodePath.basename(dir)}.`
+    const found: Array<Entry> = []
+    for (const name of names) {
+      const match = name.startsWith(prefix) ? ENTRY.exec(name.slice(prefix.length)) : null
+      if (match !== null)
+        found.push({ path: nodePath.join(nodePath.dirname(dir), name), role: match[1] as Role, writer: match[2]! })
+    }
+    return found
+  })
+
+/** The generation `dir` links to now, as a path, when it is one of ours; `undefined` otherwise. */
+const currentGeneration = (store: FileStoreShape, dir: string): Effect.Effect<string | undefined, FileError> =>
+  Effect.map(store.readLink(dir), (target) => {
+    if (target === undefined) return undefined
+    const path = nodePath.join(nodePath.dirname(dir), target)
+    const name = nodePath.basename(path)
+    return nodePath.dirname(path) === nodePath.dirname(dir) &&
+      name.startsWith(`.${nodePath.basename(dir)}.gen-`) &&
+      ENTRY.test(name.slice(nodePath.basename(dir).length + 2))
+      ? path
+      : undefined
+  })
+
+/**
+ * Finishes what a killed run left half done: when `dir` is missing and a run that has ended left a pending link (which
+ * names a complete generation), that link is put in place. Nothing else is ever restored.
+ */
+export const recover = (store: FileStoreShape, dir: string): Effect.Effect<void, FileError> =>
+  Effect.gen(function* () {
+    if ((yield* store.kind(dir)) !== "missing" || (yield* store.readLink(dir)) !== undefined) return
+    for (const entry of yield* siblings(store, dir)) {
+      if (entry.role !== "link" || !(yield* store.writerEnded(entry.writer))) continue
+      if ((yield* store.kind(entry.path)) !== "directory") continue
+      yield* store.rename(entry.path, dir)
+      yield* Effect.logInfo(`published ${dir} from ${entry.path}, left complete by a run that ended before it could`)
+      return
+    }
+  })
+
+/**
+ * Removes what runs that have ended left next to and inside `dir`: staging directories, generations that are not
+ * current, pending links and trash. What a run that may still be going left is kept.
+ */
+export const sweep = (store: FileStoreShape, dir: string): Effect.Effect<void, FileError> =>
+  Effect.gen(function* () {
+    const inside = (yield* store.readDirectory(dir)).flatMap((name): ReadonlyArray<Entry> => {
+      const match = name.startsWith(".staging-") ? ENTRY.exec(name.slice(1)) : null
+      return match === null ? [] : [{ path: nodePath.join(dir, name), role: "staging", writer: match[2]! }]
+    })
+    for (const entry of [...(yield* siblings(store, dir)), ...inside]) {
+      if (!(yield* store.writerEnded(entry.writer))) continue
+      if (entry.role === "gen") {
+        // Read the link again right before: the current generation is data, whoever wrote it.
+        if ((yield* currentGeneration(store, dir)) === entry.path) continue
+        yield* retire(store, dir, entry.path)
+      } else yield* store.remove(entry.path)
+      yield* Effect.logInfo(`removed ${entry.path}, left behind by a run that ended before it could clean up`)
+    }
+  })
+
+/** Deletes a generation: first renamed to trash, so that a kill while deleting leaves nothing that looks like data. */
+const retire = (store: FileStoreShape, dir: string, generation: string): Effect.Effect<void, FileError> =>
+  Effect.gen(function* () {
+    const trash = sibling(store, dir, "trash", newTag())
+    yield* store.rename(generation, trash)
+    yield* store.remove(trash)
+  })
+
+/**
+ * Publishes the complete directory `staging` as the content of `dir`, in one atomic rename of a link; then deletes the
+ * generation it replaced. A failure before the swap leaves `dir` as it was (and removes what this call made); a failure
+ * after it is logged, and what is left is swept by the next run. The swap is not interruptible: a rename in flight
+ * must not race with the undoing of it.
+ */
+export const publish = (
+  store: FileStoreShape,
+  dir: string,
+  staging: string,
+  tag: string
+): Effect.Effect<void, FileError> =>
+  Effect.gen(function* () {
+    const generation = sibling(store, dir, "gen", tag)
+    const pending = sibling(store, dir, "link", tag)
+    const undo = Effect.ignore(Effect.andThen(store.remove(pending), store.remove(generation)))
+    const swap = Effect.gen(function* () {
+      yield* store.rename(staging, generation)
+      yield* store.symlink(nodePath.basename(generation), pending).pipe(Effect.onError(() => undo))
+      const previous = yield* currentGeneration(store, dir)
+      const isLink = (yield* store.readLink(dir)) !== undefined
+      const kind = yield* store.kind(dir)
+      if (!isLink && kind === "file")
+        return yield* Effect.andThen(
+          undo,
+          Effect.fail(
+            new FileError({
+              reason: reasons.NotADirectory,
+              operation: "write",
+              path: dir,
+              message: `Cannot write to ${dir}: it is a file; a file sink writes part files into a directory (nothing was changed)`
+            })
+          )
+        )
+      if (isLink || kind === "missing") {
+        yield* store.rename(pending, dir).pipe(Effect.onError(() => undo))
+        return previous
+      }
+      // A real directory (written before generations, or by hand) cannot be replaced by a link in one rename: it
+      // becomes a generation first. Until the next rename there is no `dir`; a kill there is finished by `recover`.
+      const moved = sibling(store, dir, "gen", newTag())
+      yield* store.rename(dir, moved).pipe(Effect.onError(() => undo))
+      yield* store
+        .rename(pending, dir)
+        .pipe(Effect.onError(() => Effect.ignore(Effect.andThen(store.rename(moved, dir), undo))))
+      return moved
+    })
+    const replaced = yield* Effect.uninterruptible(swap)
+    if (replaced === undefined) return
+    yield* retire(store, dir, replaced).pipe(
+      Effect.catch((error) =>
+        Effect.logWarning(`${dir} was replaced, but its old content ${replaced} was not deleted: ${error.message}`)
+      )
+    )
+  })
