@@ -3,16 +3,20 @@
  *
  * The sink's directory `out/t` is a symbolic link to a complete generation directory next to it,
  * `out/.t.gen-<tag>.<writer>`. Readers list and read `out/t/*` as before (the link is followed) and see one generation:
- * the old one or the new one, never a mix and never nothing. A new generation is written in a staging directory, renamed
- * whole to its generation name, and published by renaming a new link (`out/.t.link-<tag>.<writer>`) over `out/t`: one
- * atomic rename. Only then is the old generation retired: renamed to `out/.t.trash-<tag>.<writer>` and deleted, so a
- * half-deleted directory always has a trash name and is never mistaken for data.
+ * the old one or the new one, never a mix and never nothing. A new generation is written in a staging directory and
+ * published in three steps: a pending link `out/.t.link-<tag>.<writer>` to the generation's name is made, the staging
+ * directory is renamed whole to that name, and the pending link is renamed over `out/t` — one atomic rename. Only then
+ * is the old generation retired: renamed to `out/.t.trash-<tag>.<writer>` and deleted, so that a half-deleted directory
+ * always has a trash name and is never taken for data.
  *
- * Every name carries its writer (`<pid>@<host>`), so that the next run can sweep what a killed run left behind (staging,
- * unpublished generations and links, trash) and leave alone what a run that is still going is writing. A run killed
- * after moving a pre-existing real directory aside and before its link took its place (the one moment without a target,
- * once per directory, when it is first overwritten) is finished by the next run: it publishes the killed run's pending
- * link, which names a complete generation.
+ * Every name carries its writer (`<pid>@<host>`), so that the next run can tell what a killed run left behind from what
+ * a run that is still going is writing:
+ * - staging, pending links and trash are garbage once their writer has ended;
+ * - a generation is data while `out/t` points to it, and is being published while its writer is alive and its pending
+ *   link exists; any other generation is garbage (an old one whose retirement was cut short, or one never published).
+ * Nothing but a complete generation is ever published: when `out/t` is missing (a kill in the one moment a
+ * pre-existing real directory is moved aside for its first link), the next run puts the killed run's pending link in
+ * place if its generation exists. Trash is never restored.
  */
 import * as nodePath from "node:path"
 import * as Effect from "effect/Effect"
@@ -25,14 +29,19 @@ type Role = "staging" | "gen" | "link" | "trash"
 interface Entry {
   readonly path: string
   readonly role: Role
+  readonly tag: string
   readonly writer: string
 }
 
-const ENTRY = /^(staging|gen|link|trash)-[0-9a-f]{8}\.(.+)$/
+const ENTRY = /^(staging|gen|link|trash)-([0-9a-f]{8})\.(.+)$/
 
-/** The path of a sibling of `dir` with a role: `.<base>.<role>-<tag>.<writer>`. */
+/** The path `.<base>.<role>-<tag>.<writer>` next to `dir`. */
+const siblingOf = (dir: string, role: Role, tag: string, writer: string): string =>
+  nodePath.join(nodePath.dirname(dir), `.${nodePath.basename(dir)}.${role}-${tag}.${writer}`)
+
+/** The path of a sibling of `dir` with a role, for this writer: `.<base>.<role>-<tag>.<writer>`. */
 export const sibling = (store: FileStoreShape, dir: string, role: Role, tag: string): string =>
-  nodePath.join(nodePath.dirname(dir), `.${nodePath.basename(dir)}.${role}-${tag}.${store.writerId}`)
+  siblingOf(dir, role, tag, store.writerId)
 
 /** A fresh tag for sibling names. */
 export const newTag = (): string => crypto.randomUUID().slice(0, 8)
@@ -45,7 +54,12 @@ const siblings = (store: FileStoreShape, dir: string): Effect.Effect<ReadonlyArr
     for (const name of names) {
       const match = name.startsWith(prefix) ? ENTRY.exec(name.slice(prefix.length)) : null
       if (match !== null)
-        found.push({ path: nodePath.join(nodePath.dirname(dir), name), role: match[1] as Role, writer: match[2]! })
+        found.push({
+          path: nodePath.join(nodePath.dirname(dir), name),
+          role: match[1] as Role,
+          tag: match[2]!,
+          writer: match[3]!
+        })
     }
     return found
   })
@@ -55,17 +69,22 @@ const currentGeneration = (store: FileStoreShape, dir: string): Effect.Effect<st
   Effect.map(store.readLink(dir), (target) => {
     if (target === undefined) return undefined
     const path = nodePath.join(nodePath.dirname(dir), target)
+    const prefix = `.${nodePath.basename(dir)}.`
     const name = nodePath.basename(path)
     return nodePath.dirname(path) === nodePath.dirname(dir) &&
-      name.startsWith(`.${nodePath.basename(dir)}.gen-`) &&
-      ENTRY.test(name.slice(nodePath.basename(dir).length + 2))
+      name.startsWith(prefix) &&
+      ENTRY.exec(name.slice(prefix.length))?.[1] === "gen"
       ? path
       : undefined
   })
 
+/** Another run did it first: what was to be removed is gone already. */
+const goneAlready = (error: FileError) => error.reason._tag === "NotFound"
+
 /**
- * Finishes what a killed run left half done: when `dir` is missing and a run that has ended left a pending link (which
- * names a complete generation), that link is put in place. Nothing else is ever restored.
+ * Finishes what a killed run left half done: when `dir` is missing and a run that has ended left a pending link whose
+ * generation exists (it is complete: it got its name by one rename of a finished staging directory), that link is put
+ * in place. Nothing else is ever restored.
  */
 export const recover = (store: FileStoreShape, dir: string): Effect.Effect<void, FileError> =>
   Effect.gen(function* () {
@@ -80,23 +99,29 @@ export const recover = (store: FileStoreShape, dir: string): Effect.Effect<void,
   })
 
 /**
- * Removes what runs that have ended left next to and inside `dir`: staging directories, generations that are not
- * current, pending links and trash. What a run that may still be going left is kept.
+ * Removes what runs left next to and inside `dir` that is garbage (see the module comment): staging, pending links and
+ * trash of runs that have ended, and generations that are neither current nor being published. What a run that may
+ * still be going is writing is kept.
  */
 export const sweep = (store: FileStoreShape, dir: string): Effect.Effect<void, FileError> =>
   Effect.gen(function* () {
     const inside = (yield* store.readDirectory(dir)).flatMap((name): ReadonlyArray<Entry> => {
       const match = name.startsWith(".staging-") ? ENTRY.exec(name.slice(1)) : null
-      return match === null ? [] : [{ path: nodePath.join(dir, name), role: "staging", writer: match[2]! }]
+      return match === null
+        ? []
+        : [{ path: nodePath.join(dir, name), role: "staging", tag: match[2]!, writer: match[3]! }]
     })
     for (const entry of [...(yield* siblings(store, dir)), ...inside]) {
-      if (!(yield* store.writerEnded(entry.writer))) continue
+      const ended = yield* store.writerEnded(entry.writer)
       if (entry.role === "gen") {
+        const pending = siblingOf(dir, "link", entry.tag, entry.writer)
+        if (!ended && (yield* store.readLink(pending)) !== undefined) continue
         // Read the link again right before: the current generation is data, whoever wrote it.
         if ((yield* currentGeneration(store, dir)) === entry.path) continue
-        yield* retire(store, dir, entry.path)
-      } else yield* store.remove(entry.path)
-      yield* Effect.logInfo(`removed ${entry.path}, left behind by a run that ended before it could clean up`)
+        yield* retire(store, dir, entry.path).pipe(Effect.catchIf(goneAlready, () => Effect.void))
+      } else if (ended) yield* store.remove(entry.path)
+      else continue
+      yield* Effect.logInfo(`removed ${entry.path}, left behind by a run that ended or was cut short`)
     }
   })
 
@@ -125,8 +150,8 @@ export const publish = (
     const pending = sibling(store, dir, "link", tag)
     const undo = Effect.ignore(Effect.andThen(store.remove(pending), store.remove(generation)))
     const swap = Effect.gen(function* () {
-      yield* store.rename(staging, generation)
-      yield* store.symlink(nodePath.basename(generation), pending).pipe(Effect.onError(() => undo))
+      yield* store.symlink(nodePath.basename(generation), pending)
+      yield* store.rename(staging, generation).pipe(Effect.onError(() => undo))
       const previous = yield* currentGeneration(store, dir)
       const isLink = (yield* store.readLink(dir)) !== undefined
       const kind = yield* store.kind(dir)
@@ -159,7 +184,9 @@ export const publish = (
     if (replaced === undefined) return
     yield* retire(store, dir, replaced).pipe(
       Effect.catch((error) =>
-        Effect.logWarning(`${dir} was replaced, but its old content ${replaced} was not deleted: ${error.message}`)
+        goneAlready(error)
+          ? Effect.void
+          : Effect.logWarning(`${dir} was replaced, but its old content ${replaced} was not deleted: ${error.message}`)
       )
     )
   })

@@ -1,3 +1,4 @@
+import * as fsSync from "node:fs"
 import * as fs from "node:fs/promises"
 import * as os from "node:os"
 import * as nodePath from "node:path"
@@ -244,5 +245,55 @@ describe("File connector (local disk)", () => {
     assert.strictEqual(NodeFileStore.classifyError({ code: "EMFILE" }).retryable, true)
     assert.strictEqual(NodeFileStore.classifyError({ code: "EACCES" }).retryable, false)
     assert.strictEqual(NodeFileStore.classifyError(new Error("x"))._tag, "Unknown")
+  })
+})
+
+describe("File connector: an overwritten directory is a link to its current generation", () => {
+  const stores = {
+    memory: () => ({ root: "work", store: FileStoreModule.makeMemory(FileStoreModule.memory()), done: () => {} }),
+    disk: () => {
+      const root = fsSync.mkdtempSync(nodePath.join(os.tmpdir(), "effect-etl-file-"))
+      return { root, store: NodeFileStore.make, done: () => fsSync.rmSync(root, { recursive: true, force: true }) }
+    }
+  }
+  for (const [name, make] of Object.entries(stores))
+    it.effect(`reads it by its path, by a glob through it and by its parent, each record once (${name})`, () =>
+      Effect.suspend(() => {
+        const { root, store, done } = make()
+        const write = (data: ReadonlyArray<Row>, mode: "append" | "overwrite") =>
+          Pipeline.from(Source.fromIterable("rows", data)).pipe(
+            Pipeline.to(
+              File.sink<Row>({ path: `${root}/out/t`, format: { type: "jsonl" }, mode, maxRecordsPerFile: 3 })
+            ),
+            Pipeline.run
+          )
+        return Effect.gen(function* () {
+          yield* write(rows, "overwrite")
+          yield* write(rows.slice(0, 4), "overwrite")
+          yield* write(rows.slice(4, 6), "append")
+          assert.strictEqual(yield* store.kind(`${root}/out/t`), "directory")
+          assert.match((yield* store.readLink(`${root}/out/t`))!, /^\.t\.gen-[0-9a-f]{8}\./)
+          for (const path of [`${root}/out/t`, `${root}/out/*/*.jsonl`, `${root}/out`, `${root}/**/part-*.jsonl`]) {
+            const { records } = yield* readAll(File.source<Row>({ path, format: { type: "jsonl" } }))
+            assert.deepStrictEqual(records.map((r) => r.id).sort(), [0, 1, 2, 3, 4, 5], path)
+          }
+          assert.strictEqual((yield* store.readDirectory(`${root}/out`)).length, 2)
+          done()
+        }).pipe(Effect.provide(Layer.succeed(FileStore, FileStore.of(store))))
+      })
+    )
+
+  it.effect("refuses to write through a link to nothing, naming it", () => {
+    const files = FileStoreModule.memory()
+    files.links.set("out/t", "elsewhere")
+    return Effect.gen(function* () {
+      const error = yield* Pipeline.from(Source.fromIterable("rows", rows)).pipe(
+        Pipeline.to(File.sink<Row>({ path: "out/t", format: { type: "jsonl" }, mode: "overwrite" })),
+        Pipeline.run,
+        Effect.flip
+      )
+      assert.include(error.message, "Cannot write to out/t: it is a symbolic link to elsewhere, which does not exist")
+      assert.deepStrictEqual(Array.from(files.files.keys()), [])
+    }).pipe(Effect.provide(FileStoreModule.layerMemory(files)))
   })
 })
