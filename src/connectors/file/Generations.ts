@@ -5,15 +5,16 @@
  * `out/.t.gen-<tag>.<writer>`. Readers list and read `out/t/*` as before (the link is followed) and see one generation:
  * the old one or the new one, never a mix and never nothing. A new generation is written in a staging directory and
  * published in three steps: a pending link `out/.t.link-<tag>.<writer>` to the generation's name is made, the staging
- * directory is renamed whole to that name, and the pending link is renamed over `out/t` — one atomic rename. Only then
- * is the old generation retired: renamed to `out/.t.trash-<tag>.<writer>` and deleted, so that a half-deleted directory
- * always has a trash name and is never taken for data.
+ * directory is renamed whole to that name, and the pending link is renamed over `out/t` — one atomic rename. The
+ * generation it replaced stays until the next run on `out/t` starts, so that a reader that resolved the link just
+ * before the swap can still open it; that run retires it: renamed to `out/.t.trash-<tag>.<writer>`, then deleted, so
+ * that a half-deleted directory always has a trash name and is never taken for data.
  *
  * Every name carries its writer (`<pid>@<host>`), so that the next run can tell what a killed run left behind from what
  * a run that is still going is writing:
  * - staging, pending links and trash are garbage once their writer has ended;
  * - a generation is data while `out/t` points to it, and is being published while its writer is alive and its pending
- *   link exists; any other generation is garbage (an old one whose retirement was cut short, or one never published).
+ *   link exists; any other generation is garbage to the next run (the one replaced last, or one never published).
  * Nothing but a complete generation is ever published: when `out/t` is missing (a kill in the one moment a
  * pre-existing real directory is moved aside for its first link), the next run puts the killed run's pending link in
  * place if its generation exists. Trash is never restored.
@@ -134,10 +135,9 @@ const retire = (store: FileStoreShape, dir: string, generation: string): Effect.
   })
 
 /**
- * Publishes the complete directory `staging` as the content of `dir`, in one atomic rename of a link; then deletes the
- * generation it replaced. A failure before the swap leaves `dir` as it was (and removes what this call made); a failure
- * after it is logged, and what is left is swept by the next run. The swap is not interruptible: a rename in flight
- * must not race with the undoing of it.
+ * Publishes the complete directory `staging` as the content of `dir`, in one atomic rename of a link. The generation
+ * it replaced is left for the next run's `sweep`. A failure leaves `dir` as it was (and removes what this call made).
+ * The swap is not interruptible: a rename in flight must not race with the undoing of it.
  */
 export const publish = (
   store: FileStoreShape,
@@ -152,7 +152,6 @@ export const publish = (
     const swap = Effect.gen(function* () {
       yield* store.symlink(nodePath.basename(generation), pending)
       yield* store.rename(staging, generation).pipe(Effect.onError(() => undo))
-      const previous = yield* currentGeneration(store, dir)
       const isLink = (yield* store.readLink(dir)) !== undefined
       const kind = yield* store.kind(dir)
       if (!isLink && kind === "file")
@@ -167,10 +166,7 @@ export const publish = (
             })
           )
         )
-      if (isLink || kind === "missing") {
-        yield* store.rename(pending, dir).pipe(Effect.onError(() => undo))
-        return previous
-      }
+      if (isLink || kind === "missing") return yield* store.rename(pending, dir).pipe(Effect.onError(() => undo))
       // A real directory (written before generations, or by hand) cannot be replaced by a link in one rename: it
       // becomes a generation first. Until the next rename there is no `dir`; a kill there is finished by `recover`.
       const moved = sibling(store, dir, "gen", newTag())
@@ -178,15 +174,6 @@ export const publish = (
       yield* store
         .rename(pending, dir)
         .pipe(Effect.onError(() => Effect.ignore(Effect.andThen(store.rename(moved, dir), undo))))
-      return moved
     })
-    const replaced = yield* Effect.uninterruptible(swap)
-    if (replaced === undefined) return
-    yield* retire(store, dir, replaced).pipe(
-      Effect.catch((error) =>
-        goneAlready(error)
-          ? Effect.void
-          : Effect.logWarning(`${dir} was replaced, but its old content ${replaced} was not deleted: ${error.message}`)
-      )
-    )
+    yield* Effect.uninterruptible(swap)
   })

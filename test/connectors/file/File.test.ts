@@ -117,7 +117,8 @@ describe("File connector (memory store)", () => {
         Array.from(files.files.keys()).filter((k) => /staging|\.link-|\.trash-/.test(k)),
         []
       )
-      assert.deepStrictEqual(new Set(Array.from(files.files.keys(), (k) => k.split("/")[1])).size, 1)
+      // the current generation, and the one it replaced (kept for readers until the next run)
+      assert.deepStrictEqual(new Set(Array.from(files.files.keys(), (k) => k.split("/")[1])).size, 2)
     }).pipe(Effect.provide(FileStoreModule.layerMemory(files)))
   })
 
@@ -277,6 +278,7 @@ describe("File connector: an overwritten directory is a link to its current gene
             const { records } = yield* readAll(File.source<Row>({ path, format: { type: "jsonl" } }))
             assert.deepStrictEqual(records.map((r) => r.id).sort(), [0, 1, 2, 3, 4, 5], path)
           }
+          // the append run removed the generation the second overwrite replaced
           assert.strictEqual((yield* store.readDirectory(`${root}/out`)).length, 2)
           done()
         }).pipe(Effect.provide(Layer.succeed(FileStore, FileStore.of(store))))
