@@ -4,6 +4,8 @@
  *
  * Signals: while a streaming run is going, the first SIGINT/SIGTERM stops it gracefully (it commits what it read, prints
  * its report and exits 0) and a second one aborts it; at any other time a signal aborts at once, as Node's runner does.
+ *
+ * Crashes: a defect, in the program or outside it, prints one line and exits 1 (`--log-level debug` adds the trace).
  */
 import { readFileSync } from "node:fs"
 import * as NodeChildProcessSpawner from "@effect/platform-node-shared/NodeChildProcessSpawner"
@@ -16,6 +18,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
 import * as Cli from "./cli/Cli.ts"
+import * as Redaction from "./secrets/Redaction.ts"
 
 const version = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
   .version
@@ -53,7 +56,22 @@ const runMain = Runtime.makeRunMain(({ fiber, teardown }) => {
   process.on("SIGTERM", onSignal)
 })
 
-Cli.main(process.argv.slice(2), version, {
+const args = process.argv.slice(2)
+const secrets = Redaction.registry()
+
+// The last resort, for an error thrown outside any fiber (a driver's event without a listener, a callback): one line,
+// scrubbed, and exit 1, as for a defect inside the program; never Node's stack trace, which may quote a secret.
+const crash = (error: unknown) => {
+  process.stderr.write(`${secrets.scrub(Cli.defectLine(error, Cli.wantsTrace(args)))}\n`)
+  if (Cli.wantsTrace(args) && error instanceof Error && error.stack !== undefined)
+    process.stderr.write(`${secrets.scrub(error.stack)}\n`)
+  process.exit(1)
+}
+process.on("uncaughtException", crash)
+process.on("unhandledRejection", crash)
+
+Cli.main(args, version, {
+  secrets,
   stop: {
     signal: Deferred.await(stopRequested),
     armed: (on) => {

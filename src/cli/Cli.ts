@@ -6,6 +6,7 @@
  */
 import * as nodePath from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
+import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import { Argument, Command, Flag } from "effect/cli"
 import * as Data from "effect/Data"
@@ -25,6 +26,7 @@ import * as Pipeline from "../pipeline/Pipeline.ts"
 import { Progress } from "../runtime/Progress.ts"
 import * as Runner from "../runtime/Runner.ts"
 import * as SchemaRegistry from "../schema/SchemaRegistry.ts"
+import * as Redaction from "../secrets/Redaction.ts"
 import * as Vault from "../secrets/Vault.ts"
 import * as ProgressLine from "./Progress.ts"
 
@@ -35,8 +37,12 @@ export class CliFailure extends Data.TaggedError("CliFailure")<{ readonly messag
   }
 }
 
+/** Writes a line to stderr with every value the config took from `$env`/`$secret` scrubbed. */
+const printError = (message: string) =>
+  Effect.flatMap(Effect.service(Redaction.Secrets), (secrets) => Console.error(secrets.scrub(message)))
+
 const usage = (message: string) =>
-  Effect.andThen(Console.error(message), Effect.fail(new CliFailure({ message, exitCode: 2 })))
+  Effect.andThen(printError(message), Effect.fail(new CliFailure({ message, exitCode: 2 })))
 
 const configFailure = (error: ConfigError) => usage(error.message)
 
@@ -94,7 +100,7 @@ const importPipeline = (target: string) =>
     const mod = yield* Effect.tryPromise({
       try: () => import(url) as Promise<Record<string, unknown>>,
       catch: (cause) => new CliFailure({ message: `Cannot load ${target}: ${messageOf(cause)}`, exitCode: 2 })
-    }).pipe(Effect.tapError((e) => Console.error(e.message)))
+    }).pipe(Effect.tapError((e) => printError(e.message)))
     const candidate = mod.default ?? mod.pipeline
     if (!Pipeline.isPipeline(candidate))
       return yield* usage(
@@ -145,7 +151,9 @@ const runCommand = (stop: GracefulStop | undefined) =>
         Effect.provide(provided as unknown as Layer.Layer<never>),
         Effect.catchTag("SchemaRegistryError" as never, (e: { readonly message: string }) => usage(e.message))
       )
-      yield* Console.log(JSON.stringify(report, null, 2))
+      // The report carries error messages, which may quote a value from $env/$secret (a user or table name).
+      const secrets = yield* Redaction.Secrets
+      yield* Console.log(secrets.scrub(JSON.stringify(report, null, 2)))
       if (error !== undefined) return yield* Effect.fail(new CliFailure({ message: error.message, exitCode: 1 }))
     })
   ).pipe(
@@ -271,19 +279,64 @@ const makeRoot = (stop: GracefulStop | undefined) =>
 /** The root command. */
 export const root = makeRoot(undefined)
 
+/** Whether the arguments ask for debug logs (`--log-level debug`, `trace` or `all`): a defect then shows its trace. */
+export const wantsTrace = (args: ReadonlyArray<string>): boolean => {
+  let level: string | undefined
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    if (arg === "--log-level") level = args[i + 1]
+    else if (arg.startsWith("--log-level=")) level = arg.slice("--log-level=".length)
+  }
+  return level === "debug" || level === "trace" || level === "all"
+}
+
+/**
+ * The one line a defect (a bug, not a failure the CLI knows: a thrown exception, a stack overflow) prints: what it
+ * was, and how to see its trace. Never more than one line, never a stack trace.
+ */
+export const defectLine = (defect: unknown, trace: boolean): string => {
+  const what = defect instanceof Error ? `${defect.name}: ${defect.message}` : messageOf(defect)
+  const flat = what.replace(/\s+/g, " ").trim()
+  const short = flat.length > 300 ? `${flat.slice(0, 297)}...` : flat
+  return `effect-etl: unexpected error (${short}): a bug in effect-etl or in the pipeline's own code, not a problem with the config. ${
+    trace ? "Its trace follows." : "Run again with --log-level debug to see its trace."
+  }`
+}
+
+const reportDefect = (cause: Cause.Cause<unknown>, args: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const secrets = yield* Redaction.Secrets
+    const trace = wantsTrace(args)
+    const defect = Cause.findDefect(cause)
+    const line = defectLine(defect._tag === "Success" ? defect.success : Cause.squash(cause), trace)
+    yield* Console.error(secrets.scrub(line))
+    if (trace) yield* Console.error(secrets.scrub(Cause.pretty(cause)))
+    return yield* Effect.fail(new CliFailure({ message: line, exitCode: 1 }))
+  })
+
 /**
  * Runs the CLI on the given arguments (without `node` and the script). With `stop`, streaming runs stop gracefully when
- * its signal completes.
+ * its signal completes. `secrets` is the registry of values to keep out of what it prints (one per invocation by
+ * default; pass one to scrub with it outside too, e.g. in a last-resort crash handler).
+ *
+ * Exit codes: 0 ok, 1 the run failed or the CLI hit a defect (one line on stderr, the trace with
+ * `--log-level debug`), 2 bad usage or a bad config.
  */
-export const main = (args: ReadonlyArray<string>, version: string, options?: { readonly stop?: GracefulStop }) =>
+export const main = (
+  args: ReadonlyArray<string>,
+  version: string,
+  options?: { readonly stop?: GracefulStop; readonly secrets?: Redaction.Registry }
+) =>
   Command.runWith(options?.stop === undefined ? root : makeRoot(options.stop), { version })(args).pipe(
     Effect.catch((error) =>
       typeof error === "object" && error !== null && "_tag" in error && error._tag === "CliFailure"
         ? Effect.fail(error)
         : Effect.andThen(
-            Console.error(messageOf(error)),
+            printError(messageOf(error)),
             Effect.fail(new CliFailure({ message: messageOf(error), exitCode: 2 }))
           )
     ),
+    Effect.catchCause((cause) => (Cause.hasDies(cause) ? reportDefect(cause, args) : Effect.failCause(cause))),
+    Effect.provideService(Redaction.Secrets, options?.secrets ?? Redaction.registry()),
     Effect.provide(Logging.layer())
   )

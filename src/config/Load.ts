@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 import * as ConfigError from "../core/ConfigError.ts"
+import * as Redaction from "../secrets/Redaction.ts"
 import * as Vault from "../secrets/Vault.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 
@@ -52,6 +53,57 @@ export interface Resolved {
   readonly value: unknown
   /** Paths of values taken from the environment or the vault: errors never print them. */
   readonly sensitive: ReadonlySet<string>
+  /**
+   * The strings read from the environment or the vault (not the defaults written in the config): whatever prints
+   * errors or logs scrubs them (see `Redaction`).
+   */
+  readonly secrets: ReadonlyArray<string>
+}
+
+/** How deep a config value may nest: real configs stay under ten levels. */
+export const maxDepth = 64
+
+/** Keys that name JavaScript object internals: as config keys they would be dropped or would reach a prototype. */
+const forbiddenKeys: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"])
+
+/**
+ * Checks the shape of a parsed config before anything walks it recursively: no value nests deeper than `maxDepth`,
+ * and no object has a key naming an object internal (`__proto__`, `constructor`, `prototype`). Iterative, so a
+ * hostile file cannot overflow the stack here; the recursive steps after it only ever see bounded depths.
+ */
+export const checkShape = (value: unknown): ReadonlyArray<ConfigError.ConfigIssue> => {
+  const issues: Array<ConfigError.ConfigIssue> = []
+  let tooDeep = false
+  const stack: Array<{ readonly value: unknown; readonly path: ReadonlyArray<PropertyKey> }> = [{ value, path: [] }]
+  while (stack.length > 0) {
+    const { value: v, path } = stack.pop()!
+    if (typeof v !== "object" || v === null) continue
+    if (path.length > maxDepth) {
+      // One issue is enough: its path shows where the nesting starts.
+      if (!tooDeep)
+        issues.push({
+          path: ConfigError.jsonPath(path),
+          message: `Nested deeper than ${maxDepth} levels: a pipeline config never is (is this a generated or pasted value?)`
+        })
+      tooDeep = true
+      continue
+    }
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], path: [...path, i] })
+      continue
+    }
+    const keys = Object.keys(v)
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const key = keys[i]!
+      if (forbiddenKeys.has(key))
+        issues.push({
+          path: ConfigError.jsonPath([...path, key]),
+          message: `Unknown key ${JSON.stringify(key)}: it names a JavaScript object internal and is not allowed anywhere in a config`
+        })
+      else stack.push({ value: (v as Record<string, unknown>)[key], path: [...path, key] })
+    }
+  }
+  return issues
 }
 
 /** Sets the value at a path of keys inside plain objects and arrays built by `resolveReferences`. */
@@ -64,7 +116,8 @@ const setAt = (holder: unknown, keys: ReadonlyArray<PropertyKey>, value: unknown
 /**
  * Replaces every `{"$env": "VAR"}` (optionally with `"default"`) by the variable's value and every
  * `{"$secret": "name"}` by the secret from the vault (read once, only when the config has a `$secret`). A missing
- * variable or secret is an issue at its path; no value ever appears in an error.
+ * variable or secret is an issue at its path; no value ever appears in an error. The config's shape is checked
+ * first (`checkShape`).
  */
 export const resolveReferences = (
   file: string,
@@ -72,15 +125,21 @@ export const resolveReferences = (
   options?: { readonly env?: Readonly<Record<string, string | undefined>>; readonly vault?: Vault.VaultOptions }
 ): Effect.Effect<Resolved, ConfigError.ConfigError> =>
   Effect.gen(function* () {
+    const shape = checkShape(value)
+    if (shape.length > 0) return yield* Effect.fail(ConfigError.make(file, shape))
     const env = options?.env ?? process.env
     const issues: Array<ConfigError.ConfigIssue> = []
     const sensitive = new Set<string>()
+    const values: Array<string> = []
     const secrets: Array<{ readonly name: string; readonly path: string; readonly keys: ReadonlyArray<PropertyKey> }> =
       []
     const reference = (obj: Record<string, unknown>, key: "$env" | "$secret", path: string): boolean => {
       const keys = Object.keys(obj)
       const allowed = key === "$env" ? ["$env", "default"] : ["$secret"]
-      const ok = typeof obj[key] === "string" && keys.every((k) => allowed.includes(k))
+      const ok =
+        typeof obj[key] === "string" &&
+        keys.every((k) => allowed.includes(k)) &&
+        (obj.default === undefined || typeof obj.default === "string")
       if (!ok)
         issues.push({
           path,
@@ -91,20 +150,23 @@ export const resolveReferences = (
         })
       return ok
     }
+    // Recursive, but over a value `checkShape` has bounded.
     const walk = (v: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
       if (Array.isArray(v)) return v.map((item, i) => walk(item, [...path, i]))
       if (typeof v !== "object" || v === null) return v
       const obj = v as Record<string, unknown>
       const at = ConfigError.jsonPath(path)
-      if ("$env" in obj) {
+      if (Object.hasOwn(obj, "$env")) {
         if (!reference(obj, "$env", at)) return v
         const name = obj.$env as string
-        const found = env[name] ?? (typeof obj.default === "string" ? obj.default : undefined)
+        const fromEnv = env[name]
+        if (fromEnv !== undefined) values.push(fromEnv)
+        const found = fromEnv ?? (typeof obj.default === "string" ? obj.default : undefined)
         if (found === undefined) issues.push({ path: at, message: `Environment variable ${name} is not set` })
         sensitive.add(at)
         return found ?? v
       }
-      if ("$secret" in obj) {
+      if (Object.hasOwn(obj, "$secret")) {
         if (!reference(obj, "$secret", at)) return v
         sensitive.add(at)
         secrets.push({ name: obj.$secret as string, path: at, keys: path })
@@ -123,12 +185,27 @@ export const resolveReferences = (
         const found = entries.get(secret.name)
         if (found === undefined)
           issues.push({ path: secret.path, message: `No secret named ${JSON.stringify(secret.name)} in the vault` })
-        else setAt(resolved, ["root", ...secret.keys], found)
+        else {
+          values.push(found)
+          setAt(resolved, ["root", ...secret.keys], found)
+        }
       }
     }
+    const registry = yield* Redaction.Secrets
+    registry.add(values)
     if (issues.length > 0) return yield* Effect.fail(ConfigError.make(file, issues))
-    return { value: resolved.root, sensitive }
+    return { value: resolved.root, sensitive, secrets: values }
   })
+
+/** The same error with every one of `secrets` scrubbed from its messages (see `Redaction`). */
+export const redact = (error: ConfigError.ConfigError, secrets: ReadonlyArray<string>): ConfigError.ConfigError => {
+  if (secrets.length === 0) return error
+  const scrub = Redaction.scrubber(secrets)
+  return ConfigError.make(
+    error.file,
+    error.issues.map((i) => ({ path: scrub(i.path), message: scrub(i.message) }))
+  )
+}
 
 /** Replaces `{"$env": "VAR"}` references only (see `resolveReferences`). */
 export const resolveEnv = (
@@ -196,6 +273,8 @@ export const decode = (
   value: unknown,
   sensitive: ReadonlySet<string> = new Set()
 ): Effect.Effect<PipelineConfig, ConfigError.ConfigError> => {
+  const shape = checkShape(value)
+  if (shape.length > 0) return Effect.fail(ConfigError.make(file, shape))
   const exit = Schema.decodeUnknownExit(PipelineConfig)(value, { errors: "all", onExcessProperty: "error" })
   if (exit._tag === "Success") return Effect.succeed(exit.value)
   const reason = exit.cause.reasons[0]
@@ -208,10 +287,29 @@ export const decode = (
   return Effect.fail(ConfigError.make(file, issues))
 }
 
-/** Reads, parses, resolves and decodes a config file. */
-export const load = (file: string): Effect.Effect<PipelineConfig, ConfigError.ConfigError> =>
+/** A decoded config and the strings it took from the environment or the vault. */
+export interface Loaded {
+  readonly config: PipelineConfig
+  /** Strings that came from `$env` or `$secret`: never printed (see `Redaction`). */
+  readonly secrets: ReadonlyArray<string>
+}
+
+/**
+ * Reads, parses, resolves and decodes a config file, keeping the strings its references resolved to; they are
+ * scrubbed from the error when decoding fails.
+ */
+export const loadWithSecrets = (file: string): Effect.Effect<Loaded, ConfigError.ConfigError> =>
   readText(file).pipe(
     Effect.flatMap((text) => parseJson(file, text)),
     Effect.flatMap((json) => resolveReferences(file, json)),
-    Effect.flatMap((resolved) => decode(file, resolved.value, resolved.sensitive))
+    Effect.flatMap((resolved) =>
+      decode(file, resolved.value, resolved.sensitive).pipe(
+        Effect.map((config) => ({ config, secrets: resolved.secrets })),
+        Effect.mapError((error) => redact(error, resolved.secrets))
+      )
+    )
   )
+
+/** Reads, parses, resolves and decodes a config file. */
+export const load = (file: string): Effect.Effect<PipelineConfig, ConfigError.ConfigError> =>
+  Effect.map(loadWithSecrets(file), (loaded) => loaded.config)

@@ -3,7 +3,7 @@
  * span, so a run's lines can be found and followed in any log system.
  *
  * Lines go to stderr (stdout is kept for the RunReport). Secrets never reach them: `Redacted` values print as
- * `<redacted>`, and causes are reduced to their messages.
+ * `<redacted>`, causes are reduced to their messages, and the values a config took from `$env`/`$secret` are scrubbed.
  */
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
@@ -14,6 +14,7 @@ import * as Redacted from "effect/Redacted"
 import * as References from "effect/References"
 import * as Tracer from "effect/Tracer"
 import { toJson } from "../formats/JsonValue.ts"
+import * as Redaction from "../secrets/Redaction.ts"
 
 const safe = (value: unknown): unknown => {
   if (Redacted.isRedacted(value)) return "<redacted>"
@@ -52,9 +53,13 @@ export const formatLine = (options: Logger.Options<unknown>): Record<string, unk
   return line
 }
 
-/** A logger writing JSON lines to stderr. */
+/**
+ * A logger writing JSON lines to stderr. Every value the config took from `$env` or `$secret` (the registry in
+ * `Redaction.Secrets`) is scrubbed from the line, wherever it appears: a message, an annotation, a driver's error.
+ */
 export const jsonLogger: Logger.Logger<unknown, void> = Logger.make((options) => {
-  process.stderr.write(`${JSON.stringify(formatLine(options))}\n`)
+  const secrets = options.fiber.getRef(Redaction.Secrets)
+  process.stderr.write(`${secrets.scrub(JSON.stringify(formatLine(options)))}\n`)
 })
 
 /** Replaces the default loggers with the JSON logger, at `level` and above (default `Info`). */
