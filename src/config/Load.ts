@@ -48,6 +48,37 @@ export const parseJson = (file: string, text: string): Effect.Effect<unknown, Co
     }
   })
 
+/** `{"$env": "VARIABLE"}`, optionally with a `"default"`: the variable's value, read when the config is loaded. */
+export const EnvReference = Schema.Struct({
+  $env: Schema.String.annotate({ description: "The name of an environment variable" }),
+  default: Schema.optionalKey(
+    Schema.String.annotate({ description: "The value when the variable is not set (it is not a secret)" })
+  )
+}).annotate({
+  identifier: "EnvReference",
+  description: "The value of an environment variable, read when the config is loaded; never printed"
+})
+
+/** `{"$secret": "name"}`: a secret from the vault, read when the config is loaded. */
+export const SecretReference = Schema.Struct({
+  $secret: Schema.String.annotate({ description: "The name of a secret in the vault (`effect-etl vault set <name>`)" })
+}).annotate({
+  identifier: "SecretReference",
+  description: "A secret from the encrypted vault, read when the config is loaded; never printed"
+})
+
+/**
+ * A reference the loader replaces by a string before decoding: it may stand wherever a config takes a string (and only
+ * there, since what it gives is a string). The generated JSON Schema accepts it at exactly those places.
+ */
+export const Reference = Schema.Union([EnvReference, SecretReference]).annotate({ identifier: "Reference" })
+
+const isReference = {
+  $env: (v: unknown) => Schema.decodeUnknownExit(EnvReference)(v, { onExcessProperty: "error" })._tag === "Success",
+  $secret: (v: unknown) =>
+    Schema.decodeUnknownExit(SecretReference)(v, { onExcessProperty: "error" })._tag === "Success"
+}
+
 /** A config with its references replaced, and the JSON paths of the values that came from them. */
 export interface Resolved {
   readonly value: unknown
@@ -134,12 +165,7 @@ export const resolveReferences = (
     const secrets: Array<{ readonly name: string; readonly path: string; readonly keys: ReadonlyArray<PropertyKey> }> =
       []
     const reference = (obj: Record<string, unknown>, key: "$env" | "$secret", path: string): boolean => {
-      const keys = Object.keys(obj)
-      const allowed = key === "$env" ? ["$env", "default"] : ["$secret"]
-      const ok =
-        typeof obj[key] === "string" &&
-        keys.every((k) => allowed.includes(k)) &&
-        (obj.default === undefined || typeof obj.default === "string")
+      const ok = isReference[key](obj)
       if (!ok)
         issues.push({
           path,

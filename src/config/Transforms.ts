@@ -9,7 +9,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as ConfigError from "../core/ConfigError.ts"
-import { DurationString, NonEmpty, StageName } from "../core/ConfigFields.ts"
+import { DurationString, intBetween, NonEmpty, StageName } from "../core/ConfigFields.ts"
 import type { Flow } from "../core/Flow.ts"
 import * as Expression from "../expr/Expression.ts"
 import type { AggSpec } from "../transforms/Aggregate.ts"
@@ -230,8 +230,9 @@ const JoinConfig = Schema.Struct({
     })
   ),
   max_rows: Schema.optionalKey(
-    Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)).annotate({
-      description: "The most rows the joined side may have (default 1000000); more fails the run with a clear error"
+    intBetween(0, 100_000_000, "the joined side is held in memory").annotate({
+      description:
+        "The most rows the joined side may have (default 1000000, at most 100000000); more fails the run with a clear error"
     })
   ),
   refresh: Schema.optionalKey(

@@ -1,6 +1,6 @@
 import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
-import { DurationString, NonEmpty, PositiveInt, StageName } from "../../core/ConfigFields.ts"
+import { BatchSize, durationString, intBetween, NonEmpty, StageName } from "../../core/ConfigFields.ts"
 import type * as KafkaClient from "./KafkaClient.ts"
 
 const secret = (description: string) =>
@@ -35,10 +35,14 @@ export const ConnectionConfig = Schema.Struct({
   brokers,
   ...clientFields,
   connection_timeout: Schema.optionalKey(
-    DurationString.annotate({ description: 'Longest wait to connect to a broker (default "10 seconds")' })
+    durationString({ max: "1 day", positive: true }).annotate({
+      description: 'Longest wait to connect to a broker (default "10 seconds")'
+    })
   ),
   request_timeout: Schema.optionalKey(
-    DurationString.annotate({ description: 'Longest wait for a broker\'s answer (default "30 seconds")' })
+    durationString({ max: "1 day", positive: true }).annotate({
+      description: 'Longest wait for a broker\'s answer (default "30 seconds")'
+    })
   )
 }).annotate({
   description: "A Kafka cluster, connected once per run and shared by every source and sink naming it"
@@ -92,7 +96,7 @@ export const PayloadConfig = Schema.Union([
       schemaName
     ).annotate({ description: 'Schema id → schema name in schemas/, e.g. {"1": "transaction"}' }),
     write_id: Schema.optionalKey(
-      Schema.Int.check(Schema.isGreaterThanOrEqualTo(0)).annotate({
+      intBetween(0, 2_147_483_647, "schema ids are 32-bit").annotate({
         description: "The schema id produced messages carry (sinks)"
       })
     )
@@ -161,7 +165,7 @@ export const SourceConfig = Schema.Struct({
     })
   ),
   max_bytes_per_partition: Schema.optionalKey(
-    PositiveInt.annotate({
+    intBetween(1, 16777216, "a request fetches at most 16 MiB in all").annotate({
       description: "Bytes fetched per partition per request (default 2 MiB; at most 16 MiB per request in all)"
     })
   )
@@ -178,10 +182,12 @@ export const SourceConfig = Schema.Struct({
 
 const compression = Schema.Literals(["none", "gzip", "snappy", "lz4", "zstd"])
   .check(
-    Schema.makeFilter((c: string) =>
-      c === "none" || c === "gzip"
-        ? undefined
-        : `Compression "${c}" is not available with the kafkajs client (it ships gzip only): use "gzip" or "none"`
+    Schema.makeFilter(
+      (c: string) =>
+        c === "none" || c === "gzip"
+          ? undefined
+          : `Compression "${c}" is not available with the kafkajs client (it ships gzip only): use "gzip" or "none"`,
+      { toJsonSchema: () => ({ enum: ["none", "gzip"] }) }
     )
   )
   .annotate({ description: "Compression of produced batches: none (default) or gzip" })
@@ -195,10 +201,12 @@ export const SinkConfig = Schema.Struct({
   mode: Schema.optionalKey(
     Schema.Literals(["append", "overwrite", "upsert"])
       .check(
-        Schema.makeFilter((mode: string) =>
-          mode === "overwrite"
-            ? 'A Kafka topic is a log and cannot be overwritten. Use "append", or "upsert" with "key" fields on a compacted topic'
-            : undefined
+        Schema.makeFilter(
+          (mode: string) =>
+            mode === "overwrite"
+              ? 'A Kafka topic is a log and cannot be overwritten. Use "append", or "upsert" with "key" fields on a compacted topic'
+              : undefined,
+          { toJsonSchema: () => ({ enum: ["append", "upsert"] }) }
         )
       )
       .annotate({ description: "append (default): no key; upsert: keyed by the key fields (compacted topics)" })
@@ -207,16 +215,18 @@ export const SinkConfig = Schema.Struct({
   value: PayloadConfig,
   compression: Schema.optionalKey(compression),
   max_request_bytes: Schema.optionalKey(
-    PositiveInt.annotate({ description: "Bytes per produce request (default 1 MiB)" })
+    intBetween(1, 268435456, "a request is held in memory").annotate({
+      description: "Bytes per produce request (default 1 MiB, at most 256 MiB)"
+    })
   ),
   linger: Schema.optionalKey(
-    DurationString.annotate({
+    durationString({ max: "1 minute" }).annotate({
       description:
         'Wait this long for more records before producing, e.g. "5 millis" (like linger.ms); offsets are committed after the produce. Default: produce each batch as it comes'
     })
   ),
   batch_size: Schema.optionalKey(
-    PositiveInt.annotate({
+    BatchSize.annotate({
       description: "Produce at once when this many records are gathered (default 10000; with linger)"
     })
   )

@@ -1,5 +1,5 @@
 import * as Schema from "effect/Schema"
-import { NonEmpty, PositiveInt, StageName } from "../../core/ConfigFields.ts"
+import { BatchSize, Concurrency, intBetween, NonEmpty, PositiveInt, StageName } from "../../core/ConfigFields.ts"
 import { FormatConfig } from "../../core/FormatConfig.ts"
 import type * as S3Client from "./S3Client.ts"
 
@@ -72,8 +72,8 @@ export const SourceConfig = Schema.Struct({
   schema: Schema.optionalKey(
     schemaName.annotate({ description: "The name of an Avro schema in schemas/ that every record must match" })
   ),
-  batch_size: Schema.optionalKey(PositiveInt.annotate({ description: "Records per batch (default 4096)" })),
-  concurrency: Schema.optionalKey(PositiveInt.annotate({ description: "Objects read at once (default 4)" })),
+  batch_size: Schema.optionalKey(BatchSize.annotate({ description: "Records per batch (default 4096)" })),
+  concurrency: Schema.optionalKey(Concurrency.annotate({ description: "Objects read at once (default 4)" })),
   use_manifest: Schema.optionalKey(
     Schema.Boolean.annotate({
       description: "Read only the objects a _SUCCESS manifest lists, when there is one (default true)"
@@ -89,15 +89,24 @@ export const SinkConfig = Schema.Struct({
   name: Schema.optionalKey(StageName),
   ...inlineFields,
   bucket,
-  path: Schema.String.annotate({ description: "The prefix part objects are written under" }),
+  path: Schema.String.check(
+    Schema.makeFilter((path: string) => {
+      const parts = path.split("/").filter((p) => p !== "")
+      return parts.length === 0 || parts.some((p) => p === "." || p === "..")
+        ? 'Expected a prefix of its own, e.g. "exports/orders": the sink writes under it and an overwrite replaces everything under it, so it cannot be the bucket\'s root or have "." or ".." parts'
+        : undefined
+    })
+  ).annotate({ description: "The prefix part objects are written under (not the bucket's root)" }),
   format: FormatConfig,
   mode: Schema.optionalKey(
     Schema.Literals(["append", "overwrite", "upsert"])
       .check(
-        Schema.makeFilter((mode: string) =>
-          mode === "upsert"
-            ? 'The S3 sink cannot upsert: objects have no keys. Use "append" or "overwrite", or a database sink for upserts'
-            : undefined
+        Schema.makeFilter(
+          (mode: string) =>
+            mode === "upsert"
+              ? 'The S3 sink cannot upsert: objects have no keys. Use "append" or "overwrite", or a database sink for upserts'
+              : undefined,
+          { toJsonSchema: () => ({ enum: ["append", "overwrite"] }) }
         )
       )
       .annotate({
@@ -116,11 +125,13 @@ export const SinkConfig = Schema.Struct({
     PositiveInt.annotate({ description: "Start a new object after this many records (default 1000000)" })
   ),
   max_bytes_per_object: Schema.optionalKey(
-    PositiveInt.annotate({ description: "Start a new object after this many bytes (default 512 MiB)" })
+    intBetween(1, 5497558138880, "S3 objects are at most 5 TiB").annotate({
+      description: "Start a new object after this many bytes (default 512 MiB)"
+    })
   ),
   part_size: Schema.optionalKey(
-    Schema.Int.check(Schema.isGreaterThanOrEqualTo(5 * 1024 * 1024)).annotate({
-      description: "Multipart part size in bytes (default 8 MiB, at least 5 MiB)"
+    intBetween(5 * 1024 * 1024, 5 * 1024 * 1024 * 1024, "S3 parts are at most 5 GiB").annotate({
+      description: "Multipart part size in bytes (default 8 MiB, from 5 MiB to 5 GiB)"
     })
   )
 })

@@ -7,7 +7,7 @@
 import type * as Duration from "effect/Duration"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { DurationString, NonEmpty, PositiveInt, StageName } from "../../core/ConfigFields.ts"
+import { BatchSize, DurationString, durationString, intBetween, NonEmpty, StageName } from "../../core/ConfigFields.ts"
 
 /** TLS settings of a connection. */
 export interface TlsOptions {
@@ -74,12 +74,20 @@ const connectionConfigOf = <T extends Schema.Top>(type: T) =>
         ca: Schema.optionalKey(Schema.String.annotate({ description: "PEM text of the CA certificate(s) to trust" }))
       }).annotate({ description: "TLS settings" })
     ),
-    pool_size: Schema.optionalKey(PositiveInt.annotate({ description: "Connections in the pool (default 10)" })),
+    pool_size: Schema.optionalKey(
+      intBetween(1, 1000, "each is a server connection").annotate({
+        description: "Connections in the pool (default 10, at most 1000)"
+      })
+    ),
     statement_timeout: Schema.optionalKey(
-      DurationString.annotate({ description: "The server cancels statements that run longer (default: no limit)" })
+      durationString({ max: "1 day", positive: true }).annotate({
+        description: "The server cancels statements that run longer (default: no limit)"
+      })
     ),
     connect_timeout: Schema.optionalKey(
-      DurationString.annotate({ description: 'Longest wait for a new connection (default "30 seconds")' })
+      durationString({ max: "1 day", positive: true }).annotate({
+        description: 'Longest wait for a new connection (default "30 seconds")'
+      })
     )
   })
     .check(
@@ -148,11 +156,13 @@ const sourceFields = {
   schema: Schema.optionalKey(
     NonEmpty.annotate({ description: "An Avro schema in schemas/ naming the columns to read (default: all)" })
   ),
-  batch_size: Schema.optionalKey(PositiveInt.annotate({ description: "Rows per batch (default 10000)" })),
+  batch_size: Schema.optionalKey(BatchSize.annotate({ description: "Rows per batch (default 10000)" })),
   partition: Schema.optionalKey(
     Schema.Struct({
       column: Identifier.annotate({ description: "A numeric, timestamp or date column to split the read on" }),
-      partitions: PositiveInt.annotate({ description: "How many slices to read at once" }),
+      partitions: intBetween(1, 10_000, "every slice is a query of its own").annotate({
+        description: "How many slices to read at once (at most 10000)"
+      }),
       lower_bound: Schema.optionalKey(Bound.annotate({ description: "Default: MIN(column)" })),
       upper_bound: Schema.optionalKey(Bound.annotate({ description: "Default: MAX(column)" }))
     }).annotate({
@@ -161,16 +171,23 @@ const sourceFields = {
     })
   ),
   predicates: Schema.optionalKey(
-    Schema.Array(NonEmpty).annotate({
-      description:
-        "One slice per SQL condition, read concurrently (an alternative to partition; they should not overlap)"
-    })
+    Schema.Array(NonEmpty)
+      .check(
+        Schema.isMaxLength(10_000, { message: "Expected at most 10000 predicates (every slice is a query of its own)" })
+      )
+      .annotate({
+        description:
+          "One slice per SQL condition, read concurrently (an alternative to partition; they should not overlap)"
+      })
   ),
   incremental: Schema.optionalKey(
     Schema.Struct({
       column: Identifier.annotate({ description: "A cursor column that grows: updated_at, id" }),
       lag: Schema.optionalKey(
-        Schema.Union([Schema.Finite, DurationString]).annotate({
+        Schema.Union([
+          Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0, { message: "Expected a lag that is not negative" })),
+          DurationString
+        ]).annotate({
           description:
             'Rows within this of the newest cursor value wait for the next run, so rows committed late are not missed: a number for numeric cursors, a duration ("5 minutes") for timestamps'
         })
