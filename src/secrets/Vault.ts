@@ -43,6 +43,34 @@ export const fromEnv = (env: Readonly<Record<string, string | undefined>> = proc
 })
 
 const KDF = { N: 1 << 15, r: 8, p: 1 } as const
+
+/**
+ * Why a vault file's key parameters cannot be used, or `undefined`. Its scrypt costs may not exceed the ones `write`
+ * uses (N = 2^15, r = 8, p = 1: 32 MiB and about 0.1 s): a file naming higher costs was not written by this vault, and
+ * honouring them would let whoever can edit it make every run allocate gigabytes or spin for minutes before the
+ * authentication tag is even checked. (Lower costs only derive a key that fails that check.) Salt, IV and tag must
+ * have their sizes.
+ */
+const kdfProblem = (parsed: Partial<VaultFile>): string | undefined => {
+  const kdf = parsed.kdf
+  if (typeof kdf !== "object" || kdf === null || kdf.name !== "scrypt") return "its key derivation is not scrypt"
+  const costs = { N: kdf.N, r: kdf.r, p: kdf.p }
+  const show = (v: unknown) => String(v).slice(0, 24)
+  const shown = `N=${show(costs.N)}, r=${show(costs.r)}, p=${show(costs.p)}`
+  if ((Object.keys(KDF) as Array<keyof typeof KDF>).some((k) => !Number.isSafeInteger(costs[k]) || costs[k] < 1))
+    return `its scrypt costs (${shown}) are not positive integers`
+  if ((Object.keys(KDF) as Array<keyof typeof KDF>).some((k) => costs[k] > KDF[k]))
+    return `its scrypt costs (${shown}) are above the ones this vault writes (at most N=${KDF.N}, r=${KDF.r}, p=${KDF.p})`
+  const sizes: ReadonlyArray<readonly [unknown, number, string]> = [
+    [kdf.salt, 16, "salt"],
+    [parsed.iv, 12, "IV"],
+    [parsed.tag, 16, "authentication tag"]
+  ]
+  for (const [value, bytes, what] of sizes)
+    if (typeof value !== "string" || Buffer.from(value, "base64").length !== bytes) return `its ${what} is malformed`
+  if (typeof parsed.data !== "string") return "it has no data"
+  return undefined
+}
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/
 
 interface VaultFile {
@@ -103,7 +131,16 @@ export const read = (options: VaultOptions): Effect.Effect<ReadonlyMap<string, s
       try: () => JSON.parse(text) as VaultFile,
       catch: () => corrupt(options.file)
     })
-    if (parsed.version !== 1 || parsed.kdf?.name !== "scrypt") return yield* Effect.fail(corrupt(options.file))
+    if (typeof parsed !== "object" || parsed === null || parsed.version !== 1)
+      return yield* Effect.fail(corrupt(options.file))
+    const problem = kdfProblem(parsed)
+    if (problem !== undefined)
+      return yield* Effect.fail(
+        new VaultError({
+          reason: "Corrupt",
+          message: `Cannot open the vault ${options.file}: ${problem}; the file was modified or was not written by effect-etl`
+        })
+      )
     const key = yield* deriveKey(passphrase, Buffer.from(parsed.kdf.salt, "base64"), parsed.kdf)
     const plain = yield* Effect.try({
       try: () => {
