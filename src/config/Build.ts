@@ -77,7 +77,15 @@ export const build = (
     let fields = built.fields
     const transforms = config.transforms ?? []
     for (let i = 0; i < transforms.length; i++) {
-      const step = yield* Transforms.build(transforms[i]!, { file: options.file, path: `$.transforms[${i}]`, fields })
+      const step = yield* Transforms.build(transforms[i]!, {
+        file: options.file,
+        path: `$.transforms[${i}]`,
+        fields,
+        // A joined source names schemas and connections as the main source does.
+        schema: options.schema,
+        connections: config.connections ?? {},
+        pipeline: config.name
+      })
       flow = step.apply(flow)
       fields = step.fields
     }

@@ -21,6 +21,7 @@ import type { Sink } from "../core/Sink.ts"
 import type { Source } from "../core/Source.ts"
 import * as KafkaBuild from "./KafkaBuild.ts"
 import type { AnyRecord } from "./Records.ts"
+import * as Records from "./Records.ts"
 import * as S3Build from "./S3Build.ts"
 import * as SqlBuild from "./SqlBuild.ts"
 
@@ -91,7 +92,12 @@ const buildFileSource = (
   env: BuildEnv
 ): Effect.Effect<BuiltSource, ConfigError.ConfigError> =>
   Effect.gen(function* () {
-    const schema = config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`)
+    const schema = yield* Records.withUnknownFields(
+      config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`),
+      config.unknown_fields,
+      env.file,
+      env.path
+    )
     return {
       source: File.source<AnyRecord>({
         path: config.path,

@@ -24,6 +24,7 @@ import type * as Sink from "../core/Sink.ts"
 import type * as Source from "../core/Source.ts"
 import type * as Payload from "../formats/Payload.ts"
 import * as Connections from "./Connections.ts"
+import * as Records from "./Records.ts"
 
 /**
  * The layer of a named Kafka connection: one kafkajs client (its admin connection opened on first use) for the run,
@@ -178,7 +179,12 @@ export const buildSource = (config: SourceConfig, env: BuildEnv) =>
   Effect.gen(function* () {
     yield* checkConnection(config.connection, env, "source")
     const value = yield* payload(config.value, env.schema, `${env.path}.value`)
-    const schema = config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`)
+    const schema = yield* Records.withUnknownFields(
+      config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`),
+      config.unknown_fields,
+      env.file,
+      env.path
+    )
     const start = yield* startOf(config.start, env.file, `${env.path}.start`)
     let topics: ReadonlyArray<string> | RegExp
     if (config.topic_pattern !== undefined) {

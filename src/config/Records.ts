@@ -5,7 +5,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as ConfigError from "../core/ConfigError.ts"
-import type { RecordSchema } from "../core/RecordSchema.ts"
+import * as RecordSchema from "../core/RecordSchema.ts"
 import * as AvroSchema from "../schema/AvroSchema.ts"
 import type * as SchemaRegistry from "../schema/SchemaRegistry.ts"
 
@@ -81,7 +81,7 @@ const namedTypes = (
 }
 
 /** The record schema of a registry entry. Its column types cover the fields that are not plain strings. */
-export const fromEntry = (entry: SchemaRegistry.Entry): RecordSchema<AnyRecord> => {
+export const fromEntry = (entry: SchemaRegistry.Entry): RecordSchema.RecordSchema<AnyRecord> => {
   const avro = entry.avro
   const record = typeof avro === "object" && !AvroSchema.isUnion(avro) && avro.type === "record" ? avro : undefined
   const named = namedTypes(avro, undefined, new Map())
@@ -93,7 +93,7 @@ export const fromEntry = (entry: SchemaRegistry.Entry): RecordSchema<AnyRecord> 
   return {
     name: entry.name,
     fields: record?.fields.map((field) => field.name),
-    validate: entry.validate as RecordSchema<AnyRecord>["validate"],
+    validate: entry.validate as RecordSchema.RecordSchema<AnyRecord>["validate"],
     // The avsc type with effect-etl's logical types, so Avro files read and write Date, BigDecimal, ... records.
     avro: entry.avroType,
     columns
@@ -106,8 +106,30 @@ export const fromEntry = (entry: SchemaRegistry.Entry): RecordSchema<AnyRecord> 
  */
 export const lookup =
   (registry: SchemaRegistry.Service, file: string) =>
-  (name: string, path: string): Effect.Effect<RecordSchema<AnyRecord>, ConfigError.ConfigError> =>
+  (name: string, path: string): Effect.Effect<RecordSchema.RecordSchema<AnyRecord>, ConfigError.ConfigError> =>
     registry.get(name).pipe(
       Effect.map(fromEntry),
       Effect.mapError((error) => ConfigError.single(file, path, error.message))
     )
+
+/**
+ * A source's schema with its `unknown_fields` policy applied (the default, "drop", is what schemas do). A policy
+ * without a schema is an error at `<path>.unknown_fields`: without a schema no field is unknown.
+ */
+export const withUnknownFields = (
+  schema: RecordSchema.RecordSchema<AnyRecord> | undefined,
+  policy: RecordSchema.UnknownFields | undefined,
+  file: string,
+  path: string
+): Effect.Effect<RecordSchema.RecordSchema<AnyRecord> | undefined, ConfigError.ConfigError> => {
+  if (policy === undefined) return Effect.succeed(schema)
+  if (schema === undefined)
+    return Effect.fail(
+      ConfigError.single(
+        file,
+        `${path}.unknown_fields`,
+        '"unknown_fields" applies to records checked against a "schema": without one, every field is passed on'
+      )
+    )
+  return Effect.succeed(RecordSchema.withUnknownFields(schema, policy))
+}

@@ -22,6 +22,7 @@ import type { RecordSchema } from "../core/RecordSchema.ts"
 import type * as Sink from "../core/Sink.ts"
 import type * as Source from "../core/Source.ts"
 import * as Connections from "./Connections.ts"
+import * as Records from "./Records.ts"
 
 /**
  * The layer of a named S3 connection: one SDK client for the run, shared by every source and sink naming it,
@@ -124,7 +125,12 @@ const checkConnection = (name: string | undefined, env: BuildEnv, role: string) 
 export const buildSource = (config: SourceConfig, env: BuildEnv) =>
   Effect.gen(function* () {
     yield* checkConnection(config.connection, env, "source")
-    const schema = config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`)
+    const schema = yield* Records.withUnknownFields(
+      config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`),
+      config.unknown_fields,
+      env.file,
+      env.path
+    )
     const source = S3.source<Readonly<Record<string, unknown>>>({
       bucket: config.bucket,
       path: config.path,

@@ -90,14 +90,14 @@ const tagOf = (type: "postgres" | "mysql", name: string): Context.Key<never, Any
 
 const label = (type: "postgres" | "mysql") => (type === "postgres" ? "PostgreSQL" : "MySQL")
 
-const checkConnection = (type: "postgres" | "mysql", name: string, env: SqlBuildEnv) =>
+const checkConnection = (type: "postgres" | "mysql", name: string, env: SqlBuildEnv, role: "source" | "sink") =>
   Declared.check({
     file: env.file,
     path: env.path,
     connections: env.connections,
     name,
     type,
-    role: env.path === "$.source" ? "source" : "sink"
+    role
   })
 
 const checkIdentifiers = (
@@ -127,7 +127,7 @@ export const buildSource = (
 > =>
   Effect.gen(function* () {
     const type = config.type
-    yield* checkConnection(type, config.connection, env)
+    yield* checkConnection(type, config.connection, env, "source")
     yield* checkIdentifiers(type, env, [
       ["table", config.table === undefined ? [] : [config.table]],
       ["table_schema", config.table_schema === undefined ? [] : [config.table_schema]],
@@ -207,7 +207,7 @@ export const buildSink = (
 > =>
   Effect.gen(function* () {
     const type = config.type
-    yield* checkConnection(type, config.connection, env)
+    yield* checkConnection(type, config.connection, env, "sink")
     yield* checkIdentifiers(type, env, [
       ["table", [config.table]],
       ["table_schema", config.table_schema === undefined ? [] : [config.table_schema]],

@@ -308,6 +308,10 @@ export interface BuildContext {
   readonly fields: ReadonlyArray<string> | undefined
   /** Finds record schemas by name, for the source of a `join` (without it, a joined source cannot name a schema). */
   readonly schema?: Connectors.BuildEnv["schema"]
+  /** The connections the config declares, for the source of a `join` (the same ones the main source can name). */
+  readonly connections?: Connectors.BuildEnv["connections"]
+  /** The pipeline's name (the default name of a joined source's state files). */
+  readonly pipeline?: string
 }
 
 /** A built transform and the fields records have after it (when known). */
@@ -497,7 +501,9 @@ const buildJoin = (config: typeof JoinConfig.Type, ctx: BuildContext): Effect.Ef
               path,
               `Schema ${JSON.stringify(name)} cannot be looked up for a joined source here`
             )
-          ))
+          )),
+      ...(ctx.connections === undefined ? {} : { connections: ctx.connections }),
+      ...(ctx.pipeline === undefined ? {} : { pipeline: ctx.pipeline })
     })
     const right = built.fields
     const source = { ...ctx, fields: right }

@@ -68,6 +68,12 @@ export const BatchSize = intBetween(1, 1_000_000, "a batch is held in memory")
 /** How many parts are read at once. */
 export const Concurrency = intBetween(1, 256, "each part read at once holds a connection and a buffer")
 
+/** What a source does with record fields its `schema` does not name (see `RecordSchema.withUnknownFields`). */
+export const UnknownFields = Schema.Literals(["drop", "keep", "reject"]).annotate({
+  description:
+    'Fields of a record that the schema does not name: "drop" them (default), "keep" them as read, or "reject" the record to the dead letters'
+})
+
 /** A stage name: letters, digits, `-`, `_` and `.`. */
 export const StageName = Schema.String.check(
   Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/u, {

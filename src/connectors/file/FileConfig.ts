@@ -4,7 +4,7 @@
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import * as Schema from "effect/Schema"
-import { BatchSize, Concurrency, NonEmpty, PositiveInt, StageName } from "../../core/ConfigFields.ts"
+import { BatchSize, Concurrency, NonEmpty, PositiveInt, StageName, UnknownFields } from "../../core/ConfigFields.ts"
 import { FormatConfig } from "../../core/FormatConfig.ts"
 
 /** A file source in a config. */
@@ -21,6 +21,7 @@ export const SourceConfig = Schema.Struct({
   schema: Schema.optionalKey(
     NonEmpty.annotate({ description: "The name of an Avro schema in schemas/ that every record must match" })
   ),
+  unknown_fields: Schema.optionalKey(UnknownFields),
   batch_size: Schema.optionalKey(BatchSize.annotate({ description: "Records per batch (default 4096)" })),
   concurrency: Schema.optionalKey(
     Concurrency.annotate({ description: "Files read at once (default 1: one after the other, in path order)" })

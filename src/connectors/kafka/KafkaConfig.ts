@@ -1,6 +1,6 @@
 import * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
-import { BatchSize, durationString, intBetween, NonEmpty, StageName } from "../../core/ConfigFields.ts"
+import { BatchSize, durationString, intBetween, NonEmpty, StageName, UnknownFields } from "../../core/ConfigFields.ts"
 import type * as KafkaClient from "./KafkaClient.ts"
 
 const secret = (description: string) =>
@@ -159,6 +159,7 @@ export const SourceConfig = Schema.Struct({
   schema: Schema.optionalKey(
     schemaName.annotate({ description: "Validate JSON values against this schema (avro values use value.schema)" })
   ),
+  unknown_fields: Schema.optionalKey(UnknownFields),
   envelope: Schema.optionalKey(
     Schema.Boolean.annotate({
       description: "Records are {topic, partition, offset, timestamp, key, headers, value} (default false)"

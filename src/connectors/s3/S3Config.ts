@@ -1,5 +1,13 @@
 import * as Schema from "effect/Schema"
-import { BatchSize, Concurrency, intBetween, NonEmpty, PositiveInt, StageName } from "../../core/ConfigFields.ts"
+import {
+  BatchSize,
+  Concurrency,
+  intBetween,
+  NonEmpty,
+  PositiveInt,
+  StageName,
+  UnknownFields
+} from "../../core/ConfigFields.ts"
 import { FormatConfig } from "../../core/FormatConfig.ts"
 import type * as S3Client from "./S3Client.ts"
 
@@ -72,6 +80,7 @@ export const SourceConfig = Schema.Struct({
   schema: Schema.optionalKey(
     schemaName.annotate({ description: "The name of an Avro schema in schemas/ that every record must match" })
   ),
+  unknown_fields: Schema.optionalKey(UnknownFields),
   batch_size: Schema.optionalKey(BatchSize.annotate({ description: "Records per batch (default 4096)" })),
   concurrency: Schema.optionalKey(Concurrency.annotate({ description: "Objects read at once (default 4)" })),
   use_manifest: Schema.optionalKey(
