@@ -181,7 +181,17 @@ describe("config values that harm data are rejected with their JSON path and bou
     () =>
       Effect.gen(function* () {
         const cwd = process.cwd()
-        for (const path of ["/", ".", "./", "..", "../..", cwd, nodePath.dirname(cwd), os.homedir(), nodePath.dirname(os.homedir())]) {
+        for (const path of [
+          "/",
+          ".",
+          "./",
+          "..",
+          "../..",
+          cwd,
+          nodePath.dirname(cwd),
+          os.homedir(),
+          nodePath.dirname(os.homedir())
+        ]) {
           for (const at of ["sink", "dead_letters"] as const) {
             const issues = yield* issuesOf({ ...base, [at]: { ...base.sink, path, mode: "overwrite" } })
             assert.lengthOf(issues, 1, `${at} ${path}`)
