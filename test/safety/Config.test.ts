@@ -54,7 +54,7 @@ const lines = (text: string | undefined): ReadonlyArray<Record<string, unknown>>
 const lines2 = (rows: ReadonlyArray<unknown>): string => rows.map((r) => JSON.stringify(r)).join("\n")
 
 const written = (files: FileStore.MemoryFiles, dir: string) =>
-  Array.from(files.files.entries())
+  Array.from(FileStore.contents(files).entries())
     .filter(([k]) => k.startsWith(`${dir}/part-`))
     .flatMap(([, bytes]) => lines(new TextDecoder().decode(bytes)))
 
