@@ -88,6 +88,15 @@ const rewrite = (node: unknown, value = true): unknown => {
   return value && takesString(shaped) ? orReference(shaped) : shaped
 }
 
+/** Closes every object of a schema (and nothing else): for the references' own schemas. */
+const closeAll = (node: unknown): unknown => {
+  if (Array.isArray(node)) return node.map(closeAll)
+  if (!isNode(node)) return node
+  const out: Node = {}
+  for (const [k, v] of Object.entries(node)) out[k] = closeAll(v)
+  return closeObject(out)
+}
+
 /** The JSON Schema document (draft 2020-12) of a pipeline config. */
 export const document = (): Record<string, unknown> => {
   const config = Schema.toJsonSchemaDocument(PipelineConfig)
@@ -102,14 +111,6 @@ export const document = (): Record<string, unknown> => {
     ...(rewrite(config.schema) as Node),
     $defs: definitions
   }
-}
-
-const closeAll = (node: unknown): unknown => {
-  if (Array.isArray(node)) return node.map(closeAll)
-  if (!isNode(node)) return node
-  const out: Node = {}
-  for (const [k, v] of Object.entries(node)) out[k] = closeAll(v)
-  return closeObject(out)
 }
 
 /** The text of `schemas/pipeline-config.schema.json`. */

@@ -52,7 +52,7 @@ const context: Transforms.BuildContext = {
   fields: ["userId", "amount", "eventTime", "status"]
 }
 
-/** Builds one join transform with schema lookup (which `Build.build` does not pass to transforms yet). */
+/** Builds one join transform with a schema lookup, as `Build.build` does. */
 const joinIssues = (join: Record<string, unknown>) =>
   Schema.decodeUnknownEffect(Transforms.TransformConfig)({ type: "join", ...join }).pipe(
     Effect.orDie,
