@@ -89,9 +89,6 @@ const loadConfig = (file: string, schemas: string) =>
     return { pipeline, connections: Build.connections(config) }
   }).pipe(Effect.provide(registry(schemas)))
 
-const loadPipeline = (file: string, schemas: string) =>
-  Effect.map(loadConfig(file, schemas), (loaded) => loaded.pipeline)
-
 const isModule = (target: string) => /\.(m?js|m?ts)$/.test(target)
 
 const importPipeline = (target: string) =>
@@ -162,22 +159,69 @@ const runCommand = (stop: GracefulStop | undefined) =>
     )
   )
 
+const connectFlag = Flag.Boolean("connect").pipe(
+  Flag.withDescription(
+    "Also connect to the sink and dead-letter targets and run the checks a run makes before its first write (the table exists or can be created, every record field has a column, upsert keys are a unique key), writing nothing"
+  ),
+  Flag.withDefault(false)
+)
+
+/** Runs the checks of the pipeline's sinks against their targets, without writing; prints one line per sink. */
+const checkTargets = (pipeline: Pipeline.Pipeline<unknown, unknown>, layer: Layer.Layer<unknown>, schemas: string) =>
+  Effect.gen(function* () {
+    let failed = 0
+    for (const plan of [pipeline.sink, pipeline.deadLetters]) {
+      if (plan === undefined) continue
+      if (plan.check === undefined) {
+        yield* Console.log(`  ${plan.info.name}: nothing to check before writing`)
+        continue
+      }
+      // The connections and services a run gets are what the check needs (the config built it from them).
+      const check = plan.check.pipe(
+        Effect.provide(Layer.merge(services(schemas), layer) as unknown as Layer.Layer<never>)
+      ) as Effect.Effect<void, unknown>
+      const outcome = yield* Effect.result(check)
+      if (outcome._tag === "Success") yield* Console.log(`  ${plan.info.name}: ready`)
+      else {
+        failed++
+        yield* printError(`${plan.info.name}: ${messageOf(outcome.failure)}`)
+      }
+    }
+    if (failed > 0)
+      return yield* Effect.fail(
+        new CliFailure({ message: `${failed} sink target(s) would refuse the records`, exitCode: 1 })
+      )
+  })
+
 const validateCommand = Command.make(
   "validate",
   {
     config: Argument.String("config").pipe(Argument.withDescription("A pipeline config (.json)")),
-    schemas: schemasFlag
+    schemas: schemasFlag,
+    connect: connectFlag
   },
-  Effect.fn("cli.validate")(function* ({ config, schemas }) {
+  Effect.fn("cli.validate")(function* ({ config, schemas, connect }) {
     if (isModule(config))
       return yield* usage(
         `${config} is a pipeline module: validate checks JSON configs; a module is checked by the TypeScript compiler, and \`run ${config}\` runs it`
       )
-    const pipeline = yield* Effect.catchTag(loadPipeline(config, schemas), "ConfigError", configFailure)
+    const loaded = yield* Effect.catchTag(loadConfig(config, schemas), "ConfigError", configFailure)
     yield* Console.log(`${config} is valid.`)
-    for (const line of Pipeline.describe(pipeline)) yield* Console.log(line)
+    for (const line of Pipeline.describe(loaded.pipeline)) yield* Console.log(line)
+    if (connect) {
+      yield* Console.log("targets:")
+      yield* checkTargets(
+        loaded.pipeline as Pipeline.Pipeline<unknown, unknown>,
+        loaded.connections as Layer.Layer<unknown>,
+        schemas
+      )
+    }
   })
-).pipe(Command.withDescription("Check a pipeline config and print what it would do, without running it"))
+).pipe(
+  Command.withDescription(
+    "Check a pipeline config and print what it would do, without running it; with --connect, also check its sink targets"
+  )
+)
 
 const schemaList = Command.make("list", { schemas: schemasFlag }, ({ schemas }) =>
   Effect.gen(function* () {
