@@ -424,6 +424,29 @@ const whereClause = (request: Pick<ReadRequest, "conditions" | "ranges">): strin
 
 const rawTypes = { getTypeParser: () => (value: string) => value }
 
+/**
+ * The URL with the connection's own fields written into it: pg lets a connection string win over separate fields, while
+ * a connection's `host`, `port`, `database`, `user` and `password` are documented to override its URL's.
+ */
+const withOverrides = (
+  url: string | undefined,
+  options: ConnectionOptions,
+  password: string | undefined
+): string | undefined => {
+  if (url === undefined) return undefined
+  if (!URL.canParse(url)) return url
+  const u = new URL(url)
+  if (options.host !== undefined) {
+    u.hostname = options.host
+    u.searchParams.delete("host")
+  }
+  if (options.port !== undefined) u.port = String(options.port)
+  if (options.database !== undefined) u.pathname = `/${encodeURIComponent(options.database)}`
+  if (options.user !== undefined) u.username = encodeURIComponent(options.user)
+  if (password !== undefined) u.password = encodeURIComponent(password)
+  return u.toString()
+}
+
 const poolConfig = (options: ConnectionOptions): pg.PoolConfig => {
   const ssl =
     options.tls === undefined || options.tls.mode === "disable"
@@ -431,8 +454,8 @@ const poolConfig = (options: ConnectionOptions): pg.PoolConfig => {
       : options.tls.mode === "require"
         ? { rejectUnauthorized: false }
         : { rejectUnauthorized: true, ...(options.tls.ca === undefined ? {} : { ca: options.tls.ca }) }
-  const url = reveal(options.url)
   const password = reveal(options.password)
+  const url = withOverrides(reveal(options.url), options, password)
   return {
     ...(url === undefined ? {} : { connectionString: url }),
     ...(options.host === undefined ? {} : { host: options.host }),

@@ -2,6 +2,7 @@ import { assert, layer } from "@effect/vitest"
 import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as NodePostgres from "../../../src/connectors/postgres/NodePostgres.ts"
@@ -16,7 +17,7 @@ import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 import * as AvroBridge from "../../../src/schema/AvroBridge.ts"
-import { type PgDatabase, PgTest } from "../../support/Databases.ts"
+import { type PgDatabase, PgTest, pgUrl } from "../../support/Databases.ts"
 
 const AllTypes = Schema.Struct({
   id: Schema.Number,
@@ -195,6 +196,22 @@ const backendRunning = (db: PgDatabase, fragment: string) =>
   })
 
 layer(PgTest.layer, { timeout: 60_000, excludeTestServices: true })("PostgreSQL connector on the server", (it) => {
+  it.effect("a connection's user and database override those of its URL", () =>
+    Effect.gen(function* () {
+      const real = new URL(pgUrl)
+      const user = decodeURIComponent(real.username) || "root"
+      const database = decodeURIComponent(real.pathname.slice(1)) || "test"
+      const url = new URL(pgUrl)
+      url.username = "no_such_role_x"
+      url.pathname = "/no_such_db_x"
+      const rows = yield* NodePostgres.execute(
+        { url: Redacted.make(url.toString()), user, database },
+        "SELECT current_user AS u, current_database() AS d"
+      )
+      assert.deepStrictEqual(rows, [{ u: user, d: database }])
+    })
+  )
+
   it.effect("round-trips every mapped type, NULLs, extreme values and non-ASCII text", () =>
     withDb(
       Effect.gen(function* () {
