@@ -4,6 +4,7 @@
  */
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as ConfigError from "../core/ConfigError.ts"
 import type * as Sink from "../core/Sink.ts"
@@ -83,6 +84,34 @@ export const sinkWith = <A, E, I, S>(
   open: Effect.flatMap(client, (c) => Effect.provideService(sink.open, service, c)),
   check:
     sink.check === undefined ? undefined : Effect.flatMap(client, (c) => Effect.provideService(sink.check!, service, c))
+})
+
+/** Gives a source its own client from `layer`, opened when its stream starts and closed when it ends. */
+export const sourceWithLayer = <A, E, I, LE>(
+  source: Source.Source<A, E, I>,
+  layer: Layer.Layer<I, LE>
+): Source.Source<A, E | LE> => ({
+  ...source,
+  batches: (ctx) =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
+        return Stream.provideContext(source.batches(ctx), context)
+      })
+    )
+})
+
+/** Gives a sink its own client from `layer`, open as long as the sink's writer (or its check). */
+export const sinkWithLayer = <A, E, I, LE>(
+  sink: Sink.Sink<A, E, I>,
+  layer: Layer.Layer<I, LE>
+): Sink.Sink<A, E | LE> => ({
+  ...sink,
+  open: Effect.gen(function* () {
+    const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
+    return yield* Effect.provideContext(sink.open, context)
+  }),
+  check: sink.check === undefined ? undefined : Effect.provide(sink.check, layer)
 })
 
 /**

@@ -6,7 +6,6 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Stream from "effect/Stream"
 import * as Kafka from "../connectors/kafka/Kafka.ts"
 import * as KafkaClient from "../connectors/kafka/KafkaClient.ts"
 import {
@@ -130,34 +129,6 @@ const startOf = (
   return Effect.succeed({ offsets })
 }
 
-/** Gives a source its own client, opened when its stream starts and closed when it ends. */
-export const withClient = <A, E>(
-  source: Source.Source<A, E, KafkaClient.KafkaClient>,
-  layer: Layer.Layer<KafkaClient.KafkaClient, KafkaError>
-): Source.Source<A, E | KafkaError> => ({
-  ...source,
-  batches: (ctx) =>
-    Stream.unwrap(
-      Effect.gen(function* () {
-        const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
-        return Stream.provideContext(source.batches(ctx), context)
-      })
-    )
-})
-
-/** Gives a sink its own client, open as long as the sink's writer. */
-export const sinkWithClient = <A, E>(
-  sink: Sink.Sink<A, E, KafkaClient.KafkaClient>,
-  layer: Layer.Layer<KafkaClient.KafkaClient, KafkaError>
-): Sink.Sink<A, E | KafkaError> => ({
-  ...sink,
-  open: Effect.gen(function* () {
-    const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
-    return yield* Effect.provideContext(sink.open, context)
-  }),
-  check: sink.check === undefined ? undefined : Effect.provide(sink.check, layer)
-})
-
 /** What building needs from the config around it. */
 export interface BuildEnv {
   readonly file: string
@@ -228,7 +199,7 @@ export const buildSource = (config: SourceConfig, env: BuildEnv) =>
     return {
       source:
         config.connection === undefined
-          ? withClient(source, NodeKafka.layer(connectionOptions(config)))
+          ? Connections.sourceWithLayer(source, NodeKafka.layer(connectionOptions(config)))
           : sourceOnConnection(source, config.connection),
       fields:
         config.envelope === true
@@ -255,6 +226,6 @@ export const buildSink = (config: SinkConfig, env: BuildEnv) =>
       ...(config.batch_size === undefined ? {} : { batchSize: config.batch_size })
     })
     return config.connection === undefined
-      ? sinkWithClient(sink, NodeKafka.layer(connectionOptions(config)))
+      ? Connections.sinkWithLayer(sink, NodeKafka.layer(connectionOptions(config)))
       : sinkOnConnection(sink, config.connection)
   })

@@ -74,34 +74,6 @@ const sourceOnConnection = <A, E>(source: Source.Source<A, E, S3Client.S3Client>
 const sinkOnConnection = <A, E>(sink: Sink.Sink<A, E, S3Client.S3Client>, name: string): Sink.Sink<A, E> =>
   Connections.sinkWith(sink, S3Client.S3Client, Effect.service(named(name)))
 
-/** Gives a source its own client, opened when its stream starts and closed when it ends. */
-export const withClient = <A, E>(
-  source: Source.Source<A, E, S3Client.S3Client>,
-  layer: Layer.Layer<S3Client.S3Client>
-): Source.Source<A, E> => ({
-  ...source,
-  batches: (ctx) =>
-    Stream.unwrap(
-      Effect.gen(function* () {
-        const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
-        return Stream.provideContext(source.batches(ctx), context)
-      })
-    )
-})
-
-/** Gives a sink its own client, open as long as the sink's writer. */
-export const sinkWithClient = <A, E>(
-  sink: Sink.Sink<A, E, S3Client.S3Client>,
-  layer: Layer.Layer<S3Client.S3Client>
-): Sink.Sink<A, E> => ({
-  ...sink,
-  open: Effect.gen(function* () {
-    const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
-    return yield* Effect.provideContext(sink.open, context)
-  }),
-  check: sink.check === undefined ? undefined : Effect.provide(sink.check, layer)
-})
-
 type Lookup = (
   name: string,
   path: string
@@ -144,7 +116,7 @@ export const buildSource = (config: SourceConfig, env: BuildEnv) =>
     return {
       source:
         config.connection === undefined
-          ? withClient(source, NodeS3.layer(connectionOptions(config)))
+          ? Connections.sourceWithLayer(source, NodeS3.layer(connectionOptions(config)))
           : sourceOnConnection(source, config.connection),
       fields: schema?.fields
     }
@@ -177,6 +149,6 @@ export const buildSink = (config: SinkConfig, env: BuildEnv) =>
       ...(config.part_size === undefined ? {} : { partSize: config.part_size })
     })
     return config.connection === undefined
-      ? sinkWithClient(sink, NodeS3.layer(connectionOptions(config)))
+      ? Connections.sinkWithLayer(sink, NodeS3.layer(connectionOptions(config)))
       : sinkOnConnection(sink, config.connection)
   })

@@ -45,7 +45,7 @@ layer(PgTest.layer, { timeout: 60_000, excludeTestServices: true })(
         assert.include(bad.err, '"avg_amt" has no column in summary')
         const good = validate(dir, config("avg_amount"))
         assert.strictEqual(good.code, 0, good.out + good.err)
-        assert.match(good.out, /^  sink: ready$/m)
+        assert.match(good.out, /^ {2}sink: ready$/m)
         const rows = yield* db.sql("SELECT user_id, avg_amount::text AS avg FROM summary")
         assert.deepStrictEqual(rows, [{ user_id: "u1", avg: "10.00" }])
       })
