@@ -46,14 +46,26 @@ export const valuesOf = (value: string): ReadonlyArray<string> => {
   return out
 }
 
-/** A scrubber for a set of values: replaces each of them in a text by `<redacted>`, longest first. */
+/**
+ * A scrubber for a set of values: replaces each of them in a text by `<redacted>`, longest first, wherever it is not
+ * part of a longer word (letters and digits on either side); punctuation, quotes, `_`, `@` and `:` delimit it.
+ */
 export const scrubber = (values: Iterable<string>): ((text: string) => string) => {
   const forms = new Set<string>()
   for (const value of values)
     for (const v of valuesOf(value)) if (v.length >= minLength) for (const form of formsOf(v)) forms.add(form)
   if (forms.size === 0) return (text) => text
   const sorted = Array.from(forms).sort((a, b) => b.length - a.length)
-  const pattern = new RegExp(sorted.map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|"), "g")
+  // A value inside a longer run of letters and digits is another word ("test" in "latest"), not the value: a form that
+  // starts (ends) with a letter or digit must not have one right before (after) it.
+  const alnum = /[\p{L}\p{N}]/u
+  const alternatives = sorted.map((f) => {
+    const escaped = f.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+    const before = alnum.test(f[0]!) ? "(?<![\\p{L}\\p{N}])" : ""
+    const after = alnum.test(f.at(-1)!) ? "(?![\\p{L}\\p{N}])" : ""
+    return `${before}${escaped}${after}`
+  })
+  const pattern = new RegExp(alternatives.join("|"), "gu")
   return (text) => text.replace(pattern, placeholder)
 }
 
