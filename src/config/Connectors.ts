@@ -14,7 +14,7 @@ import * as KafkaConfig from "../connectors/kafka/KafkaConfig.ts"
 import type { S3Connection } from "../connectors/s3/S3Client.ts"
 import * as S3Config from "../connectors/s3/S3Config.ts"
 import * as SqlConfig from "../connectors/sql/SqlConfig.ts"
-import * as ConfigError from "../core/ConfigError.ts"
+import type * as ConfigError from "../core/ConfigError.ts"
 import { toSpec } from "../core/FormatConfig.ts"
 import type { RecordSchema } from "../core/RecordSchema.ts"
 import type { Sink } from "../core/Sink.ts"
@@ -116,15 +116,7 @@ const buildFileSink = (
   env: BuildEnv
 ): Effect.Effect<Sink<AnyRecord, unknown, Services>, ConfigError.ConfigError> =>
   Effect.gen(function* () {
-    if (config.format.type === "avro" && config.schema === undefined)
-      return yield* Effect.fail(
-        ConfigError.single(
-          env.file,
-          `${env.path}.schema`,
-          'An avro sink needs the schema of the records it writes: name one from schemas/ (e.g. "schema": "transaction")'
-        )
-      )
-    const schema = config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`)
+    const schema = yield* Records.sinkSchema(config, env)
     return File.sink<AnyRecord>({
       path: config.path,
       format: toSpec(config.format),

@@ -133,3 +133,30 @@ export const withUnknownFields = (
     )
   return Effect.succeed(RecordSchema.withUnknownFields(schema, policy))
 }
+
+/**
+ * The record schema a file or S3 sink config names, looked up at `path`; an Avro sink without one is a ConfigError
+ * (Avro files carry their writer schema, so it must be known).
+ */
+export const sinkSchema = (
+  config: { readonly format: { readonly type: string }; readonly schema?: string | undefined },
+  env: {
+    readonly file: string
+    readonly path: string
+    readonly schema: (
+      name: string,
+      path: string
+    ) => Effect.Effect<RecordSchema.RecordSchema<AnyRecord>, ConfigError.ConfigError>
+  }
+): Effect.Effect<RecordSchema.RecordSchema<AnyRecord> | undefined, ConfigError.ConfigError> => {
+  if (config.schema !== undefined) return env.schema(config.schema, `${env.path}.schema`)
+  return config.format.type === "avro"
+    ? Effect.fail(
+        ConfigError.single(
+          env.file,
+          `${env.path}.schema`,
+          'An avro sink needs the schema of the records it writes: name one from schemas/ (e.g. "schema": "transaction")'
+        )
+      )
+    : Effect.succeed(undefined)
+}

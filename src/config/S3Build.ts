@@ -16,7 +16,7 @@ import {
   type SourceConfig
 } from "../connectors/s3/S3Config.ts"
 import { reasons, S3Error } from "../connectors/s3/S3Error.ts"
-import * as ConfigError from "../core/ConfigError.ts"
+import type * as ConfigError from "../core/ConfigError.ts"
 import { toSpec } from "../core/FormatConfig.ts"
 import type { RecordSchema } from "../core/RecordSchema.ts"
 import type * as Sink from "../core/Sink.ts"
@@ -126,15 +126,7 @@ export const buildSource = (config: SourceConfig, env: BuildEnv) =>
 export const buildSink = (config: SinkConfig, env: BuildEnv) =>
   Effect.gen(function* () {
     yield* checkConnection(config.connection, env, "sink")
-    if (config.format.type === "avro" && config.schema === undefined)
-      return yield* Effect.fail(
-        ConfigError.single(
-          env.file,
-          `${env.path}.schema`,
-          'An avro sink needs the schema of the records it writes: name one from schemas/ (e.g. "schema": "transaction")'
-        )
-      )
-    const schema = config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`)
+    const schema = yield* Records.sinkSchema(config, env)
     const sink = S3.sink<Readonly<Record<string, unknown>>>({
       bucket: config.bucket,
       path: config.path,
