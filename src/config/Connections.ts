@@ -71,7 +71,9 @@ export const sourceWith = <A, E, I, S>(
   client: Effect.Effect<S>
 ): Source.Source<A, E> => ({
   ...source,
-  batches: (ctx) => Stream.unwrap(Effect.map(client, (c) => Stream.provideService(source.batches(ctx), service, c)))
+  batches: (ctx) => Stream.unwrap(Effect.map(client, (c) => Stream.provideService(source.batches(ctx), service, c))),
+  size:
+    source.size === undefined ? undefined : Effect.flatMap(client, (c) => Effect.provideService(source.size!, service, c))
 })
 
 /** A sink whose connector service is taken, when it opens, from `client` (see `sourceWith`). */
@@ -98,7 +100,13 @@ export const sourceWithLayer = <A, E, I, LE>(
         const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
         return Stream.provideContext(source.batches(ctx), context)
       })
-    )
+    ),
+  size:
+    source.size === undefined
+      ? undefined
+      : Effect.scoped(
+          Effect.flatMap(Layer.build(layer), (context) => Effect.provideContext(source.size!, context))
+        )
 })
 
 /** Gives a sink its own client from `layer`, open as long as the sink's writer (or its check). */

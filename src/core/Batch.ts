@@ -28,6 +28,8 @@ export interface Batch<out A> {
   readonly sourceTimestamp?: number | undefined
   /** The part of a split input the records come from; absent when the source reads its input as one part. */
   readonly part?: Part | undefined
+  /** Bytes of input the source read for this batch, when it knows (counted by the source stage, then dropped). */
+  readonly bytes?: number | undefined
 }
 
 /**
@@ -55,14 +57,17 @@ export const make = <A>(
     readonly deadLetters?: ReadonlyArray<DeadLetter.DeadLetter>
     readonly sourceTimestamp?: number | undefined
     readonly part?: Part | undefined
+    readonly bytes?: number | undefined
   }
 ): Batch<A> => {
   const batch: Batch<A> = { records, deadLetters: options?.deadLetters ?? [], ack: options?.ack ?? noAck }
-  if (options?.sourceTimestamp === undefined && options?.part === undefined) return batch
+  if (options?.sourceTimestamp === undefined && options?.part === undefined && options?.bytes === undefined)
+    return batch
   return {
     ...batch,
     ...(options.sourceTimestamp === undefined ? {} : { sourceTimestamp: options.sourceTimestamp }),
-    ...(options.part === undefined ? {} : { part: options.part })
+    ...(options.part === undefined ? {} : { part: options.part }),
+    ...(options.bytes === undefined ? {} : { bytes: options.bytes })
   }
 }
 

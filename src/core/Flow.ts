@@ -13,7 +13,7 @@ import * as Batch from "./Batch.ts"
 import type * as DeadLetter from "./DeadLetter.ts"
 import { ExtractError, type PipelineError, wrap } from "./Errors.ts"
 import type { Source } from "./Source.ts"
-import type { Cardinality, RunContext, StageCounter, StageInfo } from "./Stage.ts"
+import type { Cardinality, InputSize, RunContext, StageCounter, StageInfo } from "./Stage.ts"
 
 /** A source and its transforms, emitting records of type `A`. */
 export interface Flow<out A, out E = never, out R = never> extends Pipeable {
@@ -22,6 +22,8 @@ export interface Flow<out A, out E = never, out R = never> extends Pipeable {
   readonly bounded: boolean
   /** The source stage, then each transform stage, in order. */
   readonly stages: ReadonlyArray<StageInfo>
+  /** The size of the source's input, when the source can tell (see `Source.size`). */
+  readonly inputSize: Effect.Effect<InputSize, PipelineError, R> | undefined
   /** Builds the stream of batches for one run attempt. Errors are already wrapped into stage errors. */
   readonly build: (ctx: RunContext) => Stream.Stream<Batch.Batch<A>, PipelineError, R>
   /** Phantom: the connector errors that may surface as causes of the stage errors. */
@@ -53,12 +55,16 @@ export const from = <A, E, R>(source: Source<A, E, R>): Flow<A, E, R> => {
     name: source.name,
     kind: "source",
     description: source.description,
-    cardinality: "one-to-one"
+    cardinality: "one-to-one",
+    connector: source.type,
+    ...(source.dataset === undefined ? {} : { dataset: source.dataset }),
+    ...(source.attributes === undefined ? {} : { attributes: source.attributes })
   }
   return makeFlow<A, E, R>({
     name: source.name,
     bounded: source.bounded,
     stages: [info],
+    inputSize: source.size === undefined ? undefined : Effect.mapError(source.size, wrap(ExtractError, source.name)),
     build: (ctx) => {
       const counter = ctx.stage(info)
       return source.batches(ctx).pipe(
@@ -68,6 +74,7 @@ export const from = <A, E, R>(source: Source<A, E, R>): Flow<A, E, R> => {
           counter.recordsOut += batch.records.length
           counter.rejected += batch.deadLetters.length
           counter.recordsIn += batch.records.length + batch.deadLetters.length
+          if (batch.bytes !== undefined) counter.bytes += batch.bytes
           return batch
         })
       )
@@ -102,6 +109,7 @@ export const addStage =
       name: self.name,
       bounded: self.bounded,
       stages: [...self.stages, info],
+      inputSize: self.inputSize,
       build: (ctx) => {
         const counter = ctx.stage(info)
         return apply(counter, ctx)(self.build(ctx))
@@ -131,6 +139,7 @@ export const addFusedStage =
       name: self.name,
       bounded: self.bounded,
       stages: [...self.stages, info],
+      inputSize: self.inputSize,
       build: (ctx) => {
         const counters = { previous: ctx.stage(previous), own: ctx.stage(info) }
         return apply(counters, ctx)(input.build(ctx))

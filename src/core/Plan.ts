@@ -15,7 +15,7 @@ import type { PipelineError } from "./Errors.ts"
 import { type Flow, uniqueName } from "./Flow.ts"
 import * as Retry from "./Retry.ts"
 import type { Batching, Sink, SinkWriter, WriteMode } from "./Sink.ts"
-import type { RunContext, StageInfo } from "./Stage.ts"
+import type { InputSize, RunContext, StageInfo } from "./Stage.ts"
 
 /** Limits on rejected records; crossing one fails the run before the sink commits. */
 export interface QualityPolicy {
@@ -68,6 +68,8 @@ export interface Pipeline<out E = never, out R = never> extends Pipeable {
   /** Source and transform stages, in order. */
   readonly stages: ReadonlyArray<StageInfo>
   readonly build: (ctx: RunContext) => Stream.Stream<Batch.Batch<unknown>, PipelineError, R>
+  /** The size of the source's input, when the source can tell (for progress). */
+  readonly inputSize: Effect.Effect<InputSize, PipelineError, R> | undefined
   readonly sink: SinkPlan<R>
   readonly deadLetters: SinkPlan<R> | undefined
   readonly retry: Retry.RetryPolicy
@@ -114,7 +116,10 @@ const planSink = <A, E, R>(
     name: uniqueName(taken, sink.name),
     kind,
     description: sink.description,
-    cardinality: "one-to-one"
+    cardinality: "one-to-one",
+    connector: sink.type,
+    ...(sink.dataset === undefined ? {} : { dataset: sink.dataset }),
+    ...(sink.attributes === undefined ? {} : { attributes: sink.attributes })
   }
   return {
     info,
@@ -143,6 +148,7 @@ export const to =
       bounded: self.bounded,
       stages: self.stages,
       build: self.build,
+      inputSize: self.inputSize,
       sink: planSink(sink as Sink<A, E2, Exclude<R2, Scope.Scope>>, "sink", self.stages),
       deadLetters: undefined,
       retry: Retry.defaultPolicy,

@@ -8,6 +8,7 @@
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import type { Attributes, Dataset } from "./Stage.ts"
 
 /** How a sink treats existing data. */
 export type WriteMode = "append" | "overwrite" | "upsert"
@@ -65,6 +66,10 @@ export interface Sink<in A, out E = never, out R = never> {
    * `open` makes before the first write, for a `validate --connect`. Absent: the sink has nothing to check ahead.
    */
   readonly check?: Effect.Effect<void, E, R> | undefined
+  /** The dataset it writes (for lineage events), when it names one. */
+  readonly dataset?: Dataset | undefined
+  /** Span and metric attributes (OpenTelemetry semantic conventions: `db.system.name`, `messaging.system`, ...). */
+  readonly attributes?: Attributes | undefined
 }
 
 /** Builds a sink. */

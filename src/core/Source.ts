@@ -7,7 +7,7 @@
 import type * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as Batch from "./Batch.ts"
-import type { RunContext } from "./Stage.ts"
+import type { Attributes, Dataset, InputSize, RunContext } from "./Stage.ts"
 
 /** A source of records of type `A`, failing with `E`, needing the services `R`. */
 export interface Source<out A, out E = never, out R = never> {
@@ -20,6 +20,15 @@ export interface Source<out A, out E = never, out R = never> {
   readonly bounded: boolean
   /** The batches. Called once per run attempt; a restarted attempt resumes from the last acknowledged position. */
   readonly batches: (ctx: RunContext) => Stream.Stream<Batch.Batch<A>, E, R>
+  /** The dataset it reads (for lineage events), when it names one. */
+  readonly dataset?: Dataset | undefined
+  /** Span and metric attributes (OpenTelemetry semantic conventions: `db.system.name`, `messaging.system`, ...). */
+  readonly attributes?: Attributes | undefined
+  /**
+   * The size of the input, for a progress percentage and an ETA; run beside the read, never before it, and its
+   * failure only means that the size is unknown.
+   */
+  readonly size?: Effect.Effect<InputSize, E, R> | undefined
 }
 
 /** Builds a source. */

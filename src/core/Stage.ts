@@ -18,6 +18,35 @@ export type StageKind = "source" | "transform" | "sink" | "dead-letters"
  */
 export type Cardinality = "one-to-one" | "many-to-one" | "one-to-many"
 
+/**
+ * A dataset that a source reads or a sink writes, named the way OpenLineage names datasets: `namespace` says where it
+ * lives (`postgres://127.0.0.1:5432`, `mysql://host:3306`, `kafka://broker:9092`, `s3://bucket`, `file://host`),
+ * `name` what it is there (`db.schema.table`, `db.table`, the topic, the key prefix, the path).
+ */
+export interface Dataset {
+  readonly namespace: string
+  readonly name: string
+  /** The fields of its records and their types, when known (OpenLineage's schema facet). */
+  readonly fields?: ReadonlyArray<{ readonly name: string; readonly type: string }> | undefined
+}
+
+/**
+ * Attributes of a connector for traces and metrics, named by OpenTelemetry's semantic conventions where one exists:
+ * `db.system.name`, `db.namespace`, `db.collection.name`, `messaging.system`, `messaging.destination.name`,
+ * `server.address`, `server.port`, `aws.s3.bucket`, `file.path`.
+ */
+export type Attributes = Readonly<Record<string, string | number | boolean>>
+
+/** What a source knows of the size of its input before it reads it, for a progress percentage and an ETA. */
+export interface InputSize {
+  /** Records to read (exact or estimated, e.g. a table's row estimate, Kafka end offsets minus start offsets). */
+  readonly records?: number | undefined
+  /** Bytes to read (files, objects); compared with the `bytes` the source's batches carry. */
+  readonly bytes?: number | undefined
+  /** True when `records`/`bytes` is an estimate. */
+  readonly estimated?: boolean | undefined
+}
+
 /** A static description of a stage, known before the pipeline runs (what `validate` prints). */
 export interface StageInfo {
   readonly name: string
@@ -25,6 +54,12 @@ export interface StageInfo {
   /** One line for a person: `filter amount > 100`, `file source examples/data/*.jsonl (jsonl)`. */
   readonly description: string
   readonly cardinality: Cardinality
+  /** The connector type of a source or sink stage (`file`, `postgres`, `kafka`, ...). */
+  readonly connector?: string | undefined
+  /** The dataset a source reads or a sink writes, when the connector names one. */
+  readonly dataset?: Dataset | undefined
+  /** The connector's attributes for spans and metrics. */
+  readonly attributes?: Attributes | undefined
 }
 
 /** At most this many warnings of one stage are logged one by one in a run; the rest are only counted. */
@@ -43,6 +78,12 @@ export class StageCounter {
   batches = 0
   /** Time spent inside the stage's own code, in milliseconds. */
   busyMs = 0
+  /** Bytes read (a source, from its batches' `bytes`) or written (a sink, as its commits report them). */
+  bytes = 0
+  /** Windows open now (event-time window stages). */
+  openWindows = 0
+  /** Entries held in the stage's state now (groups of an aggregate, keys of a join's lookup, records of open windows). */
+  stateSize = 0
   /** Warning messages not yet logged by the runtime (bounded). */
   readonly pendingWarnings: Array<string> = []
 

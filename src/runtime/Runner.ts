@@ -22,6 +22,7 @@ import { StopSignal } from "../core/Stop.ts"
 import * as Outputs from "./internal/Outputs.ts"
 import * as Quality from "./internal/Quality.ts"
 import { StreamingStats } from "./internal/StreamingStats.ts"
+import { RunObservers, type RunStarted } from "./Observers.ts"
 import { Progress } from "./Progress.ts"
 
 /** What an attempt committed, and how many rejected records it dropped on purpose. */
@@ -156,6 +157,15 @@ export const execute = <E, R>(
       )
     }
     yield* Effect.logInfo(`run started: ${p.name}`)
+    const observers = yield* RunObservers
+    const started: RunStarted = {
+      runId,
+      pipeline: p.name,
+      startedAt: new Date(startedAt).toISOString(),
+      stages: [...p.stages, p.sink.info, ...(p.deadLetters === undefined ? [] : [p.deadLetters.info])],
+      streaming: !p.bounded
+    }
+    for (const observer of observers) yield* observer.started(started)
 
     const attempt = Effect.suspend(() => {
       attempts++
@@ -236,6 +246,7 @@ export const execute = <E, R>(
       yield* Effect.logError(`run failed: ${messageOf(error)}`).pipe(
         Effect.annotateLogs({ stage: error.stage, attempts, retryable: error.retryable })
       )
+    for (const observer of observers) yield* observer.finished({ ...started, report, error })
     return { report, error }
   }).pipe(
     Effect.scoped,
