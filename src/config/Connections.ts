@@ -73,7 +73,9 @@ export const sourceWith = <A, E, I, S>(
   ...source,
   batches: (ctx) => Stream.unwrap(Effect.map(client, (c) => Stream.provideService(source.batches(ctx), service, c))),
   size:
-    source.size === undefined ? undefined : Effect.flatMap(client, (c) => Effect.provideService(source.size!, service, c))
+    source.size === undefined
+      ? undefined
+      : Effect.flatMap(client, (c) => Effect.provideService(source.size!, service, c))
 })
 
 /** A sink whose connector service is taken, when it opens, from `client` (see `sourceWith`). */
@@ -104,9 +106,7 @@ export const sourceWithLayer = <A, E, I, LE>(
   size:
     source.size === undefined
       ? undefined
-      : Effect.scoped(
-          Effect.flatMap(Layer.build(layer), (context) => Effect.provideContext(source.size!, context))
-        )
+      : Effect.scoped(Effect.flatMap(Layer.build(layer), (context) => Effect.provideContext(source.size!, context)))
 })
 
 /** Gives a sink its own client from `layer`, open as long as the sink's writer (or its check). */
