@@ -13,6 +13,7 @@ import * as Batch from "./Batch.ts"
 import type * as DeadLetter from "./DeadLetter.ts"
 import { ExtractError, type PipelineError, wrap } from "./Errors.ts"
 import type { Source } from "./Source.ts"
+import * as Spans from "./Spans.ts"
 import type { Cardinality, InputSize, RunContext, StageCounter, StageInfo } from "./Stage.ts"
 
 /** A source and its transforms, emitting records of type `A`. */
@@ -68,6 +69,7 @@ export const from = <A, E, R>(source: Source<A, E, R>): Flow<A, E, R> => {
     build: (ctx) => {
       const counter = ctx.stage(info)
       return source.batches(ctx).pipe(
+        Stream.withSpan("source.read", { attributes: Spans.stageAttributes(info) }),
         Stream.mapError(wrap(ExtractError, source.name)),
         Stream.map((batch) => {
           counter.batches++
@@ -168,18 +170,29 @@ export const mapBatches = <A, B>(
   addStage<A, B>(spec, (counter, ctx) => {
     const step = make(counter, ctx)
     const name = counter.info.name
+    const apply = (batch: Batch.Batch<A>): Effect.Effect<Batch.Batch<B>, PipelineError> => {
+      const started = performance.now()
+      const result = step(batch.records, name)
+      counter.busy(performance.now() - started)
+      counter.batches++
+      counter.recordsIn += batch.records.length
+      counter.recordsOut += result.records.length
+      counter.filtered += result.filtered ?? 0
+      const deadLetters = result.deadLetters ?? []
+      counter.rejected += deadLetters.length
+      if (result.failure !== undefined) return Effect.fail(result.failure)
+      return Effect.succeed(Batch.withRecords(batch, result.records, deadLetters))
+    }
     return (batches) =>
-      Stream.mapEffect(batches, (batch) => {
-        const started = performance.now()
-        const result = step(batch.records, name)
-        counter.busyMs += performance.now() - started
-        counter.batches++
-        counter.recordsIn += batch.records.length
-        counter.recordsOut += result.records.length
-        counter.filtered += result.filtered ?? 0
-        const deadLetters = result.deadLetters ?? []
-        counter.rejected += deadLetters.length
-        if (result.failure !== undefined) return Effect.fail(result.failure)
-        return Effect.succeed(Batch.withRecords(batch, result.records, deadLetters))
-      })
+      Stream.mapEffect(batches, (batch) =>
+        counter.sampleSpan()
+          ? Effect.withSpan(
+              Effect.suspend(() => apply(batch)),
+              "stage.batch",
+              {
+                attributes: { ...Spans.stageAttributes(counter.info), "etl.batch.records": batch.records.length }
+              }
+            )
+          : apply(batch)
+      )
   })

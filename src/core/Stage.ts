@@ -3,7 +3,7 @@
  *
  * Every part of a pipeline (the source, each transform, the sink, the dead-letter sink) is a stage with a name and a
  * counter. Counters are plain mutable numbers updated once per batch by plain code, read by the runtime for progress,
- * logs and the final RunReport.
+ * logs and the final RunReport, and registered by it as the state of the run's metrics (`runtime/Metrics.ts`).
  */
 
 /** What part of a pipeline a stage is. */
@@ -83,12 +83,36 @@ export class StageCounter {
   /** Windows open now (event-time window stages). */
   openWindows = 0
   /** Entries held in the stage's state now (groups of an aggregate, keys of a join's lookup, records of open windows). */
-  stateSize = 0
+  stateEntries = 0
+  /** Records a sink made durable and visible, as its commits reported them. */
+  committed = 0
+  /** Told the duration of each timed piece of work (a batch, a write), in milliseconds; the runtime's metrics set it. */
+  timed: (ms: number) => void = () => {}
+  /** One batch in this many gets a span (0: none); the runtime sets it from `Spans.BatchSpanRate`. */
+  spanEvery = 0
+  private spanCountdown = 0
   /** Warning messages not yet logged by the runtime (bounded). */
   readonly pendingWarnings: Array<string> = []
 
   constructor(info: StageInfo) {
     this.info = info
+  }
+
+  /** Adds the time of one piece of the stage's work (a batch, a sink write), in milliseconds. */
+  busy(ms: number): void {
+    this.busyMs += ms
+    this.timed(ms)
+  }
+
+  /** Whether the batch about to be handled gets a span: the first one, then one in `spanEvery`. */
+  sampleSpan(): boolean {
+    if (this.spanEvery <= 0) return false
+    if (this.spanCountdown > 0) {
+      this.spanCountdown--
+      return false
+    }
+    this.spanCountdown = this.spanEvery - 1
+    return true
   }
 
   /** Records a warning; the first few of a run are kept for the log, all of them are counted. */
@@ -107,6 +131,8 @@ export class StageCounter {
 export interface RunContext {
   readonly runId: string
   readonly pipeline: string
+  /** The attempt this context counts (1 for the first). */
+  readonly attempt: number
   /** Milliseconds from the run's Clock (so TestClock controls it). */
   readonly now: () => number
   /** The counter of a stage, created on first use; stages are reported in the order they were first asked for. */
@@ -118,18 +144,23 @@ export interface RunContext {
 export const makeRunContext = (options: {
   readonly runId: string
   readonly pipeline: string
+  readonly attempt?: number | undefined
   readonly now: () => number
+  /** Told of each stage counter as it is created (the runtime registers its metrics). */
+  readonly onStage?: ((counter: StageCounter) => void) | undefined
 }): RunContext => {
   const counters = new Map<string, StageCounter>()
   return {
     runId: options.runId,
     pipeline: options.pipeline,
+    attempt: options.attempt ?? 1,
     now: options.now,
     stage: (info) => {
       let counter = counters.get(info.name)
       if (counter === undefined) {
         counter = new StageCounter(info)
         counters.set(info.name, counter)
+        options.onStage?.(counter)
       }
       return counter
     },

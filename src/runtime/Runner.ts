@@ -11,17 +11,20 @@
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as Stream from "effect/Stream"
 import * as Batch from "../core/Batch.ts"
 import { ExtractError, LoadError, messageOf, type PipelineError, QualityError, TransformError } from "../core/Errors.ts"
 import type { Pipeline } from "../core/Plan.ts"
 import * as Retry from "../core/Retry.ts"
 import { type RunReport, reconcile, stageReports, totals } from "../core/RunReport.ts"
+import * as Spans from "../core/Spans.ts"
 import { MAX_LOGGED_WARNINGS, makeRunContext, type RunContext } from "../core/Stage.ts"
 import { StopSignal } from "../core/Stop.ts"
 import * as Outputs from "./internal/Outputs.ts"
 import * as Quality from "./internal/Quality.ts"
 import { StreamingStats } from "./internal/StreamingStats.ts"
+import * as Metrics from "./Metrics.ts"
 import { RunObservers, type RunStarted } from "./Observers.ts"
 import { Progress } from "./Progress.ts"
 
@@ -57,7 +60,8 @@ const final = (error: PipelineError, committed: number, sink: string): PipelineE
 const runAttempt = <E, R>(
   p: Pipeline<E, R>,
   ctx: RunContext,
-  stats: StreamingStats
+  stats: StreamingStats,
+  metrics: Metrics.RunMetrics
 ): Effect.Effect<AttemptResult, PipelineError, R> => {
   const guarded = p.bounded && p.sink.durability === "per-write" && p.sink.mode !== "upsert"
   let durable = () => 0
@@ -67,7 +71,8 @@ const runAttempt = <E, R>(
       // Counters are reported in the order they are created: create them in pipeline order.
       for (const stage of p.stages) ctx.stage(stage)
       const gate = Quality.make(p as Pipeline<unknown, unknown>, ctx)
-      const outputs = yield* Outputs.make(p, ctx, stats, gate.checkRatio)
+      metrics.dropped(gate.dropped)
+      const outputs = yield* Outputs.make(p, ctx, stats, metrics, gate.checkRatio)
       // A per-write sink has made durable every record it received.
       if (guarded) durable = outputs.received
 
@@ -86,6 +91,7 @@ const runAttempt = <E, R>(
         event === tick
           ? outputs.tick
           : Effect.gen(function* () {
+              if (event.deadLetters.length > 0) metrics.rejections(event.deadLetters)
               yield* gate.admit(event.deadLetters)
               yield* outputs.write(event)
               yield* logWarnings(ctx)
@@ -108,7 +114,10 @@ const runAttempt = <E, R>(
       )
       return { ...committed, dropped: gate.dropped() }
     })
-  ).pipe(Effect.mapError((error) => (durable() > 0 ? final(error, durable(), p.sink.info.name) : error)))
+  ).pipe(
+    Effect.mapError((error) => (durable() > 0 ? final(error, durable(), p.sink.info.name) : error)),
+    Effect.withSpan("Pipeline.attempt", { attributes: { "etl.attempt": ctx.attempt } })
+  )
 }
 
 /** Logs the warnings the stages gathered since the last batch. */
@@ -137,13 +146,26 @@ export const execute = <E, R>(
   options?: { readonly runId?: string }
 ): Effect.Effect<{ readonly report: RunReport; readonly error: PipelineError | undefined }, never, R> => {
   const runId = options?.runId ?? crypto.randomUUID()
-  return Effect.gen(function* () {
+  const run = Effect.gen(function* () {
     const clock = yield* Clock.Clock
     const progress = yield* Progress
     const startedAt = clock.currentTimeMillisUnsafe()
     let attempts = 0
-    let ctx: RunContext = makeRunContext({ runId, pipeline: p.name, now: () => clock.currentTimeMillisUnsafe() })
-    const stats = new StreamingStats()
+    const metrics = Metrics.make({ pipeline: p.name, run_id: runId }, yield* Effect.context<never>())
+    const spanEvery = Spans.spacing(yield* Spans.BatchSpanRate)
+    const newContext = (attempt: number) =>
+      makeRunContext({
+        runId,
+        pipeline: p.name,
+        attempt,
+        now: () => clock.currentTimeMillisUnsafe(),
+        onStage: (counter) => {
+          counter.spanEvery = spanEvery
+          metrics.stage(counter)
+        }
+      })
+    let ctx: RunContext = newContext(1)
+    const stats = new StreamingStats(metrics)
     // Once a streaming run was asked to stop, a failed attempt is not retried: a retry would read nothing and report
     // success, while what the failed attempt read stays unacknowledged (it is read again by the next run).
     let stopRequested = false
@@ -169,14 +191,24 @@ export const execute = <E, R>(
 
     const attempt = Effect.suspend(() => {
       attempts++
-      ctx = makeRunContext({ runId, pipeline: p.name, now: () => clock.currentTimeMillisUnsafe() })
-      return runAttempt(p, ctx, stats)
+      ctx = newContext(attempts)
+      return runAttempt(p, ctx, stats, metrics)
     }).pipe(
       Effect.tapError((error) =>
         error.retryable && attempts < p.retry.attempts && !stopRequested
-          ? Effect.logWarning(`attempt ${attempts} failed, retrying: ${messageOf(error)}`).pipe(
-              Effect.annotateLogs({ stage: error.stage, attempt: attempts })
-            )
+          ? Effect.gen(function* () {
+              metrics.retry(error)
+              const span = yield* Effect.currentSpan.pipe(Effect.option)
+              if (span._tag === "Some")
+                span.value.event("retry", clock.currentTimeNanosUnsafe(), {
+                  "etl.attempt": attempts,
+                  "error.type": error._tag,
+                  "etl.stage": error.stage
+                })
+              yield* Effect.logWarning(`attempt ${attempts} failed, retrying: ${messageOf(error)}`).pipe(
+                Effect.annotateLogs({ stage: error.stage, attempt: attempts })
+              )
+            })
           : Effect.void
       )
     )
@@ -250,9 +282,18 @@ export const execute = <E, R>(
     return { report, error }
   }).pipe(
     Effect.scoped,
-    Effect.withSpan("Pipeline.run", { attributes: { pipeline: p.name, runId } }),
+    Effect.withSpan("Pipeline.run", { attributes: { pipeline: p.name, runId, "etl.streaming": !p.bounded } }),
     Effect.annotateLogs({ pipeline: p.name, runId })
   )
+  // Metrics updated anywhere in the run (a connector's own gauges too) carry the pipeline and the run id.
+  return Effect.gen(function* () {
+    const attributes = yield* Metric.CurrentMetricAttributes
+    return yield* Effect.provideService(run, Metric.CurrentMetricAttributes, {
+      ...attributes,
+      pipeline: p.name,
+      run_id: runId
+    })
+  })
 }
 
 /** Runs a pipeline; fails with the PipelineError of a failed run. */

@@ -395,19 +395,21 @@ const plain = <A, E, R>(spec: AggregateSpec, self: Flow<A, E, R>, options?: Aggr
             agg.add(groups, agg.key(r), r, arrival++)
           }
           acks.push(batch.ack)
+          counter.stateEntries = groups.size
           counter.batches++
           counter.recordsIn += records.length
           counter.rejected += dead.length
           counter.consumed += records.length - dead.length
-          counter.busyMs += performance.now() - started
+          counter.busy(performance.now() - started)
           return emit([], dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead), [])
         }
         const finish = (): Array<Batch.Batch<Row>> => {
           const started = performance.now()
           const out: Array<Row> = []
           agg.rows(groups, out)
+          counter.stateEntries = 0
           counter.recordsOut += out.length
-          counter.busyMs += performance.now() - started
+          counter.busy(performance.now() - started)
           return emit(out, [], acks)
         }
         return batches.pipe(
@@ -453,7 +455,11 @@ const windowed = <X, A, E, R>(
           const windows = new Windows<Groups>(
             config,
             () => new Map(),
-            (into, from) => agg.merge(into, from)
+            (into, from) => {
+              const before = into.size + from.size
+              agg.merge(into, from)
+              counter.stateEntries -= before - into.size
+            }
           )
           const stage = counter.info.name
           const windowStage = windowCounter.info.name
@@ -463,7 +469,10 @@ const windowed = <X, A, E, R>(
           let arrival = 0
           const flush = (panes: ReturnType<typeof windows.closeReady>): Array<Row> => {
             const out: Array<Row> = []
-            for (const pane of panes) agg.rows(pane.content, out, new Date(pane.start), new Date(pane.end))
+            for (const pane of panes) {
+              counter.stateEntries -= pane.content.size
+              agg.rows(pane.content, out, new Date(pane.start), new Date(pane.end))
+            }
             return out
           }
           const step = (batch: Batch.Batch<A>): Array<Batch.Batch<Row>> => {
@@ -508,12 +517,18 @@ const windowed = <X, A, E, R>(
               assigned += n
               const key = agg.key(r)
               const a = arrival++
-              for (let j = 0; j < n; j++) agg.add(windows.hits[j]!.content, key, r, a)
+              for (let j = 0; j < n; j++) {
+                const content = windows.hits[j]!.content
+                const before = content.size
+                agg.add(content, key, r, a)
+                counter.stateEntries += content.size - before
+              }
             }
             windows.end(batch)
             windows.acks.hold(seq, batch.ack)
             const out = flush(windows.closeReady())
             const passed = records.length - windowRejected - windowFiltered
+            windowCounter.openWindows = windows.openCount
             windowCounter.batches++
             windowCounter.recordsIn += records.length
             windowCounter.rejected += windowRejected
@@ -526,7 +541,7 @@ const windowed = <X, A, E, R>(
             counter.consumed += assigned
             counter.recordsOut += out.length
             counter.rejected += invalidCount
-            counter.busyMs += performance.now() - started
+            counter.busy(performance.now() - started)
             return emit(
               out,
               dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead),
@@ -535,6 +550,7 @@ const windowed = <X, A, E, R>(
           }
           const finish = (): Array<Batch.Batch<Row>> => {
             const out = flush(windows.closeAll())
+            windowCounter.openWindows = windows.openCount
             counter.recordsOut += out.length
             return emit(out, [], windows.acks.releaseAll())
           }

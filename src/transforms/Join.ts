@@ -309,6 +309,8 @@ const joinStream = <A, B, E2, R2, R>(
   const leftFields: Array<string> = []
   const seenLeft = new Set<string>()
   let table = initial
+  // The lookup side's rows are the join's state.
+  counter.stateEntries = table.parts.length
   let loadedAt = ctx.now()
   let pendingDead: ReadonlyArray<DeadLetter.DeadLetter> = table.deadLetters
 
@@ -357,7 +359,7 @@ const joinStream = <A, B, E2, R2, R>(
     counter.recordsOut += out.length
     counter.filtered += unmatched
     counter.consumed += records.length - unmatched
-    counter.busyMs += performance.now() - started
+    counter.busy(performance.now() - started)
     const dead = pendingDead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(pendingDead)
     pendingDead = []
     if (holdAcks) {
@@ -393,6 +395,7 @@ const joinStream = <A, B, E2, R2, R>(
             ? step(batch)
             : Effect.flatMap(load(jc.other, jc.spec, keys, type, jc.maxRows, counter, ctx), (fresh) => {
                 table = fresh
+                counter.stateEntries = fresh.parts.length
                 loadedAt = ctx.now()
                 pendingDead = fresh.deadLetters
                 return step(batch)

@@ -234,6 +234,7 @@ const makeWindowState = <A>(config: WindowConfig, counter: StageCounter) => {
       const windowStart = new Date(pane.start)
       const windowEnd = new Date(pane.end)
       const records = pane.content.records
+      counter.stateEntries -= records.length
       for (let i = 0; i < records.length; i++)
         out.push({ ...(records[i] as object), windowStart, windowEnd } as unknown as Windowed<A>)
     }
@@ -262,6 +263,7 @@ const makeWindowState = <A>(config: WindowConfig, counter: StageCounter) => {
         const n = windows.assign(t, by.length === 0 ? "" : compositeKey(r, by), seq)
         if (n === 0) counter.filtered++
         else counter.consumed++
+        counter.stateEntries += n
         for (let j = 0; j < n; j++) {
           const content = windows.hits[j]!.content
           content.records.push(records[i]!)
@@ -272,15 +274,17 @@ const makeWindowState = <A>(config: WindowConfig, counter: StageCounter) => {
       windows.end(batch)
       windows.acks.hold(seq, batch.ack)
       const out = flush(windows.closeReady())
+      counter.openWindows = windows.openCount
       counter.batches++
       counter.recordsIn += records.length
       counter.recordsOut += out.length
       counter.rejected += dead.length
-      counter.busyMs += performance.now() - started
+      counter.busy(performance.now() - started)
       return emit(out, dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead), windows.acks.release())
     },
     finish: (): Array<Batch.Batch<Windowed<A>>> => {
       const out = flush(windows.closeAll())
+      counter.openWindows = windows.openCount
       counter.recordsOut += out.length
       return emit(out, [], windows.acks.releaseAll())
     }

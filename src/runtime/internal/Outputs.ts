@@ -18,7 +18,9 @@ import * as DeadLetter from "../../core/DeadLetter.ts"
 import { LoadError, type PipelineError, wrap } from "../../core/Errors.ts"
 import { type Pipeline, type SinkPlan, unboundedProblem } from "../../core/Plan.ts"
 import type { SinkResult, SinkWriter } from "../../core/Sink.ts"
-import type { RunContext } from "../../core/Stage.ts"
+import * as Spans from "../../core/Spans.ts"
+import type { RunContext, StageCounter } from "../../core/Stage.ts"
+import type { RunMetrics } from "../Metrics.ts"
 import type { StreamingStats } from "./StreamingStats.ts"
 
 /** What an attempt's outputs committed. */
@@ -78,6 +80,7 @@ export const make = <E, R>(
   p: Pipeline<E, R>,
   ctx: RunContext,
   stats: StreamingStats,
+  metrics: RunMetrics,
   /** Runs before each segment commit of a streaming run (the quality checks). */
   beforeSegmentCommit: Effect.Effect<void, PipelineError>
 ): Effect.Effect<Outputs<Exclude<R, Scope.Scope>>, LoadError, R | Scope.Scope> =>
@@ -124,16 +127,28 @@ export const make = <E, R>(
       segmentOpenedAt = clock.currentTimeMillisUnsafe()
     })
 
+    /** Commits a writer, timed and counted on its stage, in a span of its own. */
+    const commitOne = (w: SinkWriter<unknown, unknown>, plan: SinkPlan<R>, counter: StageCounter) =>
+      Effect.suspend(() => {
+        const started = performance.now()
+        return Effect.map(Effect.mapError(w.commit, wrap(LoadError, plan.info.name)), (result) => {
+          const ms = performance.now() - started
+          counter.busyMs += ms
+          counter.committed += result.written
+          const bytes = result.details?.bytes
+          if (typeof bytes === "number") counter.bytes += bytes
+          metrics.commit(counter, ms)
+          return result
+        })
+      }).pipe(Effect.withSpan("sink.commit", { attributes: Spans.stageAttributes(plan.info) }))
+
     /** Commits the dead letters, then the sink, then runs the acks they held. */
     const commitBoth = Effect.gen(function* () {
       const dlResult =
-        dlWriter === undefined || p.deadLetters === undefined
+        dlWriter === undefined || p.deadLetters === undefined || dlCounter === undefined
           ? undefined
-          : yield* Effect.mapError(dlWriter.commit, wrap(LoadError, p.deadLetters.info.name))
-      const started = performance.now()
-      const sinkResult =
-        writer === undefined ? { written: 0 } : yield* Effect.mapError(writer.commit, wrap(LoadError, sinkName))
-      sinkCounter.busyMs += performance.now() - started
+          : yield* commitOne(dlWriter, p.deadLetters, dlCounter)
+      const sinkResult = writer === undefined ? { written: 0 } : yield* commitOne(writer, p.sink, sinkCounter)
       for (const ack of heldAcks) yield* ack
       heldAcks.length = 0
       return { sink: sinkResult, deadLetters: dlResult }
@@ -192,11 +207,16 @@ export const make = <E, R>(
           ) {
             const started = performance.now()
             // Made encodable first: a record no encoder can write costs its own form, never the run.
-            yield* Effect.mapError(
-              dlWriter.write(DeadLetter.encodableAll(deadLetters)),
-              wrap(LoadError, p.deadLetters.info.name)
+            yield* Spans.sampled(
+              dlCounter,
+              Effect.mapError(
+                dlWriter.write(DeadLetter.encodableAll(deadLetters)),
+                wrap(LoadError, p.deadLetters.info.name)
+              ),
+              "sink.write",
+              deadLetters.length
             )
-            dlCounter.busyMs += performance.now() - started
+            dlCounter.busy(performance.now() - started)
             dlCounter.batches++
             dlCounter.recordsIn += deadLetters.length
             dlCounter.recordsOut += deadLetters.length
@@ -204,8 +224,13 @@ export const make = <E, R>(
           const n = batch.records.length
           if (n > 0 && writer !== undefined) {
             const started = performance.now()
-            yield* Effect.mapError(writer.write(batch.records), wrap(LoadError, sinkName))
-            sinkCounter.busyMs += performance.now() - started
+            yield* Spans.sampled(
+              sinkCounter,
+              Effect.mapError(writer.write(batch.records), wrap(LoadError, sinkName)),
+              "sink.write",
+              n
+            )
+            sinkCounter.busy(performance.now() - started)
             sinkCounter.recordsIn += n
             sinkCounter.recordsOut += n
           }

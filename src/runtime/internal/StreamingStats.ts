@@ -1,32 +1,43 @@
 /**
  * Latency and segment counts of a streaming run, kept across its attempts: end-to-end latency is a batch's commit (or
- * write) time minus its oldest source timestamp, summarised by a DDSketch.
+ * write) time minus its oldest source timestamp, recorded in the run's `etl_end_to_end_latency_seconds` histogram; the
+ * report's p50 and p95 are read from that histogram.
  */
-import { DDSketch } from "@datadog/sketches-js"
 import type { StreamingReport } from "../../core/RunReport.ts"
+import { quantile, type RunMetrics } from "../Metrics.ts"
 
 /** The streaming figures of a run. */
 export class StreamingStats {
   segments = 0
-  batches = 0
-  max = 0
-  readonly sketch = new DDSketch({ relativeAccuracy: 0.01 })
+  private readonly metrics: RunMetrics
+
+  constructor(metrics: RunMetrics) {
+    this.metrics = metrics
+  }
+
   /** Records the end-to-end latency of a batch made visible at `now`. */
   observe(sourceTimestamp: number | undefined, now: number): number | undefined {
     if (sourceTimestamp === undefined) return undefined
     const latency = Math.max(0, now - sourceTimestamp)
-    this.batches++
-    if (latency > this.max) this.max = latency
-    this.sketch.accept(latency)
+    this.metrics.latency(latency)
     return latency
   }
+
   report(): StreamingReport {
-    const round = (q: number) => Math.round(Math.min(this.max, this.sketch.getValueAtQuantile(q)))
+    const state = this.metrics.latencyState()
+    const ms = (seconds: number) => Math.round(seconds * 1000)
     return {
       segments: this.segments,
-      ...(this.batches === 0
+      ...(state.count === 0
         ? {}
-        : { latencyMs: { batches: this.batches, p50: round(0.5), p95: round(0.95), max: Math.round(this.max) } })
+        : {
+            latencyMs: {
+              batches: state.count,
+              p50: ms(quantile(state, 0.5)),
+              p95: ms(quantile(state, 0.95)),
+              max: ms(state.max)
+            }
+          })
     }
   }
 }

@@ -141,6 +141,8 @@ export class Windows<C> {
   /** The windows the last assigned record fell into (the first `assign()` entries). */
   readonly hits: Array<Pane<C>> = []
   private nextId = 0
+  /** Windows open now. */
+  openCount = 0
   private readonly fixed = new Map<number, Pane<C>>()
   private last: Pane<C> | undefined
   private readonly sessions = new Map<unknown, Array<Pane<C>>>()
@@ -188,6 +190,7 @@ export class Windows<C> {
       open: true,
       key
     }
+    this.openCount++
     this.acks.opened(seq)
     return pane
   }
@@ -256,6 +259,7 @@ export class Windows<C> {
         keep.minSeq = drop.minSeq
       } else this.acks.closed(drop.minSeq)
       drop.open = false
+      this.openCount--
       target = keep
       merged = true
     }
@@ -307,6 +311,7 @@ export class Windows<C> {
   private finish(out: Array<Pane<C>>): Array<Pane<C>> {
     for (const pane of out) {
       pane.open = false
+      this.openCount--
       this.acks.closed(pane.minSeq)
       if (this.config.kind === "session") {
         const list = this.sessions.get(pane.key)
