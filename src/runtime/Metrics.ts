@@ -12,7 +12,7 @@
  * Every series carries `pipeline` and `run_id`; a stage's series also `stage`, `stage_kind` and, for sources and
  * sinks, `connector`. Durations are in seconds.
  */
-import type * as Context from "effect/Context"
+import * as Context from "effect/Context"
 import * as Metric from "effect/Metric"
 import type * as DeadLetter from "../core/DeadLetter.ts"
 import type { PipelineError } from "../core/Errors.ts"
@@ -153,7 +153,19 @@ export interface RunMetrics {
   readonly latencyState: () => Metric.HistogramState
   /** Counts a retried attempt. */
   readonly retry: (error: PipelineError) => void
+  /**
+   * Ends the run's metrics: they stay readable (a scrape or an export after the run still sees its final values) until
+   * {@link finishedRunsKept} later runs have ended in the same registry, then its series are removed, so that a
+   * process running pipeline after pipeline does not keep the series of every run it ever ran.
+   */
+  readonly finish: () => void
 }
+
+/** How many ended runs keep their series in a metric registry. */
+export const finishedRunsKept = 10
+
+/** The removals of the ended runs' series, oldest first, per metric registry. */
+const ended = new WeakMap<object, Array<() => void>>()
 
 const seriesAttributes = (run: RunAttributes, counter: StageCounter): Record<string, string> => ({
   ...run,
@@ -172,47 +184,64 @@ export const make = (attributes: RunAttributes, context: Context.Context<never>)
   const commits = new Map<StageCounter, Metric.Histogram<number>>()
   const rejections = new Map<string, Metric.Counter<number>>()
   const describe = (name: string) => catalog.find((m) => m.name === name)!.description
+  /** Every series of the run, to remove when it is retired (a retried attempt registers its stages again). */
+  const owned = new Map<string, Metric.Metric<never, unknown>>()
+  const own = <M extends Metric.Metric<never, unknown>>(metric: M): M => {
+    owned.set(`${metric.id}${JSON.stringify(metric.attributes)}`, metric)
+    return metric
+  }
+  own(latency)
   return {
     attributes,
     stage: (counter) => {
       const series = seriesAttributes(attributes, counter)
       for (const [name, description, field] of stageCounts)
-        Metric.registerUnsafe(Metric.counter(name, { description, attributes: series, incremental: true }), context, {
-          get: () => ({ count: counter[field], incremental: true }),
-          update: noop,
-          modify: noop
-        })
+        Metric.registerUnsafe(
+          own(Metric.counter(name, { description, attributes: series, incremental: true })),
+          context,
+          {
+            get: () => ({ count: counter[field], incremental: true }),
+            update: noop,
+            modify: noop
+          }
+        )
       for (const [name, description, field] of stageGauges)
-        Metric.registerUnsafe(Metric.gauge(name, { description, attributes: series }), context, {
+        Metric.registerUnsafe(own(Metric.gauge(name, { description, attributes: series })), context, {
           get: () => ({ value: counter[field] }),
           update: noop,
           modify: noop
         })
       const sink = counter.info.kind === "sink" || counter.info.kind === "dead-letters"
       const name = sink ? "etl_sink_write_duration_seconds" : "etl_batch_duration_seconds"
-      const durations = Metric.histogram(name, {
-        description: describe(name),
-        boundaries: durationBoundaries,
-        attributes: { ...series, unit: "s" }
-      })
+      const durations = own(
+        Metric.histogram(name, {
+          description: describe(name),
+          boundaries: durationBoundaries,
+          attributes: { ...series, unit: "s" }
+        })
+      )
       counter.timed = (ms) => durations.updateUnsafe(ms / 1000, context)
       if (sink)
         commits.set(
           counter,
-          Metric.histogram("etl_sink_commit_duration_seconds", {
-            description: describe("etl_sink_commit_duration_seconds"),
-            boundaries: durationBoundaries,
-            attributes: { ...series, unit: "s" }
-          })
+          own(
+            Metric.histogram("etl_sink_commit_duration_seconds", {
+              description: describe("etl_sink_commit_duration_seconds"),
+              boundaries: durationBoundaries,
+              attributes: { ...series, unit: "s" }
+            })
+          )
         )
     },
     dropped: (dropped) =>
       Metric.registerUnsafe(
-        Metric.counter("etl_records_dropped_total", {
-          description: describe("etl_records_dropped_total"),
-          attributes: { ...attributes },
-          incremental: true
-        }),
+        own(
+          Metric.counter("etl_records_dropped_total", {
+            description: describe("etl_records_dropped_total"),
+            attributes: { ...attributes },
+            incremental: true
+          })
+        ),
         context,
         { get: () => ({ count: dropped(), incremental: true }), update: noop, modify: noop }
       ),
@@ -223,11 +252,13 @@ export const make = (attributes: RunAttributes, context: Context.Context<never>)
         let counter = rejections.get(key)
         if (counter === undefined) {
           const rule = reason.startsWith("rule:") ? reason.slice("rule:".length) : ""
-          counter = Metric.counter("etl_rejections_total", {
-            description: describe("etl_rejections_total"),
-            attributes: { ...attributes, stage, reason: rule === "" ? reason : "rule", rule },
-            incremental: true
-          })
+          counter = own(
+            Metric.counter("etl_rejections_total", {
+              description: describe("etl_rejections_total"),
+              attributes: { ...attributes, stage, reason: rule === "" ? reason : "rule", rule },
+              incremental: true
+            })
+          )
           rejections.set(key, counter)
         }
         counter.updateUnsafe(1, context)
@@ -237,11 +268,26 @@ export const make = (attributes: RunAttributes, context: Context.Context<never>)
     latency: (ms) => latency.updateUnsafe(ms / 1000, context),
     latencyState: () => latency.valueUnsafe(context),
     retry: (error) =>
-      Metric.counter("etl_retries_total", {
-        description: describe("etl_retries_total"),
-        attributes: { ...attributes, error_type: error._tag, stage: error.stage },
-        incremental: true
-      }).updateUnsafe(1, context)
+      own(
+        Metric.counter("etl_retries_total", {
+          description: describe("etl_retries_total"),
+          attributes: { ...attributes, error_type: error._tag, stage: error.stage },
+          incremental: true
+        })
+      ).updateUnsafe(1, context),
+    finish: () => {
+      const registry = Context.get(context, Metric.MetricRegistry)
+      let queue = ended.get(registry)
+      if (queue === undefined) {
+        queue = []
+        ended.set(registry, queue)
+      }
+      const metrics = Array.from(owned.values())
+      queue.push(() => {
+        for (const metric of metrics) Metric.removeUnsafe(metric, context)
+      })
+      while (queue.length > finishedRunsKept) queue.shift()!()
+    }
   }
 }
 

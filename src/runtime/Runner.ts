@@ -279,6 +279,7 @@ export const execute = <E, R>(
         Effect.annotateLogs({ stage: error.stage, attempts, retryable: error.retryable })
       )
     for (const observer of observers) yield* observer.finished({ ...started, report, error })
+    metrics.finish()
     return { report, error }
   }).pipe(
     Effect.scoped,

@@ -145,6 +145,24 @@ describe("run metrics", () => {
     })
   )
 
+  it.effect("a registry keeps the series of the last ended runs only", () =>
+    Effect.gen(function* () {
+      const runIds: Array<string> = []
+      for (let i = 0; i < Metrics.finishedRunsKept + 2; i++) {
+        const { report } = yield* Runner.execute(
+          Pipeline.from(Source.fromIterable("n", [1, 2, 3])).pipe(Pipeline.to(Sink.collect("out")))
+        )
+        runIds.push(report.runId)
+      }
+      const snapshot = yield* Metric.snapshot
+      const kept = new Set(snapshot.map((m) => m.attributes?.run_id))
+      assert.deepStrictEqual(
+        runIds.map((id) => kept.has(id)),
+        runIds.map((_, i) => i >= 2)
+      )
+    }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+  )
+
   it("reads quantiles from a histogram within its bucket", () => {
     const state = (values: ReadonlyArray<number>) => {
       const h = Metric.histogram("q", {
