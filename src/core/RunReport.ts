@@ -20,6 +20,8 @@ export interface StageReport {
   readonly batches: number
   /** Time spent in the stage's own code (transforms) or writing (sinks), in milliseconds. */
   readonly busyMs: number
+  /** Bytes a source read or a sink wrote, when its connector can tell. */
+  readonly bytes?: number
 }
 
 /** One row-count check: a stage's records in must equal its records out, filtered and rejected (or the sink's writes). */
@@ -106,7 +108,8 @@ export const stageReports = (ctx: RunContext): ReadonlyArray<StageReport> =>
     consumed: c.consumed,
     warned: c.warned,
     batches: c.batches,
-    busyMs: Math.round(c.busyMs * 1000) / 1000
+    busyMs: Math.round(c.busyMs * 1000) / 1000,
+    ...(c.bytes > 0 ? { bytes: c.bytes } : {})
   }))
 
 /**
