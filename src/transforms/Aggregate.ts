@@ -42,6 +42,7 @@ import {
   factory
 } from "./internal/Accumulators.ts"
 import { type Ack, emit } from "./internal/Acks.ts"
+import { stepped } from "./internal/Steps.ts"
 import { compositeKey, show, timeOf } from "./internal/Values.ts"
 import { lateLetter, timeLetter, type WindowConfig, Windows } from "./internal/Windows.ts"
 import { type WindowSpec, windowingOf } from "./Window.ts"
@@ -412,13 +413,7 @@ const plain = <A, E, R>(spec: AggregateSpec, self: Flow<A, E, R>, options?: Aggr
           counter.busy(performance.now() - started)
           return emit(out, [], acks)
         }
-        return batches.pipe(
-          Stream.mapAccum(
-            () => undefined,
-            (s, batch: Batch.Batch<A>) => [s, step(batch)] as const
-          ),
-          Stream.concat(Stream.suspend(() => Stream.fromIterable(finish())))
-        )
+        return stepped(batches, counter, step, finish)
       })
     }
   )(self)
@@ -554,13 +549,7 @@ const windowed = <X, A, E, R>(
             counter.recordsOut += out.length
             return emit(out, [], windows.acks.releaseAll())
           }
-          return batches.pipe(
-            Stream.mapAccum(
-              () => undefined,
-              (s, batch: Batch.Batch<A>) => [s, step(batch)] as const
-            ),
-            Stream.concat(Stream.suspend(() => Stream.fromIterable(finish())))
-          )
+          return stepped(batches, counter, step, finish)
         })
       }
   )(self, input)

@@ -26,6 +26,7 @@ import type * as DeadLetter from "../core/DeadLetter.ts"
 import { BuildError, ExtractError, type PipelineError, TransformError, wrap } from "../core/Errors.ts"
 import { addStage, type Flow } from "../core/Flow.ts"
 import type { Source } from "../core/Source.ts"
+import * as Spans from "../core/Spans.ts"
 import type { RunContext, StageCounter } from "../core/Stage.ts"
 import { type Ack, emit } from "./internal/Acks.ts"
 import { anyNullish, compositeKey } from "./internal/Values.ts"
@@ -402,7 +403,14 @@ const joinStream = <A, B, E2, R2, R>(
               })
 
   return batches.pipe(
-    Stream.mapEffect(stepOrReload),
+    Stream.mapEffect((batch) =>
+      Spans.sampled(
+        counter,
+        Effect.suspend(() => stepOrReload(batch)),
+        "stage.batch",
+        batch.records.length
+      )
+    ),
     Stream.flattenIterable,
     Stream.concat(Stream.suspend(() => Stream.fromIterable(finish())))
   )

@@ -27,6 +27,7 @@ import { BuildError } from "../core/Errors.ts"
 import { addStage, type Flow } from "../core/Flow.ts"
 import type { StageCounter } from "../core/Stage.ts"
 import { emit } from "./internal/Acks.ts"
+import { stepped } from "./internal/Steps.ts"
 import { compositeKey, timeOf } from "./internal/Values.ts"
 import {
   checkConfig,
@@ -208,13 +209,7 @@ export const dynamic =
           )
         return Stream.suspend(() => {
           const state = makeWindowState<A>(config, counter)
-          return batches.pipe(
-            Stream.mapAccum(
-              () => undefined,
-              (s, batch: Batch.Batch<A>) => [s, state.step(batch)] as const
-            ),
-            Stream.concat(Stream.suspend(() => Stream.fromIterable(state.finish())))
-          )
+          return stepped(batches, counter, state.step, state.finish)
         })
       }
     )(self)
