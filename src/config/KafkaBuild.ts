@@ -145,6 +145,15 @@ export interface BuildEnv {
 const checkConnection = (name: string | undefined, env: BuildEnv, role: string) =>
   Connections.checkOptional(name, "kafka", role, env)
 
+/** The bootstrap brokers of a source or sink config, or of the connection it names (they name its dataset). */
+const brokersOf = (
+  config: { readonly connection?: string | undefined; readonly brokers?: ReadonlyArray<string> | undefined },
+  env: BuildEnv
+): ReadonlyArray<string> | undefined =>
+  config.connection === undefined
+    ? config.brokers
+    : (env.connections?.[config.connection] as { readonly brokers?: ReadonlyArray<string> } | undefined)?.brokers
+
 /** Builds the Kafka source a config describes. */
 export const buildSource = (config: SourceConfig, env: BuildEnv) =>
   Effect.gen(function* () {
@@ -175,6 +184,7 @@ export const buildSource = (config: SourceConfig, env: BuildEnv) =>
       groupId: config.group_id,
       name: config.name ?? env.defaultName,
       value,
+      brokers: brokersOf(config, env) ?? [],
       ...(start === undefined ? {} : { start }),
       ...(config.bounded === undefined
         ? env.streaming === true
@@ -216,6 +226,7 @@ export const buildSink = (config: SinkConfig, env: BuildEnv) =>
     const sink = Kafka.sink<Readonly<Record<string, unknown>>>({
       topic: config.topic,
       name: config.name ?? env.defaultName,
+      brokers: brokersOf(config, env) ?? [],
       // "overwrite" is rejected by the config schema.
       mode: config.mode === "upsert" ? "upsert" : "append",
       value,

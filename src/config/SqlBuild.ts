@@ -24,6 +24,7 @@ import {
   type SourceConfig
 } from "../connectors/sql/SqlConfig.ts"
 import { reasons } from "../connectors/sql/SqlError.ts"
+import * as SqlLineage from "../connectors/sql/SqlLineage.ts"
 import * as SqlTable from "../connectors/sql/SqlTable.ts"
 import { columnsOfAvro } from "../connectors/sql/SqlTypes.ts"
 import * as ConfigError from "../core/ConfigError.ts"
@@ -87,6 +88,27 @@ const tagOf = (type: "postgres" | "mysql", name: string): Context.Key<never, Any
   Context.Reference<AnyClient>((type === "postgres" ? PostgresClient.tag(name) : MysqlClient.tag(name)).key, {
     defaultValue: () => missingClient(type, name)
   })
+
+/**
+ * The dataset and attributes of a table (or query) on a config's connection; the fields are the schema's (with their
+ * Avro types) or the column names.
+ */
+const lineageOf = (
+  type: "postgres" | "mysql",
+  connection: string,
+  env: SqlBuildEnv,
+  table: Identifier.TableRef | undefined,
+  schema: RecordSchema<Row> | undefined,
+  columns: ReadonlyArray<string> | undefined
+): SqlLineage.Lineage => {
+  const declared = env.connections[connection] as ConnectionConfig | undefined
+  return SqlLineage.of(
+    type,
+    declared === undefined ? undefined : connectionOptions(declared),
+    table,
+    SqlLineage.fieldsOf(schema, columns)
+  )
+}
 
 const label = (type: "postgres" | "mysql") => (type === "postgres" ? "PostgreSQL" : "MySQL")
 
@@ -175,7 +197,8 @@ export const buildSource = (
                 upperBound: config.partition.upper_bound
               },
         predicates: config.predicates,
-        incremental
+        incremental,
+        ...lineageOf(type, config.connection, env, ref, schema, columns)
       },
       `${label(type)} ${ref === undefined ? "query" : `table ${Identifier.show(ref)}`} on ${config.connection}${
         config.partition === undefined
@@ -249,7 +272,8 @@ export const buildSink = (
         keys: config.keys ?? [],
         fields,
         createIfMissing,
-        transaction: config.transaction ?? "end"
+        transaction: config.transaction ?? "end",
+        ...lineageOf(type, config.connection, env, ref, schema, fields)
       },
       `${label(type)} table ${Identifier.show(ref)} on ${config.connection}${mode === "upsert" ? ` by (${(config.keys ?? []).join(", ")})` : ""}`
     )

@@ -26,6 +26,7 @@ import * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
 import * as Format from "../../formats/Format.ts"
 import type { FormatError } from "../../formats/FormatError.ts"
+import * as Datasets from "../internal/Datasets.ts"
 import * as Objects from "../internal/Objects.ts"
 import { FileError, reasons } from "./FileError.ts"
 import { FileStore, type FileStoreShape } from "./FileStore.ts"
@@ -80,6 +81,12 @@ const readFile = <A>(
     )
   )
 
+/** The dataset of a local path (namespace `file`, name the absolute path or glob) and its span attributes. */
+const fileLineage = (path: string, fields: Datasets.Fields | undefined) => {
+  const absolute = nodePath.resolve(path)
+  return { dataset: Datasets.make("file", absolute, fields), attributes: { "file.path": absolute } }
+}
+
 /**
  * A source over local files.
  *
@@ -95,6 +102,7 @@ export const source = <A = Readonly<Record<string, unknown>>>(
     type: "file",
     description: `files ${options.path}${options.format === undefined ? "" : ` (${Format.describe(options.format)})`}${options.schema === undefined ? "" : `, schema ${options.schema.name}`}`,
     bounded: true,
+    ...fileLineage(options.path, Datasets.fieldsOf(options.schema)),
     batches: () =>
       Stream.unwrap(
         Effect.gen(function* () {
@@ -178,6 +186,7 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
     type: "file",
     description: `files under ${dir}/ (${Format.describe(options.format)})`,
     mode,
+    ...fileLineage(dir, Datasets.fieldsOf(options.schema)),
     durability: "on-commit",
     open: Effect.gen(function* () {
       const store = yield* FileStore

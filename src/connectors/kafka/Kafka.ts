@@ -28,6 +28,7 @@ import * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
 import { StopSignal } from "../../core/Stop.ts"
 import * as Payload from "../../formats/Payload.ts"
+import * as Datasets from "../internal/Datasets.ts"
 import {
   type Compression,
   KafkaClient,
@@ -79,6 +80,11 @@ export interface SourceOptions<A> {
   readonly schema?: RecordSchema<A>
   /** Upper bound of the bytes fetched per partition per request (default 2 MiB; at most 16 MiB per request in all). */
   readonly maxBytesPerPartition?: number
+  /**
+   * The cluster's bootstrap brokers (`host:port`), naming the dataset read for lineage (`kafka://host:port`): the
+   * client layer connects, but a source names its dataset before it runs. Without them only span attributes are set.
+   */
+  readonly brokers?: ReadonlyArray<string>
 }
 
 const nextOffset = (offset: string): string => (BigInt(offset) + 1n).toString()
@@ -175,6 +181,35 @@ const planRead = (
     return { topics, seeks, ends }
   })
 
+/** The fields of a payload's records, when its format or record schema tells them. */
+const payloadFields = (
+  value: Payload.PayloadFormat,
+  schema: RecordSchema<unknown> | undefined
+): Datasets.Fields | undefined =>
+  Datasets.fieldsOf(schema) ?? (value.type === "avro" ? Datasets.fieldsOfAvro(value.schema) : undefined)
+
+/**
+ * The dataset of a topic (namespace `kafka://host:port` of the first bootstrap broker, name the topic) when the
+ * brokers are known, and the span attributes of the messaging semantic conventions.
+ */
+const kafkaLineage = (
+  topic: string,
+  brokers: ReadonlyArray<string> | undefined,
+  fields: Datasets.Fields | undefined,
+  extra: Readonly<Record<string, string>> = {}
+) => {
+  const server = brokers?.[0] === undefined ? undefined : Datasets.serverOf(brokers[0], 9092)
+  return {
+    ...(server === undefined ? {} : { dataset: Datasets.make(Datasets.namespaceOf("kafka", server), topic, fields) }),
+    attributes: {
+      "messaging.system": "kafka",
+      "messaging.destination.name": topic,
+      ...extra,
+      ...(server === undefined ? {} : { "server.address": server.host, "server.port": server.port })
+    }
+  }
+}
+
 /**
  * A source over Kafka topics.
  *
@@ -199,6 +234,12 @@ export function source<A>(
     type: "kafka",
     description: `kafka topics ${topicsText} (${Payload.describe(options.value)}, group ${options.groupId}, ${bounded ? "bounded" : "streaming"})`,
     bounded,
+    ...kafkaLineage(
+      options.topics instanceof RegExp ? options.topics.source : options.topics.join(","),
+      options.brokers,
+      payloadFields(options.value, options.schema),
+      { "messaging.consumer.group.name": options.groupId }
+    ),
     batches: () =>
       Stream.unwrap(
         Effect.gen(function* () {
@@ -382,6 +423,8 @@ export interface SinkOptions {
   readonly linger?: Duration.Input
   /** Records gathered before producing without waiting for `linger` (default 10000; only with `linger`). */
   readonly batchSize?: number
+  /** The cluster's bootstrap brokers (`host:port`), naming the dataset written for lineage (see `SourceOptions`). */
+  readonly brokers?: ReadonlyArray<string>
 }
 
 const textEncoder = new TextEncoder()
@@ -403,6 +446,7 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, KafkaError, KafkaCli
     type: "kafka",
     description: `kafka topic ${options.topic} (${Payload.describe(options.value)}${keyFields.length > 0 ? `, key ${keyFields.join(", ")}` : ""})`,
     mode,
+    ...kafkaLineage(options.topic, options.brokers, payloadFields(options.value, undefined)),
     durability: "per-write",
     batching: options.linger === undefined ? undefined : { size: options.batchSize ?? 10_000, linger: options.linger },
     open: Effect.gen(function* () {

@@ -29,6 +29,7 @@ import * as Source from "../../core/Source.ts"
 import * as Format from "../../formats/Format.ts"
 import type { FormatError } from "../../formats/FormatError.ts"
 import { keyText } from "../../formats/Payload.ts"
+import * as Datasets from "../internal/Datasets.ts"
 import * as Objects from "../internal/Objects.ts"
 import { type ObjectInfo, S3Client, type S3ClientShape } from "./S3Client.ts"
 import { reasons, S3Error } from "./S3Error.ts"
@@ -49,6 +50,12 @@ export interface Manifest {
 export const isHidden = Objects.isHidden
 
 const dirOf = (path: string): string => path.replace(/^\/+/, "").replace(/\/+$/, "")
+
+/** The dataset of a key, prefix or glob in a bucket (namespace `s3://bucket`, name the key) and its span attributes. */
+const s3Lineage = (bucket: string, key: string, fields: Datasets.Fields | undefined) => ({
+  dataset: Datasets.make(`s3://${bucket}`, key, fields),
+  attributes: { "rpc.system": "aws-api", "rpc.service": "S3", "aws.s3.bucket": bucket }
+})
 
 /** Every object under `prefix`, following continuation tokens (directory markers left out). */
 export const listAll = (
@@ -178,6 +185,7 @@ export const source = <A = Readonly<Record<string, unknown>>>(
     type: "s3",
     description: `s3://${options.bucket}/${options.path}${options.format === undefined ? "" : ` (${Format.describe(options.format)})`}${options.schema === undefined ? "" : `, schema ${options.schema.name}`}`,
     bounded: true,
+    ...s3Lineage(options.bucket, options.path.replace(/^\/+/, ""), Datasets.fieldsOf(options.schema)),
     batches: () =>
       Stream.unwrap(
         Effect.gen(function* () {
@@ -334,6 +342,7 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, S3Error | FormatErro
     type: "s3",
     description: `s3://${options.bucket}/${prefix} (${Format.describe(options.format)}${partitionBy.length > 0 ? `, partitioned by ${partitionBy.join(", ")}` : ""})`,
     mode,
+    ...s3Lineage(options.bucket, dir, Datasets.fieldsOf(options.schema)),
     durability: "on-commit",
     open: Effect.gen(function* () {
       const client = yield* S3Client

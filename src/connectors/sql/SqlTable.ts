@@ -23,12 +23,15 @@ import { ExtractError, wrap } from "../../core/Errors.ts"
 import { formatIssue, type Validation } from "../../core/RecordSchema.ts"
 import type * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
+import type { Attributes, Dataset } from "../../core/Stage.ts"
 import * as AvroBridge from "../../schema/AvroBridge.ts"
+import * as Datasets from "../internal/Datasets.ts"
 import * as Identifier from "./Identifier.ts"
 import type { CursorState, Mark } from "./Incremental.ts"
 import * as ColumnGuarantees from "./internal/ColumnGuarantees.ts"
 import type { Bounds, Loader, LoadResult, RangeCondition, Relation, Row, SqlClient, TableInfo } from "./SqlClient.ts"
 import { reasons, type SqlErrorReason } from "./SqlError.ts"
+import * as SqlLineage from "./SqlLineage.ts"
 import { compareValues } from "./SqlMemory.ts"
 import * as SqlTarget from "./SqlTarget.ts"
 import { type Column, type ColumnDef, type ColumnKind, columnsOfAvro } from "./SqlTypes.ts"
@@ -81,6 +84,10 @@ export interface SourceSpec<A, ES, RS> {
    * (decided once per read from the catalog) calls `validate` only for rows that fail a check of the other fields.
    */
   readonly schema?: SchemaModule.Top | undefined
+  /** The dataset read, for lineage (see `SqlLineage.ts`). */
+  readonly dataset?: Dataset | undefined
+  /** Span and metric attributes. */
+  readonly attributes?: Attributes | undefined
 }
 
 const isNumericKind = (kind: ColumnKind) =>
@@ -194,6 +201,8 @@ export const source = <A, E, Id, ES = never, RS = never>(
   type: system.type,
   description,
   bounded: true,
+  ...(spec.dataset === undefined ? {} : { dataset: spec.dataset }),
+  ...(spec.attributes === undefined ? {} : { attributes: spec.attributes }),
   batches: () =>
     Stream.unwrap(
       Effect.gen(function* () {
@@ -334,6 +343,10 @@ export interface SinkSpec {
   /** Creates the table with these columns when it does not exist. */
   readonly createIfMissing?: ReadonlyArray<ColumnDef> | undefined
   readonly transaction: "end" | "batch"
+  /** The dataset written, for lineage (see `SqlLineage.ts`). */
+  readonly dataset?: Dataset | undefined
+  /** Span and metric attributes. */
+  readonly attributes?: Attributes | undefined
 }
 
 /** A SQL sink: a sink whose `check` runs the target checks of `open` without writing. */
@@ -418,6 +431,8 @@ export const sink = <A, E, Id>(
     description,
     mode: spec.mode,
     durability: spec.transaction === "batch" ? "per-write" : "on-commit",
+    ...(spec.dataset === undefined ? {} : { dataset: spec.dataset }),
+    ...(spec.attributes === undefined ? {} : { attributes: spec.attributes }),
     check: Effect.gen(function* () {
       const client = yield* tag
       yield* checkSpec
@@ -527,6 +542,13 @@ export interface TableOptions<A, ES, RS> {
   readonly createIfMissing?: boolean
   /** `end` (default): one transaction per run; `batch` (append only): each batch commits. */
   readonly transaction?: "end" | "batch"
+  // lineage
+  /**
+   * Where the connection's server is (its connection options fit), naming the table's dataset for lineage
+   * (`postgres://host:port`, `database.schema.table`): the client layer connects, but a table names its dataset before
+   * it runs. Without it only span attributes are set.
+   */
+  readonly server?: SqlLineage.Server
 }
 
 /** The top-level field names of a struct schema. */
@@ -572,6 +594,7 @@ export const makeTable = <S extends SchemaModule.Top, E, Id, ES = never, RS = ne
   const fields = structFields(schema)
   const label = system.type === "postgres" ? "PostgreSQL" : "MySQL"
   const columns = options.columns ?? fields
+  const lineage = SqlLineage.of(system.type, options.server, ref, Datasets.fieldsOfSchema(schema))
   const src = source<A, E, Id, ES, RS>(
     system,
     clientKey,
@@ -586,7 +609,8 @@ export const makeTable = <S extends SchemaModule.Top, E, Id, ES = never, RS = ne
       concurrency: options.concurrency,
       incremental: options.incremental,
       validate: options.validate === false ? undefined : typeValidator(schema),
-      schema
+      schema,
+      ...lineage
     },
     `${label} table ${Identifier.show(ref)}${options.partitionBy === undefined ? "" : ` in ${options.partitionBy.partitions} partitions of ${options.partitionBy.column}`}`
   )
@@ -599,7 +623,8 @@ export const makeTable = <S extends SchemaModule.Top, E, Id, ES = never, RS = ne
     keys,
     fields,
     transaction: options.transaction ?? "end",
-    createIfMissing
+    createIfMissing,
+    ...lineage
   })
   const description = `${label} table ${Identifier.show(ref)}${mode === "upsert" ? ` by (${keys.join(", ")})` : ""}`
   const snk = sink<A, E, Id>(system, clientKey, specOf(undefined), description)
