@@ -15,7 +15,7 @@
  *   `file`. A transport that fails never fails the run: it logs a warning naming the transport (never the key).
  *
  * @example
- * Pipeline.run(p).pipe(Effect.provideService(RunObservers, [Lineage.observer({ url: "http://marquez:5000", namespace: "etl" })]))
+ * Pipeline.run(p).pipe(Effect.provideService(Observers.RunObservers, [Lineage.observer({ url: "http://marquez:5000", namespace: "etl" })]))
  */
 import { createHash } from "node:crypto"
 import { readFileSync } from "node:fs"
@@ -59,22 +59,15 @@ const facetSchemas = {
 } as const
 
 /** The package's version, read once from its package.json (next to `src/` and `dist/`). */
-const version: string = (() => {
-  const text = Effect.runSync(
-    Effect.orElseSucceed(
-      Effect.try(() => readFileSync(new URL("../../package.json", import.meta.url), "utf8")),
-      () => "{}"
-    )
+const version: string = Effect.runSync(
+  Effect.try(
+    () =>
+      JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { readonly version?: unknown }
+  ).pipe(
+    Effect.map((pkg) => (typeof pkg.version === "string" ? pkg.version : "0.0.0")),
+    Effect.orElseSucceed(() => "0.0.0")
   )
-  const parsed = Effect.runSync(
-    Effect.orElseSucceed(
-      Effect.try(() => JSON.parse(text) as unknown),
-      () => ({})
-    )
-  )
-  const v = (parsed as { readonly version?: unknown }).version
-  return typeof v === "string" ? v : "0.0.0"
-})()
+)
 
 /** The `producer` of every event and facet: this package and its version. */
 export const producer = `https://www.npmjs.com/package/effect-etl/v/${version}`
@@ -316,7 +309,7 @@ const append = (file: string, body: string): Effect.Effect<void, string> =>
  * transport can fail the run: a failure is logged as a warning.
  *
  * @example
- * Effect.provideService(RunObservers, [Lineage.observer({ url: "http://127.0.0.1:5000", namespace: "etl" })])
+ * Effect.provideService(Observers.RunObservers, [Lineage.observer({ url: "http://127.0.0.1:5000", namespace: "etl" })])
  */
 export const observer = (options: LineageOptions): RunObserver => {
   const http = options.url === undefined ? undefined : endpointOf(options.url)
