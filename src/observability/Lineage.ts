@@ -7,8 +7,8 @@
  *   UUID derived from it, the same every time, as the spec wants UUIDs).
  * - Inputs are the datasets the source (and any stage reading a dataset of its own) names; outputs are the sink's
  *   dataset and the dead-letter sink's when there is one. Each carries its fields (the `schema` facet) when known; the
- *   end event adds row counts from the RunReport (`inputStatistics`: records read; `outputStatistics`: records
- *   written, with bytes and files when the sink tells them). A failed run's event carries its error (`errorMessage`).
+ *   end event adds row counts from the RunReport (`inputStatistics`: records read, and bytes when the source tells
+ *   them; `outputStatistics`: records written, with bytes and files when the sink tells them). A failed run's event carries its error (`errorMessage`).
  * - Transports: HTTP POST of the JSON event to `${url}/api/v1/lineage` (OpenLineage's HTTP transport, with
  *   `Authorization: Bearer <apiKey>` when a key is given, else Basic credentials when the URL has a user name, and a
  *   timeout), and/or one JSON line per event appended to
@@ -175,7 +175,12 @@ export const event = (
         datasetOf(
           stage.dataset,
           report !== undefined && stage.kind === "source"
-            ? { inputFacets: statistics("inputStatistics", { rowCount: report.records.read }) }
+            ? {
+                inputFacets: statistics("inputStatistics", {
+                  rowCount: report.records.read,
+                  size: report.stages.find((r) => r.name === stage.name)?.bytes
+                })
+              }
             : {}
         )
       )

@@ -180,7 +180,9 @@ const assertCounts = (complete: Json, report: RunReport, dir: string) => {
       { name: "amount", type: "number" }
     ]
   })
-  assert.strictEqual(((input.inputFacets as Json).inputStatistics as Json).rowCount, report.records.read)
+  const read = (input.inputFacets as Json).inputStatistics as Json
+  assert.strictEqual(read.rowCount, report.records.read)
+  assert.strictEqual(read.size, report.stages[0]!.bytes)
   const output = dataset(complete, "outputs", 0)
   assert.deepStrictEqual([output.namespace, output.name], ["file", nodePath.join(dir, "out")])
   const stats = (output.outputFacets as Json).outputStatistics as Json
