@@ -346,4 +346,38 @@ describe("OpenLineage events", () => {
       )
     })
   )
+
+  it("a streaming run is a STREAMING job; stages without a dataset are left out, a joined table is an input", () => {
+    const event = Lineage.event(
+      "START",
+      {
+        runId: "0d7d7d0e-8a5b-4c7e-9a37-3c1f3b0b8f11",
+        pipeline: "enrich",
+        startedAt: "2026-12-04T00:00:00.000Z",
+        streaming: true,
+        stages: [
+          { name: "events", kind: "source", description: "memory", cardinality: "one-to-one" },
+          {
+            name: "users",
+            kind: "transform",
+            description: "join users",
+            cardinality: "one-to-many",
+            dataset: { namespace: "postgres://db:5432", name: "app.public.users" }
+          },
+          {
+            name: "out",
+            kind: "sink",
+            description: "topic",
+            cardinality: "one-to-one",
+            dataset: { namespace: "kafka://k:9092", name: "enriched", fields: [{ name: "id", type: "unknown" }] }
+          }
+        ]
+      },
+      { namespace: "etl", eventTime: "2026-12-04T00:00:00.000Z" }
+    )
+    assert.deepStrictEqual(problems(event), [])
+    assert.strictEqual(((event.job.facets as Json).jobType as Json).processingType, "STREAMING")
+    assert.deepStrictEqual(event.inputs, [{ namespace: "postgres://db:5432", name: "app.public.users" }])
+    assert.deepStrictEqual(((event.outputs[0]!.facets as Json).schema as Json).fields, [{ name: "id" }])
+  })
 })
