@@ -1,3 +1,4 @@
+import * as fs from "node:fs"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
@@ -179,10 +180,17 @@ describe("run metrics", () => {
     assert.strictEqual(Metrics.quantile({ buckets: [], count: 0, min: 0, max: 0, sum: 0 }, 0.5), 0)
   })
 
-  it("lists every metric once, with its attributes", () => {
+  it("lists every metric once, and the README lists them all", () => {
     const names = Metrics.catalog.map((m) => m.name)
     assert.strictEqual(new Set(names).size, names.length)
     for (const m of Metrics.catalog) assert.match(m.name, /^etl_[a-z_]+$/)
+    const readme = fs.readFileSync(new URL("../../README.md", import.meta.url), "utf8")
+    const list = readme.slice(readme.indexOf("<!-- metric list"), readme.indexOf("<!-- end of metric list -->"))
+    const documented = Array.from(list.matchAll(/^\| `(etl_[a-z_]+)` \| (\w+) \|/gm), (m) => `${m[1]} ${m[2]}`)
+    assert.deepStrictEqual(
+      documented,
+      Metrics.catalog.map((m) => `${m.name} ${m.type}`)
+    )
   })
 })
 
