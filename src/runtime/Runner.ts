@@ -188,6 +188,16 @@ export const execute = <E, R>(
       streaming: !p.bounded
     }
     for (const observer of observers) yield* observer.started(started)
+    // The size is asked for beside the read, never before it; not knowing it only means no percentage.
+    if (p.inputSize !== undefined && progress.size !== undefined) {
+      const tell = progress.size
+      yield* Effect.forkScoped(
+        p.inputSize.pipe(
+          Effect.flatMap((size) => Effect.sync(() => tell(size))),
+          Effect.catchCause((cause) => Effect.logDebug("input size unknown", cause))
+        )
+      )
+    }
 
     const attempt = Effect.suspend(() => {
       attempts++
