@@ -2,16 +2,17 @@
  * The command line: `run`, `validate` and `schema`, with `--help` on each.
  *
  * Exit codes: 0 when all went well, 1 when a run failed, 2 for bad usage or a bad config. The RunReport is printed to
- * stdout as JSON; logs are JSON lines on stderr; a progress line is drawn on stderr when it is a terminal.
+ * stdout as JSON; logs are lines on stderr (`--log-format pretty|json`, `--log-level`); a progress line is drawn on stderr when it is a terminal.
  */
 import * as nodePath from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
-import { Argument, Command, Flag } from "effect/cli"
+import { Argument, Command, Flag, GlobalFlag } from "effect/cli"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Runtime from "effect/Runtime"
 import * as Build from "../config/Build.ts"
@@ -314,10 +315,35 @@ const vaultCommand = Command.make("vault").pipe(
   Command.withSubcommands([vaultSet, vaultList, vaultRemove])
 )
 
+/** `--log-format pretty|json`: how log lines on stderr are written (default: `$ETL_LOG_FORMAT`, else by terminal). */
+export const LogFormat = GlobalFlag.Setting("log-format")({
+  flag: Flag.Literals("log-format", Logging.formats).pipe(
+    Flag.optional,
+    Flag.withMetavar("<pretty|json>"),
+    Flag.withDescription(
+      "How logs on stderr are written: pretty (one line for a person, coloured on a terminal) or json (one JSON object per line). Default: $ETL_LOG_FORMAT, else pretty when stderr is a terminal and json otherwise"
+    )
+  )
+})
+
+/** The loggers of the format asked for; an unknown `$ETL_LOG_FORMAT` is bad usage. */
+const logFormatLayer = Layer.unwrap(
+  Effect.gen(function* () {
+    const chosen = yield* LogFormat
+    if (Option.isSome(chosen)) return Logging.layerFormat(chosen.value)
+    const { format, invalid } = Logging.defaultFormat()
+    if (invalid !== undefined)
+      return yield* usage(`ETL_LOG_FORMAT is ${JSON.stringify(invalid)}: it must be ${Logging.formats.join(" or ")}`)
+    return Logging.layerFormat(format)
+  })
+)
+
 const makeRoot = (stop: GracefulStop | undefined) =>
   Command.make("effect-etl").pipe(
     Command.withDescription("Typed Extract-Transform-Load pipelines on Effect"),
-    Command.withSubcommands([runCommand(stop), validateCommand, schemaCommand, vaultCommand])
+    Command.withSubcommands([runCommand(stop), validateCommand, schemaCommand, vaultCommand]),
+    Command.provide(logFormatLayer),
+    Command.withGlobalFlags([LogFormat])
   )
 
 /** The root command. */

@@ -219,4 +219,31 @@ describe("CLI", () => {
     const unknown = cli(["frobnicate"])
     assert.strictEqual(unknown.code, 2)
   })
+
+  it("writes pretty log lines with --log-format pretty or ETL_LOG_FORMAT, and refuses an unknown format", () => {
+    const dir = tmp()
+    const config = writeConfig(dir, {
+      ...quickstart,
+      sink: { ...quickstart.sink, path: nodePath.join(dir, "settled") },
+      dead_letters: { ...quickstart.dead_letters, path: nodePath.join(dir, "dead") }
+    })
+    for (const run of [
+      cli(["run", config, "--quiet", "--log-format", "pretty"]),
+      cli(["run", config, "--quiet"], { env: { ETL_LOG_FORMAT: "pretty" } })
+    ]) {
+      assert.strictEqual(run.code, 0, run.stderr)
+      const lines = run.stderr.trim().split("\n")
+      assert.match(lines[0]!, /^\d\d:\d\d:\d\d\.\d\d\d INFO {2}\[quickstart\] run started: quickstart$/)
+      assert.isTrue(lines.some((l) => / WARN {2}\[quickstart\/validate\] /.test(l)))
+      assert.notInclude(run.stderr, "\x1b[")
+      assert.notInclude(run.stderr, "runId")
+    }
+    const json = cli(["run", config, "--quiet", "--log-format", "json"], { env: { ETL_LOG_FORMAT: "pretty" } })
+    assert.strictEqual(json.code, 0, json.stderr)
+    assert.strictEqual((JSON.parse(json.stderr.split("\n")[0]!) as { level: string }).level, "info")
+    const bad = cli(["run", config, "--quiet"], { env: { ETL_LOG_FORMAT: "xml" } })
+    assert.strictEqual(bad.code, 2)
+    assert.include(bad.stderr, 'ETL_LOG_FORMAT is "xml": it must be pretty or json')
+    assert.include(cli(["run", "--help"]).stdout, "--log-format <pretty|json>")
+  })
 })

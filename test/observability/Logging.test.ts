@@ -46,3 +46,44 @@ describe("JSON logging", () => {
     })
   )
 })
+
+describe("pretty logging", () => {
+  it.effect("prints time, level, pipeline/stage, message and the other fields, without run or trace ids", () =>
+    Effect.gen(function* () {
+      const lines = yield* capture(
+        Effect.logWarning("batch written", { rows: 3 }).pipe(
+          Effect.annotateLogs({ runId: "r1", pipeline: "p", stage: "sink", table: "public.t", note: "two words" }),
+          Effect.withSpan("Pipeline.run")
+        )
+      )
+      const text = Logging.prettyLine(lines[0]!, false)
+      assert.match(
+        text,
+        /^\d\d:\d\d:\d\d\.\d\d\d WARN {2}\[p\/sink\] batch written table=public\.t note="two words" details=\{"rows":3\}$/
+      )
+      assert.notInclude(text, "r1")
+      assert.notInclude(text, "traceId")
+    })
+  )
+
+  it.effect("colours only when asked, and keeps secrets out like the JSON lines", () =>
+    Effect.gen(function* () {
+      const lines = yield* capture(
+        Effect.logError("failed").pipe(Effect.annotateLogs({ password: Redacted.make("hunter2") }))
+      )
+      assert.notInclude(Logging.prettyLine(lines[0]!, false), "\x1b[")
+      const coloured = Logging.prettyLine(lines[0]!, true)
+      assert.include(coloured, "\x1b[31mERROR")
+      assert.include(coloured, "<redacted>")
+      assert.notInclude(coloured, "hunter2")
+    })
+  )
+
+  it("defaults to pretty on a terminal and json elsewhere, unless ETL_LOG_FORMAT says otherwise", () => {
+    assert.deepStrictEqual(Logging.defaultFormat({}, true), { format: "pretty" })
+    assert.deepStrictEqual(Logging.defaultFormat({}, false), { format: "json" })
+    assert.deepStrictEqual(Logging.defaultFormat({ ETL_LOG_FORMAT: "JSON" }, true), { format: "json" })
+    assert.deepStrictEqual(Logging.defaultFormat({ ETL_LOG_FORMAT: "pretty" }, false), { format: "pretty" })
+    assert.deepStrictEqual(Logging.defaultFormat({ ETL_LOG_FORMAT: "xml" }, false), { format: "json", invalid: "xml" })
+  })
+})
