@@ -4,7 +4,8 @@
  * - `source` reads one file, every file under a directory (hidden `.`/`_` entries skipped) or a glob, in path order
  *   (or `concurrency` files at once), decoding JSON Lines, CSV or Avro container files (gzip-compressed or not). Each
  *   batch names its file (`Batch.part`), so that event-time stages keep a watermark per file. Lines that do not parse
- *   and records that do not match the schema become dead letters that name the file and line; the rest flows on.
+ *   and records that do not match the schema become dead letters that name the file and line; the rest flows on. Its
+ *   input size is the sum of the files' sizes, and each batch carries the bytes it was read from.
  * - `sink` writes part files under a directory. `append` adds new uniquely named part files; `overwrite` writes the new
  *   set to a staging directory and publishes it at commit: the directory is a symbolic link to a complete generation,
  *   swapped in one rename (see `Generations.ts`), so readers see the old data or the new, never a mix and never
@@ -120,7 +121,11 @@ export const source = <A = Readonly<Record<string, unknown>>>(
             id: (file) => file.path
           })
         })
-      )
+      ),
+    size: Effect.gen(function* () {
+      const files = yield* (yield* FileStore).list(options.path)
+      return { bytes: files.reduce((sum, file) => sum + file.size, 0) }
+    })
   })
 }
 

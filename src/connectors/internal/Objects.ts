@@ -56,7 +56,7 @@ export interface DecodeOptions<A> {
 /**
  * Decodes the bytes of one file or object into batches. Malformed lines become `decode-error` dead letters with
  * origin `location:line`, holding the line as text, or its bytes (a `Uint8Array`) when they are not valid UTF-8; records the schema rejects become `invalid-record` dead letters with origin
- * `location#n` (n counts records from 1); the rest flows on.
+ * `location#n` (n counts records from 1); the rest flows on. Each batch carries the bytes read for it (`Batch.bytes`).
  */
 export const decode = <A, E, R>(
   bytes: Stream.Stream<Uint8Array, E, R>,
@@ -69,7 +69,20 @@ export const decode = <A, E, R>(
       ? { ...options.format, emptyAsNull: true }
       : options.format
   let index = 0
+  // Bytes are counted as they reach the decoder and handed to the next batch out: a batch carries what was read since
+  // the previous one (the decoder reads ahead a little, so the split is approximate; the sum is exact).
+  let read = 0
+  let carried = 0
+  const take = (): number => {
+    const n = read - carried
+    carried = read
+    return n
+  }
   return bytes.pipe(
+    Stream.map((chunk) => {
+      read += chunk.length
+      return chunk
+    }),
     Format.decoder(format, {
       source: location,
       onError: "collect",
@@ -89,7 +102,7 @@ export const decode = <A, E, R>(
         })
       if (schema === undefined || format.type === "avro") {
         index += decoded.records.length
-        return Batch.make(decoded.records as ReadonlyArray<A>, { deadLetters })
+        return Batch.make(decoded.records as ReadonlyArray<A>, { deadLetters, bytes: take() })
       }
       const records: Array<A> = []
       for (let i = 0; i < decoded.records.length; i++) {
@@ -105,7 +118,7 @@ export const decode = <A, E, R>(
             origin: `${location}#${index}`
           })
       }
-      return Batch.make(records, { deadLetters })
+      return Batch.make(records, { deadLetters, bytes: take() })
     })
   )
 }

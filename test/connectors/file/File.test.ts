@@ -16,6 +16,7 @@ import { LoadError } from "../../../src/core/Errors.ts"
 import * as RecordSchema from "../../../src/core/RecordSchema.ts"
 import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
+import { makeRunContext } from "../../../src/core/Stage.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 
 const Row = Schema.Struct({ id: Schema.Int, name: Schema.String })
@@ -196,6 +197,27 @@ describe("File connector (memory store)", () => {
     }).pipe(Effect.provide(FileStoreModule.layerMemory(files)))
   })
 
+  it.effect(
+    "tells its input size as the sum of the files' sizes, and its batches carry the bytes they were read from",
+    () => {
+      const a = Array.from({ length: 50 }, (_, i) => JSON.stringify({ id: i, name: `a${i}` })).join("\n")
+      const files = FileStoreModule.memory({ "in/a.jsonl": `${a}\n`, "in/b.jsonl": '{"id":1,"name":"b"}\n' })
+      const bytes = new TextEncoder().encode(a).length + 1 + 20
+      return Effect.gen(function* () {
+        const source = File.source<Row>({ path: "in", batchSize: 7 })
+        assert.deepStrictEqual(yield* source.size!, { bytes })
+        const batches = yield* Stream.runCollect(
+          source.batches(makeRunContext({ runId: "r", pipeline: "p", now: () => 0 }))
+        )
+        assert.isAbove(batches.length, 2)
+        assert.strictEqual(
+          batches.reduce((sum, batch) => sum + (batch.bytes ?? 0), 0),
+          bytes
+        )
+      }).pipe(Effect.provide(FileStoreModule.layerMemory(files)))
+    }
+  )
+
   it.effect("a glob that matches nothing is an error naming the pattern", () =>
     Effect.gen(function* () {
       const error = yield* readAll(File.source({ path: "in/*.csv" })).pipe(Effect.flip)
@@ -225,6 +247,10 @@ describe("File connector (local disk)", () => {
         Pipeline.run
       )
       assert.strictEqual(report.records.written, 2)
+      const gz = (yield* Effect.promise(() => fs.stat(nodePath.join(dir, "in", "a.jsonl.gz")))).size
+      assert.deepStrictEqual(yield* File.source<Row>({ path: nodePath.join(dir, "in", "*.jsonl.gz") }).size!, {
+        bytes: gz
+      })
       const names = (yield* Effect.promise(() => fs.readdir(out))).sort()
       assert.strictEqual(names.length, 2)
       assert.strictEqual(names[0], "_SUCCESS")
