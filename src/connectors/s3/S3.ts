@@ -6,7 +6,8 @@
  *   order; each batch names its object (`Batch.part`), so that event-time stages keep a watermark per object. Lines
  *   that do not parse and records that do not match the schema become dead letters naming `s3://bucket/key:line`.
  *   When the prefix holds a `_SUCCESS` manifest written by the sink, only the objects it lists are read, so a reader
- *   never sees a half-replaced set.
+ *   never sees a half-replaced set. Its input size is the sum of the objects' sizes from the listing, and each batch
+ *   carries the bytes it was read from.
  * - `sink` writes part objects (`part-<run>-<n>.<ext>`) under a prefix, optionally under Hive-style partition paths
  *   (`date=2026-11-26/`), rolled by record count and bytes, each uploaded in parts (multipart) once it outgrows one
  *   part, so at most one part per open object is held in memory. `append` adds uniquely named objects; `overwrite`
@@ -26,6 +27,7 @@ import type * as Batch from "../../core/Batch.ts"
 import type { RecordSchema } from "../../core/RecordSchema.ts"
 import * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
+import type { InputSize } from "../../core/Stage.ts"
 import * as Format from "../../formats/Format.ts"
 import type { FormatError } from "../../formats/FormatError.ts"
 import { keyText } from "../../formats/Payload.ts"
@@ -118,28 +120,52 @@ export interface SourceOptions<A> {
   readonly useManifest?: boolean
 }
 
+/** An object to read: its key, and its size when the listing told it (a manifest names keys only). */
+interface Listed {
+  readonly key: string
+  readonly size?: number | undefined
+}
+
 const listObjects = (
   client: S3ClientShape,
   options: SourceOptions<unknown>
-): Effect.Effect<ReadonlyArray<string>, S3Error> =>
+): Effect.Effect<ReadonlyArray<Listed>, S3Error> =>
   Effect.gen(function* () {
     const path = options.path.replace(/^\/+/, "")
     if (Objects.isGlob(path)) {
       const first = path.search(/[*?[\]{}]/)
       const re = Objects.globToRegExp(path)
       const all = yield* listAll(client, options.bucket, path.slice(0, first))
-      return all.map((o) => o.key).filter((k) => re.test(k) && !isHidden(k.slice(k.lastIndexOf("/") + 1)))
+      return all.filter((o) => re.test(o.key) && !isHidden(o.key.slice(o.key.lastIndexOf("/") + 1)))
     }
     const dir = dirOf(path)
     const exact = dir === "" ? [] : (yield* client.list(options.bucket, dir, { maxKeys: 1 })).objects
-    if (exact[0]?.key === dir) return [dir]
+    if (exact[0]?.key === dir) return [exact[0]]
     if (options.useManifest ?? true) {
       const manifest = yield* readManifest(client, options.bucket, dir)
-      if (manifest !== undefined) return manifest.files.map((f) => (dir === "" ? f : `${dir}/${f}`))
+      if (manifest !== undefined) return manifest.files.map((f) => ({ key: dir === "" ? f : `${dir}/${f}` }))
     }
     const prefix = dir === "" ? "" : `${dir}/`
     const all = yield* listAll(client, options.bucket, prefix)
-    return all.map((o) => o.key).filter((k) => !isHidden(k.slice(prefix.length)))
+    return all.filter((o) => !isHidden(o.key.slice(prefix.length)))
+  })
+
+/** The bytes of the objects a source reads: their sizes from the listing (a manifest's objects are listed for it). */
+const inputSize = (client: S3ClientShape, options: SourceOptions<unknown>): Effect.Effect<InputSize, S3Error> =>
+  Effect.gen(function* () {
+    const objects = yield* listObjects(client, options)
+    let bytes = 0
+    const unknown = new Set<string>()
+    for (const o of objects) {
+      if (o.size === undefined) unknown.add(o.key)
+      else bytes += o.size
+    }
+    if (unknown.size > 0) {
+      const dir = dirOf(options.path)
+      for (const o of yield* listAll(client, options.bucket, dir === "" ? "" : `${dir}/`))
+        if (unknown.has(o.key)) bytes += o.size
+    }
+    return { bytes }
   })
 
 const readObject = <A>(
@@ -190,7 +216,7 @@ export const source = <A = Readonly<Record<string, unknown>>>(
       Stream.unwrap(
         Effect.gen(function* () {
           const client = yield* S3Client
-          const keys = yield* listObjects(client, options as SourceOptions<unknown>)
+          const keys = (yield* listObjects(client, options as SourceOptions<unknown>)).map((o) => o.key)
           if (keys.length === 0)
             return yield* new S3Error({
               reason: reasons.NoSuchKey,
@@ -204,7 +230,8 @@ export const source = <A = Readonly<Record<string, unknown>>>(
             id: (key) => key
           })
         })
-      )
+      ),
+    size: Effect.flatMap(S3Client, (client) => inputSize(client, options as SourceOptions<unknown>))
   })
 }
 

@@ -15,6 +15,7 @@ import { LoadError } from "../../../src/core/Errors.ts"
 import * as RecordSchema from "../../../src/core/RecordSchema.ts"
 import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
+import { makeRunContext } from "../../../src/core/Stage.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 
 const Row = Schema.Struct({ id: Schema.Int, name: Schema.String, day: Schema.String })
@@ -269,5 +270,40 @@ export const conformance = (label: string, clientLayer: Layer.Layer<S3Client, un
         assert.strictEqual(back.records.length, 60_000)
         assert.deepStrictEqual(back.records[59_999], big[59_999])
       })
+    )
+
+    it.effect(
+      "the source tells its input size from the listing, and its batches carry the bytes they were read from",
+      () =>
+        Effect.gen(function* () {
+          const bucket = yield* newBucket
+          const client = yield* S3Client
+          const a = rows(30)
+            .map((r) => JSON.stringify(r))
+            .join("\n")
+          yield* client.put(bucket, "in/a.jsonl", text(`${a}\n`))
+          yield* client.put(bucket, "in/b.jsonl", text("{}\n"))
+          yield* client.put(bucket, "in/_meta.json", text("{}"))
+          const all = text(`${a}\n`).length + 3
+          const size = (path: string) => S3.source({ bucket, path }).size!
+          assert.deepStrictEqual(yield* size("in"), { bytes: all })
+          assert.deepStrictEqual(yield* size("in/*.jsonl"), { bytes: all })
+          assert.deepStrictEqual(yield* size("in/b.jsonl"), { bytes: 3 })
+          const batches = yield* Stream.runCollect(
+            S3.source({ bucket, path: "in", batchSize: 4 }).batches(
+              makeRunContext({ runId: "r", pipeline: "p", now: () => 0 })
+            )
+          )
+          assert.strictEqual(
+            batches.reduce((sum, b) => sum + (b.bytes ?? 0), 0),
+            all
+          )
+          yield* write(
+            rows(50),
+            S3.sink<Row>({ bucket, path: "out", format: { type: "jsonl" }, maxRecordsPerObject: 20 })
+          )
+          const parts = (yield* S3.listAll(client, bucket, "out/")).filter((o) => o.key.includes("part-"))
+          assert.deepStrictEqual(yield* size("out"), { bytes: parts.reduce((sum, o) => sum + o.size, 0) })
+        })
     )
   })
