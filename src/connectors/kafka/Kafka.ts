@@ -12,13 +12,15 @@
  *   With `envelope: true` records are {@link Envelope}s carrying key, headers, partition, offset and timestamp.
  *   An unbounded source ends its stream normally on the runtime's `StopSignal` (a graceful stop), staying in the group
  *   until the batches it emitted are acknowledged; each batch carries its oldest message timestamp
- *   (`Batch.sourceTimestamp`) for end-to-end latency.
+ *   (`Batch.sourceTimestamp`) for end-to-end latency. A bounded source tells its input size (end offsets minus start
+ *   offsets); every fetched batch updates the partition's {@link consumerLag} gauge.
  * - `sink` sends each written batch with acks=all through an idempotent producer, split into requests by size; with
  *   `linger` the runtime first gathers small batches until `batchSize` records or the linger time (see `Sink.Batching`).
  *   `upsert` keys messages by record fields; `append` sends them without a key; `overwrite` does not exist for a log.
  */
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import * as Stream from "effect/Stream"
 import * as Batch from "../../core/Batch.ts"
 import type * as DeadLetter from "../../core/DeadLetter.ts"
@@ -31,6 +33,7 @@ import * as Payload from "../../formats/Payload.ts"
 import * as Datasets from "../internal/Datasets.ts"
 import {
   type Compression,
+  type FetchedBatch,
   KafkaClient,
   type KafkaClientShape,
   type Message,
@@ -124,6 +127,8 @@ interface Plan {
   readonly seeks: ReadonlyArray<Position>
   /** `topic/partition` → end offset, for bounded sources (partitions already at their end are left out). */
   readonly ends: Map<string, string>
+  /** `topic/partition` → the offset the read starts at, for the partitions of `ends`. */
+  readonly starts: Map<string, string>
 }
 
 const planRead = (
@@ -148,6 +153,7 @@ const planRead = (
     const start = options.start ?? "committed"
     const seeks: Array<Position> = []
     const ends = new Map<string, string>()
+    const starts = new Map<string, string>()
     for (const topic of topics) {
       const offsets = yield* client.partitionOffsets(topic)
       const committed =
@@ -175,10 +181,13 @@ const planRead = (
         }
         from = maxOffset(from, p.low)
         if (explicit) seeks.push({ topic, partition: p.partition, offset: from })
-        if (bounded && isBefore(from, p.high)) ends.set(`${topic}/${p.partition}`, p.high)
+        if (bounded && isBefore(from, p.high)) {
+          ends.set(`${topic}/${p.partition}`, p.high)
+          starts.set(`${topic}/${p.partition}`, from)
+        }
       }
     }
-    return { topics, seeks, ends }
+    return { topics, seeks, ends, starts }
   })
 
 /** The fields of a payload's records, when its format or record schema tells them. */
@@ -208,6 +217,25 @@ const kafkaLineage = (
       ...(server === undefined ? {} : { "server.address": server.host, "server.port": server.port })
     }
   }
+}
+
+/**
+ * The consumer lag of a partition read by a Kafka source, in messages: the partition's end offset (high watermark)
+ * minus the next offset to read, updated from every fetched batch. Attributes `topic` and `partition`; the runtime adds
+ * `pipeline` and `run_id`.
+ */
+export const consumerLag: Metric.Gauge<number> = Metric.gauge("etl_kafka_consumer_lag", {
+  description: "Messages of a partition not yet read by the pipeline's Kafka source (end offset minus next offset)"
+})
+
+/** Sets the lag gauge of the fetched batch's partition, when the fetch told the partition's end offset. */
+const updateLag = (fetched: FetchedBatch): Effect.Effect<void> => {
+  if (fetched.highWatermark === undefined) return Effect.void
+  const lag = BigInt(fetched.highWatermark) - BigInt(nextOffset(fetched.lastOffset))
+  return Metric.update(
+    Metric.withAttributes(consumerLag, { topic: fetched.topic, partition: String(fetched.partition) }),
+    Number(lag > 0n ? lag : 0n)
+  )
 }
 
 /**
@@ -370,6 +398,7 @@ export function source<A>(
           // are acknowledged), even while it waits for new messages.
           const stop = yield* StopSignal
           const batches = (bounded ? consumer.batches : Stream.interruptWhen(consumer.batches, stop)).pipe(
+            Stream.tap(updateLag),
             Stream.map(toBatch),
             Stream.filter((b): b is Batch.Batch<A | Envelope<A>> => b !== undefined)
           )
@@ -382,7 +411,16 @@ export function source<A>(
             )
           )
         })
-      )
+      ),
+    // A bounded read knows what it will read: from each partition's start to the end offset captured at start.
+    size: bounded
+      ? Effect.gen(function* () {
+          const plan = yield* planRead(yield* KafkaClient, options as SourceOptions<unknown>, true)
+          let records = 0n
+          for (const [tp, end] of plan.ends) records += BigInt(end) - BigInt(plan.starts.get(tp) ?? end)
+          return { records: Number(records) }
+        })
+      : undefined
   })
 }
 

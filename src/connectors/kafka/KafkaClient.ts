@@ -32,6 +32,8 @@ export interface FetchedBatch {
   readonly messages: ReadonlyArray<Message>
   /** The offset of the last record of the fetched batch (may be past the last message: control records). */
   readonly lastOffset: string
+  /** The partition's end offset (next offset to be written) as the broker told it with this fetch, when it did. */
+  readonly highWatermark?: string | undefined
 }
 
 /** A message to produce. */
@@ -316,7 +318,8 @@ export const makeMemory = (cluster: MemoryCluster): KafkaClientShape => {
                 topic: cursor.topic,
                 partition: cursor.partition,
                 messages,
-                lastOffset: messages[messages.length - 1]!.offset
+                lastOffset: messages[messages.length - 1]!.offset,
+                highWatermark: String(cursor.log.length)
               }
             ] as const
           }

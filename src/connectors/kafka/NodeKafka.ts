@@ -219,7 +219,13 @@ const convert = (batch: EachBatchPayload["batch"]): FetchedBatch => {
       headers: toHeaders(m.headers)
     }
   }
-  return { topic: batch.topic, partition: batch.partition, messages, lastOffset: batch.lastOffset() }
+  return {
+    topic: batch.topic,
+    partition: batch.partition,
+    messages,
+    lastOffset: batch.lastOffset(),
+    highWatermark: batch.highWatermark
+  }
 }
 
 const sasl = (options: ConnectionOptions): SASLOptions | undefined => {

@@ -5,7 +5,9 @@ import { assert, layer } from "@effect/vitest"
 import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import * as Kafka from "../../../src/connectors/kafka/Kafka.ts"
 import { KafkaClient } from "../../../src/connectors/kafka/KafkaClient.ts"
 import type { DeadLetter } from "../../../src/core/DeadLetter.ts"
@@ -13,6 +15,7 @@ import { LoadError } from "../../../src/core/Errors.ts"
 import * as RecordSchema from "../../../src/core/RecordSchema.ts"
 import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
+import { makeRunContext } from "../../../src/core/Stage.ts"
 import * as AvroWire from "../../../src/formats/AvroWire.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 import * as AvroBridge from "../../../src/schema/AvroBridge.ts"
@@ -376,5 +379,51 @@ export const conformance = (label: string, clientLayer: Layer.Layer<KafkaClient,
         const error = yield* Effect.flip(produce(topic, rows(1), { mode: "upsert" }))
         assert.include(error.message, "needs the record fields of the message key")
       })
+    )
+
+    it.effect("a bounded source tells how many messages it will read; a streaming one tells nothing", () =>
+      Effect.gen(function* () {
+        const topic = `size-${suffix()}`
+        const group = `g-${suffix()}`
+        yield* createTopic(topic, 3)
+        yield* produce(topic, rows(60))
+        const source = (start: Kafka.StartPosition, bounded = true) =>
+          Kafka.source<Row>({ topics: [topic], groupId: group, start, bounded, value: { type: "json" } })
+        assert.deepStrictEqual(yield* source("earliest").size!, { records: 60 })
+        assert.deepStrictEqual(yield* source("latest").size!, { records: 0 })
+        assert.deepStrictEqual(yield* source("committed").size!, { records: 60 })
+        yield* readAll(source("committed"))
+        yield* produce(topic, rows(5, 60))
+        assert.deepStrictEqual(yield* source("committed").size!, { records: 5 })
+        assert.isUndefined(source("earliest", false).size)
+      })
+    )
+
+    it.effect("each fetched batch sets the consumer lag gauge of its partition", () =>
+      Effect.gen(function* () {
+        const topic = `lag-${suffix()}`
+        yield* createTopic(topic, 1)
+        yield* produce(topic, rows(100))
+        const source = Kafka.source<Row>({
+          topics: [topic],
+          groupId: `g-${suffix()}`,
+          start: "earliest",
+          value: { type: "json" },
+          maxBytesPerPartition: 1024
+        })
+        const [first] = yield* Stream.runCollect(
+          Stream.take(source.batches(makeRunContext({ runId: "r", pipeline: "p", now: () => 0 })), 1)
+        )
+        const read = first!.records.length
+        assert.isAbove(read, 0)
+        assert.isBelow(read, 100)
+        const lag = yield* Metric.value(Metric.withAttributes(Kafka.consumerLag, { topic, partition: "0" }))
+        assert.strictEqual(lag.value, 100 - read)
+        const snapshot = (yield* Metric.snapshot).find(
+          (m) => m.id === "etl_kafka_consumer_lag" && m.attributes?.topic === topic
+        )
+        assert.deepStrictEqual(snapshot?.attributes, { topic, partition: "0" })
+        yield* first!.ack
+      }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
     )
   })
