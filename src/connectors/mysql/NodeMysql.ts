@@ -827,6 +827,19 @@ export const make = (pool: Pool, connection: string): Shape => ({
         ].join(", ")}) DEFAULT CHARSET = utf8mb4`
       )
     ).pipe(Effect.asVoid),
+  estimateRows: (ref) =>
+    attempt(`estimate the rows of ${Identifier.show(ref)}`, () =>
+      run(
+        pool,
+        "SELECT TABLE_ROWS AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
+        [ref.schema ?? null, ref.name]
+      )
+    ).pipe(
+      Effect.map((result) => {
+        const n = Number((result.rows as ReadonlyArray<{ readonly n?: unknown }>)[0]?.n ?? Number.NaN)
+        return Number.isFinite(n) && n >= 0 ? n : undefined
+      })
+    ),
   bounds: (relation, column, conditions) =>
     Effect.gen(function* () {
       const operation = `find the bounds of ${column} in ${describeRelation(relation)}`

@@ -896,6 +896,16 @@ export const make = (pool: pg.Pool, connection: string): Shape => ({
         ].join(", ")})`
       )
     ).pipe(Effect.asVoid),
+  // reltuples is -1 for a table never vacuumed nor analyzed (PostgreSQL 14+), 0 before 14: no estimate then.
+  estimateRows: (ref) =>
+    attempt(`estimate the rows of ${Identifier.show(ref)}`, () =>
+      query(pool, "SELECT reltuples::float8::text AS n FROM pg_class WHERE oid = to_regclass($1)", [qt(ref)])
+    ).pipe(
+      Effect.map((result) => {
+        const n = Number((result.rows[0] as { readonly n?: string } | undefined)?.n ?? Number.NaN)
+        return Number.isFinite(n) && n > 0 ? Math.round(n) : undefined
+      })
+    ),
   bounds: (relation, column, conditions) =>
     Effect.gen(function* () {
       const operation = `find the bounds of ${column} in ${describeRelation(relation)}`

@@ -127,6 +127,12 @@ export interface SqlClient<E> {
     columns: ReadonlyArray<ColumnDef>,
     primaryKey: ReadonlyArray<string>
   ) => Effect.Effect<void, E>
+  /**
+   * The number of rows of a table as the server's statistics estimate it (PostgreSQL's `pg_class.reltuples`, MySQL's
+   * `information_schema.TABLES.TABLE_ROWS`), without reading it; `undefined` when the server has no estimate yet.
+   * For progress only: it may be off, and a client may leave it out.
+   */
+  readonly estimateRows?: ((ref: TableRef) => Effect.Effect<number | undefined, E>) | undefined
   /** MIN and MAX of a column of a relation, under the given conditions. */
   readonly bounds: (relation: Relation, column: string, conditions: ReadonlyArray<string>) => Effect.Effect<Bounds, E>
   /** Streams the rows of a read in chunks of at most `batchSize`, holding at most a few chunks in memory. */

@@ -206,6 +206,7 @@ export const make = <E>(
           uniqueKeys: primaryKey.length === 0 ? [] : [[...primaryKey]]
         })
       }),
+    estimateRows: (ref) => Effect.sync(() => db.tables.get(show(ref))?.rows.length),
     bounds: (relation, column, conditions) =>
       Effect.gen(function* () {
         const rows = yield* rowsOf(relation, "bounds")

@@ -23,7 +23,7 @@ import { ExtractError, wrap } from "../../core/Errors.ts"
 import { formatIssue, type Validation } from "../../core/RecordSchema.ts"
 import type * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
-import type { Attributes, Dataset } from "../../core/Stage.ts"
+import type { Attributes, Dataset, InputSize } from "../../core/Stage.ts"
 import * as AvroBridge from "../../schema/AvroBridge.ts"
 import * as Datasets from "../internal/Datasets.ts"
 import * as Identifier from "./Identifier.ts"
@@ -325,8 +325,30 @@ export const source = <A, E, Id, ES = never, RS = never>(
           .pipe(Effect.provideContext(services), Effect.mapError(wrap(ExtractError, spec.name)))
         return Stream.concat(batches, Stream.succeed(Batch.make<A>([], { ack })))
       })
-    )
+    ),
+  size: estimable(spec) ? estimateSize(tag, spec.relation.ref) : undefined
 })
+
+/** A read of a whole table (no `where`, predicates nor cursor): the table's row estimate is its size. */
+const estimable = <A, ES, RS>(
+  spec: SourceSpec<A, ES, RS>
+): spec is SourceSpec<A, ES, RS> & {
+  readonly relation: { readonly _tag: "Table"; readonly ref: Identifier.TableRef }
+} =>
+  spec.relation._tag === "Table" &&
+  spec.where === undefined &&
+  (spec.predicates === undefined || spec.predicates.length === 0) &&
+  spec.incremental === undefined
+
+const estimateSize = <E, Id>(
+  tag: Context.Key<Id, SqlClient<E>>,
+  ref: Identifier.TableRef
+): Effect.Effect<InputSize, E, Id> =>
+  Effect.gen(function* () {
+    const client = yield* tag
+    const records = client.estimateRows === undefined ? undefined : yield* client.estimateRows(ref)
+    return records === undefined ? {} : { records, estimated: true }
+  })
 
 /** Everything a SQL sink needs. */
 export interface SinkSpec {

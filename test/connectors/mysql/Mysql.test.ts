@@ -1,6 +1,7 @@
-import { assert, describe, layer } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import * as FileStore from "../../../src/connectors/file/FileStore.ts"
 import * as Mysql from "../../../src/connectors/mysql/Mysql.ts"
 import * as MysqlClient from "../../../src/connectors/mysql/MysqlClient.ts"
@@ -10,6 +11,23 @@ import { MysqlTest } from "../../support/Databases.ts"
 import { conformance, createTxnTable } from "../sql/Conformance.ts"
 
 describe("MySQL connector (memory layer)", () => {
+  it.effect("a whole-table source tells the memory table's row count as its size estimate; a query does not", () =>
+    Effect.gen(function* () {
+      const Row = Schema.Struct({ id: Schema.Number })
+      assert.deepStrictEqual(yield* Mysql.table("t", Row).size!, { records: 3, estimated: true })
+      assert.deepStrictEqual(yield* Mysql.table("t", Row, { partitionBy: { column: "id", partitions: 2 } }).size!, {
+        records: 3,
+        estimated: true
+      })
+      assert.isUndefined(Mysql.table("t", Row, { where: "id > 1" }).size)
+      assert.isUndefined(Mysql.query("q", "SELECT 1").size)
+    }).pipe(
+      Effect.provide(
+        Mysql.layerMemory(SqlMemory.memory({ tables: { t: { rows: [{ id: 1 }, { id: 2 }, { id: 3 }] } } }))
+      )
+    )
+  )
+
   conformance({
     name: "memory",
     client: MysqlClient.Default,

@@ -291,6 +291,23 @@ layer(MysqlTest.layer, { timeout: 60_000, excludeTestServices: true })("MySQL co
       })
     )
   )
+
+  it.effect("a whole-table source tells the table's row estimate; a filtered read does not", () =>
+    withDb(
+      Effect.gen(function* () {
+        const db = yield* MysqlTest
+        yield* db.sql("CREATE TABLE estimated (id INT PRIMARY KEY, v VARCHAR(20))")
+        yield* db.sql("INSERT INTO estimated SELECT seq, 'v' FROM seq_1_to_1234")
+        yield* db.sql("ANALYZE TABLE estimated")
+        const size = yield* Mysql.table("estimated", Kv).size!
+        assert.isTrue(size.estimated)
+        // InnoDB samples pages for its estimate: near the count, not always the count.
+        assert.isAbove(size.records!, 600)
+        assert.isBelow(size.records!, 2500)
+        assert.isUndefined(Mysql.table("estimated", Kv, { where: "id > 10" }).size)
+      })
+    )
+  )
 })
 
 /** Provides the MySQL client of the test database. */

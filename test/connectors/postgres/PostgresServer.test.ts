@@ -472,6 +472,23 @@ layer(PgTest.layer, { timeout: 60_000, excludeTestServices: true })("PostgreSQL 
       })
     )
   )
+
+  it.effect(
+    "a whole-table source tells the table's row estimate once the table is analyzed; a filtered read does not",
+    () =>
+      withDb(
+        Effect.gen(function* () {
+          const db = yield* PgTest
+          yield* db.sql("CREATE TABLE estimated (id int PRIMARY KEY, v text)")
+          const table = Postgres.table("estimated", Kv)
+          assert.deepStrictEqual(yield* table.size!, {})
+          yield* db.sql("INSERT INTO estimated SELECT i, 'v' FROM generate_series(1, 1234) i")
+          yield* db.sql("ANALYZE estimated")
+          assert.deepStrictEqual(yield* table.size!, { records: 1234, estimated: true })
+          assert.isUndefined(Postgres.table("estimated", Kv, { where: "id > 10" }).size)
+        })
+      )
+  )
 })
 
 /** Provides the PostgreSQL client of the test schema. */
