@@ -68,11 +68,11 @@ export class RateWindow {
     while (this.samples.length > 2 && this.samples[1]!.at <= at - this.windowMs) this.samples.shift()
   }
 
-  /** Per second, of a stage's records in (or of the source's bytes, with `BYTES`); 0 before two samples. */
-  rate(key: string): number {
+  /** Per second, of a stage's records in (or of the source's bytes, with `BYTES`); `undefined` before two samples. */
+  rate(key: string): number | undefined {
     const first = this.samples[0]
     const last = this.samples[this.samples.length - 1]
-    if (first === undefined || last === undefined || last.at <= first.at) return 0
+    if (first === undefined || last === undefined || last.at <= first.at) return undefined
     const delta = (last.values.get(key) ?? 0) - (first.values.get(key) ?? 0)
     return Math.max(0, (delta * 1000) / (last.at - first.at))
   }
@@ -86,7 +86,7 @@ export interface View {
 
 /**
  * Renders one progress line from a run's counters, at most `MAX_WIDTH` columns: the stages' rates that do not fit are
- * left out. Without a window the rates are averages since the start.
+ * left out. Without a window the rates are averages since the start, and the elapsed time is shown.
  */
 export const line = (ctx: RunContext, elapsedMs: number, view: View = {}): string => {
   const stages = ctx.stages()
@@ -103,8 +103,8 @@ export const line = (ctx: RunContext, elapsedMs: number, view: View = {}): strin
     if (s.info.kind !== "sink" && s.info.kind !== "dead-letters") rejected += s.rejected
   }
   const seconds = elapsedMs / 1000
-  const rateOf = (key: string, total: number): number =>
-    view.rates === undefined ? (seconds > 0 ? total / seconds : 0) : view.rates.rate(key)
+  // Until the window holds two samples, the average since the start stands in for it.
+  const rateOf = (key: string, total: number): number => view.rates?.rate(key) ?? (seconds > 0 ? total / seconds : 0)
   const readRate = sources.reduce(
     (sum, name) => sum + rateOf(name, stages.find((s) => s.info.name === name)?.recordsIn ?? 0),
     0

@@ -49,7 +49,10 @@ describe("progress line", () => {
     )
   })
 
-  it("measures rates over the recent window, not since the start", () => {
+  it("measures rates over the recent window, not since the start, and none before two samples", () => {
+    const single = new ProgressLine.RateWindow(5000)
+    single.observe(context().ctx, 0)
+    assert.isUndefined(single.rate("in"))
     const rates = window(context())
     assert.strictEqual(rates.rate("in"), 50_000)
     assert.strictEqual(rates.rate("out"), 25_000)

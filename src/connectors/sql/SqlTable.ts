@@ -3,7 +3,8 @@
  *
  * Sources stream a table or a query in batches (bounded memory), optionally split into partitions read concurrently
  * (a column's range cut into `partitions` slices, like Spark's JDBC source, or an explicit list of predicates), and
- * optionally incremental (a cursor column and a saved high-water mark, see `Incremental.ts`).
+ * optionally incremental (a cursor column and a saved high-water mark, see `Incremental.ts`). A read of a whole table
+ * tells the server's row estimate as its input size, for progress.
  *
  * Sinks check everything they can before the first row (see `SqlTarget.ts`: the table exists or is created, every
  * record field is a column, every NOT NULL column without a default is filled, upsert keys are a unique key of the
