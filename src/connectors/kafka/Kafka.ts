@@ -225,7 +225,8 @@ const kafkaLineage = (
  * `pipeline` and `run_id`.
  */
 export const consumerLag: Metric.Gauge<number> = Metric.gauge("etl_kafka_consumer_lag", {
-  description: "Messages of a partition not yet read by the pipeline's Kafka source (end offset minus next offset)"
+  // The same text as the runtime's metric catalog (runtime/Metrics.ts), which the connectors cannot import.
+  description: "Kafka sources: messages between the partition's high watermark and the next offset to read"
 })
 
 /** Sets the lag gauge of the fetched batch's partition, when the fetch told the partition's end offset. */
