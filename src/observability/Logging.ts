@@ -149,9 +149,9 @@ export const defaultFormat = (
   return isLogFormat(fromEnv) ? { format: fromEnv } : { format: fallback, invalid: fromEnv }
 }
 
-/** The logger of a format: pretty lines are coloured only when stderr is a terminal. */
+/** The logger of a format: pretty lines are coloured only when stderr is a terminal (and `NO_COLOR` is not set). */
 export const logger = (format: LogFormat): Logger.Logger<unknown, void> =>
-  format === "json" ? jsonLogger : prettyLogger(process.stderr.isTTY === true)
+  format === "json" ? jsonLogger : prettyLogger(process.stderr.isTTY === true && (process.env.NO_COLOR ?? "") === "")
 
 /** Replaces the current loggers with the one of `format`, leaving the minimum level as it is. */
 export const layerFormat = (format: LogFormat): Layer.Layer<never> => Logger.layer([logger(format)])
