@@ -2,7 +2,8 @@
  * The command line: `run`, `validate` and `schema`, with `--help` on each.
  *
  * Exit codes: 0 when all went well, 1 when a run failed, 2 for bad usage or a bad config. The RunReport is printed to
- * stdout as JSON; logs are lines on stderr (`--log-format pretty|json`, `--log-level`); a progress line is drawn on stderr when it is a terminal.
+ * stdout as JSON; logs are lines on stderr (`--log-format pretty|json`, `--log-level`); a progress line is drawn on
+ * stderr when it is a terminal.
  */
 import * as nodePath from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
