@@ -184,64 +184,49 @@ export const make = (attributes: RunAttributes, context: Context.Context<never>)
   const commits = new Map<StageCounter, Metric.Histogram<number>>()
   const rejections = new Map<string, Metric.Counter<number>>()
   const describe = (name: string) => catalog.find((m) => m.name === name)!.description
-  /** Every series of the run, to remove when it is retired (a retried attempt registers its stages again). */
-  const owned = new Map<string, Metric.Metric<never, unknown>>()
-  const own = <M extends Metric.Metric<never, unknown>>(metric: M): M => {
-    owned.set(`${metric.id}${JSON.stringify(metric.attributes)}`, metric)
-    return metric
-  }
-  own(latency)
   return {
     attributes,
     stage: (counter) => {
       const series = seriesAttributes(attributes, counter)
       for (const [name, description, field] of stageCounts)
-        Metric.registerUnsafe(
-          own(Metric.counter(name, { description, attributes: series, incremental: true })),
-          context,
-          {
-            get: () => ({ count: counter[field], incremental: true }),
-            update: noop,
-            modify: noop
-          }
-        )
+        Metric.registerUnsafe(Metric.counter(name, { description, attributes: series, incremental: true }), context, {
+          get: () => ({ count: counter[field], incremental: true }),
+          update: noop,
+          modify: noop
+        })
       for (const [name, description, field] of stageGauges)
-        Metric.registerUnsafe(own(Metric.gauge(name, { description, attributes: series })), context, {
+        Metric.registerUnsafe(Metric.gauge(name, { description, attributes: series }), context, {
           get: () => ({ value: counter[field] }),
           update: noop,
           modify: noop
         })
       const sink = counter.info.kind === "sink" || counter.info.kind === "dead-letters"
       const name = sink ? "etl_sink_write_duration_seconds" : "etl_batch_duration_seconds"
-      const durations = own(
-        Metric.histogram(name, {
-          description: describe(name),
-          boundaries: durationBoundaries,
-          attributes: { ...series, unit: "s" }
-        })
-      )
+      const durations = Metric.histogram(name, {
+        description: describe(name),
+        boundaries: durationBoundaries,
+        attributes: { ...series, unit: "s" }
+      })
+
       counter.timed = (ms) => durations.updateUnsafe(ms / 1000, context)
       if (sink)
         commits.set(
           counter,
-          own(
-            Metric.histogram("etl_sink_commit_duration_seconds", {
-              description: describe("etl_sink_commit_duration_seconds"),
-              boundaries: durationBoundaries,
-              attributes: { ...series, unit: "s" }
-            })
-          )
+
+          Metric.histogram("etl_sink_commit_duration_seconds", {
+            description: describe("etl_sink_commit_duration_seconds"),
+            boundaries: durationBoundaries,
+            attributes: { ...series, unit: "s" }
+          })
         )
     },
     dropped: (dropped) =>
       Metric.registerUnsafe(
-        own(
-          Metric.counter("etl_records_dropped_total", {
-            description: describe("etl_records_dropped_total"),
-            attributes: { ...attributes },
-            incremental: true
-          })
-        ),
+        Metric.counter("etl_records_dropped_total", {
+          description: describe("etl_records_dropped_total"),
+          attributes: { ...attributes },
+          incremental: true
+        }),
         context,
         { get: () => ({ count: dropped(), incremental: true }), update: noop, modify: noop }
       ),
@@ -252,13 +237,12 @@ export const make = (attributes: RunAttributes, context: Context.Context<never>)
         let counter = rejections.get(key)
         if (counter === undefined) {
           const rule = reason.startsWith("rule:") ? reason.slice("rule:".length) : ""
-          counter = own(
-            Metric.counter("etl_rejections_total", {
-              description: describe("etl_rejections_total"),
-              attributes: { ...attributes, stage, reason: rule === "" ? reason : "rule", rule },
-              incremental: true
-            })
-          )
+          counter = Metric.counter("etl_rejections_total", {
+            description: describe("etl_rejections_total"),
+            attributes: { ...attributes, stage, reason: rule === "" ? reason : "rule", rule },
+            incremental: true
+          })
+
           rejections.set(key, counter)
         }
         counter.updateUnsafe(1, context)
@@ -268,13 +252,11 @@ export const make = (attributes: RunAttributes, context: Context.Context<never>)
     latency: (ms) => latency.updateUnsafe(ms / 1000, context),
     latencyState: () => latency.valueUnsafe(context),
     retry: (error) =>
-      own(
-        Metric.counter("etl_retries_total", {
-          description: describe("etl_retries_total"),
-          attributes: { ...attributes, error_type: error._tag, stage: error.stage },
-          incremental: true
-        })
-      ).updateUnsafe(1, context),
+      Metric.counter("etl_retries_total", {
+        description: describe("etl_retries_total"),
+        attributes: { ...attributes, error_type: error._tag, stage: error.stage },
+        incremental: true
+      }).updateUnsafe(1, context),
     finish: () => {
       const registry = Context.get(context, Metric.MetricRegistry)
       let queue = ended.get(registry)
@@ -282,9 +264,11 @@ export const make = (attributes: RunAttributes, context: Context.Context<never>)
         queue = []
         ended.set(registry, queue)
       }
-      const metrics = Array.from(owned.values())
+      // Every series of the run, the connectors' own (Kafka lag) too: they carry its run id.
       queue.push(() => {
-        for (const metric of metrics) Metric.removeUnsafe(metric, context)
+        for (const [key, metadata] of registry)
+          if ((metadata.attributes as Record<string, string> | undefined)?.run_id === attributes.run_id)
+            registry.delete(key)
       })
       while (queue.length > finishedRunsKept) queue.shift()!()
     }
