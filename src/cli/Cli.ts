@@ -18,13 +18,17 @@ import * as Redacted from "effect/Redacted"
 import type * as Runtime from "effect/Runtime"
 import * as Build from "../config/Build.ts"
 import * as Load from "../config/Load.ts"
+import * as ObservabilityConfig from "../config/ObservabilityConfig.ts"
 import * as Records from "../config/Records.ts"
 import * as NodeFileStore from "../connectors/file/NodeFileStore.ts"
 import type { ConfigError } from "../core/ConfigError.ts"
 import { messageOf } from "../core/Errors.ts"
 import { StopSignal } from "../core/Stop.ts"
+import * as Export from "../observability/Export.ts"
+import * as Lineage from "../observability/Lineage.ts"
 import * as Logging from "../observability/Logging.ts"
 import * as Pipeline from "../pipeline/Pipeline.ts"
+import { RunObservers } from "../runtime/Observers.ts"
 import { Progress } from "../runtime/Progress.ts"
 import * as Runner from "../runtime/Runner.ts"
 import * as SchemaRegistry from "../schema/SchemaRegistry.ts"
@@ -88,7 +92,7 @@ const loadConfig = (file: string, schemas: string) =>
     const config = yield* Load.load(file)
     const registry = yield* SchemaRegistry.SchemaRegistry
     const pipeline = yield* Build.build(config, { file, schema: Records.lookup(registry, file) })
-    return { pipeline, connections: Build.connections(config) }
+    return { pipeline, connections: Build.connections(config), observability: config.observability }
   }).pipe(Effect.provide(registry(schemas)))
 
 const isModule = (target: string) => /\.(m?js|m?ts)$/.test(target)
@@ -109,6 +113,53 @@ const importPipeline = (target: string) =>
     return { pipeline: candidate, layer }
   })
 
+const otlpEndpointFlag = Flag.String("otlp-endpoint").pipe(
+  Flag.withDescription(
+    "Send traces, metrics and logs to this OpenTelemetry collector (OTLP/HTTP base URL, e.g. http://127.0.0.1:4318); overrides the config's observability.otlp.endpoint and $OTEL_EXPORTER_OTLP_ENDPOINT"
+  ),
+  Flag.optional
+)
+const otlpProtocolFlag = Flag.String("otlp-protocol").pipe(
+  Flag.withDescription("http/protobuf (default) or http/json; overrides the config and $OTEL_EXPORTER_OTLP_PROTOCOL"),
+  Flag.optional
+)
+const prometheusPortFlag = Flag.Int("prometheus-port").pipe(
+  Flag.withDescription(
+    "Serve the run's metrics for Prometheus on this port (0: a free one, logged) at /metrics, for as long as the run goes on"
+  ),
+  Flag.optional
+)
+const prometheusHostFlag = Flag.String("prometheus-host").pipe(
+  Flag.withDescription("The address the Prometheus endpoint listens on (default 127.0.0.1)"),
+  Flag.optional
+)
+const lineageUrlFlag = Flag.String("lineage-url").pipe(
+  Flag.withDescription(
+    "Send OpenLineage events to this endpoint (e.g. http://marquez:5000); overrides $OPENLINEAGE_URL"
+  ),
+  Flag.optional
+)
+const lineageFileFlag = Flag.String("lineage-file").pipe(
+  Flag.withDescription("Append OpenLineage events to this file, one JSON object per line"),
+  Flag.optional
+)
+
+/**
+ * Provides a run with its observability: the export layer (OTLP, Prometheus) for the run's whole life, and the lineage
+ * observer beside the observers already there. The layer's scope closes when the run ends, after the exporters have
+ * sent what they still held.
+ */
+const observe = <A, E, R>(run: Effect.Effect<A, E, R>, options: Export.ObservabilityOptions) => {
+  const lineage = options.lineage
+  const observed =
+    lineage === undefined
+      ? run
+      : Effect.flatMap(Effect.service(RunObservers), (observers) =>
+          Effect.provideService(run, RunObservers, [...observers, Lineage.observer(lineage)])
+        )
+  return Effect.provide(observed, Export.layer(options))
+}
+
 const runCommand = (stop: GracefulStop | undefined) =>
   Command.make(
     "run",
@@ -117,15 +168,44 @@ const runCommand = (stop: GracefulStop | undefined) =>
         Argument.withDescription("A pipeline config (.json) or a module exporting a pipeline (.js, .mjs, .ts)")
       ),
       quiet: quietFlag,
-      schemas: schemasFlag
+      schemas: schemasFlag,
+      otlpEndpoint: otlpEndpointFlag,
+      otlpProtocol: otlpProtocolFlag,
+      prometheusPort: prometheusPortFlag,
+      prometheusHost: prometheusHostFlag,
+      lineageUrl: lineageUrlFlag,
+      lineageFile: lineageFileFlag
     },
-    Effect.fn("cli.run")(function* ({ target, quiet, schemas }) {
-      const loaded = isModule(target)
+    Effect.fn("cli.run")(function* ({ target, quiet, schemas, ...flags }) {
+      const loaded: {
+        readonly pipeline: unknown
+        readonly layer: Layer.Layer<unknown> | undefined
+        readonly observability?: ObservabilityConfig.ObservabilityConfig | undefined
+      } = isModule(target)
         ? yield* importPipeline(target)
         : yield* Effect.map(
             Effect.catchTag(loadConfig(target, schemas), "ConfigError", configFailure),
-            ({ pipeline, connections }) => ({ pipeline, layer: connections as Layer.Layer<unknown> })
+            ({ pipeline, connections, observability }) => ({
+              pipeline,
+              layer: connections as Layer.Layer<unknown>,
+              observability
+            })
           )
+      const resolved = ObservabilityConfig.resolve(
+        {
+          otlpEndpoint: Option.getOrUndefined(flags.otlpEndpoint),
+          otlpProtocol: Option.getOrUndefined(flags.otlpProtocol),
+          prometheusPort: Option.getOrUndefined(flags.prometheusPort),
+          prometheusHost: Option.getOrUndefined(flags.prometheusHost),
+          lineageUrl: Option.getOrUndefined(flags.lineageUrl),
+          lineageFile: Option.getOrUndefined(flags.lineageFile)
+        },
+        loaded.observability,
+        process.env
+      )
+      if (resolved._tag === "Failure") return yield* usage(resolved.failure.message)
+      const observability = resolved.success
+      ;(yield* Redaction.Secrets).add(ObservabilityConfig.secretsOf(observability))
       const reporter =
         !quiet && process.stderr.isTTY === true
           ? ProgressLine.terminal(process.stderr)
@@ -134,9 +214,12 @@ const runCommand = (stop: GracefulStop | undefined) =>
       const provided = loaded.layer === undefined ? base : Layer.merge(base, loaded.layer)
       const pipeline = loaded.pipeline as Pipeline.Pipeline<unknown, never>
       const streaming = !pipeline.bounded && stop !== undefined
-      const run = Runner.execute(pipeline).pipe(
-        Effect.provideService(Progress, reporter),
-        Effect.provideService(StopSignal, stop === undefined ? Effect.never : stop.signal)
+      const run = observe(
+        Runner.execute(pipeline).pipe(
+          Effect.provideService(Progress, reporter),
+          Effect.provideService(StopSignal, stop === undefined ? Effect.never : stop.signal)
+        ),
+        observability
       )
       const { report, error } = yield* (
         streaming

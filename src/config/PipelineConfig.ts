@@ -5,6 +5,7 @@
 import * as Schema from "effect/Schema"
 import { durationString, intBetween, PositiveInt, StageName } from "../core/ConfigFields.ts"
 import * as Connectors from "./Connectors.ts"
+import { ObservabilityConfig } from "./ObservabilityConfig.ts"
 import { TransformConfig } from "./Transforms.ts"
 
 /** The retry policy in a config. */
@@ -100,7 +101,8 @@ export const PipelineConfig = Schema.Struct({
     Connectors.SinkConfig.annotate({ description: "Where rejected records go, with the reason" })
   ),
   retry: Schema.optionalKey(RetryConfig),
-  quality: Schema.optionalKey(QualityConfig)
+  quality: Schema.optionalKey(QualityConfig),
+  observability: Schema.optionalKey(ObservabilityConfig)
 }).annotate({ identifier: "PipelineConfig", description: "An effect-etl pipeline: a source, transforms and a sink" })
 
 /** A decoded pipeline config. */

@@ -6,6 +6,7 @@
 export * as ConfigBuild from "./Build.ts"
 export * as Connectors from "./Connectors.ts"
 export * as ConfigLoad from "./Load.ts"
+export * as ObservabilityConfig from "./ObservabilityConfig.ts"
 export * as PipelineConfig from "./PipelineConfig.ts"
 export * as Records from "./Records.ts"
 export * as Transforms from "./Transforms.ts"
