@@ -314,7 +314,7 @@ export const resolve = (
     otlp,
     prometheus,
     lineage,
-    batchSampleRate: config?.traces?.batch_sample_rate ?? Export.defaultBatchSampleRate
+    batchSampleRate: config?.traces?.batch_sample_rate
   })
 }
 

@@ -31,6 +31,7 @@ import * as OtlpSerialization from "effect/observability/OtlpSerialization"
 import * as OtlpTracer from "effect/observability/OtlpTracer"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import * as Redacted from "effect/Redacted"
+import * as Spans from "../core/Spans.ts"
 import type { LineageOptions } from "./Lineage.ts"
 
 /** The OTLP/HTTP encodings: protobuf (OpenTelemetry's default) or JSON. */
@@ -68,7 +69,7 @@ export interface ObservabilityOptions {
   readonly otlp?: OtlpOptions | undefined
   readonly prometheus?: PrometheusOptions | undefined
   readonly lineage?: LineageOptions | undefined
-  /** The fraction (0..1) of batches that get their own span (default 0.01). */
+  /** The fraction (0..1) of batches that get their own span (`Spans.BatchSpanRate`; left as it is when absent). */
   readonly batchSampleRate?: number | undefined
 }
 
@@ -91,15 +92,6 @@ export const prometheus = (options: Partial<PrometheusOptions> & { readonly port
   path: "/metrics",
   ...options
 })
-
-/** The default fraction of batches that get their own span. */
-export const defaultBatchSampleRate = 0.01
-
-/** The fraction of batches that get their own span in this run; {@link layer} sets it from its options. */
-export const BatchSampleRate: Context.Reference<number> = Context.Reference<number>(
-  "effect-etl/observability/BatchSampleRate",
-  { defaultValue: () => defaultBatchSampleRate }
-)
 
 /** The Prometheus endpoint of the layer in scope: its bound address, or `undefined` when there is none. */
 export class PrometheusServer extends Context.Service<
@@ -203,7 +195,7 @@ export const layer = (options: ObservabilityOptions): Layer.Layer<PrometheusServ
     options.prometheus === undefined
       ? Layer.succeed(PrometheusServer, { address: undefined })
       : prometheusLayer(options.prometheus),
-    Layer.succeed(BatchSampleRate, options.batchSampleRate ?? defaultBatchSampleRate)
+    options.batchSampleRate === undefined ? Layer.empty : Layer.succeed(Spans.BatchSpanRate, options.batchSampleRate)
   )
 
 /** Whether the options export or serve anything. */

@@ -34,7 +34,8 @@ describe("ObservabilityConfig", () => {
     assert.isUndefined(options.otlp)
     assert.isUndefined(options.prometheus)
     assert.isUndefined(options.lineage)
-    assert.strictEqual(options.batchSampleRate, 0.01)
+    assert.isUndefined(options.batchSampleRate)
+    assert.strictEqual(ok({}, { traces: { batch_sample_rate: 0.25 } }, {}).batchSampleRate, 0.25)
   })
 
   it("takes the OTLP settings from the standard environment variables", () => {

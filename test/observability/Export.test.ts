@@ -9,6 +9,7 @@ import * as References from "effect/References"
 import parsePrometheusTextFormat from "parse-prometheus-text-format"
 import * as Sink from "../../src/core/Sink.ts"
 import * as Source from "../../src/core/Source.ts"
+import * as Spans from "../../src/core/Spans.ts"
 import * as Export from "../../src/observability/Export.ts"
 import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import * as Runner from "../../src/runtime/Runner.ts"
@@ -97,6 +98,8 @@ describe("Export", () => {
         assert.isDefined(started!.spanId)
 
         assert.strictEqual(receiver.metric("etl_export_test_total", { test: name }), 7)
+        assert.strictEqual(receiver.metric("etl_records_in_total", { run_id: report.runId, stage: "numbers" }), 10)
+        assert.strictEqual(receiver.metric("etl_records_out_total", { run_id: report.runId, stage: "out" }), 10)
 
         const contentType = protocol === "http/json" ? "application/json" : "application/x-protobuf"
         assert.includeMembers(
@@ -174,6 +177,12 @@ describe("Export", () => {
       assert.isDefined(sample)
       assert.strictEqual(Number((sample as { value: string }).value), 5)
 
+      const written = families
+        .find((f) => f.name === "etl_records_out_total")
+        ?.metrics.find((m) => m.labels?.run_id === report.runId && m.labels?.stage === "out")
+      assert.isDefined(written)
+      assert.strictEqual(Number((written as { value: string }).value), 10)
+
       const other = yield* get(`http://127.0.0.1:${address!.port}/other`)
       assert.strictEqual(other.status, 404)
     }).pipe(Effect.provide(Export.layer({ prometheus: Export.prometheus({ port: 0 }) })))
@@ -201,13 +210,19 @@ describe("Export", () => {
     }).pipe(Effect.provide(Export.layer({ prometheus: Export.prometheus({ port: 0 }) })))
   )
 
+  it.live("sets the batch span rate when told", () =>
+    Effect.gen(function* () {
+      assert.strictEqual(yield* Spans.BatchSpanRate, 0.5)
+    }).pipe(Effect.provide(Export.layer({ batchSampleRate: 0.5 })))
+  )
+
   it.live("installs nothing when nothing is configured", () =>
     Effect.gen(function* () {
       const { address } = yield* Export.PrometheusServer
       assert.isUndefined(address)
       const { report } = yield* Runner.execute(pipeline("nothing"))
       assert.strictEqual(report.status, "succeeded")
-      assert.strictEqual(yield* Export.BatchSampleRate, Export.defaultBatchSampleRate)
+      assert.strictEqual(yield* Spans.BatchSpanRate, 0.01)
     }).pipe(Effect.provide(Export.layer({})))
   )
 })
