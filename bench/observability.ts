@@ -3,12 +3,12 @@
  * the throughput ratio on/off.
  *
  * - file: the quickstart pipeline (JSON Lines → validate / filter / derive → Avro), BENCH_RECORDS transactions
- *   (default 200,000);
- * - postgres: PostgreSQL → PostgreSQL append, BENCH_ROWS rows (default 200,000), in a schema `etl_bench_obs_*`
+ *   (default 500,000);
+ * - postgres: PostgreSQL → PostgreSQL append, BENCH_ROWS rows (default 500,000), in a schema `etl_bench_obs_*`
  *   dropped at the end (server of ETL_TEST_PG_URL, default the local one).
  *
  * "On" is `Export.layer` with OTLP/HTTP (protobuf) to a receiver in this process that reads and drops the bodies,
- * plus a Prometheus endpoint scraped every second. Each case runs BENCH_RUNS times (default 5) in each mode, modes
+ * plus a Prometheus endpoint scraped every second. Each case runs BENCH_RUNS times (default 7) in each mode, modes
  * alternating (off, on, on, off, ...) so that drift (JIT warm-up, a noisy neighbour) falls on both. Writes
  * `bench/results/observability.json`.
  *
@@ -38,9 +38,9 @@ import * as AvroBridge from "../src/schema/AvroBridge.ts"
 import * as SchemaRegistry from "../src/schema/SchemaRegistry.ts"
 
 const root = nodePath.resolve(import.meta.dirname, "..")
-const records = Number(process.env.BENCH_RECORDS ?? 200_000)
-const rows = Number(process.env.BENCH_ROWS ?? 200_000)
-const RUNS = Number(process.env.BENCH_RUNS ?? 5)
+const records = Number(process.env.BENCH_RECORDS ?? 500_000)
+const rows = Number(process.env.BENCH_ROWS ?? 500_000)
+const RUNS = Number(process.env.BENCH_RUNS ?? 7)
 const pgUrl = process.env.ETL_TEST_PG_URL ?? "postgres://root@127.0.0.1:5432/test"
 const work = nodePath.join(root, ".tmp", "bench")
 const input = nodePath.join(work, `transactions-${records}.jsonl`)
