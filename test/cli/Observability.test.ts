@@ -105,6 +105,28 @@ describe("CLI observability", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.live("run --lineage-file writes the run's OpenLineage START and COMPLETE events", () =>
+    Effect.gen(function* () {
+      const file = config()
+      const lineage = nodePath.join(nodePath.dirname(file), "lineage.jsonl")
+      const { code, stderr } = yield* cli(["run", file, "--quiet", "--lineage-file", lineage], {
+        OPENLINEAGE_NAMESPACE: "cli-test"
+      })
+      assert.strictEqual(code, 0, stderr)
+      const events = fs
+        .readFileSync(lineage, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { eventType: string; job: { namespace: string; name: string } })
+      assert.deepStrictEqual(
+        events.map((e) => e.eventType),
+        ["START", "COMPLETE"]
+      )
+      assert.strictEqual(events[0]!.job.namespace, "cli-test")
+      assert.strictEqual(events[0]!.job.name, "quickstart")
+    })
+  )
+
   it.live("sends nothing without settings", () =>
     Effect.gen(function* () {
       const receiver = yield* OtlpReceiver.make

@@ -1,15 +1,21 @@
 import * as http from "node:http"
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Logger from "effect/Logger"
 import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as References from "effect/References"
+import * as Stream from "effect/Stream"
 import parsePrometheusTextFormat from "parse-prometheus-text-format"
+import * as Batch from "../../src/core/Batch.ts"
 import * as Sink from "../../src/core/Sink.ts"
 import * as Source from "../../src/core/Source.ts"
 import * as Spans from "../../src/core/Spans.ts"
+import { StopSignal } from "../../src/core/Stop.ts"
 import * as Export from "../../src/observability/Export.ts"
 import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import * as Runner from "../../src/runtime/Runner.ts"
@@ -186,6 +192,54 @@ describe("Export", () => {
       const other = yield* get(`http://127.0.0.1:${address!.port}/other`)
       assert.strictEqual(other.status, 404)
     }).pipe(Effect.provide(Export.layer({ prometheus: Export.prometheus({ port: 0 }) })))
+  )
+
+  it.live("a streaming run can be scraped while it runs, and the endpoint goes when it stops", () =>
+    Effect.gen(function* () {
+      const queue = yield* Queue.unbounded<Batch.Batch<{ readonly n: number }>>()
+      const source = Source.make<{ readonly n: number }>({
+        name: "endless",
+        type: "memory",
+        description: "an endless queue",
+        bounded: false,
+        batches: () =>
+          Stream.unwrap(
+            Effect.map(Effect.service(StopSignal), (stop) => Stream.interruptWhen(Stream.fromQueue(queue), stop))
+          )
+      })
+      const stop = yield* Deferred.make<void>()
+      const server = yield* Deferred.make<{ readonly url: string }>()
+      const run = yield* Effect.gen(function* () {
+        const { address } = yield* Export.PrometheusServer
+        yield* Deferred.succeed(server, address!)
+        return yield* Runner.execute(
+          Pipeline.from(source).pipe(Pipeline.to(Sink.collect<{ readonly n: number }>("out"), { name: "endless" }))
+        )
+      }).pipe(
+        Effect.provideService(StopSignal, Deferred.await(stop)),
+        Effect.provide(Export.layer({ prometheus: Export.prometheus({ port: 0 }) })),
+        Effect.forkChild
+      )
+      const { url } = yield* Deferred.await(server)
+      yield* Queue.offer(queue, Batch.make([{ n: 1 }, { n: 2 }, { n: 3 }]))
+      const readSoFar = Effect.map(get(url), ({ body }) => {
+        const family = parsePrometheusTextFormat(body).find((f) => f.name === "etl_records_in_total")
+        const sample = family?.metrics.find((m) => m.labels?.pipeline === "endless" && m.labels?.stage === "endless")
+        return sample === undefined ? 0 : Number((sample as { value: string }).value)
+      })
+      // Scrapes until the run has read the batch: the endpoint answers all along.
+      let seen = yield* readSoFar
+      while (seen < 3) {
+        yield* Effect.sleep("20 millis")
+        seen = yield* readSoFar
+      }
+      assert.strictEqual(seen, 3)
+      yield* Deferred.succeed(stop, undefined)
+      const { report } = yield* Fiber.join(run)
+      assert.strictEqual(report.status, "succeeded")
+      assert.strictEqual(report.records.written, 3)
+      assert.isTrue(yield* refused(url))
+    })
   )
 
   it.live("stops listening when the layer's scope closes", () =>
