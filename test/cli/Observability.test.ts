@@ -65,6 +65,38 @@ describe("CLI observability", () => {
       assert.strictEqual(run!.attributes.runId, report.runId)
       assert.isTrue(receiver.logs.some((l) => l.body === "run started: quickstart" && l.traceId === run!.traceId))
       assert.isTrue(receiver.requests.every((r) => r.contentType === "application/x-protobuf"))
+      // The exported metrics of the run are the RunReport's counts, stage by stage.
+      const full = JSON.parse(stdout) as {
+        runId: string
+        records: { written: number; deadLettered: number }
+        stages: ReadonlyArray<{
+          name: string
+          recordsIn: number
+          recordsOut: number
+          filtered: number
+          rejected: number
+          consumed: number
+          batches: number
+        }>
+      }
+      assert.isAbove(full.stages.length, 3)
+      for (const stage of full.stages) {
+        const at = { run_id: full.runId, stage: stage.name }
+        assert.strictEqual(receiver.metric("etl_records_in_total", at), stage.recordsIn, `${stage.name} in`)
+        assert.strictEqual(receiver.metric("etl_records_out_total", at), stage.recordsOut, `${stage.name} out`)
+        assert.strictEqual(receiver.metric("etl_records_filtered_total", at), stage.filtered, `${stage.name} filtered`)
+        assert.strictEqual(receiver.metric("etl_records_rejected_total", at), stage.rejected, `${stage.name} rejected`)
+        assert.strictEqual(receiver.metric("etl_records_consumed_total", at), stage.consumed, `${stage.name} consumed`)
+        assert.strictEqual(receiver.metric("etl_batches_total", at), stage.batches, `${stage.name} batches`)
+      }
+      assert.strictEqual(
+        receiver.metric("etl_records_committed_total", { run_id: full.runId, stage_kind: "sink" }),
+        full.records.written
+      )
+      assert.strictEqual(
+        receiver.metric("etl_records_committed_total", { run_id: full.runId, stage_kind: "dead-letters" }),
+        full.records.deadLettered
+      )
     }).pipe(Effect.scoped)
   )
 
