@@ -3,7 +3,7 @@
  * the throughput ratio on/off.
  *
  * - file: the quickstart pipeline (JSON Lines → validate / filter / derive → Avro), BENCH_RECORDS transactions
- *   (default 500,000);
+ *   (default 1,000,000);
  * - postgres: PostgreSQL → PostgreSQL append, BENCH_ROWS rows (default 500,000), in a schema `etl_bench_obs_*`
  *   dropped at the end (server of ETL_TEST_PG_URL, default the local one).
  *
@@ -20,6 +20,7 @@ import * as nodePath from "node:path"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
+import * as Metric from "effect/Metric"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import pg from "pg"
@@ -38,7 +39,7 @@ import * as AvroBridge from "../src/schema/AvroBridge.ts"
 import * as SchemaRegistry from "../src/schema/SchemaRegistry.ts"
 
 const root = nodePath.resolve(import.meta.dirname, "..")
-const records = Number(process.env.BENCH_RECORDS ?? 500_000)
+const records = Number(process.env.BENCH_RECORDS ?? 1_000_000)
 const rows = Number(process.env.BENCH_ROWS ?? 500_000)
 const RUNS = Number(process.env.BENCH_RUNS ?? 7)
 const pgUrl = process.env.ETL_TEST_PG_URL ?? "postgres://root@127.0.0.1:5432/test"
@@ -117,7 +118,12 @@ const measure = async (
     await before()
     const t0 = performance.now()
     const { value: report } = await Effect.runPromise(
-      scraping(pipeline).pipe(Effect.provide(Export.layer(mode === "on" ? options : {})), Effect.provide(quiet))
+      scraping(pipeline).pipe(
+        Effect.provide(Export.layer(mode === "on" ? options : {})),
+        Effect.provide(quiet),
+        // A registry of its own, as a CLI run has in its own process: an export carries this run's series only.
+        Effect.provideService(Metric.MetricRegistry, new Map())
+      )
     )
     const seconds = (performance.now() - t0) / 1000
     if (report.status !== "succeeded") throw new Error(`${name} ${mode}: ${report.error?.message}`)
