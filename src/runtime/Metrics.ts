@@ -116,8 +116,9 @@ export const catalog: ReadonlyArray<MetricInfo> = [
   {
     name: "etl_retries_total",
     type: "counter",
-    description: "Attempts that failed with a retryable error and were retried, by error and stage",
-    attributes: ["error_type", "stage"]
+    description:
+      "Attempts that failed with a retryable error and were retried, by error, its reason (the connector's classification: ConnectionLost, Timeout, ...) and stage",
+    attributes: ["error_type", "reason", "stage"]
   },
   {
     name: "etl_kafka_consumer_lag",
@@ -128,6 +129,14 @@ export const catalog: ReadonlyArray<MetricInfo> = [
 ]
 
 const noop = () => {}
+
+/** The connector's classification of an error (`reason._tag` of its tagged errors), or `unknown`. */
+const reasonOf = (cause: unknown): string => {
+  const reason =
+    typeof cause === "object" && cause !== null ? (cause as { readonly reason?: unknown }).reason : undefined
+  const tag = typeof reason === "object" && reason !== null ? (reason as { readonly _tag?: unknown })._tag : undefined
+  return typeof tag === "string" ? tag : "unknown"
+}
 
 /** The attributes every series of a run carries. */
 export interface RunAttributes {
@@ -254,7 +263,7 @@ export const make = (attributes: RunAttributes, context: Context.Context<never>)
     retry: (error) =>
       Metric.counter("etl_retries_total", {
         description: describe("etl_retries_total"),
-        attributes: { ...attributes, error_type: error._tag, stage: error.stage },
+        attributes: { ...attributes, error_type: error._tag, reason: reasonOf(error.cause), stage: error.stage },
         incremental: true
       }).updateUnsafe(1, context),
     finish: () => {

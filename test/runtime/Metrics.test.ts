@@ -6,7 +6,6 @@ import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import * as Batch from "../../src/core/Batch.ts"
 import type * as DeadLetter from "../../src/core/DeadLetter.ts"
-import { ExtractError } from "../../src/core/Errors.ts"
 import * as Sink from "../../src/core/Sink.ts"
 import * as Source from "../../src/core/Source.ts"
 import * as Spans from "../../src/core/Spans.ts"
@@ -116,17 +115,14 @@ describe("run metrics", () => {
   it.live("retries are counted by error and stage", () =>
     Effect.gen(function* () {
       let reads = 0
-      const flaky = Source.make<number, ExtractError>({
+      // A connector's error: tagged, with the reason it classified (as PostgresError, KafkaError, ... are).
+      const lost = { _tag: "DbError", message: "connection reset", reason: { _tag: "ConnectionLost", retryable: true } }
+      const flaky = Source.make<number, typeof lost>({
         name: "flaky",
         type: "memory",
         description: "fails twice, then reads",
         bounded: true,
-        batches: () =>
-          Stream.suspend(() =>
-            ++reads <= 2
-              ? Stream.fail(new ExtractError({ stage: "flaky", message: "connection reset", retryable: true }))
-              : Stream.make(Batch.make([1, 2, 3]))
-          )
+        batches: () => Stream.suspend(() => (++reads <= 2 ? Stream.fail(lost) : Stream.make(Batch.make([1, 2, 3]))))
       })
       const { report, error } = yield* Runner.execute(
         Pipeline.from(flaky).pipe(
@@ -139,7 +135,11 @@ describe("run metrics", () => {
       const snapshot = yield* Metric.snapshot
       const retries = series(snapshot, "etl_retries_total", { run_id: report.runId })
       assert.strictEqual(retries.length, 1)
-      assert.deepInclude(retries[0]!.attributes, { error_type: "ExtractError", stage: "flaky" })
+      assert.deepInclude(retries[0]!.attributes, {
+        error_type: "ExtractError",
+        reason: "ConnectionLost",
+        stage: "flaky"
+      })
       assert.strictEqual((retries[0]!.state as Metric.CounterState<number>).count, 2)
       // The series of the attempt that succeeded replaced those of the failed ones.
       assert.strictEqual(count(snapshot, "etl_records_in_total", { run_id: report.runId, stage: "flaky" }), 3)
