@@ -4,7 +4,9 @@
  * environment variables into the options of `Export.layer` and the lineage observer.
  *
  * Precedence, field by field: a command-line flag, then the config block, then the environment
- * (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_SERVICE_NAME`,
+ * (`OTEL_EXPORTER_OTLP_ENDPOINT` and the signals' own `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` /
+ * `_METRICS_ENDPOINT` / `_LOGS_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_HEADERS`,
+ * `OTEL_EXPORTER_OTLP_COMPRESSION`, `OTEL_SERVICE_NAME`,
  * `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER` /
  * `OTEL_LOGS_EXPORTER`, `OTEL_EXPORTER_PROMETHEUS_HOST` / `_PORT`, `OPENLINEAGE_URL`, `OPENLINEAGE_API_KEY`,
  * `OPENLINEAGE_NAMESPACE`). The `OTEL_*_EXPORTER` variables switch signals: `none` turns one off, and `prometheus` in
@@ -55,6 +57,11 @@ export const OtlpConfig = Schema.Struct({
   ),
   service_name: Schema.optionalKey(
     NonEmpty.annotate({ description: 'The service.name resource attribute (default "effect-etl")' })
+  ),
+  compression: Schema.optionalKey(
+    Schema.Literals(["gzip", "none"]).annotate({
+      description: 'Compress each export request with gzip (default "none"; $OTEL_EXPORTER_OTLP_COMPRESSION)'
+    })
   ),
   export_interval: Schema.optionalKey(
     durationString({ max: "1 hour", positive: true }).annotate({
@@ -193,6 +200,21 @@ export const resolve = (
       `OTEL_EXPORTER_OTLP_ENDPOINT: expected an http:// or https:// URL, got ${JSON.stringify(endpointEnv)}`
     )
   const endpoint = endpointFlag ?? config?.otlp?.endpoint ?? endpointEnv
+  // A signal's own variable (a full URL) wins over OTEL_EXPORTER_OTLP_ENDPOINT, never over a flag or the config.
+  const signalEndpoints: Partial<Record<"traces" | "metrics" | "logs", string>> = {}
+  if (endpointFlag === undefined && config?.otlp?.endpoint === undefined)
+    for (const signal of ["traces", "metrics", "logs"] as const) {
+      const name = `OTEL_EXPORTER_OTLP_${signal.toUpperCase()}_ENDPOINT`
+      const value = given(env[name])
+      if (value === undefined) continue
+      if (isHttpUrl(value)) signalEndpoints[signal] = value
+      else problems.push(`${name}: expected an http:// or https:// URL, got ${JSON.stringify(value)}`)
+    }
+
+  const compressionEnv = given(env.OTEL_EXPORTER_OTLP_COMPRESSION)?.toLowerCase()
+  const compression = config?.otlp?.compression ?? compressionEnv ?? "none"
+  if (compression !== "gzip" && compression !== "none")
+    problems.push(`OTEL_EXPORTER_OTLP_COMPRESSION: expected "gzip" or "none", got ${JSON.stringify(compression)}`)
 
   const protocolFlag = given(flags.otlpProtocol)
   const protocolEnv = given(env.OTEL_EXPORTER_OTLP_PROTOCOL)
@@ -236,11 +258,20 @@ export const resolve = (
       problems.push(`OTEL_METRIC_EXPORT_INTERVAL: expected milliseconds above zero, got ${JSON.stringify(intervalEnv)}`)
   }
 
-  const signals = { traces: on(traces, "otlp"), metrics: on(metrics, "otlp"), logs: on(logs, "otlp") }
+  // A signal is sent when its exporter is on and it has somewhere to go.
+  const reachable = (signal: "traces" | "metrics" | "logs") =>
+    endpoint !== undefined || signalEndpoints[signal] !== undefined
+  const signals = {
+    traces: on(traces, "otlp") && reachable("traces"),
+    metrics: on(metrics, "otlp") && reachable("metrics"),
+    logs: on(logs, "otlp") && reachable("logs")
+  }
   const otlp =
-    endpoint !== undefined && (signals.traces || signals.metrics || signals.logs)
+    signals.traces || signals.metrics || signals.logs
       ? Export.otlp({
-          endpoint,
+          endpoint: endpoint ?? "",
+          signalEndpoints,
+          compression: compression === "gzip" ? "gzip" : "none",
           protocol: protocol ?? "http/protobuf",
           headers,
           serviceName,

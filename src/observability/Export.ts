@@ -54,6 +54,13 @@ export interface OtlpOptions {
   readonly traces: boolean
   readonly metrics: boolean
   readonly logs: boolean
+  /** `gzip` compresses each request body (OTel's `OTEL_EXPORTER_OTLP_COMPRESSION`); `none` by default. */
+  readonly compression: "gzip" | "none"
+  /**
+   * Full URLs of single signals (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, ...), used as they are instead of
+   * `${endpoint}/v1/<signal>`.
+   */
+  readonly signalEndpoints: Readonly<Partial<Record<"traces" | "metrics" | "logs", string>>>
 }
 
 /** The Prometheus endpoint. */
@@ -83,6 +90,8 @@ export const otlp = (options: Partial<OtlpOptions> & { readonly endpoint: string
   traces: true,
   metrics: true,
   logs: true,
+  compression: "none",
+  signalEndpoints: {},
   ...options
 })
 
@@ -104,6 +113,8 @@ export const prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
 
 const otlpLayer = (options: OtlpOptions): Layer.Layer<OtlpExporter.Flusher> => {
   const base = options.endpoint.replace(/\/+$/, "")
+  const url = (signal: "traces" | "metrics" | "logs") => options.signalEndpoints[signal] ?? `${base}/v1/${signal}`
+  const compression = options.compression
   const headers: Record<string, string> = {}
   for (const [name, value] of Object.entries(options.headers)) headers[name] = Redacted.value(value)
   const resource = { serviceName: options.serviceName, attributes: { ...options.resourceAttributes } }
@@ -112,15 +123,15 @@ const otlpLayer = (options: OtlpOptions): Layer.Layer<OtlpExporter.Flusher> => {
   > = []
   if (options.traces)
     signals.push(
-      OtlpTracer.layer({ url: `${base}/v1/traces`, resource, headers, exportInterval: options.exportInterval })
+      OtlpTracer.layer({ url: url("traces"), resource, headers, compression, exportInterval: options.exportInterval })
     )
   if (options.metrics)
     signals.push(
-      OtlpMetrics.layer({ url: `${base}/v1/metrics`, resource, headers, exportInterval: options.exportInterval })
+      OtlpMetrics.layer({ url: url("metrics"), resource, headers, compression, exportInterval: options.exportInterval })
     )
   // Merged with the loggers already there: the JSON lines on stderr go on.
   if (options.logs)
-    signals.push(OtlpLogger.layer({ url: `${base}/v1/logs`, resource, headers, mergeWithExisting: true }))
+    signals.push(OtlpLogger.layer({ url: url("logs"), resource, headers, compression, mergeWithExisting: true }))
   const [first, ...rest] = signals
   if (first === undefined) return OtlpExporter.layerFlusher
   const transport = Layer.merge(

@@ -38,6 +38,42 @@ describe("ObservabilityConfig", () => {
     assert.strictEqual(ok({}, { traces: { batch_sample_rate: 0.25 } }, {}).batchSampleRate, 0.25)
   })
 
+  it("takes a signal's own endpoint variable as a full URL, and compression", () => {
+    const { otlp } = ok({}, undefined, {
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://traces:4318/custom/traces",
+      OTEL_EXPORTER_OTLP_COMPRESSION: "gzip"
+    })
+    // Only traces have somewhere to go.
+    assert.deepStrictEqual([otlp!.traces, otlp!.metrics, otlp!.logs], [true, false, false])
+    assert.deepStrictEqual(otlp!.signalEndpoints, { traces: "http://traces:4318/custom/traces" })
+    assert.strictEqual(otlp!.compression, "gzip")
+    // Beside the generic endpoint, the signal's own wins for that signal only.
+    const both = ok({}, undefined, {
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://all:4318",
+      OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: "http://metrics:9000/m"
+    }).otlp!
+    assert.deepStrictEqual([both.traces, both.metrics, both.logs], [true, true, true])
+    assert.deepStrictEqual(both.signalEndpoints, { metrics: "http://metrics:9000/m" })
+    assert.strictEqual(both.compression, "none")
+    // A flag (or the config) names one endpoint for all signals: the signals' variables do not apply.
+    const flagged = ok({ otlpEndpoint: "http://flag:4318" }, undefined, {
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://traces:4318/t"
+    }).otlp!
+    assert.deepStrictEqual(flagged.signalEndpoints, {})
+    assert.strictEqual(
+      ok({}, { otlp: { endpoint: "http://c:4318", compression: "gzip" } }, {}).otlp!.compression,
+      "gzip"
+    )
+    assert.match(
+      failure({}, undefined, { OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: "logs" }),
+      /^OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: expected an http/
+    )
+    assert.match(
+      failure({}, undefined, { OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318", OTEL_EXPORTER_OTLP_COMPRESSION: "zstd" }),
+      /^OTEL_EXPORTER_OTLP_COMPRESSION: expected "gzip" or "none", got "zstd"/
+    )
+  })
+
   it("takes the OTLP settings from the standard environment variables", () => {
     const { otlp } = ok({}, undefined, {
       OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",

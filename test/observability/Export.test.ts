@@ -130,6 +130,29 @@ describe("Export", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.live("gzips the bodies when asked, and sends a signal to its own URL", () =>
+    Effect.gen(function* () {
+      const receiver = yield* OtlpReceiver.make
+      const other = yield* OtlpReceiver.make
+      const { report } = yield* runWith(
+        {
+          otlp: Export.otlp({
+            endpoint: receiver.url,
+            compression: "gzip",
+            logs: false,
+            signalEndpoints: { metrics: `${other.url}/v1/metrics` }
+          })
+        },
+        "otlp-gzip"
+      )
+      assert.deepStrictEqual([...new Set(receiver.requests.map((r) => r.path))], ["/v1/traces"])
+      assert.isTrue(receiver.requests.every((r) => r.gzip))
+      assert.strictEqual(receiver.spansNamed("Pipeline.run")[0]!.attributes.runId, report.runId)
+      assert.deepStrictEqual([...new Set(other.requests.map((r) => r.path))], ["/v1/metrics"])
+      assert.strictEqual(other.metric("etl_records_in_total", { run_id: report.runId, stage_kind: "source" }), 10)
+    }).pipe(Effect.scoped)
+  )
+
   it.live("a collector that is down does not fail the run", () =>
     Effect.gen(function* () {
       // A port that was free a moment ago: nothing listens there.
