@@ -10,7 +10,9 @@
  *   retries by error are recorded as they happen.
  *
  * Every series carries `pipeline` and `run_id`; a stage's series also `stage`, `stage_kind` and, for sources and
- * sinks, `connector`. Durations are in seconds.
+ * sinks, `connector`. Durations are in seconds. One metric is a connector's own: the Kafka source sets
+ * `etl_kafka_consumer_lag` (listed in the {@link catalog} too). A registry keeps the series of its last
+ * {@link finishedRunsKept} ended runs; older runs' series, the connectors' included, are removed by run id.
  */
 import * as Context from "effect/Context"
 import * as Metric from "effect/Metric"

@@ -133,6 +133,7 @@ export const make = <E, R>(
         const started = performance.now()
         return Effect.map(Effect.mapError(w.commit, wrap(LoadError, plan.info.name)), (result) => {
           const ms = performance.now() - started
+          // Not `counter.busy(ms)`: that times writes; a commit has its own histogram (`metrics.commit`).
           counter.busyMs += ms
           counter.committed += result.written
           const bytes = result.details?.bytes
