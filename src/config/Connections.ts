@@ -87,7 +87,17 @@ export const sinkWith = <A, E, I, S>(
   ...sink,
   open: Effect.flatMap(client, (c) => Effect.provideService(sink.open, service, c)),
   check:
-    sink.check === undefined ? undefined : Effect.flatMap(client, (c) => Effect.provideService(sink.check!, service, c))
+    sink.check === undefined
+      ? undefined
+      : Effect.flatMap(client, (c) => Effect.provideService(sink.check!, service, c)),
+  positions:
+    sink.positions === undefined
+      ? undefined
+      : {
+          where: sink.positions.where,
+          load: (pipeline) =>
+            Effect.flatMap(client, (c) => Effect.provideService(sink.positions!.load(pipeline), service, c))
+        }
 })
 
 /** Gives a source its own client from `layer`, opened when its stream starts and closed when it ends. */
@@ -119,7 +129,11 @@ export const sinkWithLayer = <A, E, I, LE>(
     const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
     return yield* Effect.provideContext(sink.open, context)
   }),
-  check: sink.check === undefined ? undefined : Effect.provide(sink.check, layer)
+  check: sink.check === undefined ? undefined : Effect.provide(sink.check, layer),
+  positions:
+    sink.positions === undefined
+      ? undefined
+      : { where: sink.positions.where, load: (pipeline) => Effect.provide(sink.positions!.load(pipeline), layer) }
 })
 
 /**

@@ -273,6 +273,17 @@ export const buildSink = (
         fields,
         createIfMissing,
         transaction: config.transaction ?? "end",
+        ...(config.offsets_table === undefined
+          ? {}
+          : {
+              offsets:
+                config.offsets_table === false
+                  ? false
+                  : {
+                      name: config.offsets_table,
+                      ...(config.table_schema === undefined ? {} : { schema: config.table_schema })
+                    }
+            }),
         ...lineageOf(type, config.connection, env, ref, schema, fields)
       },
       `${label(type)} table ${Identifier.show(ref)} on ${config.connection}${mode === "upsert" ? ` by (${(config.keys ?? []).join(", ")})` : ""}`

@@ -12,6 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import * as Sink from "effect/Sink"
 import * as Stream from "effect/Stream"
+import * as Checkpoint from "./Checkpoint.ts"
 import type * as DeadLetter from "./DeadLetter.ts"
 import type { ExtractError } from "./Errors.ts"
 
@@ -30,6 +31,11 @@ export interface Batch<out A> {
   readonly part?: Part | undefined
   /** Bytes of input the source read for this batch, when it knows (counted by the source stage, then dropped). */
   readonly bytes?: number | undefined
+  /**
+   * The source positions the batch's `ack` commits, from a source that can resume from positions (see
+   * `Checkpoint`): they travel with the ack, through stateful stages too, to a sink that stores them with its data.
+   */
+  readonly positions?: Checkpoint.Positions | undefined
 }
 
 /**
@@ -58,16 +64,23 @@ export const make = <A>(
     readonly sourceTimestamp?: number | undefined
     readonly part?: Part | undefined
     readonly bytes?: number | undefined
+    readonly positions?: Checkpoint.Positions | undefined
   }
 ): Batch<A> => {
   const batch: Batch<A> = { records, deadLetters: options?.deadLetters ?? [], ack: options?.ack ?? noAck }
-  if (options?.sourceTimestamp === undefined && options?.part === undefined && options?.bytes === undefined)
+  if (
+    options?.sourceTimestamp === undefined &&
+    options?.part === undefined &&
+    options?.bytes === undefined &&
+    options?.positions === undefined
+  )
     return batch
   return {
     ...batch,
     ...(options.sourceTimestamp === undefined ? {} : { sourceTimestamp: options.sourceTimestamp }),
     ...(options.part === undefined ? {} : { part: options.part }),
-    ...(options.bytes === undefined ? {} : { bytes: options.bytes })
+    ...(options.bytes === undefined ? {} : { bytes: options.bytes }),
+    ...(options.positions === undefined ? {} : { positions: options.positions })
   }
 }
 
@@ -86,7 +99,8 @@ export const withRecords = <A, B>(
   deadLetters: deadLetters.length === 0 ? batch.deadLetters : batch.deadLetters.concat(deadLetters),
   ack: batch.ack,
   ...(batch.sourceTimestamp === undefined ? {} : { sourceTimestamp: batch.sourceTimestamp }),
-  ...(batch.part === undefined ? {} : { part: batch.part })
+  ...(batch.part === undefined ? {} : { part: batch.part }),
+  ...(batch.positions === undefined ? {} : { positions: batch.positions })
 })
 
 /** The oldest of two optional source timestamps. */
@@ -94,21 +108,29 @@ export const oldest = (a: number | undefined, b: number | undefined): number | u
   a === undefined ? b : b === undefined ? a : Math.min(a, b)
 
 /**
- * Joins batches into one: their records and dead letters in order, and an acknowledgement that acknowledges each of
- * them in order. The joined batch keeps no part (it is meant for sinks, after the event-time stages).
+ * Joins batches into one: their records and dead letters in order, an acknowledgement that acknowledges each of
+ * them in order, and their positions merged. The joined batch keeps no part (it is meant for sinks, after the event-time stages).
  */
 export const concat = <A>(batches: ReadonlyArray<Batch<A>>): Batch<A> => {
   if (batches.length === 1) return batches[0]!
   const records: Array<A> = []
   const deadLetters: Array<DeadLetter.DeadLetter> = []
   let sourceTimestamp: number | undefined
+  let positions: Map<string, Checkpoint.Range> | undefined
   for (const batch of batches) {
     sourceTimestamp = oldest(sourceTimestamp, batch.sourceTimestamp)
+    if (batch.positions !== undefined) positions = Checkpoint.gather(positions ?? new Map(), batch.positions)
     for (let i = 0; i < batch.records.length; i++) records.push(batch.records[i]!)
     for (let i = 0; i < batch.deadLetters.length; i++) deadLetters.push(batch.deadLetters[i]!)
   }
   const ack = Effect.forEach(batches, (batch) => batch.ack, { discard: true })
-  return sourceTimestamp === undefined ? { records, deadLetters, ack } : { records, deadLetters, ack, sourceTimestamp }
+  return {
+    records,
+    deadLetters,
+    ack,
+    ...(sourceTimestamp === undefined ? {} : { sourceTimestamp }),
+    ...(positions === undefined ? {} : { positions: Checkpoint.sorted(positions) })
+  }
 }
 
 interface Gathered<A> {

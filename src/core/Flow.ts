@@ -21,6 +21,8 @@ export interface Flow<out A, out E = never, out R = never> extends Pipeable {
   readonly name: string
   /** `true` when the flow ends by itself. */
   readonly bounded: boolean
+  /** `true` when its source resumes from given positions (see `Source.resumable`). */
+  readonly resumable?: boolean | undefined
   /** The source stage, then each transform stage, in order. */
   readonly stages: ReadonlyArray<StageInfo>
   /** The size of the source's input, when the source can tell (see `Source.size`). */
@@ -64,6 +66,7 @@ export const from = <A, E, R>(source: Source<A, E, R>): Flow<A, E, R> => {
   return makeFlow<A, E, R>({
     name: source.name,
     bounded: source.bounded,
+    ...(source.resumable === true ? { resumable: true } : {}),
     stages: [info],
     inputSize: source.size === undefined ? undefined : Effect.mapError(source.size, wrap(ExtractError, source.name)),
     build: (ctx) => {
@@ -110,6 +113,7 @@ export const addStage =
     return makeFlow<B, E, R | R2>({
       name: self.name,
       bounded: self.bounded,
+      ...(self.resumable === true ? { resumable: true } : {}),
       stages: [...self.stages, info],
       inputSize: self.inputSize,
       build: (ctx) => {
@@ -140,6 +144,7 @@ export const addFusedStage =
     return makeFlow<B, E, R>({
       name: self.name,
       bounded: self.bounded,
+      ...(self.resumable === true ? { resumable: true } : {}),
       stages: [...self.stages, info],
       inputSize: self.inputSize,
       build: (ctx) => {

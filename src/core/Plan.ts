@@ -10,6 +10,7 @@ import { pipeArguments } from "effect/Pipeable"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type * as Batch from "./Batch.ts"
+import type * as Checkpoint from "./Checkpoint.ts"
 import type * as DeadLetter from "./DeadLetter.ts"
 import type { PipelineError } from "./Errors.ts"
 import { type Flow, uniqueName } from "./Flow.ts"
@@ -59,12 +60,16 @@ export interface SinkPlan<R> {
   readonly open: Effect.Effect<SinkWriter<unknown, unknown>, unknown, R | Scope.Scope>
   /** The sink's checks of its target, without writing (see `Sink.check`). */
   readonly check: Effect.Effect<void, unknown, R> | undefined
+  /** The positions the sink stores with its data, when it does (see `Sink.positions`). */
+  readonly positions: Checkpoint.Store<unknown, R> | undefined
 }
 
 /** A complete pipeline, ready to run. */
 export interface Pipeline<out E = never, out R = never> extends Pipeable {
   readonly name: string
   readonly bounded: boolean
+  /** `true` when the source resumes from given positions (see `Source.resumable`). */
+  readonly resumable?: boolean | undefined
   /** Source and transform stages, in order. */
   readonly stages: ReadonlyArray<StageInfo>
   readonly build: (ctx: RunContext) => Stream.Stream<Batch.Batch<unknown>, PipelineError, R>
@@ -130,7 +135,8 @@ const planSink = <A, E, R>(
     batching: sink.batching,
     // The record type was checked by `to`; past this point the runtime only moves batches it built itself.
     open: sink.open as unknown as Effect.Effect<SinkWriter<unknown, unknown>, unknown, R | Scope.Scope>,
-    check: sink.check
+    check: sink.check,
+    positions: sink.positions
   }
 }
 
@@ -146,6 +152,7 @@ export const to =
     make<E | E2, R | Exclude<R2, Scope.Scope>>({
       name: options?.name ?? self.name,
       bounded: self.bounded,
+      ...(self.resumable === true ? { resumable: true } : {}),
       stages: self.stages,
       build: self.build,
       inputSize: self.inputSize,

@@ -8,6 +8,7 @@
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import type * as Checkpoint from "./Checkpoint.ts"
 import type { Attributes, Dataset } from "./Stage.ts"
 
 /** How a sink treats existing data. */
@@ -34,6 +35,11 @@ export interface SinkWriter<in A, out E = never> {
   readonly write: (records: ReadonlyArray<A>) => Effect.Effect<void, E>
   /** Makes everything written visible, atomically where the mode promises it. */
   readonly commit: Effect.Effect<SinkResult, E>
+  /**
+   * With {@link Sink.positions}: sets the source positions the next `commit` stores, atomically with the data (an
+   * offsets table in the same transaction, a checkpoint beside the part file). The runtime calls it before `commit`.
+   */
+  readonly checkpoint?: ((checkpoint: Checkpoint.Checkpoint) => Effect.Effect<void, E>) | undefined
 }
 
 /**
@@ -70,6 +76,11 @@ export interface Sink<in A, out E = never, out R = never> {
   readonly dataset?: Dataset | undefined
   /** Span and metric attributes (OpenTelemetry semantic conventions: `db.system.name`, `messaging.system`, ...). */
   readonly attributes?: Attributes | undefined
+  /**
+   * Present when the sink stores source positions with its data (its writers implement `checkpoint`): a pipeline from
+   * a resumable source then resumes where the last commit ended, and delivers each record exactly once.
+   */
+  readonly positions?: Checkpoint.Store<E, R> | undefined
 }
 
 /** Builds a sink. */

@@ -20,6 +20,11 @@ export interface Source<out A, out E = never, out R = never> {
   readonly bounded: boolean
   /** The batches. Called once per run attempt; a restarted attempt resumes from the last acknowledged position. */
   readonly batches: (ctx: RunContext) => Stream.Stream<Batch.Batch<A>, E, R>
+  /**
+   * `true` when its batches carry `positions` and it starts each part named in `ctx.resume` there (see `Checkpoint`):
+   * with a sink that stores positions, a pipeline then delivers exactly once.
+   */
+  readonly resumable?: boolean | undefined
   /** The dataset it reads (for lineage events), when it names one. */
   readonly dataset?: Dataset | undefined
   /** Span and metric attributes (OpenTelemetry semantic conventions: `db.system.name`, `messaging.system`, ...). */

@@ -5,6 +5,7 @@
  * counter. Counters are plain mutable numbers updated once per batch by plain code, read by the runtime for progress,
  * logs and the final RunReport, and registered by it as the state of the run's metrics (`runtime/Metrics.ts`).
  */
+import type * as Checkpoint from "./Checkpoint.ts"
 
 /** What part of a pipeline a stage is. */
 export type StageKind = "source" | "transform" | "sink" | "dead-letters"
@@ -133,6 +134,11 @@ export interface RunContext {
   readonly pipeline: string
   /** The attempt this context counts (1 for the first). */
   readonly attempt: number
+  /**
+   * Where a resumable source starts each part it names (part → next position), as the sink stored them with its data
+   * (see `Checkpoint`); absent or empty: the source starts as configured.
+   */
+  readonly resume?: Checkpoint.Resume | undefined
   /** Milliseconds from the run's Clock (so TestClock controls it). */
   readonly now: () => number
   /** The counter of a stage, created on first use; stages are reported in the order they were first asked for. */
@@ -145,6 +151,7 @@ export const makeRunContext = (options: {
   readonly runId: string
   readonly pipeline: string
   readonly attempt?: number | undefined
+  readonly resume?: Checkpoint.Resume | undefined
   readonly now: () => number
   /** Told of each stage counter as it is created (the runtime registers its metrics). */
   readonly onStage?: ((counter: StageCounter) => void) | undefined
@@ -154,6 +161,7 @@ export const makeRunContext = (options: {
     runId: options.runId,
     pipeline: options.pipeline,
     attempt: options.attempt ?? 1,
+    ...(options.resume === undefined ? {} : { resume: options.resume }),
     now: options.now,
     stage: (info) => {
       let counter = counters.get(info.name)

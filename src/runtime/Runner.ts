@@ -14,7 +14,16 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Stream from "effect/Stream"
 import * as Batch from "../core/Batch.ts"
-import { ExtractError, LoadError, messageOf, type PipelineError, QualityError, TransformError } from "../core/Errors.ts"
+import type * as Checkpoint from "../core/Checkpoint.ts"
+import {
+  ExtractError,
+  LoadError,
+  messageOf,
+  type PipelineError,
+  QualityError,
+  TransformError,
+  wrap
+} from "../core/Errors.ts"
 import type { Pipeline } from "../core/Plan.ts"
 import * as Retry from "../core/Retry.ts"
 import { type RunReport, reconcile, stageReports, totals } from "../core/RunReport.ts"
@@ -153,11 +162,12 @@ export const execute = <E, R>(
     let attempts = 0
     const metrics = Metrics.make({ pipeline: p.name, run_id: runId }, yield* Effect.context<never>())
     const spanEvery = Spans.spacing(yield* Spans.BatchSpanRate)
-    const newContext = (attempt: number) =>
+    const newContext = (attempt: number, resume?: Checkpoint.Resume) =>
       makeRunContext({
         runId,
         pipeline: p.name,
         attempt,
+        resume,
         now: () => clock.currentTimeMillisUnsafe(),
         onStage: (counter) => {
           counter.spanEvery = spanEvery
@@ -199,10 +209,28 @@ export const execute = <E, R>(
       )
     }
 
+    // A sink that stores source positions with its data tells each attempt where a resumable source starts.
+    const store = p.resumable === true ? p.sink.positions : undefined
+    const resume: Effect.Effect<Checkpoint.Resume | undefined, PipelineError, R> =
+      store === undefined
+        ? Effect.void.pipe(Effect.as(undefined))
+        : store.load(p.name).pipe(
+            Effect.mapError(wrap(LoadError, p.sink.info.name)),
+            Effect.tap((stored) =>
+              stored.size === 0
+                ? Effect.void
+                : Effect.logInfo(`resuming from the positions stored in ${store.where}`).pipe(
+                    Effect.annotateLogs({ positions: Object.fromEntries(stored) })
+                  )
+            )
+          )
     const attempt = Effect.suspend(() => {
       attempts++
       ctx = newContext(attempts)
-      return runAttempt(p, ctx, stats, metrics)
+      return Effect.flatMap(resume, (from) => {
+        if (from !== undefined) ctx = newContext(attempts, from)
+        return runAttempt(p, ctx, stats, metrics)
+      })
     }).pipe(
       Effect.tapError((error) =>
         error.retryable && attempts < p.retry.attempts && !stopRequested

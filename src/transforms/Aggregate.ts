@@ -41,7 +41,7 @@ import {
   expected,
   factory
 } from "./internal/Accumulators.ts"
-import { type Ack, emit } from "./internal/Acks.ts"
+import { emit, type Held, heldOf } from "./internal/Acks.ts"
 import { stepped } from "./internal/Steps.ts"
 import { compositeKey, show, timeOf } from "./internal/Values.ts"
 import { lateLetter, timeLetter, type WindowConfig, Windows } from "./internal/Windows.ts"
@@ -379,7 +379,7 @@ const plain = <A, E, R>(spec: AggregateSpec, self: Flow<A, E, R>, options?: Aggr
       return Stream.suspend(() => {
         const agg = new Aggregator(spec, spec.groupBy ?? [])
         const groups: Groups = new Map()
-        const acks: Array<Ack> = []
+        const acks: Array<Held> = []
         const stage = counter.info.name
         let arrival = 0
         const step = (batch: Batch.Batch<A>): Array<Batch.Batch<Row>> => {
@@ -395,7 +395,7 @@ const plain = <A, E, R>(spec: AggregateSpec, self: Flow<A, E, R>, options?: Aggr
             }
             agg.add(groups, agg.key(r), r, arrival++)
           }
-          acks.push(batch.ack)
+          acks.push(heldOf(batch))
           counter.stateEntries = groups.size
           counter.batches++
           counter.recordsIn += records.length
@@ -520,7 +520,7 @@ const windowed = <X, A, E, R>(
               }
             }
             windows.end(batch)
-            windows.acks.hold(seq, batch.ack)
+            windows.acks.hold(seq, batch)
             const out = flush(windows.closeReady())
             const passed = records.length - windowRejected - windowFiltered
             windowCounter.openWindows = windows.openCount

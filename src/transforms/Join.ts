@@ -28,7 +28,7 @@ import { addStage, type Flow } from "../core/Flow.ts"
 import type { Source } from "../core/Source.ts"
 import * as Spans from "../core/Spans.ts"
 import type { RunContext, StageCounter } from "../core/Stage.ts"
-import { type Ack, emit } from "./internal/Acks.ts"
+import { emit, type Held, heldOf } from "./internal/Acks.ts"
 import { anyNullish, compositeKey } from "./internal/Values.ts"
 
 type Simplify<T> = { [K in keyof T]: T[K] } & {}
@@ -306,7 +306,7 @@ const joinStream = <A, B, E2, R2, R>(
   const leftKeys = keys.left
   const keepUnmatched = type === "left" || type === "full"
   const holdAcks = type === "right" || type === "full"
-  const held: Array<Ack> = []
+  const held: Array<Held> = []
   const leftFields: Array<string> = []
   const seenLeft = new Set<string>()
   let table = initial
@@ -364,10 +364,10 @@ const joinStream = <A, B, E2, R2, R>(
     const dead = pendingDead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(pendingDead)
     pendingDead = []
     if (holdAcks) {
-      held.push(batch.ack)
+      held.push(heldOf(batch))
       return Effect.succeed(emit(out, dead, [], batch.part))
     }
-    return Effect.succeed(emit(out, dead, [batch.ack], batch.part))
+    return Effect.succeed(emit(out, dead, [batch], batch.part))
   }
 
   const finish = (): Array<Batch.Batch<Row>> => {

@@ -267,7 +267,7 @@ const makeWindowState = <A>(config: WindowConfig, counter: StageCounter) => {
         arrival++
       }
       windows.end(batch)
-      windows.acks.hold(seq, batch.ack)
+      windows.acks.hold(seq, batch)
       const out = flush(windows.closeReady())
       counter.openWindows = windows.openCount
       counter.batches++

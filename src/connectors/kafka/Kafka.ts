@@ -134,7 +134,9 @@ interface Plan {
 const planRead = (
   client: KafkaClientShape,
   options: SourceOptions<unknown>,
-  bounded: boolean
+  bounded: boolean,
+  /** `topic/partition` → the next offset, as a sink stored it with its data: these partitions start there. */
+  resume?: ReadonlyMap<string, string>
 ): Effect.Effect<Plan, KafkaError> =>
   Effect.gen(function* () {
     const all = options.topics instanceof RegExp ? yield* client.listTopics : undefined
@@ -178,6 +180,11 @@ const planRead = (
           const given = start.offsets[topic]?.[p.partition]
           explicit = given !== undefined
           from = given === undefined ? (fromGroup ?? p.low) : String(given)
+        }
+        const stored = resume?.get(`${topic}/${p.partition}`)
+        if (stored !== undefined) {
+          from = stored
+          explicit = true
         }
         from = maxOffset(from, p.low)
         if (explicit) seeks.push({ topic, partition: p.partition, offset: from })
@@ -269,13 +276,14 @@ export function source<A>(
       payloadFields(options.value, options.schema),
       { "messaging.consumer.group.name": options.groupId }
     ),
-    batches: () =>
+    resumable: true,
+    batches: (ctx) =>
       Stream.unwrap(
         Effect.gen(function* () {
           const client = yield* KafkaClient
           const valueCodec = yield* compileOrFail(options.value, "source")
           const keyCodec = yield* compileOrFail(options.key ?? { type: "string" }, "source")
-          const plan = yield* planRead(client, options as SourceOptions<unknown>, bounded)
+          const plan = yield* planRead(client, options as SourceOptions<unknown>, bounded, ctx.resume)
           if (bounded && plan.ends.size === 0) return Stream.empty
           const consumer = yield* client.consume({
             groupId: options.groupId,
@@ -373,6 +381,7 @@ export function source<A>(
             return Batch.make(records, {
               deadLetters,
               sourceTimestamp,
+              positions: [{ part: tp, from: fetched.messages[0]!.offset, to: commitAt.offset }],
               part: bounded && partitions > 1 ? { id: tp, of: partitions, done } : undefined,
               ack: Effect.mapError(
                 Effect.suspend(() => {

@@ -22,7 +22,17 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import mysql from "mysql2"
 import * as Identifier from "../sql/Identifier.ts"
-import type { Bounds, Loader, LoadRequest, ReadChunk, ReadRequest, Relation, Row, TableInfo } from "../sql/SqlClient.ts"
+import type {
+  Bounds,
+  Loader,
+  LoadRequest,
+  OffsetRow,
+  ReadChunk,
+  ReadRequest,
+  Relation,
+  Row,
+  TableInfo
+} from "../sql/SqlClient.ts"
 import { type ConnectionOptions, reveal } from "../sql/SqlConfig.ts"
 import { driverFields, reasons, type SqlErrorReason, scrub, socketReason } from "../sql/SqlError.ts"
 import {
@@ -773,6 +783,7 @@ const openLoad = (pool: Pool, request: LoadRequest): Effect.Effect<Loader<MysqlE
     const infile = new InfileLoad(conn, loadDataSql(loadTarget, request.columns))
     load = infile
 
+    let positions: ReadonlyArray<OffsetRow> = []
     const commit = Effect.gen(function* () {
       const loaded = yield* attempt(`load ${label}`, () => finishLoad(conn, infile, `load ${label}`))
       if (request.mode === "upsert" && stage !== undefined) {
@@ -786,6 +797,15 @@ const openLoad = (pool: Pool, request: LoadRequest): Effect.Effect<Loader<MysqlE
           `INSERT INTO ${target} (${cols}) SELECT ${cols} FROM ${stage} ORDER BY \`etl_seq\` ON DUPLICATE KEY UPDATE ${set}`
         )
       }
+      if (request.offsets !== undefined && positions.length > 0)
+        yield* attempt(`record the source positions of ${label}`, () =>
+          run(
+            conn,
+            `INSERT INTO ${qt(request.offsets!)} (pipeline, target, part, position, updated_at) VALUES ${positions.map(() => "(?, ?, ?, ?, UTC_TIMESTAMP(3))").join(", ")}
+             ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at)`,
+            positions.flatMap((p) => [p.pipeline, p.target, p.part, p.position])
+          )
+        )
       yield* exec(`commit the load of ${label}`, "COMMIT")
       committed = true
       if (request.mode === "overwrite" && stage !== undefined) {
@@ -801,6 +821,13 @@ const openLoad = (pool: Pool, request: LoadRequest): Effect.Effect<Loader<MysqlE
     return {
       write: (rows) =>
         rows.length === 0 ? Effect.void : attempt(`load ${label}`, () => infile.write(encode(rows), rows.length)),
+      ...(request.offsets === undefined
+        ? {}
+        : {
+            positions: (rows: ReadonlyArray<OffsetRow>) => {
+              positions = rows
+            }
+          }),
       commit
     } satisfies Loader<MysqlError>
   })

@@ -27,6 +27,7 @@ import type {
   Loader,
   LoadRequest,
   LoadResult,
+  OffsetRow,
   ReadChunk,
   ReadRequest,
   Relation,
@@ -863,14 +864,31 @@ const openLoad = (
         const total = Number(row.total)
         result = { written: copied, inserted, updated: total - inserted, duplicates: copied - total }
       }
+      if (request.offsets !== undefined && positions.length > 0) {
+        const values = positions.map((_, i) => `($${i * 4 + 1}, $${i * 4 + 2}, $${i * 4 + 3}, $${i * 4 + 4}, now())`)
+        yield* run(
+          `record the source positions of ${label}`,
+          `INSERT INTO ${qt(request.offsets)} (pipeline, target, part, position, updated_at) VALUES ${values.join(", ")}
+           ON CONFLICT (pipeline, target, part) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at`,
+          positions.flatMap((p) => [p.pipeline, p.target, p.part, p.position])
+        )
+      }
       yield* run(`commit the load of ${label}`, "COMMIT")
       committed = true
       return result
     })
 
+    let positions: ReadonlyArray<OffsetRow> = []
     return {
       write: (rows) =>
         rows.length === 0 ? Effect.void : attempt(`copy into ${label}`, () => copyIn.write(encode(rows))),
+      ...(request.offsets === undefined
+        ? {}
+        : {
+            positions: (rows: ReadonlyArray<OffsetRow>) => {
+              positions = rows
+            }
+          }),
       commit
     } satisfies Loader<PostgresError>
   })

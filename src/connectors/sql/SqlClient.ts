@@ -88,7 +88,26 @@ export interface LoadRequest {
    * each `write` commits on its own, for streaming pipelines that acknowledge per batch.
    */
   readonly transaction: "end" | "batch"
+  /**
+   * The offsets table that {@link Loader.positions} rows go to, in the load's transaction (created beforehand with
+   * `SqlTable.offsetsColumns`); absent: the load records no positions.
+   */
+  readonly offsets?: TableRef | undefined
 }
+
+/**
+ * A row of an offsets table: where a pipeline resumes reading one part of its source (`topic/partition` → the next
+ * offset), for one target table. Written in the same transaction as the rows read up to there (exactly-once).
+ */
+export interface OffsetRow {
+  readonly pipeline: string
+  readonly target: string
+  readonly part: string
+  readonly position: string
+}
+
+/** The key of an offsets table. */
+export const offsetsKey: ReadonlyArray<string> = ["pipeline", "target", "part"]
 
 /** What a committed load did. */
 export interface LoadResult {
@@ -103,6 +122,11 @@ export interface LoadResult {
 /** An open load. Closing its Scope without `commit` rolls everything back. */
 export interface Loader<E> {
   readonly write: (rows: ReadonlyArray<Row>) => Effect.Effect<void, E>
+  /**
+   * Rows the commit upserts into the request's `offsets` table in its transaction (each call replaces the previous
+   * ones). Present when the request names an offsets table and the load commits once (`transaction: "end"`).
+   */
+  readonly positions?: ((rows: ReadonlyArray<OffsetRow>) => void) | undefined
   readonly commit: Effect.Effect<LoadResult, E>
 }
 

@@ -253,6 +253,12 @@ export const sinkConfig = <T extends "postgres" | "mysql">(type: T, label: strin
         description:
           "end (default): one transaction per run, nothing visible before the end; batch (append only): each batch commits, for streaming"
       })
+    ),
+    offsets_table: Schema.optionalKey(
+      Schema.Union([Identifier, Schema.Literal(false)]).annotate({
+        description:
+          "Where an append or upsert stores the source positions of each commit, in the same transaction, so that a streaming run from Kafka resumes exactly where its last commit ended (exactly-once): default etl_offsets in the table's schema, created when first needed; false: store nothing (at-least-once)"
+      })
     )
   })
     .check(

@@ -16,7 +16,16 @@ import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { type Dialect, show, type TableRef } from "./Identifier.ts"
-import type { Bounds, LoadRequest, RangeCondition, Relation, Row, SqlClient, TableInfo } from "./SqlClient.ts"
+import type {
+  Bounds,
+  LoadRequest,
+  OffsetRow,
+  RangeCondition,
+  Relation,
+  Row,
+  SqlClient,
+  TableInfo
+} from "./SqlClient.ts"
 import { reasons, type SqlErrorReason } from "./SqlError.ts"
 import type { Column, ColumnDef, ColumnKind } from "./SqlTypes.ts"
 
@@ -257,7 +266,15 @@ export const make = <E>(
           for (const c of target.columns) out[c.name] = names.includes(c.name) ? (row[c.name] ?? null) : null
           return out
         }
+        let positions: ReadonlyArray<OffsetRow> = []
         return {
+          ...(request.offsets === undefined
+            ? {}
+            : {
+                positions: (rows: ReadonlyArray<OffsetRow>) => {
+                  positions = rows
+                }
+              }),
           write: (rows) =>
             Effect.sync(() => {
               if (request.transaction === "batch" && request.mode === "append")
@@ -294,6 +311,16 @@ export const make = <E>(
                 }
               }
             }
+            const offsets = request.offsets === undefined ? undefined : db.tables.get(show(request.offsets))
+            if (offsets !== undefined)
+              for (const p of positions) {
+                const at = offsets.rows.findIndex(
+                  (r) => r.pipeline === p.pipeline && r.target === p.target && r.part === p.part
+                )
+                const row = { ...p, updated_at: new Date() }
+                if (at === -1) offsets.rows.push(row)
+                else offsets.rows[at] = row
+              }
             db.commits.push({ table: key, mode: request.mode, written })
             return { written, inserted, updated }
           })

@@ -19,6 +19,7 @@ import * as SchemaModule from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Batch from "../../core/Batch.ts"
+import type * as Checkpoint from "../../core/Checkpoint.ts"
 import type * as DeadLetter from "../../core/DeadLetter.ts"
 import { ExtractError, wrap } from "../../core/Errors.ts"
 import { formatIssue, type Validation } from "../../core/RecordSchema.ts"
@@ -30,7 +31,17 @@ import * as Datasets from "../internal/Datasets.ts"
 import * as Identifier from "./Identifier.ts"
 import type { CursorState, Mark } from "./Incremental.ts"
 import * as ColumnGuarantees from "./internal/ColumnGuarantees.ts"
-import type { Bounds, Loader, LoadResult, RangeCondition, Relation, Row, SqlClient, TableInfo } from "./SqlClient.ts"
+import {
+  type Bounds,
+  type Loader,
+  type LoadResult,
+  offsetsKey,
+  type RangeCondition,
+  type Relation,
+  type Row,
+  type SqlClient,
+  type TableInfo
+} from "./SqlClient.ts"
 import { reasons, type SqlErrorReason } from "./SqlError.ts"
 import * as SqlLineage from "./SqlLineage.ts"
 import { compareValues } from "./SqlMemory.ts"
@@ -366,11 +377,27 @@ export interface SinkSpec {
   /** Creates the table with these columns when it does not exist. */
   readonly createIfMissing?: ReadonlyArray<ColumnDef> | undefined
   readonly transaction: "end" | "batch"
+  /**
+   * Where an append or upsert with `transaction: "end"` stores the source positions of each commit, in the same
+   * transaction (see `Checkpoint`): default `etl_offsets` in the target's schema, created on the first commit that has
+   * positions to store (only a resumable source, Kafka, gives them). `false`: nothing is stored, and a restarted
+   * streaming run resumes from the source's own committed positions (at-least-once).
+   */
+  readonly offsets?: Identifier.TableRef | false | undefined
   /** The dataset written, for lineage (see `SqlLineage.ts`). */
   readonly dataset?: Dataset | undefined
   /** Span and metric attributes. */
   readonly attributes?: Attributes | undefined
 }
+
+/** The columns of an offsets table (see `SqlClient.OffsetRow`), keyed by {@link offsetsKey}. */
+export const offsetsColumns = (dialect: Identifier.Dialect): ReadonlyArray<ColumnDef> => [
+  { name: "pipeline", type: "varchar(255)", nullable: false },
+  { name: "target", type: "varchar(255)", nullable: false },
+  { name: "part", type: "varchar(255)", nullable: false },
+  { name: "position", type: "varchar(40)", nullable: false },
+  { name: "updated_at", type: dialect === "postgres" ? "timestamptz" : "datetime(3)", nullable: false }
+]
 
 /** A SQL sink: a sink whose `check` runs the target checks of `open` without writing. */
 export interface SqlSink<A, E, R> extends Sink.Sink<A, E, R> {
@@ -441,19 +468,88 @@ export const sink = <A, E, Id>(
       ...(result.duplicates === undefined ? {} : { duplicates: result.duplicates })
     }
   })
+  const offsets =
+    spec.offsets === false || spec.mode === "overwrite" || spec.transaction === "batch"
+      ? undefined
+      : (spec.offsets ?? {
+          ...(spec.table.schema === undefined ? {} : { schema: spec.table.schema }),
+          name: "etl_offsets"
+        })
   const loadRequest = (columns: ReadonlyArray<Column>) => ({
     table: spec.table,
     mode: spec.mode,
     columns,
     keys: spec.keys,
-    transaction: spec.transaction
+    transaction: spec.transaction,
+    ...(offsets === undefined ? {} : { offsets })
   })
+  /** The offsets table, created when missing (by the first commit that stores positions). */
+  let offsetsReady = false
+  const ensureOffsets = (client: SqlClient<E>, ref: Identifier.TableRef) =>
+    offsetsReady
+      ? Effect.void
+      : Effect.gen(function* () {
+          const bad = Identifier.check(system.dialect, ref, [])
+          if (bad !== undefined) return yield* fail(reasons.InvalidRequest, `Invalid offsets table: ${bad}`)
+          if ((yield* client.table(ref)) === undefined)
+            yield* client.createTable(ref, offsetsColumns(system.dialect), offsetsKey).pipe(
+              // Another process of the pipeline may have created it at the same moment.
+              Effect.catch((error) =>
+                Effect.flatMap(client.table(ref), (info) => (info === undefined ? Effect.fail(error) : Effect.void))
+              )
+            )
+          offsetsReady = true
+        })
+  /** Records the checkpoint's positions in the commit of `loader`. */
+  const checkpointer = (client: SqlClient<E>, loader: () => Effect.Effect<Loader<E>, E>) =>
+    offsets === undefined
+      ? undefined
+      : (checkpoint: Checkpoint.Checkpoint) =>
+          Effect.gen(function* () {
+            yield* ensureOffsets(client, offsets)
+            const current = yield* loader()
+            current.positions?.(
+              checkpoint.positions.map((r) => ({
+                pipeline: checkpoint.pipeline,
+                target: where,
+                part: r.part,
+                position: r.to
+              }))
+            )
+          })
+  const positions: Checkpoint.Store<E, Id> | undefined =
+    offsets === undefined
+      ? undefined
+      : {
+          where: `table ${Identifier.show(offsets)}`,
+          load: (pipeline) =>
+            Effect.gen(function* () {
+              const client = yield* tag
+              const stored = new Map<string, string>()
+              if ((yield* client.table(offsets)) === undefined) return stored
+              yield* Stream.runForEach(
+                client.read({
+                  relation: { _tag: "Table", ref: offsets },
+                  columns: ["pipeline", "target", "part", "position"],
+                  batchSize: 10_000
+                }),
+                (chunk) =>
+                  Effect.sync(() => {
+                    for (const row of chunk.rows)
+                      if (row.pipeline === pipeline && row.target === where)
+                        stored.set(String(row.part), String(row.position))
+                  })
+              )
+              return stored
+            })
+        }
   return {
     name: spec.name,
     type: system.type,
     description,
     mode: spec.mode,
     durability: spec.transaction === "batch" ? "per-write" : "on-commit",
+    ...(positions === undefined ? {} : { positions }),
     ...(spec.dataset === undefined ? {} : { dataset: spec.dataset }),
     ...(spec.attributes === undefined ? {} : { attributes: spec.attributes }),
     check: Effect.gen(function* () {
@@ -472,6 +568,7 @@ export const sink = <A, E, Id>(
         const loader = yield* client.load(loadRequest(yield* planFor(info, spec.fields)))
         return {
           write: (records: ReadonlyArray<A>) => loader.write(records as unknown as ReadonlyArray<Row>),
+          checkpoint: checkpointer(client, () => Effect.succeed(loader)),
           commit: Effect.map(loader.commit, (result) => resultOf(client, result))
         }
       }
@@ -506,6 +603,9 @@ export const sink = <A, E, Id>(
             }
             yield* current.write(rows)
           }),
+        checkpoint: checkpointer(client, () =>
+          loader === undefined ? start(info.columns.map((c) => c.name)) : Effect.succeed(loader)
+        ),
         // Nothing written: the load still runs (an overwrite with no records empties the table), writing every column.
         commit: Effect.gen(function* () {
           const current = loader ?? (yield* start(info.columns.map((c) => c.name)))
@@ -565,6 +665,11 @@ export interface TableOptions<A, ES, RS> {
   readonly createIfMissing?: boolean
   /** `end` (default): one transaction per run; `batch` (append only): each batch commits. */
   readonly transaction?: "end" | "batch"
+  /**
+   * The table (in the same schema) where an append or upsert stores the source positions of each commit, in the same
+   * transaction, for exactly-once streaming from Kafka (default `etl_offsets`); `false`: none (at-least-once).
+   */
+  readonly offsetsTable?: string | false
   // lineage
   /**
    * Where the connection's server is (its connection options fit), naming the table's dataset for lineage
@@ -647,6 +752,14 @@ export const makeTable = <S extends SchemaModule.Top, E, Id, ES = never, RS = ne
     fields,
     transaction: options.transaction ?? "end",
     createIfMissing,
+    ...(options.offsetsTable === undefined
+      ? {}
+      : {
+          offsets:
+            options.offsetsTable === false
+              ? false
+              : { name: options.offsetsTable, ...(ref.schema === undefined ? {} : { schema: ref.schema }) }
+        }),
     ...lineage
   })
   const description = `${label} table ${Identifier.show(ref)}${mode === "upsert" ? ` by (${keys.join(", ")})` : ""}`
@@ -679,6 +792,7 @@ export const makeTable = <S extends SchemaModule.Top, E, Id, ES = never, RS = ne
     ...src,
     mode: snk.mode,
     durability: snk.durability,
+    ...(snk.positions === undefined ? {} : { positions: snk.positions }),
     check: Effect.flatMap(writing, (s) => s.check) as Effect.Effect<void, E | ES, Id | RS>,
     open: Effect.flatMap(writing, (s) => s.open) as Sink.Sink<A, E | ES, Id | RS>["open"]
   }

@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as Batch from "../../core/Batch.ts"
+import * as Checkpoint from "../../core/Checkpoint.ts"
 import * as DeadLetter from "../../core/DeadLetter.ts"
 import { LoadError, type PipelineError, wrap } from "../../core/Errors.ts"
 import { type Pipeline, type SinkPlan, unboundedProblem } from "../../core/Plan.ts"
@@ -118,6 +119,9 @@ export const make = <E, R>(
     let sinkTotal: SinkResult | undefined
     let dlTotal: SinkResult | undefined
     const heldAcks: Array<Effect.Effect<void, PipelineError>> = []
+    // The source positions the held acks commit, for a sink that stores them with its data.
+    const storesPositions = p.sink.positions !== undefined && p.resumable === true
+    let heldPositions = new Map<string, Checkpoint.Range>()
 
     const openSegment = Effect.gen(function* () {
       const scope = yield* Scope.fork(attemptScope)
@@ -149,7 +153,12 @@ export const make = <E, R>(
         dlWriter === undefined || p.deadLetters === undefined || dlCounter === undefined
           ? undefined
           : yield* commitOne(dlWriter, p.deadLetters, dlCounter)
+      if (writer?.checkpoint !== undefined && heldPositions.size > 0) {
+        const checkpoint = { pipeline: p.name, positions: Checkpoint.sorted(heldPositions) }
+        yield* Effect.mapError(writer.checkpoint(checkpoint), wrap(LoadError, sinkName))
+      }
       const sinkResult = writer === undefined ? { written: 0 } : yield* commitOne(writer, p.sink, sinkCounter)
+      heldPositions = new Map()
       for (const ack of heldAcks) yield* ack
       heldAcks.length = 0
       return { sink: sinkResult, deadLetters: dlResult }
@@ -183,6 +192,7 @@ export const make = <E, R>(
           )
         }
         heldAcks.length = 0
+        heldPositions = new Map()
         segmentTimestamps = []
         segmentBatches = 0
         segmentRecords = 0
@@ -245,6 +255,7 @@ export const make = <E, R>(
             return
           }
           heldAcks.push(batch.ack)
+          if (storesPositions && batch.positions !== undefined) Checkpoint.gather(heldPositions, batch.positions)
           if (!segmented) return
           segmentBatches++
           segmentRecords += batch.records.length + batch.deadLetters.length
