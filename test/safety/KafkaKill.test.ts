@@ -44,7 +44,7 @@ const writeConfig = (
   run: number,
   topic: string,
   sink: Record<string, unknown>,
-  connection: Record<string, unknown>
+  connection: Record<string, unknown> | undefined
 ) => {
   const path = nodePath.join(dir, `run-${run}.json`)
   fs.writeFileSync(
@@ -53,7 +53,10 @@ const writeConfig = (
       name: `kill-${topic}`,
       mode: "streaming",
       streaming: { commit_interval: "200 millis", commit_records: 1500 },
-      connections: { events: { type: "kafka", brokers: [{ $env: "ETL_KAFKA_BROKERS" }] }, db: connection },
+      connections: {
+        events: { type: "kafka", brokers: [{ $env: "ETL_KAFKA_BROKERS" }] },
+        ...(connection === undefined ? {} : { db: connection })
+      },
       source: {
         type: "kafka",
         connection: "events",
@@ -65,7 +68,7 @@ const writeConfig = (
         value: { type: "json" }
       },
       transforms: [{ type: "filter", condition: "amount >= 0" }],
-      sink: { ...sink, connection: "db" }
+      sink: connection === undefined ? sink : { ...sink, connection: "db" }
     })
   )
   return path
@@ -160,6 +163,49 @@ describe("streaming from Kafka into SQL under SIGKILL (issue 11)", { timeout: 30
       )
     } finally {
       await Effect.runPromise(Effect.ignore(NodeMysql.execute(admin, `DROP DATABASE \`${database}\``)))
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("file append (JSON Lines): after 6 kills and a final run, every record is in the part files exactly once", async () => {
+    const brokers = inject("kafkaBrokers")
+    const topic = uniqueTopic("kill-file")
+    const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "effect-etl-kill-file-"))
+    const out = nodePath.join(dir, "out")
+    const lines = () =>
+      fs.existsSync(out)
+        ? fs
+            .readdirSync(out)
+            .filter((name) => name.startsWith("part-"))
+            .flatMap((name) => fs.readFileSync(nodePath.join(out, name), "utf8").split("\n"))
+            .filter((line) => line !== "")
+        : []
+    try {
+      const producing = Effect.runPromise(produce(brokers, topic))
+      const result = await killLoop({
+        config: (run) =>
+          writeConfig(dir, run, topic, { type: "file", path: out, format: { type: "jsonl" } }, undefined),
+        kills: KILLS,
+        minMs: 1500,
+        maxMs: 4500,
+        env: () => ({ ETL_KAFKA_BROKERS: brokers }),
+        done: async () => lines().length >= RECORDS,
+        timeoutMs: 120_000
+      })
+      await producing
+      assert.strictEqual(result.last.code, 0, result.last.stderr.slice(-3000))
+      assert.isAtLeast(result.kills, 3, "most runs were killed while running")
+      const ids = lines().map((line) => (JSON.parse(line) as { id: number }).id)
+      assert.strictEqual(ids.length, RECORDS)
+      assert.strictEqual(new Set(ids).size, RECORDS)
+      const manifests = fs.readdirSync(nodePath.join(out, "_checkpoints")).filter((n) => n.endsWith(".json"))
+      assert.isAbove(manifests.length, 0)
+      // Nothing left behind: no staging directory of a killed run survives the final run.
+      assert.deepStrictEqual(
+        fs.readdirSync(out).filter((n) => n.startsWith(".staging")),
+        []
+      )
+    } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }
   })

@@ -21,6 +21,7 @@ import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Batch from "../../core/Batch.ts"
+import type * as Checkpoint from "../../core/Checkpoint.ts"
 import * as Cursor from "../../core/Cursor.ts"
 import type { RecordSchema } from "../../core/RecordSchema.ts"
 import * as Sink from "../../core/Sink.ts"
@@ -29,6 +30,7 @@ import * as Format from "../../formats/Format.ts"
 import type { FormatError } from "../../formats/FormatError.ts"
 import * as Datasets from "../internal/Datasets.ts"
 import * as Objects from "../internal/Objects.ts"
+import * as Checkpoints from "./Checkpoints.ts"
 import { FileError, reasons } from "./FileError.ts"
 import { FileStore, type FileStoreShape } from "./FileStore.ts"
 import * as Generations from "./Generations.ts"
@@ -193,6 +195,15 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
     mode,
     ...fileLineage(dir, Datasets.fieldsOf(options.schema)),
     durability: "on-commit",
+    // An append stores the source positions of each segment in a manifest, its commit point (see `Checkpoints.ts`).
+    ...(mode === "append"
+      ? {
+          positions: {
+            where: `${dir}/${Checkpoints.DIRECTORY}`,
+            load: (pipeline: string) => FileStore.use((store) => Checkpoints.load(store, dir, pipeline))
+          }
+        }
+      : {}),
     open: Effect.gen(function* () {
       const store = yield* FileStore
       // Part writers live as long as the sink is open, not just for one `write` call.
@@ -215,6 +226,8 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
           path: dir,
           message: `Cannot write to ${dir}: it is a symbolic link to ${link}, which does not exist (nothing was changed)`
         })
+      // Segments a killed run committed are finished before its staging directory is swept.
+      if (kind === "directory" && mode === "append") yield* Checkpoints.rollForward(store, dir)
       yield* Generations.sweep(store, dir)
       // A new directory appears whole, as a generation; an append to an existing one moves its parts into it.
       const publishes = mode === "overwrite" || kind === "missing"
@@ -222,10 +235,23 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
         ? Generations.sibling(store, dir, "staging", tag)
         : nodePath.join(dir, `.staging-${tag}.${store.writerId}`)
       let committed = false
-      yield* Effect.addFinalizer(() => (committed ? Effect.void : Effect.ignore(store.remove(staging))))
-      yield* store.makeDirectory(staging)
-
+      // Set once the segment's manifest is written: the segment is committed, and its files must get in.
+      let manifested = false
       const finished: Array<string> = []
+      const moveIn = Effect.gen(function* () {
+        for (const file of finished) {
+          const target = nodePath.join(dir, file)
+          if (manifested && (yield* store.kind(target)) === "file") continue
+          yield* store.rename(nodePath.join(staging, file), target)
+        }
+        yield* store.remove(staging)
+      })
+      yield* Effect.addFinalizer(() =>
+        committed ? Effect.void : Effect.ignore(manifested ? moveIn : store.remove(staging))
+      )
+      yield* store.makeDirectory(staging)
+      let checkpoint: Checkpoint.Checkpoint | undefined
+
       let part: Part | undefined
       let inPart = 0
       let written = 0
@@ -264,14 +290,38 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
               if (inPart >= maxRecords) yield* finishPart
             }
           }),
+        ...(mode === "append"
+          ? {
+              checkpoint: (c: Checkpoint.Checkpoint) =>
+                Effect.sync(() => {
+                  checkpoint = c
+                })
+            }
+          : {}),
         commit: Effect.gen(function* () {
           yield* finishPart
           const appendInto = !publishes || (mode === "append" && (yield* store.kind(dir)) === "directory")
+          const manifest = (stagingName: string): Checkpoints.Manifest | undefined =>
+            checkpoint === undefined
+              ? undefined
+              : {
+                  pipeline: checkpoint.pipeline,
+                  positions: checkpoint.positions,
+                  staging: stagingName,
+                  files: finished
+                }
           if (appendInto) {
-            for (const file of finished) yield* store.rename(nodePath.join(staging, file), nodePath.join(dir, file))
-            yield* store.remove(staging)
+            const m = manifest(nodePath.basename(staging))
+            if (m !== undefined) {
+              yield* Checkpoints.write(store, dir, m, tag)
+              manifested = true
+            }
+            yield* moveIn
             yield* store.write(nodePath.join(dir, SUCCESS), Stream.empty)
           } else {
+            // A new directory: the manifest is in the generation, published with its files in one rename.
+            const m = manifest("")
+            if (m !== undefined) yield* Checkpoints.write(store, staging, m, tag)
             yield* store.write(nodePath.join(staging, SUCCESS), Stream.empty)
             yield* Generations.publish(store, dir, staging, tag)
           }
