@@ -7,14 +7,20 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
 import { inject } from "vitest"
 import { KafkaClient } from "../../src/connectors/kafka/KafkaClient.ts"
 import * as NodeKafka from "../../src/connectors/kafka/NodeKafka.ts"
 import * as NodeMysql from "../../src/connectors/mysql/NodeMysql.ts"
 import * as NodePostgres from "../../src/connectors/postgres/NodePostgres.ts"
+import * as NodeS3 from "../../src/connectors/s3/NodeS3.ts"
+import * as S3 from "../../src/connectors/s3/S3.ts"
+import * as S3Client from "../../src/connectors/s3/S3Client.ts"
 import { mysqlUrl, pgUrl } from "../support/Databases.ts"
 import { uniqueTopic } from "../support/KafkaBroker.ts"
+import { S3Server, uniqueBucket } from "../support/S3Server.ts"
 import { killLoop } from "./support/KillLoop.ts"
 
 const RECORDS = 30_000
@@ -74,7 +80,7 @@ const writeConfig = (
   return path
 }
 
-describe("streaming from Kafka into SQL under SIGKILL (issue 11)", { timeout: 300_000 }, () => {
+describe("streaming from Kafka under SIGKILL (issue 11)", { timeout: 300_000 }, () => {
   it("PostgreSQL append: after 6 kills and a final run, every record is in the table exactly once", async () => {
     const brokers = inject("kafkaBrokers")
     const topic = uniqueTopic("kill-pg")
@@ -205,6 +211,69 @@ describe("streaming from Kafka into SQL under SIGKILL (issue 11)", { timeout: 30
         fs.readdirSync(out).filter((n) => n.startsWith(".staging")),
         []
       )
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("S3 append (JSON Lines): after 6 kills and a final run, the manifest's objects hold every record exactly once", async () => {
+    const brokers = inject("kafkaBrokers")
+    const topic = uniqueTopic("kill-s3")
+    const bucket = uniqueBucket("kill")
+    const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "effect-etl-kill-s3-"))
+    const s3 = Layer.unwrap(Effect.map(S3Server, (server) => NodeS3.layer(server.options))).pipe(
+      Layer.provide(S3Server.layer)
+    )
+    const s3Run = <A>(effect: Effect.Effect<A, unknown, S3Client.S3Client>) =>
+      Effect.runPromise(Effect.provide(effect, s3) as Effect.Effect<A, unknown>)
+    await s3Run(S3Client.S3Client.use((c) => c.createBucket(bucket)))
+    /** The records a reader sees: the objects the `_SUCCESS` manifest names. */
+    const seen = () =>
+      s3Run(
+        Effect.gen(function* () {
+          const client = yield* S3Client.S3Client
+          const manifest = yield* S3.readManifest(client, bucket, "out")
+          const ids: Array<number> = []
+          for (const file of manifest?.files ?? []) {
+            const chunks = yield* Stream.runCollect(client.get(bucket, `out/${file}`))
+            for (const line of Buffer.concat(chunks as Array<Uint8Array>)
+              .toString("utf8")
+              .split("\n"))
+              if (line !== "") ids.push((JSON.parse(line) as { id: number }).id)
+          }
+          return ids
+        })
+      )
+    try {
+      const producing = Effect.runPromise(produce(brokers, topic))
+      const result = await killLoop({
+        config: (run) =>
+          writeConfig(
+            dir,
+            run,
+            topic,
+            { type: "s3", bucket, path: "out", format: { type: "jsonl" } },
+            {
+              type: "s3",
+              endpoint: inject("s3Endpoint"),
+              path_style: true,
+              access_key_id: { $env: "S3_KEY" },
+              secret_access_key: { $env: "S3_SECRET" }
+            }
+          ),
+        kills: KILLS,
+        minMs: 1500,
+        maxMs: 4500,
+        env: () => ({ ETL_KAFKA_BROKERS: brokers, S3_KEY: inject("s3AccessKey"), S3_SECRET: inject("s3SecretKey") }),
+        done: async () => (await seen()).length >= RECORDS,
+        timeoutMs: 120_000
+      })
+      await producing
+      assert.strictEqual(result.last.code, 0, result.last.stderr.slice(-3000))
+      assert.isAtLeast(result.kills, 3, "most runs were killed while running")
+      const ids = await seen()
+      assert.strictEqual(ids.length, RECORDS)
+      assert.strictEqual(new Set(ids).size, RECORDS)
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }

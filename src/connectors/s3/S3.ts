@@ -24,6 +24,7 @@ import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Batch from "../../core/Batch.ts"
+import * as Checkpoint from "../../core/Checkpoint.ts"
 import type { RecordSchema } from "../../core/RecordSchema.ts"
 import * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
@@ -36,6 +37,9 @@ import * as Objects from "../internal/Objects.ts"
 import { type ObjectInfo, S3Client, type S3ClientShape } from "./S3Client.ts"
 import { reasons, S3Error } from "./S3Error.ts"
 
+/** The name of a part object this sink writes: `part-<time>-<random>-<sequence>.<ext>`. */
+const OWN_PART = /^part-[0-9a-z]+-[0-9a-f]{8}-\d{5}\./
+
 /** The name of the manifest object the sink writes last. */
 export const MANIFEST = "_SUCCESS"
 
@@ -46,6 +50,11 @@ export interface Manifest {
   readonly files: ReadonlyArray<string>
   readonly records: number
   readonly committedAt: string
+  /**
+   * Where each pipeline appending here resumes: pipeline → source part → next position (see `core/Checkpoint.ts`).
+   * Written in the same PUT as `files`, so the objects a commit adds and the positions they cover appear together.
+   */
+  readonly positions?: Readonly<Record<string, Readonly<Record<string, string>>>>
 }
 
 /** True for keys that are not data (`_SUCCESS`, `.staging/...`), relative to the prefix, as Spark treats them. */
@@ -371,9 +380,26 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, S3Error | FormatErro
     mode,
     ...s3Lineage(options.bucket, dir, Datasets.fieldsOf(options.schema)),
     durability: "on-commit",
+    // An append stores the source positions of each commit in the `_SUCCESS` manifest, its commit point.
+    ...(mode === "append"
+      ? {
+          positions: {
+            where: `s3://${options.bucket}/${prefix}${MANIFEST}`,
+            load: (pipeline: string) =>
+              S3Client.use((client) =>
+                Effect.map(
+                  readManifest(client, options.bucket, dir),
+                  (manifest): ReadonlyMap<string, string> =>
+                    new Map(Object.entries(manifest?.positions?.[pipeline] ?? {}))
+                )
+              )
+          }
+        }
+      : {}),
     open: Effect.gen(function* () {
       const client = yield* S3Client
       const scope = yield* Effect.scope
+      let checkpoint: Checkpoint.Checkpoint | undefined
       const tag = `${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`
       const open = new Map<string, ObjectWriter>()
       const finished: Array<string> = []
@@ -433,19 +459,48 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, S3Error | FormatErro
           }
           return Effect.forEach(groups, ([path, group]) => writeTo(path, group), { discard: true })
         },
+        ...(mode === "append"
+          ? {
+              checkpoint: (c: Checkpoint.Checkpoint) =>
+                Effect.sync(() => {
+                  checkpoint = c
+                })
+            }
+          : {}),
         commit: Effect.gen(function* () {
           yield* Effect.forEach([...open.keys()], finish, { discard: true })
           const fresh = new Set(finished)
-          const existing = (yield* listAll(client, options.bucket, prefix))
-            .map((o) => o.key)
-            .filter((k) => !fresh.has(k) && !isHidden(k.slice(prefix.length)))
+          const previous = mode === "append" ? yield* readManifest(client, options.bucket, dir) : undefined
+          // An append that stores positions adds to the set its last manifest names: objects of a run killed before
+          // its manifest are not data (their records are read again after the positions of that manifest).
+          // Without a manifest yet, objects named as this sink names them are such leftovers too.
+          const existing =
+            checkpoint !== undefined && previous !== undefined
+              ? previous.files.map((f) => `${prefix}${f}`).filter((k) => !fresh.has(k))
+              : (yield* listAll(client, options.bucket, prefix))
+                  .map((o) => o.key)
+                  .filter(
+                    (k) =>
+                      !fresh.has(k) &&
+                      !isHidden(k.slice(prefix.length)) &&
+                      !(checkpoint !== undefined && OWN_PART.test(k.slice(k.lastIndexOf("/") + 1)))
+                  )
           const files = mode === "overwrite" ? [...finished] : [...existing, ...finished]
           const now = yield* Clock.currentTimeMillis
+          const positions: Record<string, Record<string, string>> = { ...previous?.positions }
+          if (checkpoint !== undefined) {
+            const stored: Record<string, string> = { ...positions[checkpoint.pipeline] }
+            for (const range of checkpoint.positions)
+              stored[range.part] =
+                stored[range.part] === undefined ? range.to : Checkpoint.max(stored[range.part]!, range.to)
+            positions[checkpoint.pipeline] = stored
+          }
           const manifest: Manifest = {
             version: 1,
             files: files.map((k) => k.slice(prefix.length)).sort(),
             records: written,
-            committedAt: new Date(now).toISOString()
+            committedAt: new Date(now).toISOString(),
+            ...(Object.keys(positions).length === 0 ? {} : { positions })
           }
           // The manifest switches readers to the new set in one PUT; only then is the old set removed.
           yield* client.put(options.bucket, `${prefix}${MANIFEST}`, new TextEncoder().encode(JSON.stringify(manifest)))
