@@ -15,6 +15,7 @@ import * as Stream from "effect/Stream"
 import * as Checkpoint from "./Checkpoint.ts"
 import type * as DeadLetter from "./DeadLetter.ts"
 import type { ExtractError } from "./Errors.ts"
+import type * as State from "./State.ts"
 
 /** A batch of records of type `A`. */
 export interface Batch<out A> {
@@ -36,6 +37,11 @@ export interface Batch<out A> {
    * `Checkpoint`): they travel with the ack, through stateful stages too, to a sink that stores them with its data.
    */
   readonly positions?: Checkpoint.Positions | undefined
+  /**
+   * Set on a checkpoint barrier (a batch without records, see `State.ts`): every stage passes it on in order, a
+   * stateful one with its state added and its held acks on it.
+   */
+  readonly barrier?: State.Barrier | undefined
 }
 
 /**
@@ -100,7 +106,16 @@ export const withRecords = <A, B>(
   ack: batch.ack,
   ...(batch.sourceTimestamp === undefined ? {} : { sourceTimestamp: batch.sourceTimestamp }),
   ...(batch.part === undefined ? {} : { part: batch.part }),
-  ...(batch.positions === undefined ? {} : { positions: batch.positions })
+  ...(batch.positions === undefined ? {} : { positions: batch.positions }),
+  ...(batch.barrier === undefined ? {} : { barrier: batch.barrier })
+})
+
+/** A checkpoint barrier batch: no records, nothing to acknowledge yet. */
+export const barrier = (id: number): Batch<never> => ({
+  records: [],
+  deadLetters: [],
+  ack: noAck,
+  barrier: { id, states: [] }
 })
 
 /** The oldest of two optional source timestamps. */

@@ -71,10 +71,24 @@ export const from = <A, E, R>(source: Source<A, E, R>): Flow<A, E, R> => {
     inputSize: source.size === undefined ? undefined : Effect.mapError(source.size, wrap(ExtractError, source.name)),
     build: (ctx) => {
       const counter = ctx.stage(info)
-      return source.batches(ctx).pipe(
-        Stream.withSpan("source.read", { attributes: Spans.stageAttributes(info) }),
-        Stream.mapError(wrap(ExtractError, source.name)),
+      const read = source
+        .batches(ctx)
+        .pipe(
+          Stream.withSpan("source.read", { attributes: Spans.stageAttributes(info) }),
+          Stream.mapError(wrap(ExtractError, source.name))
+        )
+      // Checkpoint barriers enter right after the source, so that they pass every stage in order (see `State.ts`).
+      const withBarriers =
+        ctx.barriers === undefined
+          ? read
+          : Stream.merge(
+              read,
+              Stream.map(ctx.barriers, (id) => Batch.barrier(id) as Batch.Batch<A>),
+              { haltStrategy: "left" }
+            )
+      return withBarriers.pipe(
         Stream.map((batch) => {
+          if (batch.barrier !== undefined) return batch
           counter.batches++
           counter.recordsOut += batch.records.length
           counter.rejected += batch.deadLetters.length
@@ -176,6 +190,7 @@ export const mapBatches = <A, B>(
     const step = make(counter, ctx)
     const name = counter.info.name
     const apply = (batch: Batch.Batch<A>): Effect.Effect<Batch.Batch<B>, PipelineError> => {
+      if (batch.barrier !== undefined) return Effect.succeed(batch as unknown as Batch.Batch<B>)
       const started = performance.now()
       const result = step(batch.records, name)
       counter.busy(performance.now() - started)

@@ -5,6 +5,7 @@
  * counter. Counters are plain mutable numbers updated once per batch by plain code, read by the runtime for progress,
  * logs and the final RunReport, and registered by it as the state of the run's metrics (`runtime/Metrics.ts`).
  */
+import type * as Stream from "effect/Stream"
 import type * as Checkpoint from "./Checkpoint.ts"
 
 /** What part of a pipeline a stage is. */
@@ -55,6 +56,8 @@ export interface StageInfo {
   /** One line for a person: `filter amount > 100`, `file source examples/data/*.jsonl (jsonl)`. */
   readonly description: string
   readonly cardinality: Cardinality
+  /** `true` for a stage that keeps state across batches (windows, aggregates, joins): it is checkpointed. */
+  readonly stateful?: boolean | undefined
   /** The connector type of a source or sink stage (`file`, `postgres`, `kafka`, ...). */
   readonly connector?: string | undefined
   /** The dataset a source reads or a sink writes, when the connector names one. */
@@ -139,6 +142,10 @@ export interface RunContext {
    * (see `Checkpoint`); absent or empty: the source starts as configured.
    */
   readonly resume?: Checkpoint.Resume | undefined
+  /** The states of the stateful stages, by stage name, from the checkpoint a run resumes from (see `State.ts`). */
+  readonly restored?: Readonly<Record<string, unknown>> | undefined
+  /** Checkpoint barriers to inject right after the source (a streaming run with a state store and stateful stages). */
+  readonly barriers?: Stream.Stream<number> | undefined
   /** Milliseconds from the run's Clock (so TestClock controls it). */
   readonly now: () => number
   /** The counter of a stage, created on first use; stages are reported in the order they were first asked for. */
@@ -152,6 +159,8 @@ export const makeRunContext = (options: {
   readonly pipeline: string
   readonly attempt?: number | undefined
   readonly resume?: Checkpoint.Resume | undefined
+  readonly restored?: Readonly<Record<string, unknown>> | undefined
+  readonly barriers?: Stream.Stream<number> | undefined
   readonly now: () => number
   /** Told of each stage counter as it is created (the runtime registers its metrics). */
   readonly onStage?: ((counter: StageCounter) => void) | undefined
@@ -162,6 +171,8 @@ export const makeRunContext = (options: {
     pipeline: options.pipeline,
     attempt: options.attempt ?? 1,
     ...(options.resume === undefined ? {} : { resume: options.resume }),
+    ...(options.restored === undefined ? {} : { restored: options.restored }),
+    ...(options.barriers === undefined ? {} : { barriers: options.barriers }),
     now: options.now,
     stage: (info) => {
       let counter = counters.get(info.name)

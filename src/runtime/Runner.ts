@@ -12,6 +12,7 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as Batch from "../core/Batch.ts"
 import type * as Checkpoint from "../core/Checkpoint.ts"
@@ -29,6 +30,7 @@ import * as Retry from "../core/Retry.ts"
 import { type RunReport, reconcile, stageReports, totals } from "../core/RunReport.ts"
 import * as Spans from "../core/Spans.ts"
 import { MAX_LOGGED_WARNINGS, makeRunContext, type RunContext } from "../core/Stage.ts"
+import * as State from "../core/State.ts"
 import { StopSignal } from "../core/Stop.ts"
 import * as Outputs from "./internal/Outputs.ts"
 import * as Quality from "./internal/Quality.ts"
@@ -70,7 +72,8 @@ const runAttempt = <E, R>(
   p: Pipeline<E, R>,
   ctx: RunContext,
   stats: StreamingStats,
-  metrics: Metrics.RunMetrics
+  metrics: Metrics.RunMetrics,
+  stateStore: State.StateStoreShape | undefined
 ): Effect.Effect<AttemptResult, PipelineError, R> => {
   const guarded = p.bounded && p.sink.durability === "per-write" && p.sink.mode !== "upsert"
   let durable = () => 0
@@ -81,7 +84,7 @@ const runAttempt = <E, R>(
       for (const stage of p.stages) ctx.stage(stage)
       const gate = Quality.make(p as Pipeline<unknown, unknown>, ctx)
       metrics.dropped(gate.dropped)
-      const outputs = yield* Outputs.make(p, ctx, stats, metrics, gate.checkRatio)
+      const outputs = yield* Outputs.make(p, ctx, stats, metrics, gate.checkRatio, stateStore)
       // A per-write sink has made durable every record it received.
       if (guarded) durable = outputs.received
 
@@ -89,13 +92,15 @@ const runAttempt = <E, R>(
       const built = p.bounded ? p.build(ctx) : Stream.haltWhen(p.build(ctx), stop)
       const batches = p.sink.batching === undefined ? built : built.pipe(Batch.gather(p.sink.batching))
       const tick: unique symbol = Symbol("tick")
-      const events: Stream.Stream<Batch.Batch<unknown> | typeof tick, PipelineError, R> = outputs.segmented
-        ? Stream.merge(
-            batches,
-            Stream.map(Stream.tick(p.streaming.commitInterval), () => tick),
-            { haltStrategy: "left" }
-          )
-        : batches
+      // With checkpoint barriers, they time the commits.
+      const events: Stream.Stream<Batch.Batch<unknown> | typeof tick, PipelineError, R> =
+        outputs.segmented && ctx.barriers === undefined
+          ? Stream.merge(
+              batches,
+              Stream.map(Stream.tick(p.streaming.commitInterval), () => tick),
+              { haltStrategy: "left" }
+            )
+          : batches
       yield* Stream.runForEach(events, (event) =>
         event === tick
           ? outputs.tick
@@ -162,12 +167,19 @@ export const execute = <E, R>(
     let attempts = 0
     const metrics = Metrics.make({ pipeline: p.name, run_id: runId }, yield* Effect.context<never>())
     const spanEvery = Spans.spacing(yield* Spans.BatchSpanRate)
-    const newContext = (attempt: number, resume?: Checkpoint.Resume) =>
+    const newContext = (
+      attempt: number,
+      resume?: Checkpoint.Resume,
+      restored?: Readonly<Record<string, unknown>>,
+      barriers?: Stream.Stream<number>
+    ) =>
       makeRunContext({
         runId,
         pipeline: p.name,
         attempt,
         resume,
+        restored,
+        barriers,
         now: () => clock.currentTimeMillisUnsafe(),
         onStage: (counter) => {
           counter.spanEvery = spanEvery
@@ -209,6 +221,27 @@ export const execute = <E, R>(
       )
     }
 
+    // A streaming run with stateful stages and a state store checkpoints their states (see `core/State.ts`).
+    const stateStore = Option.getOrUndefined(yield* Effect.serviceOption(State.StateStore))
+    const checkpointed = !p.bounded && stateStore !== undefined && p.stages.some((s) => s.stateful === true)
+    const snapshot: Effect.Effect<State.Snapshot | undefined, PipelineError> =
+      checkpointed && stateStore !== undefined
+        ? stateStore.load(p.name).pipe(
+            Effect.mapError(
+              (e) =>
+                new ExtractError({ stage: p.stages[0]!.name, message: e.message, retryable: e.retryable, cause: e })
+            ),
+            Effect.tap((snap) =>
+              snap === undefined
+                ? Effect.void
+                : Effect.logInfo(
+                    `resuming from the checkpoint saved at ${snap.savedAt} in ${stateStore.description}`
+                  ).pipe(Effect.annotateLogs({ positions: snap.resume, stages: Object.keys(snap.stages) }))
+            )
+          )
+        : Effect.void.pipe(Effect.as(undefined))
+    let barrierId = 0
+    const barriers = checkpointed ? Stream.map(Stream.tick(p.streaming.commitInterval), () => ++barrierId) : undefined
     // A sink that stores source positions with its data tells each attempt where a resumable source starts.
     const store = p.resumable === true ? p.sink.positions : undefined
     const resume: Effect.Effect<Checkpoint.Resume | undefined, PipelineError, R> =
@@ -227,9 +260,12 @@ export const execute = <E, R>(
     const attempt = Effect.suspend(() => {
       attempts++
       ctx = newContext(attempts)
-      return Effect.flatMap(resume, (from) => {
-        if (from !== undefined) ctx = newContext(attempts, from)
-        return runAttempt(p, ctx, stats, metrics)
+      return Effect.gen(function* () {
+        // The checkpoint's positions go with its states; without one, the sink's stored positions.
+        const snap = yield* snapshot
+        const from = snap === undefined ? yield* resume : new Map(Object.entries(snap.resume))
+        ctx = newContext(attempts, from, snap?.stages, barriers)
+        return yield* runAttempt(p, ctx, stats, metrics, checkpointed ? stateStore : undefined)
       })
     }).pipe(
       Effect.tapError((error) =>

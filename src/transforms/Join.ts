@@ -404,12 +404,16 @@ const joinStream = <A, B, E2, R2, R>(
 
   return batches.pipe(
     Stream.mapEffect((batch) =>
-      Spans.sampled(
-        counter,
-        Effect.suspend(() => stepOrReload(batch)),
-        "stage.batch",
-        batch.records.length
-      )
+      // A checkpoint barrier passes on: the lookup side is loaded again by a new run, and a right or full join keeps
+      // its held acks (what they cover is read again after a restart).
+      batch.barrier !== undefined
+        ? Effect.succeed([batch as unknown as Batch.Batch<Row>])
+        : Spans.sampled(
+            counter,
+            Effect.suspend(() => stepOrReload(batch)),
+            "stage.batch",
+            batch.records.length
+          )
     ),
     Stream.flattenIterable,
     Stream.concat(Stream.suspend(() => Stream.fromIterable(finish())))

@@ -21,6 +21,7 @@ import { type Pipeline, type SinkPlan, unboundedProblem } from "../../core/Plan.
 import type { SinkResult, SinkWriter } from "../../core/Sink.ts"
 import * as Spans from "../../core/Spans.ts"
 import type { RunContext, StageCounter } from "../../core/Stage.ts"
+import type * as State from "../../core/State.ts"
 import type { RunMetrics } from "../Metrics.ts"
 import type { StreamingStats } from "./StreamingStats.ts"
 
@@ -83,7 +84,9 @@ export const make = <E, R>(
   stats: StreamingStats,
   metrics: RunMetrics,
   /** Runs before each segment commit of a streaming run (the quality checks). */
-  beforeSegmentCommit: Effect.Effect<void, PipelineError>
+  beforeSegmentCommit: Effect.Effect<void, PipelineError>,
+  /** Where checkpoint barriers save the stages' states (a streaming run with stateful stages), if anywhere. */
+  stateStore?: State.StateStoreShape | undefined
 ): Effect.Effect<Outputs<Exclude<R, Scope.Scope>>, LoadError, R | Scope.Scope> =>
   Effect.gen(function* () {
     const clock = yield* Clock.Clock
@@ -120,8 +123,34 @@ export const make = <E, R>(
     let dlTotal: SinkResult | undefined
     const heldAcks: Array<Effect.Effect<void, PipelineError>> = []
     // The source positions the held acks commit, for a sink that stores them with its data.
-    const storesPositions = p.sink.positions !== undefined && p.resumable === true
+    const storesPositions = (p.sink.positions !== undefined || stateStore !== undefined) && p.resumable === true
     let heldPositions = new Map<string, Checkpoint.Range>()
+    // Where the source resumes after what was committed so far: what a checkpoint saves.
+    const committedResume = new Map<string, string>(ctx.resume ?? [])
+    const advance = () => {
+      for (const range of heldPositions.values()) {
+        const before = committedResume.get(range.part)
+        committedResume.set(range.part, before === undefined ? range.to : Checkpoint.max(before, range.to))
+      }
+    }
+    /** Saves the barrier's stage states with the positions committed so far (after the sink's commit). */
+    const save = (barrier: State.Barrier) =>
+      stateStore === undefined
+        ? Effect.void
+        : Effect.gen(function* () {
+            const snapshot: State.Snapshot = {
+              version: 1,
+              pipeline: p.name,
+              resume: Object.fromEntries(committedResume),
+              stages: Object.fromEntries(barrier.states.map((s) => [s.stage, s.state])),
+              savedAt: new Date(clock.currentTimeMillisUnsafe()).toISOString()
+            }
+            yield* Effect.mapError(
+              stateStore.save(snapshot),
+              (e) => new LoadError({ stage: sinkName, message: e.message, retryable: e.retryable, cause: e })
+            )
+            yield* Effect.logDebug(`checkpoint ${barrier.id} saved to ${stateStore.description}`)
+          })
 
     const openSegment = Effect.gen(function* () {
       const scope = yield* Scope.fork(attemptScope)
@@ -147,31 +176,37 @@ export const make = <E, R>(
         })
       }).pipe(Effect.withSpan("sink.commit", { attributes: Spans.stageAttributes(plan.info) }))
 
-    /** Commits the dead letters, then the sink, then runs the acks they held. */
-    const commitBoth = Effect.gen(function* () {
-      const dlResult =
-        dlWriter === undefined || p.deadLetters === undefined || dlCounter === undefined
-          ? undefined
-          : yield* commitOne(dlWriter, p.deadLetters, dlCounter)
-      if (writer?.checkpoint !== undefined && heldPositions.size > 0) {
-        const checkpoint = { pipeline: p.name, positions: Checkpoint.sorted(heldPositions) }
-        yield* Effect.mapError(writer.checkpoint(checkpoint), wrap(LoadError, sinkName))
-      }
-      const sinkResult = writer === undefined ? { written: 0 } : yield* commitOne(writer, p.sink, sinkCounter)
-      heldPositions = new Map()
-      for (const ack of heldAcks) yield* ack
-      heldAcks.length = 0
-      return { sink: sinkResult, deadLetters: dlResult }
-    })
+    /** Commits the dead letters, then the sink, then runs `afterCommit` (a checkpoint) and the acks they held. */
+    const commitBoth = (afterCommit: Effect.Effect<void, LoadError>) =>
+      Effect.gen(function* () {
+        const dlResult =
+          dlWriter === undefined || p.deadLetters === undefined || dlCounter === undefined
+            ? undefined
+            : yield* commitOne(dlWriter, p.deadLetters, dlCounter)
+        if (writer?.checkpoint !== undefined && heldPositions.size > 0) {
+          const checkpoint = { pipeline: p.name, positions: Checkpoint.sorted(heldPositions) }
+          yield* Effect.mapError(writer.checkpoint(checkpoint), wrap(LoadError, sinkName))
+        }
+        const sinkResult = writer === undefined ? { written: 0 } : yield* commitOne(writer, p.sink, sinkCounter)
+        advance()
+        heldPositions = new Map()
+        yield* afterCommit
+        for (const ack of heldAcks) yield* ack
+        heldAcks.length = 0
+        return { sink: sinkResult, deadLetters: dlResult }
+      })
 
     /** Commits the open segment (checked by `beforeCommit` first), and closes its writers. */
-    const commitSegment = (beforeCommit: Effect.Effect<void, PipelineError>) =>
+    const commitSegment = (
+      beforeCommit: Effect.Effect<void, PipelineError>,
+      afterCommit: Effect.Effect<void, LoadError> = Effect.void
+    ) =>
       Effect.gen(function* () {
         const scope = segmentScope
-        if (scope === undefined || writer === undefined) return
+        if (scope === undefined || writer === undefined) return yield* afterCommit
         if (segmentBatches > 0) {
           yield* beforeCommit
-          const result = yield* commitBoth
+          const result = yield* commitBoth(afterCommit)
           sinkTotal = addResults(sinkTotal, result.sink)
           if (result.deadLetters !== undefined) dlTotal = addResults(dlTotal, result.deadLetters)
           stats.segments++
@@ -190,7 +225,7 @@ export const make = <E, R>(
               ...(oldest === undefined ? {} : { latencyMs: Math.max(0, now - oldest) })
             })
           )
-        }
+        } else yield* afterCommit
         heldAcks.length = 0
         heldPositions = new Map()
         segmentTimestamps = []
@@ -249,6 +284,21 @@ export const make = <E, R>(
         }),
       settle: (batch) =>
         Effect.gen(function* () {
+          if (batch.barrier !== undefined) {
+            // A checkpoint: what came before the barrier is written; commit it, save the states, then acknowledge.
+            if (storesPositions && batch.positions !== undefined) Checkpoint.gather(heldPositions, batch.positions)
+            if (perWrite || !segmented) {
+              advance()
+              heldPositions = new Map()
+              yield* save(batch.barrier)
+              yield* batch.ack
+              return
+            }
+            heldAcks.push(batch.ack)
+            // An idle interval (nothing written, nothing to acknowledge) commits nothing; the states are saved.
+            if (segmentBatches > 0 || heldPositions.size > 0 || batch.ack !== Effect.void) segmentBatches++
+            return yield* commitSegment(beforeSegmentCommit, save(batch.barrier))
+          }
           if (perWrite) {
             yield* batch.ack
             if (streaming) stats.observe(batch.sourceTimestamp, clock.currentTimeMillisUnsafe())
@@ -273,7 +323,7 @@ export const make = <E, R>(
             }
           }
           yield* beforeCommit
-          return yield* commitBoth
+          return yield* commitBoth(Effect.void)
         })
     } satisfies Outputs<Exclude<R, Scope.Scope>>
   })

@@ -7,22 +7,58 @@ import * as Stream from "effect/Stream"
 import type * as Batch from "../../core/Batch.ts"
 import * as Spans from "../../core/Spans.ts"
 import type { StageCounter } from "../../core/Stage.ts"
+import { combine, type Held } from "./Acks.ts"
+
+/** How a stateful stage takes part in checkpoints (see `core/State.ts`). */
+export interface Checkpointing {
+  /** The stage's state now, JSON-able. */
+  readonly snapshot: () => unknown
+  /** Every ack (and its positions) the stage holds: once its state is saved, they can go. */
+  readonly release: () => ReadonlyArray<Held>
+}
+
+/**
+ * A barrier reaches the stage: with `checkpointing`, it leaves carrying the stage's state and the acks it held;
+ * without, it passes on as it came (the stage keeps its acks, and a restart reads again what they cover).
+ */
+const onBarrier = <A, B>(
+  batch: Batch.Batch<A>,
+  counter: StageCounter,
+  checkpointing: Checkpointing | undefined
+): ReadonlyArray<Batch.Batch<B>> => {
+  const barrier = batch.barrier!
+  if (checkpointing === undefined) return [batch as unknown as Batch.Batch<B>]
+  const state = checkpointing.snapshot()
+  const { ack, positions } = combine([...checkpointing.release(), batch])
+  return [
+    {
+      records: [],
+      deadLetters: [],
+      ack,
+      ...(positions === undefined ? {} : { positions }),
+      barrier: { id: barrier.id, states: [...barrier.states, { stage: counter.info.name, state }] }
+    }
+  ]
+}
 
 /** Runs `step` on every batch of `batches`, in order, then emits what `finish` returns. */
 export const stepped = <A, B, E, R>(
   batches: Stream.Stream<Batch.Batch<A>, E, R>,
   counter: StageCounter,
   step: (batch: Batch.Batch<A>) => ReadonlyArray<Batch.Batch<B>>,
-  finish: () => ReadonlyArray<Batch.Batch<B>>
+  finish: () => ReadonlyArray<Batch.Batch<B>>,
+  checkpointing?: Checkpointing
 ): Stream.Stream<Batch.Batch<B>, E, R> =>
   batches.pipe(
     Stream.mapEffect((batch) =>
-      Spans.sampled(
-        counter,
-        Effect.sync(() => step(batch)),
-        "stage.batch",
-        batch.records.length
-      )
+      batch.barrier !== undefined
+        ? Effect.succeed(onBarrier<A, B>(batch, counter, checkpointing))
+        : Spans.sampled(
+            counter,
+            Effect.sync(() => step(batch)),
+            "stage.batch",
+            batch.records.length
+          )
     ),
     Stream.flattenIterable,
     Stream.concat(Stream.suspend(() => Stream.fromIterable(finish())))
