@@ -77,12 +77,13 @@ export const from = <A, E, R>(source: Source<A, E, R>): Flow<A, E, R> => {
           Stream.withSpan("source.read", { attributes: Spans.stageAttributes(info) }),
           Stream.mapError(wrap(ExtractError, source.name))
         )
-      // Checkpoint barriers enter right after the source, so that they pass every stage in order (see `State.ts`).
+      // Checkpoint barriers enter right after the source, so that they pass every stage in order (see `State.ts`);
+      // the last one follows the source's last batch (a graceful stop), so the stages' states are saved, not flushed.
       const withBarriers =
         ctx.barriers === undefined
           ? read
           : Stream.merge(
-              read,
+              Stream.concat(read, Stream.succeed(Batch.barrier(0) as Batch.Batch<A>)),
               Stream.map(ctx.barriers, (id) => Batch.barrier(id) as Batch.Batch<A>),
               { haltStrategy: "left" }
             )
@@ -106,6 +107,8 @@ export interface StageSpec {
   readonly name: string
   readonly description: string
   readonly cardinality: Cardinality
+  /** Keeps state across batches, saved at checkpoints (see `StageInfo.stateful`). */
+  readonly stateful?: boolean
 }
 
 /**

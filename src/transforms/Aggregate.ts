@@ -42,9 +42,17 @@ import {
   factory
 } from "./internal/Accumulators.ts"
 import { emit, type Held, heldOf } from "./internal/Acks.ts"
-import { stepped } from "./internal/Steps.ts"
+import { decode, encode, type Json } from "./internal/StateCodec.ts"
+import { type Checkpointing, restoredState, stepped } from "./internal/Steps.ts"
 import { compositeKey, show, timeOf } from "./internal/Values.ts"
-import { lateLetter, timeLetter, type WindowConfig, Windows } from "./internal/Windows.ts"
+import {
+  describeConfig,
+  lateLetter,
+  timeLetter,
+  type WindowConfig,
+  Windows,
+  type WindowsState
+} from "./internal/Windows.ts"
 import { type WindowSpec, windowingOf } from "./Window.ts"
 
 export type { AggKind, AggSpec } from "./internal/Accumulators.ts"
@@ -317,6 +325,32 @@ class Aggregator {
     }
   }
 
+  /** The groups as JSON: key, the group-by values, each accumulator's state. */
+  save(groups: Groups): Json {
+    const out: Array<Json> = []
+    for (const [key, group] of groups) {
+      const first: Record<string, unknown> = {}
+      for (const k of this.groupBy) if (!WINDOW_FIELDS.has(k)) first[k] = group.first[k]
+      out.push([encode(key), encode(first), group.accs.map((a) => a.save())])
+    }
+    return out
+  }
+
+  /** The groups `save` gave. */
+  load(state: Json): Groups {
+    const groups: Groups = new Map()
+    for (const entry of state as ReadonlyArray<readonly [Json, Json, ReadonlyArray<Json>]>) {
+      const [key, first, saved] = entry
+      const accs = this.factories.map((make, i) => {
+        const acc = make()
+        acc.load(saved[i]!)
+        return acc
+      })
+      groups.set(decode(key), { first: decode(first) as Readonly<Record<string, unknown>>, accs })
+    }
+    return groups
+  }
+
   rows(groups: Groups, out: Array<Row>, windowStart?: Date, windowEnd?: Date): void {
     for (const group of groups.values()) {
       const row: Row = {}
@@ -436,9 +470,10 @@ const windowed = <X, A, E, R>(
     {
       name: options?.name ?? "aggregate",
       description: `${describeAggregate(spec)} per window`,
-      cardinality: "many-to-one"
+      cardinality: "many-to-one",
+      stateful: true
     },
-    ({ previous: windowCounter, own: counter }) =>
+    ({ previous: windowCounter, own: counter }, ctx) =>
       (batches) => {
         const problem = problemOf(spec)
         if (problem !== undefined) return buildError(counter, problem)
@@ -462,6 +497,29 @@ const windowed = <X, A, E, R>(
           const by = config.by
           let seq = 0
           let arrival = 0
+          // With checkpoints, acks wait for the next one (the windows' state then covers their records).
+          const checkpointed = ctx.barriers !== undefined
+          const fingerprint = `${describeConfig(config)}; ${describeAggregate(spec)}`
+          const restored = restoredState(ctx, stage, fingerprint)
+          if (typeof restored === "string") return buildError(counter, restored)
+          if (restored !== undefined) {
+            const state = restored as { readonly windows: WindowsState; readonly arrival: number }
+            windows.load(state.windows, (json) => agg.load(json))
+            arrival = state.arrival
+            counter.stateEntries = 0
+            windows.forEachOpen((pane) => {
+              counter.stateEntries += pane.content.size
+            })
+            windowCounter.openWindows = windows.openCount
+          }
+          const checkpointing: Checkpointing = {
+            snapshot: () => ({
+              fingerprint,
+              arrival,
+              windows: windows.save((groups) => agg.save(groups))
+            }),
+            release: () => windows.acks.releaseAll()
+          }
           const flush = (panes: ReturnType<typeof windows.closeReady>): Array<Row> => {
             const out: Array<Row> = []
             for (const pane of panes) {
@@ -540,16 +598,18 @@ const windowed = <X, A, E, R>(
             return emit(
               out,
               dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead),
-              windows.acks.release()
+              checkpointed ? [] : windows.acks.release()
             )
           }
           const finish = (): Array<Batch.Batch<Row>> => {
+            // A checkpointed stream that stops keeps its open windows in the state it saved, for the next run.
+            if (checkpointed) return []
             const out = flush(windows.closeAll())
             windowCounter.openWindows = windows.openCount
             counter.recordsOut += out.length
             return emit(out, [], windows.acks.releaseAll())
           }
-          return stepped(batches, counter, step, finish)
+          return stepped(batches, counter, step, finish, checkpointed ? checkpointing : undefined)
         })
       }
   )(self, input)

@@ -25,9 +25,10 @@ import type * as Batch from "../core/Batch.ts"
 import type * as DeadLetter from "../core/DeadLetter.ts"
 import { BuildError } from "../core/Errors.ts"
 import { addStage, type Flow } from "../core/Flow.ts"
-import type { StageCounter } from "../core/Stage.ts"
+import type { RunContext, StageCounter } from "../core/Stage.ts"
 import { emit } from "./internal/Acks.ts"
-import { stepped } from "./internal/Steps.ts"
+import { decode, encode, type Json } from "./internal/StateCodec.ts"
+import { type Checkpointing, restoredState, stepped } from "./internal/Steps.ts"
 import { compositeKey, timeOf } from "./internal/Values.ts"
 import {
   checkConfig,
@@ -36,7 +37,8 @@ import {
   type Pane,
   timeLetter,
   type WindowConfig,
-  Windows
+  Windows,
+  type WindowsState
 } from "./internal/Windows.ts"
 
 export type { WindowConfig } from "./internal/Windows.ts"
@@ -200,29 +202,63 @@ export const dynamic =
   <A, E, R>(self: Flow<A, E, R>): WindowedFlow<A, E, R> => {
     const config = spec.config
     const flow = addStage<A, Windowed<A>>(
-      { name: options?.name ?? "window", description: `window: ${spec.description}`, cardinality: "one-to-many" },
-      (counter) => (batches) => {
+      {
+        name: options?.name ?? "window",
+        description: `window: ${spec.description}`,
+        cardinality: "one-to-many",
+        stateful: true
+      },
+      (counter, ctx) => (batches) => {
         const problem = checkConfig(config)
         if (problem !== undefined)
           return Stream.fail(
             new BuildError({ stage: counter.info.name, message: `${counter.info.name}: ${problem}`, retryable: false })
           )
         return Stream.suspend(() => {
-          const state = makeWindowState<A>(config, counter)
-          return stepped(batches, counter, state.step, state.finish)
+          const state = makeWindowState<A>(config, counter, ctx)
+          if (typeof state === "string")
+            return Stream.fail(new BuildError({ stage: counter.info.name, message: state, retryable: false }))
+          return stepped(batches, counter, state.step, state.finish, state.checkpointing)
         })
       }
     )(self)
     return Object.assign(flow, { windowing: { spec: spec as WindowSpec, input: self } })
   }
 
-const makeWindowState = <A>(config: WindowConfig, counter: StageCounter) => {
+const makeWindowState = <A>(config: WindowConfig, counter: StageCounter, ctx: RunContext) => {
   const windows = new Windows<Buffer<A>>(config, () => ({ records: [], seqs: [] }), mergeBuffers)
   const stage = counter.info.name
   const time = config.time
   const by = config.by
   let seq = 0
   let arrival = 0
+  // With checkpoints, acks wait for the next one (the windows' state then covers their records).
+  const checkpointed = ctx.barriers !== undefined
+  const fingerprint = describeConfig(config)
+  const restored = restoredState(ctx, stage, fingerprint)
+  if (typeof restored === "string") return restored
+  if (restored !== undefined) {
+    const saved = restored as { readonly windows: WindowsState; readonly arrival: number }
+    windows.load(saved.windows, (json) => {
+      const [records, seqs] = json as readonly [ReadonlyArray<Json>, Array<number>]
+      return { records: records.map((r) => decode(r) as A), seqs }
+    })
+    arrival = saved.arrival
+    windows.forEachOpen((pane) => {
+      counter.stateEntries += pane.content.records.length
+    })
+    counter.openWindows = windows.openCount
+  }
+  const checkpointing: Checkpointing | undefined = checkpointed
+    ? {
+        snapshot: () => ({
+          fingerprint,
+          arrival,
+          windows: windows.save((buffer) => [buffer.records.map(encode), buffer.seqs])
+        }),
+        release: () => windows.acks.releaseAll()
+      }
+    : undefined
   const flush = (panes: ReadonlyArray<Pane<Buffer<A>>>): Array<Windowed<A>> => {
     const out: Array<Windowed<A>> = []
     for (const pane of panes) {
@@ -275,14 +311,21 @@ const makeWindowState = <A>(config: WindowConfig, counter: StageCounter) => {
       counter.recordsOut += out.length
       counter.rejected += dead.length
       counter.busy(performance.now() - started)
-      return emit(out, dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead), windows.acks.release())
+      return emit(
+        out,
+        dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead),
+        checkpointed ? [] : windows.acks.release()
+      )
     },
     finish: (): Array<Batch.Batch<Windowed<A>>> => {
+      // A checkpointed stream that stops keeps its open windows in the state it saved, for the next run.
+      if (checkpointed) return []
       const out = flush(windows.closeAll())
       counter.openWindows = windows.openCount
       counter.recordsOut += out.length
       return emit(out, [], windows.acks.releaseAll())
-    }
+    },
+    checkpointing
   }
 }
 

@@ -12,6 +12,7 @@
  */
 import { DDSketch } from "@datadog/sketches-js"
 import * as BigDecimal from "effect/BigDecimal"
+import { decode, encode, type Json } from "./StateCodec.ts"
 import { compare, isNullish, keyOf } from "./Values.ts"
 
 /** The aggregate functions. */
@@ -34,6 +35,10 @@ export interface Accumulator {
   /** Adds everything another accumulator of the same kind has seen. */
   merge(other: Accumulator): void
   result(): unknown
+  /** What it has seen, as JSON (for checkpoints and for merging partial states of parts). */
+  save(): Json
+  /** Takes back what `save` gave, into a fresh accumulator of the same spec. */
+  load(state: Json): void
 }
 
 /** The default relative accuracy of percentile sketches. */
@@ -84,6 +89,12 @@ class CountRows implements Accumulator {
   result(): unknown {
     return this.n
   }
+  save(): Json {
+    return this.n
+  }
+  load(state: Json): void {
+    this.n = state as number
+  }
 }
 
 class CountValues implements Accumulator {
@@ -97,6 +108,12 @@ class CountValues implements Accumulator {
   result(): unknown {
     return this.n
   }
+  save(): Json {
+    return this.n
+  }
+  load(state: Json): void {
+    this.n = state as number
+  }
 }
 
 class CountDistinct implements Accumulator {
@@ -109,6 +126,12 @@ class CountDistinct implements Accumulator {
   }
   result(): unknown {
     return this.seen.size
+  }
+  save(): Json {
+    return Array.from(this.seen, encode)
+  }
+  load(state: Json): void {
+    for (const key of state as ReadonlyArray<Json>) this.seen.add(decode(key))
   }
 }
 
@@ -157,6 +180,19 @@ class Sum implements Accumulator {
     return this.floats + this.decimals
   }
 
+  save(): Json {
+    return [encode(this.float), this.floats, this.unscaled.toString(), this.scale, this.decimals]
+  }
+
+  load(state: Json): void {
+    const [float, floats, unscaled, scale, decimals] = state as [Json, number, string, number, number]
+    this.float = decode(float) as number
+    this.floats = floats
+    this.unscaled = BigInt(unscaled)
+    this.scale = scale
+    this.decimals = decimals
+  }
+
   result(): unknown {
     if (this.decimals === 0) return this.floats === 0 ? null : this.float
     const exact = BigDecimal.make(this.unscaled, this.scale)
@@ -182,6 +218,12 @@ class Avg implements Accumulator {
     const total = this.sum.result()
     return (typeof total === "number" ? total : BigDecimal.toNumberUnsafe(total as BigDecimal.BigDecimal)) / n
   }
+  save(): Json {
+    return this.sum.save()
+  }
+  load(state: Json): void {
+    this.sum.load(state)
+  }
 }
 
 class Extreme implements Accumulator {
@@ -199,6 +241,13 @@ class Extreme implements Accumulator {
   }
   result(): unknown {
     return this.best === undefined ? null : this.best
+  }
+  save(): Json {
+    return this.best === undefined ? [] : [encode(this.best)]
+  }
+  load(state: Json): void {
+    const saved = state as ReadonlyArray<Json>
+    this.best = saved.length === 0 ? undefined : decode(saved[0])
   }
 }
 
@@ -223,6 +272,16 @@ class Positional implements Accumulator {
   }
   result(): unknown {
     return this.value
+  }
+  save(): Json {
+    return Number.isFinite(this.seq) ? [encode(this.value), this.seq] : []
+  }
+  load(state: Json): void {
+    const saved = state as ReadonlyArray<Json>
+    if (saved.length === 2) {
+      this.value = decode(saved[0])
+      this.seq = saved[1] as number
+    }
   }
 }
 
@@ -263,6 +322,29 @@ class Percentile implements Accumulator {
     if (s.count === 0) return null
     const estimate = s.getValueAtQuantile(this.quantile)
     return Math.min(Math.max(estimate, s.min), s.max)
+  }
+  save(): Json {
+    const s = this.sketch
+    // The protobuf form keeps the bins; count, sum, min and max travel beside it.
+    return {
+      bins: Buffer.from(s.toProto()).toString("base64"),
+      count: s.count,
+      zero: s.zeroCount,
+      sum: encode(s.sum),
+      min: encode(s.min),
+      max: encode(s.max)
+    }
+  }
+  load(state: Json): void {
+    const saved = state as { bins: string; count: number; zero: number; sum: Json; min: Json; max: Json }
+    if (saved.count === 0) return
+    const restored = DDSketch.fromProto(new Uint8Array(Buffer.from(saved.bins, "base64")))
+    this.sketch._copy(restored)
+    this.sketch.count = saved.count
+    this.sketch.zeroCount = saved.zero
+    this.sketch.sum = decode(saved.sum) as number
+    this.sketch.min = decode(saved.min) as number
+    this.sketch.max = decode(saved.max) as number
   }
 }
 

@@ -6,8 +6,20 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type * as Batch from "../../core/Batch.ts"
 import * as Spans from "../../core/Spans.ts"
-import type { StageCounter } from "../../core/Stage.ts"
+import type { RunContext, StageCounter } from "../../core/Stage.ts"
 import { combine, type Held } from "./Acks.ts"
+
+/**
+ * The state a stage saved at the checkpoint a run resumes from: `undefined` when there is none, an error message for a
+ * person when it was saved by a stage with another spec (the pipeline changed: its state cannot be reused).
+ */
+export const restoredState = (ctx: RunContext, stage: string, fingerprint: string): unknown => {
+  const saved = ctx.restored?.[stage] as { readonly fingerprint?: unknown } | undefined
+  if (saved === undefined) return undefined
+  if (saved.fingerprint !== fingerprint)
+    return `${stage}: the checkpoint to resume from holds the state of a stage "${stage}" that was ${JSON.stringify(saved.fingerprint)}, not ${JSON.stringify(fingerprint)}; the pipeline changed since it was saved: remove the pipeline's state from the state store to start over, or restore the old spec`
+  return saved
+}
 
 /** How a stateful stage takes part in checkpoints (see `core/State.ts`). */
 export interface Checkpointing {

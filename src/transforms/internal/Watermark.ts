@@ -104,4 +104,37 @@ export class Watermark {
       this.basis = basis
     }
   }
+
+  /** The watermark and every part's latest event time, as JSON (for checkpoints). */
+  save(): WatermarkState {
+    const parts: Array<[string | number | null, number | null, boolean]> = []
+    for (const [key, state] of this.parts)
+      parts.push([key === UNSPLIT ? null : key, finite(state.latest), this.open.has(state)])
+    return { value: finite(this.value), basis: finite(this.basis), announced: this.announced, seen: this.seen, parts }
+  }
+
+  /** Takes back what `save` gave, into a fresh watermark. */
+  load(state: WatermarkState): void {
+    this.value = state.value ?? Number.NEGATIVE_INFINITY
+    this.basis = state.basis ?? Number.NEGATIVE_INFINITY
+    this.announced = state.announced
+    this.seen = state.seen
+    for (const [key, latest, open] of state.parts) {
+      const part: PartState = { latest: latest ?? Number.NEGATIVE_INFINITY }
+      this.parts.set(key === null ? UNSPLIT : key, part)
+      if (open) this.open.add(part)
+    }
+  }
 }
+
+/** A watermark as JSON: minus infinity is `null`. */
+export interface WatermarkState {
+  readonly value: number | null
+  readonly basis: number | null
+  readonly announced: number
+  readonly seen: number
+  /** Part id (`null`: the input is not split), its latest event time, whether it is still open. */
+  readonly parts: ReadonlyArray<readonly [string | number | null, number | null, boolean]>
+}
+
+const finite = (n: number): number | null => (Number.isFinite(n) ? n : null)

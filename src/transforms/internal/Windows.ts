@@ -16,8 +16,9 @@ import * as Duration from "effect/Duration"
 import type * as Batch from "../../core/Batch.ts"
 import type * as DeadLetter from "../../core/DeadLetter.ts"
 import { AckTracker } from "./Acks.ts"
+import { decode, encode, type Json } from "./StateCodec.ts"
 import { show, showTime } from "./Values.ts"
-import { Watermark } from "./Watermark.ts"
+import { Watermark, type WatermarkState } from "./Watermark.ts"
 
 /** A window specification with durations in milliseconds. */
 export interface WindowConfig {
@@ -308,6 +309,57 @@ export class Windows<C> {
     return this.finish(out)
   }
 
+  /** Calls `f` with every open window. */
+  forEachOpen(f: (pane: Pane<C>) => void): void {
+    for (const pane of this.fixed.values()) f(pane)
+    for (const list of this.sessions.values()) for (const pane of list) if (pane.open) f(pane)
+  }
+
+  /** The open windows (their contents through `content`) and the watermark, as JSON (for checkpoints). */
+  save(content: (c: C) => Json): WindowsState {
+    const panes: Array<PaneState> = []
+    for (const pane of this.fixed.values())
+      panes.push([pane.id, pane.start, pane.end, pane.maxTime, null, content(pane.content)])
+    for (const list of this.sessions.values())
+      for (const pane of list)
+        if (pane.open)
+          panes.push([pane.id, pane.start, pane.end, pane.maxTime, encode(pane.key), content(pane.content)])
+    return { nextId: this.nextId, watermark: this.watermark.save(), panes }
+  }
+
+  /**
+   * Takes back what `save` gave, into fresh windows. The restored windows hold no acks: a checkpoint released them.
+   */
+  load(state: WindowsState, content: (json: Json) => C): void {
+    this.nextId = state.nextId
+    this.watermark.load(state.watermark)
+    for (const [id, start, end, maxTime, key, saved] of state.panes) {
+      const session = this.config.kind === "session"
+      const pane: Pane<C> = {
+        id,
+        start,
+        end,
+        maxTime,
+        minSeq: -1,
+        content: content(saved),
+        open: true,
+        key: session ? decode(key) : undefined
+      }
+      this.openCount++
+      if (!session) {
+        this.fixed.set(start, pane)
+        continue
+      }
+      let list = this.sessions.get(pane.key)
+      if (list === undefined) {
+        list = []
+        this.sessions.set(pane.key, list)
+      }
+      list.push(pane)
+      this.heap.push(pane.end, pane)
+    }
+  }
+
   private finish(out: Array<Pane<C>>): Array<Pane<C>> {
     for (const pane of out) {
       pane.open = false
@@ -326,6 +378,16 @@ export class Windows<C> {
     if (this.last !== undefined && !this.last.open) this.last = undefined
     return out
   }
+}
+
+/** One open window as JSON: id, start, end, largest event time, session key, content. */
+type PaneState = readonly [number, number, number, number, Json, Json]
+
+/** Open windows as JSON (see `Windows.save`). */
+export interface WindowsState {
+  readonly nextId: number
+  readonly watermark: WatermarkState
+  readonly panes: ReadonlyArray<PaneState>
 }
 
 /** A duration in milliseconds, for a person: `1h 30m`. */
