@@ -6,12 +6,16 @@
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as NodeFileState from "../connectors/file/NodeFileState.ts"
+import * as NodePostgres from "../connectors/postgres/NodePostgres.ts"
+import { connectionOptions } from "../connectors/sql/SqlConfig.ts"
 import * as ConfigError from "../core/ConfigError.ts"
 import type { DeadLetter } from "../core/DeadLetter.ts"
 import * as Flow from "../core/Flow.ts"
 import type { RecordSchema } from "../core/RecordSchema.ts"
 import type * as Retry from "../core/Retry.ts"
 import type { Sink } from "../core/Sink.ts"
+import type * as State from "../core/State.ts"
 import * as Pipeline from "../pipeline/Pipeline.ts"
 import * as Connectors from "./Connectors.ts"
 import type { PipelineConfig } from "./PipelineConfig.ts"
@@ -39,9 +43,32 @@ const retryPolicy = (config: PipelineConfig["retry"]): Retry.RetryPolicy => ({
  */
 export const connections = (config: PipelineConfig): Layer.Layer<Connectors.ConnectionServices> => {
   const layers = Connectors.connectionLayers(config.connections ?? {})
-  return layers.length === 0
+  const state = stateStore(config)
+  const all = state === undefined ? layers : [...layers, state as unknown as Layer.Layer<Connectors.ConnectionServices>]
+  return all.length === 0
     ? (Layer.empty as unknown as Layer.Layer<Connectors.ConnectionServices>)
-    : Layer.mergeAll(...(layers as [Layer.Layer<Connectors.ConnectionServices>]))
+    : Layer.mergeAll(...(all as [Layer.Layer<Connectors.ConnectionServices>]))
+}
+
+/**
+ * The state store of a streaming config (`streaming.state`, default a local `.etl-state` directory), where its windows
+ * and aggregates are checkpointed; none for batch configs and `{"type": "none"}`.
+ */
+export const stateStore = (config: PipelineConfig): Layer.Layer<State.StateStore> | undefined => {
+  if ((config.mode ?? "batch") !== "streaming") return undefined
+  const state = config.streaming?.state ?? { type: "file" as const }
+  switch (state.type) {
+    case "none":
+      return undefined
+    case "file":
+      return NodeFileState.layer(state.path ?? ".etl-state")
+    case "postgres": {
+      const connection = config.connections?.[state.connection]
+      return connection?.type === "postgres"
+        ? NodePostgres.stateStore(connectionOptions(connection), { name: state.table ?? "etl_state" })
+        : undefined
+    }
+  }
 }
 
 /** Builds the pipeline a config describes. */
@@ -63,6 +90,22 @@ export const build = (
     if (!streaming && config.streaming !== undefined)
       return yield* Effect.fail(
         ConfigError.single(options.file, "$.streaming", 'Streaming settings need "mode": "streaming"')
+      )
+    const state = config.streaming?.state
+    if (state?.type === "postgres" && config.connections?.[state.connection]?.type !== "postgres")
+      return yield* Effect.fail(
+        ConfigError.single(
+          options.file,
+          "$.streaming.state.connection",
+          `"${state.connection}" is not a postgres connection of "connections"${
+            Object.entries(config.connections ?? {}).some(([, c]) => c.type === "postgres")
+              ? `; postgres connections: ${Object.entries(config.connections ?? {})
+                  .filter(([, c]) => c.type === "postgres")
+                  .map(([n]) => n)
+                  .join(", ")}`
+              : ""
+          }`
+        )
       )
     const built = yield* Connectors.buildSource(config.source, env("$.source", "source"))
     if (streaming && built.source.bounded)

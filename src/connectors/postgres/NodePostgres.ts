@@ -17,10 +17,12 @@ import type { Readable, Writable } from "node:stream"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as KeyValueStore from "effect/persistence/KeyValueStore"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import pg from "pg"
 import { from as copyFrom, to as copyTo } from "pg-copy-streams"
+import * as State from "../../core/State.ts"
 import * as Identifier from "../sql/Identifier.ts"
 import type {
   Bounds,
@@ -1013,4 +1015,89 @@ export const execute = (
         >
       }),
     (client) => Effect.promise(() => client.end().catch(() => undefined))
+  )
+
+/**
+ * A state store (see `core/State.ts`) in a PostgreSQL table (default `etl_state`, in the connection's schema), created
+ * when first used: one row per pipeline, replaced in one statement. The processes of a pipeline on several machines
+ * share it, so that one resumes from what another saved.
+ *
+ * @example
+ * Pipeline.run(p).pipe(Effect.provide(NodePostgres.stateStore({ url: Redacted.make("postgres://etl@db/warehouse") })))
+ */
+export const stateStore = (
+  options: ConnectionOptions,
+  table: Identifier.TableRef = { name: "etl_state" }
+): Layer.Layer<State.StateStore> =>
+  Layer.effect(
+    State.StateStore,
+    Effect.map(
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const pool = new pg.Pool({ ...poolConfig(options), max: 2 })
+          pool.on("error", () => {})
+          return pool
+        }),
+        (pool) => Effect.promise(() => pool.end().catch(() => undefined))
+      ),
+      (pool) => {
+        const target = qt(table)
+        let ready: Promise<unknown> | undefined
+        const run = <A>(
+          method: string,
+          key: string | undefined,
+          sql: string,
+          values: ReadonlyArray<unknown>,
+          f: (r: pg.QueryResult) => A
+        ) =>
+          Effect.mapError(
+            attempt(`${method} the state in ${Identifier.show(table)}`, async () => {
+              ready ??= query(
+                pool,
+                `CREATE TABLE IF NOT EXISTS ${target} (key text PRIMARY KEY, value text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`
+              ).catch((cause: unknown) => {
+                ready = undefined
+                // Another process may have created it at the same moment.
+                return query(pool, `SELECT 1 FROM ${target} LIMIT 0`).catch(() => Promise.reject(cause))
+              })
+              await ready
+              return f(await query(pool, sql, values))
+            }),
+            (error) =>
+              new KeyValueStore.KeyValueStoreError({
+                method,
+                ...(key === undefined ? {} : { key }),
+                message: error.message,
+                cause: error
+              })
+          )
+        const keys = run("list", undefined, `SELECT key FROM ${target}`, [], (r) =>
+          (r.rows as ReadonlyArray<{ readonly key: string }>).map((row) => row.key)
+        )
+        const kv = KeyValueStore.makeStringOnly({
+          get: (key) =>
+            run(
+              "read",
+              key,
+              `SELECT value FROM ${target} WHERE key = $1`,
+              [key],
+              (r) => (r.rows[0] as { readonly value: string } | undefined)?.value
+            ),
+          set: (key, value) =>
+            run(
+              "save",
+              key,
+              `INSERT INTO ${target} (key, value, updated_at) VALUES ($1, $2, now())
+               ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`,
+              [key, value],
+              () => undefined
+            ),
+          remove: (key) => run("remove", key, `DELETE FROM ${target} WHERE key = $1`, [key], () => undefined),
+          clear: run("clear", undefined, `DELETE FROM ${target}`, [], () => undefined),
+          size: Effect.map(keys, (all) => all.length),
+          keys
+        })
+        return State.fromKeyValueStore(kv, `table ${Identifier.show(table)}`)
+      }
+    )
   )
