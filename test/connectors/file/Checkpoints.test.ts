@@ -8,7 +8,6 @@ import * as Kafka from "../../../src/connectors/kafka/Kafka.ts"
 import * as KafkaClient from "../../../src/connectors/kafka/KafkaClient.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 
-
 const produce = (cluster: KafkaClient.MemoryCluster, from: number, to: number) =>
   Effect.gen(function* () {
     const producer = yield* KafkaClient.KafkaClient.use((c) => c.producer({ compression: "none" }))

@@ -52,7 +52,8 @@ export interface KillLoopResult {
 }
 
 /**
- * `kills` times: start the pipeline, wait a random time in `[minMs, maxMs]`, SIGKILL it. Then start it once more, wait
+ * `kills` times: start the pipeline, wait until it logs that it started, then a random time in `[minMs, maxMs]`, and
+ * SIGKILL it. Then start it once more, wait
  * until `done()` holds, SIGINT it and wait for its exit. `env(i)` gives each run's environment.
  */
 export const killLoop = async (options: {
@@ -67,6 +68,12 @@ export const killLoop = async (options: {
   let kills = 0
   for (let i = 0; i < options.kills; i++) {
     const child = start(options.config(i), options.env(i))
+    // The random moment is counted from the run's start (a loaded machine may take seconds to load the program).
+    await waitUntil(
+      async () => child.process.exitCode !== null || child.output().stderr.includes("run started"),
+      60_000,
+      `run ${i + 1} to start`
+    )
     await sleep(options.minMs + Math.random() * (options.maxMs - options.minMs))
     if (child.process.exitCode === null) {
       child.process.kill("SIGKILL")

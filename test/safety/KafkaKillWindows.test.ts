@@ -1,0 +1,93 @@
+/**
+ * Issue 11: a windowed aggregate from Kafka, SIGKILLed at random moments and restarted, ends with the window totals of a
+ * run that never stopped, because its windows are checkpointed with their source positions.
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as nodePath from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
+import { inject } from "vitest"
+import * as NodePostgres from "../../src/connectors/postgres/NodePostgres.ts"
+import { pgUrl } from "../support/Databases.ts"
+import { uniqueTopic } from "../support/KafkaBroker.ts"
+import { KILLS, produce, RECORDS, writeConfig } from "./support/KafkaKill.ts"
+import { killLoop } from "./support/KillLoop.ts"
+
+describe("streaming from Kafka under SIGKILL (issue 11)", { timeout: 300_000 }, () => {
+  it("window → aggregate → PostgreSQL upsert, state in PostgreSQL: after 6 kills the window totals are exact", async () => {
+    const brokers = inject("kafkaBrokers")
+    const topic = uniqueTopic("kill-win")
+    const schema = `etl_kill_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`
+    const admin = { url: Redacted.make(pgUrl) }
+    const options = { url: Redacted.make(pgUrl), schema }
+    const sql = (text: string) => Effect.runPromise(NodePostgres.execute(options, text))
+    await Effect.runPromise(NodePostgres.execute(admin, `CREATE SCHEMA "${schema}"`))
+    const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "effect-etl-kill-win-"))
+    // Event time: record i at i × 10 ms; 2 s windows per user (i mod 5); closers far ahead end every window.
+    const expected = new Map<string, { n: number; total: number }>()
+    for (let i = 0; i < RECORDS; i++) {
+      const key = `${Math.floor((i * 10) / 2000) * 2000} u${i % 5}`
+      const e = expected.get(key) ?? { n: 0, total: 0 }
+      e.n++
+      e.total += i % 100
+      expected.set(key, e)
+    }
+    try {
+      await sql(
+        `CREATE TABLE totals ("windowStart" timestamptz, "user" text, n bigint NOT NULL, total double precision NOT NULL, PRIMARY KEY ("windowStart", "user"))`
+      )
+      // One partition: a streaming Kafka source does not yet keep a watermark per partition (issue 11, item 3).
+      const producing = Effect.runPromise(produce(brokers, topic, { closers: true, partitions: 1 }))
+      const rows = async () =>
+        (await sql(`SELECT "windowStart", "user", n, total FROM totals WHERE "windowStart" < '2000-01-01'`)).map(
+          (r) => `${new Date(r.windowStart!).getTime()} ${r.user} n=${r.n} total=${Number(r.total!)}`
+        )
+      const result = await killLoop({
+        config: (run) =>
+          writeConfig(
+            dir,
+            run,
+            topic,
+            { type: "postgres", table: "totals", mode: "upsert", keys: ["windowStart", "user"] },
+            { type: "postgres", url: pgUrl, schema },
+            {
+              transforms: [
+                { type: "derive", fields: { user: "'u' + string(int(id) % 5)" } },
+                { type: "window", kind: "tumbling", time: "ts", size: "2 seconds", allowed_lateness: "1 hour" },
+                {
+                  type: "aggregate",
+                  group_by: ["windowStart", "user"],
+                  fields: { n: { fn: "count" }, total: { fn: "sum", field: "amount" } }
+                }
+              ],
+              state: { type: "postgres", connection: "db" }
+            }
+          ),
+        kills: KILLS,
+        minMs: 300,
+        maxMs: 3000,
+        env: () => ({ ETL_KAFKA_BROKERS: brokers }),
+        done: async () => (await rows()).length >= expected.size,
+        timeoutMs: 120_000
+      })
+      await producing
+      assert.strictEqual(result.last.code, 0, result.last.stderr.slice(-3000))
+      assert.isAtLeast(result.kills, 3, "most runs were killed while running")
+      // The last run resumed from a checkpoint (it did not read the topic again from its start).
+      const report = JSON.parse(result.last.stdout) as { records: { read: number } }
+      assert.isBelow(report.records.read, RECORDS)
+      const want = [...expected].map(([key, e]) => `${key} n=${e.n} total=${e.total}`).sort()
+      assert.deepStrictEqual((await rows()).sort(), want)
+      const state = await sql("SELECT key FROM etl_state")
+      assert.deepStrictEqual(
+        state.map((r) => r.key),
+        [`pipeline:kill-${topic}`]
+      )
+    } finally {
+      await Effect.runPromise(Effect.ignore(NodePostgres.execute(admin, `DROP SCHEMA "${schema}" CASCADE`)))
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

@@ -1,0 +1,88 @@
+/**
+ * What the Kafka kill tests of issue 11 share: a topic filled while the pipeline runs and dies, and the config of each
+ * run (the CLI reads a fresh file per run).
+ */
+import * as fs from "node:fs"
+import * as nodePath from "node:path"
+import * as Effect from "effect/Effect"
+import { KafkaClient } from "../../../src/connectors/kafka/KafkaClient.ts"
+import * as NodeKafka from "../../../src/connectors/kafka/NodeKafka.ts"
+
+export const RECORDS = 30_000
+export const KILLS = 6
+
+/** Creates the topic, then produces RECORDS records in steps of 250 every 100 ms, while the pipeline runs and dies. */
+export const produce = (
+  brokers: string,
+  topic: string,
+  options?: { readonly closers?: boolean; readonly partitions?: number }
+) =>
+  Effect.gen(function* () {
+    const client = yield* KafkaClient
+    yield* client.createTopic(topic, { partitions: options?.partitions ?? 3 })
+    const producer = yield* client.producer({ compression: "none" })
+    const encoder = new TextEncoder()
+    for (let start = 0; start < RECORDS; start += 250) {
+      const messages = []
+      for (let i = start; i < start + 250; i++)
+        messages.push({
+          key: encoder.encode(String(i % 7)),
+          value: encoder.encode(
+            JSON.stringify(
+              options?.closers === true ? { id: i, amount: i % 100, ts: i * 10 } : { id: i, amount: i % 100 }
+            )
+          )
+        })
+      yield* producer.send(topic, messages)
+      yield* Effect.sleep("100 millis")
+    }
+    // Records far ahead in event time, with keys that reach every partition: they close every window before them.
+    if (options?.closers === true)
+      yield* producer.send(
+        topic,
+        Array.from({ length: 30 }, (_, k) => ({
+          key: encoder.encode(`closer-${k}`),
+          value: encoder.encode(JSON.stringify({ id: RECORDS + k, amount: 0, ts: Date.UTC(2001, 0, 1) + k }))
+        }))
+      )
+  }).pipe(Effect.scoped, Effect.provide(NodeKafka.layer({ brokers: brokers.split(",") })))
+
+export const writeConfig = (
+  dir: string,
+  run: number,
+  topic: string,
+  sink: Record<string, unknown>,
+  connection: Record<string, unknown> | undefined,
+  extra?: { readonly transforms?: ReadonlyArray<unknown>; readonly state?: Record<string, unknown> }
+) => {
+  const path = nodePath.join(dir, `run-${run}.json`)
+  fs.writeFileSync(
+    path,
+    JSON.stringify({
+      name: `kill-${topic}`,
+      mode: "streaming",
+      streaming: {
+        commit_interval: "200 millis",
+        commit_records: 1500,
+        state: extra?.state ?? { type: "file", path: nodePath.join(dir, "state") }
+      },
+      connections: {
+        events: { type: "kafka", brokers: [{ $env: "ETL_KAFKA_BROKERS" }] },
+        ...(connection === undefined ? {} : { db: connection })
+      },
+      source: {
+        type: "kafka",
+        connection: "events",
+        topics: [topic],
+        // Each run joins a group of its own: a killed member would hold the group's partitions for its session
+        // timeout. The positions come from the sink, whatever the group.
+        group_id: `g-${topic}-${run}`,
+        start: "earliest",
+        value: { type: "json" }
+      },
+      transforms: extra?.transforms ?? [{ type: "filter", condition: "amount >= 0" }],
+      sink: connection === undefined ? sink : { ...sink, connection: "db" }
+    })
+  )
+  return path
+}
