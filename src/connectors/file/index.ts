@@ -2,4 +2,5 @@
 export * as File from "./File.ts"
 export * as FileError from "./FileError.ts"
 export * as FileStore from "./FileStore.ts"
+export * as NodeFileState from "./NodeFileState.ts"
 export * as NodeFileStore from "./NodeFileStore.ts"

@@ -4,7 +4,7 @@
  * JSON has no timestamps, exact decimals, bigints, bytes, NaN or infinities, and no way to tell a `Map` key that is a
  * number from one that is a string. Such values become one-key objects tagged with `$`: `{"$date": 1700000000000}`,
  * `{"$dec": ["12345", 2]}` (unscaled digits and scale), `{"$big": "123"}`, `{"$bytes": "base64"}`,
- * `{"$num": "NaN"}`, `{"$null": 1}` for the grouping key of NULL. A plain object whose only key starts with `$` is
+ * `{"$num": "NaN"}` (and `"-0"`), `{"$null": 1}` for the grouping key of NULL. A plain object whose only key starts with `$` is
  * wrapped (`{"$obj": {...}}`) so it never reads back as one of them. `decode(encode(v))` gives `v` back, with the
  * same SQL key (`keyOf`) for every value the stages group or join by.
  */
@@ -26,7 +26,7 @@ export const encode = (value: unknown): Json => {
     case "boolean":
       return value
     case "number":
-      return Number.isFinite(value) ? value : { $num: String(value) }
+      return Object.is(value, -0) ? { $num: "-0" } : Number.isFinite(value) ? value : { $num: String(value) }
     case "bigint":
       return { $big: value.toString() }
     case "undefined":
