@@ -239,3 +239,57 @@ describe("streaming configs", () => {
     })
   )
 })
+
+describe("streaming state and offsets in configs (issue 11)", () => {
+  const streaming = {
+    name: "s",
+    mode: "streaming",
+    connections: {
+      events: { type: "kafka", brokers: ["127.0.0.1:9092"] },
+      warehouse: { type: "postgres", url: "postgres://root@127.0.0.1:5432/test" },
+      shop: { type: "mysql", url: "mysql://root@127.0.0.1:3306/test" }
+    },
+    source: { type: "kafka", connection: "events", topics: ["t"], group_id: "g", value: { type: "json" } },
+    sink: { type: "postgres", connection: "warehouse", table: "t" }
+  }
+
+  it.effect("a state store on a connection that is not PostgreSQL names the path and the postgres connections", () =>
+    Effect.gen(function* () {
+      assert.deepStrictEqual(
+        yield* buildIssues({ ...streaming, streaming: { state: { type: "postgres", connection: "shop" } } }),
+        [
+          '$.streaming.state.connection: "shop" is not a postgres connection of "connections"; postgres connections: warehouse'
+        ]
+      )
+      assert.deepStrictEqual(
+        yield* issuesOf({ ...streaming, streaming: { state: { type: "redis" } } }).pipe(
+          Effect.map((i) => i.length > 0)
+        ),
+        true
+      )
+    })
+  )
+
+  it("streaming configs get a state store (a directory by default), batch configs and `none` get none", () => {
+    const decoded = (value: unknown) => Effect.runSync(Load.decode("p.json", value))
+    assert.isDefined(Build.stateStore(decoded(streaming)))
+    assert.isDefined(
+      Build.stateStore(decoded({ ...streaming, streaming: { state: { type: "postgres", connection: "warehouse" } } }))
+    )
+    assert.isUndefined(Build.stateStore(decoded({ ...streaming, streaming: { state: { type: "none" } } })))
+    assert.isUndefined(Build.stateStore(decoded(base)))
+  })
+
+  it.effect("offsets_table names the offsets table, or turns it off; overwrite stores no positions", () =>
+    Effect.gen(function* () {
+      const build = (sink: Record<string, unknown>) =>
+        Load.decode("p.json", { ...streaming, sink: { ...streaming.sink, ...sink } }).pipe(
+          Effect.flatMap((config) => Build.build(config, { file: "p.json", schema: lookup }))
+        )
+      assert.strictEqual((yield* build({})).sink.positions?.where, "table etl_offsets")
+      assert.strictEqual((yield* build({ offsets_table: "my_offsets" })).sink.positions?.where, "table my_offsets")
+      assert.isUndefined((yield* build({ offsets_table: false })).sink.positions)
+      assert.isTrue((yield* build({})).resumable)
+    })
+  )
+})
