@@ -225,6 +225,14 @@ export const describe = <E, R>(self: Pipeline<E, R>): ReadonlyArray<string> => {
     lines.push(
       `  ${"commits".padEnd(12)} every ${String(self.streaming.commitInterval)} or ${self.streaming.commitRecords} records`
     )
+  if (self.resumable === true)
+    lines.push(
+      `  ${"delivery".padEnd(12)} ${
+        self.sink.positions === undefined
+          ? "at-least-once (the sink does not store source positions: a restart reads again what its last commit did not acknowledge)"
+          : `exactly once: source positions stored with the data (${self.sink.positions.where}), a restart resumes there`
+      }`
+    )
   if (self.quality.maxRejected !== undefined || self.quality.maxRejectedRatio !== undefined)
     lines.push(
       `  ${"quality".padEnd(12)} ${[
