@@ -11,7 +11,7 @@ import { pipeArguments } from "effect/Pipeable"
 import * as Stream from "effect/Stream"
 import * as Batch from "./Batch.ts"
 import type * as DeadLetter from "./DeadLetter.ts"
-import { ExtractError, type PipelineError, wrap } from "./Errors.ts"
+import { BuildError, ExtractError, type PipelineError, wrap } from "./Errors.ts"
 import type { Source } from "./Source.ts"
 import * as Spans from "./Spans.ts"
 import type { Cardinality, InputSize, RunContext, StageCounter, StageInfo } from "./Stage.ts"
@@ -167,6 +167,83 @@ export const addFusedStage =
       build: (ctx) => {
         const counters = { previous: ctx.stage(previous), own: ctx.stage(info) }
         return apply(counters, ctx)(input.build(ctx))
+      }
+    })
+  }
+
+const addSizes = (a: InputSize, b: InputSize): InputSize => ({
+  ...(a.records === undefined || b.records === undefined ? {} : { records: a.records + b.records }),
+  ...(a.bytes === undefined || b.bytes === undefined ? {} : { bytes: a.bytes + b.bytes }),
+  ...(a.estimated === true || b.estimated === true ? { estimated: true } : {})
+})
+
+/**
+ * Adds a stage with two inputs: `self` and `other`, each a flow of its own (a source and its transforms). `apply` gets
+ * both streams of batches and reads them as it sees fit (an interval join merges them). The other flow's stages are
+ * listed after this flow's (renamed where a name is taken: a second `kafka` source becomes `kafka#2`), then the new
+ * stage, which names the last stage of each input in `inputs` so that row counts reconcile. The result is bounded
+ * when both inputs are.
+ *
+ * Checkpoint barriers enter through `self` only: the stage sees `other` up to the moment a barrier reaches it, so its
+ * state covers both inputs at that point. `other` may then have no stateful stage of its own (its state would not be
+ * saved): such a flow fails to build in a checkpointed run.
+ */
+export const addBinaryStage =
+  <A, B, C, E2, R2>(
+    spec: StageSpec,
+    other: Flow<B, E2, R2>,
+    apply: (
+      counter: StageCounter,
+      ctx: RunContext
+    ) => <R>(
+      left: Stream.Stream<Batch.Batch<A>, PipelineError, R>,
+      right: Stream.Stream<Batch.Batch<B>, PipelineError, R2>
+    ) => Stream.Stream<Batch.Batch<C>, PipelineError, R | R2>
+  ) =>
+  <E, R>(self: Flow<A, E, R>): Flow<C, E | E2, R | R2> => {
+    const renamed = new Map<string, StageInfo>()
+    const stages: Array<StageInfo> = [...self.stages]
+    for (const s of other.stages) {
+      const inputs = s.inputs?.map((name) => renamed.get(name)?.name ?? name)
+      const info: StageInfo = {
+        ...s,
+        name: uniqueName(stages, s.name),
+        ...(inputs === undefined ? {} : { inputs })
+      }
+      renamed.set(s.name, info)
+      stages.push(info)
+    }
+    const info: StageInfo = {
+      ...spec,
+      kind: "transform",
+      name: uniqueName(stages, spec.name),
+      inputs: [self.stages.at(-1)!.name, stages.at(-1)!.name]
+    }
+    const statefulOther = other.stages.find((s) => s.stateful === true)
+    return makeFlow<C, E | E2, R | R2>({
+      name: self.name,
+      bounded: self.bounded && other.bounded,
+      stages: [...stages, info],
+      inputSize:
+        self.inputSize === undefined || other.inputSize === undefined
+          ? undefined
+          : Effect.map(Effect.all([self.inputSize, other.inputSize]), ([a, b]) => addSizes(a, b)),
+      build: (ctx) => {
+        const counter = ctx.stage(info)
+        if (ctx.barriers !== undefined && statefulOther !== undefined)
+          return Stream.fail(
+            new BuildError({
+              stage: info.name,
+              message: `${info.name}: ${renamed.get(statefulOther.name)?.name ?? statefulOther.name} keeps state, but checkpoints enter through ${self.name} only and would not save it; move the stateful stage after ${info.name} or run without a state store`,
+              retryable: false
+            })
+          )
+        const otherCtx: RunContext = {
+          ...ctx,
+          barriers: undefined,
+          stage: (s) => ctx.stage(renamed.get(s.name) ?? s)
+        }
+        return apply(counter, ctx)(self.build(ctx), other.build(otherCtx))
       }
     })
   }

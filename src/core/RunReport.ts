@@ -22,6 +22,8 @@ export interface StageReport {
   readonly busyMs: number
   /** Bytes a source read or a sink wrote, when its connector can tell. */
   readonly bytes?: number
+  /** The stages it receives from, when not only the one before it (a stage with two inputs, e.g. an interval join). */
+  readonly inputs?: ReadonlyArray<string>
 }
 
 /** One row-count check: a stage's records in must equal its records out, filtered and rejected (or the sink's writes). */
@@ -109,14 +111,16 @@ export const stageReports = (ctx: RunContext): ReadonlyArray<StageReport> =>
     warned: c.warned,
     batches: c.batches,
     busyMs: Math.round(c.busyMs * 1000) / 1000,
-    ...(c.bytes > 0 ? { bytes: c.bytes } : {})
+    ...(c.bytes > 0 ? { bytes: c.bytes } : {}),
+    ...(c.info.inputs === undefined ? {} : { inputs: c.info.inputs })
   }))
 
 /**
  * Checks row counts: every one-to-one stage accounts for each record it received (out + filtered + rejected = in), every
  * other stage for each record it took in (consumed + filtered + rejected = in), each stage receives what the previous
- * one emitted, the sink accepted what it received, and over the whole run read + combined out = written + filtered +
- * rejected + combined in.
+ * one emitted (a stage with several `inputs`: what they emitted together; a second source starts a chain of its own),
+ * the sink accepted what it received, and over the whole run read + combined out = written + filtered + rejected +
+ * combined in.
  */
 export const reconcile = (
   stages: ReadonlyArray<StageReport>,
@@ -124,9 +128,19 @@ export const reconcile = (
 ): ReadonlyArray<ReconciliationCheck> => {
   const checks: Array<ReconciliationCheck> = []
   let previousOut: number | undefined
+  const outOf = new Map<string, number>()
   for (const s of stages) {
     if (s.kind === "dead-letters") continue
-    if (previousOut !== undefined)
+    if (s.inputs !== undefined) {
+      const expected = s.inputs.reduce((sum, name) => sum + (outOf.get(name) ?? 0), 0)
+      checks.push({
+        stage: s.name,
+        rule: `received = output of ${s.inputs.join(" + ")}`,
+        expected,
+        actual: s.recordsIn,
+        ok: expected === s.recordsIn
+      })
+    } else if (previousOut !== undefined && s.kind !== "source")
       checks.push({
         stage: s.name,
         rule: "received = previous stage's output",
@@ -154,6 +168,7 @@ export const reconcile = (
         ok: sinkWritten === s.recordsIn
       })
     previousOut = s.recordsOut
+    outOf.set(s.name, s.recordsOut)
   }
   if (sinkWritten !== undefined) {
     const t = totals(stages)

@@ -58,6 +58,11 @@ export interface StageInfo {
   readonly cardinality: Cardinality
   /** `true` for a stage that keeps state across batches (windows, aggregates, joins): it is checkpointed. */
   readonly stateful?: boolean | undefined
+  /**
+   * The stages whose output this stage receives, when it is not just the stage before it: a stage with two inputs
+   * (an interval join) names the last stage of each. Row counts are reconciled against their outputs added up.
+   */
+  readonly inputs?: ReadonlyArray<string> | undefined
   /** The connector type of a source or sink stage (`file`, `postgres`, `kafka`, ...). */
   readonly connector?: string | undefined
   /** The dataset a source reads or a sink writes, when the connector names one. */
