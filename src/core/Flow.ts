@@ -182,7 +182,7 @@ const addSizes = (a: InputSize, b: InputSize): InputSize => ({
  * both streams of batches and reads them as it sees fit (an interval join merges them). The other flow's stages are
  * listed after this flow's (renamed where a name is taken: a second `kafka` source becomes `kafka#2`), then the new
  * stage, which names the last stage of each input in `inputs` so that row counts reconcile. The result is bounded
- * when both inputs are.
+ * when both inputs are, and resumable from positions when both are (their parts must differ: two topics).
  *
  * Checkpoint barriers enter through `self` only: the stage sees `other` up to the moment a barrier reaches it, so its
  * state covers both inputs at that point. `other` may then have no stateful stage of its own (its state would not be
@@ -223,6 +223,7 @@ export const addBinaryStage =
     return makeFlow<C, E | E2, R | R2>({
       name: self.name,
       bounded: self.bounded && other.bounded,
+      ...(self.resumable === true && other.resumable === true ? { resumable: true } : {}),
       stages: [...stages, info],
       inputSize:
         self.inputSize === undefined || other.inputSize === undefined

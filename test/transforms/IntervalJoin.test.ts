@@ -1,0 +1,287 @@
+import { assert, describe, expectTypeOf, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import fc from "fast-check"
+import * as Batch from "../../src/core/Batch.ts"
+import { TransformError } from "../../src/core/Errors.ts"
+import type { Flow } from "../../src/core/Flow.ts"
+import * as Sink from "../../src/core/Sink.ts"
+import * as Source from "../../src/core/Source.ts"
+import { StageCounter } from "../../src/core/Stage.ts"
+import * as Pipeline from "../../src/pipeline/Pipeline.ts"
+import * as IntervalJoin from "../../src/transforms/IntervalJoin.ts"
+import {
+  type IntervalJoinConfig,
+  IntervalJoinState,
+  LEFT,
+  RIGHT,
+  type Side
+} from "../../src/transforms/internal/IntervalJoinState.ts"
+import { bag, runFlow, split, splitSource } from "./support.ts"
+
+interface Order {
+  readonly id: number
+  readonly k: string | null
+  readonly t: number
+}
+
+interface Payment {
+  readonly pid: number
+  readonly k: string | null
+  readonly paidAt: number
+}
+
+type Row = Readonly<Record<string, unknown>>
+
+const o = (id: number, k: string | null, t: number): Order => ({ id, k, t })
+const p = (pid: number, k: string | null, paidAt: number): Payment => ({ pid, k, paidAt })
+
+const config = (overrides: Partial<IntervalJoinConfig> = {}): IntervalJoinConfig => ({
+  leftKey: ["k"],
+  rightKey: ["k"],
+  leftTime: "t",
+  rightTime: "paidAt",
+  lowerMs: -5,
+  upperMs: 0,
+  type: "inner",
+  as: undefined,
+  latenessMs: 0,
+  onLate: "reject",
+  ...overrides
+})
+
+const counterOf = () =>
+  new StageCounter({ name: "interval_join", kind: "transform", description: "", cardinality: "one-to-many" })
+
+/** Drives the state by hand: each step's output batches are written, then their acks run (as the runtime does). */
+const driver = (c: IntervalJoinConfig) => {
+  const counter = counterOf()
+  const state = new IntervalJoinState(c, counter, { right: "payments", checkpointed: false })
+  const events: Array<string> = []
+  const out: Array<Row> = []
+  const deadLetters: Array<{ readonly reason: string; readonly message: string }> = []
+  const seqs: [number, number] = [0, 0]
+  const take = (result: ReadonlyArray<Batch.Batch<Row>> | TransformError): Array<Row> => {
+    if (result instanceof TransformError) throw result
+    const now: Array<Row> = []
+    for (const batch of result) {
+      for (const r of batch.records) now.push(r)
+      out.push(...batch.records)
+      deadLetters.push(...batch.deadLetters)
+      if (batch.records.length > 0) events.push(`write ${batch.records.length}`)
+      Effect.runSync(batch.ack)
+    }
+    return now
+  }
+  const batch = (side: Side, records: ReadonlyArray<unknown>, part?: Batch.Part) => {
+    const i = seqs[side]++
+    const name = side === LEFT ? "L" : "R"
+    return Batch.make(records, {
+      ack: Effect.sync(() => void events.push(`ack ${name}${i}`)),
+      ...(part === undefined ? {} : { part })
+    })
+  }
+  const balanced = () => {
+    assert.strictEqual(
+      counter.recordsIn,
+      counter.consumed + counter.filtered + counter.rejected,
+      "in = consumed + filtered + rejected"
+    )
+  }
+  return {
+    state,
+    counter,
+    events,
+    out,
+    deadLetters,
+    left: (records: ReadonlyArray<Order>, part?: Batch.Part) => {
+      const now = take(state.step(LEFT, batch(LEFT, records, part)))
+      balanced()
+      return now
+    },
+    right: (records: ReadonlyArray<Payment>, part?: Batch.Part) => {
+      const now = take(state.step(RIGHT, batch(RIGHT, records, part)))
+      balanced()
+      return now
+    },
+    end: (side: Side) => take(state.end(side)),
+    finish: () => {
+      const now = take(state.finish(true))
+      balanced()
+      return now
+    }
+  }
+}
+
+const ids = (rows: ReadonlyArray<Row>) =>
+  rows.map((r) => `${r.id}-${(r.payment as Row | null | undefined)?.pid ?? r.pid ?? "null"}`)
+
+/** The obvious interval join: every pair, by nested loops; a left join adds the left records with no pair. */
+const reference = (
+  orders: ReadonlyArray<Order>,
+  payments: ReadonlyArray<Payment>,
+  lower: number,
+  upper: number,
+  type: "inner" | "left"
+): Array<Row> => {
+  const out: Array<Row> = []
+  for (const l of orders) {
+    let met = false
+    for (const r of payments)
+      if (l.k !== null && l.k === r.k && l.t + lower <= r.paidAt && r.paidAt <= l.t + upper) {
+        met = true
+        out.push({ ...l, payment: r })
+      }
+    if (!met && type === "left") out.push({ ...l, payment: null })
+  }
+  return out
+}
+
+describe("interval join state", () => {
+  it("joins each left record with the right records of its key from t + lower to t + upper, both bounds included", () => {
+    const d = driver(config())
+    d.right([p(1, "a", 94), p(2, "a", 95), p(3, "a", 98), p(6, "b", 99), p(4, "a", 100)])
+    assert.deepStrictEqual(d.left([o(1, "a", 100)]).map((r) => r.pid), [2, 3, 4])
+    // The right record arriving second finds the left one just as well.
+    assert.deepStrictEqual(d.left([o(2, "a", 110)]), [])
+    assert.deepStrictEqual(ids(d.right([p(5, "a", 104), p(7, "a", 105), p(8, "a", 110), p(9, "a", 111)])), [
+      "2-7",
+      "2-8"
+    ])
+    d.finish()
+    assert.strictEqual(d.deadLetters.length, 0)
+    assert.deepStrictEqual(d.out[0], { id: 1, k: "a", t: 100, pid: 2, paidAt: 95 })
+    assert.strictEqual(d.counter.recordsOut, 5)
+  })
+
+  it("nests the right record under `as`, and a left join emits an unmatched left record once the right watermark passes t + upper", () => {
+    const d = driver(config({ type: "left", as: "payment", lowerMs: -5, upperMs: 3 }))
+    d.left([o(1, "a", 100), o(2, "b", 100)])
+    assert.deepStrictEqual(d.right([p(1, "a", 103)]), [
+      { id: 1, k: "a", t: 100, payment: { pid: 1, k: "a", paidAt: 103 } }
+    ])
+    // 103 is still within 100 + 3: a payment of b at 103 could still come.
+    assert.deepStrictEqual(d.out.length, 1)
+    assert.deepStrictEqual(d.right([p(2, "c", 104)]), [{ id: 2, k: "b", t: 100, payment: null }])
+    // The matched record is let go quietly, and never emitted twice.
+    assert.deepStrictEqual(d.finish(), [])
+    assert.strictEqual(d.counter.consumed, 3)
+    assert.strictEqual(d.counter.filtered, 1)
+  })
+
+  it("holds each input batch's ack until its records are let go, after the outputs they took part in, in order per side", () => {
+    const d = driver(config({ lowerMs: -10, upperMs: 10 }))
+    d.left([o(1, "a", 100)])
+    d.left([o(2, "a", 105)])
+    d.right([p(1, "a", 100)])
+    assert.deepStrictEqual(d.events, ["write 2"])
+    // The left watermark (200) lets the right record go; the right watermark (100) keeps both left records.
+    d.left([o(3, "x", 200)])
+    assert.deepStrictEqual(d.events, ["write 2", "ack R0"])
+    // The right watermark (112) passes 100 + 10 but not 105 + 10: batch L0 could go, but L1 and L2 not yet.
+    d.right([p(2, "z", 112)])
+    assert.deepStrictEqual(d.events, ["write 2", "ack R0", "ack L0", "ack R1"])
+    d.right([p(3, "x", 195)])
+    assert.deepStrictEqual(d.events, ["write 2", "ack R0", "ack L0", "ack R1", "write 1", "ack L1"])
+    d.finish()
+    assert.deepStrictEqual(d.events, ["write 2", "ack R0", "ack L0", "ack R1", "write 1", "ack L1", "ack L2", "ack R2"])
+  })
+
+  it("rejects or drops records behind their own side's watermark, after the allowed lateness, and rejects bad times", () => {
+    const d = driver(config({ latenessMs: 10 }))
+    d.left([o(1, "a", 100), o(2, "a", 200), o(3, "a", 190), o(4, "a", 189)])
+    d.right([p(1, "a", 50), { ...p(2, "a", 0), paidAt: "soon" } as unknown as Payment])
+    assert.deepStrictEqual(
+      d.deadLetters.map((x) => x.reason),
+      ["late", "invalid-event-time"]
+    )
+    assert.strictEqual(
+      d.deadLetters[0]!.message,
+      "t 1970-01-01T00:00:00.189Z is behind the watermark 1970-01-01T00:00:00.190Z (latest event time 1970-01-01T00:00:00.200Z of the left input minus allowed lateness 10ms)"
+    )
+    assert.include(d.deadLetters[1]!.message, 'paidAt (payments input): expected a timestamp')
+    // The right side has its own watermark: 50 is not late there.
+    assert.strictEqual(d.counter.rejected, 2)
+    const dropping = driver(config({ onLate: "drop" }))
+    dropping.left([o(1, "a", 100), o(2, "a", 99)])
+    assert.strictEqual(dropping.counter.filtered, 1)
+    assert.strictEqual(dropping.deadLetters.length, 0)
+  })
+
+  it("keeps a watermark per input part: a part read ahead does not make another part's records late", () => {
+    const d = driver(config())
+    d.right([p(1, "a", 1000)], { id: 0, of: 2 })
+    d.right([p(2, "a", 10)], { id: 1, of: 2 })
+    d.left([o(1, "a", 12)])
+    assert.deepStrictEqual(ids(d.out), ["1-2"])
+    assert.strictEqual(d.deadLetters.length, 0)
+  })
+
+  it("matches nothing on a NULL key; a left join still emits the left record", () => {
+    const inner = driver(config())
+    inner.right([p(1, null, 100)])
+    inner.left([o(1, null, 100)])
+    inner.finish()
+    assert.strictEqual(inner.out.length, 0)
+    assert.strictEqual(inner.counter.filtered, 2)
+    const left = driver(config({ type: "left", as: "payment" }))
+    left.right([p(1, null, 100)])
+    assert.deepStrictEqual(left.left([o(1, null, 100)]), [{ id: 1, k: null, t: 100, payment: null }])
+  })
+
+  it("lets go of everything the other side can no longer meet once a bounded side ends", () => {
+    const d = driver(config({ type: "left", as: "payment" }))
+    d.left([o(1, "a", 100), o(2, "b", 100)])
+    d.right([p(1, "a", 99)])
+    assert.strictEqual(d.state.held(LEFT), 2)
+    assert.deepStrictEqual(d.end(RIGHT), [{ id: 2, k: "b", t: 100, payment: null }])
+    assert.strictEqual(d.state.held(LEFT), 0)
+    // Later left records meet only what the right side holds, and are not kept.
+    assert.deepStrictEqual(ids(d.left([o(3, "a", 101), o(4, "a", 200)])), ["3-1", "4-null"])
+    assert.strictEqual(d.state.held(LEFT), 0)
+  })
+
+  it("fails when a merged output would overwrite a left field", () => {
+    const counter = counterOf()
+    const state = new IntervalJoinState(config(), counter, { right: "payments", checkpointed: false })
+    state.step(RIGHT, Batch.make([{ ...p(1, "a", 100), t: 5 }]))
+    const result = state.step(LEFT, Batch.make([o(1, "a", 100)]))
+    assert.instanceOf(result, TransformError)
+    assert.include(
+      (result as TransformError).message,
+      'interval_join: both sides have a field named "t"; rename it on one side, leave it out (select), or put the matched records in a field of their own (as)'
+    )
+  })
+
+  it("keeps no more records than the interval and the watermarks allow, however long the streams", () => {
+    const lower = -5_000
+    const upper = 1_000
+    const step = 10
+    const size = 100
+    const span = size * step
+    const d = driver(config({ lowerMs: lower, upperMs: upper }))
+    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`)
+    let max = 0
+    let pairs = 0
+    for (let b = 0; b < 2_000; b++) {
+      const from = b * size
+      const orders = Array.from({ length: size }, (_, i) => o(from + i, keys[(from + i) % 100]!, (from + i) * step))
+      const payments = Array.from({ length: size }, (_, i) => p(from + i, keys[(from + i) % 100]!, (from + i) * step))
+      pairs += d.left(orders).length + d.right(payments).length
+      max = Math.max(max, d.state.size)
+      d.out.length = 0
+    }
+    // Left records wait for the right watermark to pass t + upper, right ones for the left watermark to pass t - lower;
+    // a batch more on each side, as the watermark moves batch by batch.
+    const bound = Math.ceil((upper - lower + 2 * span) / step) + 2
+    assert.isAtMost(max, bound)
+    // It does hold the interval's worth (so the bound is not met by dropping what could match).
+    assert.isAtLeast(max, (upper - lower) / step)
+    // Every pair was found: right record j meets left record i when j ≡ i (mod 100) and i - 500 ≤ j ≤ i + 100.
+    const n = 2_000 * size
+    let expected = 0
+    for (let i = 0; i < n; i++) expected += Math.min(1, Math.floor((n - 1 - i) / 100)) - Math.max(-5, Math.ceil(-i / 100)) + 1
+    d.finish()
+    assert.strictEqual(pairs + d.out.length, expected)
+  })
+})
