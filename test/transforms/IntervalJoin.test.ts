@@ -4,7 +4,6 @@ import * as Stream from "effect/Stream"
 import fc from "fast-check"
 import * as Batch from "../../src/core/Batch.ts"
 import { TransformError } from "../../src/core/Errors.ts"
-import type { Flow } from "../../src/core/Flow.ts"
 import * as Sink from "../../src/core/Sink.ts"
 import * as Source from "../../src/core/Source.ts"
 import { StageCounter } from "../../src/core/Stage.ts"
@@ -141,7 +140,10 @@ describe("interval join state", () => {
   it("joins each left record with the right records of its key from t + lower to t + upper, both bounds included", () => {
     const d = driver(config())
     d.right([p(1, "a", 94), p(2, "a", 95), p(3, "a", 98), p(6, "b", 99), p(4, "a", 100)])
-    assert.deepStrictEqual(d.left([o(1, "a", 100)]).map((r) => r.pid), [2, 3, 4])
+    assert.deepStrictEqual(
+      d.left([o(1, "a", 100)]).map((r) => r.pid),
+      [2, 3, 4]
+    )
     // The right record arriving second finds the left one just as well.
     assert.deepStrictEqual(d.left([o(2, "a", 110)]), [])
     assert.deepStrictEqual(ids(d.right([p(5, "a", 104), p(7, "a", 105), p(8, "a", 110), p(9, "a", 111)])), [
@@ -199,7 +201,7 @@ describe("interval join state", () => {
       d.deadLetters[0]!.message,
       "t 1970-01-01T00:00:00.189Z is behind the watermark 1970-01-01T00:00:00.190Z (latest event time 1970-01-01T00:00:00.200Z of the left input minus allowed lateness 10ms)"
     )
-    assert.include(d.deadLetters[1]!.message, 'paidAt (payments input): expected a timestamp')
+    assert.include(d.deadLetters[1]!.message, "paidAt (payments input): expected a timestamp")
     // The right side has its own watermark: 50 is not late there.
     assert.strictEqual(d.counter.rejected, 2)
     const dropping = driver(config({ onLate: "drop" }))
@@ -280,8 +282,336 @@ describe("interval join state", () => {
     // Every pair was found: right record j meets left record i when j ≡ i (mod 100) and i - 500 ≤ j ≤ i + 100.
     const n = 2_000 * size
     let expected = 0
-    for (let i = 0; i < n; i++) expected += Math.min(1, Math.floor((n - 1 - i) / 100)) - Math.max(-5, Math.ceil(-i / 100)) + 1
+    for (let i = 0; i < n; i++)
+      expected += Math.min(1, Math.floor((n - 1 - i) / 100)) - Math.max(-5, Math.ceil(-i / 100)) + 1
     d.finish()
     assert.strictEqual(pairs + d.out.length, expected)
+  })
+})
+
+const keyArb = fc.constantFrom<string | null>("a", "b", "c", null)
+
+/** Records in event-time order: each a key and a step (0 or more) after the previous one. */
+const timed = <A>(make: (i: number, k: string | null, t: number) => A) =>
+  fc.array(fc.record({ k: keyArb, dt: fc.integer({ min: 0, max: 6 }) }), { maxLength: 40 }).map((steps) => {
+    let t = 1_000
+    return steps.map(({ k, dt }, i) => {
+      t += dt
+      return make(i, k, t)
+    })
+  })
+
+const orders = timed(o)
+const payments = timed(p)
+
+const interval = fc
+  .record({ lower: fc.integer({ min: -12, max: 6 }), width: fc.integer({ min: 0, max: 12 }) })
+  .map(({ lower, width }) => [lower, lower + width] as const)
+
+const shape = fc.constantFrom(
+  { type: "inner" as const, as: undefined },
+  { type: "inner" as const, as: "payment" },
+  { type: "left" as const, as: "payment" }
+)
+
+/** The reference rows in the shape the join emits: nested under `as`, or merged (the shared key once). */
+const expectedRows = (
+  left: ReadonlyArray<Order>,
+  right: ReadonlyArray<Payment>,
+  [lower, upper]: readonly [number, number],
+  s: { readonly type: "inner" | "left"; readonly as: string | undefined }
+) =>
+  reference(left, right, lower, upper, s.type).map((row) => {
+    if (s.as !== undefined) return row
+    const { payment, ...l } = row as unknown as Order & { readonly payment: Payment }
+    return { ...l, pid: payment.pid, paidAt: payment.paidAt }
+  })
+
+describe("interval join against the nested-loop reference", () => {
+  it("equals it for in-order inputs, any batching and any interleaving of the two sides, and acks every batch once in order", () => {
+    fc.assert(
+      fc.property(
+        orders,
+        payments,
+        interval,
+        shape,
+        fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 5 }),
+        fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 5 }),
+        fc.array(fc.boolean(), { maxLength: 60 }),
+        (left, right, bounds, s, leftSizes, rightSizes, schedule) => {
+          const d = driver(config({ lowerMs: bounds[0], upperMs: bounds[1], type: s.type, as: s.as }))
+          const lefts = split(left, leftSizes)
+          const rights = split(right, rightSizes)
+          let i = 0
+          let j = 0
+          let turn = 0
+          while (i < lefts.length || j < rights.length) {
+            const pickLeft =
+              j >= rights.length || (i < lefts.length && (schedule[turn++ % (schedule.length || 1)] ?? true))
+            if (pickLeft) d.left(lefts[i++]!)
+            else d.right(rights[j++]!)
+            assert.isAtMost(d.state.held(LEFT), left.length)
+          }
+          d.end(LEFT)
+          d.end(RIGHT)
+          d.finish()
+          assert.deepStrictEqual(bag(d.out), bag(expectedRows(left, right, bounds, s)))
+          assert.strictEqual(d.deadLetters.length, 0)
+          assert.strictEqual(d.counter.recordsOut, d.out.length)
+          assert.strictEqual(d.state.size, 0)
+          const acks = d.events.filter((e) => e.startsWith("ack "))
+          const inOrder = (side: string, n: number) =>
+            assert.deepStrictEqual(
+              acks.filter((a) => a.startsWith(`ack ${side}`)),
+              Array.from({ length: n }, (_, k) => `ack ${side}${k}`)
+            )
+          inOrder("L", lefts.length)
+          inOrder("R", rights.length)
+        }
+      ),
+      { numRuns: 400 }
+    )
+  })
+
+  it("equals it when both flows are read at once through the pipeline stage", () =>
+    fc.assert(
+      fc.asyncProperty(
+        orders,
+        payments,
+        interval,
+        shape,
+        fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 4 }),
+        async (left, right, bounds, s, sizes) => {
+          const flow = Pipeline.from(splitSource("orders", split(left, sizes))).pipe(
+            IntervalJoin.dynamic(Pipeline.from(splitSource("payments", split(right, [...sizes].reverse()))), {
+              leftKey: "k",
+              rightKey: "k",
+              leftTime: "t",
+              rightTime: "paidAt",
+              between: [bounds[0], bounds[1]],
+              type: s.type,
+              as: s.as
+            })
+          )
+          const run = await Effect.runPromise(runFlow(flow))
+          assert.deepStrictEqual(bag(run.records), bag(expectedRows(left, right, bounds, s)))
+        }
+      ),
+      { numRuns: 60 }
+    ))
+})
+
+describe("Pipeline.intervalJoin", () => {
+  const sampleOrders = [o(1, "a", 100), o(2, "b", 100), o(3, "a", 200), o(4, null, 300)]
+  const samplePayments = [p(1, "a", 96), p(2, "a", 99), p(3, "b", 150), p(4, "a", 200), p(5, "c", 250)]
+
+  it.effect("runs in a pipeline: both sources are read and counted, and the row counts reconcile", () =>
+    Effect.gen(function* () {
+      const out = Sink.collect<Row>("out")
+      const report = yield* Pipeline.from(Source.fromIterable("orders", sampleOrders, { batchSize: 2 })).pipe(
+        Pipeline.intervalJoin(
+          Pipeline.from(Source.fromIterable("payments", samplePayments, { batchSize: 2 })).pipe(
+            Pipeline.filter((x) => x.pid !== 2)
+          ),
+          {
+            leftKey: "k",
+            rightKey: "k",
+            leftTime: "t",
+            rightTime: "paidAt",
+            between: ["-5 millis", "0 millis"],
+            type: "left",
+            as: "payment"
+          }
+        ),
+        Pipeline.to(out),
+        Pipeline.run
+      )
+      assert.deepStrictEqual(bag(out.collected().records), [
+        ...bag([
+          { ...sampleOrders[0]!, payment: samplePayments[0]! },
+          { ...sampleOrders[1]!, payment: null },
+          { ...sampleOrders[2]!, payment: samplePayments[3]! },
+          { ...sampleOrders[3]!, payment: null }
+        ])
+      ])
+      assert.isTrue(report.reconciliation.ok)
+      assert.deepStrictEqual(
+        report.stages.map((s) => [s.name, s.kind, s.recordsIn, s.recordsOut]),
+        [
+          ["orders", "source", 4, 4],
+          ["payments", "source", 5, 5],
+          ["filter", "transform", 5, 4],
+          ["interval_join", "transform", 8, 4],
+          ["out", "sink", 4, 4]
+        ]
+      )
+      assert.deepStrictEqual(report.stages[3]!.inputs, ["orders", "filter"])
+      assert.include(
+        report.reconciliation.checks.map((c) => c.rule),
+        "received = output of orders + filter"
+      )
+      assert.strictEqual(report.records.read, 9)
+      // Orders: all 4 emitted (consumed); payments: 1 and 4 met an order, 3 and 5 met none (filtered).
+      assert.deepStrictEqual(report.records.combined, { in: 6, out: 4 })
+      assert.strictEqual(report.records.filtered, 1 + 2)
+    })
+  )
+
+  it.effect("names a second source like the first one apart, and refuses a bad interval before reading", () =>
+    Effect.gen(function* () {
+      const flow = Pipeline.from(Source.fromIterable("events", sampleOrders)).pipe(
+        Pipeline.intervalJoin(Pipeline.from(Source.fromIterable("events", samplePayments)), {
+          leftKey: "k",
+          rightKey: "k",
+          leftTime: "t",
+          rightTime: "paidAt",
+          between: ["-5 millis", "0 millis"],
+          as: "payment"
+        })
+      )
+      assert.deepStrictEqual(
+        flow.stages.map((s) => s.name),
+        ["events", "events#2", "interval_join"]
+      )
+      assert.strictEqual(
+        flow.stages[2]!.description,
+        "inner interval join with events on k, events.paidAt in [t - 5ms, t] as payment (late records rejected)"
+      )
+      const error = yield* Pipeline.from(Source.fromIterable("orders", sampleOrders)).pipe(
+        IntervalJoin.dynamic(Pipeline.from(Source.fromIterable("payments", samplePayments)), {
+          leftKey: "k",
+          rightKey: "k",
+          leftTime: "t",
+          rightTime: "paidAt",
+          between: ["1 minute", "-1 minute"]
+        }),
+        Pipeline.to(Sink.collect("out")),
+        Pipeline.run,
+        Effect.flip
+      )
+      assert.strictEqual(error._tag, "BuildError")
+      assert.strictEqual(
+        error.message,
+        "interval_join: the interval is empty: its lower bound (+1m) is after its upper bound (-1m)"
+      )
+    })
+  )
+
+  it.effect("keeps what it holds unacknowledged when an endless input stops, instead of emitting unmatched rows", () =>
+    Effect.gen(function* () {
+      const events: Array<string> = []
+      const left = splitSource("orders", [[o(1, "a", 100)], [o(2, "b", 300)]], events, { bounded: false })
+      const right = Source.make<Payment>({
+        name: "payments",
+        type: "memory",
+        description: "endless",
+        bounded: false,
+        batches: () =>
+          Stream.make(
+            Batch.make([p(1, "a", 99), p(2, "a", 299)], { ack: Effect.sync(() => void events.push("ack P")) })
+          )
+      })
+      const run = yield* runFlow(
+        Pipeline.from(left).pipe(
+          Pipeline.intervalJoin(Pipeline.from(right), {
+            leftKey: "k",
+            rightKey: "k",
+            leftTime: "t",
+            rightTime: "paidAt",
+            between: ["-5 millis", "0 millis"],
+            type: "left",
+            as: "payment"
+          })
+        ),
+        { events }
+      )
+      assert.deepStrictEqual(ids(run.records), ["1-1"])
+      // Order 2 may still meet a payment when the stream goes on (and payment 2 an order): neither is emitted as
+      // unmatched, nor acknowledged; order 1 is.
+      assert.include(run.events, "ack 0")
+      assert.notInclude(run.events, "ack 1")
+      assert.notInclude(run.events, "ack P")
+      assert.isFalse(
+        Pipeline.from(left).pipe(
+          Pipeline.intervalJoin(Pipeline.from(right), {
+            leftKey: "k",
+            rightKey: "k",
+            leftTime: "t",
+            rightTime: "paidAt",
+            between: [0, 0]
+          })
+        ).bounded
+      )
+    })
+  )
+
+  it("types its output: merged fields, or the right record under `as` (nullable in a left join)", () => {
+    interface Ledger {
+      readonly _: "Ledger"
+    }
+    interface LedgerError {
+      readonly _: "LedgerError"
+    }
+    const orders = Pipeline.from(Source.fromIterable<Order>("orders", []))
+    const paid = Pipeline.from(
+      Source.make<Payment, LedgerError, Ledger>({
+        name: "payments",
+        type: "memory",
+        description: "typed only",
+        bounded: true,
+        batches: () => Stream.empty
+      })
+    )
+    const base = {
+      leftKey: "k",
+      rightKey: "k",
+      leftTime: "t",
+      rightTime: "paidAt",
+      between: ["-5 minutes", "0 minutes"]
+    } as const
+    const merged = orders.pipe(Pipeline.intervalJoin(paid, base))
+    expectTypeOf(merged).toEqualTypeOf<
+      Pipeline.Flow<
+        {
+          readonly id: number
+          readonly k: string | null
+          readonly t: number
+          readonly pid: number
+          readonly paidAt: number
+        },
+        LedgerError,
+        Ledger
+      >
+    >()
+    const nested = orders.pipe(Pipeline.intervalJoin(paid, { ...base, type: "left", as: "payment" }))
+    expectTypeOf(nested).toEqualTypeOf<
+      Pipeline.Flow<
+        { readonly id: number; readonly k: string | null; readonly t: number; readonly payment: Payment | null },
+        LedgerError,
+        Ledger
+      >
+    >()
+    const inner = orders.pipe(Pipeline.intervalJoin(paid, { ...base, as: "payment" }))
+    expectTypeOf(inner).toEqualTypeOf<
+      Pipeline.Flow<
+        { readonly id: number; readonly k: string | null; readonly t: number; readonly payment: Payment },
+        LedgerError,
+        Ledger
+      >
+    >()
+    // @ts-expect-error a left join needs `as` (the unmatched left records carry null there)
+    orders.pipe(Pipeline.intervalJoin(paid, { ...base, type: "left" }))
+    // @ts-expect-error the right records have no field "amount"
+    orders.pipe(Pipeline.intervalJoin(paid, { ...base, rightKey: "amount" }))
+    // @ts-expect-error the left records have no field "orderedAt"
+    orders.pipe(Pipeline.intervalJoin(paid, { ...base, leftTime: "orderedAt" }))
+    // @ts-expect-error the left field "k" is a string, not an event time
+    orders.pipe(Pipeline.intervalJoin(paid, { ...base, leftTime: "k" }))
+    const clashing = Pipeline.from(Source.fromIterable<Order & { readonly paidAt: string }>("orders", []))
+    // @ts-expect-error both sides have a field "paidAt": merging would overwrite it
+    clashing.pipe(Pipeline.intervalJoin(paid, base))
+    clashing.pipe(Pipeline.intervalJoin(paid, { ...base, as: "payment" }))
+    // @ts-expect-error the left records already have a field "t"
+    orders.pipe(Pipeline.intervalJoin(paid, { ...base, as: "t" }))
   })
 })

@@ -72,13 +72,16 @@ export const checkConfig = (c: IntervalJoinConfig): string | undefined => {
   return undefined
 }
 
-/** A signed duration for a person: `-5m`, `+0ms`. */
-export const signed = (ms: number): string => (ms < 0 ? `-${human(-ms)}` : `+${human(ms)}`)
+/** A signed duration for a person: `-5m`, `+1h`, `0`. */
+export const signed = (ms: number): string => (ms < 0 ? `-${human(-ms)}` : ms > 0 ? `+${human(ms)}` : "0")
 
-/** One line for a person: `inner interval join with payments on orderId = orderId, payments.paidAt in [t - 5m, t + 0ms]`. */
+const plus = (field: string, ms: number): string =>
+  ms < 0 ? `${field} - ${human(-ms)}` : ms > 0 ? `${field} + ${human(ms)}` : field
+
+/** One line for a person: `inner interval join with payments on orderId, payments.paidAt in [orderedAt - 5m, orderedAt]`. */
 export const describeConfig = (c: IntervalJoinConfig, right: string): string => {
   const on = c.leftKey.map((k, i) => (k === c.rightKey[i] ? k : `${k} = ${right}.${c.rightKey[i]}`)).join(", ")
-  const window = `${right}.${c.rightTime} in [${c.leftTime} ${signed(c.lowerMs)}, ${c.leftTime} ${signed(c.upperMs)}]`
+  const window = `${right}.${c.rightTime} in [${plus(c.leftTime, c.lowerMs)}, ${plus(c.leftTime, c.upperMs)}]`
   const late = `${c.latenessMs > 0 ? `lateness ${human(c.latenessMs)}, ` : ""}late records ${c.onLate === "drop" ? "dropped" : "rejected"}`
   return `${c.type} interval join with ${right} on ${on}, ${window}${c.as === undefined ? "" : ` as ${c.as}`} (${late})`
 }
