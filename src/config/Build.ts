@@ -127,7 +127,8 @@ export const build = (
         // A joined source names schemas and connections as the main source does.
         schema: options.schema,
         connections: config.connections ?? {},
-        pipeline: config.name
+        pipeline: config.name,
+        streaming
       })
       flow = step.apply(flow)
       fields = step.fields

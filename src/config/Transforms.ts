@@ -11,10 +11,12 @@ import * as Schema from "effect/Schema"
 import * as ConfigError from "../core/ConfigError.ts"
 import { DurationString, intBetween, NonEmpty, StageName } from "../core/ConfigFields.ts"
 import type { Flow } from "../core/Flow.ts"
+import * as FlowModule from "../core/Flow.ts"
 import * as Expression from "../expr/Expression.ts"
 import type { AggSpec } from "../transforms/Aggregate.ts"
 import * as Aggregate from "../transforms/Aggregate.ts"
 import * as Expressions from "../transforms/Expressions.ts"
+import * as IntervalJoin from "../transforms/IntervalJoin.ts"
 import * as Join from "../transforms/Join.ts"
 import * as Rule from "../transforms/Rule.ts"
 import * as Stateless from "../transforms/Stateless.ts"
@@ -253,46 +255,166 @@ const JoinConfig = Schema.Struct({
   })
 )
 
+const FilterConfig = Schema.Struct({
+  type: Schema.Literal("filter"),
+  name: Schema.optionalKey(StageName),
+  condition: NonEmpty.annotate({
+    description: 'A CEL condition; records for which it is false are filtered out, e.g. status == "settled"'
+  })
+})
+
+const DeriveConfig = Schema.Struct({
+  type: Schema.Literal("derive"),
+  name: Schema.optionalKey(StageName),
+  fields: Schema.Record(Schema.String, NonEmpty).annotate({
+    description: "New (or replaced) fields, each computed by a CEL expression over the record"
+  })
+})
+
+const SelectConfig = Schema.Struct({
+  type: Schema.Literal("select"),
+  fields: Schema.Array(NonEmpty).annotate({ description: "The fields to keep, in order" })
+})
+
+const RenameConfig = Schema.Struct({
+  type: Schema.Literal("rename"),
+  fields: Schema.Record(Schema.String, NonEmpty).annotate({ description: "Old name → new name" })
+})
+
+const CastConfig = Schema.Struct({
+  type: Schema.Literal("cast"),
+  fields: Schema.Record(
+    Schema.String,
+    Schema.Literals(["string", "number", "integer", "boolean", "timestamp", "decimal"])
+  ).annotate({ description: "Field → target type; values that cannot be converted reject their record" })
+})
+
+const ValidateConfig = Schema.Struct({
+  type: Schema.Literal("validate"),
+  name: Schema.optionalKey(StageName),
+  rules: Schema.Array(RuleConfig)
+})
+
+/** A transform of one record at a time (no state): what the second input of an interval join may have. */
+export const RecordTransformConfig = Schema.Union([
+  FilterConfig,
+  DeriveConfig,
+  SelectConfig,
+  RenameConfig,
+  CastConfig,
+  ValidateConfig
+]).annotate({ description: "A transform of one record at a time: filter, derive, select, rename, cast or validate" })
+
+const offsetPattern = /^-?\d+(?:\.\d+)?\s+(?:nanos?|micros?|millis?|seconds?|minutes?|hours?|days?|weeks?)$/u
+
+/** A duration that may be negative (before the left record's time), at most a year either way. */
+const Offset = Schema.String.check(
+  Schema.makeFilter(
+    (s: string) => {
+      if (!offsetPattern.test(s)) return 'Expected a duration like "-5 minutes", "0 seconds" or "1 hour"'
+      const ms = Math.abs(Duration.toMillis(s as Duration.Input))
+      return ms > 366 * 86_400_000 ? "Expected a duration of at most 366 days either way" : undefined
+    },
+    { toJsonSchema: () => [{ pattern: offsetPattern.source }, true] }
+  )
+).annotate({
+  description: 'A duration relative to the left record\'s time, negative for before: "-5 minutes", "0 seconds"'
+})
+
+const KeyFields = Schema.Union([NonEmpty, Schema.Array(NonEmpty).check(Schema.isMinLength(1))])
+
+const IntervalJoinConfig = Schema.Struct({
+  type: Schema.Literal("interval_join"),
+  name: Schema.optionalKey(StageName),
+  source: Connectors.SourceConfig.annotate({
+    description:
+      "The second input (the right side), read at the same time as the pipeline's source: in streaming mode typically another Kafka topic"
+  }),
+  transforms: Schema.optionalKey(
+    Schema.Array(RecordTransformConfig).annotate({
+      description:
+        "Transforms of the second input's records before the join (filter, derive, select, rename, cast, validate), e.g. a cast of its time field"
+    })
+  ),
+  key: Schema.optionalKey(
+    KeyFields.annotate({
+      description: 'The key field(s), named alike on both sides: "orderId" or ["tenant", "orderId"]'
+    })
+  ),
+  left_key: Schema.optionalKey(
+    KeyFields.annotate({ description: "The key field(s) of this flow, when the sides name them differently" })
+  ),
+  right_key: Schema.optionalKey(
+    KeyFields.annotate({ description: "The key field(s) of the second input, compared with left_key in order" })
+  ),
+  left_time: NonEmpty.annotate({ description: "This flow's event-time field (a timestamp or epoch milliseconds)" }),
+  right_time: NonEmpty.annotate({ description: "The second input's event-time field" }),
+  between: Schema.Tuple([Offset, Offset]).annotate({
+    description:
+      'The interval [lower, upper] relative to left_time: a right record joins when left_time + lower <= right_time <= left_time + upper, e.g. ["-5 minutes", "0 minutes"]'
+  }),
+  kind: Schema.optionalKey(
+    Schema.Literals(["inner", "left"]).annotate({
+      description:
+        'inner (default) emits the pairs; left also emits each record of this flow that met nothing (null under "as") once the second input\'s watermark passes it'
+    })
+  ),
+  as: Schema.optionalKey(
+    NonEmpty.annotate({
+      description:
+        "Nest the matched record of the second input under this field (needed by a left join); without it, its fields are added to the output"
+    })
+  ),
+  allowed_lateness: Schema.optionalKey(
+    DurationString.annotate({
+      description: 'How far behind its side\'s latest event time a record may be and still count (default "0 seconds")'
+    })
+  ),
+  on_late: Schema.optionalKey(
+    Schema.Literals(["reject", "drop"]).annotate({
+      description:
+        'Records behind their side\'s watermark: "reject" sends them to the dead letters with reason "late" (default), "drop" counts them as filtered'
+    })
+  )
+}).check(
+  Schema.makeFilter((j) => {
+    if (j.key !== undefined && (j.left_key !== undefined || j.right_key !== undefined))
+      return { path: ["key"], issue: '"key" names the key on both sides; leave out "left_key" and "right_key"' }
+    if (j.key === undefined && (j.left_key === undefined || j.right_key === undefined))
+      return {
+        path: [j.left_key === undefined ? "left_key" : "right_key"],
+        issue: 'An interval join needs its key: "key" (named alike on both sides) or both "left_key" and "right_key"'
+      }
+    const count = (k: string | ReadonlyArray<string> | undefined) => (typeof k === "string" ? 1 : (k?.length ?? 0))
+    if (j.key === undefined && count(j.left_key) !== count(j.right_key))
+      return { path: ["right_key"], issue: '"right_key" must name as many fields as "left_key" (compared in order)' }
+    const [lower, upper] = j.between.map((b) => Duration.toMillis(b as Duration.Input))
+    if (lower! > upper!)
+      return { path: ["between"], issue: `The interval is empty: "${j.between[0]}" is after "${j.between[1]}"` }
+    if (j.kind === "left" && j.as === undefined)
+      return {
+        path: ["as"],
+        issue: 'A left interval join needs "as": the field for the matched record, null when none matched'
+      }
+    return undefined
+  })
+)
+
 /** A transform in a config. */
 export const TransformConfig = Schema.Union([
-  Schema.Struct({
-    type: Schema.Literal("filter"),
-    name: Schema.optionalKey(StageName),
-    condition: NonEmpty.annotate({
-      description: 'A CEL condition; records for which it is false are filtered out, e.g. status == "settled"'
-    })
-  }),
-  Schema.Struct({
-    type: Schema.Literal("derive"),
-    name: Schema.optionalKey(StageName),
-    fields: Schema.Record(Schema.String, NonEmpty).annotate({
-      description: "New (or replaced) fields, each computed by a CEL expression over the record"
-    })
-  }),
-  Schema.Struct({
-    type: Schema.Literal("select"),
-    fields: Schema.Array(NonEmpty).annotate({ description: "The fields to keep, in order" })
-  }),
-  Schema.Struct({
-    type: Schema.Literal("rename"),
-    fields: Schema.Record(Schema.String, NonEmpty).annotate({ description: "Old name → new name" })
-  }),
-  Schema.Struct({
-    type: Schema.Literal("cast"),
-    fields: Schema.Record(
-      Schema.String,
-      Schema.Literals(["string", "number", "integer", "boolean", "timestamp", "decimal"])
-    ).annotate({ description: "Field → target type; values that cannot be converted reject their record" })
-  }),
-  Schema.Struct({
-    type: Schema.Literal("validate"),
-    name: Schema.optionalKey(StageName),
-    rules: Schema.Array(RuleConfig)
-  }),
+  FilterConfig,
+  DeriveConfig,
+  SelectConfig,
+  RenameConfig,
+  CastConfig,
+  ValidateConfig,
   AggregateConfig,
   WindowConfig,
-  JoinConfig
-]).annotate({ description: "A transform: filter, derive, select, rename, cast, validate, aggregate, window or join" })
+  JoinConfig,
+  IntervalJoinConfig
+]).annotate({
+  description: "A transform: filter, derive, select, rename, cast, validate, aggregate, window, join or interval_join"
+})
 
 /** A decoded transform config. */
 export type TransformConfig = typeof TransformConfig.Type
@@ -312,6 +434,8 @@ export interface BuildContext {
   readonly connections?: Connectors.BuildEnv["connections"]
   /** The pipeline's name (the default name of a joined source's state files). */
   readonly pipeline?: string
+  /** True for `"mode": "streaming"`: the second input of an interval join may stream too. */
+  readonly streaming?: boolean
 }
 
 /** A built transform and the fields records have after it (when known). */
@@ -548,6 +672,94 @@ const buildJoin = (config: typeof JoinConfig.Type, ctx: BuildContext): Effect.Ef
     return { apply: Join.dynamic(built.source, spec) as unknown as FlowTransform, fields }
   })
 
+const buildIntervalJoin = (
+  config: typeof IntervalJoinConfig.Type,
+  ctx: BuildContext
+): Effect.Effect<Built, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    const leftKey = config.key ?? config.left_key!
+    const rightKey = config.key ?? config.right_key!
+    const list = (k: string | ReadonlyArray<string>): ReadonlyArray<string> => (typeof k === "string" ? [k] : k)
+    yield* checkFields(ctx, config.key === undefined ? ".left_key" : ".key", list(leftKey))
+    yield* checkFields(ctx, ".left_time", [config.left_time])
+    const built = yield* Connectors.buildSource(config.source, {
+      file: ctx.file,
+      path: `${ctx.path}.source`,
+      defaultName: "right",
+      schema:
+        ctx.schema ??
+        ((name, path) =>
+          Effect.fail(
+            ConfigError.single(
+              ctx.file,
+              path,
+              `Schema ${JSON.stringify(name)} cannot be looked up for a second source here`
+            )
+          )),
+      ...(ctx.connections === undefined ? {} : { connections: ctx.connections }),
+      ...(ctx.pipeline === undefined ? {} : { pipeline: ctx.pipeline }),
+      ...(ctx.streaming === undefined ? {} : { streaming: ctx.streaming })
+    })
+    if (ctx.streaming !== true && !built.source.bounded)
+      return yield* Effect.fail(
+        ConfigError.single(
+          ctx.file,
+          `${ctx.path}.source`,
+          `A ${config.source.type} source that never ends cannot be joined in batch mode; use "mode": "streaming" or make it bounded`
+        )
+      )
+    let right: Flow<AnyRecord, unknown, Connectors.Services> = FlowModule.from(built.source)
+    let rightFields = built.fields
+    const steps = config.transforms ?? []
+    for (let i = 0; i < steps.length; i++) {
+      const step = yield* build(steps[i]!, { ...ctx, path: `${ctx.path}.transforms[${i}]`, fields: rightFields })
+      right = step.apply(right)
+      rightFields = step.fields
+    }
+    const side = { ...ctx, fields: rightFields }
+    yield* checkFields(side, config.key === undefined ? ".right_key" : ".key", list(rightKey))
+    yield* checkFields(side, ".right_time", [config.right_time])
+    let fields: ReadonlyArray<string> | undefined
+    if (config.as !== undefined) {
+      if (ctx.fields?.includes(config.as) === true)
+        return yield* Effect.fail(
+          ConfigError.single(
+            ctx.file,
+            `${ctx.path}.as`,
+            `The records already have a field ${JSON.stringify(config.as)}; name the matched records' field otherwise`
+          )
+        )
+      fields = ctx.fields === undefined ? undefined : [...ctx.fields, config.as]
+    } else if (ctx.fields !== undefined && rightFields !== undefined) {
+      const shared = new Set(list(rightKey).filter((k) => list(leftKey).includes(k)))
+      const added = rightFields.filter((f) => !shared.has(f))
+      const clashes = added.filter((f) => ctx.fields!.includes(f))
+      if (clashes.length > 0)
+        return yield* Effect.fail(
+          ConfigError.single(
+            ctx.file,
+            ctx.path,
+            `Both sides have field${clashes.length > 1 ? "s" : ""} ${clashes.map((c) => JSON.stringify(c)).join(", ")}: rename ${clashes.length > 1 ? "them" : "it"} on the second input ("transforms": [{"type": "rename", "fields": {${JSON.stringify(clashes[0])}: "..."}}]), leave ${clashes.length > 1 ? "them" : "it"} out ("select"), or nest its records ("as")`
+          )
+        )
+      fields = [...ctx.fields, ...added]
+    }
+    const spec: IntervalJoin.IntervalJoinSpec = {
+      leftKey,
+      rightKey,
+      leftTime: config.left_time,
+      rightTime: config.right_time,
+      between: [config.between[0] as Duration.Input, config.between[1] as Duration.Input],
+      type: config.kind ?? "inner",
+      ...(config.as === undefined ? {} : { as: config.as }),
+      ...(config.allowed_lateness === undefined ? {} : { allowedLateness: config.allowed_lateness as Duration.Input }),
+      ...(config.on_late === undefined ? {} : { onLate: config.on_late }),
+      ...(config.name === undefined ? {} : { name: config.name })
+    }
+    // Config-built flows always need exactly Connectors.Services, which is what the second input needs too.
+    return { apply: IntervalJoin.dynamic(right, spec) as unknown as FlowTransform, fields }
+  })
+
 /** Builds one config transform into a flow transform, checking field names when they are known. */
 export const build = (config: TransformConfig, ctx: BuildContext): Effect.Effect<Built, ConfigError.ConfigError> =>
   Effect.gen(function* () {
@@ -597,6 +809,8 @@ export const build = (config: TransformConfig, ctx: BuildContext): Effect.Effect
         return yield* buildWindow(config, ctx)
       case "join":
         return yield* buildJoin(config, ctx)
+      case "interval_join":
+        return yield* buildIntervalJoin(config, ctx)
       case "validate": {
         const rules: Array<Rule.Rule<AnyRecord>> = []
         for (let i = 0; i < config.rules.length; i++)

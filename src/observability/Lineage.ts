@@ -176,8 +176,9 @@ export const event = (
           stage.dataset,
           report !== undefined && stage.kind === "source"
             ? {
+                // Each source its own count: a pipeline with an interval join reads two.
                 inputFacets: statistics("inputStatistics", {
-                  rowCount: report.records.read,
+                  rowCount: report.stages.find((r) => r.name === stage.name)?.recordsIn ?? report.records.read,
                   size: report.stages.find((r) => r.name === stage.name)?.bytes
                 })
               }
