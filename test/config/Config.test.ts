@@ -52,7 +52,7 @@ describe("config decoding", () => {
         '$.retry.attempts: Expected number, got "3"'
       ])
       assert.deepStrictEqual(yield* issuesOf({ ...base, transforms: [{ type: "flter", condition: "x" }] }), [
-        '$.transforms[0]: Unknown type "flter": expected one of filter, derive, select, rename, cast, validate, aggregate, window, join'
+        '$.transforms[0]: Unknown type "flter": expected one of filter, derive, select, rename, cast, validate, aggregate, window, join, interval_join'
       ])
       const [ftp] = yield* issuesOf({ ...base, source: { type: "ftp", path: "x" } })
       assert.match(ftp!, /^\$\.source: Unknown type "ftp": expected one of file(, [a-z0-9]+)*$/)
