@@ -1,12 +1,18 @@
 import { assert, describe, expectTypeOf, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as KeyValueStore from "effect/persistence/KeyValueStore"
 import * as Stream from "effect/Stream"
 import fc from "fast-check"
+import * as Kafka from "../../src/connectors/kafka/Kafka.ts"
+import * as KafkaClient from "../../src/connectors/kafka/KafkaClient.ts"
 import * as Batch from "../../src/core/Batch.ts"
 import { TransformError } from "../../src/core/Errors.ts"
 import * as Sink from "../../src/core/Sink.ts"
 import * as Source from "../../src/core/Source.ts"
 import { StageCounter } from "../../src/core/Stage.ts"
+import * as State from "../../src/core/State.ts"
+import { StopSignal } from "../../src/core/Stop.ts"
 import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import * as IntervalJoin from "../../src/transforms/IntervalJoin.ts"
 import {
@@ -614,4 +620,121 @@ describe("Pipeline.intervalJoin", () => {
     // @ts-expect-error the left records already have a field "t"
     orders.pipe(Pipeline.intervalJoin(paid, { ...base, as: "t" }))
   })
+})
+
+describe("checkpointed interval join (memory broker and state store)", () => {
+  const encoder = new TextEncoder()
+  const seed = (cluster: KafkaClient.MemoryCluster, topic: string, records: ReadonlyArray<Order | Payment>) =>
+    KafkaClient.appendMemory(
+      cluster,
+      topic,
+      records.map((r) => ({ key: null, value: encoder.encode(JSON.stringify(r)) })),
+      0
+    )
+  const allOrders = [...Array.from({ length: 60 }, (_, i) => o(i, `k${i % 7}`, 1_000 + i * 10)), o(999, "end", 1e9)]
+  const allPayments = [...Array.from({ length: 80 }, (_, i) => p(i, `k${i % 5}`, 1_000 + i * 8)), p(999, "end-p", 1e9)]
+  /** A per-write sink shared by the runs, so that what each run wrote adds up. */
+  const shared = () => {
+    const rows: Array<Row> = []
+    const sink = Sink.make<Row>({
+      name: "out",
+      type: "memory",
+      description: "rows of every run",
+      mode: "append",
+      durability: "per-write",
+      open: Effect.sync(() => {
+        let written = 0
+        return {
+          write: (records: ReadonlyArray<Row>) =>
+            Effect.sync(() => {
+              rows.push(...records)
+              written += records.length
+            }),
+          commit: Effect.sync(() => {
+            const result = { written }
+            written = 0
+            return result
+          })
+        }
+      })
+    })
+    return { rows, sink }
+  }
+  const pipeline = (sink: Sink.Sink<Row>, group: string) =>
+    Pipeline.from(
+      Kafka.source<Order>({
+        topics: ["orders"],
+        groupId: `${group}-o`,
+        start: "earliest",
+        bounded: false,
+        value: { type: "json" }
+      })
+    ).pipe(
+      Pipeline.intervalJoin(
+        Pipeline.from(
+          Kafka.source<Payment>({
+            topics: ["payments"],
+            groupId: `${group}-p`,
+            start: "earliest",
+            bounded: false,
+            value: { type: "json" }
+          })
+        ),
+        {
+          leftKey: "k",
+          rightKey: "k",
+          leftTime: "t",
+          rightTime: "paidAt",
+          between: [-30, 20],
+          type: "left",
+          as: "payment"
+        }
+      ),
+      Pipeline.to(sink),
+      Pipeline.named("paid"),
+      Pipeline.withStreaming({ commitInterval: "1 hour" })
+    )
+  const store = () => {
+    const kv = Effect.runSync(Effect.provide(Effect.service(KeyValueStore.KeyValueStore), KeyValueStore.layerMemory))
+    return { kv, layer: Layer.succeed(State.StateStore, State.fromKeyValueStore(kv, "memory")) }
+  }
+
+  it.effect("a stream stopped and restarted ends with the rows of a stream that never stopped, none twice", () =>
+    Effect.gen(function* () {
+      const once = KafkaClient.memory({ orders: 1, payments: 1 }, { fetchSize: 7 })
+      seed(once, "orders", allOrders)
+      seed(once, "payments", allPayments)
+      const onceOut = shared()
+      yield* Pipeline.run(pipeline(onceOut.sink, "g")).pipe(
+        Effect.provide(Layer.mergeAll(KafkaClient.layerMemory(once), store().layer))
+      )
+      const expected = bag(onceOut.rows)
+      assert.deepStrictEqual(
+        expected,
+        bag(reference(allOrders.slice(0, -1), allPayments.slice(0, -1), -30, 20, "left"))
+      )
+
+      const split = KafkaClient.memory({ orders: 1, payments: 1 }, { fetchSize: 7 })
+      const splitOut = shared()
+      const states = store()
+      const layer = Layer.mergeAll(KafkaClient.layerMemory(split), states.layer)
+      seed(split, "orders", allOrders.slice(0, 25))
+      seed(split, "payments", allPayments.slice(0, 40))
+      const first = yield* Pipeline.run(pipeline(splitOut.sink, "g1")).pipe(Effect.provide(layer))
+      assert.strictEqual(first.records.read, 65)
+      const saved = JSON.parse((yield* states.kv.get("pipeline:paid"))!) as State.Snapshot
+      assert.deepStrictEqual(saved.resume, { "orders/0": "25", "payments/0": "40" })
+      assert.includeMembers(Object.keys(saved.stages), ["interval_join"])
+      // Orders still open at the stop were kept in the state, not emitted as unmatched.
+      assert.isBelow(splitOut.rows.length, expected.length)
+
+      seed(split, "orders", allOrders.slice(25))
+      seed(split, "payments", allPayments.slice(40))
+      // Other groups, "earliest": the checkpoint's positions still win.
+      const second = yield* Pipeline.run(pipeline(splitOut.sink, "g2")).pipe(Effect.provide(layer))
+      assert.strictEqual(second.records.read, allOrders.length + allPayments.length - 65)
+      assert.isTrue(second.reconciliation.ok)
+      assert.deepStrictEqual(bag(splitOut.rows), expected)
+    }).pipe(Effect.provideService(StopSignal, Effect.never))
+  )
 })
