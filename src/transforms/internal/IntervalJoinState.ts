@@ -297,6 +297,11 @@ export class IntervalJoinState {
   private readonly shared: ReadonlySet<string>
   /** With checkpoints, acks wait for the next barrier instead of the records' eviction. */
   private readonly checkpointed: boolean
+  /**
+   * Inputs that had ended in the checkpoint the state was restored from: a bounded input read again from its start
+   * after a restart (a file: it has no positions to resume from) is already in the state, so it is passed over.
+   */
+  private readonly replayed: [boolean, boolean] = [false, false]
   private out: Array<Row> = []
   private checked = false
   private failure: TransformError | undefined
@@ -418,6 +423,12 @@ export class IntervalJoinState {
     const started = performance.now()
     const config = this.config
     const counter = this.counter
+    if (this.replayed[side]) {
+      counter.batches++
+      counter.recordsIn += batch.records.length
+      counter.filtered += batch.records.length
+      return emit([], batch.deadLetters, [batch])
+    }
     const input = this.inputs[side]
     const other = this.inputs[side === LEFT ? RIGHT : LEFT]
     const records = batch.records as ReadonlyArray<Row>
@@ -545,6 +556,8 @@ export class IntervalJoinState {
     const [left, right] = state as readonly [Json, Json]
     this.inputs[LEFT].load(left)
     this.inputs[RIGHT].load(right)
+    this.replayed[LEFT] = this.inputs[LEFT].ended
+    this.replayed[RIGHT] = this.inputs[RIGHT].ended
     this.counter.stateEntries = this.size
   }
 }
