@@ -211,13 +211,13 @@ class Input {
     else entries.splice(upperBound(entries, bucket.head, entry.time), 0, entry)
     this.heap.push(entry)
     this.size++
-    if (entry.seq >= 0) {
-      const n = this.holding.get(entry.seq)
-      if (n === undefined) {
-        this.holding.set(entry.seq, 1)
-        this.acks.opened(entry.seq)
-      } else this.holding.set(entry.seq, n + 1)
-    }
+  }
+
+  /** Input batch `seq` left `n` of its records in the state: its ack waits for them. */
+  holds(seq: number, n: number): void {
+    if (n === 0) return
+    this.holding.set(seq, n)
+    this.acks.opened(seq)
   }
 
   /** Where `find` found the records: `entries[lo]` up to (not including) `entries[hi]`. */
@@ -446,6 +446,7 @@ export class IntervalJoinState {
     const outer = side === LEFT && this.unmatched !== undefined
     let consumed = 0
     let filtered = 0
+    let kept = 0
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!
       const value = r[input.time]
@@ -487,6 +488,7 @@ export class IntervalJoinState {
       }
       if (t >= keepFrom) {
         input.insert({ record: r, time: t, key, seq, matched })
+        kept++
         consumed++
       } else if (matched) consumed++
       else if (outer) {
@@ -495,6 +497,7 @@ export class IntervalJoinState {
       } else filtered++
     }
     input.watermark.end(batch.part)
+    input.holds(seq, kept)
     input.acks.hold(seq, batch)
     counter.batches++
     counter.recordsIn += records.length
