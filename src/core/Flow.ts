@@ -235,7 +235,7 @@ export const addBinaryStage =
           return Stream.fail(
             new BuildError({
               stage: info.name,
-              message: `${info.name}: ${renamed.get(statefulOther.name)?.name ?? statefulOther.name} keeps state, but checkpoints enter through ${self.name} only and would not save it; move the stateful stage after ${info.name} or run without a state store`,
+              message: `${info.name}: ${renamed.get(statefulOther.name)?.name ?? statefulOther.name} keeps state, but checkpoint barriers enter through the left input (${self.stages[0]!.name}) only, so its state would not be saved; move the stateful stage after ${info.name} or run without a state store`,
               retryable: false
             })
           )

@@ -737,6 +737,35 @@ describe("checkpointed interval join (memory broker and state store)", () => {
       assert.deepStrictEqual(bag(splitOut.rows), expected)
     }).pipe(Effect.provideService(StopSignal, Effect.never))
   )
+
+  it.effect("refuses a right flow with a stateful stage of its own when checkpoints would not save its state", () =>
+    Effect.gen(function* () {
+      const cluster = KafkaClient.memory({ orders: 1, payments: 1 })
+      const windowed = Pipeline.from(
+        Kafka.source<Payment>({ topics: ["payments"], groupId: "w", bounded: false, value: { type: "json" } })
+      ).pipe(Pipeline.window(Pipeline.Window.tumbling(100, { time: "paidAt" })))
+      const error = yield* Pipeline.from(
+        Kafka.source<Order>({ topics: ["orders"], groupId: "w", bounded: false, value: { type: "json" } })
+      ).pipe(
+        Pipeline.intervalJoin(windowed, {
+          leftKey: "k",
+          rightKey: "k",
+          leftTime: "t",
+          rightTime: "paidAt",
+          between: [0, 10],
+          as: "payment"
+        }),
+        Pipeline.to(shared().sink),
+        Pipeline.run,
+        Effect.provide(Layer.mergeAll(KafkaClient.layerMemory(cluster), store().layer)),
+        Effect.flip
+      )
+      assert.strictEqual(
+        error.message,
+        "interval_join: window keeps state, but checkpoint barriers enter through the left input (kafka) only, so its state would not be saved; move the stateful stage after interval_join or run without a state store"
+      )
+    }).pipe(Effect.provideService(StopSignal, Effect.never))
+  )
 })
 
 describe("interval join state saved and restored", () => {
