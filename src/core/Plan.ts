@@ -230,7 +230,9 @@ export const describe = <E, R>(self: Pipeline<E, R>): ReadonlyArray<string> => {
       `  ${"delivery".padEnd(12)} ${
         self.sink.positions === undefined
           ? "at-least-once (the sink does not store source positions: a restart reads again what its last commit did not acknowledge)"
-          : `exactly once: source positions stored with the data (${self.sink.positions.where}), a restart resumes there`
+          : self.stages.some((s) => s.stateful === true)
+            ? `source positions stored with the data (${self.sink.positions.where}); the stateful stages are exact after a restart with a state store (checkpoints) and an upsert sink, else at-least-once`
+            : `exactly once: source positions stored with the data (${self.sink.positions.where}), a restart resumes there`
       }`
     )
   if (self.quality.maxRejected !== undefined || self.quality.maxRejectedRatio !== undefined)
