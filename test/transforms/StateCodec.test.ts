@@ -79,7 +79,9 @@ describe("accumulators saved and loaded", () => {
             const values = spec.kind === "percentile" ? a.filter((v) => typeof v === "number") : a
             const more = spec.kind === "percentile" ? b.filter((v) => typeof v === "number") : b
             const original = make()
-            values.forEach((v, i) => original.add(v, i))
+            values.forEach((v, i) => {
+              original.add(v, i)
+            })
             const restored = make()
             restored.load(JSON.parse(JSON.stringify(original.save())))
             const same = (x: unknown, y: unknown) =>
@@ -88,7 +90,9 @@ describe("accumulators saved and loaded", () => {
                 : assert.deepStrictEqual(x, y) === undefined
             assert.isTrue(same(restored.result(), original.result()), `${spec.kind} result`)
             const tail = make()
-            more.forEach((v, i) => tail.add(v, values.length + i))
+            more.forEach((v, i) => {
+              tail.add(v, values.length + i)
+            })
             original.merge(tail)
             restored.merge(tail)
             assert.isTrue(same(restored.result(), original.result()), `${spec.kind} merged`)
