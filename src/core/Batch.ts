@@ -47,14 +47,22 @@ export interface Batch<out A> {
 /**
  * One part of an input that a source reads as several (a table slice, a Kafka partition, a file, an S3 object), each
  * part in its own order and the parts interleaved. Event-time stages keep a watermark per part and go by the slowest
- * part still open: records of one part can then never make those of another late. Until every part has sent a batch,
- * the parts not yet read hold the watermark back; a part that is `done` no longer does.
+ * part still open: records of one part can then never make those of another late.
+ *
+ * A bounded source knows its parts in advance and says how many there are (`of`): until every part has sent a batch,
+ * the parts not yet read hold the watermark back, and a part that is `done` no longer does. An unbounded source (a
+ * streaming Kafka read, whose partitions come and go with rebalances) leaves `of` out: its parts are open-ended, only
+ * the parts that have sent records count, and one that sends nothing for the stage's idle timeout stops holding the
+ * watermark back until it sends again.
  */
 export interface Part {
   /** The part within its source: a slice number, `topic/partition`, a path. */
   readonly id: string | number
-  /** How many parts the source reads in all (each sends at least one batch, the last one `done`). */
-  readonly of: number
+  /**
+   * How many parts the source reads in all (each sends at least one batch, the last one `done`); absent when the
+   * parts are open-ended (an unbounded source: their number is not known in advance and can change).
+   */
+  readonly of?: number | undefined
   /** Set on the last batch of the part (which may have no records): nothing more comes from it. */
   readonly done?: boolean | undefined
 }

@@ -14,7 +14,8 @@
  *
  * Without a window, `aggregate` emits its groups when a bounded input ends, with the acks of every input batch on the
  * last output batch. Right after `window` and grouped by `windowStart`/`windowEnd`, it emits each window's groups as
- * the watermark closes the window, and keeps state only for open windows (see `Window`).
+ * the watermark closes the window, and keeps state only for open windows (see `Window`: idle timeout, processing-time
+ * watermarks). Output batches carry the oldest source timestamp of the input batches whose records they aggregate.
  *
  * ```ts
  * Pipeline.aggregate({
@@ -48,6 +49,9 @@ import { compositeKey, show, timeOf } from "./internal/Values.ts"
 import {
   describeConfig,
   lateLetter,
+  oldestOf,
+  stamped,
+  tickMillis,
   timeLetter,
   type WindowConfig,
   Windows,
@@ -416,9 +420,12 @@ const plain = <A, E, R>(spec: AggregateSpec, self: Flow<A, E, R>, options?: Aggr
         const acks: Array<Held> = []
         const stage = counter.info.name
         let arrival = 0
+        let oldest = Number.POSITIVE_INFINITY
         const step = (batch: Batch.Batch<A>): Array<Batch.Batch<Row>> => {
           const started = performance.now()
           const records = batch.records
+          if (records.length > 0 && batch.sourceTimestamp !== undefined && batch.sourceTimestamp < oldest)
+            oldest = batch.sourceTimestamp
           const dead: Array<DeadLetter.DeadLetter> = []
           for (let i = 0; i < records.length; i++) {
             const r = records[i] as Readonly<Record<string, unknown>>
@@ -445,7 +452,7 @@ const plain = <A, E, R>(spec: AggregateSpec, self: Flow<A, E, R>, options?: Aggr
           counter.stateEntries = 0
           counter.recordsOut += out.length
           counter.busy(performance.now() - started)
-          return emit(out, [], acks)
+          return stamped(emit(out, [], acks), oldest)
         }
         return stepped(batches, counter, step, finish)
       })
@@ -495,6 +502,7 @@ const windowed = <X, A, E, R>(
           const windowStage = windowCounter.info.name
           const time = config.time
           const by = config.by
+          const processing = windows.processingTime
           let seq = 0
           let arrival = 0
           // With checkpoints, acks wait for the next one (the windows' state then covers their records).
@@ -528,7 +536,7 @@ const windowed = <X, A, E, R>(
             }
             return out
           }
-          const step = (batch: Batch.Batch<A>): Array<Batch.Batch<Row>> => {
+          const step = (batch: Batch.Batch<A>, now: number): Array<Batch.Batch<Row>> => {
             const started = performance.now()
             const records = batch.records
             const dead: Array<DeadLetter.DeadLetter> = []
@@ -537,10 +545,10 @@ const windowed = <X, A, E, R>(
             let assigned = 0
             let invalidCount = 0
             seq++
-            windows.begin(batch)
+            windows.begin(batch, now)
             for (let i = 0; i < records.length; i++) {
               const r = records[i] as Readonly<Record<string, unknown>>
-              const value = r[time]
+              const value = processing ? now : r[time]
               const t = timeOf(value)
               if (t === undefined) {
                 dead.push(timeLetter(windowStage, config, value, r))
@@ -579,7 +587,8 @@ const windowed = <X, A, E, R>(
             }
             windows.end(batch)
             windows.acks.hold(seq, batch)
-            const out = flush(windows.closeReady())
+            const panes = windows.closeReady()
+            const out = flush(panes)
             const passed = records.length - windowRejected - windowFiltered
             windowCounter.openWindows = windows.openCount
             windowCounter.batches++
@@ -595,21 +604,41 @@ const windowed = <X, A, E, R>(
             counter.recordsOut += out.length
             counter.rejected += invalidCount
             counter.busy(performance.now() - started)
-            return emit(
-              out,
-              dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead),
-              checkpointed ? [] : windows.acks.release()
+            return stamped(
+              emit(
+                out,
+                dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead),
+                checkpointed ? [] : windows.acks.release()
+              ),
+              oldestOf(panes)
             )
+          }
+          const tick = (now: number): Array<Batch.Batch<Row>> => {
+            windows.tick(now)
+            const panes = windows.closeReady()
+            if (panes.length === 0) return []
+            const out = flush(panes)
+            windowCounter.openWindows = windows.openCount
+            counter.recordsOut += out.length
+            return stamped(emit(out, [], checkpointed ? [] : windows.acks.release()), oldestOf(panes))
           }
           const finish = (): Array<Batch.Batch<Row>> => {
             // A checkpointed stream that stops keeps its open windows in the state it saved, for the next run.
             if (checkpointed) return []
-            const out = flush(windows.closeAll())
+            const panes = windows.closeAll()
+            const out = flush(panes)
             windowCounter.openWindows = windows.openCount
             counter.recordsOut += out.length
-            return emit(out, [], windows.acks.releaseAll())
+            return stamped(emit(out, [], windows.acks.releaseAll()), oldestOf(panes))
           }
-          return stepped(batches, counter, step, finish, checkpointed ? checkpointing : undefined)
+          return stepped(
+            batches,
+            counter,
+            step,
+            finish,
+            checkpointed ? checkpointing : undefined,
+            processing ? { everyMs: tickMillis(config), run: tick } : undefined
+          )
         })
       }
   )(self, input)

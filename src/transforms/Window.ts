@@ -8,6 +8,15 @@
  * (`onLate: "drop"`); it is never dropped silently. A window is emitted once the watermark reaches its end, and at the
  * end of a bounded input every open window is emitted. Output records carry `windowStart` and `windowEnd`.
  *
+ * The parts of an unbounded source (a streaming Kafka read's partitions) are open-ended: a part that sends no records
+ * for `idleTimeout` (default 30 seconds, processing time) stops holding the watermark back until it sends again, so
+ * one quiet partition does not hold every window open; its records that come after the watermark passed them are late
+ * as above. Bounded sources announce their parts, which never go idle, so the idle timeout never changes their
+ * results. With `watermark: "processing-time"` a record's time is the time it is processed and windows close by the
+ * clock (within a second of their end, on a timer, batches or not); `time` is then not needed and nothing is late.
+ * Every output batch carries the oldest source timestamp of the records of the windows it emits (`sourceTimestamp`),
+ * so the runtime's end-to-end latency covers windowed pipelines.
+ *
  * On its own, `window` emits every record of a window (once per window it falls into) when that window closes. Put
  * `aggregate` right after it and group by `windowStart`/`windowEnd` to get per-window aggregates: the two stages then
  * run as one, keeping per open window only one accumulator per group, not the records.
@@ -32,16 +41,23 @@ import { type Checkpointing, restoredState, stepped } from "./internal/Steps.ts"
 import { compositeKey, timeOf } from "./internal/Values.ts"
 import {
   checkConfig,
+  DEFAULT_IDLE_MS,
   describeConfig,
   lateLetter,
+  oldestOf,
   type Pane,
+  stamped,
+  tickMillis,
   timeLetter,
   type WindowConfig,
   Windows,
   type WindowsState
 } from "./internal/Windows.ts"
 
-export type { WindowConfig } from "./internal/Windows.ts"
+export type { WatermarkKind, WindowConfig } from "./internal/Windows.ts"
+
+/** The default idle timeout of the parts of an unbounded source (30 seconds); see {@link WindowOptions}. */
+export const DEFAULT_IDLE_TIMEOUT: Duration.Duration = Duration.millis(DEFAULT_IDLE_MS)
 
 type Simplify<T> = { [K in keyof T]: T[K] } & {}
 
@@ -57,7 +73,7 @@ export type Windowed<A> = Simplify<Omit<A, "windowStart" | "windowEnd"> & Window
 /** What happens to a late record: `reject` sends it to the dead letters (reason `late`), `drop` counts it as filtered. */
 export type OnLate = "reject" | "drop"
 
-/** Options every window takes. */
+/** Options every event-time window takes. */
 export interface WindowOptions<T extends string> {
   /** The field holding each record's event time: a `Date` (or epoch milliseconds). */
   readonly time: T
@@ -65,6 +81,23 @@ export interface WindowOptions<T extends string> {
   readonly allowedLateness?: Duration.Input
   /** What happens to records behind the watermark (default `reject`). */
   readonly onLate?: OnLate
+  /**
+   * How long a part of an unbounded source (a streaming Kafka partition) may send no records before it stops holding
+   * the watermark back, until it sends again (default 30 seconds, processing time; `Infinity`: never). Bounded sources
+   * announce their parts, which never go idle.
+   */
+  readonly idleTimeout?: Duration.Input
+  /** Event time (the default): records' times come from `time`, the watermark from the slowest input part. */
+  readonly watermark?: "event-time"
+}
+
+/**
+ * Options of a processing-time window: a record's time is the time it is processed (the clock), and windows close
+ * when the clock passes their end, on a timer even when no batch arrives. Nothing is late.
+ */
+export interface ProcessingTimeOptions {
+  readonly watermark: "processing-time"
+  readonly time?: undefined
 }
 
 /**
@@ -91,21 +124,28 @@ export const fromConfig = <T extends string = string, By extends string = string
   config: WindowConfig
 ): WindowSpec<T, By> => ({ _tag: "WindowSpec", config, description: describeConfig(config) })
 
-const base = <T extends string>(options: WindowOptions<T>) => ({
-  time: options.time,
-  latenessMs: millis(options.allowedLateness, 0),
-  onLate: options.onLate ?? "reject"
-})
+const base = <T extends string>(
+  options: WindowOptions<T> | ProcessingTimeOptions
+): Pick<WindowConfig, "time" | "latenessMs" | "onLate" | "watermark" | "idleMs"> =>
+  options.watermark === "processing-time"
+    ? { time: "", latenessMs: 0, onLate: "reject", watermark: "processing-time" }
+    : {
+        time: options.time,
+        latenessMs: millis(options.allowedLateness, 0),
+        onLate: options.onLate ?? "reject",
+        ...(options.idleTimeout === undefined ? {} : { idleMs: millis(options.idleTimeout, DEFAULT_IDLE_MS) })
+      }
 
 /**
  * Fixed-size, non-overlapping windows aligned to the Unix epoch: `[k·size, (k+1)·size)`.
  *
  * @example
  * Window.tumbling("1 hour", { time: "eventTime" })
+ * Window.tumbling("1 minute", { watermark: "processing-time" })
  */
-export const tumbling = <const T extends string>(
+export const tumbling = <const T extends string = never>(
   size: Duration.Input,
-  options: WindowOptions<T>
+  options: WindowOptions<T> | ProcessingTimeOptions
 ): WindowSpec<T, never> => {
   const sizeMs = millis(size, Number.NaN)
   return fromConfig({ kind: "tumbling", sizeMs, slideMs: sizeMs, gapMs: 0, by: [], ...base(options) })
@@ -118,10 +158,10 @@ export const tumbling = <const T extends string>(
  * @example
  * Window.sliding("1 hour", "10 minutes", { time: "eventTime", allowedLateness: "2 minutes" })
  */
-export const sliding = <const T extends string>(
+export const sliding = <const T extends string = never>(
   size: Duration.Input,
   slide: Duration.Input,
-  options: WindowOptions<T>
+  options: WindowOptions<T> | ProcessingTimeOptions
 ): WindowSpec<T, never> =>
   fromConfig({
     kind: "sliding",
@@ -139,9 +179,9 @@ export const sliding = <const T extends string>(
  * @example
  * Window.session("30 minutes", { time: "eventTime", by: ["userId"] })
  */
-export const session = <const T extends string, const By extends string = never>(
+export const session = <const T extends string = never, const By extends string = never>(
   gap: Duration.Input,
-  options: WindowOptions<T> & { readonly by?: ReadonlyArray<By> }
+  options: (WindowOptions<T> | ProcessingTimeOptions) & { readonly by?: ReadonlyArray<By> }
 ): WindowSpec<T, By> =>
   fromConfig({
     kind: "session",
@@ -218,7 +258,14 @@ export const dynamic =
           const state = makeWindowState<A>(config, counter, ctx)
           if (typeof state === "string")
             return Stream.fail(new BuildError({ stage: counter.info.name, message: state, retryable: false }))
-          return stepped(batches, counter, state.step, state.finish, state.checkpointing)
+          return stepped(
+            batches,
+            counter,
+            state.step,
+            state.finish,
+            state.checkpointing,
+            config.watermark === "processing-time" ? { everyMs: tickMillis(config), run: state.tick } : undefined
+          )
         })
       }
     )(self)
@@ -232,6 +279,7 @@ const makeWindowState = <A>(config: WindowConfig, counter: StageCounter, ctx: Ru
   const by = config.by
   let seq = 0
   let arrival = 0
+  const processing = windows.processingTime
   // With checkpoints, acks wait for the next one (the windows' state then covers their records).
   const checkpointed = ctx.barriers !== undefined
   const fingerprint = describeConfig(config)
@@ -272,15 +320,15 @@ const makeWindowState = <A>(config: WindowConfig, counter: StageCounter, ctx: Ru
     return out
   }
   return {
-    step: (batch: Batch.Batch<A>): Array<Batch.Batch<Windowed<A>>> => {
+    step: (batch: Batch.Batch<A>, now: number): Array<Batch.Batch<Windowed<A>>> => {
       const started = performance.now()
       const records = batch.records
       const dead: Array<DeadLetter.DeadLetter> = []
       seq++
-      windows.begin(batch)
+      windows.begin(batch, now)
       for (let i = 0; i < records.length; i++) {
         const r = records[i] as Readonly<Record<string, unknown>>
-        const value = r[time]
+        const value = processing ? now : r[time]
         const t = timeOf(value)
         if (t === undefined) {
           dead.push(timeLetter(stage, config, value, r))
@@ -304,36 +352,51 @@ const makeWindowState = <A>(config: WindowConfig, counter: StageCounter, ctx: Ru
       }
       windows.end(batch)
       windows.acks.hold(seq, batch)
-      const out = flush(windows.closeReady())
+      const panes = windows.closeReady()
+      const out = flush(panes)
       counter.openWindows = windows.openCount
       counter.batches++
       counter.recordsIn += records.length
       counter.recordsOut += out.length
       counter.rejected += dead.length
       counter.busy(performance.now() - started)
-      return emit(
-        out,
-        dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead),
-        checkpointed ? [] : windows.acks.release()
+      return stamped(
+        emit(
+          out,
+          dead.length === 0 ? batch.deadLetters : batch.deadLetters.concat(dead),
+          checkpointed ? [] : windows.acks.release()
+        ),
+        oldestOf(panes)
       )
+    },
+    tick: (now: number): Array<Batch.Batch<Windowed<A>>> => {
+      windows.tick(now)
+      const panes = windows.closeReady()
+      if (panes.length === 0) return []
+      const out = flush(panes)
+      counter.openWindows = windows.openCount
+      counter.recordsOut += out.length
+      return stamped(emit(out, [], checkpointed ? [] : windows.acks.release()), oldestOf(panes))
     },
     finish: (): Array<Batch.Batch<Windowed<A>>> => {
       // A checkpointed stream that stops keeps its open windows in the state it saved, for the next run.
       if (checkpointed) return []
-      const out = flush(windows.closeAll())
+      const panes = windows.closeAll()
+      const out = flush(panes)
       counter.openWindows = windows.openCount
       counter.recordsOut += out.length
-      return emit(out, [], windows.acks.releaseAll())
+      return stamped(emit(out, [], windows.acks.releaseAll()), oldestOf(panes))
     },
     checkpointing
   }
 }
 
 /**
- * Assigns records to event-time windows and emits each window's records, with `windowStart` and `windowEnd`, once
- * the watermark passes the window's end (and every open window at the end of a bounded input). Late records go to the
- * dead letters (reason `late`) or are counted as filtered, as the spec says. Input acknowledgements are held until
- * every window their records fell into has been emitted.
+ * Assigns records to event-time (or processing-time) windows and emits each window's records, with `windowStart` and
+ * `windowEnd`, once the watermark passes the window's end (and every open window at the end of a bounded input). Late
+ * records go to the dead letters (reason `late`) or are counted as filtered, as the spec says. Input acknowledgements
+ * are held until every window their records fell into has been emitted; output batches carry the oldest source
+ * timestamp of the windows they emit.
  *
  * Follow it with `aggregate` grouped by `windowStart`/`windowEnd` for per-window aggregates in bounded memory.
  *

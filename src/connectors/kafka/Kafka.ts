@@ -6,9 +6,11 @@
  *   offsets, a timestamp, or explicit offsets per partition) and — when `bounded` (the default, batch mode) — the end
  *   offsets at start, like Spark's `endingOffsets`: it stops once every partition reached them. Each fetched partition
  *   batch becomes one pipeline batch whose `ack` commits the next offset to the consumer group: offsets are committed
- *   only after the sink has durably written the batch; a bounded read names the batch's partition (`Batch.part`), so
- *   that event-time stages keep a watermark per partition. A message that does not decode (or, with a schema, does
- *   not validate) becomes a dead letter with `origin: "topic/partition@offset"`; the rest of the batch flows on.
+ *   only after the sink has durably written the batch; each batch names its partition (`Batch.part`), so that
+ *   event-time stages keep a watermark per partition (a streaming read's partitions are open-ended: one that goes quiet
+ *   stops holding the watermark back after the stage's idle timeout). A message that does not decode (or, with a
+ *   schema, does not validate) becomes a dead letter with `origin: "topic/partition@offset"`; the rest of the batch
+ *   flows on.
  *   With `envelope: true` records are {@link Envelope}s carrying key, headers, partition, offset and timestamp.
  *   An unbounded source ends its stream normally on the runtime's `StopSignal` (a graceful stop), staying in the group
  *   until the batches it emitted are acknowledged; each batch carries its oldest message timestamp
@@ -294,8 +296,9 @@ export function source<A>(
               : { maxBytesPerPartition: options.maxBytesPerPartition })
           })
           const remaining = plan.ends
-          // A bounded read names each batch's partition, so that event-time stages keep a watermark per partition.
-          // A streaming read does not yet: a partition that goes quiet would hold every window back (issue 11).
+          // Each batch names its partition, so that event-time stages keep a watermark per partition. A bounded read
+          // knows its partitions (`of`); a streaming read's are open-ended (rebalances move them), and one that goes
+          // quiet stops holding the watermark back after the stage's idle timeout.
           const partitions = remaining.size
           const schema = options.schema
           const toBatch = (fetched: {
@@ -382,7 +385,7 @@ export function source<A>(
               deadLetters,
               sourceTimestamp,
               positions: [{ part: tp, from: fetched.messages[0]!.offset, to: commitAt.offset }],
-              part: bounded && partitions > 1 ? { id: tp, of: partitions, done } : undefined,
+              part: !bounded ? { id: tp } : partitions > 1 ? { id: tp, of: partitions, done } : undefined,
               ack: Effect.mapError(
                 Effect.suspend(() => {
                   outstanding--

@@ -1,6 +1,8 @@
 /**
  * The loop of a stateful stage (window, aggregate): a synchronous step per batch, then a final flush when the input
- * ends. A batch the stage samples for tracing runs its step in a `stage.batch` span.
+ * ends. Each step is told the processing time (the `Clock`, so `TestClock` controls it). A stage that must act on
+ * time alone (processing-time windows close when the clock passes their end, batches or not) also gets a timer that
+ * ticks while the input lasts. A batch the stage samples for tracing runs its step in a `stage.batch` span.
  */
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
@@ -53,25 +55,51 @@ const onBarrier = <A, B>(
   ]
 }
 
-/** Runs `step` on every batch of `batches`, in order, then emits what `finish` returns. */
+/** A timer for a stage: every `everyMs` milliseconds, `run` with the time. */
+export interface Tick<B> {
+  readonly everyMs: number
+  readonly run: (now: number) => ReadonlyArray<Batch.Batch<B>>
+}
+
+const TICK: unique symbol = Symbol("tick")
+
+/**
+ * Runs `step` on every batch of `batches`, in order, with the processing time in milliseconds, then emits what
+ * `finish` returns. With `tick`, `tick.run` also runs every `tick.everyMs` until the input ends.
+ */
 export const stepped = <A, B, E, R>(
   batches: Stream.Stream<Batch.Batch<A>, E, R>,
   counter: StageCounter,
-  step: (batch: Batch.Batch<A>) => ReadonlyArray<Batch.Batch<B>>,
+  step: (batch: Batch.Batch<A>, now: number) => ReadonlyArray<Batch.Batch<B>>,
   finish: () => ReadonlyArray<Batch.Batch<B>>,
-  checkpointing?: Checkpointing
+  checkpointing?: Checkpointing,
+  tick?: Tick<B>
 ): Stream.Stream<Batch.Batch<B>, E, R> =>
-  batches.pipe(
-    Stream.mapEffect((batch) =>
-      batch.barrier !== undefined
-        ? Effect.succeed(onBarrier<A, B>(batch, counter, checkpointing))
-        : Spans.sampled(
-            counter,
-            Effect.sync(() => step(batch)),
-            "stage.batch",
-            batch.records.length
-          )
-    ),
-    Stream.flattenIterable,
-    Stream.concat(Stream.suspend(() => Stream.fromIterable(finish())))
+  Stream.unwrap(
+    Effect.clockWith((clock) => {
+      const steps = (input: Batch.Batch<A>) =>
+        input.barrier !== undefined
+          ? Effect.succeed(onBarrier<A, B>(input, counter, checkpointing))
+          : Spans.sampled(
+              counter,
+              Effect.sync(() => step(input, clock.currentTimeMillisUnsafe())),
+              "stage.batch",
+              input.records.length
+            )
+      const outputs =
+        tick === undefined
+          ? Stream.mapEffect(batches, steps)
+          : Stream.merge(
+              batches,
+              Stream.map(Stream.tick(tick.everyMs), (): typeof TICK => TICK),
+              { haltStrategy: "left" }
+            ).pipe(
+              Stream.mapEffect((event) =>
+                event === TICK ? Effect.sync(() => tick.run(clock.currentTimeMillisUnsafe())) : steps(event)
+              )
+            )
+      return Effect.succeed(
+        outputs.pipe(Stream.flattenIterable, Stream.concat(Stream.suspend(() => Stream.fromIterable(finish()))))
+      )
+    })
   )

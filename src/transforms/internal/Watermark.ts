@@ -8,6 +8,12 @@
  * `done` no longer holds it back, and as long as some announced part has not sent anything yet, nothing is known of
  * it and the watermark stays where it is. The watermark never goes back.
  *
+ * The parts of an unbounded source are open-ended (`Batch.Part` without `of`): they are not announced, so only the
+ * parts that have sent records count, and a part that has sent no records for the idle timeout (processing time, as
+ * the caller's clock says) stops holding the watermark back until it sends again, like Flink's `withIdleness`. Its
+ * records are then measured against a watermark that may have passed them: they are late by the usual rules. When
+ * every part is idle, nothing moves the watermark (it moves with records only).
+ *
  * An input that is not split is one part, and then this is the familiar "largest event time seen minus the allowed
  * lateness", advancing record by record. The work per record is one comparison (two when the time advances); the
  * parts are looked at once per batch.
@@ -20,6 +26,10 @@ const UNSPLIT: unique symbol = Symbol("unsplit")
 interface PartState {
   /** The largest event time seen in the part. */
   latest: number
+  /** When (processing time, milliseconds) the part last sent records. */
+  active: number
+  /** True for a part of an open-ended input (no `of`): only such a part can go idle. */
+  readonly openEnded: boolean
 }
 
 /** The watermark over the parts of an input, advanced batch by batch ({@link begin}, {@link observe}, {@link end}). */
@@ -28,34 +38,59 @@ export class Watermark {
   value = Number.NEGATIVE_INFINITY
   /** The event time the watermark comes from: `value` plus the allowed lateness. */
   basis = Number.NEGATIVE_INFINITY
+  /** How many parts the basis was the smallest latest event time of (1 for an input that is not split). */
+  basisParts = 1
   /** The largest event time of the part the current batch comes from. */
   private latest = Number.NEGATIVE_INFINITY
   /** The smallest latest time of the other open parts (minus infinity while some part has not been read yet). */
   private others = Number.POSITIVE_INFINITY
+  /** How many parts `others` was taken over, the current one included. */
+  private counted = 1
   private current: PartState | undefined
+  private now = 0
   private readonly latenessMs: number
+  private readonly idleMs: number
   private readonly parts = new Map<string | number | typeof UNSPLIT, PartState>()
   private readonly open = new Set<PartState>()
   /** How many parts the input announced, and how many of them have been seen. */
   private announced = 0
   private seen = 0
 
-  constructor(latenessMs: number) {
+  /**
+   * @param latenessMs the allowed lateness: the watermark is this far behind the slowest part
+   * @param idleMs how long a part of an open-ended input may send no records before it stops holding the watermark
+   *   back (default: never)
+   */
+  constructor(latenessMs: number, idleMs: number = Number.POSITIVE_INFINITY) {
     this.latenessMs = latenessMs
+    this.idleMs = idleMs
   }
 
   /** True when the input is read in several parts. */
   get split(): boolean {
-    return this.announced > 1
+    return this.announced > 1 || this.parts.size > 1
   }
 
-  /** How many parts the input announced (0 when it is not split). */
+  /** How many parts the input announced, or (open-ended parts) how many have sent records so far. */
   get partCount(): number {
-    return this.announced
+    return Math.max(this.announced, this.parts.size)
   }
 
-  /** A batch from `part` (none: the input is not split) starts; `hasRecords` tells whether it brings any. */
-  begin(part: Batch.Part | undefined, hasRecords: boolean): void {
+  /** True when the parts are open-ended (an unbounded source): the basis is over the parts not idle. */
+  get openEnded(): boolean {
+    return this.announced === 0 && this.parts.size > 1
+  }
+
+  private idle(state: PartState, now: number): boolean {
+    return state.openEnded && now - state.active >= this.idleMs
+  }
+
+  /**
+   * A batch from `part` (none: the input is not split) starts; `hasRecords` tells whether it brings any, and `now`
+   * is the processing time in milliseconds (for the idle timeout).
+   */
+  begin(part: Batch.Part | undefined, hasRecords: boolean, now = 0): void {
+    this.now = now
     const key = part === undefined ? UNSPLIT : part.id
     let state = this.parts.get(key)
     if (state === undefined) {
@@ -64,18 +99,25 @@ export class Watermark {
         this.current = undefined
         return
       }
-      state = { latest: Number.NEGATIVE_INFINITY }
+      state = { latest: Number.NEGATIVE_INFINITY, active: now, openEnded: part !== undefined && part.of === undefined }
       this.parts.set(key, state)
       this.open.add(state)
-      if (part !== undefined) this.seen++
+      if (part?.of !== undefined) this.seen++
     }
-    if (part !== undefined && part.of > this.announced) this.announced = part.of
+    if (hasRecords) state.active = now
+    if (part?.of !== undefined && part.of > this.announced) this.announced = part.of
     this.current = state
     this.latest = state.latest
     let others = this.seen < this.announced ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY
+    let counted = 1
     if (others !== Number.NEGATIVE_INFINITY)
-      for (const other of this.open) if (other !== state && other.latest < others) others = other.latest
+      for (const other of this.open) {
+        if (other === state || this.idle(other, now)) continue
+        counted++
+        if (other.latest < others) others = other.latest
+      }
     this.others = others
+    this.counted = counted
   }
 
   /** A record of the current batch at event time `t` (not late) was taken. */
@@ -86,6 +128,7 @@ export class Watermark {
       if (basis - this.latenessMs > this.value) {
         this.value = basis - this.latenessMs
         this.basis = basis
+        this.basisParts = this.counted
       }
     }
   }
@@ -98,18 +141,32 @@ export class Watermark {
     state.latest = this.latest
     if (part?.done !== true || !this.open.delete(state) || this.seen < this.announced || this.open.size === 0) return
     let basis = Number.POSITIVE_INFINITY
-    for (const other of this.open) if (other.latest < basis) basis = other.latest
-    if (basis - this.latenessMs > this.value) {
+    let counted = 0
+    for (const other of this.open) {
+      if (this.idle(other, this.now)) continue
+      counted++
+      if (other.latest < basis) basis = other.latest
+    }
+    this.advance(basis, counted)
+  }
+
+  /**
+   * Moves the watermark to `basis` minus the allowed lateness, if that is ahead of it (processing-time watermarks:
+   * `basis` is the clock).
+   */
+  advance(basis: number, parts = 1): void {
+    if (basis !== Number.POSITIVE_INFINITY && basis - this.latenessMs > this.value) {
       this.value = basis - this.latenessMs
       this.basis = basis
+      this.basisParts = parts
     }
   }
 
   /** The watermark and every part's latest event time, as JSON (for checkpoints). */
   save(): WatermarkState {
-    const parts: Array<[string | number | null, number | null, boolean]> = []
+    const parts: Array<[string | number | null, number | null, boolean, boolean]> = []
     for (const [key, state] of this.parts)
-      parts.push([key === UNSPLIT ? null : key, finite(state.latest), this.open.has(state)])
+      parts.push([key === UNSPLIT ? null : key, finite(state.latest), this.open.has(state), state.openEnded])
     return { value: finite(this.value), basis: finite(this.basis), announced: this.announced, seen: this.seen, parts }
   }
 
@@ -119,8 +176,8 @@ export class Watermark {
     this.basis = state.basis ?? Number.NEGATIVE_INFINITY
     this.announced = state.announced
     this.seen = state.seen
-    for (const [key, latest, open] of state.parts) {
-      const part: PartState = { latest: latest ?? Number.NEGATIVE_INFINITY }
+    for (const [key, latest, open, openEnded] of state.parts) {
+      const part: PartState = { latest: latest ?? Number.NEGATIVE_INFINITY, active: 0, openEnded: openEnded === true }
       this.parts.set(key === null ? UNSPLIT : key, part)
       if (open) this.open.add(part)
     }
@@ -133,8 +190,11 @@ export interface WatermarkState {
   readonly basis: number | null
   readonly announced: number
   readonly seen: number
-  /** Part id (`null`: the input is not split), its latest event time, whether it is still open. */
-  readonly parts: ReadonlyArray<readonly [string | number | null, number | null, boolean]>
+  /**
+   * Part id (`null`: the input is not split), its latest event time, whether it is still open, and whether it is a part
+   * of an open-ended input (absent in states saved before open-ended parts existed: no).
+   */
+  readonly parts: ReadonlyArray<readonly [string | number | null, number | null, boolean, boolean?]>
 }
 
 const finite = (n: number): number | null => (Number.isFinite(n) ? n : null)

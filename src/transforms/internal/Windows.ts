@@ -9,11 +9,15 @@
  * are less than `gap` apart; it spans `[first event, last event + gap)` and merges with a neighbour when a record
  * bridges the two.
  *
+ * With processing-time watermarks a record's time is the time it is processed (the clock, per batch), the watermark
+ * is the clock, and a window closes when the clock reaches its end, on a timer even when no batch arrives.
+ *
  * What a window holds (records, or the accumulators of its groups) is up to the caller; this module only needs to
- * create it and to merge two of them (sessions).
+ * create it and to merge two of them (sessions). Each window also remembers the oldest source timestamp of the input
+ * batches whose records it holds, so that its output carries it (the runtime's end-to-end latency).
  */
 import * as Duration from "effect/Duration"
-import type * as Batch from "../../core/Batch.ts"
+import * as Batch from "../../core/Batch.ts"
 import type * as DeadLetter from "../../core/DeadLetter.ts"
 import { AckTracker } from "./Acks.ts"
 import { decode, encode, type Json } from "./StateCodec.ts"
@@ -37,15 +41,46 @@ export interface WindowConfig {
   readonly time: string
   /** Session windows are kept per value of these fields (none: one session stream for all records). */
   readonly by: ReadonlyArray<string>
+  /**
+   * Where records' times and the watermark come from: `event-time` (default), the `time` field and the slowest input
+   * part; `processing-time`, the clock when a batch is processed (`time` is not read, nothing is ever late).
+   */
+  readonly watermark?: WatermarkKind | undefined
+  /**
+   * How long a part of an open-ended input (an unbounded source's partition) may send no records before it stops
+   * holding the watermark back (default {@link DEFAULT_IDLE_MS}; `Infinity`: never). Bounded sources announce their
+   * parts, which never go idle.
+   */
+  readonly idleMs?: number | undefined
+}
+
+/** Where a window stage takes records' times and its watermark from. */
+export type WatermarkKind = "event-time" | "processing-time"
+
+/** The default idle timeout of the parts of an unbounded source: 30 seconds. */
+export const DEFAULT_IDLE_MS = 30_000
+
+/** How often (at most) a processing-time window stage looks at the clock to close windows when no batch arrives. */
+export const PROCESSING_TICK_MS = 1000
+
+/** The interval of the timer that closes processing-time windows: a second, or less for shorter windows. */
+export const tickMillis = (config: WindowConfig): number => {
+  const grain = config.kind === "session" ? config.gapMs : config.kind === "sliding" ? config.slideMs : config.sizeMs
+  return Math.max(1, Math.min(PROCESSING_TICK_MS, grain))
 }
 
 /** A problem with a window configuration, for a person; `undefined` when it is fine. */
 export const checkConfig = (config: WindowConfig): string | undefined => {
   const positive = (name: string, ms: number) =>
     Number.isFinite(ms) && ms > 0 ? undefined : `the window's ${name} must be a positive duration, got ${ms} ms`
-  if (config.time === "") return "a window needs the field that holds each record's event time"
+  if (config.watermark === "processing-time") {
+    if (config.latenessMs !== 0)
+      return "allowed lateness does not apply to processing-time windows: no record is ever behind the clock"
+  } else if (config.time === "") return "a window needs the field that holds each record's event time"
   if (!(Number.isFinite(config.latenessMs) && config.latenessMs >= 0))
     return `the allowed lateness must be zero or positive, got ${config.latenessMs} ms`
+  if (config.idleMs !== undefined && !(config.idleMs > 0))
+    return `the idle timeout must be a positive duration, got ${config.idleMs} ms`
   switch (config.kind) {
     case "tumbling":
       return positive("size", config.sizeMs)
@@ -66,6 +101,8 @@ export interface Pane<C> {
   maxTime: number
   /** The first input batch that put a record here. */
   minSeq: number
+  /** The oldest source timestamp of the input batches that put records here (`Infinity`: none known). */
+  oldest: number
   content: C
   open: boolean
   /** The session key (sessions). */
@@ -131,9 +168,10 @@ class EndHeap<C> {
 /**
  * The open windows of one stage, the watermark, and the acks waiting for windows to close.
  *
- * Per batch: `begin(batch)` first. Per record: `isLate(t)`, then `assign(t, key, seq)` which fills `hits` with the
- * windows the record falls into and advances the watermark. Per batch again: `end(batch)`, then `closeReady()` returns
- * the windows the watermark has passed, in order of end.
+ * Per batch: `begin(batch, now)` first. Per record: `isLate(t)`, then `assign(t, key, seq)` which fills `hits` with
+ * the windows the record falls into and advances the watermark. Per batch again: `end(batch)`, then `closeReady()`
+ * returns the windows the watermark has passed, in order of end. Processing-time windows also close on a timer:
+ * `tick(now)`, then `closeReady()`.
  */
 export class Windows<C> {
   readonly config: WindowConfig
@@ -141,7 +179,11 @@ export class Windows<C> {
   readonly acks = new AckTracker()
   /** The windows the last assigned record fell into (the first `assign()` entries). */
   readonly hits: Array<Pane<C>> = []
+  /** True when records' times and the watermark come from the clock. */
+  readonly processingTime: boolean
   private nextId = 0
+  /** The source timestamp of the current batch (`Infinity`: none). */
+  private batchOldest = Number.POSITIVE_INFINITY
   /** Windows open now. */
   openCount = 0
   private readonly fixed = new Map<number, Pane<C>>()
@@ -155,17 +197,28 @@ export class Windows<C> {
     this.config = config
     this.create = create
     this.merge = merge
-    this.watermark = new Watermark(config.latenessMs)
+    this.processingTime = config.watermark === "processing-time"
+    this.watermark = new Watermark(config.latenessMs, config.idleMs ?? DEFAULT_IDLE_MS)
   }
 
-  /** A batch starts: its records come from its part of the input. */
-  begin(batch: Batch.Batch<unknown>): void {
-    this.watermark.begin(batch.part, batch.records.length > 0)
+  /**
+   * A batch starts, at processing time `now` (milliseconds): its records come from its part of the input. With
+   * processing-time watermarks the watermark moves to `now`, every record's time.
+   */
+  begin(batch: Batch.Batch<unknown>, now = 0): void {
+    this.batchOldest = batch.sourceTimestamp ?? Number.POSITIVE_INFINITY
+    if (this.processingTime) this.watermark.advance(now)
+    else this.watermark.begin(batch.part, batch.records.length > 0, now)
   }
 
   /** The batch's records were assigned; an input part it ends stops holding the watermark back. */
   end(batch: Batch.Batch<unknown>): void {
-    this.watermark.end(batch.part)
+    if (!this.processingTime) this.watermark.end(batch.part)
+  }
+
+  /** The clock reads `now` with no batch in between: a processing-time watermark moves to it. */
+  tick(now: number): void {
+    if (this.processingTime) this.watermark.advance(now)
   }
 
   /** True when a record at event time `t` is behind the watermark. */
@@ -187,6 +240,7 @@ export class Windows<C> {
       end,
       maxTime: start,
       minSeq: seq,
+      oldest: this.batchOldest,
       content: this.create(),
       open: true,
       key
@@ -203,6 +257,7 @@ export class Windows<C> {
   assign(t: number, key: unknown, seq: number): number {
     this.watermark.observe(t)
     const c = this.config
+    const oldest = this.batchOldest
     if (c.kind === "tumbling") {
       const start = t - mod(t, c.sizeMs)
       let pane = this.last
@@ -214,6 +269,7 @@ export class Windows<C> {
         }
         this.last = pane
       }
+      if (oldest < pane.oldest) pane.oldest = oldest
       this.hits[0] = pane
       return 1
     }
@@ -225,11 +281,14 @@ export class Windows<C> {
           pane = this.open(start, start + c.sizeMs, seq, undefined)
           this.fixed.set(start, pane)
         }
+        if (oldest < pane.oldest) pane.oldest = oldest
         this.hits[n++] = pane
       }
       return n
     }
-    this.hits[0] = this.assignSession(t, key, seq)
+    const pane = this.assignSession(t, key, seq)
+    if (oldest < pane.oldest) pane.oldest = oldest
+    this.hits[0] = pane
     return 1
   }
 
@@ -254,6 +313,7 @@ export class Windows<C> {
       this.merge(keep.content, drop.content)
       keep.start = Math.min(keep.start, drop.start)
       keep.maxTime = Math.max(keep.maxTime, drop.maxTime)
+      keep.oldest = Math.min(keep.oldest, drop.oldest)
       keep.end = keep.maxTime + gap
       if (drop.minSeq < keep.minSeq) {
         this.acks.closed(keep.minSeq)
@@ -319,11 +379,19 @@ export class Windows<C> {
   save(content: (c: C) => Json): WindowsState {
     const panes: Array<PaneState> = []
     for (const pane of this.fixed.values())
-      panes.push([pane.id, pane.start, pane.end, pane.maxTime, null, content(pane.content)])
+      panes.push([pane.id, pane.start, pane.end, pane.maxTime, null, content(pane.content), finiteOrNull(pane.oldest)])
     for (const list of this.sessions.values())
       for (const pane of list)
         if (pane.open)
-          panes.push([pane.id, pane.start, pane.end, pane.maxTime, encode(pane.key), content(pane.content)])
+          panes.push([
+            pane.id,
+            pane.start,
+            pane.end,
+            pane.maxTime,
+            encode(pane.key),
+            content(pane.content),
+            finiteOrNull(pane.oldest)
+          ])
     return { nextId: this.nextId, watermark: this.watermark.save(), panes }
   }
 
@@ -333,7 +401,7 @@ export class Windows<C> {
   load(state: WindowsState, content: (json: Json) => C): void {
     this.nextId = state.nextId
     this.watermark.load(state.watermark)
-    for (const [id, start, end, maxTime, key, saved] of state.panes) {
+    for (const [id, start, end, maxTime, key, saved, oldest] of state.panes) {
       const session = this.config.kind === "session"
       const pane: Pane<C> = {
         id,
@@ -341,6 +409,7 @@ export class Windows<C> {
         end,
         maxTime,
         minSeq: -1,
+        oldest: oldest ?? Number.POSITIVE_INFINITY,
         content: content(saved),
         open: true,
         key: session ? decode(key) : undefined
@@ -380,14 +449,37 @@ export class Windows<C> {
   }
 }
 
-/** One open window as JSON: id, start, end, largest event time, session key, content. */
-type PaneState = readonly [number, number, number, number, Json, Json]
+/**
+ * One open window as JSON: id, start, end, largest event time, session key, content, and the oldest source timestamp
+ * of its records (`null`: none known; absent in states saved before it was kept).
+ */
+type PaneState = readonly [number, number, number, number, Json, Json, (number | null)?]
 
 /** Open windows as JSON (see `Windows.save`). */
 export interface WindowsState {
   readonly nextId: number
   readonly watermark: WatermarkState
   readonly panes: ReadonlyArray<PaneState>
+}
+
+const finiteOrNull = (n: number): number | null => (Number.isFinite(n) ? n : null)
+
+/** The oldest source timestamp of the records of `panes` (`Infinity`: none known). */
+export const oldestOf = (panes: ReadonlyArray<Pane<unknown>>): number => {
+  let oldest = Number.POSITIVE_INFINITY
+  for (const pane of panes) if (pane.oldest < oldest) oldest = pane.oldest
+  return oldest
+}
+
+/** The output batches with records, stamped with the oldest source timestamp of the windows they emit. */
+export const stamped = <B>(batches: Array<Batch.Batch<B>>, oldest: number): Array<Batch.Batch<B>> => {
+  if (oldest === Number.POSITIVE_INFINITY) return batches
+  for (let i = 0; i < batches.length; i++) {
+    const batch = batches[i]!
+    if (batch.records.length > 0)
+      batches[i] = { ...batch, sourceTimestamp: Batch.oldest(batch.sourceTimestamp, oldest) }
+  }
+  return batches
 }
 
 /** A duration in milliseconds, for a person: `1h 30m`. */
@@ -402,8 +494,15 @@ export const describeConfig = (c: WindowConfig): string => {
       : c.kind === "sliding"
         ? `sliding ${human(c.sizeMs)} windows every ${human(c.slideMs)}`
         : `session windows (gap ${human(c.gapMs)}${c.by.length > 0 ? `, by ${c.by.join(", ")}` : ""})`
+  if (c.watermark === "processing-time") return `${what} on processing time`
   const late = `${c.latenessMs > 0 ? `lateness ${human(c.latenessMs)}, ` : ""}late records ${c.onLate === "drop" ? "dropped" : "rejected"}`
-  return `${what} on ${c.time} (${late})`
+  const idle =
+    c.idleMs === undefined || c.idleMs === DEFAULT_IDLE_MS
+      ? ""
+      : Number.isFinite(c.idleMs)
+        ? `, idle timeout ${human(c.idleMs)}`
+        : ", parts never idle"
+  return `${what} on ${c.time} (${late}${idle})`
 }
 
 /** The dead letter of a record behind the watermark. */
@@ -415,9 +514,11 @@ export const lateLetter = (
   record: unknown
 ): DeadLetter.DeadLetter => {
   const w = windows.watermark
-  const basis = w.split
-    ? `${showTime(w.basis)}, the latest event time all ${w.partCount} input parts have reached,`
-    : `latest event time ${showTime(w.basis)}`
+  const basis = !w.split
+    ? `latest event time ${showTime(w.basis)}`
+    : w.openEnded && w.basisParts < w.partCount
+      ? `${showTime(w.basis)}, the latest event time ${w.basisParts} of ${w.partCount} input parts have reached (the others were idle),`
+      : `${showTime(w.basis)}, the latest event time all ${w.partCount} input parts have reached,`
   return {
     stage,
     reason: "late",
