@@ -9,7 +9,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as ConfigError from "../core/ConfigError.ts"
-import { DurationString, intBetween, NonEmpty, StageName } from "../core/ConfigFields.ts"
+import { DurationString, durationString, intBetween, NonEmpty, StageName } from "../core/ConfigFields.ts"
 import type { Flow } from "../core/Flow.ts"
 import * as FlowModule from "../core/Flow.ts"
 import * as Expression from "../expr/Expression.ts"
@@ -157,10 +157,24 @@ const WindowConfig = Schema.Struct({
   kind: Schema.Literals(["tumbling", "sliding", "session"]).annotate({
     description: "tumbling (size), sliding/hopping (size and slide) or session (gap) windows over event time"
   }),
-  time: NonEmpty.annotate({
-    description:
-      "The field holding each record's event time: a timestamp (cast it with a cast transform if it is a string)"
-  }),
+  time: Schema.optionalKey(
+    NonEmpty.annotate({
+      description:
+        'The field holding each record\'s event time: a timestamp (cast it with a cast transform if it is a string); required unless "watermark" is "processing-time"'
+    })
+  ),
+  watermark: Schema.optionalKey(
+    Schema.Literals(["event-time", "processing-time"]).annotate({
+      description:
+        '"event-time" (default): records\' times come from "time" and the watermark from the slowest input part; "processing-time": a record\'s time is when it is processed, and windows close by the clock (within a second of their end, even when no record arrives)'
+    })
+  ),
+  idle_timeout: Schema.optionalKey(
+    durationString({ max: "366 days", positive: true }).annotate({
+      description:
+        'How long a partition of an unbounded source (streaming Kafka) may send nothing before it stops holding the watermark back, until it sends again (default "30 seconds"); bounded sources are not affected'
+    })
+  ),
   size: Schema.optionalKey(DurationString.annotate({ description: "Window length (tumbling, sliding)" })),
   slide: Schema.optionalKey(DurationString.annotate({ description: "How far apart sliding windows start" })),
   gap: Schema.optionalKey(
@@ -193,6 +207,26 @@ const WindowConfig = Schema.Struct({
       w[key] === undefined ? undefined : { path: [key], issue: `"${key}" does not apply to a ${w.kind} window` }
     const first = (...issues: ReadonlyArray<{ path: ReadonlyArray<string>; issue: string } | undefined>) =>
       issues.find((i) => i !== undefined)
+    const timing =
+      w.watermark === "processing-time"
+        ? first(
+            ...(["time", "allowed_lateness", "on_late", "idle_timeout"] as const).map((key) =>
+              w[key] === undefined
+                ? undefined
+                : {
+                    path: [key],
+                    issue: `"${key}" does not apply to a processing-time window: records' times are the clock, so none is late`
+                  }
+            )
+          )
+        : w.time === undefined
+          ? {
+              path: ["time"],
+              issue:
+                'An event-time window needs "time", the field holding each record\'s event time (or "watermark": "processing-time")'
+            }
+          : undefined
+    if (timing !== undefined) return timing
     switch (w.kind) {
       case "tumbling":
         return first(needs("size", "1 hour"), not("slide"), not("gap"), not("by"))
@@ -584,7 +618,7 @@ const buildWindow = (
   ctx: BuildContext
 ): Effect.Effect<Built, ConfigError.ConfigError> =>
   Effect.gen(function* () {
-    yield* checkFields(ctx, ".time", [config.time])
+    if (config.time !== undefined) yield* checkFields(ctx, ".time", [config.time])
     if (config.by !== undefined) yield* checkFields(ctx, ".by", config.by)
     const size = millisOf(config.size)
     const spec = Window.fromConfig({
@@ -594,8 +628,10 @@ const buildWindow = (
       gapMs: millisOf(config.gap),
       latenessMs: millisOf(config.allowed_lateness),
       onLate: config.on_late ?? "reject",
-      time: config.time,
-      by: config.by ?? []
+      time: config.time ?? "",
+      by: config.by ?? [],
+      ...(config.watermark === undefined ? {} : { watermark: config.watermark }),
+      ...(config.idle_timeout === undefined ? {} : { idleMs: millisOf(config.idle_timeout) })
     })
     const fields =
       ctx.fields === undefined

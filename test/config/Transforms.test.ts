@@ -83,8 +83,34 @@ describe("aggregate, window and join in configs", () => {
   it.effect("rejects incomplete windows, aggregates and joins with the JSON path of the problem", () =>
     Effect.gen(function* () {
       assert.deepStrictEqual(yield* decodeIssues([{ type: "window", kind: "tumbling", size: "1 hour" }]), [
-        "$.transforms[0].time: Missing required key"
+        '$.transforms[0].time: An event-time window needs "time", the field holding each record\'s event time (or "watermark": "processing-time")'
       ])
+      assert.deepStrictEqual(
+        yield* decodeIssues([
+          { type: "window", kind: "tumbling", size: "1 hour", watermark: "processing-time", time: "eventTime" }
+        ]),
+        [
+          '$.transforms[0].time: "time" does not apply to a processing-time window: records\' times are the clock, so none is late'
+        ]
+      )
+      assert.deepStrictEqual(
+        yield* decodeIssues([
+          { type: "window", kind: "tumbling", size: "1 hour", watermark: "processing-time", idle_timeout: "1 minute" }
+        ]),
+        [
+          '$.transforms[0].idle_timeout: "idle_timeout" does not apply to a processing-time window: records\' times are the clock, so none is late'
+        ]
+      )
+      assert.deepStrictEqual(
+        yield* decodeIssues([
+          { type: "window", kind: "tumbling", size: "1 hour", time: "t", idle_timeout: "0 seconds" }
+        ]),
+        ['$.transforms[0].idle_timeout: Expected a duration above zero, got "0 seconds"']
+      )
+      assert.deepStrictEqual(
+        yield* decodeIssues([{ type: "window", kind: "tumbling", size: "1 hour", time: "t", watermark: "ingest" }]),
+        ['$.transforms[0].watermark: Expected "event-time" | "processing-time", got "ingest"']
+      )
       assert.deepStrictEqual(yield* decodeIssues([{ type: "window", kind: "sliding", size: "1 hour", time: "t" }]), [
         '$.transforms[0].slide: A sliding window needs "slide", e.g. "slide": "10 minutes"'
       ])
@@ -179,6 +205,30 @@ describe("aggregate, window and join in configs", () => {
         rename: { status: "userStatus" }
       }).pipe(Effect.flatMap((config) => Transforms.build(config, { ...context, schema: lookup })))
       assert.deepStrictEqual(built.fields, ["userId", "amount", "eventTime", "status", "userStatus"])
+    })
+  )
+
+  it.effect("builds processing-time windows without a time field, and event-time windows with an idle timeout", () =>
+    Effect.gen(function* () {
+      const config = yield* Load.decode("p.json", {
+        ...base,
+        transforms: [
+          { type: "window", name: "by_clock", kind: "tumbling", size: "1 minute", watermark: "processing-time" },
+          {
+            type: "window",
+            name: "by_event",
+            kind: "tumbling",
+            size: "1 hour",
+            time: "eventTime",
+            idle_timeout: "2 minutes"
+          }
+        ]
+      })
+      const pipeline = yield* Build.build(config, { file: "p.json", schema: lookup })
+      assert.deepStrictEqual(Pipeline.describe(pipeline).slice(2, 4), [
+        "  transform    by_clock: window: tumbling 1m windows on processing time",
+        "  transform    by_event: window: tumbling 1h windows on eventTime (late records rejected, idle timeout 2m)"
+      ])
     })
   )
 
