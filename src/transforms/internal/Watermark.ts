@@ -8,11 +8,14 @@
  * `done` no longer holds it back, and as long as some announced part has not sent anything yet, nothing is known of
  * it and the watermark stays where it is. The watermark never goes back.
  *
- * The parts of an unbounded source are open-ended (`Batch.Part` without `of`): they are not announced, so only the
- * parts that have sent records count, and a part that has sent no records for the idle timeout (processing time, as
- * the caller's clock says) stops holding the watermark back until it sends again, like Flink's `withIdleness`. Its
- * records are then measured against a watermark that may have passed them: they are late by the usual rules. When
- * every part is idle, nothing moves the watermark (it moves with records only).
+ * The parts of an unbounded source are open-ended (`Batch.Part` without `of`): they are not announced, so the parts
+ * that have sent records count, and a part that has sent no records for the idle timeout (processing time, as the
+ * caller's clock says) stops holding the watermark back until it sends again, like Flink's `withIdleness`: the next
+ * batch of any part moves the watermark on. Parts not heard of yet are treated like Flink's partitions assigned but
+ * not read yet: for the first idle timeout after the first batch the watermark waits for them, so that partitions
+ * whose first batches come a little later do not find their records late. The idle part's records are then measured against a watermark that may
+ * have passed them: they are late by the usual rules. When every part is idle, nothing moves the watermark (it moves
+ * with batches only).
  *
  * An input that is not split is one part, and then this is the familiar "largest event time seen minus the allowed
  * lateness", advancing record by record. The work per record is one comparison (two when the time advances); the
@@ -48,6 +51,8 @@ export class Watermark {
   private counted = 1
   private current: PartState | undefined
   private now = 0
+  /** When the first part was seen (processing time): parts not seen yet may still come for the idle timeout. */
+  private startedAt = Number.NaN
   private readonly latenessMs: number
   private readonly idleMs: number
   private readonly parts = new Map<string | number | typeof UNSPLIT, PartState>()
@@ -100,6 +105,7 @@ export class Watermark {
         return
       }
       state = { latest: Number.NEGATIVE_INFINITY, active: now, openEnded: part !== undefined && part.of === undefined }
+      if (this.parts.size === 0) this.startedAt = now
       this.parts.set(key, state)
       this.open.add(state)
       if (part?.of !== undefined) this.seen++
@@ -108,7 +114,8 @@ export class Watermark {
     if (part?.of !== undefined && part.of > this.announced) this.announced = part.of
     this.current = state
     this.latest = state.latest
-    let others = this.seen < this.announced ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY
+    const waiting = this.seen < this.announced || (state.openEnded && now - this.startedAt < this.idleMs)
+    let others = waiting ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY
     let counted = 1
     if (others !== Number.NEGATIVE_INFINITY)
       for (const other of this.open) {
@@ -118,6 +125,9 @@ export class Watermark {
       }
     this.others = others
     this.counted = counted
+    // Parts that went idle since the last batch no longer hold the watermark back, even when this batch brings no
+    // newer event time of its own.
+    if (others !== Number.NEGATIVE_INFINITY) this.advance(Math.min(this.latest, others), counted)
   }
 
   /** A record of the current batch at event time `t` (not late) was taken. */

@@ -517,7 +517,7 @@ export const lateLetter = (
   const basis = !w.split
     ? `latest event time ${showTime(w.basis)}`
     : w.openEnded && w.basisParts < w.partCount
-      ? `${showTime(w.basis)}, the latest event time ${w.basisParts} of ${w.partCount} input parts have reached (the others were idle),`
+      ? `${showTime(w.basis)}, the latest event time ${w.basisParts} of ${w.partCount} input parts have reached (the others were idle or not read yet),`
       : `${showTime(w.basis)}, the latest event time all ${w.partCount} input parts have reached,`
   return {
     stage,
