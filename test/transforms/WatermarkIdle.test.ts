@@ -11,6 +11,7 @@ import * as Source from "../../src/core/Source.ts"
 import { makeRunContext } from "../../src/core/Stage.ts"
 import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import * as Agg from "../../src/transforms/Aggregate.ts"
+import { Watermark } from "../../src/transforms/internal/Watermark.ts"
 import * as Window from "../../src/transforms/Window.ts"
 import { bag } from "./support.ts"
 
@@ -317,6 +318,33 @@ describe("idle parts of an unbounded input", () => {
       )
     })
   )
+})
+
+describe("a restored watermark of an open-ended input", () => {
+  it("keeps its parts open-ended and gives them a fresh idle timeout: processing times of another run do not count", () => {
+    const observed = (w: Watermark, id: string, now: number, t: number) => {
+      w.begin({ id }, true, now)
+      w.observe(t)
+      w.end({ id })
+    }
+    const first = new Watermark(0, 10_000)
+    observed(first, "t/0", 0, 5000)
+    observed(first, "t/1", 1000, 3000)
+    observed(first, "t/0", 10_500, 6000)
+    assert.strictEqual(first.value, 3000)
+    const saved = JSON.parse(JSON.stringify(first.save())) as ReturnType<Watermark["save"]>
+
+    const restored = new Watermark(0, 10_000)
+    restored.load(saved)
+    // A new run, much later: t/1 has sent nothing in this run yet, but it is not idle before 10 s of this run passed.
+    observed(restored, "t/0", 5_000_000, 50_000)
+    assert.strictEqual(restored.value, 3000)
+    observed(restored, "t/0", 5_009_999, 51_000)
+    assert.strictEqual(restored.value, 3000)
+    observed(restored, "t/0", 5_010_000, 52_000)
+    assert.strictEqual(restored.value, 52_000)
+    assert.isTrue(restored.openEnded)
+  })
 })
 
 describe("processing-time windows", () => {

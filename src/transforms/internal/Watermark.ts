@@ -51,7 +51,11 @@ export class Watermark {
   private counted = 1
   private current: PartState | undefined
   private now = 0
-  /** When the first part was seen (processing time): parts not seen yet may still come for the idle timeout. */
+  /**
+   * When the first batch of this run came (processing time; `NaN` until then): parts not heard of yet may still come
+   * for the idle timeout. A restored watermark starts a new run, so the parts it knows, whose processing times belong
+   * to another run, count as not heard of until they send.
+   */
   private startedAt = Number.NaN
   private readonly latenessMs: number
   private readonly idleMs: number
@@ -96,6 +100,7 @@ export class Watermark {
    */
   begin(part: Batch.Part | undefined, hasRecords: boolean, now = 0): void {
     this.now = now
+    if (Number.isNaN(this.startedAt)) this.startedAt = now
     const key = part === undefined ? UNSPLIT : part.id
     let state = this.parts.get(key)
     if (state === undefined) {
@@ -105,7 +110,6 @@ export class Watermark {
         return
       }
       state = { latest: Number.NEGATIVE_INFINITY, active: now, openEnded: part !== undefined && part.of === undefined }
-      if (this.parts.size === 0) this.startedAt = now
       this.parts.set(key, state)
       this.open.add(state)
       if (part?.of !== undefined) this.seen++
