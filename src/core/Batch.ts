@@ -51,9 +51,10 @@ export interface Batch<out A> {
  *
  * A bounded source knows its parts in advance and says how many there are (`of`): until every part has sent a batch,
  * the parts not yet read hold the watermark back, and a part that is `done` no longer does. An unbounded source (a
- * streaming Kafka read, whose partitions come and go with rebalances) leaves `of` out: its parts are open-ended, only
- * the parts that have sent records count, and one that sends nothing for the stage's idle timeout stops holding the
- * watermark back until it sends again.
+ * streaming Kafka read, whose partitions come and go with rebalances) leaves `of` out: its parts are open-ended, the
+ * parts that have sent records count, and one that sends nothing for the stage's idle timeout stops holding the
+ * watermark back until it sends again. At the start the watermark waits, at most one idle timeout, for the parts not
+ * heard of yet: for `known` of them when the source says how many it knew of when it started.
  */
 export interface Part {
   /** The part within its source: a slice number, `topic/partition`, a path. */
@@ -63,6 +64,12 @@ export interface Part {
    * parts are open-ended (an unbounded source: their number is not known in advance and can change).
    */
   readonly of?: number | undefined
+  /**
+   * Open-ended parts only: how many parts the source knew of when it started (a streaming Kafka read: the partitions
+   * of its topics then). A hint, not a promise: once that many have sent records the watermark stops waiting for
+   * others at the start.
+   */
+  readonly known?: number | undefined
   /** Set on the last batch of the part (which may have no records): nothing more comes from it. */
   readonly done?: boolean | undefined
 }

@@ -249,6 +249,24 @@ describe("idle parts of an unbounded input", () => {
     })
   )
 
+  it.effect("a source that tells how many parts it knew of at its start: the wait ends once that many have sent", () =>
+    Effect.gen(function* () {
+      const at = (seq: number, seconds: number): Ev => ({ seq, user: "a", x: 1, t: seconds * SECOND })
+      const part = (id: string): Batch.Part => ({ id, known: 2 })
+      const steps = [
+        [0, Batch.make([at(0, 20)], { part: part("t/0") })],
+        [1 * SECOND, Batch.make([at(1, 3)], { part: part("t/1") })],
+        [2 * SECOND, Batch.make([at(2, 25)], { part: part("t/1") })]
+      ] as const
+      const run = yield* play(
+        Pipeline.from(timed(steps, 100 * SECOND)).pipe(Pipeline.window(tenSeconds())),
+        100 * SECOND
+      )
+      assert.deepStrictEqual(run.deadLetters, [])
+      assert.deepStrictEqual(run.timeline, ["2: 1@0", "100: 0@20 2@20"])
+    })
+  )
+
   it.effect("the parts a bounded source announces never go idle", () =>
     Effect.gen(function* () {
       const part = (id: number, done?: boolean): Batch.Part => ({ id, of: 2, ...(done ? { done } : {}) })
@@ -323,24 +341,27 @@ describe("idle parts of an unbounded input", () => {
 describe("a restored watermark of an open-ended input", () => {
   it("keeps its parts open-ended and gives them a fresh idle timeout: processing times of another run do not count", () => {
     const observed = (w: Watermark, id: string, now: number, t: number) => {
-      w.begin({ id }, true, now)
+      w.begin({ id, known: 2 }, true, now)
       w.observe(t)
-      w.end({ id })
+      w.end({ id, known: 2 })
     }
     const first = new Watermark(0, 10_000)
     observed(first, "t/0", 0, 5000)
     observed(first, "t/1", 1000, 3000)
     observed(first, "t/0", 10_500, 6000)
     assert.strictEqual(first.value, 3000)
+    observed(first, "t/0", 11_000, 7000)
+    assert.strictEqual(first.value, 7000)
     const saved = JSON.parse(JSON.stringify(first.save())) as ReturnType<Watermark["save"]>
 
     const restored = new Watermark(0, 10_000)
     restored.load(saved)
     // A new run, much later: t/1 has sent nothing in this run yet, but it is not idle before 10 s of this run passed.
+    assert.strictEqual(restored.value, 7000)
     observed(restored, "t/0", 5_000_000, 50_000)
-    assert.strictEqual(restored.value, 3000)
+    assert.strictEqual(restored.value, 7000)
     observed(restored, "t/0", 5_009_999, 51_000)
-    assert.strictEqual(restored.value, 3000)
+    assert.strictEqual(restored.value, 7000)
     observed(restored, "t/0", 5_010_000, 52_000)
     assert.strictEqual(restored.value, 52_000)
     assert.isTrue(restored.openEnded)
@@ -577,17 +598,23 @@ const all = (emissions: Emissions) => emissions.flatMap((e) => e.records).sort()
 const emittedAfter = (emissions: Emissions, t: number) => emissions.filter((e) => e.at > t)
 
 describe("open-ended parts, all active", () => {
-  it("give the windows of the same parts announced by a bounded source, at the same times once the first idle timeout has passed", () =>
+  it("give the windows of the same parts announced by a bounded source: at the same times when the source tells how many it knows, from the first idle timeout on when not", () =>
     fc.assert(
       fc.asyncProperty(specArb, activeArb, async (spec, active) => {
         const open = schedule(active, (i) => ({ id: `t/${i}` }))
+        const known = schedule(active, (i) => ({ id: `t/${i}`, known: active.parts.length }))
         const announced = schedule(active, (i) => ({ id: `t/${i}`, of: active.parts.length }))
         const idle = open.longest + 1
-        const [a, b] = await Effect.runPromise(
-          Effect.all([outcome(spec, open.steps, open.end, idle), outcome(spec, announced.steps, announced.end, idle)])
+        const [a, k, b] = await Effect.runPromise(
+          Effect.all([
+            outcome(spec, open.steps, open.end, idle),
+            outcome(spec, known.steps, known.end, idle),
+            outcome(spec, announced.steps, announced.end, idle)
+          ])
         )
-        assert.deepStrictEqual(a.late, [])
         assert.deepStrictEqual(b.late, [])
+        assert.deepStrictEqual(k, b)
+        assert.deepStrictEqual(a.late, [])
         assert.deepStrictEqual(a.acks, b.acks)
         assert.deepStrictEqual(all(a.windows), all(b.windows))
         assert.deepStrictEqual(all(a.aggregates), all(b.aggregates))

@@ -298,8 +298,15 @@ export function source<A>(
           const remaining = plan.ends
           // Each batch names its partition, so that event-time stages keep a watermark per partition. A bounded read
           // knows its partitions (`of`); a streaming read's are open-ended (rebalances move them), and one that goes
-          // quiet stops holding the watermark back after the stage's idle timeout.
+          // quiet stops holding the watermark back after the stage's idle timeout. It tells how many partitions its
+          // topics had at its start (`known`), so that the stages do not wait an idle timeout for more at the start.
           const partitions = remaining.size
+          const known = bounded
+            ? 0
+            : (yield* Effect.forEach(plan.topics, (topic) => client.partitionOffsets(topic))).reduce(
+                (n, offsets) => n + offsets.length,
+                0
+              )
           const schema = options.schema
           const toBatch = (fetched: {
             readonly topic: string
@@ -385,7 +392,7 @@ export function source<A>(
               deadLetters,
               sourceTimestamp,
               positions: [{ part: tp, from: fetched.messages[0]!.offset, to: commitAt.offset }],
-              part: !bounded ? { id: tp } : partitions > 1 ? { id: tp, of: partitions, done } : undefined,
+              part: !bounded ? { id: tp, known } : partitions > 1 ? { id: tp, of: partitions, done } : undefined,
               ack: Effect.mapError(
                 Effect.suspend(() => {
                   outstanding--

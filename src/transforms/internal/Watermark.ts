@@ -12,8 +12,10 @@
  * that have sent records count, and a part that has sent no records for the idle timeout (processing time, as the
  * caller's clock says) stops holding the watermark back until it sends again, like Flink's `withIdleness`: the next
  * batch of any part moves the watermark on. Parts not heard of yet are treated like Flink's partitions assigned but
- * not read yet: for the first idle timeout after the first batch the watermark waits for them, so that partitions
- * whose first batches come a little later do not find their records late. The idle part's records are then measured against a watermark that may
+ * not read yet: for the first idle timeout after the first batch the watermark waits for them (unless as many parts as
+ * the source said it knew, `Batch.Part.known`, have sent records), so that partitions whose first batches come a
+ * little later do not find their records late. A restored watermark starts a new run: the parts it knows count as
+ * active from its first batch (their processing times belong to another run). The idle part's records are then measured against a watermark that may
  * have passed them: they are late by the usual rules. When every part is idle, nothing moves the watermark (it moves
  * with batches only).
  *
@@ -51,16 +53,14 @@ export class Watermark {
   private counted = 1
   private current: PartState | undefined
   private now = 0
-  /**
-   * When the first batch of this run came (processing time; `NaN` until then): parts not heard of yet may still come
-   * for the idle timeout. A restored watermark starts a new run, so the parts it knows, whose processing times belong
-   * to another run, count as not heard of until they send.
-   */
+  /** When the first batch of this run came (processing time; `NaN` until then). */
   private startedAt = Number.NaN
   private readonly latenessMs: number
   private readonly idleMs: number
   private readonly parts = new Map<string | number | typeof UNSPLIT, PartState>()
   private readonly open = new Set<PartState>()
+  /** How many open-ended parts the source said it knew of at its start (0: it did not say). */
+  private known = 0
   /** How many parts the input announced, and how many of them have been seen. */
   private announced = 0
   private seen = 0
@@ -100,7 +100,10 @@ export class Watermark {
    */
   begin(part: Batch.Part | undefined, hasRecords: boolean, now = 0): void {
     this.now = now
-    if (Number.isNaN(this.startedAt)) this.startedAt = now
+    if (Number.isNaN(this.startedAt)) {
+      this.startedAt = now
+      for (const restored of this.parts.values()) restored.active = now
+    }
     const key = part === undefined ? UNSPLIT : part.id
     let state = this.parts.get(key)
     if (state === undefined) {
@@ -116,9 +119,12 @@ export class Watermark {
     }
     if (hasRecords) state.active = now
     if (part?.of !== undefined && part.of > this.announced) this.announced = part.of
+    if (part?.known !== undefined && part.known > this.known) this.known = part.known
     this.current = state
     this.latest = state.latest
-    const waiting = this.seen < this.announced || (state.openEnded && now - this.startedAt < this.idleMs)
+    const waiting =
+      this.seen < this.announced ||
+      (state.openEnded && now - this.startedAt < this.idleMs && (this.known === 0 || this.parts.size < this.known))
     let others = waiting ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY
     let counted = 1
     if (others !== Number.NEGATIVE_INFINITY)
