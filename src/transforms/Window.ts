@@ -11,7 +11,8 @@
  * The parts of an unbounded source (a streaming Kafka read's partitions) are open-ended: a part that sends no records
  * for `idleTimeout` (default 30 seconds, processing time) stops holding the watermark back until it sends again, so
  * one quiet partition does not hold every window open; its records that come after the watermark passed them are late
- * as above. Bounded sources announce their parts, which never go idle, so the idle timeout never changes their
+ * as above. At the start, the watermark waits at most one idle timeout for parts not heard of yet (a streaming Kafka
+ * read says how many partitions it knew of, and the wait ends once that many have sent). Bounded sources announce their parts, which never go idle, so the idle timeout never changes their
  * results. With `watermark: "processing-time"` a record's time is the time it is processed and windows close by the
  * clock (within a second of their end, on a timer, batches or not); `time` is then not needed and nothing is late.
  * Every output batch carries the oldest source timestamp of the records of the windows it emits (`sourceTimestamp`),
