@@ -38,8 +38,8 @@ describe("streaming from Kafka under SIGKILL (issue 11)", { timeout: 300_000 }, 
       await sql(
         `CREATE TABLE totals ("windowStart" timestamptz, "user" text, n bigint NOT NULL, total double precision NOT NULL, PRIMARY KEY ("windowStart", "user"))`
       )
-      // One partition: a streaming Kafka source does not yet keep a watermark per partition (issue 11, item 3).
-      const producing = Effect.runPromise(produce(brokers, topic, { closers: true, partitions: 1 }))
+      // Three partitions: the watermark is kept per partition (the closers reach every one of them).
+      const producing = Effect.runPromise(produce(brokers, topic, { closers: true, partitions: 3 }))
       const rows = async () =>
         (await sql(`SELECT "windowStart", "user", n, total FROM totals WHERE "windowStart" < '2000-01-01'`)).map(
           (r) => `${new Date(r.windowStart!).getTime()} ${r.user} n=${r.n} total=${Number(r.total!)}`
