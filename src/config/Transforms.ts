@@ -409,6 +409,12 @@ const IntervalJoinConfig = Schema.Struct({
       description:
         'Records behind their side\'s watermark: "reject" sends them to the dead letters with reason "late" (default), "drop" counts them as filtered'
     })
+  ),
+  idle_timeout: Schema.optionalKey(
+    durationString({ max: "366 days", positive: true }).annotate({
+      description:
+        'How long a partition of an unbounded input (streaming Kafka) may send nothing before it stops holding its side\'s watermark back, until it sends again (default "30 seconds"); bounded inputs are not affected'
+    })
   )
 }).check(
   Schema.makeFilter((j) => {
@@ -790,6 +796,7 @@ const buildIntervalJoin = (
       ...(config.as === undefined ? {} : { as: config.as }),
       ...(config.allowed_lateness === undefined ? {} : { allowedLateness: config.allowed_lateness as Duration.Input }),
       ...(config.on_late === undefined ? {} : { onLate: config.on_late }),
+      ...(config.idle_timeout === undefined ? {} : { idleTimeout: config.idle_timeout as Duration.Input }),
       ...(config.name === undefined ? {} : { name: config.name })
     }
     // Config-built flows always need exactly Connectors.Services, which is what the second input needs too.

@@ -95,6 +95,11 @@ export interface IntervalJoinSpec {
   readonly allowedLateness?: Duration.Input | undefined
   /** What happens to records behind their side's watermark (default `reject`). */
   readonly onLate?: OnLate | undefined
+  /**
+   * How long a part of an unbounded side (a streaming Kafka partition) may send no records before it stops holding
+   * that side's watermark back (default 30 seconds; see `Window`).
+   */
+  readonly idleTimeout?: Duration.Input | undefined
   /** The stage name (default `interval_join`). */
   readonly name?: string | undefined
 }
@@ -118,7 +123,8 @@ export const toConfig = (spec: IntervalJoinSpec): IntervalJoinConfig => ({
   type: spec.type ?? "inner",
   as: spec.as,
   latenessMs: millis(spec.allowedLateness, 0),
-  onLate: spec.onLate ?? "reject"
+  onLate: spec.onLate ?? "reject",
+  ...(spec.idleTimeout === undefined ? {} : { idleMs: millis(spec.idleTimeout, Number.NaN) })
 })
 
 type Row = Readonly<Record<string, unknown>>
@@ -207,7 +213,7 @@ export const dynamic =
             }
             return Spans.sampled(
               counter,
-              Effect.suspend(() => orFail(state.step(side, batch))),
+              Effect.clockWith((clock) => orFail(state.step(side, batch, clock.currentTimeMillisUnsafe()))),
               "stage.batch",
               batch.records.length
             )
@@ -289,6 +295,11 @@ export interface IntervalJoinOptions<
   readonly allowedLateness?: Duration.Input
   /** What happens to records behind their side's watermark (default `reject`: dead letters with reason `late`). */
   readonly onLate?: OnLate
+  /**
+   * How long a part of an unbounded side (a streaming Kafka partition) may send no records before it stops holding
+   * that side's watermark back, until it sends again (default 30 seconds, processing time; see `Window`).
+   */
+  readonly idleTimeout?: Duration.Input
   /** The stage name (default `interval_join`). */
   readonly name?: string
 }

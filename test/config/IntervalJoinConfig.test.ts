@@ -191,4 +191,21 @@ describe("interval_join in configs", () => {
       )
     })
   )
+
+  it.effect("takes an idle timeout for the partitions of unbounded inputs", () =>
+    Effect.gen(function* () {
+      assert.deepStrictEqual(yield* issues([castOrders, join({ idle_timeout: "0 seconds" })]), [
+        '$.transforms[1].idle_timeout: Expected a duration above zero, got "0 seconds"'
+      ])
+      const config = yield* Load.decode("p.json", {
+        ...base,
+        transforms: [castOrders, join({ idle_timeout: "1 minute" })]
+      })
+      const pipeline = yield* Build.build(config, { file: "p.json", schema: lookup })
+      assert.strictEqual(
+        Pipeline.describe(pipeline)[5],
+        "  transform    interval_join: inner interval join with payments on orderId, payments.paidAt in [orderedAt - 5m, orderedAt] (late records rejected, idle timeout 1m)"
+      )
+    })
+  )
 })

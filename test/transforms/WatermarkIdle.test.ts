@@ -8,9 +8,10 @@ import fc from "fast-check"
 import * as Batch from "../../src/core/Batch.ts"
 import type { Flow } from "../../src/core/Flow.ts"
 import * as Source from "../../src/core/Source.ts"
-import { makeRunContext } from "../../src/core/Stage.ts"
+import { makeRunContext, StageCounter } from "../../src/core/Stage.ts"
 import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import * as Agg from "../../src/transforms/Aggregate.ts"
+import { IntervalJoinState, LEFT } from "../../src/transforms/internal/IntervalJoinState.ts"
 import { Watermark } from "../../src/transforms/internal/Watermark.ts"
 import * as Window from "../../src/transforms/Window.ts"
 import { bag } from "./support.ts"
@@ -336,6 +337,60 @@ describe("idle parts of an unbounded input", () => {
       )
     })
   )
+})
+
+describe("idle parts in an interval join", () => {
+  it("a quiet partition of one side stops holding that side's watermark back after the idle timeout", () => {
+    const lateOf = (idleMs: number | undefined) => {
+      const counter = new StageCounter({
+        name: "interval_join",
+        kind: "transform",
+        description: "",
+        cardinality: "one-to-many"
+      })
+      const state = new IntervalJoinState(
+        {
+          leftKey: ["k"],
+          rightKey: ["k"],
+          leftTime: "t",
+          rightTime: "paidAt",
+          lowerMs: -5000,
+          upperMs: 0,
+          type: "inner",
+          as: undefined,
+          latenessMs: 0,
+          onLate: "reject",
+          ...(idleMs === undefined ? {} : { idleMs })
+        },
+        counter,
+        { right: "payments", checkpointed: false }
+      )
+      const orders = (part: string, id: number, seconds: number) =>
+        Batch.make([{ id, k: "a", t: seconds * SECOND }], { part: { id: part } })
+      const dead = []
+      for (const [now, batch] of [
+        [0, orders("o/0", 1, 1)],
+        [0, orders("o/1", 2, 2)],
+        [40 * SECOND, orders("o/0", 3, 50)],
+        [41 * SECOND, orders("o/1", 4, 3)]
+      ] as const) {
+        const out = state.step(LEFT, batch, now)
+        if (!Array.isArray(out)) throw out
+        for (const b of out) dead.push(...b.deadLetters)
+      }
+      return { dead: dead.map((d) => [d.reason, d.message]), rejected: counter.rejected }
+    }
+    assert.deepStrictEqual(lateOf(undefined), {
+      dead: [
+        [
+          "late",
+          "t 1970-01-01T00:00:03.000Z is behind the watermark 1970-01-01T00:00:50.000Z (1970-01-01T00:00:50.000Z, the latest event time 1 of 2 parts of the left input have reached (the others were idle or not read yet), minus allowed lateness 0)"
+        ]
+      ],
+      rejected: 1
+    })
+    assert.deepStrictEqual(lateOf(Number.POSITIVE_INFINITY), { dead: [], rejected: 0 })
+  })
 })
 
 describe("a restored watermark of an open-ended input", () => {

@@ -27,7 +27,7 @@ import { AckTracker, emit, type Held } from "./Acks.ts"
 import { decode, encode, type Json } from "./StateCodec.ts"
 import { anyNullish, compositeKey, show, showTime, timeOf } from "./Values.ts"
 import { Watermark, type WatermarkState } from "./Watermark.ts"
-import { human } from "./Windows.ts"
+import { DEFAULT_IDLE_MS, human } from "./Windows.ts"
 
 type Row = Readonly<Record<string, unknown>>
 
@@ -52,6 +52,11 @@ export interface IntervalJoinConfig {
   readonly as: string | undefined
   readonly latenessMs: number
   readonly onLate: "reject" | "drop"
+  /**
+   * How long a part of an open-ended input (a streaming Kafka partition) may send no records before it stops holding
+   * its side's watermark back (default `DEFAULT_IDLE_MS` of the windows, 30 seconds; `Infinity`: never).
+   */
+  readonly idleMs?: number | undefined
 }
 
 /** A problem with an interval join's configuration, for a person; `undefined` when it is fine. */
@@ -66,6 +71,8 @@ export const checkConfig = (c: IntervalJoinConfig): string | undefined => {
     return `the interval is empty: its lower bound (${signed(c.lowerMs)}) is after its upper bound (${signed(c.upperMs)})`
   if (!(Number.isFinite(c.latenessMs) && c.latenessMs >= 0))
     return `the allowed lateness must be zero or positive, got ${c.latenessMs} ms`
+  if (c.idleMs !== undefined && !(c.idleMs > 0))
+    return `the idle timeout must be a positive duration, got ${c.idleMs} ms`
   if (c.as === "") return "as: the field for the matched right record needs a name"
   if (c.type === "left" && c.as === undefined)
     return 'a left interval join puts the matched right record in a field of its own (null when none matched): set "as"'
@@ -83,7 +90,13 @@ export const describeConfig = (c: IntervalJoinConfig, right: string): string => 
   const on = c.leftKey.map((k, i) => (k === c.rightKey[i] ? k : `${k} = ${right}.${c.rightKey[i]}`)).join(", ")
   const window = `${right}.${c.rightTime} in [${plus(c.leftTime, c.lowerMs)}, ${plus(c.leftTime, c.upperMs)}]`
   const late = `${c.latenessMs > 0 ? `lateness ${human(c.latenessMs)}, ` : ""}late records ${c.onLate === "drop" ? "dropped" : "rejected"}`
-  return `${c.type} interval join with ${right} on ${on}, ${window}${c.as === undefined ? "" : ` as ${c.as}`} (${late})`
+  const idle =
+    c.idleMs === undefined || c.idleMs === DEFAULT_IDLE_MS
+      ? ""
+      : Number.isFinite(c.idleMs)
+        ? `, idle timeout ${human(c.idleMs)}`
+        : ", parts never idle"
+  return `${c.type} interval join with ${right} on ${on}, ${window}${c.as === undefined ? "" : ` as ${c.as}`} (${late}${idle})`
 }
 
 /** A record held in the state. */
@@ -187,11 +200,11 @@ class Input {
   /** Set once the input has ended: nothing more comes from it. */
   ended = false
 
-  constructor(name: string, keys: ReadonlyArray<string>, time: string, latenessMs: number) {
+  constructor(name: string, keys: ReadonlyArray<string>, time: string, latenessMs: number, idleMs: number) {
     this.name = name
     this.keys = keys
     this.time = time
-    this.watermark = new Watermark(latenessMs)
+    this.watermark = new Watermark(latenessMs, idleMs)
   }
 
   /** What the other input may assume of every record still to come from this one: its time is at least this. */
@@ -316,8 +329,8 @@ export class IntervalJoinState {
     this.stage = counter.info.name
     this.checkpointed = options.checkpointed
     this.inputs = [
-      new Input("left", config.leftKey, config.leftTime, config.latenessMs),
-      new Input(options.right, config.rightKey, config.rightTime, config.latenessMs)
+      new Input("left", config.leftKey, config.leftTime, config.latenessMs, config.idleMs ?? DEFAULT_IDLE_MS),
+      new Input(options.right, config.rightKey, config.rightTime, config.latenessMs, config.idleMs ?? DEFAULT_IDLE_MS)
     ]
     const as = config.as
     const shared = new Set(config.rightKey.filter((k) => config.leftKey.includes(k)))
@@ -407,9 +420,11 @@ export class IntervalJoinState {
 
   private late(input: Input, t: number, record: Row): DeadLetter.DeadLetter {
     const w = input.watermark
-    const basis = w.split
-      ? `${showTime(w.basis)}, the latest event time all ${w.partCount} parts of the ${input.name} input have reached,`
-      : `latest event time ${showTime(w.basis)} of the ${input.name} input`
+    const basis = !w.split
+      ? `latest event time ${showTime(w.basis)} of the ${input.name} input`
+      : w.openEnded && w.basisParts < w.partCount
+        ? `${showTime(w.basis)}, the latest event time ${w.basisParts} of ${w.partCount} parts of the ${input.name} input have reached (the others were idle or not read yet),`
+        : `${showTime(w.basis)}, the latest event time all ${w.partCount} parts of the ${input.name} input have reached,`
     return {
       stage: this.stage,
       reason: "late",
@@ -418,8 +433,11 @@ export class IntervalJoinState {
     }
   }
 
-  /** Takes a batch of one input; returns the output batches, or the failure that stops the run. */
-  step(side: Side, batch: Batch.Batch<unknown>): ReadonlyArray<Batch.Batch<Row>> | TransformError {
+  /**
+   * Takes a batch of one input at processing time `now` (milliseconds, for the idle timeout of open-ended parts);
+   * returns the output batches, or the failure that stops the run.
+   */
+  step(side: Side, batch: Batch.Batch<unknown>, now = 0): ReadonlyArray<Batch.Batch<Row>> | TransformError {
     const started = performance.now()
     const config = this.config
     const counter = this.counter
@@ -437,7 +455,7 @@ export class IntervalJoinState {
     this.out = []
     this.checked = false
     this.failure = undefined
-    input.watermark.begin(batch.part, records.length > 0)
+    input.watermark.begin(batch.part, records.length > 0, now)
     // A record of this input meets held records of the other one in `[t + from, t + to]`; it can still meet records
     // to come from the other input as long as `t >= keepFrom`.
     const from = side === LEFT ? config.lowerMs : -config.upperMs
