@@ -1,8 +1,8 @@
 /**
  * The Kafka client contract: what the Kafka connector needs from a Kafka client, with no driver import.
  *
- * `NodeKafka.ts` implements it over kafkajs; {@link layerMemory} keeps topics in memory (deterministic, for users'
- * tests). Offsets are decimal strings (they are int64 in Kafka).
+ * `NodeKafka.ts` implements it over @platformatic/kafka; {@link layerMemory} keeps topics in memory (deterministic,
+ * for users' tests). Offsets are decimal strings (they are int64 in Kafka).
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -50,6 +50,12 @@ export interface PartitionOffsets {
   readonly high: string
 }
 
+/** A partition of a topic. */
+export interface TopicPartition {
+  readonly topic: string
+  readonly partition: number
+}
+
 /** A topic-partition position. */
 export interface Position {
   readonly topic: string
@@ -57,8 +63,11 @@ export interface Position {
   readonly offset: string
 }
 
-/** Compression of produced batches. */
-export type Compression = "none" | "gzip"
+/** Compression of produced batches (the codecs Kafka itself knows). */
+export type Compression = "none" | "gzip" | "snappy" | "lz4" | "zstd"
+
+/** The session timeout of a consumer when none is given: Kafka's own default (`session.timeout.ms`) since 3.0. */
+export const defaultSessionTimeout = 45_000
 
 /** What a consumer reads. */
 export interface ConsumeOptions {
@@ -68,6 +77,28 @@ export interface ConsumeOptions {
   readonly seeks: ReadonlyArray<Position>
   /** Upper bound of the bytes fetched per partition per request. */
   readonly maxBytesPerPartition?: number
+  /**
+   * The consumer's static group membership id (`group.instance.id`, KIP-345): a member that comes back with the same
+   * id after a crash takes its partitions back at once, instead of waiting for the dead member's session to expire.
+   * Two live consumers of a group must not share one: the newer one takes the id over and the older one fails with
+   * the `FencedInstanceId` reason. Absent: dynamic membership. The Kafka source gives a default (see
+   * `Kafka.SourceOptions.instanceId`).
+   */
+  readonly instanceId?: string
+  /**
+   * How long the group waits for a member that stopped heartbeating before giving its partitions to others, in
+   * milliseconds (default {@link defaultSessionTimeout}; brokers accept 6 s to 30 min unless configured otherwise).
+   */
+  readonly sessionTimeout?: number
+  /**
+   * Runs when partitions are taken away (a rebalance starts, or the consumer closes), and is awaited before the
+   * consumer rejoins the group, so no other member gets them until it is done (like Kafka's
+   * `ConsumerRebalanceListener.onPartitionsRevoked`, eager protocol: every owned partition is revoked). Batches of
+   * those partitions fetched but not yet emitted are dropped; they are read again by the next owner.
+   */
+  readonly onRevoked?: (partitions: ReadonlyArray<TopicPartition>) => Effect.Effect<void>
+  /** Runs when partitions are assigned (every assignment, the first one included), before any of them is fetched. */
+  readonly onAssigned?: (partitions: ReadonlyArray<TopicPartition>) => Effect.Effect<void>
 }
 
 /** An open consumer. */
@@ -262,7 +293,9 @@ const notFound = (operation: string, topic: string) =>
 /**
  * A deterministic in-memory Kafka client over `cluster`: produced messages are stamped with the `Clock`'s time, a
  * consumer reads each partition in `fetchSize` batches, round-robin over partitions, and stops at the end of the data
- * (a memory consumer does not wait for new messages).
+ * (a memory consumer does not wait for new messages). A consumer is its group's only member: it is assigned every
+ * partition of its topics when it starts (`onAssigned`) and they are revoked when it closes (`onRevoked`); instance
+ * ids and session timeouts have no effect.
  */
 export const makeMemory = (cluster: MemoryCluster): KafkaClientShape => {
   const topicOf = (operation: string, topic: string) => {
@@ -325,6 +358,9 @@ export const makeMemory = (cluster: MemoryCluster): KafkaClientShape => {
           }
           return [] as const
         })
+        const owned: ReadonlyArray<TopicPartition> = cursors.map((c) => ({ topic: c.topic, partition: c.partition }))
+        if (options.onAssigned !== undefined) yield* options.onAssigned(owned)
+        let revoked = false
         const batches = Stream.fromPull(
           Effect.succeed(
             Effect.flatMap(pull, (out) => (out.length === 0 ? Effect.fail(undefined) : Effect.succeed(out)))
@@ -332,7 +368,12 @@ export const makeMemory = (cluster: MemoryCluster): KafkaClientShape => {
         )
         return {
           stop: Effect.void,
-          close: Effect.void,
+          // The memory consumer is the group's only member: its partitions are revoked when it closes, once.
+          close: Effect.suspend(() => {
+            if (revoked || options.onRevoked === undefined) return Effect.void
+            revoked = true
+            return options.onRevoked(owned)
+          }),
           batches: Stream.catch(batches as Stream.Stream<FetchedBatch, undefined>, () => Stream.empty),
           commit: (positions) =>
             Effect.sync(() => {

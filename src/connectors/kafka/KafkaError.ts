@@ -15,6 +15,7 @@ export type KafkaErrorReason =
   | { readonly _tag: "MessageTooLarge"; readonly retryable: false }
   | { readonly _tag: "UnsupportedCompression"; readonly retryable: false }
   | { readonly _tag: "OffsetOutOfRange"; readonly retryable: false }
+  | { readonly _tag: "FencedInstanceId"; readonly retryable: false }
   | { readonly _tag: "InvalidRequest"; readonly retryable: false }
   | { readonly _tag: "EncodeError"; readonly retryable: false }
   | { readonly _tag: "Unknown"; readonly retryable: false }
@@ -31,6 +32,8 @@ export const reasons = {
   MessageTooLarge: { _tag: "MessageTooLarge", retryable: false },
   UnsupportedCompression: { _tag: "UnsupportedCompression", retryable: false },
   OffsetOutOfRange: { _tag: "OffsetOutOfRange", retryable: false },
+  /** Another consumer of the group took over this one's static membership id (`group.instance.id`). */
+  FencedInstanceId: { _tag: "FencedInstanceId", retryable: false },
   InvalidRequest: { _tag: "InvalidRequest", retryable: false },
   EncodeError: { _tag: "EncodeError", retryable: false },
   Unknown: { _tag: "Unknown", retryable: false }
