@@ -37,7 +37,7 @@ const upward = layers.flatMap((layer, i) =>
       ]
 )
 
-const drivers = "^(pg|pg-copy-streams|mysql2|kafkajs|@aws-sdk/[^/]+)$"
+const drivers = "^(pg|pg-copy-streams|mysql2|@platformatic/kafka|@aws-sdk/[^/]+)$"
 
 module.exports = {
   forbidden: [
@@ -97,7 +97,7 @@ module.exports = {
     },
     {
       name: "drivers-only-in-Node-files",
-      comment: "only Node*.ts driver files import the npm drivers (pg, mysql2, kafkajs, the AWS SDK)",
+      comment: "only Node*.ts driver files import the npm drivers (pg, mysql2, @platformatic/kafka, the AWS SDK)",
       severity: "error",
       from: { path: "^src/", pathNot: "/Node[A-Z][^/]*\\.ts$" },
       to: { dependencyTypes: ["npm", "npm-dev", "npm-optional", "npm-peer", "npm-no-pkg", "npm-unknown"], path: drivers }
@@ -110,7 +110,7 @@ module.exports = {
         path: "^src/(core|transforms|formats|schema|expr|pipeline|runtime)/|^src/connectors/[^/]+/[^/]+\\.ts$|^src/index\\.ts$",
         pathNot: "/Node[A-Z][^/]*\\.ts$|^src/connectors/[^/]+/index\\.ts$"
       },
-      to: { reachable: true, path: "node_modules/(pg|pg-copy-streams|mysql2|kafkajs|@aws-sdk/client-s3)/" }
+      to: { reachable: true, path: "node_modules/(pg|pg-copy-streams|mysql2|@platformatic/kafka|@aws-sdk/client-s3)/" }
     },
     {
       name: "no-unresolvable",
@@ -122,7 +122,7 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: "node_modules" },
-    includeOnly: ["^src/", "node_modules/(pg|pg-copy-streams|mysql2|kafkajs|@aws-sdk/client-s3)/"],
+    includeOnly: ["^src/", "node_modules/(pg|pg-copy-streams|mysql2|@platformatic/kafka|@aws-sdk/client-s3)/"],
     tsPreCompilationDeps: true,
     parser: "swc",
     enhancedResolveOptions: {

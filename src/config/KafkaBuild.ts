@@ -26,7 +26,7 @@ import * as Connections from "./Connections.ts"
 import * as Records from "./Records.ts"
 
 /**
- * The layer of a named Kafka connection: one kafkajs client (its admin connection opened on first use) for the run,
+ * The layer of a named Kafka connection: one client (its admin connection opened on first use) for the run,
  * shared by every source and sink naming it, closed when the run ends.
  */
 export const connectionLayer = <const Name extends string>(
@@ -193,7 +193,9 @@ export const buildSource = (config: SourceConfig, env: BuildEnv) =>
         : { bounded: config.bounded }),
       ...(config.key === undefined ? {} : { key: { type: config.key } }),
       ...(schema === undefined ? {} : { schema }),
-      ...(config.max_bytes_per_partition === undefined ? {} : { maxBytesPerPartition: config.max_bytes_per_partition })
+      ...(config.max_bytes_per_partition === undefined ? {} : { maxBytesPerPartition: config.max_bytes_per_partition }),
+      ...(config.instance_id === undefined ? {} : { instanceId: config.instance_id }),
+      ...(config.session_timeout === undefined ? {} : { sessionTimeout: config.session_timeout as Duration.Input })
     }
     const source: Source.Source<
       Readonly<Record<string, unknown>>,
@@ -231,7 +233,7 @@ export const buildSink = (config: SinkConfig, env: BuildEnv) =>
       mode: config.mode === "upsert" ? "upsert" : "append",
       value,
       ...(config.key === undefined ? {} : { key: config.key }),
-      ...(config.compression === "gzip" ? { compression: "gzip" as const } : {}),
+      ...(config.compression === undefined ? {} : { compression: config.compression }),
       ...(config.max_request_bytes === undefined ? {} : { maxRequestBytes: config.max_request_bytes }),
       ...(config.linger === undefined ? {} : { linger: config.linger as Duration.Input }),
       ...(config.batch_size === undefined ? {} : { batchSize: config.batch_size })

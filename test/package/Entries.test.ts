@@ -3,7 +3,7 @@ import * as nodePath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 
 const root = nodePath.resolve(import.meta.dirname, "../..")
-const drivers = ["pg", "pg-copy-streams", "mysql2", "kafkajs", "@aws-sdk/client-s3"] as const
+const drivers = ["pg", "pg-copy-streams", "mysql2", "@platformatic/kafka", "@aws-sdk/client-s3"] as const
 
 /** The npm drivers that importing `entry` loads, seen by a resolve hook in a fresh Node process. */
 const driversLoadedBy = (entry: string): ReadonlyArray<string> => {
@@ -35,7 +35,7 @@ describe("the package's entry points load only the drivers they need", () => {
     assert.deepStrictEqual(driversLoadedBy("src/connectors/file/index.ts"), [])
     assert.deepStrictEqual(driversLoadedBy("src/connectors/postgres/index.ts"), ["pg", "pg-copy-streams"])
     assert.deepStrictEqual(driversLoadedBy("src/connectors/mysql/index.ts"), ["mysql2"])
-    assert.deepStrictEqual(driversLoadedBy("src/connectors/kafka/index.ts"), ["kafkajs"])
+    assert.deepStrictEqual(driversLoadedBy("src/connectors/kafka/index.ts"), ["@platformatic/kafka"])
     assert.deepStrictEqual(driversLoadedBy("src/connectors/s3/index.ts"), ["@aws-sdk/client-s3"])
   })
 

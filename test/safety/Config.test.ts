@@ -256,10 +256,49 @@ describe("the generated JSON Schema follows the loader", () => {
         ["a negative duration", { ...base, retry: { initial_delay: "-1 hours" } }, false],
         ["an upsert into files", { ...base, sink: { ...base.sink, mode: "upsert" } }, false],
         [
-          "a compression kafkajs lacks",
+          "a compression Kafka knows",
           {
             ...base,
             sink: { type: "kafka", brokers: ["b"], topic: "t", value: { type: "json" }, compression: "zstd" }
+          },
+          true
+        ],
+        [
+          "a compression Kafka lacks",
+          {
+            ...base,
+            sink: { type: "kafka", brokers: ["b"], topic: "t", value: { type: "json" }, compression: "brotli" }
+          },
+          false
+        ],
+        [
+          "an instance id from $env",
+          {
+            ...base,
+            source: {
+              type: "kafka",
+              brokers: ["b"],
+              topics: ["t"],
+              group_id: "g",
+              value: { type: "json" },
+              instance_id: { $env: "ETL_PATH" },
+              session_timeout: "45 seconds"
+            }
+          },
+          true
+        ],
+        [
+          "an instance id with a space",
+          {
+            ...base,
+            source: {
+              type: "kafka",
+              brokers: ["b"],
+              topics: ["t"],
+              group_id: "g",
+              value: { type: "json" },
+              instance_id: "worker 1"
+            }
           },
           false
         ],

@@ -20,7 +20,7 @@
  *   `linger` the runtime first gathers small batches until `batchSize` records or the linger time (see `Sink.Batching`).
  *   `upsert` keys messages by record fields; `append` sends them without a key; `overwrite` does not exist for a log.
  */
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Stream from "effect/Stream"
@@ -85,6 +85,20 @@ export interface SourceOptions<A> {
   readonly schema?: RecordSchema<A>
   /** Upper bound of the bytes fetched per partition per request (default 2 MiB; at most 16 MiB per request in all). */
   readonly maxBytesPerPartition?: number
+  /**
+   * The consumer's static group membership id (`group.instance.id`, KIP-345). A process restarted after a crash comes
+   * back as the same member and gets its partitions back at once, instead of waiting for the dead member's session
+   * timeout. Default: the client's — with the live client the `ETL_INSTANCE_ID` environment variable when set, else
+   * `<groupId>-<hostname>`. `false`: dynamic membership. Two processes reading the group must not share an id: the
+   * one that had it first fails with the `FencedInstanceId` reason, naming this option.
+   */
+  readonly instanceId?: string | false
+  /**
+   * How long the group waits for a member that stopped heartbeating (a crash) before giving its partitions to the
+   * others (default 45 seconds, Kafka's own default; brokers accept 6 seconds to 30 minutes unless configured
+   * otherwise). A member that leaves — a stop, a failed run — leaves at once.
+   */
+  readonly sessionTimeout?: Duration.Input
   /**
    * The cluster's bootstrap brokers (`host:port`), naming the dataset read for lineage (`kafka://host:port`): the
    * client layer connects, but a source names its dataset before it runs. Without them only span attributes are set.
@@ -293,7 +307,11 @@ export function source<A>(
             seeks: plan.seeks,
             ...(options.maxBytesPerPartition === undefined
               ? {}
-              : { maxBytesPerPartition: options.maxBytesPerPartition })
+              : { maxBytesPerPartition: options.maxBytesPerPartition }),
+            ...(options.instanceId === undefined ? {} : { instanceId: options.instanceId }),
+            ...(options.sessionTimeout === undefined
+              ? {}
+              : { sessionTimeout: Duration.toMillis(Duration.fromInputUnsafe(options.sessionTimeout)) })
           })
           const remaining = plan.ends
           // Each batch names its partition, so that event-time stages keep a watermark per partition. A bounded read
@@ -468,7 +486,7 @@ export interface SinkOptions {
   /** Record fields forming the message key (required for upsert); several fields give a JSON array key. */
   readonly key?: ReadonlyArray<string>
   readonly value: Payload.PayloadFormat
-  /** Compression of produced batches: kafkajs ships `gzip` only (default `none`). */
+  /** Compression of produced batches: `gzip`, `snappy`, `lz4` or `zstd` (default `none`). */
   readonly compression?: Compression
   /** Bytes per produce request (default 1 MiB); a batch larger than this is sent in several requests. */
   readonly maxRequestBytes?: number

@@ -81,10 +81,10 @@ export interface ConsumeOptions {
    * The consumer's static group membership id (`group.instance.id`, KIP-345): a member that comes back with the same
    * id after a crash takes its partitions back at once, instead of waiting for the dead member's session to expire.
    * Two live consumers of a group must not share one: the newer one takes the id over and the older one fails with
-   * the `FencedInstanceId` reason. Absent: dynamic membership. The Kafka source gives a default (see
-   * `Kafka.SourceOptions.instanceId`).
+   * the `FencedInstanceId` reason. Absent: the client's default (the live client's is `ETL_INSTANCE_ID`, else
+   * `<groupId>-<hostname>`: see `NodeKafka.defaultInstanceId`); `false`: dynamic membership.
    */
-  readonly instanceId?: string
+  readonly instanceId?: string | false
   /**
    * How long the group waits for a member that stopped heartbeating before giving its partitions to others, in
    * milliseconds (default {@link defaultSessionTimeout}; brokers accept 6 s to 30 min unless configured otherwise).

@@ -169,6 +169,25 @@ export const SourceConfig = Schema.Struct({
     intBetween(1, 16777216, "a request fetches at most 16 MiB in all").annotate({
       description: "Bytes fetched per partition per request (default 2 MiB; at most 16 MiB per request in all)"
     })
+  ),
+  instance_id: Schema.optionalKey(
+    Schema.Union([
+      Schema.String.check(
+        Schema.isPattern(/^[A-Za-z0-9._-]{1,249}$/u, {
+          message: "Expected an instance id of letters, digits, '.', '_' and '-' (1 to 249 of them)"
+        })
+      ),
+      Schema.Literal(false)
+    ]).annotate({
+      description:
+        'The consumer\'s static group membership id (group.instance.id): a process restarted after a crash gets its partitions back at once. Unique per process reading the group. Default: the ETL_INSTANCE_ID environment variable, else "<group_id>-<hostname>"; false: dynamic membership'
+    })
+  ),
+  session_timeout: Schema.optionalKey(
+    durationString({ max: "30 minutes", positive: true }).annotate({
+      description:
+        'How long the group waits for a member that stopped heartbeating (a crash) before giving its partitions to others (default "45 seconds"; brokers accept 6 seconds to 30 minutes unless configured otherwise)'
+    })
   )
 })
   .check(
@@ -181,17 +200,9 @@ export const SourceConfig = Schema.Struct({
   )
   .annotate({ description: "Reads Kafka topics" })
 
-const compression = Schema.Literals(["none", "gzip", "snappy", "lz4", "zstd"])
-  .check(
-    Schema.makeFilter(
-      (c: string) =>
-        c === "none" || c === "gzip"
-          ? undefined
-          : `Compression "${c}" is not available with the kafkajs client (it ships gzip only): use "gzip" or "none"`,
-      { toJsonSchema: () => ({ enum: ["none", "gzip"] }) }
-    )
-  )
-  .annotate({ description: "Compression of produced batches: none (default) or gzip" })
+const compression = Schema.Literals(["none", "gzip", "snappy", "lz4", "zstd"]).annotate({
+  description: "Compression of produced batches: none (default), gzip, snappy, lz4 or zstd"
+})
 
 /** A Kafka sink in a config. */
 export const SinkConfig = Schema.Struct({

@@ -314,6 +314,21 @@ const toFetched = (
   }
 }
 
+/**
+ * The static membership id of a consumer given none: the `ETL_INSTANCE_ID` environment variable when
+ * set, else `<groupId>-<hostname>`, with every character Kafka does not allow in an id replaced by `_` — so a process
+ * restarted on the same machine comes back as the same member.
+ */
+export const defaultInstanceId = (
+  groupId: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  hostname: string = os.hostname()
+): string => {
+  const given = env.ETL_INSTANCE_ID
+  const id = given !== undefined && given !== "" ? given : `${groupId}-${hostname}`
+  return id.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 249)
+}
+
 /** Static membership ids held by the consumers of this process, by group: a second holder gets a numbered id. */
 const heldInstanceIds = new Map<string, Set<string>>()
 
@@ -403,7 +418,10 @@ class GroupReader {
     this.topicsText = options.topics.join(",")
     this.maxBytesPerPartition = options.maxBytesPerPartition ?? 2 * 1024 * 1024
     this.seeks = new Map(options.seeks.map((s) => [key(s.topic, s.partition), BigInt(s.offset)]))
-    this.instanceId = options.instanceId === undefined ? undefined : holdInstanceId(options.groupId, options.instanceId)
+    this.instanceId =
+      options.instanceId === false
+        ? undefined
+        : holdInstanceId(options.groupId, options.instanceId ?? defaultInstanceId(options.groupId))
     const sessionTimeout = options.sessionTimeout ?? defaultSessionTimeout
     this.consumer = new Consumer({
       ...client,
@@ -743,21 +761,6 @@ class GroupReader {
 // -----------------------------------------------------------------------------
 // the client
 // -----------------------------------------------------------------------------
-
-/**
- * The static membership id a Kafka source uses when it names none: the `ETL_INSTANCE_ID` environment variable when
- * set, else `<groupId>-<hostname>`, with every character Kafka does not allow in an id replaced by `_` — so a process
- * restarted on the same machine comes back as the same member.
- */
-export const defaultInstanceId = (
-  groupId: string,
-  env: Readonly<Record<string, string | undefined>> = process.env,
-  hostname: string = os.hostname()
-): string => {
-  const given = env.ETL_INSTANCE_ID
-  const id = given !== undefined && given !== "" ? given : `${groupId}-${hostname}`
-  return id.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 249)
-}
 
 /** Java's partitioner for keyed messages (murmur2, positive), so keys land where other Kafka clients put them. */
 const partitionerOf = () => {

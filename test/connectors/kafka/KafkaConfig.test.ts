@@ -1,4 +1,14 @@
 import { assert, describe, it } from "@effect/vitest"
+import {
+  AuthenticationError,
+  MultipleErrors,
+  NetworkError,
+  ProtocolError,
+  ResponseError,
+  TimeoutError,
+  UnsupportedCompressionError,
+  UserError
+} from "@platformatic/kafka"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -7,7 +17,7 @@ import * as Load from "../../../src/config/Load.ts"
 import * as FileStore from "../../../src/connectors/file/FileStore.ts"
 import * as KafkaClient from "../../../src/connectors/kafka/KafkaClient.ts"
 import * as KafkaConfig from "../../../src/connectors/kafka/KafkaConfig.ts"
-import { classifyReason } from "../../../src/connectors/kafka/NodeKafka.ts"
+import { classifyError, classifyReason } from "../../../src/connectors/kafka/NodeKafka.ts"
 import * as ConfigError from "../../../src/core/ConfigError.ts"
 import type * as RecordSchema from "../../../src/core/RecordSchema.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
@@ -79,31 +89,39 @@ describe("Kafka config", () => {
     })
   )
 
-  it.effect("rejects overwrite, upsert without key, other compressions and ambiguous topics with clear messages", () =>
-    Effect.gen(function* () {
-      assert.deepStrictEqual(
-        yield* issuesOf({ name: "t", source: kafkaSource, sink: { ...kafkaSink, mode: "overwrite" } }),
-        [
-          '$.sink.mode: A Kafka topic is a log and cannot be overwritten. Use "append", or "upsert" with "key" fields on a compacted topic'
-        ]
-      )
-      assert.deepStrictEqual(
-        yield* issuesOf({ name: "t", source: kafkaSource, sink: { ...kafkaSink, mode: "upsert" } }),
-        ['$.sink: An upsert Kafka sink needs "key": the record fields of the message key, e.g. ["userId"]']
-      )
-      assert.deepStrictEqual(
-        yield* issuesOf({ name: "t", source: kafkaSource, sink: { ...kafkaSink, compression: "zstd" } }),
-        [
-          '$.sink.compression: Compression "zstd" is not available with the kafkajs client (it ships gzip only): use "gzip" or "none"'
-        ]
-      )
-      assert.deepStrictEqual(
-        yield* issuesOf({ name: "t", source: { ...kafkaSource, topic_pattern: "tx-.*" }, sink: file }),
-        ['$.source: Give exactly one of "topics" or "topic_pattern"']
-      )
-      const unknownKey = yield* issuesOf({ name: "t", source: { ...kafkaSource, group: "x" }, sink: file })
-      assert.deepStrictEqual(unknownKey, ["$.source.group: Unknown key (not allowed here; check its spelling)"])
-    })
+  it.effect(
+    "rejects overwrite, upsert without key, unknown compressions and ambiguous topics with clear messages",
+    () =>
+      Effect.gen(function* () {
+        assert.deepStrictEqual(
+          yield* issuesOf({ name: "t", source: kafkaSource, sink: { ...kafkaSink, mode: "overwrite" } }),
+          [
+            '$.sink.mode: A Kafka topic is a log and cannot be overwritten. Use "append", or "upsert" with "key" fields on a compacted topic'
+          ]
+        )
+        assert.deepStrictEqual(
+          yield* issuesOf({ name: "t", source: kafkaSource, sink: { ...kafkaSink, mode: "upsert" } }),
+          ['$.sink: An upsert Kafka sink needs "key": the record fields of the message key, e.g. ["userId"]']
+        )
+        for (const compression of ["gzip", "snappy", "lz4", "zstd"]) {
+          const config = yield* Load.decode("p.json", {
+            name: "t",
+            source: kafkaSource,
+            sink: { ...kafkaSink, compression }
+          })
+          assert.isTrue(config.sink.type === "kafka" && config.sink.compression === compression)
+        }
+        assert.deepStrictEqual(
+          yield* issuesOf({ name: "t", source: kafkaSource, sink: { ...kafkaSink, compression: "brotli" } }),
+          ['$.sink.compression: Expected "none" | "gzip" | "snappy" | "lz4" | "zstd", got "brotli"']
+        )
+        assert.deepStrictEqual(
+          yield* issuesOf({ name: "t", source: { ...kafkaSource, topic_pattern: "tx-.*" }, sink: file }),
+          ['$.source: Give exactly one of "topics" or "topic_pattern"']
+        )
+        const unknownKey = yield* issuesOf({ name: "t", source: { ...kafkaSource, group: "x" }, sink: file })
+        assert.deepStrictEqual(unknownKey, ["$.source.group: Unknown key (not allowed here; check its spelling)"])
+      })
   )
 
   it.effect("names a missing schema and a bad timestamp at their paths", () =>
@@ -232,47 +250,52 @@ describe("Kafka named connections", () => {
 })
 
 describe("Kafka error classification", () => {
-  const protocol = (type: string) => Object.assign(new Error(type), { name: "KafkaJSProtocolError", type })
-  it("maps kafkajs errors to reasons, unwrapping retry wrappers", () => {
+  const protocol = (id: string) => new ProtocolError(id)
+  it("maps @platformatic/kafka errors to reasons, searching retry and response wrappers", () => {
+    const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" })
     const cases: ReadonlyArray<readonly [unknown, string, boolean]> = [
       [protocol("UNKNOWN_TOPIC_OR_PARTITION"), "TopicNotFound", false],
       [protocol("TOPIC_AUTHORIZATION_FAILED"), "AuthorizationError", false],
       [protocol("MESSAGE_TOO_LARGE"), "MessageTooLarge", false],
-      [protocol("NOT_LEADER_FOR_PARTITION"), "NotLeader", true],
+      [protocol("NOT_LEADER_OR_FOLLOWER"), "NotLeader", true],
       [protocol("COORDINATOR_LOAD_IN_PROGRESS"), "NotLeader", true],
       [protocol("REBALANCE_IN_PROGRESS"), "RebalanceInProgress", true],
+      [protocol("FENCED_INSTANCE_ID"), "FencedInstanceId", false],
+      [protocol("OFFSET_OUT_OF_RANGE"), "OffsetOutOfRange", false],
+      [protocol("UNSUPPORTED_COMPRESSION_TYPE"), "UnsupportedCompression", false],
+      [new NetworkError("Connection to 127.0.0.1:1 failed.", { cause: refused }), "ConnectionError", true],
+      [new TimeoutError("Request timed out"), "Timeout", true],
+      [new AuthenticationError("SASL authentication failed."), "AuthenticationError", false],
+      [new UnsupportedCompressionError("Unsupported compression algorithm brotli"), "UnsupportedCompression", false],
       [
-        Object.assign(new Error("Connection error: connect ECONNREFUSED 127.0.0.1:1"), {
-          name: "KafkaJSConnectionError"
-        }),
+        new MultipleErrors("metadata failed 4 times.", [
+          new NetworkError("Connection to 127.0.0.1:1 failed.", { cause: refused })
+        ]),
         "ConnectionError",
         true
       ],
-      [Object.assign(new Error("Request timed out"), { name: "KafkaJSRequestTimeoutError" }), "Timeout", true],
+      [new ResponseError(0, 11, { "/topics/0/partitions/0": [3, null] }, {}), "TopicNotFound", false],
       [
-        Object.assign(new Error("SASL PLAIN authentication failed"), { name: "KafkaJSSASLAuthenticationError" }),
-        "AuthenticationError",
-        false
-      ],
-      [
-        Object.assign(new Error("Snappy compression not implemented"), { name: "KafkaJSNotImplemented" }),
-        "UnsupportedCompression",
-        false
-      ],
-      [
-        Object.assign(new Error("retries exceeded"), {
-          name: "KafkaJSNumberOfRetriesExceeded",
-          originalError: protocol("UNKNOWN_TOPIC_OR_PARTITION")
-        }),
-        "TopicNotFound",
+        new MultipleErrors("send failed 2 times.", [
+          new UserError("unrelated"),
+          new ResponseError(0, 11, { "/topics/0/partitions/0": [10, "too big"] }, {})
+        ]),
+        "MessageTooLarge",
         false
       ],
       [new Error("something else"), "Unknown", false]
     ]
     for (const [error, tag, retryable] of cases) {
       const reason = classifyReason(error)
-      assert.strictEqual(reason._tag, tag)
-      assert.strictEqual(reason.retryable, retryable)
+      assert.strictEqual(reason._tag, tag, String(error))
+      assert.strictEqual(reason.retryable, retryable, String(error))
     }
+  })
+
+  it("names the operation, the topic and the protocol errors in the message", () => {
+    const error = classifyError("send", "orders")(new ResponseError(0, 11, { "/topics/0/partitions/0": [3, null] }, {}))
+    assert.strictEqual(error.reason._tag, "TopicNotFound")
+    assert.include(error.message, "Kafka send on orders failed (TopicNotFound)")
+    assert.include(error.message, "UNKNOWN_TOPIC_OR_PARTITION")
   })
 })
