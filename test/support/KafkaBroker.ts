@@ -8,10 +8,10 @@
  */
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
+import { Admin } from "@platformatic/kafka"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { Kafka, logLevel } from "kafkajs"
 import { inject } from "vitest"
 import { ensureJars, freePort, runJava, startJava, tempDir } from "./servers/JavaServer.ts"
 
@@ -45,18 +45,12 @@ const clusterId = (): string => {
  * first test's consumer does not meet a loading coordinator.
  */
 const warmUp = async (brokers: string): Promise<void> => {
-  const kafka = new Kafka({
-    brokers: [brokers],
-    logLevel: logLevel.NOTHING,
-    retry: { retries: 30, maxRetryTime: 1000 }
-  })
-  const admin = kafka.admin()
-  await admin.connect()
+  const admin = new Admin({ clientId: "etl-warm-up", bootstrapBrokers: [brokers], retries: 30, retryDelay: 1000 })
   try {
-    await admin.fetchOffsets({ groupId: "etl-warm-up", topics: [] }).catch(() => undefined)
-    await admin.describeGroups(["etl-warm-up"])
+    await admin.listConsumerGroupOffsets({ groups: ["etl-warm-up"] }).catch(() => undefined)
+    await admin.describeGroups({ groups: ["etl-warm-up"] })
   } finally {
-    await admin.disconnect()
+    await admin.close()
   }
 }
 

@@ -423,13 +423,16 @@ class GroupReader {
         ? undefined
         : holdInstanceId(options.groupId, options.instanceId ?? defaultInstanceId(options.groupId))
     const sessionTimeout = options.sessionTimeout ?? defaultSessionTimeout
+    // How long the group waits for its members to rejoin during a rebalance (an `onRevoked` hook included).
+    const rebalanceTimeout = Math.max(60_000, sessionTimeout)
     this.consumer = new Consumer({
       ...client,
+      // A JoinGroup request is answered when every member rejoined: it may take the whole rebalance timeout.
+      requestTimeout: Math.max(client.requestTimeout, rebalanceTimeout + 5_000),
       groupId: options.groupId,
       ...(this.instanceId === undefined ? {} : { groupInstanceId: this.instanceId }),
       sessionTimeout,
-      // How long the group waits for its members to rejoin during a rebalance (an `onRevoked` hook included).
-      rebalanceTimeout: Math.max(60_000, sessionTimeout),
+      rebalanceTimeout,
       heartbeatInterval: Math.max(100, Math.min(3_000, Math.floor(sessionTimeout / 3))),
       autocommit: false,
       maxWaitTime: maxWaitMs,

@@ -124,6 +124,65 @@ describe("Kafka config", () => {
       })
   )
 
+  it.effect("instance_id and session_timeout reach the consumer; bad ones are rejected with clear messages", () =>
+    Effect.gen(function* () {
+      const seen: Array<KafkaClient.ConsumeOptions> = []
+      const run = (source: Record<string, unknown>) =>
+        Effect.gen(function* () {
+          const cluster = KafkaClient.memory({ tx: 1 })
+          KafkaClient.appendMemory(cluster, "tx", [{ key: null, value: new TextEncoder().encode("{}") }], 0)
+          const memory = KafkaClient.makeMemory(cluster)
+          const recording: KafkaClient.KafkaClientShape = {
+            ...memory,
+            consume: (options) => {
+              seen.push(options)
+              return memory.consume(options)
+            }
+          }
+          const config = yield* Load.decode("p.json", {
+            name: "t",
+            connections: { events: { type: "kafka", brokers: ["127.0.0.1:9092"] } },
+            source: {
+              type: "kafka",
+              connection: "events",
+              topics: ["tx"],
+              group_id: "etl",
+              value: { type: "json" },
+              ...source
+            },
+            sink: file
+          })
+          const pipeline = yield* Build.build(config, { file: "p.json", schema: lookup })
+          yield* Pipeline.run(pipeline).pipe(
+            Effect.provide(Layer.succeed(KafkaClient.connection("events"), recording)),
+            Effect.provide(FileStore.layerMemory())
+          )
+        })
+      yield* run({ instance_id: "worker-1.eu_west", session_timeout: "20 seconds" })
+      yield* run({ instance_id: false })
+      yield* run({})
+      assert.deepStrictEqual(
+        seen.map((o) => [o.instanceId, o.sessionTimeout]),
+        [
+          ["worker-1.eu_west", 20_000],
+          [false, undefined],
+          [undefined, undefined]
+        ]
+      )
+      assert.deepStrictEqual(
+        yield* issuesOf({
+          name: "t",
+          source: { ...kafkaSource, instance_id: "worker 1", session_timeout: "soon" },
+          sink: file
+        }),
+        [
+          "$.source.instance_id: Expected an instance id of letters, digits, '.', '_' and '-' (1 to 249 of them), got \"worker 1\"",
+          '$.source.session_timeout: Expected a duration like "5 seconds", "500 millis" or "2 minutes", got "soon"'
+        ]
+      )
+    })
+  )
+
   it.effect("names a missing schema and a bad timestamp at their paths", () =>
     Effect.gen(function* () {
       const build = (value: unknown) =>
