@@ -248,7 +248,7 @@ const maxBytesPerRequest = 16 * 1024 * 1024
 /** How long a Fetch request waits on the broker for new records. */
 const maxWaitMs = 500
 /** Fetched partition batches buffered ahead of the pipeline. */
-const readAhead = 4
+const readAhead = 2
 /** `timestamp` of a ListOffsets request asking for the earliest offset. */
 const EARLIEST = -2n
 /** Record batch attribute bits. */
@@ -257,6 +257,46 @@ const CONTROL = 0x20
 
 const emptyHeaders: Readonly<Record<string, Uint8Array>> = Object.freeze({})
 const key = (topic: string, partition: number): string => `${topic}/${partition}`
+
+const headersOf = (headers: ReadonlyArray<readonly [Buffer | null, Buffer | null]>): Record<string, Uint8Array> => {
+  const out: Record<string, Uint8Array> = {}
+  for (const [name, value] of headers) if (name !== null && value !== null) out[name.toString("utf8")] = value
+  return out
+}
+
+/**
+ * A fetched message. Its offset is kept as a number (offsets stay far below 2^53) and written out as the contract's
+ * decimal string when read: a fetch makes hundreds of thousands of these a second.
+ */
+class FetchedMessage implements Message {
+  readonly topic: string
+  readonly partition: number
+  readonly position: number
+  readonly timestamp: number
+  readonly key: Uint8Array | null
+  readonly value: Uint8Array | null
+  readonly headers: Readonly<Record<string, Uint8Array>>
+  constructor(
+    topic: string,
+    partition: number,
+    position: number,
+    timestamp: number,
+    key: Uint8Array | null,
+    value: Uint8Array | null,
+    headers: Readonly<Record<string, Uint8Array>>
+  ) {
+    this.topic = topic
+    this.partition = partition
+    this.position = position
+    this.timestamp = timestamp
+    this.key = key
+    this.value = value
+    this.headers = headers
+  }
+  get offset(): string {
+    return String(this.position)
+  }
+}
 
 /** One fetched partition batch and the position it was fetched from (to rewind when it is dropped). */
 interface Item {
@@ -276,33 +316,34 @@ const toFetched = (
   highWatermark: bigint
 ): { readonly batch: FetchedBatch | undefined; readonly next: bigint } | undefined => {
   if (batches.length === 0) return undefined
-  const messages: Array<Message> = []
+  let count = 0
+  for (let b = 0; b < batches.length; b++) count += batches[b]!.records.length
+  const messages: Array<Message> = new Array(count)
+  let n = 0
   const start = Number(from)
-  for (const batch of batches) {
+  for (let b = 0; b < batches.length; b++) {
+    const batch = batches[b]!
     if ((batch.attributes & CONTROL) !== 0) continue
     const base = Number(batch.firstOffset)
     const firstTimestamp = Number(batch.firstTimestamp)
-    const logAppendTime = (batch.attributes & LOG_APPEND_TIME) !== 0 ? Number(batch.maxTimestamp) : undefined
-    for (const r of batch.records) {
+    const logAppendTime = (batch.attributes & LOG_APPEND_TIME) !== 0 ? Number(batch.maxTimestamp) : -1
+    const records = batch.records
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!
       const offset = base + r.offsetDelta
       if (offset < start) continue
-      let headers = emptyHeaders
-      if (r.headers.length > 0) {
-        const h: Record<string, Uint8Array> = {}
-        for (const [name, value] of r.headers) if (name !== null && value !== null) h[name.toString("utf8")] = value
-        headers = h
-      }
-      messages.push({
+      messages[n++] = new FetchedMessage(
         topic,
         partition,
-        offset: String(offset),
-        timestamp: logAppendTime ?? firstTimestamp + Number(r.timestampDelta),
-        key: r.key,
-        value: r.value,
-        headers
-      })
+        offset,
+        logAppendTime >= 0 ? logAppendTime : firstTimestamp + Number(r.timestampDelta),
+        r.key,
+        r.value,
+        r.headers.length === 0 ? emptyHeaders : headersOf(r.headers)
+      )
     }
   }
+  messages.length = n
   const last = batches[batches.length - 1]!
   const lastOffset = last.firstOffset + BigInt(last.lastOffsetDelta)
   return {
