@@ -147,8 +147,11 @@ export const concat = <A>(batches: ReadonlyArray<Batch<A>>): Batch<A> => {
   const deadLetters: Array<DeadLetter.DeadLetter> = []
   let sourceTimestamp: number | undefined
   let positions: Map<string, Checkpoint.Range> | undefined
+  let barrier: State.Barrier | undefined
   for (const batch of batches) {
     sourceTimestamp = oldest(sourceTimestamp, batch.sourceTimestamp)
+    // A checkpoint barrier among them goes on with the joined batch (its stages' states, saved after the write).
+    if (batch.barrier !== undefined) barrier = batch.barrier
     if (batch.positions !== undefined) positions = Checkpoint.gather(positions ?? new Map(), batch.positions)
     for (let i = 0; i < batch.records.length; i++) records.push(batch.records[i]!)
     for (let i = 0; i < batch.deadLetters.length; i++) deadLetters.push(batch.deadLetters[i]!)
@@ -159,7 +162,8 @@ export const concat = <A>(batches: ReadonlyArray<Batch<A>>): Batch<A> => {
     deadLetters,
     ack,
     ...(sourceTimestamp === undefined ? {} : { sourceTimestamp }),
-    ...(positions === undefined ? {} : { positions: Checkpoint.sorted(positions) })
+    ...(positions === undefined ? {} : { positions: Checkpoint.sorted(positions) }),
+    ...(barrier === undefined ? {} : { barrier })
   }
 }
 
