@@ -154,7 +154,20 @@ export const rollForward = (store: FileStoreShape, dir: string): Effect.Effect<v
         yield* Effect.logInfo(`moved ${moved} part files of a committed segment into ${dir}, left by a run cut short`)
       }
     }
-    if (stored.length > KEEP) yield* merge(store, dir, stored)
+    if (stored.length <= KEEP) return
+    // Only manifests whose files are all in place are merged: a live writer may still be moving its files in, and its
+    // manifest is what finishes the move if it dies.
+    const settled: Array<Stored> = []
+    for (const entry of stored) {
+      let inPlace = true
+      for (const file of entry.manifest.files)
+        if ((yield* store.kind(nodePath.join(dir, file))) !== "file") {
+          inPlace = false
+          break
+        }
+      if (inPlace) settled.push(entry)
+    }
+    if (settled.length > KEEP) yield* merge(store, dir, settled)
   })
 
 /** Replaces many manifests by one per pipeline holding their largest positions (written before the others go). */

@@ -148,3 +148,33 @@ describe("file sink manifests (exactly-once appends)", () => {
     })
   )
 })
+
+describe("merging manifests", () => {
+  it.effect("leaves alone a manifest whose files a live writer is still moving in", () =>
+    Effect.gen(function* () {
+      const initial: Record<string, string> = {
+        "out/.staging-live1234.1@here/part-live1234-00000.jsonl": '{"id":1}\n',
+        "out/_checkpoints/000000000000000-live.json": JSON.stringify({
+          pipeline: "p",
+          positions: [{ part: "events/0", from: "0", to: "1" }],
+          staging: ".staging-live1234.1@here",
+          files: ["part-live1234-00000.jsonl"]
+        })
+      }
+      for (let i = 1; i <= Checkpoints.KEEP + 2; i++)
+        initial[`out/_checkpoints/${String(i).padStart(15, "0")}-t${i}.json`] = JSON.stringify({
+          pipeline: "p",
+          positions: [{ part: "events/1", from: String(i), to: String(i + 1) }],
+          staging: "",
+          files: []
+        })
+      const files = FileStoreModule.memory(initial)
+      yield* FileStoreModule.FileStore.use((store) => Checkpoints.rollForward(store, "out")).pipe(
+        Effect.provide(FileStoreModule.layerMemory(files))
+      )
+      const left = [...files.files.keys()].filter((p) => p.startsWith("out/_checkpoints/") && p.endsWith(".json"))
+      assert.strictEqual(left.length, 2)
+      assert.isTrue(left.includes("out/_checkpoints/000000000000000-live.json"))
+    })
+  )
+})
