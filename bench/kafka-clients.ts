@@ -28,6 +28,7 @@ import { Admin, Consumer, Producer } from "@platformatic/kafka"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { Kafka as KafkaJs, logLevel } from "kafkajs"
+import { fetchedOnly } from "../src/connectors/kafka/KafkaClient.ts"
 import * as NodeKafka from "../src/connectors/kafka/NodeKafka.ts"
 import * as KafkaBroker from "../test/support/KafkaBroker.ts"
 
@@ -249,7 +250,7 @@ const consumeConnector = (env: Env) =>
     })
     let seen = 0
     let bytes = 0
-    yield* consumer.batches.pipe(
+    yield* fetchedOnly(consumer.batches).pipe(
       Stream.takeUntil((batch) => {
         if (first === 0) first = performance.now()
         for (const m of batch.messages) bytes += m.value?.length ?? 0

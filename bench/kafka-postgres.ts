@@ -28,7 +28,7 @@ import * as References from "effect/References"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as Kafka from "../src/connectors/kafka/Kafka.ts"
-import { KafkaClient } from "../src/connectors/kafka/KafkaClient.ts"
+import { fetchedOnly, KafkaClient } from "../src/connectors/kafka/KafkaClient.ts"
 import * as NodeKafka from "../src/connectors/kafka/NodeKafka.ts"
 import * as NodePostgres from "../src/connectors/postgres/NodePostgres.ts"
 import * as Postgres from "../src/connectors/postgres/Postgres.ts"
@@ -149,7 +149,7 @@ try {
         })
         let n = 0
         let bytes = 0
-        yield* consumer.batches.pipe(
+        yield* fetchedOnly(consumer.batches).pipe(
           Stream.takeUntil((batch) => {
             n += batch.messages.length
             for (const m of batch.messages) bytes += m.value?.length ?? 0

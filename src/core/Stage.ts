@@ -5,8 +5,10 @@
  * counter. Counters are plain mutable numbers updated once per batch by plain code, read by the runtime for progress,
  * logs and the final RunReport, and registered by it as the state of the run's metrics (`runtime/Metrics.ts`).
  */
+import type * as Effect from "effect/Effect"
 import type * as Stream from "effect/Stream"
 import type * as Checkpoint from "./Checkpoint.ts"
+import type { PipelineError } from "./Errors.ts"
 
 /** What part of a pipeline a stage is. */
 export type StageKind = "source" | "transform" | "sink" | "dead-letters"
@@ -147,6 +149,12 @@ export interface RunContext {
    * (see `Checkpoint`); absent or empty: the source starts as configured.
    */
   readonly resume?: Checkpoint.Resume | undefined
+  /**
+   * Loads the positions the sink stores now (see `Checkpoint`), for a resumable source whose parts move while it
+   * reads (a Kafka partition assigned to this process by a rebalance starts where the sink's data of it ends). Absent:
+   * the sink stores none, or the run resumes from a checkpoint of its states (whose positions are `resume`).
+   */
+  readonly reloadPositions?: (() => Effect.Effect<Checkpoint.Resume, PipelineError>) | undefined
   /** The states of the stateful stages, by stage name, from the checkpoint a run resumes from (see `State.ts`). */
   readonly restored?: Readonly<Record<string, unknown>> | undefined
   /** Checkpoint barriers to inject right after the source (a streaming run with a state store and stateful stages). */
@@ -164,6 +172,7 @@ export const makeRunContext = (options: {
   readonly pipeline: string
   readonly attempt?: number | undefined
   readonly resume?: Checkpoint.Resume | undefined
+  readonly reloadPositions?: (() => Effect.Effect<Checkpoint.Resume, PipelineError>) | undefined
   readonly restored?: Readonly<Record<string, unknown>> | undefined
   readonly barriers?: Stream.Stream<number> | undefined
   readonly now: () => number
@@ -176,6 +185,7 @@ export const makeRunContext = (options: {
     pipeline: options.pipeline,
     attempt: options.attempt ?? 1,
     ...(options.resume === undefined ? {} : { resume: options.resume }),
+    ...(options.reloadPositions === undefined ? {} : { reloadPositions: options.reloadPositions }),
     ...(options.restored === undefined ? {} : { restored: options.restored }),
     ...(options.barriers === undefined ? {} : { barriers: options.barriers }),
     now: options.now,

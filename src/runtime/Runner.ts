@@ -171,13 +171,15 @@ export const execute = <E, R>(
       attempt: number,
       resume?: Checkpoint.Resume,
       restored?: Readonly<Record<string, unknown>>,
-      barriers?: Stream.Stream<number>
+      barriers?: Stream.Stream<number>,
+      reloadPositions?: () => Effect.Effect<Checkpoint.Resume, PipelineError>
     ) =>
       makeRunContext({
         runId,
         pipeline: p.name,
         attempt,
         resume,
+        reloadPositions,
         restored,
         barriers,
         now: () => clock.currentTimeMillisUnsafe(),
@@ -257,6 +259,13 @@ export const execute = <E, R>(
                   )
             )
           )
+    // Without a checkpoint of states, a part that moves to this process mid-run (a Kafka rebalance) starts where the
+    // sink's data of it ends: the stored positions are loaded again then.
+    const services = yield* Effect.context<R>()
+    const reload =
+      store === undefined || checkpointed
+        ? undefined
+        : () => Effect.provide(Effect.mapError(store.load(p.name), wrap(LoadError, p.sink.info.name)), services)
     const attempt = Effect.suspend(() => {
       attempts++
       ctx = newContext(attempts)
@@ -264,7 +273,7 @@ export const execute = <E, R>(
         // The checkpoint's positions go with its states; without one, the sink's stored positions.
         const snap = yield* snapshot
         const from = snap === undefined ? yield* resume : new Map(Object.entries(snap.resume))
-        ctx = newContext(attempts, from, snap?.stages, barriers)
+        ctx = newContext(attempts, from, snap?.stages, barriers, reload)
         return yield* runAttempt(p, ctx, stats, metrics, checkpointed ? stateStore : undefined)
       })
     }).pipe(

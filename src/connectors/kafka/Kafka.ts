@@ -26,7 +26,7 @@ import * as Metric from "effect/Metric"
 import * as Stream from "effect/Stream"
 import * as Batch from "../../core/Batch.ts"
 import type * as DeadLetter from "../../core/DeadLetter.ts"
-import { ExtractError, wrap } from "../../core/Errors.ts"
+import { ExtractError, type PipelineError, wrap } from "../../core/Errors.ts"
 import type { RecordSchema } from "../../core/RecordSchema.ts"
 import * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
@@ -35,12 +35,15 @@ import * as Payload from "../../formats/Payload.ts"
 import * as Datasets from "../internal/Datasets.ts"
 import {
   type Compression,
+  type Drain,
   type FetchedBatch,
+  isDrain,
   KafkaClient,
   type KafkaClientShape,
   type Message,
   type OutgoingMessage,
-  type Position
+  type Position,
+  type TopicPartition
 } from "./KafkaClient.ts"
 import { KafkaError, reasons } from "./KafkaError.ts"
 
@@ -263,6 +266,38 @@ const updateLag = (fetched: FetchedBatch): Effect.Effect<void> => {
 }
 
 /**
+ * A rebalance is about to take partitions away: a checkpoint barrier, so the runtime commits everything read before
+ * it (through every stage, in order) and only then lets the consumer give the partitions up.
+ */
+const drained = <A>(drain: Drain): Batch.Batch<A> => ({ ...Batch.barrier(DRAIN_BARRIER), ack: drain.done })
+
+/** The id of the barriers of rebalances (the runtime's own checkpoints count from 1, a graceful stop's is 0). */
+const DRAIN_BARRIER = -1
+
+/** Where gained partitions start: the positions their sink stores, loaded when they are assigned. */
+const startAtStored =
+  (reload: () => Effect.Effect<ReadonlyMap<string, string>, PipelineError>, topics: string) =>
+  (partitions: ReadonlyArray<TopicPartition>): Effect.Effect<ReadonlyArray<Position>, KafkaError> =>
+    Effect.map(
+      Effect.mapError(
+        reload(),
+        (error) =>
+          new KafkaError({
+            reason: reasons.Unknown,
+            operation: "consume",
+            topic: topics,
+            message: `Loading the sink's stored positions of the partitions assigned by a rebalance failed: ${error.message}`,
+            cause: error
+          })
+      ),
+      (stored) =>
+        partitions.flatMap((p) => {
+          const offset = stored.get(`${p.topic}/${p.partition}`)
+          return offset === undefined ? [] : [{ topic: p.topic, partition: p.partition, offset }]
+        })
+    )
+
+/**
  * A source over Kafka topics.
  *
  * @example
@@ -311,7 +346,13 @@ export function source<A>(
             ...(options.instanceId === undefined ? {} : { instanceId: options.instanceId }),
             ...(options.sessionTimeout === undefined
               ? {}
-              : { sessionTimeout: Duration.toMillis(Duration.fromInputUnsafe(options.sessionTimeout)) })
+              : { sessionTimeout: Duration.toMillis(Duration.fromInputUnsafe(options.sessionTimeout)) }),
+            // A streaming read commits what it read from partitions a rebalance takes away before they go (a drain),
+            // and a partition it gains starts where the sink's data of it ends.
+            ...(bounded ? {} : { drain: true }),
+            ...(bounded || ctx.reloadPositions === undefined
+              ? {}
+              : { startAt: startAtStored(ctx.reloadPositions, plan.topics.join(",")) })
           })
           const remaining = plan.ends
           // Each batch names its partition, so that event-time stages keep a watermark per partition. A bounded read
@@ -438,8 +479,14 @@ export function source<A>(
           // are acknowledged), even while it waits for new messages.
           const stop = yield* StopSignal
           const batches = (bounded ? consumer.batches : Stream.interruptWhen(consumer.batches, stop)).pipe(
-            Stream.tap(updateLag),
-            Stream.map(toBatch),
+            Stream.tap((event) =>
+              isDrain(event)
+                ? Effect.logInfo(
+                    `rebalance: committing what was read from ${event.partitions.length} partitions before giving them up`
+                  ).pipe(Effect.annotateLogs({ partitions: event.partitions.map((p) => `${p.topic}/${p.partition}`) }))
+                : updateLag(event)
+            ),
+            Stream.map((event) => (isDrain(event) ? drained<A | Envelope<A>>(event) : toBatch(event))),
             Stream.filter((b): b is Batch.Batch<A | Envelope<A>> => b !== undefined)
           )
           return (bounded ? Stream.takeUntil(batches, () => remaining.size === 0) : batches).pipe(

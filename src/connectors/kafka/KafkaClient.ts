@@ -36,6 +36,28 @@ export interface FetchedBatch {
   readonly highWatermark?: string | undefined
 }
 
+/**
+ * Partitions are about to be revoked (a rebalance), asked for with `ConsumeOptions.drain`: it comes after every batch of
+ * those partitions the stream emitted, and the consumer rejoins the group only once `done` ran (or the rebalance timeout
+ * passed), so a pipeline can commit what it read from them before another member gets them.
+ */
+export interface Drain {
+  readonly _tag: "Drain"
+  readonly partitions: ReadonlyArray<TopicPartition>
+  /** Tells the consumer that what was read from the partitions is committed (idempotent). */
+  readonly done: Effect.Effect<void>
+}
+
+/** What a consumer's stream emits: fetched batches and, when asked for, drains. */
+export type ConsumerEvent = FetchedBatch | Drain
+
+/** True for a {@link Drain}. */
+export const isDrain = (event: ConsumerEvent): event is Drain => "_tag" in event && event._tag === "Drain"
+
+/** The fetched batches of a consumer's stream (its drains, if any, left out). */
+export const fetchedOnly = <E, R>(events: Stream.Stream<ConsumerEvent, E, R>): Stream.Stream<FetchedBatch, E, R> =>
+  Stream.filter(events, (event): event is FetchedBatch => !isDrain(event))
+
 /** A message to produce. */
 export interface OutgoingMessage {
   readonly key: Uint8Array | null
@@ -99,11 +121,21 @@ export interface ConsumeOptions {
   readonly onRevoked?: (partitions: ReadonlyArray<TopicPartition>) => Effect.Effect<void>
   /** Runs when partitions are assigned (every assignment, the first one included), before any of them is fetched. */
   readonly onAssigned?: (partitions: ReadonlyArray<TopicPartition>) => Effect.Effect<void>
+  /**
+   * Where newly assigned partitions start, asked on every assignment of a partition this member did not read in the
+   * generation before (its first assignment included): positions returned take precedence over `seeks` and the
+   * group's committed offsets. A sink that stores its source positions with its data answers it, so a partition that
+   * moves between members resumes where its data ends, not where the group's offsets (committed later) say.
+   */
+  readonly startAt?: (partitions: ReadonlyArray<TopicPartition>) => Effect.Effect<ReadonlyArray<Position>, KafkaError>
+  /** Emit a {@link Drain} before partitions are revoked and wait for it to be done before rejoining the group. */
+  readonly drain?: boolean
 }
 
 /** An open consumer. */
 export interface ConsumerHandle {
-  readonly batches: Stream.Stream<FetchedBatch, KafkaError>
+  /** Fetched batches, and {@link Drain}s when `ConsumeOptions.drain` asked for them. */
+  readonly batches: Stream.Stream<ConsumerEvent, KafkaError>
   readonly commit: (positions: ReadonlyArray<Position>) => Effect.Effect<void, KafkaError>
   readonly stop: Effect.Effect<void>
   readonly close: Effect.Effect<void>
@@ -294,8 +326,8 @@ const notFound = (operation: string, topic: string) =>
  * A deterministic in-memory Kafka client over `cluster`: produced messages are stamped with the `Clock`'s time, a
  * consumer reads each partition in `fetchSize` batches, round-robin over partitions, and stops at the end of the data
  * (a memory consumer does not wait for new messages). A consumer is its group's only member: it is assigned every
- * partition of its topics when it starts (`onAssigned`) and they are revoked when it closes (`onRevoked`); instance
- * ids and session timeouts have no effect.
+ * partition of its topics when it starts (`onAssigned`, then `startAt`) and they are revoked when it closes (`onRevoked`;
+ * never drained); instance ids and session timeouts have no effect.
  */
 export const makeMemory = (cluster: MemoryCluster): KafkaClientShape => {
   const topicOf = (operation: string, topic: string) => {
@@ -360,6 +392,11 @@ export const makeMemory = (cluster: MemoryCluster): KafkaClientShape => {
         })
         const owned: ReadonlyArray<TopicPartition> = cursors.map((c) => ({ topic: c.topic, partition: c.partition }))
         if (options.onAssigned !== undefined) yield* options.onAssigned(owned)
+        if (options.startAt !== undefined)
+          for (const at of yield* options.startAt(owned)) {
+            const cursor = cursors.find((c) => c.topic === at.topic && c.partition === at.partition)
+            if (cursor !== undefined) cursor.next = Number(at.offset)
+          }
         let revoked = false
         const batches = Stream.fromPull(
           Effect.succeed(

@@ -31,6 +31,7 @@ import {
   type RecordsBatch,
   type SASLOptions
 } from "@platformatic/kafka"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -39,6 +40,8 @@ import * as Stream from "effect/Stream"
 import {
   type ConnectionOptions,
   type ConsumeOptions,
+  type ConsumerEvent,
+  type Drain,
   defaultSessionTimeout,
   type FetchedBatch,
   KafkaClient,
@@ -304,6 +307,18 @@ interface Item {
   readonly from: bigint
 }
 
+/** A drain handed to the stream in order with the batches, and how the rebalance waits for it. */
+interface DrainItem {
+  readonly drain: Drain
+  readonly drained: Promise<void>
+  readonly release: () => void
+}
+
+const isDrainItem = (item: Item | DrainItem): item is DrainItem => "drain" in item
+
+/** Runs an effect of a hook (with the client layer's services). */
+type HookRunner = <A>(effect: Effect.Effect<A, KafkaError>) => Promise<Exit.Exit<A, KafkaError>>
+
 /**
  * A partition's messages as a {@link FetchedBatch}, from the record batches of a fetch response; `undefined` when it
  * holds no record at or after `from`. Control records (transaction markers) take offsets but are not messages.
@@ -423,7 +438,7 @@ class GroupReader {
   private readonly options: ConsumeOptions
   private readonly instanceId: string | undefined
   private readonly maxBytesPerPartition: number
-  private readonly runHook: (effect: Effect.Effect<void>) => Promise<Exit.Exit<void>>
+  private readonly runHook: HookRunner
   /** Partitions assigned and their next offset to fetch (`undefined`: to look up). */
   private owned = new Map<string, { readonly topic: string; readonly partition: number; next: bigint | undefined }>()
   /** Positions as a rebalance started, kept if the same member gets the partitions back in the next generation. */
@@ -437,7 +452,10 @@ class GroupReader {
   private version = 0
   private rebalancing = false
   private assignedPending: ReadonlyArray<TopicPartition> | undefined
-  private readonly buffer: Array<Item> = []
+  private readonly buffer: Array<Item | DrainItem> = []
+  /** Drains handed out and not done yet: released when the consumer stops. */
+  private readonly drains = new Set<DrainItem>()
+  private readonly rebalanceTimeout: number
   private failure: KafkaError | undefined
   private stopped = false
   private wakeLoop: (() => void) | undefined
@@ -449,11 +467,7 @@ class GroupReader {
   member = false
   readonly topicsText: string
 
-  constructor(
-    client: ReturnType<typeof baseOptions>,
-    options: ConsumeOptions,
-    runHook: (effect: Effect.Effect<void>) => Promise<Exit.Exit<void>>
-  ) {
+  constructor(client: ReturnType<typeof baseOptions>, options: ConsumeOptions, runHook: HookRunner) {
     this.options = options
     this.runHook = runHook
     this.topicsText = options.topics.join(",")
@@ -466,6 +480,7 @@ class GroupReader {
     const sessionTimeout = options.sessionTimeout ?? defaultSessionTimeout
     // How long the group waits for its members to rejoin during a rebalance (an `onRevoked` hook included).
     const rebalanceTimeout = Math.max(60_000, sessionTimeout)
+    this.rebalanceTimeout = rebalanceTimeout
     this.consumer = new Consumer({
       ...client,
       // A JoinGroup request is answered when every member rejoined: it may take the whole rebalance timeout.
@@ -513,6 +528,10 @@ class GroupReader {
     for (const [k, p] of this.owned) if (p.next !== undefined) positions.set(k, p.next)
     // Fetched batches nobody took yet are dropped: the partitions may go to another member.
     for (const item of this.buffer.splice(0)) {
+      if (isDrainItem(item)) {
+        item.release()
+        continue
+      }
       const k = key(item.batch.topic, item.batch.partition)
       const at = positions.get(k)
       if (at === undefined || item.from < at) positions.set(k, item.from)
@@ -522,8 +541,39 @@ class GroupReader {
     const revoked = [...this.owned.values()].map((p) => ({ topic: p.topic, partition: p.partition }))
     this.owned = new Map()
     this.assignedPending = undefined
-    if (revoked.length === 0 || this.options.onRevoked === undefined) return userData
-    return this.hook(this.options.onRevoked(revoked), "onRevoked").then(() => userData)
+    if (revoked.length === 0) return userData
+    const drained = this.options.drain === true ? this.drain(revoked) : Promise.resolve()
+    return drained.then(() =>
+      this.options.onRevoked === undefined
+        ? userData
+        : this.hook(this.options.onRevoked(revoked), "onRevoked").then(() => userData)
+    )
+  }
+
+  /**
+   * Hands a drain to the stream, after the batches it took, and waits until it is done, the consumer stops, or most of
+   * the rebalance timeout passed (the group would drop this member otherwise).
+   */
+  private drain(partitions: ReadonlyArray<TopicPartition>): Promise<void> {
+    if (this.stopped || this.failure !== undefined) return Promise.resolve()
+    let release = () => {}
+    const drained = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const timer = setTimeout(release, Math.max(1_000, this.rebalanceTimeout - 5_000))
+    const item: DrainItem = {
+      drain: { _tag: "Drain", partitions, done: Effect.sync(() => item.release()) },
+      drained,
+      release: () => {
+        clearTimeout(timer)
+        this.drains.delete(item)
+        release()
+      }
+    }
+    this.drains.add(item)
+    this.buffer.push(item)
+    this.notifyTake()
+    return drained
   }
 
   /** The group's assignment arrived (after every join). */
@@ -593,9 +643,15 @@ class GroupReader {
           for (const item of items) {
             const owned = this.owned.get(key(item.topic, item.partition))
             if (owned === undefined) continue
-            owned.next = item.next
-            if (item.batch === undefined) continue
-            await this.put({ batch: item.batch, from: item.from })
+            if (item.batch === undefined) {
+              owned.next = item.next
+              continue
+            }
+            // The position moves past the batch only as it enters the buffer: a rebalance meanwhile drops it, and
+            // a member that keeps the partition fetches it again.
+            await this.put({ batch: item.batch, from: item.from }, () => {
+              owned.next = item.next
+            })
             if (version !== this.version || this.stopped) break
           }
       }
@@ -693,11 +749,23 @@ class GroupReader {
   private async resolve(
     partitions: ReadonlyArray<{ readonly topic: string; readonly partition: number; next: bigint | undefined }>
   ): Promise<void> {
+    const given = new Map<string, bigint>()
+    if (this.options.startAt !== undefined) {
+      const exit = await this.runHook(
+        this.options.startAt(partitions.map((p) => ({ topic: p.topic, partition: p.partition })))
+      )
+      if (Exit.isFailure(exit)) throw Cause.squash(exit.cause)
+      for (const at of exit.value) given.set(key(at.topic, at.partition), BigInt(at.offset))
+    }
     const rest: Array<(typeof partitions)[number]> = []
     for (const p of partitions) {
       const k = key(p.topic, p.partition)
       const seek = this.seeks.get(k)
-      if (seek !== undefined && !this.sought.has(k)) {
+      const start = given.get(k)
+      if (start !== undefined) {
+        this.sought.add(k)
+        p.next = start
+      } else if (seek !== undefined && !this.sought.has(k)) {
         this.sought.add(k)
         p.next = seek
       } else rest.push(p)
@@ -734,7 +802,8 @@ class GroupReader {
     }
   }
 
-  private async put(item: Item): Promise<void> {
+  /** Waits for room in the buffer, then adds the batch and runs `entered`; a batch of an older assignment is dropped. */
+  private async put(item: Item, entered: () => void): Promise<void> {
     const version = this.version
     while (this.buffer.length >= readAhead && !this.stopped && version === this.version)
       await new Promise<void>((resolve) => {
@@ -742,6 +811,7 @@ class GroupReader {
       })
     if (this.stopped || version !== this.version) return
     this.buffer.push(item)
+    entered()
     this.notifyTake()
   }
 
@@ -753,11 +823,12 @@ class GroupReader {
 
   private fail(error: KafkaError): void {
     this.failure ??= error
+    for (const item of [...this.drains]) item.release()
     this.notifyTake()
   }
 
-  /** The next fetched batch; `undefined` once stopped. */
-  async take(): Promise<FetchedBatch | undefined> {
+  /** The next fetched batch or drain; `undefined` once stopped. */
+  async take(): Promise<ConsumerEvent | undefined> {
     while (this.buffer.length === 0) {
       if (this.failure !== undefined) throw this.failure
       if (this.stopped) return undefined
@@ -769,13 +840,14 @@ class GroupReader {
     const wake = this.wakePut
     this.wakePut = undefined
     wake?.()
-    return item.batch
+    return isDrainItem(item) ? item.drain : item.batch
   }
 
   /** Stops fetching: the stream ends, the consumer stays in the group (commits still go through it). */
   stop(): void {
     this.stopped = true
     this.buffer.length = 0
+    for (const item of [...this.drains]) item.release()
     this.wakeLoop?.()
     this.wakePut?.()
     this.notifyTake()
@@ -832,7 +904,7 @@ export const make = Effect.fn("NodeKafka.make")(function* (options: ConnectionOp
     (a) => Effect.promise(() => a.close().catch(() => undefined))
   )
   const services = yield* Effect.context<never>()
-  const runHook = (effect: Effect.Effect<void>) => Effect.runPromiseExitWith(services)(effect)
+  const runHook: HookRunner = (effect) => Effect.runPromiseExitWith(services)(effect)
 
   // Consumers not yet closed, by group: closed before another consumer of the group starts, and with the layer.
   const open = new Map<string, GroupReader>()

@@ -33,6 +33,7 @@ import type {
   Row,
   TableInfo
 } from "../sql/SqlClient.ts"
+import { movedMessage, movedPosition } from "../sql/SqlClient.ts"
 import { type ConnectionOptions, reveal } from "../sql/SqlConfig.ts"
 import { driverFields, reasons, type SqlErrorReason, scrub, socketReason } from "../sql/SqlError.ts"
 import {
@@ -797,15 +798,64 @@ const openLoad = (pool: Pool, request: LoadRequest): Effect.Effect<Loader<MysqlE
           `INSERT INTO ${target} (${cols}) SELECT ${cols} FROM ${stage} ORDER BY \`etl_seq\` ON DUPLICATE KEY UPDATE ${set}`
         )
       }
-      if (request.offsets !== undefined && positions.length > 0)
-        yield* attempt(`record the source positions of ${label}`, () =>
+      if (request.offsets !== undefined && positions.length > 0) {
+        const offsets = qt(request.offsets)
+        const operation = `record the source positions of ${label}`
+        // The stored positions, locked until the commit: a commit whose rows another process stored meanwhile fails.
+        const held = yield* attempt(operation, () =>
           run(
             conn,
-            `INSERT INTO ${qt(request.offsets!)} (pipeline, target, part, position, updated_at) VALUES ${positions.map(() => "(?, ?, ?, ?, UTC_TIMESTAMP(3))").join(", ")}
-             ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at)`,
-            positions.flatMap((p) => [p.pipeline, p.target, p.part, p.position])
+            `SELECT part, position FROM ${offsets} WHERE pipeline = ? AND target = ? AND part IN (${positions.map(() => "?").join(", ")}) FOR UPDATE`,
+            [positions[0]!.pipeline, positions[0]!.target, ...positions.map((p) => p.part)]
           )
         )
+        const stored = new Map(
+          (held.rows as ReadonlyArray<{ readonly part: string; readonly position: string }>).map((r) => [
+            String(r.part),
+            String(r.position)
+          ])
+        )
+        const moved = movedPosition(positions, stored)
+        if (moved !== undefined)
+          return yield* new MysqlError({
+            reason: reasons.PositionsMoved,
+            operation,
+            message: movedMessage(label, moved)
+          })
+        const values = (rows: ReadonlyArray<OffsetRow>) => rows.map(() => "(?, ?, ?, ?, UTC_TIMESTAMP(3))").join(", ")
+        const params = (rows: ReadonlyArray<OffsetRow>) =>
+          rows.flatMap((p) => [p.pipeline, p.target, p.part, p.position])
+        const known = positions.filter((p) => stored.has(p.part))
+        const fresh = positions.filter((p) => !stored.has(p.part))
+        if (known.length > 0)
+          yield* attempt(operation, () =>
+            run(
+              conn,
+              `INSERT INTO ${offsets} (pipeline, target, part, position, updated_at) VALUES ${values(known)}
+               ON DUPLICATE KEY UPDATE position = VALUES(position), updated_at = VALUES(updated_at)`,
+              params(known)
+            )
+          )
+        // A part another process stored since the lock was taken is a duplicate key: the commit fails.
+        if (fresh.length > 0)
+          yield* attempt(operation, () =>
+            run(
+              conn,
+              `INSERT INTO ${offsets} (pipeline, target, part, position, updated_at) VALUES ${values(fresh)}`,
+              params(fresh)
+            )
+          ).pipe(
+            Effect.mapError((error) =>
+              error.reason._tag === "UniqueViolation"
+                ? new MysqlError({
+                    reason: reasons.PositionsMoved,
+                    operation,
+                    message: movedMessage(label, { row: fresh[0]!, stored: "a later position" })
+                  })
+                : error
+            )
+          )
+      }
       yield* exec(`commit the load of ${label}`, "COMMIT")
       committed = true
       if (request.mode === "overwrite" && stage !== undefined) {

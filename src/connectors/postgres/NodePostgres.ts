@@ -36,6 +36,7 @@ import type {
   Row,
   TableInfo
 } from "../sql/SqlClient.ts"
+import { movedMessage, movedPosition } from "../sql/SqlClient.ts"
 import { type ConnectionOptions, reveal } from "../sql/SqlConfig.ts"
 import { driverFields, reasons, type SqlErrorReason, scrub, socketReason } from "../sql/SqlError.ts"
 import {
@@ -867,13 +868,58 @@ const openLoad = (
         result = { written: copied, inserted, updated: total - inserted, duplicates: copied - total }
       }
       if (request.offsets !== undefined && positions.length > 0) {
-        const values = positions.map((_, i) => `($${i * 4 + 1}, $${i * 4 + 2}, $${i * 4 + 3}, $${i * 4 + 4}, now())`)
-        yield* run(
-          `record the source positions of ${label}`,
-          `INSERT INTO ${qt(request.offsets)} (pipeline, target, part, position, updated_at) VALUES ${values.join(", ")}
-           ON CONFLICT (pipeline, target, part) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at`,
-          positions.flatMap((p) => [p.pipeline, p.target, p.part, p.position])
+        const offsets = qt(request.offsets)
+        const operation = `record the source positions of ${label}`
+        // The stored positions, locked until the commit: a commit whose rows another process stored meanwhile fails.
+        const held = yield* run(
+          operation,
+          `SELECT part, position FROM ${offsets} WHERE pipeline = $1 AND target = $2 AND part = ANY($3) FOR UPDATE`,
+          [positions[0]!.pipeline, positions[0]!.target, positions.map((p) => p.part)]
         )
+        const stored = new Map(
+          (held.rows as ReadonlyArray<{ readonly part: string; readonly position: string }>).map((r) => [
+            r.part,
+            r.position
+          ])
+        )
+        const moved = movedPosition(positions, stored)
+        if (moved !== undefined)
+          return yield* new PostgresError({
+            reason: reasons.PositionsMoved,
+            operation,
+            message: movedMessage(label, moved)
+          })
+        const values = (rows: ReadonlyArray<OffsetRow>) =>
+          rows.map((_, i) => `($${i * 4 + 1}, $${i * 4 + 2}, $${i * 4 + 3}, $${i * 4 + 4}, now())`).join(", ")
+        const params = (rows: ReadonlyArray<OffsetRow>) =>
+          rows.flatMap((p) => [p.pipeline, p.target, p.part, p.position])
+        const known = positions.filter((p) => stored.has(p.part))
+        const fresh = positions.filter((p) => !stored.has(p.part))
+        if (known.length > 0)
+          yield* run(
+            operation,
+            `INSERT INTO ${offsets} (pipeline, target, part, position, updated_at) VALUES ${values(known)}
+             ON CONFLICT (pipeline, target, part) DO UPDATE SET position = EXCLUDED.position, updated_at = EXCLUDED.updated_at`,
+            params(known)
+          )
+        if (fresh.length > 0) {
+          // A part stored by another process since the lock was taken is not overwritten: the commit fails.
+          const inserted = yield* run(
+            operation,
+            `INSERT INTO ${offsets} (pipeline, target, part, position, updated_at) VALUES ${values(fresh)}
+             ON CONFLICT (pipeline, target, part) DO NOTHING RETURNING part`,
+            params(fresh)
+          )
+          if (inserted.rows.length < fresh.length) {
+            const taken = new Set((inserted.rows as ReadonlyArray<{ readonly part: string }>).map((r) => r.part))
+            const row = fresh.find((p) => !taken.has(p.part))!
+            return yield* new PostgresError({
+              reason: reasons.PositionsMoved,
+              operation,
+              message: movedMessage(label, { row, stored: "a later position" })
+            })
+          }
+        }
       }
       yield* run(`commit the load of ${label}`, "COMMIT")
       committed = true

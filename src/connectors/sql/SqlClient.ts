@@ -10,6 +10,7 @@
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
+import * as Checkpoint from "../../core/Checkpoint.ts"
 import type { WriteMode } from "../../core/Sink.ts"
 import type { Dialect, TableRef } from "./Identifier.ts"
 import type { Column, ColumnDef } from "./SqlTypes.ts"
@@ -104,7 +105,34 @@ export interface OffsetRow {
   readonly target: string
   readonly part: string
   readonly position: string
+  /**
+   * The first position of the rows this commit covers in the part. The commit stores `position` only if no position
+   * past `from` is stored (else another process wrote those rows meanwhile, and the commit fails with the
+   * `PositionsMoved` reason, rolled back); absent: stored whatever is there.
+   */
+  readonly from?: string | undefined
 }
+
+/**
+ * The first row whose commit would write rows another process already stored (`from` before the stored position), with
+ * the stored position; `stored` maps part → position as the load's transaction read it, locked.
+ */
+export const movedPosition = (
+  rows: ReadonlyArray<OffsetRow>,
+  stored: ReadonlyMap<string, string>
+): { readonly row: OffsetRow; readonly stored: string } | undefined => {
+  for (const row of rows) {
+    const at = stored.get(row.part)
+    if (at !== undefined && row.from !== undefined && Checkpoint.isBefore(row.from, at)) return { row, stored: at }
+  }
+  return undefined
+}
+
+/** The message of a commit refused because its positions moved (see {@link movedPosition}). */
+export const movedMessage = (label: string, moved: { readonly row: OffsetRow; readonly stored: string }): string =>
+  `The commit into ${label} covers ${moved.row.part} from position ${moved.row.from}, but another process of pipeline ` +
+  `"${moved.row.pipeline}" already stored its rows up to ${moved.stored} (a consumer-group rebalance moved the ` +
+  `partition): the commit was rolled back, and a new attempt reads from the stored positions`
 
 /** The key of an offsets table. */
 export const offsetsKey: ReadonlyArray<string> = ["pipeline", "target", "part"]

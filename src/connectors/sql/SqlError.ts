@@ -15,6 +15,7 @@ export type SqlErrorReason =
   | { readonly _tag: "SerializationFailure"; readonly retryable: true }
   | { readonly _tag: "LockTimeout"; readonly retryable: true }
   | { readonly _tag: "Timeout"; readonly retryable: true }
+  | { readonly _tag: "PositionsMoved"; readonly retryable: true }
   | { readonly _tag: "AuthenticationFailed"; readonly retryable: false }
   | { readonly _tag: "PermissionDenied"; readonly retryable: false }
   | { readonly _tag: "UniqueViolation"; readonly retryable: false }
@@ -36,6 +37,11 @@ export const reasons = {
   SerializationFailure: { _tag: "SerializationFailure", retryable: true },
   LockTimeout: { _tag: "LockTimeout", retryable: true },
   Timeout: { _tag: "Timeout", retryable: true },
+  /**
+   * A commit's source positions start before those another process stored meanwhile (a consumer-group rebalance moved
+   * the partition): the commit is rolled back, and a new attempt reads from the stored positions.
+   */
+  PositionsMoved: { _tag: "PositionsMoved", retryable: true },
   AuthenticationFailed: { _tag: "AuthenticationFailed", retryable: false },
   PermissionDenied: { _tag: "PermissionDenied", retryable: false },
   UniqueViolation: { _tag: "UniqueViolation", retryable: false },

@@ -26,6 +26,7 @@ import type {
   SqlClient,
   TableInfo
 } from "./SqlClient.ts"
+import { movedMessage, movedPosition } from "./SqlClient.ts"
 import { reasons, type SqlErrorReason } from "./SqlError.ts"
 import type { Column, ColumnDef, ColumnKind } from "./SqlTypes.ts"
 
@@ -281,7 +282,19 @@ export const make = <E>(
                 for (const row of rows) target.rows.push(project(row))
               else for (const row of rows) staged.push(project(row))
             }),
-          commit: Effect.sync(() => {
+          commit: Effect.suspend(() => {
+            const offsets = request.offsets === undefined ? undefined : db.tables.get(show(request.offsets))
+            if (offsets !== undefined && positions.length > 0) {
+              const stored = new Map<string, string>()
+              for (const r of offsets.rows)
+                if (r.pipeline === positions[0]!.pipeline && r.target === positions[0]!.target)
+                  stored.set(String(r.part), String(r.position))
+              const moved = movedPosition(positions, stored)
+              if (moved !== undefined)
+                return Effect.fail(
+                  makeError(reasons.PositionsMoved, "load", movedMessage(`memory table ${key}`, moved))
+                )
+            }
             const written = staged.length
             let inserted = 0
             let updated = 0
@@ -311,18 +324,23 @@ export const make = <E>(
                 }
               }
             }
-            const offsets = request.offsets === undefined ? undefined : db.tables.get(show(request.offsets))
             if (offsets !== undefined)
               for (const p of positions) {
                 const at = offsets.rows.findIndex(
                   (r) => r.pipeline === p.pipeline && r.target === p.target && r.part === p.part
                 )
-                const row = { ...p, updated_at: new Date() }
+                const row = {
+                  pipeline: p.pipeline,
+                  target: p.target,
+                  part: p.part,
+                  position: p.position,
+                  updated_at: new Date()
+                }
                 if (at === -1) offsets.rows.push(row)
                 else offsets.rows[at] = row
               }
             db.commits.push({ table: key, mode: request.mode, written })
-            return { written, inserted, updated }
+            return Effect.succeed({ written, inserted, updated })
           })
         }
       })

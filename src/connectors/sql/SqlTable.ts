@@ -513,7 +513,8 @@ export const sink = <A, E, Id>(
                 pipeline: checkpoint.pipeline,
                 target: where,
                 part: r.part,
-                position: r.to
+                position: r.to,
+                from: r.from
               }))
             )
           })

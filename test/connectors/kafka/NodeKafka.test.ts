@@ -7,7 +7,7 @@ import * as Stream from "effect/Stream"
 import { Partitioners } from "kafkajs"
 import * as Kafka from "../../../src/connectors/kafka/Kafka.ts"
 import type { KafkaClientShape, TopicPartition } from "../../../src/connectors/kafka/KafkaClient.ts"
-import { KafkaClient } from "../../../src/connectors/kafka/KafkaClient.ts"
+import { fetchedOnly, KafkaClient } from "../../../src/connectors/kafka/KafkaClient.ts"
 import * as NodeKafka from "../../../src/connectors/kafka/NodeKafka.ts"
 import { LoadError } from "../../../src/core/Errors.ts"
 import * as Sink from "../../../src/core/Sink.ts"
@@ -221,7 +221,7 @@ layer(KafkaBroker.layer, { timeout: 120_000, excludeTestServices: true })("NodeK
         )
         const consumer = yield* kafka.consume({ groupId: `g-${topic}`, topics: [topic], seeks: [], instanceId: false })
         const seen: Array<{ readonly partition: number; readonly key: string | null }> = []
-        yield* consumer.batches.pipe(
+        yield* fetchedOnly(consumer.batches).pipe(
           Stream.takeUntil((batch) => {
             for (const m of batch.messages)
               seen.push({ partition: m.partition, key: m.key === null ? null : decoder.decode(m.key) })
@@ -270,7 +270,7 @@ layer(KafkaBroker.layer, { timeout: 120_000, excludeTestServices: true })("NodeK
       }
       const consumer = yield* kafka.consume({ groupId: `g-${topic}`, topics: [topic], seeks: [], instanceId: false })
       const seen: Array<string> = []
-      yield* consumer.batches.pipe(
+      yield* fetchedOnly(consumer.batches).pipe(
         Stream.takeUntil((batch) => {
           for (const m of batch.messages)
             seen.push(

@@ -12,8 +12,8 @@ import fc from "fast-check"
 import * as File from "../../../src/connectors/file/File.ts"
 import type * as FileStore from "../../../src/connectors/file/FileStore.ts"
 import * as Incremental from "../../../src/connectors/sql/Incremental.ts"
-import type { Row, SqlClient } from "../../../src/connectors/sql/SqlClient.ts"
-import type * as SqlTable from "../../../src/connectors/sql/SqlTable.ts"
+import { type OffsetRow, offsetsKey, type Row, type SqlClient } from "../../../src/connectors/sql/SqlClient.ts"
+import * as SqlTable from "../../../src/connectors/sql/SqlTable.ts"
 import type { DeadLetter } from "../../../src/core/DeadLetter.ts"
 import { LoadError } from "../../../src/core/Errors.ts"
 import * as Sink from "../../../src/core/Sink.ts"
@@ -421,6 +421,61 @@ export const conformance = <Id, E>(backend: Backend<Id, E>) => {
         assert.strictEqual(dead.length, 3)
         assert.strictEqual(dead[0]!.reason, "invalid-record")
         assert.include(dead[0]!.message, "status")
+      })
+    )
+  )
+
+  it.effect(`${backend.name}: a commit whose source positions another process stored further is refused`, () =>
+    run(
+      Effect.gen(function* () {
+        const name = unique("fenced")
+        const offsets = { name: unique("offsets") }
+        yield* backend.createTxnTable(name)
+        const client = yield* backend.client
+        yield* client.createTable(offsets, SqlTable.offsetsColumns(client.dialect), offsetsKey)
+        const info = (yield* client.table({ name }))!
+        const commit = (rows: ReadonlyArray<Txn>, positions: ReadonlyArray<Omit<OffsetRow, "pipeline" | "target">>) =>
+          Effect.scoped(
+            Effect.gen(function* () {
+              const loader = yield* client.load({
+                table: { name },
+                mode: "append",
+                columns: info.columns.filter((c) => c.name === "id" || c.name === "user_id"),
+                keys: [],
+                transaction: "end",
+                offsets
+              })
+              loader.positions!(positions.map((p) => ({ pipeline: "p", target: name, ...p })))
+              yield* loader.write(rows.map((r) => ({ id: r.id, user_id: r.user_id })))
+              return yield* loader.commit
+            })
+          )
+        const count = Effect.map(rowsOf(backend.client, name), (rows) => rows.length)
+        yield* commit(txns(3), [{ part: "t/0", from: "0", position: "3" }])
+        // Rows 0..2 of t/0 are stored: a commit from 1 (a process that read them too) is rolled back whole.
+        const moved = yield* Effect.flip(
+          commit(txns(2, 10), [
+            { part: "t/0", from: "1", position: "5" },
+            { part: "t/1", from: "0", position: "4" }
+          ])
+        )
+        assert.strictEqual((moved as { readonly reason: { readonly _tag: string } }).reason._tag, "PositionsMoved")
+        assert.isTrue((moved as { readonly retryable: boolean }).retryable)
+        assert.include((moved as { readonly message: string }).message, "t/0 from position 1")
+        assert.strictEqual(yield* count, 3)
+        // A commit that continues where the stored positions end goes through (a gap is a skipped control record).
+        yield* commit(txns(2, 20), [
+          { part: "t/0", from: "4", position: "6" },
+          { part: "t/1", from: "0", position: "4" }
+        ])
+        assert.strictEqual(yield* count, 5)
+        const stored = yield* rowsOf(backend.client, offsets.name)
+        assert.deepStrictEqual(stored.map((r) => `${r.part}=${r.position}`).sort(), ["t/0=6", "t/1=4"])
+        // Two processes that read a part nobody stored yet: the first commit wins, the second is refused.
+        yield* commit(txns(1, 30), [{ part: "t/2", from: "0", position: "1" }])
+        const second = yield* Effect.flip(commit(txns(1, 40), [{ part: "t/2", from: "0", position: "1" }]))
+        assert.strictEqual((second as { readonly reason: { readonly _tag: string } }).reason._tag, "PositionsMoved")
+        assert.strictEqual(yield* count, 6)
       })
     )
   )

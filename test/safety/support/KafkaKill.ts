@@ -53,7 +53,12 @@ export const writeConfig = (
   topic: string,
   sink: Record<string, unknown>,
   connection: Record<string, unknown> | undefined,
-  extra?: { readonly transforms?: ReadonlyArray<unknown>; readonly state?: Record<string, unknown> }
+  extra?: {
+    readonly transforms?: ReadonlyArray<unknown>
+    readonly state?: Record<string, unknown>
+    /** Source fields that replace the defaults (a shared `group_id`, a `session_timeout`). */
+    readonly source?: Record<string, unknown>
+  }
 ) => {
   const path = nodePath.join(dir, `run-${run}.json`)
   fs.writeFileSync(
@@ -78,7 +83,8 @@ export const writeConfig = (
         // timeout. The positions come from the sink, whatever the group.
         group_id: `g-${topic}-${run}`,
         start: "earliest",
-        value: { type: "json" }
+        value: { type: "json" },
+        ...extra?.source
       },
       transforms: extra?.transforms ?? [{ type: "filter", condition: "amount >= 0" }],
       sink: connection === undefined ? sink : { ...sink, connection: "db" }
