@@ -145,7 +145,8 @@ export const build = (
         ...(config.streaming?.commit_interval === undefined
           ? {}
           : { commitInterval: config.streaming.commit_interval as Duration.Input }),
-        ...(config.streaming?.commit_records === undefined ? {} : { commitRecords: config.streaming.commit_records })
+        ...(config.streaming?.commit_records === undefined ? {} : { commitRecords: config.streaming.commit_records }),
+        ...(config.streaming?.state_scope === undefined ? {} : { stateScope: config.streaming.state_scope })
       }),
       Pipeline.withQuality({
         ...(config.quality?.max_rejected === undefined ? {} : { maxRejected: config.quality.max_rejected }),

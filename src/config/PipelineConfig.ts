@@ -95,7 +95,13 @@ export const StreamingConfig = Schema.Struct({
       description: "Commit as soon as this many records were written since the last commit (default 100000)"
     })
   ),
-  state: Schema.optionalKey(StateConfig)
+  state: Schema.optionalKey(StateConfig),
+  state_scope: Schema.optionalKey(
+    Schema.Literals(["pipeline", "partition"]).annotate({
+      description:
+        'How windows, aggregates and joins keep state: "pipeline" (default: one state, run one process) or "partition" (one per Kafka partition, saved per partition, so processes of one consumer group share the partitions; the group keys must decide the partition)'
+    })
+  )
 }).annotate({
   description:
     'How a streaming run commits sinks that make data visible at commit (files, S3, staged SQL loads); needs "mode": "streaming"'

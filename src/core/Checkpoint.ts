@@ -33,6 +33,13 @@ export interface Checkpoint {
   /** The pipeline the positions belong to (its name). */
   readonly pipeline: string
   readonly positions: Positions
+  /**
+   * True: the positions continue those the sink stores, and a commit whose part another process stored further is
+   * refused (a consumer-group rebalance moved it). False: a checkpoint of states decides where a run resumes, and its
+   * positions may trail the sink's after a kill between the sink's commit and the checkpoint (an upsert writes the same
+   * rows again).
+   */
+  readonly fenced: boolean
 }
 
 /** The stored positions of a sink that keeps them: where a new run of `pipeline` resumes. */

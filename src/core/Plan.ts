@@ -43,6 +43,15 @@ export interface StreamingPolicy {
   readonly commitInterval: Duration.Input
   /** Default 100000. */
   readonly commitRecords: number
+  /**
+   * How stateful stages keep their state when a state store checkpoints it. `"pipeline"` (default): one state for the
+   * whole input, one snapshot per pipeline; run it as one process. `"partition"`: a state per source part (Kafka
+   * partition), as Kafka Streams keeps one per task, saved per part: processes of one consumer group share the
+   * partitions, and a partition that moves takes its state along (saved by the process that gives it up, restored by
+   * the one that gets it). Windows then close on their own partition's watermark, and groups are formed within a
+   * partition: the group keys must decide the partition (the topic is keyed by them), or results split.
+   */
+  readonly stateScope?: "pipeline" | "partition" | undefined
 }
 
 /** The streaming policy of pipelines that set none. */
@@ -224,6 +233,10 @@ export const describe = <E, R>(self: Pipeline<E, R>): ReadonlyArray<string> => {
   if (!self.bounded && self.sink.durability === "on-commit")
     lines.push(
       `  ${"commits".padEnd(12)} every ${String(self.streaming.commitInterval)} or ${self.streaming.commitRecords} records`
+    )
+  if (!self.bounded && self.streaming.stateScope === "partition" && self.stages.some((s) => s.stateful === true))
+    lines.push(
+      `  ${"state".padEnd(12)} per source partition: processes of one consumer group share the partitions, each partition's state moves with it`
     )
   if (self.resumable === true)
     lines.push(

@@ -138,6 +138,15 @@ export class StageCounter {
   }
 }
 
+/** The states a run that keeps state per source part restored for each part (stage name → state). */
+export interface PartitionStates {
+  readonly restored: (part: string) => Readonly<Record<string, unknown>> | undefined
+  /** Where the part's restored checkpoint resumes (the position its states cover up to), if it has one. */
+  readonly resumed: (part: string) => string | undefined
+  /** The snapshot key of a part's states. */
+  readonly key: (part: string) => string
+}
+
 /** What a stage sees of the run it is part of. */
 export interface RunContext {
   readonly runId: string
@@ -154,7 +163,14 @@ export interface RunContext {
    * reads (a Kafka partition assigned to this process by a rebalance starts where the sink's data of it ends). Absent:
    * the sink stores none, or the run resumes from a checkpoint of its states (whose positions are `resume`).
    */
-  readonly reloadPositions?: (() => Effect.Effect<Checkpoint.Resume, PipelineError>) | undefined
+  readonly reloadPositions?:
+    | ((parts: ReadonlyArray<string>) => Effect.Effect<Checkpoint.Resume, PipelineError>)
+    | undefined
+  /**
+   * Set when the stateful stages keep one state per source part (`StreamingPolicy.stateScope: "partition"`): the
+   * states saved for each part, loaded by `reloadPositions` as parts are assigned.
+   */
+  readonly partitionStates?: PartitionStates | undefined
   /** The states of the stateful stages, by stage name, from the checkpoint a run resumes from (see `State.ts`). */
   readonly restored?: Readonly<Record<string, unknown>> | undefined
   /** Checkpoint barriers to inject right after the source (a streaming run with a state store and stateful stages). */
@@ -172,7 +188,10 @@ export const makeRunContext = (options: {
   readonly pipeline: string
   readonly attempt?: number | undefined
   readonly resume?: Checkpoint.Resume | undefined
-  readonly reloadPositions?: (() => Effect.Effect<Checkpoint.Resume, PipelineError>) | undefined
+  readonly reloadPositions?:
+    | ((parts: ReadonlyArray<string>) => Effect.Effect<Checkpoint.Resume, PipelineError>)
+    | undefined
+  readonly partitionStates?: PartitionStates | undefined
   readonly restored?: Readonly<Record<string, unknown>> | undefined
   readonly barriers?: Stream.Stream<number> | undefined
   readonly now: () => number
@@ -186,6 +205,7 @@ export const makeRunContext = (options: {
     attempt: options.attempt ?? 1,
     ...(options.resume === undefined ? {} : { resume: options.resume }),
     ...(options.reloadPositions === undefined ? {} : { reloadPositions: options.reloadPositions }),
+    ...(options.partitionStates === undefined ? {} : { partitionStates: options.partitionStates }),
     ...(options.restored === undefined ? {} : { restored: options.restored }),
     ...(options.barriers === undefined ? {} : { barriers: options.barriers }),
     now: options.now,

@@ -29,7 +29,23 @@ export interface StageState {
 export interface Barrier {
   readonly id: number
   readonly states: ReadonlyArray<StageState>
+  /**
+   * The source parts a rebalance takes away after this barrier: stages that keep state per part save theirs for them,
+   * then drop it (another process restores it).
+   */
+  readonly revoked?: ReadonlyArray<string> | undefined
 }
+
+/** The state of a stage that keeps one per source part, as it travels on a barrier (see `Steps.partitioned`). */
+export interface PartitionedState {
+  readonly partitioned: true
+  /** Part → the state of the stage for it. */
+  readonly parts: Readonly<Record<string, unknown>>
+}
+
+/** True for the state of a stage that keeps one per part. */
+export const isPartitioned = (state: unknown): state is PartitionedState =>
+  typeof state === "object" && state !== null && (state as { readonly partitioned?: unknown }).partitioned === true
 
 /** What a checkpoint saves for a pipeline. */
 export interface Snapshot {

@@ -29,7 +29,7 @@ import type { Pipeline } from "../core/Plan.ts"
 import * as Retry from "../core/Retry.ts"
 import { type RunReport, reconcile, stageReports, totals } from "../core/RunReport.ts"
 import * as Spans from "../core/Spans.ts"
-import { MAX_LOGGED_WARNINGS, makeRunContext, type RunContext } from "../core/Stage.ts"
+import { MAX_LOGGED_WARNINGS, makeRunContext, type PartitionStates, type RunContext } from "../core/Stage.ts"
 import * as State from "../core/State.ts"
 import { StopSignal } from "../core/Stop.ts"
 import * as Outputs from "./internal/Outputs.ts"
@@ -172,7 +172,8 @@ export const execute = <E, R>(
       resume?: Checkpoint.Resume,
       restored?: Readonly<Record<string, unknown>>,
       barriers?: Stream.Stream<number>,
-      reloadPositions?: () => Effect.Effect<Checkpoint.Resume, PipelineError>
+      reloadPositions?: (parts: ReadonlyArray<string>) => Effect.Effect<Checkpoint.Resume, PipelineError>,
+      partitionStates?: PartitionStates
     ) =>
       makeRunContext({
         runId,
@@ -180,6 +181,7 @@ export const execute = <E, R>(
         attempt,
         resume,
         reloadPositions,
+        partitionStates,
         restored,
         barriers,
         now: () => clock.currentTimeMillisUnsafe(),
@@ -226,13 +228,30 @@ export const execute = <E, R>(
     // A streaming run with stateful stages and a state store checkpoints their states (see `core/State.ts`).
     const stateStore = Option.getOrUndefined(yield* Effect.serviceOption(State.StateStore))
     const checkpointed = !p.bounded && stateStore !== undefined && p.stages.some((s) => s.stateful === true)
+    // State per source part: each part's checkpoint is loaded when the part is assigned (see `StreamingPolicy`).
+    const byPart = checkpointed && p.streaming.stateScope === "partition"
+    const scopeProblem =
+      byPart && p.resumable !== true
+        ? new ExtractError({
+            stage: p.stages[0]!.name,
+            message: `state per partition needs a source whose parts resume from positions (Kafka); ${p.stages[0]!.name} has none: set the state scope to "pipeline"`,
+            retryable: false
+          })
+        : undefined
+    const stateError = (e: State.StateError) =>
+      new ExtractError({ stage: p.stages[0]!.name, message: e.message, retryable: e.retryable, cause: e })
+    const partStates = new Map<string, State.Snapshot>()
+    const partitionStates = byPart
+      ? {
+          restored: (part: string) => partStates.get(part)?.stages,
+          resumed: (part: string) => partStates.get(part)?.resume[part],
+          key: (part: string) => `${p.name}@${part}`
+        }
+      : undefined
     const snapshot: Effect.Effect<State.Snapshot | undefined, PipelineError> =
-      checkpointed && stateStore !== undefined
+      checkpointed && stateStore !== undefined && !byPart
         ? stateStore.load(p.name).pipe(
-            Effect.mapError(
-              (e) =>
-                new ExtractError({ stage: p.stages[0]!.name, message: e.message, retryable: e.retryable, cause: e })
-            ),
+            Effect.mapError(stateError),
             Effect.tap((snap) =>
               snap === undefined
                 ? Effect.void
@@ -263,17 +282,38 @@ export const execute = <E, R>(
     // sink's data of it ends: the stored positions are loaded again then.
     const services = yield* Effect.context<R>()
     const reload =
-      store === undefined || checkpointed
-        ? undefined
-        : () => Effect.provide(Effect.mapError(store.load(p.name), wrap(LoadError, p.sink.info.name)), services)
+      partitionStates !== undefined && stateStore !== undefined
+        ? (parts: ReadonlyArray<string>) =>
+            Effect.gen(function* () {
+              const resume = new Map<string, string>()
+              for (const part of parts) {
+                const snap = yield* Effect.mapError(stateStore.load(partitionStates.key(part)), stateError)
+                if (snap === undefined) {
+                  partStates.delete(part)
+                  continue
+                }
+                partStates.set(part, snap)
+                const at = snap.resume[part]
+                if (at !== undefined) resume.set(part, at)
+                yield* Effect.logInfo(
+                  `restoring the state of ${part} from the checkpoint saved at ${snap.savedAt} in ${stateStore.description}`
+                ).pipe(Effect.annotateLogs({ part, position: at }))
+              }
+              return resume
+            })
+        : store === undefined || checkpointed
+          ? undefined
+          : () => Effect.provide(Effect.mapError(store.load(p.name), wrap(LoadError, p.sink.info.name)), services)
     const attempt = Effect.suspend(() => {
       attempts++
       ctx = newContext(attempts)
       return Effect.gen(function* () {
+        if (scopeProblem !== undefined) return yield* Effect.fail(scopeProblem)
         // The checkpoint's positions go with its states; without one, the sink's stored positions.
         const snap = yield* snapshot
         const from = snap === undefined ? yield* resume : new Map(Object.entries(snap.resume))
-        ctx = newContext(attempts, from, snap?.stages, barriers, reload)
+        partStates.clear()
+        ctx = newContext(attempts, from, snap?.stages, barriers, reload, partitionStates)
         return yield* runAttempt(p, ctx, stats, metrics, checkpointed ? stateStore : undefined)
       })
     }).pipe(

@@ -31,7 +31,7 @@ import type * as Batch from "../core/Batch.ts"
 import type * as DeadLetter from "../core/DeadLetter.ts"
 import { BuildError } from "../core/Errors.ts"
 import { addFusedStage, addStage, type Flow } from "../core/Flow.ts"
-import type { StageCounter } from "../core/Stage.ts"
+import type { RunContext, StageCounter } from "../core/Stage.ts"
 import {
   type Accumulator,
   type AggKind,
@@ -44,7 +44,7 @@ import {
 } from "./internal/Accumulators.ts"
 import { emit, type Held, heldOf } from "./internal/Acks.ts"
 import { decode, encode, type Json } from "./internal/StateCodec.ts"
-import { type Checkpointing, restoredState, stepped } from "./internal/Steps.ts"
+import { type Checkpointing, type Loop, partitioned, restoredState, stepped } from "./internal/Steps.ts"
 import { compositeKey, show, timeOf } from "./internal/Values.ts"
 import {
   describeConfig,
@@ -484,7 +484,9 @@ const windowed = <X, A, E, R>(
       (batches) => {
         const problem = problemOf(spec)
         if (problem !== undefined) return buildError(counter, problem)
-        return Stream.suspend(() => {
+        const processing = config.watermark === "processing-time"
+        // One loop per source part when the run keeps state per part (see `Steps.partitioned`).
+        const makeLoop = (loopCtx: RunContext): Loop<A, Row> | string => {
           const agg = new Aggregator(
             spec,
             groupBy.filter((k) => !WINDOW_FIELDS.has(k))
@@ -502,19 +504,17 @@ const windowed = <X, A, E, R>(
           const windowStage = windowCounter.info.name
           const time = config.time
           const by = config.by
-          const processing = windows.processingTime
           let seq = 0
           let arrival = 0
           // With checkpoints, acks wait for the next one (the windows' state then covers their records).
-          const checkpointed = ctx.barriers !== undefined
+          const checkpointed = loopCtx.barriers !== undefined
           const fingerprint = `${describeConfig(config)}; ${describeAggregate(spec)}`
-          const restored = restoredState(ctx, stage, fingerprint)
-          if (typeof restored === "string") return buildError(counter, restored)
+          const restored = restoredState(loopCtx, stage, fingerprint)
+          if (typeof restored === "string") return restored
           if (restored !== undefined) {
             const state = restored as { readonly windows: WindowsState; readonly arrival: number }
             windows.load(state.windows, (json) => agg.load(json))
             arrival = state.arrival
-            counter.stateEntries = 0
             windows.forEachOpen((pane) => {
               counter.stateEntries += pane.content.size
             })
@@ -631,13 +631,20 @@ const windowed = <X, A, E, R>(
             counter.recordsOut += out.length
             return stamped(emit(out, [], windows.acks.releaseAll()), oldestOf(panes))
           }
+          return { step, tick, finish, ...(checkpointed ? { checkpointing } : {}) }
+        }
+        return Stream.suspend(() => {
+          const loop = partitioned(ctx, makeLoop)
+          if (typeof loop === "string") return buildError(counter, loop)
+          const tick = loop.tick
           return stepped(
             batches,
             counter,
-            step,
-            finish,
-            checkpointed ? checkpointing : undefined,
-            processing ? { everyMs: tickMillis(config), run: tick } : undefined
+            loop.step,
+            loop.finish,
+            loop.checkpointing,
+            processing && tick !== undefined ? { everyMs: tickMillis(config), run: tick } : undefined,
+            loop.failure
           )
         })
       }

@@ -157,6 +157,12 @@ export const dynamic =
       (counter, ctx) => (lefts, rights) => {
         const problem = checkConfig(config)
         if (problem !== undefined) return fail(counter, problem)
+        // Its two inputs' partitions do not pair up: its state is the pipeline's, never per partition.
+        if (ctx.partitionStates !== undefined)
+          return fail(
+            counter,
+            `an interval join keeps one state for the whole pipeline, not one per partition: set the streaming state scope to "pipeline" (and run one process)`
+          )
         return Stream.suspend(() => {
           const stage = counter.info.name
           const checkpointed = ctx.barriers !== undefined

@@ -38,7 +38,7 @@ import { addStage, type Flow } from "../core/Flow.ts"
 import type { RunContext, StageCounter } from "../core/Stage.ts"
 import { emit } from "./internal/Acks.ts"
 import { decode, encode, type Json } from "./internal/StateCodec.ts"
-import { type Checkpointing, restoredState, stepped } from "./internal/Steps.ts"
+import { type Checkpointing, partitioned, restoredState, stepped } from "./internal/Steps.ts"
 import { compositeKey, timeOf } from "./internal/Values.ts"
 import {
   checkConfig,
@@ -256,16 +256,20 @@ export const dynamic =
             new BuildError({ stage: counter.info.name, message: `${counter.info.name}: ${problem}`, retryable: false })
           )
         return Stream.suspend(() => {
-          const state = makeWindowState<A>(config, counter, ctx)
+          const state = partitioned(ctx, (c) => makeWindowState<A>(config, counter, c))
           if (typeof state === "string")
             return Stream.fail(new BuildError({ stage: counter.info.name, message: state, retryable: false }))
+          const tick = state.tick
           return stepped(
             batches,
             counter,
             state.step,
             state.finish,
             state.checkpointing,
-            config.watermark === "processing-time" ? { everyMs: tickMillis(config), run: state.tick } : undefined
+            config.watermark === "processing-time" && tick !== undefined
+              ? { everyMs: tickMillis(config), run: tick }
+              : undefined,
+            state.failure
           )
         })
       }

@@ -269,18 +269,28 @@ const updateLag = (fetched: FetchedBatch): Effect.Effect<void> => {
  * A rebalance is about to take partitions away: a checkpoint barrier, so the runtime commits everything read before
  * it (through every stage, in order) and only then lets the consumer give the partitions up.
  */
-const drained = <A>(drain: Drain): Batch.Batch<A> => ({ ...Batch.barrier(DRAIN_BARRIER), ack: drain.done })
+const drained = <A>(drain: Drain): Batch.Batch<A> => ({
+  ...Batch.barrier(DRAIN_BARRIER),
+  barrier: { id: DRAIN_BARRIER, states: [], revoked: drain.partitions.map((p) => `${p.topic}/${p.partition}`) },
+  ack: drain.done
+})
 
 /** The id of the barriers of rebalances (the runtime's own checkpoints count from 1, a graceful stop's is 0). */
 const DRAIN_BARRIER = -1
 
-/** Where gained partitions start: the positions their sink stores, loaded when they are assigned. */
+/**
+ * Where gained partitions start: the positions their sink stores (or their state's checkpoint, when stages keep state
+ * per partition), loaded when they are assigned.
+ */
 const startAtStored =
-  (reload: () => Effect.Effect<ReadonlyMap<string, string>, PipelineError>, topics: string) =>
+  (
+    reload: (parts: ReadonlyArray<string>) => Effect.Effect<ReadonlyMap<string, string>, PipelineError>,
+    topics: string
+  ) =>
   (partitions: ReadonlyArray<TopicPartition>): Effect.Effect<ReadonlyArray<Position>, KafkaError> =>
     Effect.map(
       Effect.mapError(
-        reload(),
+        reload(partitions.map((p) => `${p.topic}/${p.partition}`)),
         (error) =>
           new KafkaError({
             reason: reasons.Unknown,

@@ -122,9 +122,9 @@ export interface ConsumeOptions {
   /** Runs when partitions are assigned (every assignment, the first one included), before any of them is fetched. */
   readonly onAssigned?: (partitions: ReadonlyArray<TopicPartition>) => Effect.Effect<void>
   /**
-   * Where newly assigned partitions start, asked on every assignment of a partition this member did not read in the
-   * generation before (its first assignment included): positions returned take precedence over `seeks` and the
-   * group's committed offsets. A sink that stores its source positions with its data answers it, so a partition that
+   * Where assigned partitions start, asked on every assignment (the first one included; with it, a member that keeps
+   * a partition through a rebalance does not keep its own position either): positions returned take precedence over
+   * `seeks` and the group's committed offsets. A sink that stores its source positions with its data answers it, so a partition that
    * moves between members resumes where its data ends, not where the group's offsets (committed later) say.
    */
   readonly startAt?: (partitions: ReadonlyArray<TopicPartition>) => Effect.Effect<ReadonlyArray<Position>, KafkaError>

@@ -498,6 +498,12 @@ class GroupReader {
     })
     this.pool = new ConnectionPool(client.clientId, client)
     this.consumer.on("consumer:group:join", (payload) => this.joined(payload))
+    // A rejoin that fails in the background (the coordinator went away, the consumer closed meanwhile) is reported as
+    // an `error` event, which would crash the process without a listener: it fails the read, unless it is ending.
+    this.consumer.on("error", (error: unknown) => {
+      if (this.stopped || this.closing !== undefined) return
+      this.fail(classifyError("consume", this.topicsText)(error))
+    })
     if (this.instanceId !== undefined) {
       const instanceId = this.instanceId
       watchHeartbeats(this.consumer, (error) => {
@@ -583,8 +589,13 @@ class GroupReader {
     readonly assignments?: Array<GroupAssignment>
   }): void {
     const kept = this.kept
+    // With `startAt`, every assignment asks it (what was read before the rebalance was drained into the sink, and the
+    // stages' states of the partitions went with it).
     const continues =
-      kept !== undefined && kept.memberId === payload.memberId && payload.generationId === kept.generationId + 1
+      kept !== undefined &&
+      this.options.startAt === undefined &&
+      kept.memberId === payload.memberId &&
+      payload.generationId === kept.generationId + 1
     const owned = new Map<string, { readonly topic: string; readonly partition: number; next: bigint | undefined }>()
     for (const assignment of payload.assignments ?? [])
       for (const partition of assignment.partitions) {

@@ -514,7 +514,7 @@ export const sink = <A, E, Id>(
                 target: where,
                 part: r.part,
                 position: r.to,
-                from: r.from
+                ...(checkpoint.fenced ? { from: r.from } : {})
               }))
             )
           })

@@ -21,7 +21,7 @@ import { type Pipeline, type SinkPlan, unboundedProblem } from "../../core/Plan.
 import type { SinkResult, SinkWriter } from "../../core/Sink.ts"
 import * as Spans from "../../core/Spans.ts"
 import type { RunContext, StageCounter } from "../../core/Stage.ts"
-import type * as State from "../../core/State.ts"
+import * as State from "../../core/State.ts"
 import type { RunMetrics } from "../Metrics.ts"
 import type { StreamingStats } from "./StreamingStats.ts"
 
@@ -76,6 +76,26 @@ const openWriter = <R>(plan: SinkPlan<R>) =>
     LoadError,
     R | Scope.Scope
   >
+
+/**
+ * The states of a barrier by source part (part → stage → state), for stages that keep one per part (see
+ * `Steps.partitioned`): every part some stage holds a state for.
+ */
+const byPart = (barrier: State.Barrier): Map<string, Record<string, unknown>> => {
+  const out = new Map<string, Record<string, unknown>>()
+  for (const { stage, state } of barrier.states) {
+    if (!State.isPartitioned(state)) continue
+    for (const [part, partState] of Object.entries(state.parts)) {
+      let stages = out.get(part)
+      if (stages === undefined) {
+        stages = {}
+        out.set(part, stages)
+      }
+      stages[stage] = partState
+    }
+  }
+  return out
+}
 
 /** Opens the outputs of an attempt of `p`, in the attempt's scope. */
 export const make = <E, R>(
@@ -138,16 +158,46 @@ export const make = <E, R>(
       stateStore === undefined
         ? Effect.void
         : Effect.gen(function* () {
-            const snapshot: State.Snapshot = {
-              version: 1,
-              pipeline: p.name,
-              resume: Object.fromEntries(committedResume),
-              stages: Object.fromEntries(barrier.states.map((s) => [s.stage, s.state])),
-              savedAt: new Date(clock.currentTimeMillisUnsafe()).toISOString()
-            }
-            yield* Effect.mapError(
-              stateStore.save(snapshot),
-              (e) => new LoadError({ stage: sinkName, message: e.message, retryable: e.retryable, cause: e })
+            const savedAt = new Date(clock.currentTimeMillisUnsafe()).toISOString()
+            const parts = ctx.partitionStates
+            const snapshots: Array<State.Snapshot> =
+              parts === undefined
+                ? [
+                    {
+                      version: 1,
+                      pipeline: p.name,
+                      resume: Object.fromEntries(committedResume),
+                      stages: Object.fromEntries(barrier.states.map((s) => [s.stage, s.state])),
+                      savedAt
+                    }
+                  ]
+                : [...byPart(barrier)].map(([part, stages]) => {
+                    // The later of what this attempt committed and where the part's restored checkpoint resumes (the
+                    // part may have been read by another process since this one last committed it).
+                    const committed = committedResume.get(part)
+                    const restored = parts.resumed(part)
+                    const at =
+                      committed === undefined
+                        ? restored
+                        : restored === undefined
+                          ? committed
+                          : Checkpoint.max(committed, restored)
+                    return {
+                      version: 1,
+                      pipeline: parts.key(part),
+                      resume: at === undefined ? {} : { [part]: at },
+                      stages,
+                      savedAt
+                    }
+                  })
+            yield* Effect.forEach(
+              snapshots,
+              (snapshot) =>
+                Effect.mapError(
+                  stateStore.save(snapshot),
+                  (e) => new LoadError({ stage: sinkName, message: e.message, retryable: e.retryable, cause: e })
+                ),
+              { concurrency: 8, discard: true }
             )
             yield* Effect.logDebug(`checkpoint ${barrier.id} saved to ${stateStore.description}`)
           })
@@ -184,7 +234,11 @@ export const make = <E, R>(
             ? undefined
             : yield* commitOne(dlWriter, p.deadLetters, dlCounter)
         if (writer?.checkpoint !== undefined && heldPositions.size > 0) {
-          const checkpoint = { pipeline: p.name, positions: Checkpoint.sorted(heldPositions) }
+          const checkpoint = {
+            pipeline: p.name,
+            positions: Checkpoint.sorted(heldPositions),
+            fenced: stateStore === undefined
+          }
           yield* Effect.mapError(writer.checkpoint(checkpoint), wrap(LoadError, sinkName))
         }
         const sinkResult = writer === undefined ? { written: 0 } : yield* commitOne(writer, p.sink, sinkCounter)

@@ -7,8 +7,10 @@
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type * as Batch from "../../core/Batch.ts"
+import { BuildError } from "../../core/Errors.ts"
 import * as Spans from "../../core/Spans.ts"
 import type { RunContext, StageCounter } from "../../core/Stage.ts"
+import type * as State from "../../core/State.ts"
 import { combine, type Held } from "./Acks.ts"
 
 /**
@@ -29,6 +31,8 @@ export interface Checkpointing {
   readonly snapshot: () => unknown
   /** Every ack (and its positions) the stage holds: once its state is saved, they can go. */
   readonly release: () => ReadonlyArray<Held>
+  /** Drops the state of source parts that a rebalance takes away (saved just before; see {@link partitioned}). */
+  readonly revoke?: ((parts: ReadonlyArray<string>) => void) | undefined
 }
 
 /**
@@ -44,15 +48,96 @@ const onBarrier = <A, B>(
   if (checkpointing === undefined) return [batch as unknown as Batch.Batch<B>]
   const state = checkpointing.snapshot()
   const { ack, positions } = combine([...checkpointing.release(), batch])
+  if (barrier.revoked !== undefined) checkpointing.revoke?.(barrier.revoked)
   return [
     {
       records: [],
       deadLetters: [],
       ack,
       ...(positions === undefined ? {} : { positions }),
-      barrier: { id: barrier.id, states: [...barrier.states, { stage: counter.info.name, state }] }
+      barrier: { ...barrier, states: [...barrier.states, { stage: counter.info.name, state }] }
     }
   ]
+}
+
+/** What a stateful stage does with batches, time and checkpoints (what {@link stepped} runs). */
+export interface Loop<A, B> {
+  readonly step: (batch: Batch.Batch<A>, now: number) => ReadonlyArray<Batch.Batch<B>>
+  readonly finish: () => ReadonlyArray<Batch.Batch<B>>
+  readonly tick?: ((now: number) => ReadonlyArray<Batch.Batch<B>>) | undefined
+  readonly checkpointing?: Checkpointing | undefined
+  /** Why the stage cannot go on (a part's saved state it cannot use), checked after every step. */
+  readonly failure?: (() => string | undefined) | undefined
+}
+
+/** The part of a batch, as partitioned state names it ("" for a batch without one). */
+const partOf = (batch: Batch.Batch<unknown>): string => (batch.part === undefined ? "" : String(batch.part.id))
+
+/**
+ * The loop of a stage, one per source part when the run keeps state per part (`ctx.partitionStates`, see
+ * `StreamingPolicy.stateScope`), else `make(ctx)` itself. Each part's loop is made on its first batch, from the state
+ * its part's checkpoint holds, and sees that part only (its watermark is the part's own); its outputs name the part,
+ * so a stateful stage after it keeps them apart too. Checkpoints save every part's state; a barrier of a rebalance
+ * drops the parts it revokes once they are saved. A state saved by another spec of the stage fails the stage (a
+ * defect that names the stage and the fix).
+ */
+export const partitioned = <A, B>(
+  ctx: RunContext,
+  make: (ctx: RunContext) => Loop<A, B> | string
+): Loop<A, B> | string => {
+  const states = ctx.partitionStates
+  if (states === undefined) return make(ctx)
+  const loops = new Map<string, Loop<A, B>>()
+  let failure: string | undefined
+  const loopOf = (part: string): Loop<A, B> | undefined => {
+    let loop = loops.get(part)
+    if (loop === undefined) {
+      const made = make({ ...ctx, restored: states.restored(part) })
+      if (typeof made === "string") {
+        failure = `${made} (the state of ${part})`
+        return undefined
+      }
+      loop = made
+      loops.set(part, loop)
+    }
+    return loop
+  }
+  const named = (part: string, out: ReadonlyArray<Batch.Batch<B>>): ReadonlyArray<Batch.Batch<B>> =>
+    out.map((b) => (b.part !== undefined || part === "" ? b : { ...b, part: { id: part, known: 1 } }))
+  const all = (f: (loop: Loop<A, B>) => ReadonlyArray<Batch.Batch<B>>): ReadonlyArray<Batch.Batch<B>> => {
+    const out: Array<Batch.Batch<B>> = []
+    for (const [part, loop] of loops) out.push(...named(part, f(loop)))
+    return out
+  }
+  const probe = make({ ...ctx, restored: undefined })
+  if (typeof probe === "string") return probe
+  return {
+    step: (batch, now) => {
+      const part = partOf(batch)
+      // The part's loop waits for no other part: it is the only one it sees.
+      const own = batch.part === undefined ? batch : { ...batch, part: { id: batch.part.id, known: 1 } }
+      const loop = loopOf(part)
+      return loop === undefined ? [] : named(part, loop.step(own, now))
+    },
+    failure: () => failure,
+    finish: () => all((loop) => loop.finish()),
+    ...(probe.tick === undefined ? {} : { tick: (now: number) => all((loop) => loop.tick?.(now) ?? []) }),
+    ...(probe.checkpointing === undefined
+      ? {}
+      : {
+          checkpointing: {
+            snapshot: (): State.PartitionedState => {
+              const parts: Record<string, unknown> = {}
+              for (const [part, loop] of loops) parts[part] = loop.checkpointing!.snapshot()
+              return { partitioned: true, parts }
+            },
+            release: () => [...loops.values()].flatMap((loop) => loop.checkpointing!.release()),
+            revoke: (parts) => {
+              for (const part of parts) loops.delete(part)
+            }
+          }
+        })
+  }
 }
 
 /** A timer for a stage: every `everyMs` milliseconds, `run` with the time. */
@@ -73,16 +158,26 @@ export const stepped = <A, B, E, R>(
   step: (batch: Batch.Batch<A>, now: number) => ReadonlyArray<Batch.Batch<B>>,
   finish: () => ReadonlyArray<Batch.Batch<B>>,
   checkpointing?: Checkpointing,
-  tick?: Tick<B>
-): Stream.Stream<Batch.Batch<B>, E, R> =>
+  tick?: Tick<B>,
+  failure?: () => string | undefined
+): Stream.Stream<Batch.Batch<B>, E | BuildError, R> =>
   Stream.unwrap(
     Effect.clockWith((clock) => {
+      const failed = (out: ReadonlyArray<Batch.Batch<B>>) => {
+        const message = failure?.()
+        return message === undefined
+          ? Effect.succeed(out)
+          : Effect.fail(new BuildError({ stage: counter.info.name, message, retryable: false }))
+      }
       const steps = (input: Batch.Batch<A>) =>
         input.barrier !== undefined
           ? Effect.succeed(onBarrier<A, B>(input, counter, checkpointing))
           : Spans.sampled(
               counter,
-              Effect.sync(() => step(input, clock.currentTimeMillisUnsafe())),
+              Effect.flatMap(
+                Effect.sync(() => step(input, clock.currentTimeMillisUnsafe())),
+                failed
+              ),
               "stage.batch",
               input.records.length
             )

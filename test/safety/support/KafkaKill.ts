@@ -15,7 +15,12 @@ export const KILLS = 6
 export const produce = (
   brokers: string,
   topic: string,
-  options?: { readonly closers?: boolean; readonly partitions?: number }
+  options?: {
+    readonly closers?: boolean
+    readonly partitions?: number
+    /** The message key of record `i` (default `i mod 7`). */
+    readonly key?: (i: number) => string
+  }
 ) =>
   Effect.gen(function* () {
     const client = yield* KafkaClient
@@ -26,7 +31,7 @@ export const produce = (
       const messages = []
       for (let i = start; i < start + 250; i++)
         messages.push({
-          key: encoder.encode(String(i % 7)),
+          key: encoder.encode(options?.key === undefined ? String(i % 7) : options.key(i)),
           value: encoder.encode(
             JSON.stringify(
               options?.closers === true ? { id: i, amount: i % 100, ts: i * 10 } : { id: i, amount: i % 100 }
@@ -56,6 +61,8 @@ export const writeConfig = (
   extra?: {
     readonly transforms?: ReadonlyArray<unknown>
     readonly state?: Record<string, unknown>
+    /** The streaming state scope (default: the pipeline's). */
+    readonly stateScope?: "pipeline" | "partition"
     /** Source fields that replace the defaults (a shared `group_id`, a `session_timeout`). */
     readonly source?: Record<string, unknown>
   }
@@ -69,7 +76,8 @@ export const writeConfig = (
       streaming: {
         commit_interval: "200 millis",
         commit_records: 1500,
-        state: extra?.state ?? { type: "file", path: nodePath.join(dir, "state") }
+        state: extra?.state ?? { type: "file", path: nodePath.join(dir, "state") },
+        ...(extra?.stateScope === undefined ? {} : { state_scope: extra.stateScope })
       },
       connections: {
         events: { type: "kafka", brokers: [{ $env: "ETL_KAFKA_BROKERS" }] },
