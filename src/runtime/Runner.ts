@@ -101,7 +101,9 @@ const runAttempt = <E, R>(
               { haltStrategy: "left" }
             )
           : batches
-      yield* Stream.runForEach(events, (event) =>
+      // A segment that fails to commit in the background ends the attempt at once.
+      const watched = outputs.segmented ? Stream.interruptWhen(events, outputs.commitFailed) : events
+      yield* Stream.runForEach(watched, (event) =>
         event === tick
           ? outputs.tick
           : Effect.gen(function* () {

@@ -7,11 +7,15 @@
  *   commit (dead letters commit first, then the sink).
  * - Streaming runs into an on-commit sink: a writer pair per segment, in a scope of its own, opened with the segment's
  *   first batch and committed every `commitInterval` or `commitRecords` records; the segment's acknowledgements run
- *   after its commit.
+ *   after its commit. A segment commits in the background while the next one is read and written: one commit at a
+ *   time, in order (its checkpoint and acknowledgements after it), and a failed one ends the attempt at once.
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Scope from "effect/Scope"
 import * as Batch from "../../core/Batch.ts"
 import * as Checkpoint from "../../core/Checkpoint.ts"
@@ -35,6 +39,11 @@ export interface Committed {
 export interface Outputs<R> {
   /** True when batches are committed in segments (a streaming run into an on-commit sink). */
   readonly segmented: boolean
+  /**
+   * Fails as soon as a segment committing in the background fails (never succeeds): the attempt stops reading then,
+   * instead of at its next commit.
+   */
+  readonly commitFailed: Effect.Effect<never, PipelineError>
   /** Writes a batch: its dead letters first, then its records. */
   readonly write: (batch: Batch.Batch<unknown>) => Effect.Effect<void, LoadError, R>
   /** After a batch was written: acknowledges it now (per-write) or holds its ack; commits a full segment. */
@@ -147,8 +156,8 @@ export const make = <E, R>(
     let heldPositions = new Map<string, Checkpoint.Range>()
     // Where the source resumes after what was committed so far: what a checkpoint saves.
     const committedResume = new Map<string, string>(ctx.resume ?? [])
-    const advance = () => {
-      for (const range of heldPositions.values()) {
+    const advance = (positions: ReadonlyMap<string, Checkpoint.Range>) => {
+      for (const range of positions.values()) {
         const before = committedResume.get(range.part)
         committedResume.set(range.part, before === undefined ? range.to : Checkpoint.max(before, range.to))
       }
@@ -226,74 +235,144 @@ export const make = <E, R>(
         })
       }).pipe(Effect.withSpan("sink.commit", { attributes: Spans.stageAttributes(plan.info) }))
 
-    /** Commits the dead letters, then the sink, then runs `afterCommit` (a checkpoint) and the acks they held. */
-    const commitBoth = (afterCommit: Effect.Effect<void, LoadError>) =>
+    /**
+     * Commits the dead letters, then the sink (with the source positions its records cover), then runs `afterCommit`
+     * (a checkpoint) and the acks they held.
+     */
+    const commitBoth = (
+      sinkWriter: SinkWriter<unknown, unknown> | undefined,
+      dlSinkWriter: SinkWriter<unknown, unknown> | undefined,
+      positions: ReadonlyMap<string, Checkpoint.Range>,
+      acks: ReadonlyArray<Effect.Effect<void, PipelineError>>,
+      afterCommit: Effect.Effect<void, LoadError>
+    ) =>
       Effect.gen(function* () {
         const dlResult =
-          dlWriter === undefined || p.deadLetters === undefined || dlCounter === undefined
+          dlSinkWriter === undefined || p.deadLetters === undefined || dlCounter === undefined
             ? undefined
-            : yield* commitOne(dlWriter, p.deadLetters, dlCounter)
-        if (writer?.checkpoint !== undefined && heldPositions.size > 0) {
+            : yield* commitOne(dlSinkWriter, p.deadLetters, dlCounter)
+        if (sinkWriter?.checkpoint !== undefined && positions.size > 0) {
           const checkpoint = {
             pipeline: p.name,
-            positions: Checkpoint.sorted(heldPositions),
+            positions: Checkpoint.sorted(positions),
             fenced: stateStore === undefined
           }
-          yield* Effect.mapError(writer.checkpoint(checkpoint), wrap(LoadError, sinkName))
+          yield* Effect.mapError(sinkWriter.checkpoint(checkpoint), wrap(LoadError, sinkName))
         }
-        const sinkResult = writer === undefined ? { written: 0 } : yield* commitOne(writer, p.sink, sinkCounter)
-        advance()
-        heldPositions = new Map()
+        const sinkResult = sinkWriter === undefined ? { written: 0 } : yield* commitOne(sinkWriter, p.sink, sinkCounter)
+        advance(positions)
         yield* afterCommit
-        for (const ack of heldAcks) yield* ack
-        heldAcks.length = 0
+        for (const ack of acks) yield* ack
         return { sink: sinkResult, deadLetters: dlResult }
       })
 
-    /** Commits the open segment (checked by `beforeCommit` first), and closes its writers. */
+    /** A segment taken off the outputs to be committed. */
+    interface Closed {
+      readonly scope: Scope.Closeable
+      readonly writer: SinkWriter<unknown, unknown>
+      readonly dlWriter: SinkWriter<unknown, unknown> | undefined
+      readonly acks: ReadonlyArray<Effect.Effect<void, PipelineError>>
+      readonly positions: ReadonlyMap<string, Checkpoint.Range>
+      readonly batches: number
+      readonly timestamps: ReadonlyArray<number | undefined>
+      readonly openedAt: number
+    }
+
+    /** Takes the open segment off the outputs: the next batch opens a new one. */
+    const close = (scope: Scope.Closeable, sinkWriter: SinkWriter<unknown, unknown>): Closed => {
+      const closed: Closed = {
+        scope,
+        writer: sinkWriter,
+        dlWriter,
+        acks: heldAcks.splice(0),
+        positions: heldPositions,
+        batches: segmentBatches,
+        timestamps: segmentTimestamps,
+        openedAt: segmentOpenedAt
+      }
+      heldPositions = new Map()
+      segmentTimestamps = []
+      segmentBatches = 0
+      segmentRecords = 0
+      segmentScope = undefined
+      writer = undefined
+      dlWriter = undefined
+      return closed
+    }
+
+    /** Commits a closed segment, logs it, and closes its writers. */
+    const commitClosed = (segment: Closed, afterCommit: Effect.Effect<void, LoadError>) =>
+      Effect.gen(function* () {
+        const result = yield* commitBoth(segment.writer, segment.dlWriter, segment.positions, segment.acks, afterCommit)
+        sinkTotal = addResults(sinkTotal, result.sink)
+        if (result.deadLetters !== undefined) dlTotal = addResults(dlTotal, result.deadLetters)
+        stats.segments++
+        const now = clock.currentTimeMillisUnsafe()
+        let oldest: number | undefined
+        for (const ts of segment.timestamps) {
+          stats.observe(ts, now)
+          oldest = Batch.oldest(oldest, ts)
+        }
+        yield* Effect.logInfo(`segment ${stats.segments} committed: ${result.sink.written} records`).pipe(
+          Effect.annotateLogs({
+            segment: stats.segments,
+            records: result.sink.written,
+            batches: segment.batches,
+            durationMs: now - segment.openedAt,
+            ...(oldest === undefined ? {} : { latencyMs: Math.max(0, now - oldest) })
+          })
+        )
+        yield* Scope.close(segment.scope, Exit.void)
+      })
+
+    // At most one segment commits in the background while the next one is read and written; commits (and the
+    // checkpoints and acks after them) stay in order, and a commit that fails fails the attempt at the next one.
+    let committing: Fiber.Fiber<void, PipelineError> | undefined
+    const commitFailed = yield* Deferred.make<never, PipelineError>()
+    const committed = Effect.suspend(() => {
+      const fiber = committing
+      committing = undefined
+      return fiber === undefined ? Effect.void : Fiber.join(fiber)
+    })
+
+    /**
+     * Commits the open segment (checked by `beforeCommit` first) in the background once the previous commit is done,
+     * then `afterCommit`; with nothing open, `afterCommit` once the previous commit is done.
+     */
     const commitSegment = (
       beforeCommit: Effect.Effect<void, PipelineError>,
       afterCommit: Effect.Effect<void, LoadError> = Effect.void
     ) =>
       Effect.gen(function* () {
         const scope = segmentScope
-        if (scope === undefined || writer === undefined) return yield* afterCommit
-        if (segmentBatches > 0) {
-          yield* beforeCommit
-          const result = yield* commitBoth(afterCommit)
-          sinkTotal = addResults(sinkTotal, result.sink)
-          if (result.deadLetters !== undefined) dlTotal = addResults(dlTotal, result.deadLetters)
-          stats.segments++
-          const now = clock.currentTimeMillisUnsafe()
-          let oldest: number | undefined
-          for (const ts of segmentTimestamps) {
-            stats.observe(ts, now)
-            oldest = Batch.oldest(oldest, ts)
-          }
-          yield* Effect.logInfo(`segment ${stats.segments} committed: ${result.sink.written} records`).pipe(
-            Effect.annotateLogs({
-              segment: stats.segments,
-              records: result.sink.written,
-              batches: segmentBatches,
-              durationMs: now - segmentOpenedAt,
-              ...(oldest === undefined ? {} : { latencyMs: Math.max(0, now - oldest) })
-            })
-          )
-        } else yield* afterCommit
-        heldAcks.length = 0
-        heldPositions = new Map()
-        segmentTimestamps = []
-        segmentBatches = 0
-        segmentRecords = 0
-        segmentScope = undefined
-        writer = undefined
-        dlWriter = undefined
-        // An empty segment was never committed: closing its scope discards what its writers prepared.
-        yield* Scope.close(scope, Exit.void)
+        const sinkWriter = writer
+        if (scope === undefined || sinkWriter === undefined) {
+          yield* committed
+          return yield* afterCommit
+        }
+        if (segmentBatches === 0) {
+          close(scope, sinkWriter)
+          yield* committed
+          yield* afterCommit
+          // An empty segment was never committed: closing its scope discards what its writers prepared.
+          return yield* Scope.close(scope, Exit.void)
+        }
+        yield* beforeCommit
+        const segment = close(scope, sinkWriter)
+        yield* committed
+        committing = yield* Effect.forkIn(
+          commitClosed(segment, afterCommit).pipe(
+            Effect.tapCause((cause) =>
+              Cause.hasInterruptsOnly(cause) ? Effect.void : Deferred.failCause(commitFailed, cause)
+            )
+          ),
+          attemptScope
+        )
       })
 
     return {
       segmented,
+      commitFailed: Deferred.await(commitFailed),
       received: () => sinkCounter.recordsIn,
       write: (batch) =>
         Effect.gen(function* () {
@@ -342,7 +421,7 @@ export const make = <E, R>(
             // A checkpoint: what came before the barrier is written; commit it, save the states, then acknowledge.
             if (storesPositions && batch.positions !== undefined) Checkpoint.gather(heldPositions, batch.positions)
             if (perWrite || !segmented) {
-              advance()
+              advance(heldPositions)
               heldPositions = new Map()
               yield* save(batch.barrier)
               yield* batch.ack
@@ -371,13 +450,14 @@ export const make = <E, R>(
         Effect.gen(function* () {
           if (segmented) {
             yield* commitSegment(beforeCommit)
+            yield* committed
             return {
               sink: sinkTotal ?? { written: 0 },
               deadLetters: p.deadLetters === undefined ? undefined : (dlTotal ?? { written: 0 })
             }
           }
           yield* beforeCommit
-          return yield* commitBoth(Effect.void)
+          return yield* commitBoth(writer, dlWriter, heldPositions, heldAcks.splice(0), Effect.void)
         })
     } satisfies Outputs<Exclude<R, Scope.Scope>>
   })
