@@ -10,7 +10,8 @@
  * 4. the same pipeline as 1, 2 and 3 CLI processes in one consumer group (`effect-etl run CONFIG`), each into a fresh
  *    table: records/s from the first start to the last row;
  * 5. latency: a producer offering `BENCH_RATE` events/s (default 100,000) for `BENCH_SECONDS` (default 10) while one
- *    pipeline reads them: the end-to-end latency percentiles of its RunReport (commit − Kafka timestamp).
+ *    pipeline (a CLI process, commit interval `BENCH_LATENCY_COMMIT_INTERVAL`, default 250 ms) reads them: the
+ *    end-to-end latency percentiles of its RunReport (commit − Kafka timestamp).
  *
  *   node bench/kafka-postgres.ts                  # writes bench/results/kafka-postgres.json
  *   BENCH_RECORDS=200000 BENCH_PROCESSES=1,2 node bench/kafka-postgres.ts
@@ -43,6 +44,7 @@ const records = Number(process.env.BENCH_RECORDS ?? 1_000_000)
 const rate = Number(process.env.BENCH_RATE ?? 100_000)
 const seconds = Number(process.env.BENCH_SECONDS ?? 10)
 const processCounts = (process.env.BENCH_PROCESSES ?? "1,2,3").split(",").map(Number)
+const latencyCommitInterval = process.env.BENCH_LATENCY_COMMIT_INTERVAL ?? "250 millis"
 const pgUrl = process.env.ETL_TEST_PG_URL ?? "postgres://root@127.0.0.1:5432/test"
 const kept = (n: number) => n - Math.ceil(n / 10)
 
@@ -125,6 +127,43 @@ const inProcess = async (topic: string, target: string, expected: number) => {
   return { seconds: (finished - started) / 1000, report }
 }
 
+/** A CLI config of the pipeline (`effect-etl run CONFIG`), written to a file: its path. */
+const cliConfig = (name: string, topic: string, target: string, commitInterval: string) => {
+  const config = nodePath.join(dir, `${name}.json`)
+  fs.writeFileSync(
+    config,
+    JSON.stringify({
+      name: `bench-${name}-${topic}`,
+      mode: "streaming",
+      streaming: { commit_interval: commitInterval, commit_records: 200000, state: { type: "none" } },
+      connections: {
+        events: { type: "kafka", brokers },
+        db: { type: "postgres", url: pgUrl, schema }
+      },
+      source: {
+        type: "kafka",
+        connection: "events",
+        topics: [topic],
+        group_id: `bench-${name}-${topic}`,
+        start: "earliest",
+        value: { type: "json" }
+      },
+      transforms: [
+        {
+          type: "validate",
+          rules: [
+            { rule: "not_null", field: "userId" },
+            { rule: "range", field: "amount", min: 0 }
+          ]
+        },
+        { type: "filter", condition: 'kind != "heartbeat"' }
+      ],
+      sink: { type: "postgres", connection: "db", table: target, mode: "upsert", keys: ["id"] }
+    })
+  )
+  return config
+}
+
 const result: Record<string, unknown> = { node: process.version, records, cpus: os.cpus().length }
 const children: Array<ChildProcess> = []
 try {
@@ -186,38 +225,7 @@ try {
   const groups: Array<Record<string, unknown>> = []
   for (const n of processCounts) {
     const target = await table(`group_${n}`)
-    const config = nodePath.join(dir, `group-${n}.json`)
-    fs.writeFileSync(
-      config,
-      JSON.stringify({
-        name: `bench-group-${n}-${topic}`,
-        mode: "streaming",
-        streaming: { commit_interval: "1 second", commit_records: 200000, state: { type: "none" } },
-        connections: {
-          events: { type: "kafka", brokers },
-          db: { type: "postgres", url: pgUrl, schema }
-        },
-        source: {
-          type: "kafka",
-          connection: "events",
-          topics: [topic],
-          group_id: `bench-group-${n}-${topic}`,
-          start: "earliest",
-          value: { type: "json" }
-        },
-        transforms: [
-          {
-            type: "validate",
-            rules: [
-              { rule: "not_null", field: "userId" },
-              { rule: "range", field: "amount", min: 0 }
-            ]
-          },
-          { type: "filter", condition: 'kind != "heartbeat"' }
-        ],
-        sink: { type: "postgres", connection: "db", table: target, mode: "upsert", keys: ["id"] }
-      })
-    )
+    const config = cliConfig(`group-${n}`, topic, target, "1 second")
     const started = performance.now()
     const procs = Array.from({ length: n }, (_, i) => {
       const child = spawn(process.execPath, [nodePath.join(root, "src/main.ts"), "run", config, "--quiet"], {
@@ -245,39 +253,60 @@ try {
   await Effect.runPromise(KafkaClient.use((c) => c.createTopic(live, { partitions: 4 })).pipe(Effect.provide(kafka)))
   const total = rate * seconds
   const target = await table("latency")
+  // The pipeline runs as a CLI process of its own, as users run it: the producer here does not share its thread.
+  const child = spawn(
+    process.execPath,
+    [nodePath.join(root, "src/main.ts"), "run", cliConfig("latency", live, target, latencyCommitInterval), "--quiet"],
+    { cwd: root, env: { ...process.env, ETL_INSTANCE_ID: "bench-latency" }, stdio: ["ignore", "pipe", "ignore"] }
+  )
+  children.push(child)
+  let stdout = ""
+  child.stdout!.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString("utf8")
+  })
+  const exited = new Promise((r) => child.once("exit", r))
   const latency = await Effect.runPromise(
     Effect.gen(function* () {
-      const stop = yield* Deferred.make<void>()
-      const fiber = yield* Effect.forkChild(pipeline(live, target, Deferred.await(stop)))
-      yield* Effect.sleep("2 seconds")
+      // Time to start and join the group.
+      yield* Effect.sleep("4 seconds")
       const started = performance.now()
       // 20 slices per second, each one request.
       const perSlice = Math.ceil(rate / 20)
       yield* Effect.scoped(
         Effect.gen(function* () {
           const producer = yield* KafkaClient.use((c) => c.producer({ compression: "none" }))
+          // Slices are sent without waiting for the one before (up to 8 in flight), so that a slow acknowledgement
+          // does not lower the offered rate.
+          const inFlight: Array<Fiber.Fiber<void, unknown>> = []
           for (let slice = 0, sent = 0; sent < total; slice++) {
             const wait = started + slice * 50 - performance.now()
             if (wait > 0) yield* Effect.sleep(`${Math.round(wait)} millis`)
             const messages = []
             for (let i = sent; i < Math.min(total, sent + perSlice); i++)
               messages.push({ key: encoder.encode(String(i)), value: eventBytes(i) })
-            yield* producer.send(live, messages)
+            inFlight.push(yield* Effect.forkChild(producer.send(live, messages)))
+            if (inFlight.length > 8) yield* Fiber.join(inFlight.shift()!)
             sent += messages.length
           }
+          for (const fiber of inFlight) yield* Fiber.join(fiber)
         })
       ).pipe(Effect.provide(kafka))
       const offered = total / ((performance.now() - started) / 1000)
       yield* Effect.promise(async () => {
         while ((await countOf(target)) < kept(total)) await new Promise((r) => setTimeout(r, 100))
       })
-      yield* Deferred.succeed(stop, undefined)
-      const report = yield* Fiber.join(fiber)
-      return { offered: Math.round(offered), latencyMs: report.streaming?.latencyMs }
+      child.kill("SIGINT")
+      yield* Effect.promise(() => exited)
+      const report = JSON.parse(stdout) as { streaming?: { latencyMs?: Record<string, number> } }
+      return {
+        offered: Math.round(offered),
+        commitInterval: latencyCommitInterval,
+        latencyMs: report.streaming?.latencyMs
+      }
     })
   )
   console.log(
-    `latency at ${latency.offered} events/s offered: p50 ${latency.latencyMs?.p50} ms, p95 ${latency.latencyMs?.p95} ms, max ${latency.latencyMs?.max} ms`
+    `latency at ${latency.offered} events/s offered (commit interval ${latencyCommitInterval}): p50 ${latency.latencyMs?.p50} ms, p95 ${latency.latencyMs?.p95} ms, max ${latency.latencyMs?.max} ms`
   )
   result.latency = latency
   fs.mkdirSync(nodePath.join(root, "bench", "results"), { recursive: true })

@@ -78,8 +78,8 @@ const partOf = (batch: Batch.Batch<unknown>): string => (batch.part === undefine
  * `StreamingPolicy.stateScope`), else `make(ctx)` itself. Each part's loop is made on its first batch, from the state
  * its part's checkpoint holds, and sees that part only (its watermark is the part's own); its outputs name the part,
  * so a stateful stage after it keeps them apart too. Checkpoints save every part's state; a barrier of a rebalance
- * drops the parts it revokes once they are saved. A state saved by another spec of the stage fails the stage (a
- * defect that names the stage and the fix).
+ * drops the parts it revokes once they are saved. A part's state saved by another spec of the stage fails the stage
+ * (`failure`), with a message that names the stage, the part and the fix.
  */
 export const partitioned = <A, B>(
   ctx: RunContext,
