@@ -18,7 +18,16 @@ import { inject } from "vitest"
 import * as NodePostgres from "../../src/connectors/postgres/NodePostgres.ts"
 import { pgUrl } from "../support/Databases.ts"
 import { uniqueTopic } from "../support/KafkaBroker.ts"
-import { produce, RECORDS, writeConfig } from "./support/KafkaKill.ts"
+import {
+  expectedTotals,
+  produce,
+  RECORDS,
+  totalsLines,
+  totalsQuery,
+  totalsTable,
+  windowTransforms,
+  writeConfig
+} from "./support/KafkaKill.ts"
 import { type Child, sleep, start, waitUntil } from "./support/KillLoop.ts"
 
 const PROCESSES = 3
@@ -144,21 +153,9 @@ describe("a consumer group of three processes under SIGKILL (issue 11)", { timeo
       const sql = (text: string) => Effect.runPromise(NodePostgres.execute({ url: Redacted.make(pgUrl), schema }, text))
       // Event time: record i at i × 10 ms; 2 s windows per user (i mod 5), the message key: a user's records are in
       // one partition, so a partition's state holds all of that user's windows.
-      const expected = new Map<string, { n: number; total: number }>()
-      for (let i = 0; i < RECORDS; i++) {
-        const key = `${Math.floor((i * 10) / 2000) * 2000} u${i % 5}`
-        const e = expected.get(key) ?? { n: 0, total: 0 }
-        e.n++
-        e.total += i % 100
-        expected.set(key, e)
-      }
-      await sql(
-        `CREATE TABLE totals ("windowStart" timestamptz, "user" text, n bigint NOT NULL, total double precision NOT NULL, PRIMARY KEY ("windowStart", "user"))`
-      )
-      const rows = async () =>
-        (await sql(`SELECT "windowStart", "user", n, total FROM totals WHERE "windowStart" < '2000-01-01'`)).map(
-          (r) => `${new Date(r.windowStart!).getTime()} ${r.user} n=${r.n} total=${Number(r.total!)}`
-        )
+      const want = expectedTotals()
+      await sql(totalsTable)
+      const rows = async () => totalsLines(await sql(totalsQuery))
       const logs = await groupKillLoop({
         config: (run) =>
           writeConfig(
@@ -168,15 +165,7 @@ describe("a consumer group of three processes under SIGKILL (issue 11)", { timeo
             { type: "postgres", table: "totals", mode: "upsert", keys: ["windowStart", "user"] },
             { type: "postgres", url: pgUrl, schema },
             {
-              transforms: [
-                { type: "derive", fields: { user: "'u' + string(int(id) % 5)" } },
-                { type: "window", kind: "tumbling", time: "ts", size: "2 seconds", allowed_lateness: "1 hour" },
-                {
-                  type: "aggregate",
-                  group_by: ["windowStart", "user"],
-                  fields: { n: { fn: "count" }, total: { fn: "sum", field: "amount" } }
-                }
-              ],
+              transforms: windowTransforms,
               state: { type: "postgres", connection: "db" },
               stateScope: "partition",
               source: { group_id: `g-${topic}`, session_timeout: "6 seconds" }
@@ -185,10 +174,9 @@ describe("a consumer group of three processes under SIGKILL (issue 11)", { timeo
         produce: Effect.runPromise(
           produce(brokers, topic, { closers: true, partitions: PARTITIONS, key: (i) => `u${i % 5}` })
         ),
-        done: async () => (await rows()).length >= expected.size,
-        describe: async () => `${(await rows()).length} of ${expected.size} windows`
+        done: async () => (await rows()).length >= want.length,
+        describe: async () => `${(await rows()).length} of ${want.length} windows`
       })
-      const want = [...expected].map(([key, e]) => `${key} n=${e.n} total=${e.total}`).sort()
       assert.deepStrictEqual((await rows()).sort(), want)
       assert.include(logs, "restoring the state of", "a partition's state moved to another process or came back")
       const state = await sql("SELECT key FROM etl_state ORDER BY key")

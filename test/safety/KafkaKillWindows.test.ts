@@ -12,7 +12,17 @@ import { inject } from "vitest"
 import * as NodePostgres from "../../src/connectors/postgres/NodePostgres.ts"
 import { pgUrl } from "../support/Databases.ts"
 import { uniqueTopic } from "../support/KafkaBroker.ts"
-import { KILLS, produce, RECORDS, writeConfig } from "./support/KafkaKill.ts"
+import {
+  expectedTotals,
+  KILLS,
+  produce,
+  RECORDS,
+  totalsLines,
+  totalsQuery,
+  totalsTable,
+  windowTransforms,
+  writeConfig
+} from "./support/KafkaKill.ts"
 import { killLoop } from "./support/KillLoop.ts"
 
 describe("streaming from Kafka under SIGKILL (issue 11)", { timeout: 300_000 }, () => {
@@ -26,24 +36,12 @@ describe("streaming from Kafka under SIGKILL (issue 11)", { timeout: 300_000 }, 
     await Effect.runPromise(NodePostgres.execute(admin, `CREATE SCHEMA "${schema}"`))
     const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "effect-etl-kill-win-"))
     // Event time: record i at i × 10 ms; 2 s windows per user (i mod 5); closers far ahead end every window.
-    const expected = new Map<string, { n: number; total: number }>()
-    for (let i = 0; i < RECORDS; i++) {
-      const key = `${Math.floor((i * 10) / 2000) * 2000} u${i % 5}`
-      const e = expected.get(key) ?? { n: 0, total: 0 }
-      e.n++
-      e.total += i % 100
-      expected.set(key, e)
-    }
+    const want = expectedTotals()
     try {
-      await sql(
-        `CREATE TABLE totals ("windowStart" timestamptz, "user" text, n bigint NOT NULL, total double precision NOT NULL, PRIMARY KEY ("windowStart", "user"))`
-      )
+      await sql(totalsTable)
       // Three partitions: the watermark is kept per partition (the closers reach every one of them).
       const producing = Effect.runPromise(produce(brokers, topic, { closers: true, partitions: 3 }))
-      const rows = async () =>
-        (await sql(`SELECT "windowStart", "user", n, total FROM totals WHERE "windowStart" < '2000-01-01'`)).map(
-          (r) => `${new Date(r.windowStart!).getTime()} ${r.user} n=${r.n} total=${Number(r.total!)}`
-        )
+      const rows = async () => totalsLines(await sql(totalsQuery))
       const result = await killLoop({
         config: (run) =>
           writeConfig(
@@ -53,15 +51,7 @@ describe("streaming from Kafka under SIGKILL (issue 11)", { timeout: 300_000 }, 
             { type: "postgres", table: "totals", mode: "upsert", keys: ["windowStart", "user"] },
             { type: "postgres", url: pgUrl, schema },
             {
-              transforms: [
-                { type: "derive", fields: { user: "'u' + string(int(id) % 5)" } },
-                { type: "window", kind: "tumbling", time: "ts", size: "2 seconds", allowed_lateness: "1 hour" },
-                {
-                  type: "aggregate",
-                  group_by: ["windowStart", "user"],
-                  fields: { n: { fn: "count" }, total: { fn: "sum", field: "amount" } }
-                }
-              ],
+              transforms: windowTransforms,
               state: { type: "postgres", connection: "db" }
             }
           ),
@@ -69,7 +59,7 @@ describe("streaming from Kafka under SIGKILL (issue 11)", { timeout: 300_000 }, 
         minMs: 300,
         maxMs: 3000,
         env: () => ({ ETL_KAFKA_BROKERS: brokers }),
-        done: async () => (await rows()).length >= expected.size,
+        done: async () => (await rows()).length >= want.length,
         timeoutMs: 120_000
       })
       await producing
@@ -78,7 +68,6 @@ describe("streaming from Kafka under SIGKILL (issue 11)", { timeout: 300_000 }, 
       // The last run resumed from a checkpoint (it did not read the topic again from its start).
       const report = JSON.parse(result.last.stdout) as { records: { read: number } }
       assert.isBelow(report.records.read, RECORDS)
-      const want = [...expected].map(([key, e]) => `${key} n=${e.n} total=${e.total}`).sort()
       assert.deepStrictEqual((await rows()).sort(), want)
       const state = await sql("SELECT key FROM etl_state")
       assert.deepStrictEqual(

@@ -100,3 +100,40 @@ export const writeConfig = (
   )
   return path
 }
+
+/** The windowed pipeline of the kill tests: 2 s tumbling windows of event time per user (id mod 5), count and sum. */
+export const windowTransforms: ReadonlyArray<unknown> = [
+  { type: "derive", fields: { user: "'u' + string(int(id) % 5)" } },
+  { type: "window", kind: "tumbling", time: "ts", size: "2 seconds", allowed_lateness: "1 hour" },
+  {
+    type: "aggregate",
+    group_by: ["windowStart", "user"],
+    fields: { n: { fn: "count" }, total: { fn: "sum", field: "amount" } }
+  }
+]
+
+/** The table the windowed pipeline upserts into. */
+export const totalsTable = `CREATE TABLE totals ("windowStart" timestamptz, "user" text, n bigint NOT NULL, total double precision NOT NULL, PRIMARY KEY ("windowStart", "user"))`
+
+/** The rows of the totals table the produced records make (closers left out), as `start user n=… total=…`, sorted. */
+export const totalsQuery = `SELECT "windowStart", "user", n, total FROM totals WHERE "windowStart" < '2000-01-01'`
+
+/** Rows of {@link totalsQuery} as lines. */
+export const totalsLines = (rows: ReadonlyArray<Readonly<Record<string, unknown>>>): Array<string> =>
+  rows.map(
+    (r) =>
+      `${new Date(r.windowStart as string | Date).getTime()} ${String(r.user)} n=${String(r.n)} total=${Number(r.total)}`
+  )
+
+/** The lines {@link totalsLines} must give once every record was read (record i at i × 10 ms event time), sorted. */
+export const expectedTotals = (): Array<string> => {
+  const expected = new Map<string, { n: number; total: number }>()
+  for (let i = 0; i < RECORDS; i++) {
+    const key = `${Math.floor((i * 10) / 2000) * 2000} u${i % 5}`
+    const e = expected.get(key) ?? { n: 0, total: 0 }
+    e.n++
+    e.total += i % 100
+    expected.set(key, e)
+  }
+  return [...expected].map(([key, e]) => `${key} n=${e.n} total=${e.total}`).sort()
+}
