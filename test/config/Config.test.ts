@@ -280,6 +280,29 @@ describe("streaming state and offsets in configs (issue 11)", () => {
     assert.isUndefined(Build.stateStore(decoded(base)))
   })
 
+  it.effect("state_scope keeps state per partition (validate says so), and names the values it takes", () =>
+    Effect.gen(function* () {
+      const windowed = {
+        ...streaming,
+        streaming: { state_scope: "partition" },
+        transforms: [
+          { type: "window", kind: "tumbling", time: "ts", size: "1 minute" },
+          { type: "aggregate", group_by: ["windowStart"], fields: { n: { fn: "count" } } }
+        ],
+        sink: { ...streaming.sink, mode: "upsert", keys: ["windowStart"] }
+      }
+      const pipeline = yield* Load.decode("p.json", windowed).pipe(
+        Effect.flatMap((config) => Build.build(config, { file: "p.json", schema: lookup }))
+      )
+      assert.strictEqual(pipeline.streaming.stateScope, "partition")
+      assert.include(Pipeline.describe(pipeline).join("\n"), "state        per source partition")
+      const issues = yield* issuesOf({ ...windowed, streaming: { state_scope: "process" } })
+      assert.strictEqual(issues.length, 1)
+      assert.include(issues[0], "$.streaming.state_scope")
+      assert.include(issues[0], "partition")
+    })
+  )
+
   it.effect("offsets_table names the offsets table, or turns it off; overwrite stores no positions", () =>
     Effect.gen(function* () {
       const build = (sink: Record<string, unknown>) =>
