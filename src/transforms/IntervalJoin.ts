@@ -187,7 +187,7 @@ export const dynamic =
                 deadLetters: [],
                 ack,
                 ...(positions === undefined ? {} : { positions }),
-                barrier: { id: barrier.id, states }
+                barrier: { ...barrier, states }
               }
             ]
           }
@@ -210,7 +210,12 @@ export const dynamic =
               return Effect.succeed(out)
             }
             if (batch.barrier !== undefined) {
-              if (side === RIGHT) return Effect.succeed([])
+              // Checkpoints enter through the left input; a barrier of the right source (a rebalance's drain) goes on
+              // as its acknowledgement alone, committed with the next segment (the records it covers are held in
+              // the state, unacknowledged, so a new owner of those partitions reads them again).
+              if (side === RIGHT) return Effect.succeed([{ records: [], deadLetters: [], ack: batch.ack }])
+              // Without checkpoints the state is not saved: a barrier passes on, and the acks of its records stay held.
+              if (!checkpointed) return Effect.succeed([batch as Batch.Batch<Row>])
               if (batch.barrier.id === 0 && !ended[RIGHT]) {
                 finalBarrier = batch
                 return Effect.succeed([])
