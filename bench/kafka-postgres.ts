@@ -227,16 +227,26 @@ try {
     const target = await table(`group_${n}`)
     const config = cliConfig(`group-${n}`, topic, target, "1 second")
     const started = performance.now()
+    const errors: Array<string> = []
     const procs = Array.from({ length: n }, (_, i) => {
       const child = spawn(process.execPath, [nodePath.join(root, "src/main.ts"), "run", config, "--quiet"], {
         cwd: root,
         env: { ...process.env, ETL_INSTANCE_ID: `bench-${n}-${i}` },
-        stdio: ["ignore", "ignore", "ignore"]
+        stdio: ["ignore", "ignore", "pipe"]
+      })
+      errors[i] = ""
+      child.stderr!.on("data", (chunk: Buffer) => {
+        errors[i] = (errors[i] + chunk.toString("utf8")).slice(-4000)
       })
       children.push(child)
       return child
     })
-    while ((await countOf(target)) < kept(records)) await new Promise((r) => setTimeout(r, 200))
+    // A phase that does not finish says why (the processes' last words) instead of waiting for ever.
+    while ((await countOf(target)) < kept(records)) {
+      if (performance.now() - started > 300_000)
+        throw new Error(`${n} process(es) did not write every row in 5 minutes:\n${errors.join("\n---\n")}`)
+      await new Promise((r) => setTimeout(r, 200))
+    }
     const secs = (performance.now() - started) / 1000
     for (const child of procs) child.kill("SIGINT")
     await Promise.all(procs.map((c) => new Promise((r) => (c.exitCode === null ? c.once("exit", r) : r(undefined)))))
