@@ -89,6 +89,22 @@ export const merge = (...all: ReadonlyArray<Positions | undefined>): Positions =
   return sorted(into)
 }
 
+/**
+ * The first range (or row) whose part another process stored further than where the range starts — a commit of it
+ * would write again what is already there (a consumer-group rebalance moved the part) — with the stored position;
+ * `undefined` when every range continues (or starts after) what is stored. Ranges without `from` are not checked.
+ */
+export const moved = <T extends { readonly part: string; readonly from?: string | undefined }>(
+  ranges: ReadonlyArray<T>,
+  stored: Resume
+): { readonly row: T; readonly stored: string } | undefined => {
+  for (const row of ranges) {
+    const at = stored.get(row.part)
+    if (at !== undefined && row.from !== undefined && isBefore(row.from, at)) return { row, stored: at }
+  }
+  return undefined
+}
+
 /** The ranges of a gathered map, in part order. */
 export const sorted = (ranges: ReadonlyMap<string, Range>): Positions =>
   Array.from(ranges.values()).sort((a, b) => (a.part < b.part ? -1 : a.part > b.part ? 1 : 0))

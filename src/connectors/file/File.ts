@@ -21,7 +21,7 @@ import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Batch from "../../core/Batch.ts"
-import type * as Checkpoint from "../../core/Checkpoint.ts"
+import * as Checkpoint from "../../core/Checkpoint.ts"
 import * as Cursor from "../../core/Cursor.ts"
 import type { RecordSchema } from "../../core/RecordSchema.ts"
 import * as Sink from "../../core/Sink.ts"
@@ -312,6 +312,18 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
                 }
           if (appendInto) {
             const m = manifest(nodePath.basename(staging))
+            // Fenced: a segment whose partition another process committed further meanwhile is not committed (checked
+            // just before the manifest's rename: a process committing the same partition in that instant is not seen).
+            if (m !== undefined && checkpoint?.fenced === true) {
+              const moved = Checkpoint.moved(m.positions, yield* Checkpoints.load(store, dir, m.pipeline))
+              if (moved !== undefined)
+                return yield* new FileError({
+                  reason: reasons.PositionsMoved,
+                  operation: "commit",
+                  path: dir,
+                  message: `The segment for ${dir} covers ${moved.row.part} from position ${moved.row.from}, but another process of pipeline "${m.pipeline}" already committed it up to ${moved.stored} (a consumer-group rebalance moved the partition): the segment was not committed, and a new attempt reads from the stored positions`
+                })
+            }
             if (m !== undefined) {
               yield* Checkpoints.write(store, dir, m, tag)
               manifested = true

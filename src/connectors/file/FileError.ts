@@ -14,6 +14,7 @@ export type FileErrorReason =
   | { readonly _tag: "Busy"; readonly retryable: true }
   | { readonly _tag: "TooManyOpenFiles"; readonly retryable: true }
   | { readonly _tag: "Interrupted"; readonly retryable: true }
+  | { readonly _tag: "PositionsMoved"; readonly retryable: true }
   | { readonly _tag: "Unknown"; readonly retryable: false }
 
 /** The reasons by tag, for building errors: `FileError.reasons.NotFound`. */
@@ -27,6 +28,8 @@ export const reasons = {
   Busy: { _tag: "Busy", retryable: true },
   TooManyOpenFiles: { _tag: "TooManyOpenFiles", retryable: true },
   Interrupted: { _tag: "Interrupted", retryable: true },
+  /** A segment's source positions start before those another process stored meanwhile (see `Checkpoint.moved`). */
+  PositionsMoved: { _tag: "PositionsMoved", retryable: true },
   Unknown: { _tag: "Unknown", retryable: false }
 } as const satisfies Record<FileErrorReason["_tag"], FileErrorReason>
 

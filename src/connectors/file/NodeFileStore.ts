@@ -56,6 +56,7 @@ const describeReason: Record<FileErrorReason["_tag"], string> = {
   Busy: "resource busy",
   TooManyOpenFiles: "too many open files",
   Interrupted: "interrupted",
+  PositionsMoved: "positions moved by another process",
   Unknown: "failed"
 }
 

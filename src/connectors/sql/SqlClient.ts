@@ -120,13 +120,7 @@ export interface OffsetRow {
 export const movedPosition = (
   rows: ReadonlyArray<OffsetRow>,
   stored: ReadonlyMap<string, string>
-): { readonly row: OffsetRow; readonly stored: string } | undefined => {
-  for (const row of rows) {
-    const at = stored.get(row.part)
-    if (at !== undefined && row.from !== undefined && Checkpoint.isBefore(row.from, at)) return { row, stored: at }
-  }
-  return undefined
-}
+): { readonly row: OffsetRow; readonly stored: string } | undefined => Checkpoint.moved(rows, stored)
 
 /** The message of a commit refused because its positions moved (see {@link movedPosition}). */
 export const movedMessage = (label: string, moved: { readonly row: OffsetRow; readonly stored: string }): string =>

@@ -3,6 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Checkpoints from "../../../src/connectors/file/Checkpoints.ts"
 import * as File from "../../../src/connectors/file/File.ts"
+import { type FileError, reasons } from "../../../src/connectors/file/FileError.ts"
 import * as FileStoreModule from "../../../src/connectors/file/FileStore.ts"
 import * as Kafka from "../../../src/connectors/kafka/Kafka.ts"
 import * as KafkaClient from "../../../src/connectors/kafka/KafkaClient.ts"
@@ -65,6 +66,34 @@ describe("file sink manifests (exactly-once appends)", () => {
         ids,
         Array.from({ length: 55 }, (_, i) => i)
       )
+    })
+  )
+
+  it.effect("refuses a segment whose partition another process committed further (fenced), and writes nothing", () =>
+    Effect.gen(function* () {
+      const files = FileStoreModule.memory()
+      const sink = File.sink({ path: "out", format: { type: "jsonl" } })
+      const commit = (ids: ReadonlyArray<number>, from: string, to: string, fenced = true) =>
+        Effect.scoped(
+          Effect.gen(function* () {
+            const writer = yield* sink.open
+            yield* writer.write(ids.map((id) => ({ id })))
+            yield* writer.checkpoint!({ pipeline: "p", positions: [{ part: "t/0", from, to }], fenced })
+            return yield* writer.commit
+          })
+        ).pipe(Effect.provide(FileStoreModule.layerMemory(files)))
+      yield* commit([0, 1, 2], "0", "3")
+      const moved = yield* Effect.flip(commit([1, 2, 3], "1", "4"))
+      assert.strictEqual(moved._tag, "FileError")
+      assert.deepStrictEqual((moved as FileError).reason, reasons.PositionsMoved)
+      assert.include(moved.message, "t/0 from position 1")
+      assert.include(moved.message, "up to 3")
+      assert.strictEqual(partLines(files).length, 3)
+      // Not fenced (a checkpoint of states decides where a run resumes): committed.
+      yield* commit([9], "1", "4", false)
+      assert.strictEqual(partLines(files).length, 4)
+      yield* commit([4], "4", "5")
+      assert.strictEqual(partLines(files).length, 5)
     })
   )
 
