@@ -311,9 +311,10 @@ export const execute = <E, R>(
       ctx = newContext(attempts)
       return Effect.gen(function* () {
         if (scopeProblem !== undefined) return yield* Effect.fail(scopeProblem)
-        // The checkpoint's positions go with its states; without one, the sink's stored positions.
+        // The checkpoint's positions go with its states; without one, the sink's stored positions. With state per
+        // part, each part's checkpoint says where it starts, when the part is assigned.
         const snap = yield* snapshot
-        const from = snap === undefined ? yield* resume : new Map(Object.entries(snap.resume))
+        const from = byPart ? undefined : snap === undefined ? yield* resume : new Map(Object.entries(snap.resume))
         partStates.clear()
         ctx = newContext(attempts, from, snap?.stages, barriers, reload, partitionStates)
         return yield* runAttempt(p, ctx, stats, metrics, checkpointed ? stateStore : undefined)
