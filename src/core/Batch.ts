@@ -125,12 +125,12 @@ export const withRecords = <A, B>(
   ...(batch.barrier === undefined ? {} : { barrier: batch.barrier })
 })
 
-/** A checkpoint barrier batch: no records, nothing to acknowledge yet. */
-export const barrier = (id: number): Batch<never> => ({
+/** A checkpoint barrier batch: no records, nothing to acknowledge yet; `revoked`: the parts a rebalance takes away. */
+export const barrier = (id: number, revoked?: ReadonlyArray<string>): Batch<never> => ({
   records: [],
   deadLetters: [],
   ack: noAck,
-  barrier: { id, states: [] }
+  barrier: { id, states: [], ...(revoked === undefined ? {} : { revoked }) }
 })
 
 /** The oldest of two optional source timestamps. */

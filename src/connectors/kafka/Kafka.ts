@@ -270,8 +270,10 @@ const updateLag = (fetched: FetchedBatch): Effect.Effect<void> => {
  * it (through every stage, in order) and only then lets the consumer give the partitions up.
  */
 const drained = <A>(drain: Drain): Batch.Batch<A> => ({
-  ...Batch.barrier(DRAIN_BARRIER),
-  barrier: { id: DRAIN_BARRIER, states: [], revoked: drain.partitions.map((p) => `${p.topic}/${p.partition}`) },
+  ...Batch.barrier(
+    DRAIN_BARRIER,
+    drain.partitions.map((p) => `${p.topic}/${p.partition}`)
+  ),
   ack: drain.done
 })
 

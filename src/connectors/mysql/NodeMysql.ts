@@ -21,6 +21,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import mysql from "mysql2"
+import * as Checkpoint from "../../core/Checkpoint.ts"
 import * as Identifier from "../sql/Identifier.ts"
 import type {
   Bounds,
@@ -33,7 +34,7 @@ import type {
   Row,
   TableInfo
 } from "../sql/SqlClient.ts"
-import { movedMessage, movedPosition } from "../sql/SqlClient.ts"
+import { movedMessage } from "../sql/SqlClient.ts"
 import { type ConnectionOptions, reveal } from "../sql/SqlConfig.ts"
 import { driverFields, reasons, type SqlErrorReason, scrub, socketReason } from "../sql/SqlError.ts"
 import {
@@ -815,7 +816,7 @@ const openLoad = (pool: Pool, request: LoadRequest): Effect.Effect<Loader<MysqlE
             String(r.position)
           ])
         )
-        const moved = movedPosition(positions, stored)
+        const moved = Checkpoint.moved(positions, stored)
         if (moved !== undefined)
           return yield* new MysqlError({
             reason: reasons.PositionsMoved,

@@ -22,6 +22,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import pg from "pg"
 import { from as copyFrom, to as copyTo } from "pg-copy-streams"
+import * as Checkpoint from "../../core/Checkpoint.ts"
 import * as State from "../../core/State.ts"
 import * as Identifier from "../sql/Identifier.ts"
 import type {
@@ -36,7 +37,7 @@ import type {
   Row,
   TableInfo
 } from "../sql/SqlClient.ts"
-import { movedMessage, movedPosition } from "../sql/SqlClient.ts"
+import { movedMessage } from "../sql/SqlClient.ts"
 import { type ConnectionOptions, reveal } from "../sql/SqlConfig.ts"
 import { driverFields, reasons, type SqlErrorReason, scrub, socketReason } from "../sql/SqlError.ts"
 import {
@@ -882,7 +883,7 @@ const openLoad = (
             r.position
           ])
         )
-        const moved = movedPosition(positions, stored)
+        const moved = Checkpoint.moved(positions, stored)
         if (moved !== undefined)
           return yield* new PostgresError({
             reason: reasons.PositionsMoved,

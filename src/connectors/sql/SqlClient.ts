@@ -10,7 +10,6 @@
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
-import * as Checkpoint from "../../core/Checkpoint.ts"
 import type { WriteMode } from "../../core/Sink.ts"
 import type { Dialect, TableRef } from "./Identifier.ts"
 import type { Column, ColumnDef } from "./SqlTypes.ts"
@@ -113,16 +112,7 @@ export interface OffsetRow {
   readonly from?: string | undefined
 }
 
-/**
- * The first row whose commit would write rows another process already stored (`from` before the stored position), with
- * the stored position; `stored` maps part → position as the load's transaction read it, locked.
- */
-export const movedPosition = (
-  rows: ReadonlyArray<OffsetRow>,
-  stored: ReadonlyMap<string, string>
-): { readonly row: OffsetRow; readonly stored: string } | undefined => Checkpoint.moved(rows, stored)
-
-/** The message of a commit refused because its positions moved (see {@link movedPosition}). */
+/** The message of a commit refused because its positions moved (see `Checkpoint.moved`). */
 export const movedMessage = (label: string, moved: { readonly row: OffsetRow; readonly stored: string }): string =>
   `The commit into ${label} covers ${moved.row.part} from position ${moved.row.from}, but another process of pipeline ` +
   `"${moved.row.pipeline}" already stored its rows up to ${moved.stored} (a consumer-group rebalance moved the ` +

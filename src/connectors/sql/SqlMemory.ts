@@ -15,6 +15,7 @@
 import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
+import * as Checkpoint from "../../core/Checkpoint.ts"
 import { type Dialect, show, type TableRef } from "./Identifier.ts"
 import type {
   Bounds,
@@ -26,7 +27,7 @@ import type {
   SqlClient,
   TableInfo
 } from "./SqlClient.ts"
-import { movedMessage, movedPosition } from "./SqlClient.ts"
+import { movedMessage } from "./SqlClient.ts"
 import { reasons, type SqlErrorReason } from "./SqlError.ts"
 import type { Column, ColumnDef, ColumnKind } from "./SqlTypes.ts"
 
@@ -289,7 +290,7 @@ export const make = <E>(
               for (const r of offsets.rows)
                 if (r.pipeline === positions[0]!.pipeline && r.target === positions[0]!.target)
                   stored.set(String(r.part), String(r.position))
-              const moved = movedPosition(positions, stored)
+              const moved = Checkpoint.moved(positions, stored)
               if (moved !== undefined)
                 return Effect.fail(
                   makeError(reasons.PositionsMoved, "load", movedMessage(`memory table ${key}`, moved))
