@@ -75,7 +75,11 @@ export const sourceWith = <A, E, I, S>(
   size:
     source.size === undefined
       ? undefined
-      : Effect.flatMap(client, (c) => Effect.provideService(source.size!, service, c))
+      : Effect.flatMap(client, (c) => Effect.provideService(source.size!, service, c)),
+  split:
+    source.split === undefined
+      ? undefined
+      : (options) => Effect.flatMap(client, (c) => Effect.provideService(source.split!(options), service, c))
 })
 
 /** A sink whose connector service is taken, when it opens, from `client` (see `sourceWith`). */
@@ -116,7 +120,14 @@ export const sourceWithLayer = <A, E, I, LE>(
   size:
     source.size === undefined
       ? undefined
-      : Effect.scoped(Effect.flatMap(Layer.build(layer), (context) => Effect.provideContext(source.size!, context)))
+      : Effect.scoped(Effect.flatMap(Layer.build(layer), (context) => Effect.provideContext(source.size!, context))),
+  split:
+    source.split === undefined
+      ? undefined
+      : (options) =>
+          Effect.scoped(
+            Effect.flatMap(Layer.build(layer), (context) => Effect.provideContext(source.split!(options), context))
+          )
 })
 
 /** Gives a sink its own client from `layer`, open as long as the sink's writer (or its check). */

@@ -12,9 +12,9 @@ import * as Stream from "effect/Stream"
 import * as Batch from "./Batch.ts"
 import type * as DeadLetter from "./DeadLetter.ts"
 import { BuildError, ExtractError, type PipelineError, wrap } from "./Errors.ts"
-import type { Source } from "./Source.ts"
+import type { Source, SplitOptions } from "./Source.ts"
 import * as Spans from "./Spans.ts"
-import type { Cardinality, InputSize, RunContext, StageCounter, StageInfo } from "./Stage.ts"
+import type { Cardinality, InputSize, RunContext, Split, SplitPart, StageCounter, StageInfo } from "./Stage.ts"
 
 /** A source and its transforms, emitting records of type `A`. */
 export interface Flow<out A, out E = never, out R = never> extends Pipeable {
@@ -27,6 +27,11 @@ export interface Flow<out A, out E = never, out R = never> extends Pipeable {
   readonly stages: ReadonlyArray<StageInfo>
   /** The size of the source's input, when the source can tell (see `Source.size`). */
   readonly inputSize: Effect.Effect<InputSize, PipelineError, R> | undefined
+  /**
+   * Lists the parts its source reads apart (see `Source.split`); absent when the flow cannot be split (its source
+   * has no parts, or it reads two inputs).
+   */
+  readonly split?: ((options: SplitOptions) => Effect.Effect<ReadonlyArray<SplitPart>, PipelineError, R>) | undefined
   /** Builds the stream of batches for one run attempt. Errors are already wrapped into stage errors. */
   readonly build: (ctx: RunContext) => Stream.Stream<Batch.Batch<A>, PipelineError, R>
   /** Phantom: the connector errors that may surface as causes of the stage errors. */
@@ -52,6 +57,19 @@ export const uniqueName = (taken: ReadonlyArray<StageInfo>, name: string): strin
   return `${name}#${i}`
 }
 
+/**
+ * The index of the first stage that needs the whole input (stateful, or combining records: an aggregate), where a
+ * split run cuts the pipeline (see `Split`); `stages.length` when no stage does.
+ */
+export const cutOf = (stages: ReadonlyArray<StageInfo>): number => {
+  const at = stages.findIndex((s, i) => i > 0 && (s.stateful === true || s.cardinality === "many-to-one"))
+  return at === -1 ? stages.length : at
+}
+
+/** True when the stage at `index` sits out this phase of a split run: it passes its input on untouched. */
+const sitsOut = (split: Split | undefined, index: number): boolean =>
+  split !== undefined && (split.phase === "read" ? index >= split.cut : index < split.cut)
+
 /** Starts a flow from a source. Counts what the source emits and wraps its errors as `ExtractError`. */
 export const from = <A, E, R>(source: Source<A, E, R>): Flow<A, E, R> => {
   const info: StageInfo = {
@@ -69,10 +87,19 @@ export const from = <A, E, R>(source: Source<A, E, R>): Flow<A, E, R> => {
     ...(source.resumable === true ? { resumable: true } : {}),
     stages: [info],
     inputSize: source.size === undefined ? undefined : Effect.mapError(source.size, wrap(ExtractError, source.name)),
+    ...(source.split === undefined || !source.bounded
+      ? {}
+      : { split: (options: SplitOptions) => Effect.mapError(source.split!(options), wrap(ExtractError, source.name)) }),
     build: (ctx) => {
       const counter = ctx.stage(info)
+      // The finish phase of a split run reads what the read phase staged; the source counted it then.
+      if (ctx.split?.phase === "finish") {
+        const staged = ctx.split.staged
+        return (staged ?? Stream.empty) as Stream.Stream<Batch.Batch<A>, PipelineError>
+      }
+      const parts = ctx.split?.parts
       const read = source
-        .batches(ctx)
+        .batches(parts === undefined ? ctx : { ...ctx, parts })
         .pipe(
           Stream.withSpan("source.read", { attributes: Spans.stageAttributes(info) }),
           Stream.mapError(wrap(ExtractError, source.name))
@@ -127,13 +154,18 @@ export const addStage =
   ) =>
   <E, R>(self: Flow<A, E, R>): Flow<B, E, R | R2> => {
     const info: StageInfo = { ...spec, kind: "transform", name: uniqueName(self.stages, spec.name) }
+    const index = self.stages.length
     return makeFlow<B, E, R | R2>({
       name: self.name,
       bounded: self.bounded,
       ...(self.resumable === true ? { resumable: true } : {}),
       stages: [...self.stages, info],
       inputSize: self.inputSize,
+      ...(self.split === undefined ? {} : { split: self.split }),
       build: (ctx) => {
+        // In a split run's other phase, the batches are what this stage's place in the pipeline takes and gives.
+        if (sitsOut(ctx.split, index))
+          return self.build(ctx) as unknown as Stream.Stream<Batch.Batch<B>, PipelineError, R>
         const counter = ctx.stage(info)
         return apply(counter, ctx)(self.build(ctx))
       }
@@ -158,13 +190,18 @@ export const addFusedStage =
   <X, E, R>(self: Flow<X, E, R>, input: Flow<A, E, R>): Flow<B, E, R> => {
     const previous = self.stages.at(-1)!
     const info: StageInfo = { ...spec, kind: "transform", name: uniqueName(self.stages, spec.name) }
+    const index = self.stages.length
     return makeFlow<B, E, R>({
       name: self.name,
       bounded: self.bounded,
       ...(self.resumable === true ? { resumable: true } : {}),
       stages: [...self.stages, info],
       inputSize: self.inputSize,
+      ...(self.split === undefined ? {} : { split: self.split }),
       build: (ctx) => {
+        // Fused with the stage before it, it runs in the phase that one runs in.
+        if (sitsOut(ctx.split, index - 1))
+          return self.build(ctx) as unknown as Stream.Stream<Batch.Batch<B>, PipelineError, R>
         const counters = { previous: ctx.stage(previous), own: ctx.stage(info) }
         return apply(counters, ctx)(input.build(ctx))
       }
@@ -231,6 +268,14 @@ export const addBinaryStage =
           : Effect.map(Effect.all([self.inputSize, other.inputSize]), ([a, b]) => addSizes(a, b)),
       build: (ctx) => {
         const counter = ctx.stage(info)
+        if (ctx.split !== undefined)
+          return Stream.fail(
+            new BuildError({
+              stage: info.name,
+              message: `${info.name} reads two inputs, so the pipeline cannot be split into parts; run it in one process`,
+              retryable: false
+            })
+          )
         if (ctx.barriers !== undefined && statefulOther !== undefined)
           return Stream.fail(
             new BuildError({

@@ -16,7 +16,8 @@ import type { PipelineError } from "./Errors.ts"
 import { type Flow, uniqueName } from "./Flow.ts"
 import * as Retry from "./Retry.ts"
 import type { Batching, Sink, SinkWriter, WriteMode } from "./Sink.ts"
-import type { InputSize, RunContext, StageInfo } from "./Stage.ts"
+import type { SplitOptions } from "./Source.ts"
+import type { InputSize, RunContext, SplitPart, StageInfo } from "./Stage.ts"
 
 /** Limits on rejected records; crossing one fails the run before the sink commits. */
 export interface QualityPolicy {
@@ -84,6 +85,8 @@ export interface Pipeline<out E = never, out R = never> extends Pipeable {
   readonly build: (ctx: RunContext) => Stream.Stream<Batch.Batch<unknown>, PipelineError, R>
   /** The size of the source's input, when the source can tell (for progress). */
   readonly inputSize: Effect.Effect<InputSize, PipelineError, R> | undefined
+  /** Lists the parts its source reads apart (see `Source.split`); absent when the pipeline cannot be split. */
+  readonly split?: ((options: SplitOptions) => Effect.Effect<ReadonlyArray<SplitPart>, PipelineError, R>) | undefined
   readonly sink: SinkPlan<R>
   readonly deadLetters: SinkPlan<R> | undefined
   readonly retry: Retry.RetryPolicy
@@ -165,6 +168,7 @@ export const to =
       stages: self.stages,
       build: self.build,
       inputSize: self.inputSize,
+      ...(self.split === undefined ? {} : { split: self.split }),
       sink: planSink(sink as Sink<A, E2, Exclude<R2, Scope.Scope>>, "sink", self.stages),
       deadLetters: undefined,
       retry: Retry.defaultPolicy,

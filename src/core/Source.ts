@@ -4,10 +4,21 @@
  * A source is a value: a name, a description, whether it ends, and a stream of batches. Connectors build sources from
  * their services (so the stream's `R` names exactly the services it needs); tests build them from arrays.
  */
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as Batch from "./Batch.ts"
-import type { Attributes, Dataset, InputSize, RunContext } from "./Stage.ts"
+import type { Attributes, Dataset, InputSize, RunContext, SplitPart } from "./Stage.ts"
+
+export type { SplitPart } from "./Stage.ts"
+
+/** How a source splits its input (see {@link Source.split}). */
+export interface SplitOptions {
+  /** Files and objects are grouped into parts of about this many bytes (a file larger than it is a part alone). */
+  readonly targetBytes: number
+}
+
+/** The default target size of a part of files or objects: 64 MiB. */
+export const defaultSplit: SplitOptions = { targetBytes: 64 * 1024 * 1024 }
 
 /** A source of records of type `A`, failing with `E`, needing the services `R`. */
 export interface Source<out A, out E = never, out R = never> {
@@ -34,13 +45,20 @@ export interface Source<out A, out E = never, out R = never> {
    * failure only means that the size is unknown.
    */
   readonly size?: Effect.Effect<InputSize, E, R> | undefined
+  /**
+   * Lists the parts of a bounded input that can be read apart (table slices, predicates, groups of files or objects),
+   * each as JSON that another process can read it by: `batches` reads only the parts in `ctx.parts` when it is set.
+   * Absent: the input is one part (a query, a stream). Read together, the parts give every record exactly once.
+   */
+  readonly split?: ((options: SplitOptions) => Effect.Effect<ReadonlyArray<SplitPart>, E, R>) | undefined
 }
 
 /** Builds a source. */
 export const make = <A, E = never, R = never>(source: Source<A, E, R>): Source<A, E, R> => source
 
 /**
- * A bounded source over records in memory, in batches of `batchSize` (default 1000). For tests and examples.
+ * A bounded source over records in memory, in batches of `batchSize` (default 1000). With `parts`, its records are
+ * cut into that many slices that a split run reads apart (see {@link Source.split}). For tests and examples.
  *
  * @example
  * const users = Source.fromIterable("users", [{ id: 1 }, { id: 2 }])
@@ -48,21 +66,49 @@ export const make = <A, E = never, R = never>(source: Source<A, E, R>): Source<A
 export const fromIterable = <A>(
   name: string,
   records: Iterable<A>,
-  options?: { readonly batchSize?: number }
+  options?: { readonly batchSize?: number; readonly parts?: number }
 ): Source<A> => {
   const batchSize = options?.batchSize ?? 1000
+  const slices = (all: ReadonlyArray<A>) => {
+    const n = Math.max(1, Math.min(options?.parts ?? 1, all.length))
+    return Array.from({ length: n }, (_, i) => ({
+      from: Math.floor((all.length * i) / n),
+      to: Math.floor((all.length * (i + 1)) / n)
+    }))
+  }
+  const batchesOf = (all: ReadonlyArray<A>, from: number, to: number) => {
+    const batches: Array<Batch.Batch<A>> = []
+    for (let i = from; i < to; i += batchSize) batches.push(Batch.make(all.slice(i, Math.min(i + batchSize, to))))
+    return batches
+  }
   return make({
     name,
     type: "memory",
     description: `in-memory records (${name})`,
     bounded: true,
-    batches: () =>
+    batches: (ctx) =>
       Stream.suspend(() => {
         const all = Array.from(records)
-        const batches: Array<Batch.Batch<A>> = []
-        for (let i = 0; i < all.length; i += batchSize) batches.push(Batch.make(all.slice(i, i + batchSize)))
-        return Stream.fromIterable(batches)
-      })
+        if (ctx.parts === undefined) return Stream.fromIterable(batchesOf(all, 0, all.length))
+        const parts = ctx.parts.map((part) => part.spec as { readonly from: number; readonly to: number })
+        return readParts(parts, (part) => Stream.fromIterable(batchesOf(all, part.from, part.to)), {
+          concurrency: 1,
+          id: (part) => `${part.from}-${part.to}`
+        })
+      }),
+    ...(options?.parts === undefined
+      ? {}
+      : {
+          split: () =>
+            Effect.sync(() =>
+              slices(Array.from(records)).map((slice) => ({
+                id: `${slice.from}-${slice.to}`,
+                description: `records ${slice.from} to ${slice.to - 1}`,
+                size: { records: slice.to - slice.from },
+                spec: slice
+              }))
+            )
+        })
   })
 }
 
@@ -112,6 +158,30 @@ export const readParts = <P, A, E, R>(
     },
     { concurrency: options.concurrency }
   )
+}
+
+/**
+ * Groups files or objects, in their order, into parts of about `targetBytes` each (a larger one makes a part alone),
+ * for a source's `split`.
+ */
+export const groupBySize = <F extends { readonly size: number }>(
+  files: ReadonlyArray<F>,
+  targetBytes: number
+): ReadonlyArray<ReadonlyArray<F>> => {
+  const groups: Array<Array<F>> = []
+  let current: Array<F> = []
+  let bytes = 0
+  for (const file of files) {
+    if (current.length > 0 && bytes + file.size > targetBytes) {
+      groups.push(current)
+      current = []
+      bytes = 0
+    }
+    current.push(file)
+    bytes += file.size
+  }
+  if (current.length > 0) groups.push(current)
+  return groups
 }
 
 /** A source that fails with `error` as soon as it is read. */

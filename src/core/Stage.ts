@@ -7,6 +7,7 @@
  */
 import type * as Effect from "effect/Effect"
 import type * as Stream from "effect/Stream"
+import type { Batch } from "./Batch.ts"
 import type * as Checkpoint from "./Checkpoint.ts"
 import type { PipelineError } from "./Errors.ts"
 
@@ -138,6 +139,45 @@ export class StageCounter {
   }
 }
 
+/** The counts of a stage, as JSON (what a split run's read phase reports of each stage). */
+export interface StageCounts {
+  readonly recordsIn: number
+  readonly recordsOut: number
+  readonly filtered: number
+  readonly rejected: number
+  readonly consumed: number
+  readonly warned: number
+  readonly batches: number
+  readonly busyMs: number
+  readonly bytes: number
+}
+
+/** The counts of a counter. */
+export const countsOf = (counter: StageCounter): StageCounts => ({
+  recordsIn: counter.recordsIn,
+  recordsOut: counter.recordsOut,
+  filtered: counter.filtered,
+  rejected: counter.rejected,
+  consumed: counter.consumed,
+  warned: counter.warned,
+  batches: counter.batches,
+  busyMs: counter.busyMs,
+  bytes: counter.bytes
+})
+
+/** Adds counts to a counter. */
+export const addCounts = (counter: StageCounter, counts: StageCounts): void => {
+  counter.recordsIn += counts.recordsIn
+  counter.recordsOut += counts.recordsOut
+  counter.filtered += counts.filtered
+  counter.rejected += counts.rejected
+  counter.consumed += counts.consumed
+  counter.warned += counts.warned
+  counter.batches += counts.batches
+  counter.busyMs += counts.busyMs
+  counter.bytes += counts.bytes
+}
+
 /** The states a run that keeps state per source part restored for each part (stage name → state). */
 export interface PartitionStates {
   readonly restored: (part: string) => Readonly<Record<string, unknown>> | undefined
@@ -145,6 +185,36 @@ export interface PartitionStates {
   readonly resumed: (part: string) => string | undefined
   /** The snapshot key of a part's states. */
   readonly key: (part: string) => string
+}
+
+/** One part of a split input (see `Source.split`), as JSON, so that another process can read it. */
+export interface SplitPart {
+  /** Unique within its source: a slice's range, a path, the first key of a group of objects. */
+  readonly id: string
+  /** One line for a person (what `validate --parts` prints). */
+  readonly description: string
+  /** Its size, when the source knows it ahead. */
+  readonly size?: InputSize | undefined
+  /** What the source needs to read it again: connector-specific JSON. */
+  readonly spec: unknown
+}
+
+/**
+ * A run of one phase of a split pipeline (see `cluster/`): the input's parts are read apart, each through the stages
+ * before `cut` (the `read` phase, one run per part), and what they gave is staged; then one run takes the staged
+ * batches through the stage at `cut` and those after it, to the sink (the `finish` phase).
+ */
+export interface Split {
+  readonly phase: "read" | "finish"
+  /**
+   * The index, in the pipeline's stages, of the first stage that needs the whole input (a stateful or many-to-one
+   * stage); the number of stages when none does. The read phase runs the stages before it, the finish phase the rest.
+   */
+  readonly cut: number
+  /** The read phase: the parts the pipeline's source reads (as its `split` listed them). */
+  readonly parts?: ReadonlyArray<SplitPart> | undefined
+  /** The finish phase: the staged batches, read in place of the source. */
+  readonly staged?: Stream.Stream<Batch<unknown>, PipelineError> | undefined
 }
 
 /** What a stage sees of the run it is part of. */
@@ -175,6 +245,12 @@ export interface RunContext {
   readonly restored?: Readonly<Record<string, unknown>> | undefined
   /** Checkpoint barriers to inject right after the source (a streaming run with a state store and stateful stages). */
   readonly barriers?: Stream.Stream<number> | undefined
+  /**
+   * Set by the source stage for its source only: the parts of its input to read (see `Source.split`); absent: all.
+   */
+  readonly parts?: ReadonlyArray<SplitPart> | undefined
+  /** Set when the run is one phase of a split pipeline (see {@link Split}). */
+  readonly split?: Split | undefined
   /** Milliseconds from the run's Clock (so TestClock controls it). */
   readonly now: () => number
   /** The counter of a stage, created on first use; stages are reported in the order they were first asked for. */
@@ -194,6 +270,9 @@ export const makeRunContext = (options: {
   readonly partitionStates?: PartitionStates | undefined
   readonly restored?: Readonly<Record<string, unknown>> | undefined
   readonly barriers?: Stream.Stream<number> | undefined
+  readonly split?: Split | undefined
+  /** Counts the stages start from (a split run's finish phase starts from what its read phase counted). */
+  readonly counts?: ReadonlyMap<string, StageCounts> | undefined
   readonly now: () => number
   /** Told of each stage counter as it is created (the runtime registers its metrics). */
   readonly onStage?: ((counter: StageCounter) => void) | undefined
@@ -208,11 +287,14 @@ export const makeRunContext = (options: {
     ...(options.partitionStates === undefined ? {} : { partitionStates: options.partitionStates }),
     ...(options.restored === undefined ? {} : { restored: options.restored }),
     ...(options.barriers === undefined ? {} : { barriers: options.barriers }),
+    ...(options.split === undefined ? {} : { split: options.split }),
     now: options.now,
     stage: (info) => {
       let counter = counters.get(info.name)
       if (counter === undefined) {
         counter = new StageCounter(info)
+        const counts = options.counts?.get(info.name)
+        if (counts !== undefined) addCounts(counter, counts)
         counters.set(info.name, counter)
         options.onStage?.(counter)
       }

@@ -29,7 +29,14 @@ import type { Pipeline } from "../core/Plan.ts"
 import * as Retry from "../core/Retry.ts"
 import { type RunReport, reconcile, stageReports, totals } from "../core/RunReport.ts"
 import * as Spans from "../core/Spans.ts"
-import { MAX_LOGGED_WARNINGS, makeRunContext, type PartitionStates, type RunContext } from "../core/Stage.ts"
+import {
+  MAX_LOGGED_WARNINGS,
+  makeRunContext,
+  type PartitionStates,
+  type RunContext,
+  type Split,
+  type StageCounts
+} from "../core/Stage.ts"
 import * as State from "../core/State.ts"
 import { StopSignal } from "../core/Stop.ts"
 import * as Outputs from "./internal/Outputs.ts"
@@ -159,7 +166,15 @@ const errorSummary = (error: PipelineError): NonNullable<RunReport["error"]> => 
  */
 export const execute = <E, R>(
   p: Pipeline<E, R>,
-  options?: { readonly runId?: string }
+  options?: {
+    readonly runId?: string
+    /** Runs one phase of a split pipeline (see `Split`; the cluster runs them). */
+    readonly split?: Split | undefined
+    /** The counts the stages start from (the finish phase of a split run: what its parts counted). */
+    readonly counts?: ReadonlyMap<string, StageCounts> | undefined
+    /** Rejected records the run's parts already dropped on purpose (the finish phase of a split run). */
+    readonly dropped?: number | undefined
+  }
 ): Effect.Effect<{ readonly report: RunReport; readonly error: PipelineError | undefined }, never, R> => {
   const runId = options?.runId ?? crypto.randomUUID()
   const run = Effect.gen(function* () {
@@ -186,6 +201,8 @@ export const execute = <E, R>(
         partitionStates,
         restored,
         barriers,
+        split: options?.split,
+        counts: options?.counts,
         now: () => clock.currentTimeMillisUnsafe(),
         onStage: (counter) => {
           counter.spanEvery = spanEvery
@@ -379,7 +396,7 @@ export const execute = <E, R>(
         rejected: t.rejected,
         warned: t.warned,
         deadLettered: succeeded?.deadLetters?.written ?? 0,
-        dropped: succeeded?.dropped ?? 0,
+        dropped: (succeeded?.dropped ?? 0) + (options?.dropped ?? 0),
         combined: { in: t.combinedIn, out: t.combinedOut }
       },
       recordsPerSecond: durationMs > 0 ? Math.round((read / durationMs) * 1000) : read,

@@ -84,6 +84,20 @@ const readFile = <A>(
     )
   )
 
+/** The paths that match `path`, in order; none is an error. */
+const listed = (store: FileStoreShape, path: string) =>
+  Effect.gen(function* () {
+    const files = yield* store.list(path)
+    if (files.length === 0)
+      return yield* new FileError({
+        reason: reasons.NotFound,
+        operation: "list",
+        path,
+        message: `No files match ${path}`
+      })
+    return files
+  })
+
 /** The dataset of a local path (namespace `file`, name the absolute path or glob) and its span attributes. */
 const fileLineage = (path: string, fields: Datasets.Fields | undefined) => {
   const absolute = nodePath.resolve(path)
@@ -106,24 +120,34 @@ export const source = <A = Readonly<Record<string, unknown>>>(
     description: `files ${options.path}${options.format === undefined ? "" : ` (${Format.describe(options.format)})`}${options.schema === undefined ? "" : `, schema ${options.schema.name}`}`,
     bounded: true,
     ...fileLineage(options.path, Datasets.fieldsOf(options.schema)),
-    batches: () =>
+    batches: (ctx) =>
       Stream.unwrap(
         Effect.gen(function* () {
           const store = yield* FileStore
-          const files = yield* store.list(options.path)
-          if (files.length === 0)
-            return yield* new FileError({
-              reason: reasons.NotFound,
-              operation: "list",
-              path: options.path,
-              message: `No files match ${options.path}`
-            })
-          return Source.readParts(files, (file) => readFile(store, name, file.path, options), {
+          // A split run reads the files of its parts (see `split`), else every file that matches.
+          const files =
+            ctx.parts === undefined
+              ? (yield* listed(store, options.path)).map((file) => file.path)
+              : ctx.parts.flatMap((part) => (part.spec as { readonly paths: ReadonlyArray<string> }).paths)
+          return Source.readParts(files, (path) => readFile(store, name, path, options), {
             concurrency: options.concurrency ?? 1,
-            id: (file) => file.path
+            id: (path) => path
           })
         })
       ),
+    split: (split) =>
+      Effect.gen(function* () {
+        const files = yield* listed(yield* FileStore, options.path)
+        return Source.groupBySize(files, split.targetBytes).map((group) => ({
+          id: group[0]!.path,
+          description:
+            group.length === 1
+              ? group[0]!.path
+              : `${group.length} files from ${group[0]!.path} to ${group.at(-1)!.path}`,
+          size: { bytes: group.reduce((sum, file) => sum + file.size, 0) },
+          spec: { paths: group.map((file) => file.path) }
+        }))
+      }),
     size: Effect.gen(function* () {
       const files = yield* (yield* FileStore).list(options.path)
       return { bytes: files.reduce((sum, file) => sum + file.size, 0) }

@@ -221,28 +221,53 @@ export const source = <A = Readonly<Record<string, unknown>>>(
     description: `s3://${options.bucket}/${options.path}${options.format === undefined ? "" : ` (${Format.describe(options.format)})`}${options.schema === undefined ? "" : `, schema ${options.schema.name}`}`,
     bounded: true,
     ...s3Lineage(options.bucket, options.path.replace(/^\/+/, ""), Datasets.fieldsOf(options.schema)),
-    batches: () =>
+    batches: (ctx) =>
       Stream.unwrap(
         Effect.gen(function* () {
           const client = yield* S3Client
-          const keys = (yield* listObjects(client, options as SourceOptions<unknown>)).map((o) => o.key)
-          if (keys.length === 0)
-            return yield* new S3Error({
-              reason: reasons.NoSuchKey,
-              operation: "list",
-              bucket: options.bucket,
-              key: options.path,
-              message: `No objects match s3://${options.bucket}/${options.path}`
-            })
+          // A split run reads the objects of its parts (see `split`), else every object that matches.
+          const keys =
+            ctx.parts === undefined
+              ? (yield* listedObjects(client, options as SourceOptions<unknown>)).map((o) => o.key)
+              : ctx.parts.flatMap((part) => (part.spec as { readonly keys: ReadonlyArray<string> }).keys)
           return Source.readParts(keys, (key) => readObject(client, name, options.bucket, key, options), {
             concurrency: options.concurrency ?? 4,
             id: (key) => key
           })
         })
       ),
-    size: Effect.flatMap(S3Client, (client) => inputSize(client, options as SourceOptions<unknown>))
+    size: Effect.flatMap(S3Client, (client) => inputSize(client, options as SourceOptions<unknown>)),
+    split: (split) =>
+      Effect.gen(function* () {
+        const listed = yield* listedObjects(yield* S3Client, options as SourceOptions<unknown>)
+        const objects = listed.map((o) => ({ key: o.key, size: o.size ?? 0 }))
+        return Source.groupBySize(objects, split.targetBytes).map((group) => ({
+          id: group[0]!.key,
+          description:
+            group.length === 1
+              ? `s3://${options.bucket}/${group[0]!.key}`
+              : `${group.length} objects from s3://${options.bucket}/${group[0]!.key} to ${group.at(-1)!.key}`,
+          size: { bytes: group.reduce((sum, o) => sum + o.size, 0) },
+          spec: { keys: group.map((o) => o.key) }
+        }))
+      })
   })
 }
+
+/** The objects that match the source's path, in order; none is an error. */
+const listedObjects = (client: S3ClientShape, options: SourceOptions<unknown>) =>
+  Effect.gen(function* () {
+    const objects = yield* listObjects(client, options)
+    if (objects.length === 0)
+      return yield* new S3Error({
+        reason: reasons.NoSuchKey,
+        operation: "list",
+        bucket: options.bucket,
+        key: options.path,
+        message: `No objects match s3://${options.bucket}/${options.path}`
+      })
+    return objects
+  })
 
 /** Options of an S3 sink. */
 export interface SinkOptions {

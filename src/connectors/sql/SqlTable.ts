@@ -215,7 +215,7 @@ export const source = <A, E, Id, ES = never, RS = never>(
   bounded: true,
   ...(spec.dataset === undefined ? {} : { dataset: spec.dataset }),
   ...(spec.attributes === undefined ? {} : { attributes: spec.attributes }),
-  batches: () =>
+  batches: (ctx) =>
     Stream.unwrap(
       Effect.gen(function* () {
         const client = yield* tag
@@ -246,30 +246,10 @@ export const source = <A, E, Id, ES = never, RS = never>(
           }
           nextMark = markOf(incremental.column, upper)
         }
-        type Part = { readonly conditions: ReadonlyArray<string>; readonly ranges: ReadonlyArray<RangeCondition> }
         const base = cursorRange === undefined ? [] : [cursorRange]
-        let parts: ReadonlyArray<Part> = [{ conditions: where, ranges: base }]
-        if (spec.predicates !== undefined && spec.predicates.length > 0)
-          parts = spec.predicates.map((p) => ({ conditions: conditionsOf(spec.where, p), ranges: base }))
-        else if (spec.partitionBy !== undefined && spec.partitionBy.partitions > 1) {
-          const p = spec.partitionBy
-          let lower: unknown = p.lowerBound
-          let upper: unknown = p.upperBound
-          let kind: ColumnKind = "unknown"
-          if (lower === undefined || upper === undefined) {
-            const bounds = yield* client.bounds(spec.relation, p.column, where)
-            lower ??= bounds.min
-            upper ??= bounds.max
-            kind = bounds.kind
-          } else {
-            const columns = yield* client.describe(spec.relation)
-            kind = columns.find((c) => c.name === p.column)?.kind ?? "unknown"
-          }
-          parts = planPartitions(p.column, kind, lower, upper, p.partitions).map((range) => ({
-            conditions: where,
-            ranges: [...base, range]
-          }))
-        }
+        // A split run reads the parts it was given (see `split` below), else every part.
+        const parts: ReadonlyArray<Part> =
+          ctx.parts !== undefined ? ctx.parts.map((part) => partOf(part.spec)) : yield* planParts(client, spec, base)
         const validate = spec.validate
         const check = yield* rowCheck(client, spec)
         const origin = Identifier.show(
@@ -338,8 +318,111 @@ export const source = <A, E, Id, ES = never, RS = never>(
         return Stream.concat(batches, Stream.succeed(Batch.make<A>([], { ack })))
       })
     ),
-  size: estimable(spec) ? estimateSize(tag, spec.relation.ref) : undefined
+  size: estimable(spec) ? estimateSize(tag, spec.relation.ref) : undefined,
+  // An incremental read saves its mark when it ends: its parts cannot be read apart.
+  split:
+    spec.incremental === undefined
+      ? () =>
+          Effect.gen(function* () {
+            const client = yield* tag
+            const parts = yield* planParts(client, spec, [])
+            return parts.map((part, i) => ({
+              id: parts.length === 1 ? "all" : `${i + 1}/${parts.length}`,
+              description: describePart(part),
+              spec: specOf(part)
+            }))
+          })
+      : undefined
 })
+
+/** A part of a read: its conditions (the author's `where`, a predicate) and its ranges (cursor, partition slice). */
+interface Part {
+  readonly conditions: ReadonlyArray<string>
+  readonly ranges: ReadonlyArray<RangeCondition>
+}
+
+/** The parts of a read: one per predicate, one per slice of a partitioned read, else the whole of it. */
+const planParts = <A, E, ES, RS>(
+  client: SqlClient<E>,
+  spec: SourceSpec<A, ES, RS>,
+  base: ReadonlyArray<RangeCondition>
+): Effect.Effect<ReadonlyArray<Part>, E> =>
+  Effect.gen(function* () {
+    const where = conditionsOf(spec.where)
+    if (spec.predicates !== undefined && spec.predicates.length > 0)
+      return spec.predicates.map((p) => ({ conditions: conditionsOf(spec.where, p), ranges: base }))
+    if (spec.partitionBy === undefined || spec.partitionBy.partitions <= 1) return [{ conditions: where, ranges: base }]
+    const p = spec.partitionBy
+    let lower: unknown = p.lowerBound
+    let upper: unknown = p.upperBound
+    let kind: ColumnKind = "unknown"
+    if (lower === undefined || upper === undefined) {
+      const bounds = yield* client.bounds(spec.relation, p.column, where)
+      lower ??= bounds.min
+      upper ??= bounds.max
+      kind = bounds.kind
+    } else {
+      const columns = yield* client.describe(spec.relation)
+      kind = columns.find((c) => c.name === p.column)?.kind ?? "unknown"
+    }
+    return planPartitions(p.column, kind, lower, upper, p.partitions).map((range) => ({
+      conditions: where,
+      ranges: [...base, range]
+    }))
+  })
+
+/** A bound as JSON: dates and bigints tagged, numbers and strings as they are. */
+const boundJson = (v: unknown): unknown =>
+  v instanceof Date ? { date: v.toISOString() } : typeof v === "bigint" ? { bigint: v.toString() } : v
+
+const boundOf = (j: unknown): unknown => {
+  if (typeof j === "object" && j !== null) {
+    const o = j as { readonly date?: string; readonly bigint?: string }
+    if (o.date !== undefined) return new Date(o.date)
+    if (o.bigint !== undefined) return BigInt(o.bigint)
+  }
+  return j
+}
+
+/** A part as JSON (see `Source.split`). */
+const specOf = (part: Part): unknown => ({
+  conditions: part.conditions,
+  ranges: part.ranges.map((r) => ({
+    ...r,
+    ...(r.lower === undefined ? {} : { lower: boundJson(r.lower) }),
+    ...(r.upper === undefined ? {} : { upper: boundJson(r.upper) })
+  }))
+})
+
+/** The part `specOf` gave. */
+const partOf = (json: unknown): Part => {
+  const o = json as { readonly conditions: ReadonlyArray<string>; readonly ranges: ReadonlyArray<RangeCondition> }
+  return {
+    conditions: o.conditions,
+    ranges: o.ranges.map((r) => ({
+      ...r,
+      ...(r.lower === undefined ? {} : { lower: boundOf(r.lower) }),
+      ...(r.upper === undefined ? {} : { upper: boundOf(r.upper) })
+    }))
+  }
+}
+
+const showBound = (v: unknown): string => (v instanceof Date ? v.toISOString() : String(v))
+
+/** A part for a person: its predicate and its slice of the partition column. */
+const describePart = (part: Part): string => {
+  const pieces = [...part.conditions]
+  for (const r of part.ranges) {
+    const bounds = [
+      r.lower === undefined ? "" : `${r.column} ${r.lowerInclusive === false ? ">" : ">="} ${showBound(r.lower)}`,
+      r.upper === undefined ? "" : `${r.column} ${r.upperInclusive === true ? "<=" : "<"} ${showBound(r.upper)}`
+    ].filter((b) => b !== "")
+    const range = bounds.length === 0 ? "" : bounds.join(" AND ")
+    pieces.push(r.orNull === true ? (range === "" ? `any ${r.column}` : `(${range} OR ${r.column} IS NULL)`) : range)
+  }
+  const shown = pieces.filter((p) => p !== "")
+  return shown.length === 0 ? "every row" : shown.join(" AND ")
+}
 
 /** A read of a whole table (no `where`, predicates nor cursor): the table's row estimate is its size. */
 const estimable = <A, ES, RS>(

@@ -1,0 +1,353 @@
+/**
+ * Split runs: a bounded pipeline whose source lists its parts (`Source.split`) runs in two phases.
+ *
+ * 1. **Read**, once per part, anywhere (one process, or the runners of a cluster): the part is read and taken through
+ *    the stages before the first one that needs the whole input (the cut: an aggregate, a window, any stateful
+ *    stage); what comes out, records and dead letters, is staged under the part's name. A part that is read again
+ *    (a retried attempt, a runner that died) starts a fresh staging area: only its last complete read counts.
+ * 2. **Finish**, once: the staged batches of every part, each part in its order, go through the stage at the cut and
+ *    the ones after it to the sink, which commits once (an overwrite swaps, an append adds in one commit, an upsert
+ *    merges). The dead letters of every part go to the run's dead-letter sink. The RunReport adds the parts' counts to
+ *    the finish's, so that its row counts reconcile as a one-process run's do.
+ *
+ * The result equals a one-process run's: the stages before the cut work record by record, and the finish reads the
+ * parts as a one-process run reads them (each a part of its own, with its own watermark).
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Batch from "../core/Batch.ts"
+import type * as DeadLetter from "../core/DeadLetter.ts"
+import {
+  BuildError,
+  ExtractError,
+  LoadError,
+  messageOf,
+  type PipelineError,
+  QualityError,
+  TransformError
+} from "../core/Errors.ts"
+import { cutOf } from "../core/Flow.ts"
+import type { Pipeline, SinkPlan } from "../core/Plan.ts"
+import type { RunReport } from "../core/RunReport.ts"
+import * as Source from "../core/Source.ts"
+import { countsOf, type SplitPart, type StageCounts, type StageInfo } from "../core/Stage.ts"
+import * as ValueCodec from "../core/ValueCodec.ts"
+import { RunObservers } from "./Observers.ts"
+import * as Runner from "./Runner.ts"
+
+/** What a staging area holds: the records a part gave, or its dead letters. */
+export type StagedKind = "records" | "dead-letters"
+
+/** A staging area failed (its database is down, a write was refused). */
+export class StagingError extends Data.TaggedError("StagingError")<{
+  readonly message: string
+  readonly retryable: boolean
+  readonly cause?: unknown
+}> {}
+
+/** The writer of one part's staging area (of one kind), for one read of the part. */
+export interface StagingWriter {
+  /** Stages a batch of values (records or dead letters), in order. */
+  readonly write: (values: ReadonlyArray<unknown>) => Effect.Effect<void, StagingError>
+  /** Makes what was written the part's staged data (replacing what an earlier read staged), atomically. */
+  readonly commit: Effect.Effect<void, StagingError>
+}
+
+/** Where a split run keeps what each part gave until its finish phase takes it. */
+export interface StagingShape {
+  /** For logs and errors: `memory`, `postgres://host/db (etl_staging)`. */
+  readonly description: string
+  /** Opens a fresh staging area for a part's read; nothing of it is visible before `commit`. */
+  readonly open: (
+    run: string,
+    part: string,
+    kind: StagedKind
+  ) => Effect.Effect<StagingWriter, StagingError, Scope.Scope>
+  /** The batches of values a part's last committed read staged, in order (none when it staged nothing). */
+  readonly read: (run: string, part: string, kind: StagedKind) => Stream.Stream<ReadonlyArray<unknown>, StagingError>
+  /** Removes everything staged for a run. */
+  readonly clear: (run: string) => Effect.Effect<void, StagingError>
+}
+
+/** The staging service. */
+export class Staging extends Context.Service<Staging, StagingShape>()("effect-etl/runtime/Split/Staging") {}
+
+/** Staging in memory, for tests and for split runs in one process. Values are kept as JSON, as a database keeps them. */
+export const makeMemory = (): StagingShape => {
+  const committed = new Map<string, ReadonlyArray<string>>()
+  const keyOf = (run: string, part: string, kind: StagedKind) => JSON.stringify([run, part, kind])
+  return {
+    description: "memory",
+    open: (run, part, kind) =>
+      Effect.sync(() => {
+        const rows: Array<string> = []
+        return {
+          write: (values) => Effect.sync(() => void rows.push(encodeValues(values))),
+          commit: Effect.sync(() => void committed.set(keyOf(run, part, kind), rows.slice()))
+        }
+      }),
+    read: (run, part, kind) =>
+      Stream.suspend(() => Stream.fromIterable((committed.get(keyOf(run, part, kind)) ?? []).map(decodeValues))),
+    clear: (run) =>
+      Effect.sync(() => {
+        for (const key of Array.from(committed.keys()))
+          if ((JSON.parse(key) as Array<string>)[0] === run) committed.delete(key)
+      })
+  }
+}
+
+/** Values as the JSON text a staging area keeps (see `ValueCodec`: dates, decimals, bigints and bytes survive). */
+export const encodeValues = (values: ReadonlyArray<unknown>): string => JSON.stringify(values.map(ValueCodec.encode))
+
+/** The values `encodeValues` gave. */
+export const decodeValues = (text: string): ReadonlyArray<unknown> =>
+  (JSON.parse(text) as ReadonlyArray<unknown>).map(ValueCodec.decode)
+
+/** How a pipeline splits, or why it cannot. */
+export interface SplitPlan {
+  /** The index of the first stage the finish phase runs (see `Split.cut`). */
+  readonly cut: number
+  /** The stages the read phase runs (the source first). */
+  readonly readStages: ReadonlyArray<StageInfo>
+  /** The stages the finish phase runs. */
+  readonly finishStages: ReadonlyArray<StageInfo>
+}
+
+/** Why the pipeline cannot run split, or `undefined` when it can. */
+export const problemOf = <E, R>(p: Pipeline<E, R>): string | undefined => {
+  if (!p.bounded) return `${p.name} reads a stream that never ends; split runs are for bounded (batch) pipelines`
+  if (p.split === undefined)
+    return p.stages.some((s) => s.inputs !== undefined)
+      ? `${p.name} reads two inputs (an interval join), so it cannot be split into parts`
+      : `the source ${p.stages[0]!.name} cannot list parts of its input (an incremental read, a query without partitions, a stream)`
+  return undefined
+}
+
+/** Where the pipeline is cut between its phases. */
+export const planOf = <E, R>(p: Pipeline<E, R>): SplitPlan => {
+  const cut = cutOf(p.stages)
+  return { cut, readStages: p.stages.slice(0, cut), finishStages: p.stages.slice(cut) }
+}
+
+/** What the read of one part gave: the counts of the stages it ran, and what it staged. */
+export interface PartResult {
+  readonly part: string
+  /** Counts of the read phase's stages, by stage name. */
+  readonly counts: Readonly<Record<string, StageCounts>>
+  /** Records staged. */
+  readonly staged: number
+  /** Dead letters staged. */
+  readonly deadLetters: number
+  /** Rejected records dropped on purpose (the pipeline allows it, without a dead-letter sink). */
+  readonly dropped: number
+  readonly durationMs: number
+}
+
+const stagingPlan = (
+  name: string,
+  kind: "sink" | "dead-letters",
+  staging: StagingShape,
+  run: string,
+  part: string
+): SinkPlan<never> => ({
+  info: {
+    name,
+    kind,
+    description: `staging of part ${part} (${staging.description})`,
+    cardinality: "one-to-one"
+  },
+  name,
+  type: "staging",
+  mode: "append",
+  durability: "on-commit",
+  batching: undefined,
+  open: Effect.map(staging.open(run, part, kind === "sink" ? "records" : "dead-letters"), (writer) => {
+    let written = 0
+    return {
+      write: (values: ReadonlyArray<unknown>) =>
+        Effect.map(writer.write(values), () => {
+          written += values.length
+        }),
+      commit: Effect.map(writer.commit, () => ({ written, location: `${staging.description}: ${part}` }))
+    }
+  }),
+  check: undefined,
+  positions: undefined
+})
+
+const stagingError = (stage: string, part: string) => (e: StagingError) =>
+  new LoadError({ stage, message: `staging of part ${part}: ${e.message}`, retryable: e.retryable, cause: e })
+
+/**
+ * Reads one part: the pipeline's stages before the cut, into the part's staging area. The pipeline's retry policy
+ * applies; a part that fails names itself in the error.
+ */
+export const readPart = <E, R>(
+  p: Pipeline<E, R>,
+  options: { readonly runId: string; readonly part: SplitPart }
+): Effect.Effect<PartResult, PipelineError, R | Staging> =>
+  Effect.gen(function* () {
+    const staging = yield* Staging
+    const { cut, readStages } = planOf(p)
+    const part = options.part
+    const reader: Pipeline<E, R> = Object.assign(Object.create(Object.getPrototypeOf(p)) as Pipeline<E, R>, p, {
+      stages: readStages,
+      sink: mapOpenError(stagingPlan("staging", "sink", staging, options.runId, part.id), part.id),
+      deadLetters:
+        p.deadLetters === undefined
+          ? undefined
+          : mapOpenError(stagingPlan("staging-dead-letters", "dead-letters", staging, options.runId, part.id), part.id)
+    })
+    const { report, error } = yield* Runner.execute(reader, {
+      runId: `${options.runId}/${part.id}`,
+      split: { phase: "read", cut, parts: [part] }
+    }).pipe(Effect.provideService(RunObservers, []), Effect.annotateLogs({ part: part.id }))
+    if (error !== undefined) return yield* Effect.fail(inPart(error, part))
+    const counts: Record<string, StageCounts> = {}
+    for (const stage of report.stages)
+      if (readStages.some((s) => s.name === stage.name))
+        counts[stage.name] = {
+          recordsIn: stage.recordsIn,
+          recordsOut: stage.recordsOut,
+          filtered: stage.filtered,
+          rejected: stage.rejected,
+          consumed: stage.consumed,
+          warned: stage.warned,
+          batches: stage.batches,
+          busyMs: stage.busyMs,
+          bytes: stage.bytes ?? 0
+        }
+    return {
+      part: part.id,
+      counts,
+      staged: report.records.written,
+      deadLetters: report.records.deadLettered,
+      dropped: report.records.dropped,
+      durationMs: report.durationMs
+    }
+  })
+
+const mapOpenError = (plan: SinkPlan<never>, part: string): SinkPlan<never> => ({
+  ...plan,
+  open: Effect.map(
+    Effect.mapError(plan.open, (e) => stagingError(plan.info.name, part)(e as StagingError)),
+    (writer) => ({
+      write: (values: ReadonlyArray<unknown>) =>
+        Effect.mapError(writer.write(values), (e) => stagingError(plan.info.name, part)(e as StagingError)),
+      commit: Effect.mapError(writer.commit, (e) => stagingError(plan.info.name, part)(e as StagingError))
+    })
+  )
+})
+
+/** The error of a part's read, naming the part. */
+const inPart = (error: PipelineError, part: SplitPart): PipelineError => {
+  const message = `part ${part.id} (${part.description}): ${messageOf(error)}`
+  const fields = { stage: error.stage, message, retryable: error.retryable, cause: error.cause }
+  switch (error._tag) {
+    case "ExtractError":
+      return new ExtractError(fields)
+    case "TransformError":
+      return new TransformError(fields)
+    case "LoadError":
+      return new LoadError(fields)
+    case "QualityError":
+      return new QualityError({ stage: error.stage, message, retryable: false })
+    case "BuildError":
+      return new BuildError({ stage: error.stage, message, retryable: false })
+  }
+}
+
+/** The staged batches of the parts, each part in its order and a part of its own (see `Source.readParts`). */
+const stagedBatches = (
+  staging: StagingShape,
+  runId: string,
+  parts: ReadonlyArray<SplitPart>,
+  stage: string
+): Stream.Stream<Batch.Batch<unknown>, PipelineError> =>
+  Source.readParts(
+    parts,
+    (part) =>
+      Stream.concat(
+        Stream.map(staging.read(runId, part.id, "dead-letters"), (letters) =>
+          Batch.make<unknown>([], { deadLetters: letters as ReadonlyArray<DeadLetter.DeadLetter> })
+        ),
+        Stream.map(staging.read(runId, part.id, "records"), (records) => Batch.make(records))
+      ).pipe(Stream.mapError(stagingError(stage, part.id))),
+    { concurrency: 1, id: (part) => part.id }
+  )
+
+/**
+ * The finish phase: the staged batches of every part through the stages from the cut on, to the sink, committed
+ * once. The report counts the whole run: the parts' reads and the finish.
+ */
+export const finish = <E, R>(
+  p: Pipeline<E, R>,
+  options: {
+    readonly runId: string
+    readonly parts: ReadonlyArray<SplitPart>
+    readonly results: ReadonlyArray<PartResult>
+  }
+): Effect.Effect<{ readonly report: RunReport; readonly error: PipelineError | undefined }, never, R | Staging> =>
+  Effect.gen(function* () {
+    const staging = yield* Staging
+    const { cut } = planOf(p)
+    const counts = new Map<string, StageCounts>()
+    let dropped = 0
+    for (const result of options.results) {
+      dropped += result.dropped
+      for (const [name, c] of Object.entries(result.counts)) {
+        const sum = counts.get(name)
+        counts.set(name, sum === undefined ? c : add(sum, c))
+      }
+    }
+    return yield* Runner.execute(p, {
+      runId: options.runId,
+      split: { phase: "finish", cut, staged: stagedBatches(staging, options.runId, options.parts, p.stages[0]!.name) },
+      counts,
+      dropped
+    })
+  })
+
+const add = (a: StageCounts, b: StageCounts): StageCounts => ({
+  recordsIn: a.recordsIn + b.recordsIn,
+  recordsOut: a.recordsOut + b.recordsOut,
+  filtered: a.filtered + b.filtered,
+  rejected: a.rejected + b.rejected,
+  consumed: a.consumed + b.consumed,
+  warned: a.warned + b.warned,
+  batches: a.batches + b.batches,
+  busyMs: a.busyMs + b.busyMs,
+  bytes: a.bytes + b.bytes
+})
+
+/**
+ * Runs a pipeline split, in this process: lists its parts, reads `concurrency` of them at a time, then finishes. What
+ * the cluster does across runners, for tests and for a machine with cores to spare.
+ */
+export const runLocal = <E, R>(
+  p: Pipeline<E, R>,
+  options?: { readonly runId?: string; readonly concurrency?: number; readonly targetBytes?: number }
+): Effect.Effect<
+  { readonly report: RunReport; readonly error: PipelineError | undefined },
+  PipelineError,
+  R | Staging
+> =>
+  Effect.gen(function* () {
+    const problem = problemOf(p)
+    if (problem !== undefined)
+      return yield* Effect.fail(new BuildError({ stage: p.stages[0]!.name, message: problem, retryable: false }))
+    const runId = options?.runId ?? crypto.randomUUID()
+    const parts = yield* p.split!({ targetBytes: options?.targetBytes ?? Source.defaultSplit.targetBytes })
+    const results = yield* Effect.forEach(parts, (part) => readPart(p, { runId, part }), {
+      concurrency: options?.concurrency ?? 1
+    })
+    const outcome = yield* finish(p, { runId, parts, results })
+    const staging = yield* Staging
+    yield* Effect.ignore(staging.clear(runId))
+    return outcome
+  })
+
+export { countsOf }

@@ -1,0 +1,155 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as BigDecimal from "effect/BigDecimal"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import fc from "fast-check"
+import type * as DeadLetter from "../../src/core/DeadLetter.ts"
+import * as Sink from "../../src/core/Sink.ts"
+import * as Source from "../../src/core/Source.ts"
+import * as Pipeline from "../../src/pipeline/Pipeline.ts"
+import * as Split from "../../src/runtime/Split.ts"
+import * as Rule from "../../src/transforms/Rule.ts"
+import { canonical } from "../transforms/support.ts"
+
+interface Txn {
+  readonly id: number
+  readonly user: string
+  readonly amount: number
+  readonly price: BigDecimal.BigDecimal
+  readonly at: Date
+}
+
+const txns = (n: number): Array<Txn> =>
+  Array.from({ length: n }, (_, i) => ({
+    id: i,
+    user: `u${i % 7}`,
+    amount: i % 11 === 0 ? -i : i % 50,
+    price: BigDecimal.make(BigInt(i * 37 + 1), 2),
+    at: new Date(Date.UTC(2026, 0, 1, 0, i % 120))
+  }))
+
+const staging = Layer.succeed(Split.Staging, Split.makeMemory())
+
+const run = <E>(p: Pipeline.Pipeline<E, never>, concurrency = 2) =>
+  Split.runLocal(p, { runId: "test-run", concurrency }).pipe(Effect.provide(staging))
+
+/** A pipeline over `records` read in `parts` parts: validate, filter, then per-user totals. */
+const totals = (records: ReadonlyArray<Txn>, parts: number) => {
+  const out = Sink.collect<Record<string, unknown>>("out", { mode: "overwrite" })
+  const dead = Sink.collect<DeadLetter.DeadLetter>("dead")
+  const p = Pipeline.from(Source.fromIterable("txns", records, { parts, batchSize: 10 })).pipe(
+    Pipeline.validate([Rule.range("amount", { min: 0 })]),
+    Pipeline.filter((t: Txn) => t.amount !== 13),
+    Pipeline.aggregate({
+      groupBy: ["user"],
+      fields: { n: Pipeline.Agg.count(), total: Pipeline.Agg.sum("price"), top: Pipeline.Agg.max("amount") }
+    }),
+    Pipeline.to(out),
+    Pipeline.withDeadLetters(dead),
+    Pipeline.withQuality({ allowEmptyOverwrite: true })
+  )
+  return { p, out, dead }
+}
+
+describe("split runs", () => {
+  it.effect("give what a one-process run gives, and a report whose counts reconcile", () =>
+    Effect.gen(function* () {
+      const records = txns(500)
+      const single = totals(records, 1)
+      const one = yield* Pipeline.run(single.p)
+      const split = totals(records, 5)
+      const { report, error } = yield* run(split.p)
+      assert.isUndefined(error)
+      assert.deepStrictEqual(canonical(split.out.collected().records), canonical(single.out.collected().records))
+      assert.strictEqual(split.dead.collected().records.length, single.dead.collected().records.length)
+      assert.strictEqual(report.records.read, 500)
+      assert.strictEqual(report.records.rejected, one.records.rejected)
+      assert.strictEqual(report.records.filtered, one.records.filtered)
+      assert.strictEqual(report.records.written, one.records.written)
+      assert.strictEqual(report.records.deadLettered, one.records.deadLettered)
+      assert.isTrue(report.reconciliation.ok)
+      assert.deepStrictEqual(
+        report.stages.map((s) => [s.name, s.recordsIn, s.recordsOut]),
+        one.stages.map((s) => [s.name, s.recordsIn, s.recordsOut])
+      )
+      // The sink committed once.
+      assert.strictEqual(split.out.collected().commits, 1)
+    })
+  )
+
+  it.effect("equal a one-process run for any records and any number of parts (decimal sums exact)", () =>
+    Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.record({
+              id: fc.nat(),
+              user: fc.constantFrom("a", "b", "c"),
+              amount: fc.integer({ min: -5, max: 60 }),
+              price: fc.bigInt({ min: -10_000n, max: 10_000n }).map((v) => BigDecimal.make(v, 3)),
+              at: fc.constant(new Date(0))
+            }),
+            { maxLength: 80 }
+          ),
+          fc.integer({ min: 1, max: 9 }),
+          async (records, parts) => {
+            const single = totals(records, 1)
+            await Effect.runPromise(Pipeline.run(single.p))
+            const split = totals(records, parts)
+            const { error } = await Effect.runPromise(run(split.p, 3))
+            assert.isUndefined(error)
+            assert.deepStrictEqual(canonical(split.out.collected().records), canonical(single.out.collected().records))
+          }
+        ),
+        { numRuns: 40 }
+      )
+    )
+  )
+
+  it.effect("name the part that failed", () =>
+    Effect.gen(function* () {
+      const out = Sink.collect<Txn>("out")
+      const p = Pipeline.from(Source.fromIterable("txns", txns(40), { parts: 4 })).pipe(
+        Pipeline.validate([Rule.range("amount", { min: 0 })]),
+        Pipeline.to(out)
+      )
+      // No dead-letter sink: a rejected record fails the run, in the part that read it.
+      const error = yield* Effect.flip(run(p))
+      assert.strictEqual(error._tag, "QualityError")
+      assert.match(error.message, /^part 10-20 \(records 10 to 19\): validate rejected a record/)
+      assert.strictEqual(out.collected().commits, 0)
+    })
+  )
+
+  it.effect("are refused for a source that cannot list parts", () =>
+    Effect.gen(function* () {
+      const p = Pipeline.from(Source.fromIterable("txns", txns(3))).pipe(Pipeline.to(Sink.collect<Txn>("out")))
+      const error = yield* Effect.flip(run(p))
+      assert.match(error.message, /cannot list parts/)
+    })
+  )
+
+  it.effect("keep only the last read of a part that was read again", () =>
+    Effect.gen(function* () {
+      const memory = Split.makeMemory()
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const first = yield* memory.open("r", "p", "records")
+          yield* first.write([1, 2])
+          yield* first.commit
+          // A second read of the part that dies before its commit changes nothing.
+          const dead = yield* memory.open("r", "p", "records")
+          yield* dead.write([9])
+          const again = yield* memory.open("r", "p", "records")
+          yield* again.write([3])
+          yield* again.commit
+        })
+      )
+      const { Stream } = yield* Effect.promise(() => import("effect"))
+      const read = yield* Stream.runCollect(memory.read("r", "p", "records"))
+      assert.deepStrictEqual(Array.from(read), [[3]])
+      yield* memory.clear("r")
+      assert.deepStrictEqual(Array.from(yield* Stream.runCollect(memory.read("r", "p", "records"))), [])
+    })
+  )
+})
