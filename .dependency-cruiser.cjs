@@ -3,6 +3,7 @@
  * folder knows no other connector, and only `Node*` driver files import the npm drivers. `npm test` runs this check.
  *
  *   cli · index       the command line and the package's entry points
+ *   cluster           runs on Effect Cluster: workflows, runners, staging in PostgreSQL
  *   config            the JSON front door: config Schema, registries, connections, build/load
  *   pipeline          the typed front door: from / to / run and every transform
  *   runtime · observability
@@ -12,6 +13,7 @@
  */
 const layers = [
   { name: "entry", path: "^src/(cli/|main\\.ts$|index\\.ts$)" },
+  { name: "cluster", path: "^src/cluster/" },
   { name: "config", path: "^src/config/" },
   { name: "pipeline", path: "^src/pipeline/" },
   { name: "runtime", path: "^src/(runtime|observability)/" },

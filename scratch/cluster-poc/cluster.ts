@@ -171,32 +171,41 @@ const envDefaults: Record<string, string> = {
 }
 for (const [k, v] of Object.entries(envDefaults)) process.env[k] ??= v
 
-export const makeClusterLayer = (options: { readonly clientOnly: boolean; readonly port?: number }) => {
-  // NB: layerFromEnv would also read HOST / PORT for runnerAddress; we set it explicitly.
-  const config = ShardingConfig.layerFromEnv({
-    runnerAddress: options.clientOnly
-      ? Option.none()
-      : Option.some(RunnerAddress.make("127.0.0.1", options.port!))
-  })
-  const transport = options.clientOnly
-    ? Layer.provide(SocketRunner.layerClientOnly, NodeClusterSocket.layerClientProtocol)
-    : Layer.provide(SocketRunner.layer, [NodeClusterSocket.layerSocketServer, NodeClusterSocket.layerClientProtocol])
-  const runnerHealth = options.clientOnly
-    ? Layer.empty
-    : RunnerHealth.layerPing.pipe(
+/** Runner: serves runner RPCs on a TCP socket server, pings peers for health. */
+const RunnerTransport = SocketRunner.layer.pipe(
+  Layer.provide([NodeClusterSocket.layerSocketServer, NodeClusterSocket.layerClientProtocol]),
+  Layer.provide(
+    RunnerHealth.layerPing.pipe(
       Layer.provide(Runners.layerRpc),
       Layer.provide(NodeClusterSocket.layerClientProtocol)
     )
-  return transport.pipe(
-    Layer.provide(runnerHealth),
+  )
+)
+
+/** Client only: no socket server, never registered in cluster_runners, holds no shards. */
+const ClientTransport = SocketRunner.layerClientOnly.pipe(
+  Layer.provide(NodeClusterSocket.layerClientProtocol)
+)
+
+const withStorage = <A, E, R>(
+  transport: Layer.Layer<A, E, R>,
+  runnerAddress: Option.Option<RunnerAddress.RunnerAddress>
+) =>
+  transport.pipe(
+    // MessageStorage is also needed by ClusterWorkflowEngine, hence provideMerge
     Layer.provideMerge(SqlMessageStorage.layer.pipe(Layer.provide(NodeCrypto.layerDigest))),
     Layer.provide(Layer.orDie(SqlRunnerStorage.layer)),
-    Layer.provide(Layer.orDie(config)),
+    // NB: layerFromEnv would also read HOST / PORT for runnerAddress; we set it explicitly.
+    Layer.provide(Layer.orDie(ShardingConfig.layerFromEnv({ runnerAddress }))),
     Layer.provide(RpcSerialization.layerSchemaBinary()),
     Layer.provide(Layer.orDie(PgLive))
   )
-}
+
+export const makeClusterLayer = (options: { readonly clientOnly: true } | { readonly clientOnly: false; readonly port: number }) =>
+  options.clientOnly
+    ? withStorage(ClientTransport, Option.none())
+    : withStorage(RunnerTransport, Option.some(RunnerAddress.make("127.0.0.1", options.port)))
 
 /** WorkflowEngine on top of the cluster (needed by runners AND clients). */
-export const makeWorkflowEngineLayer = (options: { readonly clientOnly: boolean; readonly port?: number }) =>
+export const makeWorkflowEngineLayer = (options: Parameters<typeof makeClusterLayer>[0]) =>
   ClusterWorkflowEngine.layer.pipe(Layer.provideMerge(makeClusterLayer(options)))

@@ -6,23 +6,17 @@
  * stderr when it is a terminal.
  */
 import * as nodePath from "node:path"
-import { fileURLToPath, pathToFileURL } from "node:url"
+import { pathToFileURL } from "node:url"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import { Argument, Command, Flag, GlobalFlag } from "effect/cli"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import type * as Runtime from "effect/Runtime"
-import * as Build from "../config/Build.ts"
-import * as Load from "../config/Load.ts"
 import * as ObservabilityConfig from "../config/ObservabilityConfig.ts"
-import * as Records from "../config/Records.ts"
-import * as NodeFileStore from "../connectors/file/NodeFileStore.ts"
-import type { ConfigError } from "../core/ConfigError.ts"
 import { messageOf } from "../core/Errors.ts"
+import type { SplitPart } from "../core/Stage.ts"
 import { StopSignal } from "../core/Stop.ts"
 import * as Export from "../observability/Export.ts"
 import * as Lineage from "../observability/Lineage.ts"
@@ -31,43 +25,16 @@ import * as Pipeline from "../pipeline/Pipeline.ts"
 import { RunObservers } from "../runtime/Observers.ts"
 import { Progress } from "../runtime/Progress.ts"
 import * as Runner from "../runtime/Runner.ts"
+import * as Split from "../runtime/Split.ts"
 import * as SchemaRegistry from "../schema/SchemaRegistry.ts"
 import * as Redaction from "../secrets/Redaction.ts"
 import * as Vault from "../secrets/Vault.ts"
+import { clusterFlag, partBytesFlag, submit, workerCommand } from "./ClusterCommands.ts"
 import * as ProgressLine from "./Progress.ts"
+import { CliFailure, configFailure, loadConfig, printError, registry, schemasFlag, services, usage } from "./Shared.ts"
 
-/** A failure that ends the CLI with a given exit code; its message has already been written to stderr. */
-export class CliFailure extends Data.TaggedError("CliFailure")<{ readonly message: string; readonly exitCode: 1 | 2 }> {
-  get ["~effect/Runtime/errorExitCode" satisfies Runtime.errorExitCode](): number {
-    return this.exitCode
-  }
-}
+export { CliFailure }
 
-/** Writes a line to stderr with every value the config took from `$env`/`$secret` scrubbed. */
-const printError = (message: string) =>
-  Effect.flatMap(Effect.service(Redaction.Secrets), (secrets) => Console.error(secrets.scrub(message)))
-
-const usage = (message: string) =>
-  Effect.andThen(printError(message), Effect.fail(new CliFailure({ message, exitCode: 2 })))
-
-const configFailure = (error: ConfigError) => usage(error.message)
-
-const schemasFlag = Flag.String("schemas").pipe(
-  Flag.withDescription(
-    "The directory of your Avro schemas (*.avsc); default ./schemas when it exists. The schemas that ship with effect-etl are always there too, and yours replace them by name"
-  ),
-  Flag.withDefault("")
-)
-
-/** The schemas that ship with the package (`schemas/` beside `src/` or `dist/`). */
-const builtInSchemas = fileURLToPath(new URL("../../schemas", import.meta.url))
-
-/** The registry the CLI uses: the shipped schemas, then the user's directory (`--schemas`, else `./schemas`). */
-const registry = (schemas: string) =>
-  SchemaRegistry.layerDirectories([
-    { path: builtInSchemas, optional: true },
-    schemas === "" ? { path: "schemas", optional: true } : { path: schemas }
-  ])
 const quietFlag = Flag.Boolean("quiet").pipe(
   Flag.withAlias("q"),
   Flag.withDescription("No progress line on stderr"),
@@ -82,18 +49,6 @@ export interface GracefulStop {
   readonly signal: Effect.Effect<void>
   readonly armed: (streaming: boolean) => void
 }
-
-/** The services every CLI run gets: local files and the schema registry over `--schemas`. */
-const services = (schemas: string) => Layer.mergeAll(NodeFileStore.layer, registry(schemas))
-
-/** Loads and builds a config; `connections` is the layer of its declared database connections. */
-const loadConfig = (file: string, schemas: string) =>
-  Effect.gen(function* () {
-    const config = yield* Load.load(file)
-    const registry = yield* SchemaRegistry.SchemaRegistry
-    const pipeline = yield* Build.build(config, { file, schema: Records.lookup(registry, file) })
-    return { pipeline, connections: Build.connections(config), observability: config.observability }
-  }).pipe(Effect.provide(registry(schemas)))
 
 const isModule = (target: string) => /\.(m?js|m?ts)$/.test(target)
 
@@ -174,9 +129,30 @@ const runCommand = (stop: GracefulStop | undefined) =>
       prometheusPort: prometheusPortFlag,
       prometheusHost: prometheusHostFlag,
       lineageUrl: lineageUrlFlag,
-      lineageFile: lineageFileFlag
+      lineageFile: lineageFileFlag,
+      cluster: clusterFlag.pipe(Flag.optional),
+      runId: Flag.String("run-id").pipe(
+        Flag.withDescription(
+          "With --cluster: the run's id (default: a new one); submitting a run id again waits for that run, or prints its result, without redoing what it finished"
+        ),
+        Flag.optional
+      ),
+      partBytes: partBytesFlag
     },
-    Effect.fn("cli.run")(function* ({ target, quiet, schemas, ...flags }) {
+    Effect.fn("cli.run")(function* ({ target, quiet, schemas, cluster, runId, partBytes, ...flags }) {
+      if (Option.isSome(cluster)) {
+        if (isModule(target))
+          return yield* usage(
+            `${target} is a pipeline module: a cluster run takes a JSON config, whose text the runners build the pipeline from`
+          )
+        return yield* submit({
+          target,
+          cluster: cluster.value,
+          runId: Option.getOrUndefined(runId),
+          schemas,
+          partBytes
+        })
+      }
       const loaded: {
         readonly pipeline: unknown
         readonly layer: Layer.Layer<unknown> | undefined
@@ -278,14 +254,62 @@ const checkTargets = (pipeline: Pipeline.Pipeline<unknown, unknown>, layer: Laye
       )
   })
 
+const partsFlag = Flag.Boolean("parts").pipe(
+  Flag.withDescription(
+    "Also list the parts a cluster run (run --cluster) reads apart: table slices, predicates, groups of files or objects; connects to the source to list them"
+  ),
+  Flag.withDefault(false)
+)
+
+/** Prints the parts of a split run, and where the pipeline is cut between its phases. */
+const listParts = (
+  pipeline: Pipeline.Pipeline<unknown, unknown>,
+  layer: Layer.Layer<unknown>,
+  schemas: string,
+  targetBytes: number
+) =>
+  Effect.gen(function* () {
+    const problem = Split.problemOf(pipeline)
+    if (problem !== undefined) {
+      yield* Console.log(`parts: one (${problem}): a cluster run reads it on one runner`)
+      return
+    }
+    const plan = Split.planOf(pipeline)
+    const listed = yield* Effect.result(
+      pipeline.split!({ targetBytes }).pipe(
+        Effect.provide(Layer.merge(services(schemas), layer) as unknown as Layer.Layer<never>)
+      ) as Effect.Effect<ReadonlyArray<SplitPart>, unknown>
+    )
+    if (listed._tag === "Failure") {
+      yield* printError(`cannot list the parts: ${messageOf(listed.failure)}`)
+      return yield* Effect.fail(new CliFailure({ message: "cannot list the parts", exitCode: 1 }))
+    }
+    const parts = listed.success
+    yield* Console.log(`parts: ${parts.length}, each read through ${plan.readStages.map((s) => s.name).join(", ")}`)
+    for (const part of parts) {
+      const size =
+        part.size?.bytes !== undefined
+          ? ` (${part.size.bytes} bytes)`
+          : part.size?.records !== undefined
+            ? ` (${part.size.records} records)`
+            : ""
+      yield* Console.log(`  ${part.description === part.id ? part.id : `${part.id}: ${part.description}`}${size}`)
+    }
+    yield* Console.log(
+      `finish: ${[...plan.finishStages.map((s) => s.name), pipeline.sink.info.name].join(", ")}, on one runner, one commit`
+    )
+  })
+
 const validateCommand = Command.make(
   "validate",
   {
     config: Argument.String("config").pipe(Argument.withDescription("A pipeline config (.json)")),
     schemas: schemasFlag,
-    connect: connectFlag
+    connect: connectFlag,
+    parts: partsFlag,
+    partBytes: partBytesFlag
   },
-  Effect.fn("cli.validate")(function* ({ config, schemas, connect }) {
+  Effect.fn("cli.validate")(function* ({ config, schemas, connect, parts, partBytes }) {
     if (isModule(config))
       return yield* usage(
         `${config} is a pipeline module: validate checks JSON configs; a module is checked by the TypeScript compiler, and \`run ${config}\` runs it`
@@ -293,6 +317,13 @@ const validateCommand = Command.make(
     const loaded = yield* Effect.catchTag(loadConfig(config, schemas), "ConfigError", configFailure)
     yield* Console.log(`${config} is valid.`)
     for (const line of Pipeline.describe(loaded.pipeline)) yield* Console.log(line)
+    if (parts)
+      yield* listParts(
+        loaded.pipeline as Pipeline.Pipeline<unknown, unknown>,
+        loaded.connections as Layer.Layer<unknown>,
+        schemas,
+        partBytes
+      )
     if (connect) {
       yield* Console.log("targets:")
       yield* checkTargets(
@@ -425,7 +456,7 @@ const logFormatLayer = Layer.unwrap(
 const makeRoot = (stop: GracefulStop | undefined) =>
   Command.make("effect-etl").pipe(
     Command.withDescription("Typed Extract-Transform-Load pipelines on Effect"),
-    Command.withSubcommands([runCommand(stop), validateCommand, schemaCommand, vaultCommand]),
+    Command.withSubcommands([runCommand(stop), validateCommand, schemaCommand, vaultCommand, workerCommand]),
     Command.provide(logFormatLayer),
     Command.withGlobalFlags([LogFormat])
   )

@@ -325,8 +325,14 @@ export interface Loaded {
  * scrubbed from the error when decoding fails.
  */
 export const loadWithSecrets = (file: string): Effect.Effect<Loaded, ConfigError.ConfigError> =>
-  readText(file).pipe(
-    Effect.flatMap((text) => parseJson(file, text)),
+  Effect.flatMap(readText(file), (text) => loadText(file, text))
+
+/**
+ * Parses, resolves and decodes the text of a config file (`file` names it in errors): what {@link loadWithSecrets}
+ * does once it has read the file, for a config that travelled (a cluster run's runners get its text).
+ */
+export const loadText = (file: string, text: string): Effect.Effect<Loaded, ConfigError.ConfigError> =>
+  parseJson(file, text).pipe(
     Effect.flatMap((json) => resolveReferences(file, json)),
     Effect.flatMap((resolved) =>
       decode(file, resolved.value, resolved.sensitive).pipe(
