@@ -112,7 +112,12 @@ const withPipeline = <A>(
   })
 
 /** The parts of a run's input, or why it runs whole. */
-const PlanResult = Schema.Struct({ parts: Schema.NullOr(Schema.String), reason: Schema.NullOr(Schema.String) })
+const PlanResult = Schema.Struct({
+  parts: Schema.NullOr(Schema.String),
+  reason: Schema.NullOr(Schema.String),
+  /** When the run started (milliseconds since the epoch): its report's start. */
+  startedAt: Schema.Number
+})
 
 const plan = (request: RunRequest) =>
   Activity.make({
@@ -120,11 +125,13 @@ const plan = (request: RunRequest) =>
     success: PlanResult,
     error: RunFailure,
     execute: withPipeline(request, (pipeline): Effect.Effect<typeof PlanResult.Type, PipelineError, unknown> => {
+      const startedAt = Date.now()
       const problem = Split.problemOf(pipeline)
-      if (problem !== undefined) return Effect.succeed({ parts: null, reason: problem })
+      if (problem !== undefined) return Effect.succeed({ parts: null, reason: problem, startedAt })
       return Effect.map(pipeline.split!({ targetBytes: request.partBytes }), (parts) => ({
         parts: JSON.stringify(parts),
-        reason: null
+        reason: null,
+        startedAt
       }))
     })
   })
@@ -144,13 +151,18 @@ const whole = (request: RunRequest) =>
     )
   })
 
-const finish = (request: RunRequest, parts: ReadonlyArray<SplitPart>, results: ReadonlyArray<Split.PartResult>) =>
+const finish = (
+  request: RunRequest,
+  parts: ReadonlyArray<SplitPart>,
+  results: ReadonlyArray<Split.PartResult>,
+  startedAt: number
+) =>
   Activity.make({
     name: "finish",
     success: RunOutcome,
     error: RunFailure,
     execute: withPipeline(request, (pipeline) =>
-      Effect.map(Split.finish(pipeline, { runId: request.runId, parts, results }), outcomeOf)
+      Effect.map(Split.finish(pipeline, { runId: request.runId, parts, results, startedAt }), outcomeOf)
     )
   })
 
@@ -172,7 +184,10 @@ const read = (request: RunRequest, part: SplitPart) =>
     error: RunFailure,
     execute: withPipeline(request, (pipeline) =>
       Effect.map(
-        Split.readPart(pipeline, { runId: request.runId, part }).pipe(
+        Effect.andThen(
+          Effect.logInfo(`reading part ${part.id}`),
+          Split.readPart(pipeline, { runId: request.runId, part })
+        ).pipe(
           Effect.tap((result) =>
             Effect.logInfo(
               `part ${part.id} read: ${result.staged} records and ${result.deadLetters} dead letters staged`
@@ -206,7 +221,7 @@ const runLayer = EtlRun.toLayer((request) =>
       return { report: null, error: failed.failure }
     }
     const results = ended.map((r) => JSON.parse(r._tag === "Success" ? r.success : "{}") as Split.PartResult)
-    const outcome = yield* finish(request, parts, results)
+    const outcome = yield* finish(request, parts, results, planned.startedAt)
     yield* clear(request.runId)
     return outcome
   }).pipe(Effect.catch((error: RunFailure) => Effect.succeed({ report: null, error })))

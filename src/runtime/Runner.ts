@@ -174,13 +174,15 @@ export const execute = <E, R>(
     readonly counts?: ReadonlyMap<string, StageCounts> | undefined
     /** Rejected records the run's parts already dropped on purpose (the finish phase of a split run). */
     readonly dropped?: number | undefined
+    /** When the run started, in milliseconds since the epoch, when it started before this call (a split run's plan). */
+    readonly startedAt?: number | undefined
   }
 ): Effect.Effect<{ readonly report: RunReport; readonly error: PipelineError | undefined }, never, R> => {
   const runId = options?.runId ?? crypto.randomUUID()
   const run = Effect.gen(function* () {
     const clock = yield* Clock.Clock
     const progress = yield* Progress
-    const startedAt = clock.currentTimeMillisUnsafe()
+    const startedAt = options?.startedAt ?? clock.currentTimeMillisUnsafe()
     let attempts = 0
     const metrics = Metrics.make({ pipeline: p.name, run_id: runId }, yield* Effect.context<never>())
     const spanEvery = Spans.spacing(yield* Spans.BatchSpanRate)

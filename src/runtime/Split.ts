@@ -32,6 +32,7 @@ import {
 import { cutOf } from "../core/Flow.ts"
 import type { Pipeline, SinkPlan } from "../core/Plan.ts"
 import type { RunReport } from "../core/RunReport.ts"
+import type { SinkWriter } from "../core/Sink.ts"
 import * as Source from "../core/Source.ts"
 import { countsOf, type SplitPart, type StageCounts, type StageInfo } from "../core/Stage.ts"
 import * as ValueCodec from "../core/ValueCodec.ts"
@@ -193,7 +194,7 @@ export const readPart = <E, R>(
     const staging = yield* Staging
     const { cut, readStages } = planOf(p)
     const part = options.part
-    const reader: Pipeline<E, R> = Object.assign(Object.create(Object.getPrototypeOf(p)) as Pipeline<E, R>, p, {
+    const reader: Pipeline<E, R> = withPlan(p, {
       stages: readStages,
       sink: mapOpenError(stagingPlan("staging", "sink", staging, options.runId, part.id), part.id),
       deadLetters:
@@ -289,6 +290,8 @@ export const finish = <E, R>(
     readonly runId: string
     readonly parts: ReadonlyArray<SplitPart>
     readonly results: ReadonlyArray<PartResult>
+    /** When the run started (its plan), in milliseconds since the epoch: the report's start. */
+    readonly startedAt?: number | undefined
   }
 ): Effect.Effect<{ readonly report: RunReport; readonly error: PipelineError | undefined }, never, R | Staging> =>
   Effect.gen(function* () {
@@ -303,13 +306,74 @@ export const finish = <E, R>(
         counts.set(name, sum === undefined ? c : add(sum, c))
       }
     }
-    return yield* Runner.execute(p, {
+    return yield* Runner.execute(markCommit(p, options.runId), {
       runId: options.runId,
       split: { phase: "finish", cut, staged: stagedBatches(staging, options.runId, options.parts, p.stages[0]!.name) },
       counts,
-      dropped
+      dropped,
+      startedAt: options.startedAt
     })
   })
+
+/** The part of the mark an append's finish stores with its data, in the sink's positions. */
+export const commitMark = (runId: string): string => `cluster-run:${runId}`
+
+/**
+ * An append's finish commits a mark of its run with its data (the sink's positions, atomically, fenced): a finish
+ * that runs again after its commit — its runner died before the cluster recorded that it ended — finds the mark and
+ * commits nothing (it goes through the stages to count what the commit wrote), and one that runs at the same time as
+ * another is refused by the fence. An overwrite or an upsert writes the same data again: they need no mark.
+ */
+const markCommit = <E, R>(p: Pipeline<E, R>, runId: string): Pipeline<E, R> => {
+  const store = p.sink.positions
+  if (p.sink.mode !== "append" || store === undefined) return p
+  const part = commitMark(runId)
+  const committed = Effect.map(store.load(p.name), (stored) => stored.get(part) === "1")
+  /** A writer that counts what it is given and writes nothing: the run's data is there already. */
+  const counting = (location: string): Effect.Effect<SinkWriter<unknown, unknown>> =>
+    Effect.sync(() => {
+      let written = 0
+      return {
+        write: (values: ReadonlyArray<unknown>) => Effect.sync(() => void (written += values.length)),
+        commit: Effect.sync(() => ({ written, location }))
+      }
+    })
+  const sink: SinkPlan<R> = {
+    ...p.sink,
+    open: Effect.flatMap(committed, (done) =>
+      done
+        ? Effect.andThen(
+            Effect.logInfo(
+              `run ${runId} was committed to ${p.sink.info.name} by an earlier finish: nothing is written again`
+            ),
+            counting(`${p.sink.info.name} (committed by an earlier finish of run ${runId})`)
+          )
+        : Effect.map(p.sink.open, (writer) => ({
+            ...writer,
+            commit: Effect.andThen(
+              writer.checkpoint!({ pipeline: p.name, positions: [{ part, from: "0", to: "1" }], fenced: true }),
+              writer.commit
+            )
+          }))
+    )
+  }
+  const deadLetters: SinkPlan<R> | undefined =
+    p.deadLetters === undefined
+      ? undefined
+      : {
+          ...p.deadLetters,
+          open: Effect.flatMap(committed, (done) =>
+            done
+              ? counting(`${p.deadLetters!.info.name} (written by an earlier finish of run ${runId})`)
+              : p.deadLetters!.open
+          )
+        }
+  return withPlan(p, { sink, deadLetters })
+}
+
+/** The pipeline with other fields (its prototype kept: it stays a pipeline value). */
+const withPlan = <E, R>(p: Pipeline<E, R>, fields: Partial<Pipeline<E, R>>): Pipeline<E, R> =>
+  Object.assign(Object.create(Object.getPrototypeOf(p)) as Pipeline<E, R>, p, fields)
 
 const add = (a: StageCounts, b: StageCounts): StageCounts => ({
   recordsIn: a.recordsIn + b.recordsIn,
