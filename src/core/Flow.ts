@@ -68,7 +68,14 @@ export const cutOf = (stages: ReadonlyArray<StageInfo>): number => {
 
 /** True when the stage at `index` sits out this phase of a split run: it passes its input on untouched. */
 const sitsOut = (split: Split | undefined, index: number): boolean =>
-  split !== undefined && (split.phase === "read" ? index >= split.cut : index < split.cut)
+  split !== undefined &&
+  (split.phase === "read" ? index > split.cut || (index === split.cut && split.merge !== true) : index < split.cut)
+
+/** The context of the stage at `index`: the one at the cut of a split run that merges is told its part in it. */
+const combining = (ctx: RunContext, index: number): RunContext =>
+  ctx.split?.merge === true && index === ctx.split.cut
+    ? { ...ctx, combine: ctx.split.phase === "read" ? "partial" : "merge" }
+    : ctx
 
 /** Starts a flow from a source. Counts what the source emits and wraps its errors as `ExtractError`. */
 export const from = <A, E, R>(source: Source<A, E, R>): Flow<A, E, R> => {
@@ -136,6 +143,8 @@ export interface StageSpec {
   readonly cardinality: Cardinality
   /** Keeps state across batches, saved at checkpoints (see `StageInfo.stateful`). */
   readonly stateful?: boolean
+  /** Combines records into states that merge (see `StageInfo.mergeable`). */
+  readonly mergeable?: boolean
 }
 
 /**
@@ -167,7 +176,7 @@ export const addStage =
         if (sitsOut(ctx.split, index))
           return self.build(ctx) as unknown as Stream.Stream<Batch.Batch<B>, PipelineError, R>
         const counter = ctx.stage(info)
-        return apply(counter, ctx)(self.build(ctx))
+        return apply(counter, combining(ctx, index))(self.build(ctx))
       }
     })
   }

@@ -62,6 +62,11 @@ export interface StageInfo {
   /** `true` for a stage that keeps state across batches (windows, aggregates, joins): it is checkpointed. */
   readonly stateful?: boolean | undefined
   /**
+   * `true` for a stage that combines records into states that merge (an aggregate): a split run's parts each compute
+   * a partial state, and its finish merges them (see `Split.merge`).
+   */
+  readonly mergeable?: boolean | undefined
+  /**
    * The stages whose output this stage receives, when it is not just the stage before it: a stage with two inputs
    * (an interval join) names the last stage of each. Row counts are reconciled against their outputs added up.
    */
@@ -211,6 +216,11 @@ export interface Split {
    * stage); the number of stages when none does. The read phase runs the stages before it, the finish phase the rest.
    */
   readonly cut: number
+  /**
+   * The stage at the cut merges partial states: in the read phase it runs too and emits its partial state (JSON) at
+   * the end of the part instead of its results; in the finish it merges the parts' partial states and emits the results.
+   */
+  readonly merge?: boolean | undefined
   /** The read phase: the parts the pipeline's source reads (as its `split` listed them). */
   readonly parts?: ReadonlyArray<SplitPart> | undefined
   /** The finish phase: the staged batches, read in place of the source. */
@@ -251,6 +261,11 @@ export interface RunContext {
   readonly parts?: ReadonlyArray<SplitPart> | undefined
   /** Set when the run is one phase of a split pipeline (see {@link Split}). */
   readonly split?: Split | undefined
+  /**
+   * Set for the stage at the cut of a split run that merges partial states (see `Split.merge`): `partial` in the read
+   * phase (emit the state), `merge` in the finish (take the parts' states, emit the results).
+   */
+  readonly combine?: "partial" | "merge" | undefined
   /** Milliseconds from the run's Clock (so TestClock controls it). */
   readonly now: () => number
   /** The counter of a stage, created on first use; stages are reported in the order they were first asked for. */

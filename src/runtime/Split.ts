@@ -111,6 +111,8 @@ export const decodeValues = (text: string): ReadonlyArray<unknown> =>
 export interface SplitPlan {
   /** The index of the first stage the finish phase runs (see `Split.cut`). */
   readonly cut: number
+  /** The stage at the cut merges: the parts compute its partial states, the finish merges them (see `Split.merge`). */
+  readonly merge: boolean
   /** The stages the read phase runs (the source first). */
   readonly readStages: ReadonlyArray<StageInfo>
   /** The stages the finish phase runs. */
@@ -130,7 +132,13 @@ export const problemOf = <E, R>(p: Pipeline<E, R>): string | undefined => {
 /** Where the pipeline is cut between its phases. */
 export const planOf = <E, R>(p: Pipeline<E, R>): SplitPlan => {
   const cut = cutOf(p.stages)
-  return { cut, readStages: p.stages.slice(0, cut), finishStages: p.stages.slice(cut) }
+  const merge = p.stages[cut]?.mergeable === true
+  return {
+    cut,
+    merge,
+    readStages: p.stages.slice(0, merge ? cut + 1 : cut),
+    finishStages: p.stages.slice(merge ? cut + 1 : cut)
+  }
 }
 
 /** What the read of one part gave: the counts of the stages it ran, and what it staged. */
@@ -192,7 +200,7 @@ export const readPart = <E, R>(
 ): Effect.Effect<PartResult, PipelineError, R | Staging> =>
   Effect.gen(function* () {
     const staging = yield* Staging
-    const { cut, readStages } = planOf(p)
+    const { cut, merge, readStages } = planOf(p)
     const part = options.part
     const reader: Pipeline<E, R> = withPlan(p, {
       stages: readStages,
@@ -204,7 +212,7 @@ export const readPart = <E, R>(
     })
     const { report, error } = yield* Runner.execute(reader, {
       runId: `${options.runId}/${part.id}`,
-      split: { phase: "read", cut, parts: [part] }
+      split: { phase: "read", cut, merge, parts: [part] }
     }).pipe(Effect.provideService(RunObservers, []), Effect.annotateLogs({ part: part.id }))
     if (error !== undefined) return yield* Effect.fail(inPart(error, part))
     const counts: Record<string, StageCounts> = {}
@@ -296,19 +304,22 @@ export const finish = <E, R>(
 ): Effect.Effect<{ readonly report: RunReport; readonly error: PipelineError | undefined }, never, R | Staging> =>
   Effect.gen(function* () {
     const staging = yield* Staging
-    const { cut } = planOf(p)
+    const { cut, merge } = planOf(p)
+    const merging = merge ? p.stages[cut]!.name : undefined
     const counts = new Map<string, StageCounts>()
     let dropped = 0
     for (const result of options.results) {
       dropped += result.dropped
       for (const [name, c] of Object.entries(result.counts)) {
+        // A merging stage's outputs in the parts were partial states; the finish counts its results.
+        const own = name === merging ? { ...c, recordsOut: 0 } : c
         const sum = counts.get(name)
-        counts.set(name, sum === undefined ? c : add(sum, c))
+        counts.set(name, sum === undefined ? own : add(sum, own))
       }
     }
     return yield* Runner.execute(markCommit(p, options.runId), {
       runId: options.runId,
-      split: { phase: "finish", cut, staged: stagedBatches(staging, options.runId, options.parts, p.stages[0]!.name) },
+      split: { phase: "finish", cut, merge, staged: stagedBatches(staging, options.runId, options.parts, p.stages[0]!.name) },
       counts,
       dropped,
       startedAt: options.startedAt

@@ -405,8 +405,13 @@ const invalidLetter = (stage: string, message: string, record: unknown): DeadLet
 
 const plain = <A, E, R>(spec: AggregateSpec, self: Flow<A, E, R>, options?: AggregateOptions): Flow<Row, E, R> =>
   addStage<A, Row>(
-    { name: options?.name ?? "aggregate", description: describeAggregate(spec), cardinality: "many-to-one" },
-    (counter) => (batches) => {
+    {
+      name: options?.name ?? "aggregate",
+      description: describeAggregate(spec),
+      cardinality: "many-to-one",
+      mergeable: true
+    },
+    (counter, ctx) => (batches) => {
       const problem = problemOf(spec)
       if (problem !== undefined) return buildError(counter, problem)
       if (!self.bounded)
@@ -421,8 +426,17 @@ const plain = <A, E, R>(spec: AggregateSpec, self: Flow<A, E, R>, options?: Aggr
         const stage = counter.info.name
         let arrival = 0
         let oldest = Number.POSITIVE_INFINITY
+        // A split run's finish: the batches hold the parts' partial states (see `finish` below), merged here.
+        const merging = ctx.combine === "merge"
         const step = (batch: Batch.Batch<A>): Array<Batch.Batch<Row>> => {
           const started = performance.now()
+          if (merging) {
+            agg.merge(groups, agg.load(batch.records as unknown as Json))
+            acks.push(heldOf(batch))
+            counter.stateEntries = groups.size
+            counter.busy(performance.now() - started)
+            return emit([], batch.deadLetters, [])
+          }
           const records = batch.records
           if (records.length > 0 && batch.sourceTimestamp !== undefined && batch.sourceTimestamp < oldest)
             oldest = batch.sourceTimestamp
@@ -448,7 +462,9 @@ const plain = <A, E, R>(spec: AggregateSpec, self: Flow<A, E, R>, options?: Aggr
         const finish = (): Array<Batch.Batch<Row>> => {
           const started = performance.now()
           const out: Array<Row> = []
-          agg.rows(groups, out)
+          // A split run's part: its partial state (one JSON entry per group), for the finish to merge.
+          if (ctx.combine === "partial") for (const entry of agg.save(groups) as ReadonlyArray<Row>) out.push(entry)
+          else agg.rows(groups, out)
           counter.stateEntries = 0
           counter.recordsOut += out.length
           counter.busy(performance.now() - started)

@@ -77,6 +77,37 @@ describe("split runs", () => {
     })
   )
 
+  it.effect("stage an aggregate's partial states, not its input records", () =>
+    Effect.gen(function* () {
+      const memory = Split.makeMemory()
+      let staged = 0
+      const counting: Split.StagingShape = {
+        ...memory,
+        open: (run, part, kind) =>
+          Effect.map(memory.open(run, part, kind), (writer) => ({
+            ...writer,
+            write: (values) =>
+              Effect.andThen(
+                Effect.sync(() => void (kind === "records" ? (staged += values.length) : 0)),
+                writer.write(values)
+              )
+          }))
+      }
+      const split = totals(txns(500), 5)
+      const { report, error } = yield* Split.runLocal(split.p, { runId: "partial" }).pipe(
+        Effect.provideService(Split.Staging, counting)
+      )
+      assert.isUndefined(error)
+      // 7 users in each of 5 parts, instead of the ~400 records that pass the filter.
+      assert.strictEqual(staged, 35)
+      assert.strictEqual(split.out.collected().records.length, 7)
+      const aggregate = report.stages.find((s) => s.name === "aggregate")!
+      assert.strictEqual(aggregate.recordsOut, 7)
+      assert.strictEqual(aggregate.consumed, aggregate.recordsIn)
+      assert.isTrue(report.reconciliation.ok)
+    })
+  )
+
   it.effect("equal a one-process run for any records and any number of parts (decimal sums exact)", () =>
     Effect.promise(() =>
       fc.assert(
