@@ -39,7 +39,22 @@ const clusterUrl = (url: string) =>
       }
     })()
     if (password !== "") (yield* Redaction.Secrets).add([password])
-    return Redacted.make(url)
+    const redacted = Redacted.make(url)
+    const where = (() => {
+      try {
+        const u = new URL(url)
+        return `${u.hostname}:${u.port === "" ? "5432" : u.port}${u.pathname}`
+      } catch {
+        return "(unparsable URL)"
+      }
+    })()
+    // A database that cannot be reached fails here, with a message, before anything starts.
+    yield* NodeCluster.probe(redacted, where).pipe(
+      Effect.catchTag("ClusterStorageError", (e) =>
+        Effect.andThen(printError(e.message), Effect.fail(new CliFailure({ message: e.message, exitCode: 1 })))
+      )
+    )
+    return redacted
   })
 
 /** Runners (and submitters) load a run's pipeline from the config text it carries. */
@@ -89,11 +104,12 @@ export const workerCommand = Command.make(
       Layer.provide(NodeCluster.layer({ url, runner }))
     )
     yield* Effect.logInfo(`runner starting at ${host}:${port}`)
-    yield* Layer.launch(
-      Layer.merge(
-        layer,
-        Layer.effectDiscard(Effect.logInfo(`runner ready at ${host}:${port}: taking its share of the shards`))
-      )
+    yield* Effect.scoped(
+      Effect.gen(function* () {
+        yield* Layer.build(layer)
+        yield* Effect.logInfo(`runner ready at ${host}:${port}: taking its share of the shards`)
+        return yield* Effect.never
+      })
     ).pipe(
       Effect.catchTag("SocketServerError", (e) =>
         usage(`cannot listen on ${runner.listenHost ?? host}:${port}: ${e.message} (another runner there?)`)

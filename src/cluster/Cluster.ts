@@ -27,6 +27,7 @@ import * as Activity from "effect/workflow/Activity"
 import * as Workflow from "effect/workflow/Workflow"
 import { messageOf, type PipelineError } from "../core/Errors.ts"
 import type { Pipeline } from "../core/Plan.ts"
+import * as Retry from "../core/Retry.ts"
 import type { RunReport } from "../core/RunReport.ts"
 import type { SplitPart } from "../core/Stage.ts"
 import * as Runner from "../runtime/Runner.ts"
@@ -128,7 +129,11 @@ const plan = (request: RunRequest) =>
       const startedAt = Date.now()
       const problem = Split.problemOf(pipeline)
       if (problem !== undefined) return Effect.succeed({ parts: null, reason: problem, startedAt })
-      return Effect.map(pipeline.split!({ targetBytes: request.partBytes }), (parts) => ({
+      // Listing the parts reads the source (a table's bounds, a directory): transient failures are retried as a run's.
+      const listed = pipeline.split!({ targetBytes: request.partBytes }).pipe(
+        Effect.retry({ schedule: Retry.schedule(pipeline.retry), while: (e: PipelineError) => e.retryable })
+      )
+      return Effect.map(listed, (parts) => ({
         parts: JSON.stringify(parts),
         reason: null,
         startedAt

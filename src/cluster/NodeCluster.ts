@@ -24,9 +24,12 @@ import * as ShardingConfig from "effect/cluster/ShardingConfig"
 import * as SocketRunner from "effect/cluster/SocketRunner"
 import * as SqlMessageStorage from "effect/cluster/SqlMessageStorage"
 import * as SqlRunnerStorage from "effect/cluster/SqlRunnerStorage"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
+import * as Reactivity from "effect/reactivity/Reactivity"
 import * as RpcSerialization from "effect/rpc/RpcSerialization"
 import type { SocketServerError } from "effect/socket/SocketServer"
 import * as SqlStaging from "./SqlStaging.ts"
@@ -82,6 +85,40 @@ const runnerTransport = SocketRunner.layer.pipe(
 
 /** The transport of a client: it calls runners, and serves nothing. */
 const clientTransport = SocketRunner.layerClientOnly.pipe(Layer.provide(NodeClusterSocket.layerClientProtocol))
+
+/** The cluster's database cannot be reached (or refuses this user). */
+export class ClusterStorageError extends Data.TaggedError("ClusterStorageError")<{ readonly message: string }> {}
+
+/** The messages of an error and of its causes, each once. */
+const causeText = (e: unknown): string => {
+  const messages: Array<string> = []
+  let current: unknown = e
+  for (let depth = 0; depth < 5 && current !== undefined && current !== null; depth++) {
+    const message =
+      current instanceof Error ? current.message : typeof current === "string" ? current : ""
+    if (message !== "" && !messages.some((m) => m.includes(message))) messages.push(message)
+    current = (current as { readonly cause?: unknown }).cause
+  }
+  return messages.join(": ")
+}
+
+/**
+ * Connects to the cluster's database once, so that a wrong URL or a database that is down fails with a message
+ * before a runner starts or a run is submitted (`where` names the database without its password).
+ */
+export const probe = (url: Redacted.Redacted<string>, where: string): Effect.Effect<void, ClusterStorageError> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const sql = yield* PgClient.make({ url, applicationName: "effect-etl cluster", maxConnections: 1 })
+      yield* sql`SELECT 1`
+    })
+  ).pipe(
+    Effect.provide(Reactivity.layer),
+    Effect.timeout("20 seconds"),
+    Effect.mapError(
+      (e) => new ClusterStorageError({ message: `cannot reach the cluster's database ${where}: ${causeText(e)}` })
+    )
+  )
 
 /** The PostgreSQL client of the cluster's storage. */
 export const storage = (url: Redacted.Redacted<string>) =>
