@@ -32,6 +32,7 @@ import type { RunReport } from "../core/RunReport.ts"
 import type { SplitPart } from "../core/Stage.ts"
 import * as Runner from "../runtime/Runner.ts"
 import * as Split from "../runtime/Split.ts"
+import { LookupCache, makeLookupCache } from "../transforms/Join.ts"
 
 /** What a submission sends: the run id and the config, as text, with the settings the runners build it with. */
 export const RunRequest = Schema.Struct({
@@ -88,7 +89,9 @@ export const EtlPart = Workflow.make("EtlPart", {
     request: RunRequest,
     /** The part, as JSON (`SplitPart`). */
     part: Schema.String,
-    id: Schema.String
+    id: Schema.String,
+    /** Its place in the run's list of parts. */
+    index: Schema.Number
   }),
   /** The part's result, as JSON (`Split.PartResult`). */
   success: Schema.String,
@@ -182,7 +185,10 @@ const clear = (runId: string) =>
     )
   })
 
-const read = (request: RunRequest, part: SplitPart) =>
+/** The joined sides that broadcast joins loaded on this runner: once per run, not once per part. */
+const lookups = makeLookupCache(4)
+
+const read = (request: RunRequest, part: SplitPart, index: number) =>
   Activity.make({
     name: "read",
     success: Schema.String,
@@ -191,8 +197,9 @@ const read = (request: RunRequest, part: SplitPart) =>
       Effect.map(
         Effect.andThen(
           Effect.logInfo(`reading part ${part.id}`),
-          Split.readPart(pipeline, { runId: request.runId, part })
+          Split.readPart(pipeline, { runId: request.runId, part, index })
         ).pipe(
+          Effect.provideService(LookupCache, lookups),
           Effect.tap((result) =>
             Effect.logInfo(
               `part ${part.id} read: ${result.staged} records and ${result.deadLetters} dead letters staged`
@@ -217,7 +224,7 @@ const runLayer = EtlRun.toLayer((request) =>
     // Every part ends (read, or failed) before the run does, so that nothing writes to its staging after it.
     const ended = yield* Effect.forEach(
       parts,
-      (part) => Effect.result(EtlPart.execute({ request, part: JSON.stringify(part), id: part.id })),
+      (part, index) => Effect.result(EtlPart.execute({ request, part: JSON.stringify(part), id: part.id, index })),
       { concurrency: "unbounded" }
     )
     const failed = ended.find((r) => r._tag === "Failure")
@@ -235,5 +242,5 @@ const runLayer = EtlRun.toLayer((request) =>
 /** The workflows, registered on a runner; needs the pipelines and the staging. */
 export const layerWorkflows = Layer.mergeAll(
   runLayer,
-  EtlPart.toLayer(({ request, part }) => read(request, JSON.parse(part) as SplitPart))
+  EtlPart.toLayer(({ request, part, index }) => read(request, JSON.parse(part) as SplitPart, index))
 )

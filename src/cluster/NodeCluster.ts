@@ -94,8 +94,7 @@ const causeText = (e: unknown): string => {
   const messages: Array<string> = []
   let current: unknown = e
   for (let depth = 0; depth < 5 && current !== undefined && current !== null; depth++) {
-    const message =
-      current instanceof Error ? current.message : typeof current === "string" ? current : ""
+    const message = current instanceof Error ? current.message : typeof current === "string" ? current : ""
     if (message !== "" && !messages.some((m) => m.includes(message))) messages.push(message)
     current = (current as { readonly cause?: unknown }).cause
   }

@@ -62,7 +62,9 @@ export const uniqueName = (taken: ReadonlyArray<StageInfo>, name: string): strin
  * split run cuts the pipeline (see `Split`); `stages.length` when no stage does.
  */
 export const cutOf = (stages: ReadonlyArray<StageInfo>): number => {
-  const at = stages.findIndex((s, i) => i > 0 && (s.stateful === true || s.cardinality === "many-to-one"))
+  const at = stages.findIndex(
+    (s, i) => i > 0 && (s.stateful === true || s.cardinality === "many-to-one" || s.needsWholeInput === true)
+  )
   return at === -1 ? stages.length : at
 }
 
@@ -76,6 +78,19 @@ const combining = (ctx: RunContext, index: number): RunContext =>
   ctx.split?.merge === true && index === ctx.split.cut
     ? { ...ctx, combine: ctx.split.phase === "read" ? "partial" : "merge" }
     : ctx
+
+/** The batches, or one empty batch when there are none. */
+const atLeastOne = <A, E, R>(batches: Stream.Stream<Batch.Batch<A>, E, R>): Stream.Stream<Batch.Batch<A>, E, R> =>
+  Stream.suspend(() => {
+    let sent = false
+    return Stream.concat(
+      Stream.map(batches, (batch) => {
+        sent = true
+        return batch
+      }),
+      Stream.suspend(() => (sent ? Stream.empty : Stream.succeed(Batch.make<A>([]))))
+    )
+  })
 
 /** Starts a flow from a source. Counts what the source emits and wraps its errors as `ExtractError`. */
 export const from = <A, E, R>(source: Source<A, E, R>): Flow<A, E, R> => {
@@ -105,12 +120,15 @@ export const from = <A, E, R>(source: Source<A, E, R>): Flow<A, E, R> => {
         return (staged ?? Stream.empty) as Stream.Stream<Batch.Batch<A>, PipelineError>
       }
       const parts = ctx.split?.parts
-      const read = source
+      const fromSource = source
         .batches(parts === undefined ? ctx : { ...ctx, parts })
         .pipe(
           Stream.withSpan("source.read", { attributes: Spans.stageAttributes(info) }),
           Stream.mapError(wrap(ExtractError, source.name))
         )
+      // A part of a split run sends at least one batch, so that every stage hears of it (what a stage emits once
+      // per run, the first part emits).
+      const read = parts === undefined ? fromSource : atLeastOne(fromSource)
       // Checkpoint barriers enter right after the source, so that they pass every stage in order (see `State.ts`);
       // the last one follows the source's last batch (a graceful stop), so the stages' states are saved, not flushed.
       const withBarriers =
@@ -145,6 +163,8 @@ export interface StageSpec {
   readonly stateful?: boolean
   /** Combines records into states that merge (see `StageInfo.mergeable`). */
   readonly mergeable?: boolean
+  /** Its output depends on the whole input (see `StageInfo.needsWholeInput`). */
+  readonly needsWholeInput?: boolean
 }
 
 /**

@@ -67,6 +67,11 @@ export interface StageInfo {
    */
   readonly mergeable?: boolean | undefined
   /**
+   * `true` for a stage whose output depends on the whole input although it keeps no state across batches in a stream
+   * (a right or full join emits the joined side's unmatched rows at the end): a split run runs it in the finish.
+   */
+  readonly needsWholeInput?: boolean | undefined
+  /**
    * The stages whose output this stage receives, when it is not just the stage before it: a stage with two inputs
    * (an interval join) names the last stage of each. Row counts are reconciled against their outputs added up.
    */
@@ -223,6 +228,13 @@ export interface Split {
   readonly merge?: boolean | undefined
   /** The read phase: the parts the pipeline's source reads (as its `split` listed them). */
   readonly parts?: ReadonlyArray<SplitPart> | undefined
+  /**
+   * The read phase: `false` unless these are the run's first part. What a stage emits once per run rather than per
+   * record (the rejected rows of a join's lookup side) is emitted by the first part only.
+   */
+  readonly first?: boolean | undefined
+  /** The split run's id (a read phase's own run id names its part too): what a runner caches per run is keyed by it. */
+  readonly run?: string | undefined
   /** The finish phase: the staged batches, read in place of the source. */
   readonly staged?: Stream.Stream<Batch<unknown>, PipelineError> | undefined
 }

@@ -36,6 +36,7 @@ import type { SinkWriter } from "../core/Sink.ts"
 import * as Source from "../core/Source.ts"
 import { countsOf, type SplitPart, type StageCounts, type StageInfo } from "../core/Stage.ts"
 import * as ValueCodec from "../core/ValueCodec.ts"
+import { LookupCache, makeLookupCache } from "../transforms/Join.ts"
 import { RunObservers } from "./Observers.ts"
 import * as Runner from "./Runner.ts"
 
@@ -196,7 +197,12 @@ const stagingError = (stage: string, part: string) => (e: StagingError) =>
  */
 export const readPart = <E, R>(
   p: Pipeline<E, R>,
-  options: { readonly runId: string; readonly part: SplitPart }
+  options: {
+    readonly runId: string
+    readonly part: SplitPart
+    /** The part's place in the run's list of parts (the first one emits what a run emits once). */
+    readonly index: number
+  }
 ): Effect.Effect<PartResult, PipelineError, R | Staging> =>
   Effect.gen(function* () {
     const staging = yield* Staging
@@ -212,7 +218,7 @@ export const readPart = <E, R>(
     })
     const { report, error } = yield* Runner.execute(reader, {
       runId: `${options.runId}/${part.id}`,
-      split: { phase: "read", cut, merge, parts: [part] }
+      split: { phase: "read", cut, merge, parts: [part], first: options.index === 0, run: options.runId }
     }).pipe(Effect.provideService(RunObservers, []), Effect.annotateLogs({ part: part.id }))
     if (error !== undefined) return yield* Effect.fail(inPart(error, part))
     const counts: Record<string, StageCounts> = {}
@@ -319,7 +325,12 @@ export const finish = <E, R>(
     }
     return yield* Runner.execute(markCommit(p, options.runId), {
       runId: options.runId,
-      split: { phase: "finish", cut, merge, staged: stagedBatches(staging, options.runId, options.parts, p.stages[0]!.name) },
+      split: {
+        phase: "finish",
+        cut,
+        merge,
+        staged: stagedBatches(staging, options.runId, options.parts, p.stages[0]!.name)
+      },
       counts,
       dropped,
       startedAt: options.startedAt
@@ -416,9 +427,9 @@ export const runLocal = <E, R>(
       return yield* Effect.fail(new BuildError({ stage: p.stages[0]!.name, message: problem, retryable: false }))
     const runId = options?.runId ?? crypto.randomUUID()
     const parts = yield* p.split!({ targetBytes: options?.targetBytes ?? Source.defaultSplit.targetBytes })
-    const results = yield* Effect.forEach(parts, (part) => readPart(p, { runId, part }), {
+    const results = yield* Effect.forEach(parts, (part, index) => readPart(p, { runId, part, index }), {
       concurrency: options?.concurrency ?? 1
-    })
+    }).pipe(Effect.provideService(LookupCache, makeLookupCache(4)))
     const outcome = yield* finish(p, { runId, parts, results })
     const staging = yield* Staging
     yield* Effect.ignore(staging.clear(runId))

@@ -18,6 +18,8 @@
  * The joined source's services join the pipeline's. Its acknowledgements are not run (a lookup table is read again
  * on every run and refresh), and the rows it rejects are passed on as dead letters with the first batch after a load.
  */
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
@@ -165,7 +167,13 @@ export const dynamic =
         : keys.left.map((l, i) => `${l} = ${other.name}.${keys.right[i]}`).join(", ")
     const description = `${type} join with ${other.name} on ${on}${refreshMs === undefined ? "" : `, refreshed every ${Duration.format(Duration.millis(Number.isFinite(refreshMs) ? refreshMs : 0))}`}`
     return addStage<A, Row, R2>(
-      { name: spec.name ?? "join", description, cardinality: "one-to-many" },
+      {
+        name: spec.name ?? "join",
+        description,
+        cardinality: "one-to-many",
+        // The unmatched rows of the joined side are known only once the whole input was joined.
+        ...(type === "right" || type === "full" ? { needsWholeInput: true } : {})
+      },
       (counter, ctx) => (batches) => {
         const problem = checkSpec(spec, type, keys, maxRows, refreshMs)
         if (problem !== undefined)
@@ -188,14 +196,57 @@ export const dynamic =
               retryable: false
             })
           )
+        const loaded = load(other, spec, keys, type, maxRows, counter, ctx)
         return Stream.unwrap(
-          Effect.map(load(other, spec, keys, type, maxRows, counter, ctx), (initial) =>
-            joinStream(batches, initial, { other, spec, keys, type, maxRows, refreshMs, counter, ctx })
-          )
+          Effect.gen(function* () {
+            // The parts of a split run that one process reads share one load of the joined side.
+            const cache = ctx.split?.run === undefined ? undefined : yield* LookupCache
+            const initial =
+              cache === undefined ? yield* loaded : yield* cache.get(`${ctx.split!.run}/${counter.info.name}`, loaded)
+            return joinStream(batches, initial, { other, spec, keys, type, maxRows, refreshMs, counter, ctx })
+          })
         )
       }
     )(self)
   }
+
+/** Loads of joined sides shared by the parts of a split run read in one process (see {@link makeLookupCache}). */
+export interface LookupCacheShape {
+  /** The value under `key`, loaded by `load` the first time (a failed load is not kept). */
+  readonly get: <A, E, R>(key: string, load: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+}
+
+/**
+ * The lookup cache of this process (none by default): a cluster runner sets one, so that a broadcast join loads its
+ * joined side once per run on each runner, not once per part.
+ */
+export const LookupCache = Context.Reference<LookupCacheShape | undefined>("effect-etl/transforms/Join/LookupCache", {
+  defaultValue: () => undefined
+})
+
+/** A lookup cache that keeps the `keep` latest loads (each one a joined side held in memory). */
+export const makeLookupCache = (keep: number): LookupCacheShape => {
+  const entries = new Map<string, Deferred.Deferred<unknown, unknown>>()
+  return {
+    get: <A, E, R>(key: string, load: Effect.Effect<A, E, R>) =>
+      Effect.suspend((): Effect.Effect<A, E, R> => {
+        const found = entries.get(key)
+        if (found !== undefined) return Deferred.await(found) as Effect.Effect<A, E>
+        const deferred = Deferred.makeUnsafe<unknown, unknown>()
+        entries.set(key, deferred)
+        for (const old of entries.keys()) {
+          if (entries.size <= keep) break
+          entries.delete(old)
+        }
+        return load.pipe(
+          Effect.onExit((exit) => {
+            if (exit._tag === "Failure" && entries.get(key) === deferred) entries.delete(key)
+            return Deferred.done(deferred, exit)
+          })
+        )
+      })
+  }
+}
 
 const checkSpec = (
   spec: JoinSpec,
@@ -313,7 +364,8 @@ const joinStream = <A, B, E2, R2, R>(
   // The lookup side's rows are the join's state.
   counter.stateEntries = table.parts.length
   let loadedAt = ctx.now()
-  let pendingDead: ReadonlyArray<DeadLetter.DeadLetter> = table.deadLetters
+  // The joined side's rejected rows go on once per run: with the first batch, of the first part of a split run.
+  let pendingDead: ReadonlyArray<DeadLetter.DeadLetter> = ctx.split?.first === false ? [] : table.deadLetters
 
   const clash = (sample: Readonly<Record<string, unknown>>): PipelineError | undefined => {
     for (const f in sample) {

@@ -2,7 +2,9 @@ import { assert, describe, it } from "@effect/vitest"
 import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import fc from "fast-check"
+import * as Batch from "../../src/core/Batch.ts"
 import type * as DeadLetter from "../../src/core/DeadLetter.ts"
 import * as Sink from "../../src/core/Sink.ts"
 import * as Source from "../../src/core/Source.ts"
@@ -137,6 +139,54 @@ describe("split runs", () => {
     )
   )
 
+  it.effect("load a join's lookup once, emit its rejected rows once, and run a right join in the finish", () =>
+    Effect.gen(function* () {
+      let loads = 0
+      const users = Source.make({
+        name: "users",
+        type: "memory",
+        description: "users",
+        bounded: true,
+        batches: () =>
+          Stream.suspend(() => {
+            loads++
+            return Stream.succeed(
+              Batch.make(
+                [
+                  { user: "u1", tier: "gold" },
+                  { user: "u2", tier: "silver" },
+                  { user: "u9", tier: "none" }
+                ],
+                { deadLetters: [{ stage: "users", reason: "invalid-record", message: "bad row", record: { user: 7 } }] }
+              )
+            )
+          })
+      })
+      const joined = (type: "left" | "right", parts: number) => {
+        const out = Sink.collect<Record<string, unknown>>("out", { mode: "overwrite" })
+        const dead = Sink.collect<DeadLetter.DeadLetter>("dead")
+        const p = Pipeline.from(Source.fromIterable("txns", txns(60), { parts, batchSize: 7 })).pipe(
+          Pipeline.join(users, { on: "user", type }),
+          Pipeline.to(out),
+          Pipeline.withDeadLetters(dead)
+        )
+        return { p, out, dead }
+      }
+      for (const type of ["left", "right"] as const) {
+        const single = joined(type, 1)
+        yield* Pipeline.run(single.p)
+        loads = 0
+        const split = joined(type, 6)
+        const { report, error } = yield* run(split.p)
+        assert.isUndefined(error)
+        assert.deepStrictEqual(canonical(split.out.collected().records), canonical(single.out.collected().records))
+        assert.strictEqual(split.dead.collected().records.length, 1, type)
+        assert.strictEqual(loads, 1, `${type}: the lookup is loaded once`)
+        assert.isTrue(report.reconciliation.ok)
+      }
+    })
+  )
+
   it.effect("name the part that failed", () =>
     Effect.gen(function* () {
       const out = Sink.collect<Txn>("out")
@@ -176,7 +226,6 @@ describe("split runs", () => {
           yield* again.commit
         })
       )
-      const { Stream } = yield* Effect.promise(() => import("effect"))
       const read = yield* Stream.runCollect(memory.read("r", "p", "records"))
       assert.deepStrictEqual(Array.from(read), [[3]])
       yield* memory.clear("r")
