@@ -58,7 +58,7 @@ const clusterUrl = (url: string) =>
   })
 
 /** Runners (and submitters) load a run's pipeline from the config text it carries. */
-const pipelines = Layer.succeed(Cluster.Pipelines, {
+export const pipelines = Layer.succeed(Cluster.Pipelines, {
   load: (request) =>
     loadConfigText(request.file, request.text, request.schemas).pipe(
       Effect.map(({ pipeline, connections }) => ({

@@ -162,19 +162,6 @@ export interface StageCounts {
   readonly bytes: number
 }
 
-/** The counts of a counter. */
-export const countsOf = (counter: StageCounter): StageCounts => ({
-  recordsIn: counter.recordsIn,
-  recordsOut: counter.recordsOut,
-  filtered: counter.filtered,
-  rejected: counter.rejected,
-  consumed: counter.consumed,
-  warned: counter.warned,
-  batches: counter.batches,
-  busyMs: counter.busyMs,
-  bytes: counter.bytes
-})
-
 /** Adds counts to a counter. */
 export const addCounts = (counter: StageCounter, counts: StageCounts): void => {
   counter.recordsIn += counts.recordsIn

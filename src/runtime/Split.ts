@@ -34,7 +34,7 @@ import type { Pipeline, SinkPlan } from "../core/Plan.ts"
 import type { RunReport } from "../core/RunReport.ts"
 import type { SinkWriter } from "../core/Sink.ts"
 import * as Source from "../core/Source.ts"
-import { countsOf, type SplitPart, type StageCounts, type StageInfo } from "../core/Stage.ts"
+import type { SplitPart, StageCounts, StageInfo } from "../core/Stage.ts"
 import * as ValueCodec from "../core/ValueCodec.ts"
 import { LookupCache, makeLookupCache } from "../transforms/Join.ts"
 import { RunObservers } from "./Observers.ts"
@@ -356,7 +356,10 @@ const markCommit = <E, R>(p: Pipeline<E, R>, runId: string): Pipeline<E, R> => {
     Effect.sync(() => {
       let written = 0
       return {
-        write: (values: ReadonlyArray<unknown>) => Effect.sync(() => void (written += values.length)),
+        write: (values: ReadonlyArray<unknown>) =>
+          Effect.sync(() => {
+            written += values.length
+          }),
         commit: Effect.sync(() => ({ written, location }))
       }
     })
@@ -435,5 +438,3 @@ export const runLocal = <E, R>(
     yield* Effect.ignore(staging.clear(runId))
     return outcome
   })
-
-export { countsOf }

@@ -49,7 +49,7 @@ const ended = async (proc: ReturnType<typeof cli>) => ({
 
 layer(PgTest.layer, { timeout: 240_000, excludeTestServices: true })("cluster commands", (it) => {
   it.effect("validate --parts lists the parts and the cut, without a cluster", () =>
-    Effect.sync(() => {
+    Effect.promise(async () => {
       const dir = tmp()
       const data = files(dir)
       const file = config(dir, {
@@ -60,16 +60,12 @@ layer(PgTest.layer, { timeout: 240_000, excludeTestServices: true })("cluster co
         ],
         sink: { type: "file", path: nodePath.join(dir, "out"), format: { type: "jsonl" }, mode: "overwrite" }
       })
-      const proc = cli(["validate", file, "--parts", "--part-bytes", "1"])
-      return Effect.promise(() => ended(proc)).pipe(
-        Effect.map(({ code, stdout, stderr }) => {
-          assert.strictEqual(code, 0, stderr)
-          assert.include(stdout, "parts: 3, each read through source, filter, aggregate")
-          for (let f = 0; f < 3; f++) assert.include(stdout, `${data}/tx-${f}.jsonl`)
-          assert.include(stdout, "finish: sink, on one runner, one commit")
-        })
-      )
-    }).pipe(Effect.flatten)
+      const { code, stdout, stderr } = await ended(cli(["validate", file, "--parts", "--part-bytes", "1"]))
+      assert.strictEqual(code, 0, stderr)
+      assert.include(stdout, "parts: 3, each read through source, filter, aggregate")
+      for (let f = 0; f < 3; f++) assert.include(stdout, `${data}/tx-${f}.jsonl`)
+      assert.include(stdout, "finish: sink, on one runner, one commit")
+    })
   )
 
   it.effect("a worker or a submission whose cluster database cannot be reached says so and exits 1", () =>

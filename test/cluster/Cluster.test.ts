@@ -13,25 +13,11 @@ import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as WorkflowEngine from "effect/workflow/WorkflowEngine"
-import { loadConfigText, services } from "../../src/cli/Shared.ts"
+import { pipelines } from "../../src/cli/ClusterCommands.ts"
 import * as Cluster from "../../src/cluster/Cluster.ts"
 import * as SqlStaging from "../../src/cluster/SqlStaging.ts"
 import * as Split from "../../src/runtime/Split.ts"
 import { PgTest, pgUrl } from "../support/Databases.ts"
-
-/** Loads pipelines as a runner does (`worker`): from the config text of the request. */
-const pipelines = Layer.succeed(Cluster.Pipelines, {
-  load: (request) =>
-    loadConfigText(request.file, request.text, request.schemas).pipe(
-      Effect.map(({ pipeline, connections }) => ({
-        pipeline,
-        layer: Layer.merge(services(request.schemas), connections) as Layer.Layer<unknown>
-      })),
-      Effect.mapError(
-        (e) => new Cluster.RunFailure({ tag: e._tag, stage: "config", message: e.message, retryable: false })
-      )
-    )
-})
 
 const inMemory = Cluster.layerWorkflows.pipe(
   Layer.provideMerge(WorkflowEngine.layerMemory),

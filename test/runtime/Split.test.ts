@@ -90,7 +90,9 @@ describe("split runs", () => {
             ...writer,
             write: (values) =>
               Effect.andThen(
-                Effect.sync(() => void (kind === "records" ? (staged += values.length) : 0)),
+                Effect.sync(() => {
+                  if (kind === "records") staged += values.length
+                }),
                 writer.write(values)
               )
           }))
