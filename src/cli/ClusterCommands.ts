@@ -122,6 +122,18 @@ export const workerCommand = Command.make(
   )
 )
 
+/** A submission waits for runners: it says so when none is registered. */
+const warnWithoutRunners = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM cluster_runners WHERE healthy`.pipe(
+    Effect.orElseSucceed(() => [{ n: 1 }])
+  )
+  if ((rows[0]?.n ?? 0) === 0)
+    yield* Effect.logWarning(
+      "no runner is registered in the cluster: the run waits until one starts (effect-etl worker --cluster URL)"
+    )
+})
+
 /** Logs how many parts of the run are read, every few seconds, while the run goes on. */
 const followParts = (runId: string) =>
   Effect.gen(function* () {
@@ -162,6 +174,10 @@ export const submit = (options: {
       "ConfigError",
       configFailure
     )
+    if (!local.pipeline.bounded)
+      return yield* usage(
+        `${options.target} is a streaming pipeline: it scales through its Kafka consumer group, not a cluster; run it with \`run\` (without --cluster) on each machine, with the same group_id`
+      )
     const request: Cluster.RunRequest = {
       runId: options.runId ?? crypto.randomUUID(),
       file: nodePath.resolve(options.target),
@@ -172,6 +188,7 @@ export const submit = (options: {
     yield* Effect.logInfo(`submitting run ${request.runId} of ${local.pipeline.name} to the cluster`)
     const outcome = yield* Effect.scoped(
       Effect.gen(function* () {
+        yield* warnWithoutRunners
         yield* Effect.forkScoped(followParts(request.runId))
         return yield* Cluster.EtlRun.execute(request)
       })
