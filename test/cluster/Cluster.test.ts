@@ -117,6 +117,48 @@ layer(inMemory, { timeout: 60_000 })("run workflows", (it) => {
 })
 
 describe("staging in PostgreSQL", () => {
+  layer(PgTest.layer, { timeout: 60_000 })("an append's finish run twice", (it) => {
+    it.effect("commits the run's rows once into PostgreSQL (the mark in etl_offsets, in the same transaction)", () =>
+      Effect.gen(function* () {
+        const db = yield* PgTest
+        yield* db.sql("CREATE TABLE src (id int PRIMARY KEY, v text)")
+        yield* db.sql("INSERT INTO src SELECT i, 'v' || i FROM generate_series(1, 300) i")
+        yield* db.sql("CREATE TABLE dst (id int, v text)")
+        const text = JSON.stringify({
+          name: "append-twice",
+          connections: { db: { type: "postgres", url: pgUrl, schema: db.schema } },
+          source: { type: "postgres", connection: "db", table: "src", partition: { column: "id", partitions: 4 } },
+          sink: { type: "postgres", connection: "db", table: "dst", mode: "append" }
+        })
+        const loaded = yield* Effect.orDie(
+          Effect.gen(function* () {
+            const r = { runId: "x", file: "append-twice.json", text, schemas: "", partBytes: 1 }
+            return yield* (yield* Cluster.Pipelines).load(r)
+          }).pipe(Effect.provide(pipelines))
+        )
+        const p = loaded.pipeline
+        const count = Effect.map(db.sql("SELECT count(*)::int AS n FROM dst"), (rows) => Number(rows[0]!.n))
+        yield* Effect.gen(function* () {
+          const parts = yield* p.split!({ targetBytes: 1 })
+          assert.strictEqual(parts.length, 4)
+          const results = yield* Effect.forEach(parts, (part, index) => Split.readPart(p, { runId: "r1", part, index }))
+          const first = yield* Split.finish(p, { runId: "r1", parts, results })
+          assert.isUndefined(first.error)
+          assert.strictEqual(yield* count, 300)
+          const again = yield* Split.finish(p, { runId: "r1", parts, results })
+          assert.isUndefined(again.error)
+          assert.isTrue(again.report.reconciliation.ok)
+          assert.strictEqual(yield* count, 300, "the second finish wrote nothing")
+        }).pipe(
+          Effect.provide(
+            Layer.merge(loaded.layer as Layer.Layer<never>, Layer.succeed(Split.Staging, Split.makeMemory()))
+          ),
+          Effect.orDie
+        ) as Effect.Effect<void>
+      })
+    )
+  })
+
   layer(PgTest.layer, { timeout: 60_000 })("SqlStaging", (it) => {
     it.effect("keeps only a part's last committed read, pages through it in order, and clears a run", () =>
       Effect.gen(function* () {

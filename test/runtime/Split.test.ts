@@ -4,6 +4,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import fc from "fast-check"
+import * as File from "../../src/connectors/file/File.ts"
+import * as FileStore from "../../src/connectors/file/FileStore.ts"
 import * as Batch from "../../src/core/Batch.ts"
 import type * as DeadLetter from "../../src/core/DeadLetter.ts"
 import * as Sink from "../../src/core/Sink.ts"
@@ -187,6 +189,45 @@ describe("split runs", () => {
         assert.isTrue(report.reconciliation.ok)
       }
     })
+  )
+
+  it.effect(
+    "commit an append once when its finish runs again after its commit (a mark in the sink's positions)",
+    () => {
+      const files = FileStore.memory()
+      return Effect.gen(function* () {
+        const p = Pipeline.from(Source.fromIterable("txns", txns(50), { parts: 3 })).pipe(
+          Pipeline.to(File.sink<Txn>({ path: "out", format: { type: "jsonl" }, mode: "append" }))
+        )
+        const runId = "append-once"
+        const parts = yield* p.split!(Source.defaultSplit)
+        const results = yield* Effect.forEach(parts, (part, index) => Split.readPart(p, { runId, part, index }))
+        const first = yield* Split.finish(p, { runId, parts, results })
+        assert.isUndefined(first.error)
+        assert.strictEqual(first.report.records.written, 50)
+        const lines = () =>
+          Array.from(FileStore.contents(files).entries())
+            .filter(([k]) => k.startsWith("out/") && k.endsWith(".jsonl"))
+            .flatMap(([, v]) =>
+              new TextDecoder()
+                .decode(v)
+                .split("\n")
+                .filter((l) => l !== "")
+            )
+        assert.strictEqual(lines().length, 50)
+        // The runner died after the commit, before the cluster recorded the end: the finish runs again.
+        const again = yield* Split.finish(p, { runId, parts, results })
+        assert.isUndefined(again.error)
+        assert.strictEqual(again.report.records.written, 50)
+        assert.isTrue(again.report.reconciliation.ok)
+        assert.strictEqual(lines().length, 50, "nothing was written twice")
+        // Another run appends again.
+        const more = yield* Effect.forEach(parts, (part, index) => Split.readPart(p, { runId: "another", part, index }))
+        const other = yield* Split.finish(p, { runId: "another", parts, results: more })
+        assert.isUndefined(other.error)
+        assert.strictEqual(lines().length, 100)
+      }).pipe(Effect.provide(Layer.merge(staging, FileStore.layerMemory(files))))
+    }
   )
 
   it.effect("name the part that failed", () =>
