@@ -291,7 +291,8 @@ const stagedBatches = (
         ),
         Stream.map(staging.read(runId, part.id, "records"), (records) => Batch.make(records))
       ).pipe(Stream.mapError(stagingError(stage, part.id))),
-    { concurrency: 1, id: (part) => part.id }
+    // Two parts at a time: one is read from the staging while the other is decoded and written.
+    { concurrency: 2, id: (part) => part.id }
   )
 
 /**

@@ -13,7 +13,7 @@ import * as Source from "../../src/core/Source.ts"
 import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import * as Split from "../../src/runtime/Split.ts"
 import * as Rule from "../../src/transforms/Rule.ts"
-import { canonical } from "../transforms/support.ts"
+import { bag } from "../transforms/support.ts"
 
 interface Txn {
   readonly id: number
@@ -64,7 +64,7 @@ describe("split runs", () => {
       const split = totals(records, 5)
       const { report, error } = yield* run(split.p)
       assert.isUndefined(error)
-      assert.deepStrictEqual(canonical(split.out.collected().records), canonical(single.out.collected().records))
+      assert.deepStrictEqual(bag(split.out.collected().records), bag(single.out.collected().records))
       assert.strictEqual(split.dead.collected().records.length, single.dead.collected().records.length)
       assert.strictEqual(report.records.read, 500)
       assert.strictEqual(report.records.rejected, one.records.rejected)
@@ -135,7 +135,7 @@ describe("split runs", () => {
             const split = totals(records, parts)
             const { error } = await Effect.runPromise(run(split.p, 3))
             assert.isUndefined(error)
-            assert.deepStrictEqual(canonical(split.out.collected().records), canonical(single.out.collected().records))
+            assert.deepStrictEqual(bag(split.out.collected().records), bag(single.out.collected().records))
           }
         ),
         { numRuns: 40 }
@@ -183,7 +183,7 @@ describe("split runs", () => {
         const split = joined(type, 6)
         const { report, error } = yield* run(split.p)
         assert.isUndefined(error)
-        assert.deepStrictEqual(canonical(split.out.collected().records), canonical(single.out.collected().records))
+        assert.deepStrictEqual(bag(split.out.collected().records), bag(single.out.collected().records))
         assert.strictEqual(split.dead.collected().records.length, 1, type)
         assert.strictEqual(loads, 1, `${type}: the lookup is loaded once`)
         assert.isTrue(report.reconciliation.ok)
