@@ -126,7 +126,7 @@ export const problemOf = <E, R>(p: Pipeline<E, R>): string | undefined => {
   if (p.split === undefined)
     return p.stages.some((s) => s.inputs !== undefined)
       ? `${p.name} reads two inputs (an interval join), so it cannot be split into parts`
-      : `the source ${p.stages[0]!.name} cannot list parts of its input (an incremental read, a query without partitions, a stream)`
+      : `the source ${p.stages[0]!.name} cannot list parts of its input (an incremental read saves its mark when it ends; a Kafka read is split by its consumer group)`
   return undefined
 }
 
@@ -173,7 +173,8 @@ const stagingPlan = (
   type: "staging",
   mode: "append",
   durability: "on-commit",
-  batching: undefined,
+  // Small batches are staged together: one row of the staging per 10,000 records or so.
+  batching: { size: 10_000, linger: "1 second" },
   open: Effect.map(staging.open(run, part, kind === "sink" ? "records" : "dead-letters"), (writer) => {
     let written = 0
     return {
