@@ -892,6 +892,7 @@ const describeRelation = (relation: Relation) => (relation._tag === "Table" ? Id
 /** A MySQL client over a `mysql2` pool. */
 export const make = (pool: Pool, connection: string): Shape => ({
   dialect: "mysql",
+  poolSize: (pool as unknown as { readonly config?: { readonly connectionLimit?: number } }).config?.connectionLimit,
   connection,
   describe: (relation) => attempt(`describe ${describeRelation(relation)}`, () => describe(pool, relation)),
   table: (ref) => attempt(`describe ${Identifier.show(ref)}`, () => tableInfo(pool, ref)),

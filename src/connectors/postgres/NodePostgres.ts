@@ -950,6 +950,7 @@ const openLoad = (
 export const make = (pool: pg.Pool, connection: string): Shape => ({
   dialect: "postgres",
   typedReads: true,
+  poolSize: pool.options.max,
   connection,
   describe: (relation) => attempt(`describe ${describeRelation(relation)}`, () => describe(pool, relation)),
   table: (ref) => attempt(`describe ${Identifier.show(ref)}`, () => tableInfo(pool, ref)),

@@ -153,6 +153,11 @@ export interface SqlClient<E> {
    * already guarantee. Absent: every row is checked against the record schema.
    */
   readonly typedReads?: boolean | undefined
+  /**
+   * How many connections its pool opens at most, when it has one: a partitioned read leaves two of them to the
+   * writes that share the pool (a sink on the same connection), so that the slices never hold every connection.
+   */
+  readonly poolSize?: number | undefined
   /** The columns a relation yields (for a table, in table order), and the table's unique keys (empty for queries). */
   readonly describe: (relation: Relation) => Effect.Effect<ReadonlyArray<Column>, E>
   /** A table's description, or `undefined` when it does not exist. */

@@ -303,7 +303,7 @@ export const source = <A, E, Id, ES = never, RS = never>(
           ? Stream.map(Stream.buffer(read(parts[0]!), { capacity: 2 }), toBatch)
           : Stream.buffer(
               Source.readParts(parts, (part) => Stream.map(read(part), toBatch), {
-                concurrency: spec.concurrency ?? parts.length
+                concurrency: spec.concurrency ?? defaultConcurrency(parts.length, client.poolSize)
               }),
               { capacity: 2 }
             )
@@ -334,6 +334,14 @@ export const source = <A, E, Id, ES = never, RS = never>(
           })
       : undefined
 })
+
+/**
+ * How many slices of a partitioned read go at once by default: all of them, but never more than the pool's connections
+ * less two, which stay free for the writes that share the pool (a sink on the same connection would wait for a
+ * connection until the reads ended, which they never do while it waits).
+ */
+const defaultConcurrency = (parts: number, poolSize: number | undefined): number =>
+  poolSize === undefined ? parts : Math.max(1, Math.min(parts, poolSize - 2))
 
 /** A part of a read: its conditions (the author's `where`, a predicate) and its ranges (cursor, partition slice). */
 interface Part {

@@ -166,6 +166,41 @@ layer(both, { timeout: 120_000, excludeTestServices: true })("PostgreSQL ⇄ MyS
     )
   }
 
+  it.effect("a partitioned read and its sink share one small pool: the slices leave connections to the sink", () =>
+    Effect.gen(function* () {
+      const pg = yield* PgTest
+      yield* pg.sql("CREATE TABLE shared_src (id int PRIMARY KEY, v text)")
+      yield* pg.sql("INSERT INTO shared_src SELECT i, 'v' || i FROM generate_series(1, 20000) i")
+      yield* pg.sql("CREATE TABLE shared_dst (id int, v text)")
+      const file = "shared-pool.json"
+      const config = yield* Load.decode(file, {
+        name: "shared-pool",
+        connections: {
+          db: { type: "postgres", url: pgUrl, schema: pg.schema, pool_size: 4, connect_timeout: "5 seconds" }
+        },
+        source: {
+          type: "postgres",
+          connection: "db",
+          table: "shared_src",
+          partition: { column: "id", partitions: 16 },
+          batch_size: 500
+        },
+        sink: { type: "postgres", connection: "db", table: "shared_dst", mode: "append" },
+        retry: { attempts: 1 }
+      })
+      const pipeline = yield* Build.build(config, {
+        file,
+        schema: (name, path) => Effect.fail(ConfigError.single(file, path, `no schema ${name}`))
+      })
+      const report = yield* Pipeline.run(pipeline).pipe(
+        Effect.provide(Layer.merge(Build.connections(config), FileStore.layerMemory()))
+      )
+      assert.strictEqual(report.records.written, 20000)
+      const stored = yield* pg.sql("SELECT count(*)::int AS n FROM shared_dst")
+      assert.strictEqual(Number(stored[0]!.n), 20000)
+    })
+  )
+
   it.effect("PostgreSQL → PostgreSQL over two named connections", () =>
     withClients(
       Effect.gen(function* () {
