@@ -61,7 +61,7 @@ const defaults: ReadonlyArray<
   ["SHARD_LOCK_EXPIRATION", "shardLockExpiration", "20 seconds"],
   ["SHARD_LOCK_REFRESH_INTERVAL", "shardLockRefreshInterval", "5 seconds"],
   ["RUNNER_HEALTH_CHECK_INTERVAL", "runnerHealthCheckInterval", "10 seconds"],
-  ["ENTITY_MESSAGE_POLL_INTERVAL", "entityMessagePollInterval", "2 seconds"],
+  ["ENTITY_MESSAGE_POLL_INTERVAL", "entityMessagePollInterval", "500 millis"],
   ["REFRESH_ASSIGNMENTS_INTERVAL", "refreshAssignmentsInterval", "2 seconds"]
 ]
 
