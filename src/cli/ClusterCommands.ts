@@ -134,23 +134,23 @@ const warnWithoutRunners = Effect.gen(function* () {
     )
 })
 
-/** Logs how many parts of the run are read, every few seconds, while the run goes on. */
+/** Logs how many parts of the run are read (of how many, once the run is planned), every few seconds. */
 const followParts = (runId: string) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    let last = -1
+    let last = ""
     yield* Effect.repeat(
       Effect.gen(function* () {
-        const rows = yield* sql<{
-          readonly n: number
-        }>`SELECT count(*)::int AS n FROM etl_staged WHERE run_id = ${runId} AND kind = 'records'`.pipe(
-          Effect.orElseSucceed(() => [{ n: last }])
-        )
-        const n = rows[0]?.n ?? 0
-        if (n !== last && n > 0) yield* Effect.logInfo(`run ${runId}: ${n} parts read`)
-        last = n
+        const rows = yield* sql<{ readonly n: number; readonly total: number | null }>`SELECT
+            (SELECT count(*)::int FROM etl_staged WHERE run_id = ${runId} AND kind = 'records') AS n,
+            (SELECT parts FROM etl_runs WHERE run_id = ${runId}) AS total`.pipe(Effect.orElseSucceed(() => []))
+        const row = rows[0]
+        if (row === undefined || (row.n === 0 && row.total === null)) return
+        const line = row.total === null ? `${row.n} parts read` : `${row.n} of ${row.total} parts read`
+        if (line !== last) yield* Effect.logInfo(`run ${runId}: ${line}`)
+        last = line
       }),
-      Schedule.spaced(Duration.seconds(5))
+      Schedule.spaced(Duration.seconds(2))
     )
   })
 

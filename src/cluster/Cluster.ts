@@ -174,6 +174,15 @@ const finish = (
     )
   })
 
+/** Records the run's number of parts where the submitter reads its progress (an activity: once per run). */
+const tellPlan = (runId: string, parts: number) =>
+  Activity.make({
+    name: "progress",
+    execute: Effect.flatMap(Split.Staging, (staging) =>
+      staging.planned === undefined ? Effect.void : Effect.ignore(staging.planned(runId, parts))
+    )
+  })
+
 const clear = (runId: string) =>
   Activity.make({
     name: "clear",
@@ -221,6 +230,7 @@ const runLayer = EtlRun.toLayer((request) =>
     }
     const parts = JSON.parse(planned.parts) as ReadonlyArray<SplitPart>
     yield* Effect.logInfo(`run ${request.runId}: ${parts.length} parts`)
+    yield* tellPlan(request.runId, parts.length)
     // Every part ends (read, or failed) before the run does, so that nothing writes to its staging after it.
     const ended = yield* Effect.forEach(
       parts,

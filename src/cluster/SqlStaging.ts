@@ -4,6 +4,7 @@
  *
  * - `etl_staging` holds the staged batches: one row per batch of values (JSON text, see `Split.encodeValues`), keyed by
  *   run, part, kind (records or dead letters), the token of the read that wrote it, and its number within that read.
+ * - `etl_runs` keeps how many parts a run has, for the submitter's progress, until the run is cleared.
  * - `etl_staged` says which read of a part counts: its token, set by the read's commit, which deletes the rows of any
  *   other read of the part in the same transaction. A read that dies before its commit leaves rows nobody reads (its
  *   scope deletes them when it can, and the run's `clear` does in the end).
@@ -34,6 +35,8 @@ const migrate = (sql: SqlClient.SqlClient) =>
       yield* sql`CREATE TABLE IF NOT EXISTS etl_staging (
         run_id text NOT NULL, part text NOT NULL, kind text NOT NULL, token text NOT NULL, seq integer NOT NULL,
         body text NOT NULL, PRIMARY KEY (run_id, part, kind, token, seq))`
+      yield* sql`CREATE TABLE IF NOT EXISTS etl_runs (
+        run_id text PRIMARY KEY, parts integer NOT NULL, planned_at timestamptz NOT NULL DEFAULT now())`
       yield* sql`CREATE TABLE IF NOT EXISTS etl_staged (
         run_id text NOT NULL, part text NOT NULL, kind text NOT NULL, token text NOT NULL,
         staged_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run_id, part, kind))`
@@ -102,9 +105,16 @@ export const make: Effect.Effect<Split.StagingShape, Split.StagingError, SqlClie
             Effect.gen(function* () {
               yield* sql`DELETE FROM etl_staging WHERE run_id = ${run}`
               yield* sql`DELETE FROM etl_staged WHERE run_id = ${run}`
+              yield* sql`DELETE FROM etl_runs WHERE run_id = ${run}`
             })
           )
-          .pipe(Effect.mapError(stagingError(`clear the staging of run ${run}`)))
+          .pipe(Effect.mapError(stagingError(`clear the staging of run ${run}`))),
+      planned: (run, parts) =>
+        sql`INSERT INTO etl_runs (run_id, parts) VALUES (${run}, ${parts})
+          ON CONFLICT (run_id) DO UPDATE SET parts = EXCLUDED.parts`.pipe(
+          Effect.asVoid,
+          Effect.mapError(stagingError(`record the plan of run ${run}`))
+        )
     }
   }
 )

@@ -72,6 +72,8 @@ export interface StagingShape {
   readonly read: (run: string, part: string, kind: StagedKind) => Stream.Stream<ReadonlyArray<unknown>, StagingError>
   /** Removes everything staged for a run. */
   readonly clear: (run: string) => Effect.Effect<void, StagingError>
+  /** Records how many parts a run has (for a submitter's progress), where the staging can keep it. */
+  readonly planned?: ((run: string, parts: number) => Effect.Effect<void, StagingError>) | undefined
 }
 
 /** The staging service. */

@@ -242,6 +242,8 @@ layer(Layer.mergeAll(PgTest.layer, MysqlTest.layer), { timeout: 400_000, exclude
           // The third submission read nothing, and printed the same report.
           assert.deepStrictEqual(outcome.afterThird.started, outcome.after.started)
           assert.deepStrictEqual(reportOf(outcome.third), reportOf(outcome.again))
+          // The submitter followed the run's progress.
+          assert.match(outcome.again.stderr(), /orders-1: \d+ of 12 parts read/)
           const report = reportOf(outcome.again)
           assert.strictEqual(report.status, "succeeded")
           assert.strictEqual(report.records.read, 400_000)

@@ -137,6 +137,33 @@ export const conformance = (label: string, clientLayer: Layer.Layer<S3Client, un
       })
     )
 
+    it.effect("the source splits its objects into parts of about a target size, read apart to the same records", () =>
+      Effect.gen(function* () {
+        const bucket = yield* newBucket
+        for (let o = 0; o < 5; o++) {
+          const lines = rows(10, o * 10).map((r) => JSON.stringify(r))
+          yield* S3Client.use((c) => c.put(bucket, `in/obj-${o}.jsonl`, text(`${lines.join("\n")}\n`)))
+        }
+        const source = S3.source<Row>({ bucket, path: "in/", format: { type: "jsonl" }, schema: rowSchema })
+        const size = (yield* S3Client.use((c) => S3.listAll(c, bucket, "in/")))[0]!.size!
+        const parts = yield* source.split!({ targetBytes: size * 2 })
+        assert.deepStrictEqual(
+          parts.map((p) => p.id),
+          ["in/obj-0.jsonl", "in/obj-2.jsonl", "in/obj-4.jsonl"]
+        )
+        assert.strictEqual(parts[0]!.size?.bytes, size * 2)
+        const read: Array<Row> = []
+        for (const part of parts) {
+          const ctx = { ...makeRunContext({ runId: "split", pipeline: "split", now: () => 0 }), parts: [part] }
+          yield* Stream.runForEach(source.batches(ctx), (batch) => Effect.sync(() => read.push(...batch.records)))
+        }
+        assert.deepStrictEqual(
+          read.map((r) => ({ ...r })).sort((a, b) => a.id - b.id),
+          rows(50)
+        )
+      }).pipe(quiet)
+    )
+
     it.effect("sink writes Avro, JSON Lines and gzip CSV part objects that the source reads back", () =>
       Effect.gen(function* () {
         const bucket = yield* newBucket
