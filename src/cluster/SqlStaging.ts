@@ -32,9 +32,14 @@ const migrate = (sql: SqlClient.SqlClient) =>
   sql.withTransaction(
     Effect.gen(function* () {
       yield* sql`SELECT pg_advisory_xact_lock(hashtext('effect-etl/staging'))`
-      yield* sql`CREATE TABLE IF NOT EXISTS etl_staging (
-        run_id text NOT NULL, part text NOT NULL, kind text NOT NULL, token text NOT NULL, seq integer NOT NULL,
-        body text NOT NULL, PRIMARY KEY (run_id, part, kind, token, seq))`
+      const found = yield* sql<{ readonly found: boolean }>`SELECT to_regclass('etl_staging') IS NOT NULL AS found`
+      if (found[0]?.found !== true) {
+        yield* sql`CREATE TABLE etl_staging (
+          run_id text NOT NULL, part text NOT NULL, kind text NOT NULL, token text NOT NULL, seq integer NOT NULL,
+          body text NOT NULL, PRIMARY KEY (run_id, part, kind, token, seq))`
+        // Staged batches are written once and read once: compressing them costs the database more than it saves.
+        yield* sql`ALTER TABLE etl_staging ALTER COLUMN body SET STORAGE EXTERNAL`
+      }
       yield* sql`CREATE TABLE IF NOT EXISTS etl_runs (
         run_id text PRIMARY KEY, parts integer NOT NULL, planned_at timestamptz NOT NULL DEFAULT now())`
       yield* sql`CREATE TABLE IF NOT EXISTS etl_staged (
