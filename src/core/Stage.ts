@@ -222,6 +222,12 @@ export interface Split {
   readonly first?: boolean | undefined
   /** The split run's id (a read phase's own run id names its part too): what a runner caches per run is keyed by it. */
   readonly run?: string | undefined
+  /**
+   * The finish phase: the rejected records the parts dropped on purpose (no dead-letter sink, `dropRejected`); the
+   * quality thresholds count them with the rejects the finish sees. The parts do not check the thresholds themselves:
+   * they are the run's, judged once on the whole run.
+   */
+  readonly dropped?: number | undefined
   /** The finish phase: the staged batches, read in place of the source. */
   readonly staged?: Stream.Stream<Batch<unknown>, PipelineError> | undefined
 }

@@ -211,7 +211,10 @@ export const readPart = <E, R>(
     const staging = yield* Staging
     const { cut, merge, readStages } = planOf(p)
     const part = options.part
+    // The thresholds are the run's: the finish judges them on the whole run (a part may reject more than its share).
+    const { maxRejected: _max, maxRejectedRatio: _ratio, ...partQuality } = p.quality
     const reader: Pipeline<E, R> = withPlan(p, {
+      quality: partQuality,
       stages: readStages,
       sink: mapOpenError(stagingPlan("staging", "sink", staging, options.runId, part.id), part.id),
       deadLetters:
@@ -333,6 +336,7 @@ export const finish = <E, R>(
         phase: "finish",
         cut,
         merge,
+        dropped,
         staged: stagedBatches(staging, options.runId, options.parts, p.stages[0]!.name)
       },
       counts,

@@ -230,6 +230,42 @@ describe("split runs", () => {
     }
   )
 
+  it.effect("judge the quality thresholds on the whole run, as one process does, dropped rejects included", () =>
+    Effect.gen(function* () {
+      // Every 11th amount from 11 on is negative: 5 of 60 records rejected, 8.3 % overall, but 2 of 20 (10 %) in the
+      // parts 20-40 and 40-60, above a 9 % threshold that the whole run stays under.
+      const quality = (policy: Pipeline.QualityPolicy) => {
+        const out = Sink.collect<Txn>("out")
+        const p = Pipeline.from(Source.fromIterable("txns", txns(60), { parts: 3 })).pipe(
+          Pipeline.validate([Rule.range("amount", { min: 0 })]),
+          Pipeline.to(out),
+          Pipeline.withQuality({ dropRejected: true, ...policy })
+        )
+        return { p, out }
+      }
+      for (const [policy, fails] of [
+        [{ maxRejectedRatio: 0.09 }, false],
+        [{ maxRejectedRatio: 0.08 }, true],
+        [{ maxRejected: 5 }, false],
+        [{ maxRejected: 4 }, true]
+      ] as const) {
+        const single = quality(policy)
+        const one = yield* Effect.result(Pipeline.run(single.p))
+        assert.strictEqual(one._tag === "Failure", fails, JSON.stringify(policy))
+        const split = quality(policy)
+        const { report, error } = yield* run(split.p)
+        assert.strictEqual(error !== undefined, fails, JSON.stringify(policy))
+        if (!fails) {
+          assert.strictEqual(report.records.dropped, 5)
+          assert.strictEqual(split.out.collected().records.length, 55)
+        } else {
+          assert.strictEqual(error?._tag, "QualityError")
+          assert.strictEqual(split.out.collected().commits, 0)
+        }
+      }
+    })
+  )
+
   it.effect("name the part that failed", () =>
     Effect.gen(function* () {
       const out = Sink.collect<Txn>("out")

@@ -51,7 +51,8 @@ const mayDrop = (p: Pipeline<unknown, unknown>, stage: string): boolean => {
 export const make = (p: Pipeline<unknown, unknown>, ctx: RunContext): QualityGate => {
   const sinkName = p.sink.info.name
   const hasDeadLetterSink = p.deadLetters !== undefined
-  let rejected = 0
+  // A split run's finish judges the whole run: the rejects its parts dropped count too (see `Split.dropped`).
+  let rejected = ctx.split?.phase === "finish" ? (ctx.split.dropped ?? 0) : 0
   let dropped = 0
 
   const checkRatio = Effect.suspend(() => {
@@ -106,6 +107,12 @@ export const make = (p: Pipeline<unknown, unknown>, ctx: RunContext): QualityGat
     beforeFinalCommit: (received) =>
       Effect.gen(function* () {
         yield* checkRatio
+        if (p.quality.maxRejected !== undefined && rejected > p.quality.maxRejected)
+          return yield* new QualityError({
+            stage: "quality",
+            message: `${rejected} records rejected, more than the allowed ${p.quality.maxRejected}; nothing was committed to ${sinkName}`,
+            retryable: false
+          })
         if (p.sink.mode === "overwrite" && received === 0 && p.quality.allowEmptyOverwrite !== true) {
           const read = readSoFar(ctx)
           return yield* new QualityError({
