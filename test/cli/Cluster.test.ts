@@ -7,7 +7,8 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { assert, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { cli, logLines, partsOf, startCluster } from "../safety/support/Cluster.ts"
+import pg from "pg"
+import { cli, logLines, partsOf, startCluster, waitUntil } from "../safety/support/Cluster.ts"
 import { PgTest, pgUrl } from "../support/Databases.ts"
 
 const tmp = () => fs.mkdtempSync(nodePath.join(os.tmpdir(), "effect-etl-cluster-"))
@@ -98,6 +99,40 @@ layer(PgTest.layer, { timeout: 240_000, excludeTestServices: true })("cluster co
       assert.strictEqual(bad.code, 2)
       assert.notInclude(bad.stderr, "submitting")
     })
+  )
+
+  it.effect("a submission follows its run: k of n parts read, and a warning while no runner is there", () =>
+    Effect.gen(function* () {
+      const cluster = yield* Effect.promise(() => startCluster(pgUrl, 0))
+      yield* Effect.addFinalizer(() => Effect.promise(() => cluster.close()))
+      // The run's plan and three staged parts, as runners leave them (the tables as the staging creates them).
+      yield* Effect.promise(async () => {
+        const client = new pg.Client({ connectionString: cluster.url })
+        await client.connect()
+        await client.query(
+          "CREATE TABLE etl_runs (run_id text PRIMARY KEY, parts integer NOT NULL, planned_at timestamptz NOT NULL DEFAULT now())"
+        )
+        await client.query(
+          "CREATE TABLE etl_staged (run_id text NOT NULL, part text NOT NULL, kind text NOT NULL, token text NOT NULL, staged_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run_id, part, kind))"
+        )
+        await client.query("INSERT INTO etl_runs VALUES ('progress-1', 4)")
+        for (const part of ["a", "b", "c"])
+          await client.query("INSERT INTO etl_staged VALUES ('progress-1', $1, 'records', 't')", [part])
+        await client.end()
+      })
+      const dir = tmp()
+      const file = config(dir, {
+        source: { type: "file", path: files(dir) },
+        sink: { type: "file", path: nodePath.join(dir, "out"), format: { type: "jsonl" } }
+      })
+      const submission = cli(["run", file, "--cluster", cluster.url, "--run-id", "progress-1"])
+      yield* Effect.promise(() =>
+        waitUntil(() => submission.stderr().includes("progress-1: 3 of 4 parts read"), 30_000, "the progress line")
+      )
+      submission.process.kill("SIGKILL")
+      yield* Effect.promise(() => submission.exited)
+      assert.include(submission.stderr(), "no runner is registered in the cluster")
+    }).pipe(Effect.scoped)
   )
 
   it.effect(
