@@ -69,70 +69,76 @@ layer(PgTest.layer, { timeout: 240_000, excludeTestServices: true })("cluster co
     })
   )
 
-  it.effect("a worker or a submission whose cluster database cannot be reached says so and exits 1", () =>
-    Effect.promise(async () => {
-      const worker = await ended(
-        cli(["worker", "--cluster", "postgres://root:s3cret-pw@127.0.0.1:1/none", "--port", "34499"])
-      )
-      assert.strictEqual(worker.code, 1)
-      assert.include(worker.stderr, "cannot reach the cluster's database 127.0.0.1:1/none")
-      assert.notInclude(worker.stderr, "s3cret-pw")
-      const dir = tmp()
-      const submit = await ended(
-        cli([
-          "run",
-          config(dir, {
-            source: { type: "file", path: files(dir) },
-            sink: { type: "file", path: dir, format: { type: "jsonl" } }
-          }),
-          "--cluster",
-          `${pgUrl.replace(/\/[^/]*$/, "")}/no_such_database_here`
-        ])
-      )
-      assert.strictEqual(submit.code, 1)
-      assert.include(submit.stderr, 'database "no_such_database_here" does not exist')
-      // A module or a bad config is refused before anything is submitted.
-      const module = await ended(cli(["run", "examples/quickstart.ts", "--cluster", pgUrl]))
-      assert.strictEqual(module.code, 2)
-      assert.include(module.stderr, "a cluster run takes a JSON config")
-      const bad = await ended(cli(["run", config(dir, { source: { type: "file" } }), "--cluster", pgUrl]))
-      assert.strictEqual(bad.code, 2)
-      assert.notInclude(bad.stderr, "submitting")
-    })
+  it.effect(
+    "a worker or a submission whose cluster database cannot be reached says so and exits 1",
+    () =>
+      Effect.promise(async () => {
+        const worker = await ended(
+          cli(["worker", "--cluster", "postgres://root:s3cret-pw@127.0.0.1:1/none", "--port", "34499"])
+        )
+        assert.strictEqual(worker.code, 1)
+        assert.include(worker.stderr, "cannot reach the cluster's database 127.0.0.1:1/none")
+        assert.notInclude(worker.stderr, "s3cret-pw")
+        const dir = tmp()
+        const submit = await ended(
+          cli([
+            "run",
+            config(dir, {
+              source: { type: "file", path: files(dir) },
+              sink: { type: "file", path: dir, format: { type: "jsonl" } }
+            }),
+            "--cluster",
+            `${pgUrl.replace(/\/[^/]*$/, "")}/no_such_database_here`
+          ])
+        )
+        assert.strictEqual(submit.code, 1)
+        assert.include(submit.stderr, 'database "no_such_database_here" does not exist')
+        // A module or a bad config is refused before anything is submitted.
+        const module = await ended(cli(["run", "examples/quickstart.ts", "--cluster", pgUrl]))
+        assert.strictEqual(module.code, 2)
+        assert.include(module.stderr, "a cluster run takes a JSON config")
+        const bad = await ended(cli(["run", config(dir, { source: { type: "file" } }), "--cluster", pgUrl]))
+        assert.strictEqual(bad.code, 2)
+        assert.notInclude(bad.stderr, "submitting")
+      }),
+    120_000
   )
 
-  it.effect("a submission follows its run: k of n parts read, and a warning while no runner is there", () =>
-    Effect.gen(function* () {
-      const cluster = yield* Effect.promise(() => startCluster(pgUrl, 0))
-      yield* Effect.addFinalizer(() => Effect.promise(() => cluster.close()))
-      // The run's plan and three staged parts, as runners leave them (the tables as the staging creates them).
-      yield* Effect.promise(async () => {
-        const client = new pg.Client({ connectionString: cluster.url })
-        await client.connect()
-        await client.query(
-          "CREATE TABLE etl_runs (run_id text PRIMARY KEY, parts integer NOT NULL, planned_at timestamptz NOT NULL DEFAULT now())"
+  it.effect(
+    "a submission follows its run: k of n parts read, and a warning while no runner is there",
+    () =>
+      Effect.gen(function* () {
+        const cluster = yield* Effect.promise(() => startCluster(pgUrl, 0))
+        yield* Effect.addFinalizer(() => Effect.promise(() => cluster.close()))
+        // The run's plan and three staged parts, as runners leave them (the tables as the staging creates them).
+        yield* Effect.promise(async () => {
+          const client = new pg.Client({ connectionString: cluster.url })
+          await client.connect()
+          await client.query(
+            "CREATE TABLE etl_runs (run_id text PRIMARY KEY, parts integer NOT NULL, planned_at timestamptz NOT NULL DEFAULT now())"
+          )
+          await client.query(
+            "CREATE TABLE etl_staged (run_id text NOT NULL, part text NOT NULL, kind text NOT NULL, token text NOT NULL, staged_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run_id, part, kind))"
+          )
+          await client.query("INSERT INTO etl_runs VALUES ('progress-1', 4)")
+          for (const part of ["a", "b", "c"])
+            await client.query("INSERT INTO etl_staged VALUES ('progress-1', $1, 'records', 't')", [part])
+          await client.end()
+        })
+        const dir = tmp()
+        const file = config(dir, {
+          source: { type: "file", path: files(dir) },
+          sink: { type: "file", path: nodePath.join(dir, "out"), format: { type: "jsonl" } }
+        })
+        const submission = cli(["run", file, "--cluster", cluster.url, "--run-id", "progress-1"])
+        yield* Effect.promise(() =>
+          waitUntil(() => submission.stderr().includes("progress-1: 3 of 4 parts read"), 30_000, "the progress line")
         )
-        await client.query(
-          "CREATE TABLE etl_staged (run_id text NOT NULL, part text NOT NULL, kind text NOT NULL, token text NOT NULL, staged_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run_id, part, kind))"
-        )
-        await client.query("INSERT INTO etl_runs VALUES ('progress-1', 4)")
-        for (const part of ["a", "b", "c"])
-          await client.query("INSERT INTO etl_staged VALUES ('progress-1', $1, 'records', 't')", [part])
-        await client.end()
-      })
-      const dir = tmp()
-      const file = config(dir, {
-        source: { type: "file", path: files(dir) },
-        sink: { type: "file", path: nodePath.join(dir, "out"), format: { type: "jsonl" } }
-      })
-      const submission = cli(["run", file, "--cluster", cluster.url, "--run-id", "progress-1"])
-      yield* Effect.promise(() =>
-        waitUntil(() => submission.stderr().includes("progress-1: 3 of 4 parts read"), 30_000, "the progress line")
-      )
-      submission.process.kill("SIGKILL")
-      yield* Effect.promise(() => submission.exited)
-      assert.include(submission.stderr(), "no runner is registered in the cluster")
-    }).pipe(Effect.scoped)
+        submission.process.kill("SIGKILL")
+        yield* Effect.promise(() => submission.exited)
+        assert.include(submission.stderr(), "no runner is registered in the cluster")
+      }).pipe(Effect.scoped),
+    120_000
   )
 
   it.effect(
@@ -185,6 +191,7 @@ layer(PgTest.layer, { timeout: 240_000, excludeTestServices: true })("cluster co
           3,
           "only the failing run's three parts were read as parts"
         )
-      }).pipe(Effect.scoped)
+      }).pipe(Effect.scoped),
+    180_000
   )
 })

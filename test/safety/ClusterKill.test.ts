@@ -283,7 +283,8 @@ layer(Layer.mergeAll(PgTest.layer, MysqlTest.layer), { timeout: 400_000, exclude
           assert.strictEqual(rejected("revenue_cluster").length, rejected("revenue_single").length)
           assert.isAbove(rejected("revenue_cluster").length, 0)
           fs.rmSync(dir, { recursive: true, force: true })
-        }).pipe(Effect.scoped)
+        }).pipe(Effect.scoped),
+      400_000
     )
   }
 )
