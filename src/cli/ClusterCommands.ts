@@ -29,25 +29,15 @@ export const clusterFlag = Flag.String("cluster").pipe(
 /** The cluster URL, with its password kept out of every log line and error. */
 const clusterUrl = (url: string) =>
   Effect.gen(function* () {
-    if (!/^postgres(ql)?:\/\//.test(url))
-      return yield* usage(`--cluster must be a PostgreSQL URL (postgres://user@host:5432/db), got ${url}`)
-    const password = (() => {
-      try {
-        return decodeURIComponent(new URL(url).password)
-      } catch {
-        return ""
-      }
-    })()
+    const parsed = URL.canParse(url) ? new URL(url) : undefined
+    const password = parsed === undefined ? "" : decodeURIComponent(parsed.password)
     if (password !== "") (yield* Redaction.Secrets).add([password])
+    if (parsed === undefined || !/^postgres(ql)?:$/.test(parsed.protocol))
+      return yield* usage(
+        `--cluster must be a PostgreSQL URL (postgres://user@host:5432/db), got ${parsed === undefined ? "text that is not a URL" : `a ${parsed.protocol}// URL`}`
+      )
     const redacted = Redacted.make(url)
-    const where = (() => {
-      try {
-        const u = new URL(url)
-        return `${u.hostname}:${u.port === "" ? "5432" : u.port}${u.pathname}`
-      } catch {
-        return "(unparsable URL)"
-      }
-    })()
+    const where = `${parsed.hostname}:${parsed.port === "" ? "5432" : parsed.port}${parsed.pathname}`
     // A database that cannot be reached fails here, with a message, before anything starts.
     yield* NodeCluster.probe(redacted, where).pipe(
       Effect.catchTag("ClusterStorageError", (e) =>
