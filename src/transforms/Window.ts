@@ -4,7 +4,9 @@
  * The watermark is the largest event time seen so far minus the allowed lateness; when the source reads its input in
  * parts (table slices, Kafka partitions, files, objects: `Batch.part`), each part has its own and the stage goes by the
  * slowest part still open, so a part read ahead never makes another part's records late. A record behind the watermark
- * is late: it goes to the dead letters with reason `late` (default) or is dropped and counted as filtered
+ * is late, and so is (bounded sources) a record behind its own part's latest event time minus the allowed lateness, so
+ * that what is late does not depend on how the parts interleave (a split run rejects what one process rejects). A late
+ * record goes to the dead letters with reason `late` (default) or is dropped and counted as filtered
  * (`onLate: "drop"`); it is never dropped silently. A window is emitted once the watermark reaches its end, and at the
  * end of a bounded input every open window is emitted. Output records carry `windowStart` and `windowEnd`.
  *

@@ -107,9 +107,15 @@ const partitionedArb: fc.Arbitrary<Partitioned> = fc
 
 const byTime = (a: Ev, b: Ev) => a.t.getTime() - b.t.getTime() || a.seq - b.seq
 
-/** The batches of the partitioned read described by `p`. */
-const partitionedBatches = (p: Partitioned): Array<Batch.Batch<Ev>> => {
-  const queues = Array.from({ length: p.parts }, (_, i) => p.events.filter((_, j) => p.dealt[j] === i).sort(byTime))
+/**
+ * The batches of the partitioned read described by `p`: each part in event-time order, or (`ordered: false`) in the
+ * order its records were drawn.
+ */
+const partitionedBatches = (p: Partitioned, ordered = true): Array<Batch.Batch<Ev>> => {
+  const queues = Array.from({ length: p.parts }, (_, i) => {
+    const records = p.events.filter((_, j) => p.dealt[j] === i)
+    return ordered ? records.sort(byTime) : records
+  })
   const open = queues.map((_, i) => i)
   const out: Array<Batch.Batch<Ev>> = []
   const take = (slot: number, size: number) => {
@@ -212,6 +218,51 @@ describe("watermarks per input part", () => {
       }),
       { numRuns: 300 }
     )
+  })
+
+  it("judges each part of a bounded input on its own: out-of-order parts reject the same records however they interleave", () => {
+    // The same parts, out of order within themselves, read interleaved as the steps say, and read one after another.
+    const sequential = (p: Partitioned): Partitioned => ({ ...p, steps: [{ pick: 0, size: p.events.length }] })
+    const letters = (run: { readonly deadLetters: ReadonlyArray<{ readonly reason: string; readonly record: unknown }> }) =>
+      bag(run.deadLetters.map((d) => [d.reason, (d.record as Ev).seq]))
+    fc.assert(
+      fc.property(specArb, partitionedArb, (spec, p) => {
+        const interleaved = partitionedBatches({ ...p, markEnds: true }, false)
+        const oneByOne = partitionedBatches(sequential({ ...p, markEnds: true }), false)
+        const a = windowed(spec, interleaved)
+        const b = windowed(spec, oneByOne)
+        assert.deepStrictEqual(letters(a.run), letters(b.run))
+        assert.deepStrictEqual(bag(a.run.records), bag(b.run.records))
+        const c = aggregated(spec, interleaved)
+        const d = aggregated(spec, oneByOne)
+        assert.deepStrictEqual(letters(c.run), letters(d.run))
+        assert.deepStrictEqual(bag(c.run.records), bag(d.run.records))
+      }),
+      { numRuns: 300 }
+    )
+  })
+
+  it("names the part when a record is late within its own part only", () => {
+    const at = (seq: number, seconds: number): Ev => ({ seq, user: "a", x: 1, t: new Date(seconds * 1000) })
+    const batches = [
+      Batch.make([at(0, 50), at(1, 10)], { part: { id: "a.jsonl", of: 2 } }),
+      Batch.make([at(2, 5)], { part: { id: "b.jsonl", of: 2, done: true } }),
+      Batch.make([], { part: { id: "a.jsonl", of: 2, done: true } })
+    ]
+    const run = runSync(
+      Pipeline.from(sourceOf("events", batches, [])).pipe(Pipeline.window(Window.tumbling("10 seconds", { time: "t" })))
+    )
+    // b.jsonl had not been read when a.jsonl went back from 50 to 10: the record is late within its own part.
+    assert.deepStrictEqual(
+      run.deadLetters.map((d) => [d.reason, d.message]),
+      [
+        [
+          "late",
+          "t 1970-01-01T00:00:10.000Z is behind its input part's watermark 1970-01-01T00:00:50.000Z (the latest event time of part a.jsonl minus allowed lateness 0)"
+        ]
+      ]
+    )
+    assert.deepStrictEqual(bag(run.records.map((r) => r.seq)), bag([0, 2]))
   })
 
   it("closes a window once every part has passed it, before the input ends", () => {

@@ -19,6 +19,12 @@
  * have passed them: they are late by the usual rules. When every part is idle, nothing moves the watermark (it moves
  * with batches only).
  *
+ * A record is late when its event time is behind the watermark. The parts of a bounded input (announced: `Batch.Part`
+ * with `of`) are also each judged on their own: a record is late, too, when it is behind its own part's latest event
+ * time minus the allowed lateness. So what is late does not depend on how the parts' batches interleave (which part
+ * was read first, how many at a time): a one-process run and a split run (each part read apart, `Split.ts`) reject
+ * the same records. The open-ended parts of an unbounded source are judged on the watermark alone.
+ *
  * An input that is not split is one part, and then this is the familiar "largest event time seen minus the allowed
  * lateness", advancing record by record. The work per record is one comparison (two when the time advances); the
  * parts are looked at once per batch.
@@ -52,6 +58,10 @@ export class Watermark {
   /** How many parts `others` was taken over, the current one included. */
   private counted = 1
   private current: PartState | undefined
+  /** The current batch's part is one of a bounded input's announced parts: its records are also judged on its own. */
+  private ownPart = false
+  /** The id of the current batch's part (for messages). */
+  private currentId: string | number | undefined
   private now = 0
   /** When the first batch of this run came (processing time; `NaN` until then). */
   private startedAt = Number.NaN
@@ -105,6 +115,8 @@ export class Watermark {
       for (const restored of this.parts.values()) restored.active = now
     }
     const key = part === undefined ? UNSPLIT : part.id
+    this.ownPart = part?.of !== undefined
+    this.currentId = part?.id
     let state = this.parts.get(key)
     if (state === undefined) {
       // An empty batch of a part not seen yet tells nothing, unless it ends the part.
@@ -138,6 +150,24 @@ export class Watermark {
     // Parts that went idle since the last batch no longer hold the watermark back, even when this batch brings no
     // newer event time of its own.
     if (others !== Number.NEGATIVE_INFINITY) this.advance(Math.min(this.latest, others), counted)
+  }
+
+  /**
+   * True when a record of the current batch at event time `t` is late: behind the watermark, or (a part of a bounded
+   * input) behind its own part's latest event time minus the allowed lateness.
+   */
+  isLate(t: number): boolean {
+    return t < this.value || (this.ownPart && t < this.latest - this.latenessMs)
+  }
+
+  /**
+   * Why a record at `t` is late when the watermark alone would not make it so: the part it comes from, and that
+   * part's latest event time (else `undefined`).
+   */
+  ownLateness(t: number): { readonly part: string | number | undefined; readonly latest: number } | undefined {
+    return t >= this.value && this.ownPart && t < this.latest - this.latenessMs
+      ? { part: this.currentId, latest: this.latest }
+      : undefined
   }
 
   /** A record of the current batch at event time `t` (not late) was taken. */

@@ -221,9 +221,9 @@ export class Windows<C> {
     if (this.processingTime) this.watermark.advance(now)
   }
 
-  /** True when a record at event time `t` is behind the watermark. */
+  /** True when a record at event time `t` is late (see `Watermark.isLate`). */
   isLate(t: number): boolean {
-    return t < this.watermark.value
+    return this.watermark.isLate(t)
   }
 
   /** The number of windows open now. */
@@ -514,6 +514,14 @@ export const lateLetter = (
   record: unknown
 ): DeadLetter.DeadLetter => {
   const w = windows.watermark
+  const own = w.ownLateness(t)
+  if (own !== undefined)
+    return {
+      stage,
+      reason: "late",
+      message: `${config.time} ${showTime(t)} is behind its input part's watermark ${showTime(own.latest - config.latenessMs)} (the latest event time of part ${own.part} minus allowed lateness ${human(config.latenessMs)})`,
+      record
+    }
   const basis = !w.split
     ? `latest event time ${showTime(w.basis)}`
     : w.openEnded && w.basisParts < w.partCount
