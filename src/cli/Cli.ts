@@ -296,7 +296,7 @@ const listParts = (
       yield* Console.log(`  ${part.description === part.id ? part.id : `${part.id}: ${part.description}`}${size}`)
     }
     yield* Console.log(
-      `finish: ${[...plan.finishStages.map((s) => s.name), pipeline.sink.info.name].join(", ")}, on one runner, one commit`
+      `finish: ${[...plan.finishStages.map((s) => (s.name === plan.merger ? `${s.name} (merging the parts' partial states)` : s.name)), pipeline.sink.info.name].join(", ")}, on one runner, one commit`
     )
   })
 

@@ -73,7 +73,10 @@ const sitsOut = (split: Split | undefined, index: number): boolean =>
   split !== undefined &&
   (split.phase === "read" ? index > split.cut || (index === split.cut && split.merge !== true) : index < split.cut)
 
-/** The context of the stage at `index`: the one at the cut of a split run that merges is told its part in it. */
+/**
+ * The context of the stage at `index`: the one at the cut of a split run that merges is told its part in it (a stage
+ * fused with the one at the cut asks with the cut's index).
+ */
 const combining = (ctx: RunContext, index: number): RunContext =>
   ctx.split?.merge === true && index === ctx.split.cut
     ? { ...ctx, combine: ctx.split.phase === "read" ? "partial" : "merge" }
@@ -218,7 +221,7 @@ export const addFusedStage =
   ) =>
   <X, E, R>(self: Flow<X, E, R>, input: Flow<A, E, R>): Flow<B, E, R> => {
     const previous = self.stages.at(-1)!
-    const info: StageInfo = { ...spec, kind: "transform", name: uniqueName(self.stages, spec.name) }
+    const info: StageInfo = { ...spec, kind: "transform", name: uniqueName(self.stages, spec.name), fused: true }
     const index = self.stages.length
     return makeFlow<B, E, R>({
       name: self.name,
@@ -232,7 +235,7 @@ export const addFusedStage =
         if (sitsOut(ctx.split, index - 1))
           return self.build(ctx) as unknown as Stream.Stream<Batch.Batch<B>, PipelineError, R>
         const counters = { previous: ctx.stage(previous), own: ctx.stage(info) }
-        return apply(counters, ctx)(input.build(ctx))
+        return apply(counters, combining(ctx, index - 1))(input.build(ctx))
       }
     })
   }

@@ -58,7 +58,8 @@ export const make = <A, E = never, R = never>(source: Source<A, E, R>): Source<A
 
 /**
  * A bounded source over records in memory, in batches of `batchSize` (default 1000). With `parts`, its records are
- * cut into that many slices that a split run reads apart (see {@link Source.split}). For tests and examples.
+ * cut into that many slices, read one after another as the parts of the input (`Batch.part`), as a table read in
+ * slices is, and apart in a split run (see {@link Source.split}). For tests and examples.
  *
  * @example
  * const users = Source.fromIterable("users", [{ id: 1 }, { id: 2 }])
@@ -89,8 +90,12 @@ export const fromIterable = <A>(
     batches: (ctx) =>
       Stream.suspend(() => {
         const all = Array.from(records)
-        if (ctx.parts === undefined) return Stream.fromIterable(batchesOf(all, 0, all.length))
-        const parts = ctx.parts.map((part) => part.spec as { readonly from: number; readonly to: number })
+        if (ctx.parts === undefined && options?.parts === undefined)
+          return Stream.fromIterable(batchesOf(all, 0, all.length))
+        const parts =
+          ctx.parts === undefined
+            ? slices(all)
+            : ctx.parts.map((part) => part.spec as { readonly from: number; readonly to: number })
         return readParts(parts, (part) => Stream.fromIterable(batchesOf(all, part.from, part.to)), {
           concurrency: 1,
           id: (part) => `${part.from}-${part.to}`

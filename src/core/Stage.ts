@@ -72,6 +72,12 @@ export interface StageInfo {
    */
   readonly needsWholeInput?: boolean | undefined
   /**
+   * `true` for a stage that runs as one operator with the stage before it (an aggregate right after a window): a split
+   * run that cuts at that stage runs both where this one runs, and merges this one's partial states when it is
+   * `mergeable`.
+   */
+  readonly fused?: boolean | undefined
+  /**
    * The stages whose output this stage receives, when it is not just the stage before it: a stage with two inputs
    * (an interval join) names the last stage of each. Row counts are reconciled against their outputs added up.
    */
@@ -220,6 +226,12 @@ export interface Split {
    * record (the rejected rows of a join's lookup side) is emitted by the first part only.
    */
   readonly first?: boolean | undefined
+  /**
+   * The read phase: the part's place in the run's list of parts. What depends on arrival order across parts (`first`
+   * and `last` aggregates) orders the parts by it, so that a split run's result does not depend on which part a
+   * runner read first.
+   */
+  readonly index?: number | undefined
   /** The split run's id (a read phase's own run id names its part too): what a runner caches per run is keyed by it. */
   readonly run?: string | undefined
   /**

@@ -10,8 +10,14 @@
  *    merges). The dead letters of every part go to the run's dead-letter sink. The RunReport adds the parts' counts to
  *    the finish's, so that its row counts reconcile as a one-process run's do.
  *
- * The result equals a one-process run's: the stages before the cut work record by record, and the finish reads the
- * parts as a one-process run reads them (each a part of its own, with its own watermark).
+ * A stage at the cut that merges (`StageInfo.mergeable`: an aggregate, or an aggregate fused with the window before
+ * it) runs in both phases: each part computes its partial states and stages them instead of its records, and the
+ * finish merges them (`RunContext.combine`).
+ *
+ * The result equals a one-process run's: the stages before the cut work record by record; a windowed aggregate's parts
+ * decide lateness as one process does (each part of a bounded input is judged on its own latest event time, see
+ * `Watermark.isLate`); and the finish reads the parts as a one-process run reads them (each a part of its own, with
+ * its own watermark).
  */
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
@@ -116,9 +122,11 @@ export interface SplitPlan {
   readonly cut: number
   /** The stage at the cut merges: the parts compute its partial states, the finish merges them (see `Split.merge`). */
   readonly merge: boolean
+  /** The name of the stage that merges (the one at the cut, or the one fused with it), when `merge`. */
+  readonly merger: string | undefined
   /** The stages the read phase runs (the source first). */
   readonly readStages: ReadonlyArray<StageInfo>
-  /** The stages the finish phase runs. */
+  /** The stages the finish phase runs (the merging stage first, when there is one: it merges the parts' states). */
   readonly finishStages: ReadonlyArray<StageInfo>
 }
 
@@ -135,13 +143,24 @@ export const problemOf = <E, R>(p: Pipeline<E, R>): string | undefined => {
 /** Where the pipeline is cut between its phases. */
 export const planOf = <E, R>(p: Pipeline<E, R>): SplitPlan => {
   const cut = cutOf(p.stages)
-  const merge = p.stages[cut]?.mergeable === true
+  const merger = mergerOf(p.stages, cut)
   return {
     cut,
-    merge,
-    readStages: p.stages.slice(0, merge ? cut + 1 : cut),
-    finishStages: p.stages.slice(merge ? cut + 1 : cut)
+    merge: merger !== undefined,
+    merger: merger === undefined ? undefined : p.stages[merger]!.name,
+    readStages: p.stages.slice(0, merger === undefined ? cut : merger + 1),
+    finishStages: p.stages.slice(merger ?? cut)
   }
+}
+
+/**
+ * The index of the stage that merges partial states at the cut: the stage at the cut, or the one fused with it (an
+ * aggregate right after a window); `undefined` when there is none.
+ */
+const mergerOf = (stages: ReadonlyArray<StageInfo>, cut: number): number | undefined => {
+  if (stages[cut]?.mergeable === true) return cut
+  const next = stages[cut + 1]
+  return next?.fused === true && next.mergeable === true ? cut + 1 : undefined
 }
 
 /** What the read of one part gave: the counts of the stages it ran, and what it staged. */
@@ -224,7 +243,15 @@ export const readPart = <E, R>(
     })
     const { report, error } = yield* Runner.execute(reader, {
       runId: `${options.runId}/${part.id}`,
-      split: { phase: "read", cut, merge, parts: [part], first: options.index === 0, run: options.runId }
+      split: {
+        phase: "read",
+        cut,
+        merge,
+        parts: [part],
+        first: options.index === 0,
+        index: options.index,
+        run: options.runId
+      }
     }).pipe(Effect.provideService(RunObservers, []), Effect.annotateLogs({ part: part.id }))
     if (error !== undefined) return yield* Effect.fail(inPart(error, part))
     const counts: Record<string, StageCounts> = {}
@@ -317,8 +344,7 @@ export const finish = <E, R>(
 ): Effect.Effect<{ readonly report: RunReport; readonly error: PipelineError | undefined }, never, R | Staging> =>
   Effect.gen(function* () {
     const staging = yield* Staging
-    const { cut, merge } = planOf(p)
-    const merging = merge ? p.stages[cut]!.name : undefined
+    const { cut, merge, merger: merging } = planOf(p)
     const counts = new Map<string, StageCounts>()
     let dropped = 0
     for (const result of options.results) {

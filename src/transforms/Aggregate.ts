@@ -29,7 +29,7 @@ import * as Stream from "effect/Stream"
 import type { UnionToIntersection } from "effect/Types"
 import type * as Batch from "../core/Batch.ts"
 import type * as DeadLetter from "../core/DeadLetter.ts"
-import { BuildError } from "../core/Errors.ts"
+import { BuildError, type PipelineError } from "../core/Errors.ts"
 import { addFusedStage, addStage, type Flow } from "../core/Flow.ts"
 import type { RunContext, StageCounter } from "../core/Stage.ts"
 import {
@@ -50,6 +50,7 @@ import {
   describeConfig,
   lateLetter,
   oldestOf,
+  type Pane,
   stamped,
   tickMillis,
   timeLetter,
@@ -403,6 +404,16 @@ const invalidLetter = (stage: string, message: string, record: unknown): DeadLet
   record
 })
 
+/**
+ * Where arrival numbers start: 0, or in a split run's part, after every arrival number the parts before it could use,
+ * so that `first` and `last` merge in the order of the parts (not the order runners read them in).
+ */
+const partArrival = (ctx: RunContext): number =>
+  ctx.combine === "partial" && ctx.split?.index !== undefined ? ctx.split.index * PART_ARRIVALS : 0
+
+/** How many arrival numbers a split run's part may use: 2^32 records (4 billion), for up to 2^21 parts. */
+const PART_ARRIVALS = 2 ** 32
+
 const plain = <A, E, R>(spec: AggregateSpec, self: Flow<A, E, R>, options?: AggregateOptions): Flow<Row, E, R> =>
   addStage<A, Row>(
     {
@@ -424,7 +435,7 @@ const plain = <A, E, R>(spec: AggregateSpec, self: Flow<A, E, R>, options?: Aggr
         const groups: Groups = new Map()
         const acks: Array<Held> = []
         const stage = counter.info.name
-        let arrival = 0
+        let arrival = partArrival(ctx)
         let oldest = Number.POSITIVE_INFINITY
         // A split run's finish: the batches hold the parts' partial states (see `finish` below), merged here.
         const merging = ctx.combine === "merge"
@@ -494,7 +505,8 @@ const windowed = <X, A, E, R>(
       name: options?.name ?? "aggregate",
       description: `${describeAggregate(spec)} per window`,
       cardinality: "many-to-one",
-      stateful: true
+      stateful: true,
+      mergeable: true
     },
     ({ previous: windowCounter, own: counter }, ctx) =>
       (batches) => {
@@ -520,8 +532,10 @@ const windowed = <X, A, E, R>(
           const windowStage = windowCounter.info.name
           const time = config.time
           const by = config.by
+          // A split run's part: closed windows give their partial states (see `partialEntries`), not their rows.
+          const partial = ctx.combine === "partial"
           let seq = 0
-          let arrival = 0
+          let arrival = partArrival(ctx)
           // With checkpoints, acks wait for the next one (the windows' state then covers their records).
           const checkpointed = loopCtx.barriers !== undefined
           const fingerprint = `${describeConfig(config)}; ${describeAggregate(spec)}`
@@ -548,7 +562,8 @@ const windowed = <X, A, E, R>(
             const out: Array<Row> = []
             for (const pane of panes) {
               counter.stateEntries -= pane.content.size
-              agg.rows(pane.content, out, new Date(pane.start), new Date(pane.end))
+              if (partial) partialEntries(agg, pane, out)
+              else agg.rows(pane.content, out, new Date(pane.start), new Date(pane.end))
             }
             return out
           }
@@ -649,6 +664,8 @@ const windowed = <X, A, E, R>(
           }
           return { step, tick, finish, ...(checkpointed ? { checkpointing } : {}) }
         }
+        // A split run's finish: the batches hold the parts' partial windows, merged here.
+        if (ctx.combine === "merge") return Stream.suspend(() => mergePartials(spec, config, counter, batches))
         return Stream.suspend(() => {
           const loop = partitioned(ctx, makeLoop)
           if (typeof loop === "string") return buildError(counter, loop)
@@ -665,6 +682,112 @@ const windowed = <X, A, E, R>(
         })
       }
   )(self, input)
+}
+
+/**
+ * A split run's partial state of one closed window: one entry per group, `[start, end, largest event time, session
+ * key, group]` (the group as `Aggregator.save` gives it).
+ */
+type PartialEntry = readonly [number, number, number, Json, Json]
+
+const partialEntries = (agg: Aggregator, pane: Pane<Groups>, out: Array<Row>): void => {
+  const key = encode(pane.key)
+  for (const group of agg.save(pane.content) as ReadonlyArray<Json>)
+    out.push([pane.start, pane.end, pane.maxTime, key, group] as unknown as Row)
+}
+
+/** A window of a split run's finish: the parts' partial states of it, merged. */
+interface Merged {
+  start: number
+  end: number
+  maxTime: number
+  readonly key: unknown
+  readonly groups: Groups
+}
+
+/**
+ * A split run's finish of a windowed aggregate: merges the parts' partial windows and emits each window's groups at the
+ * end. Tumbling and sliding windows merge by start. A session is made of every part's sessions of its key that
+ * overlap, as one process makes it of their records: the parts judged lateness on their own, as one process does (see
+ * `Watermark.isLate`), so the records they kept are the ones one process keeps, and sessions that share no record
+ * closer than the gap stay apart.
+ */
+const mergePartials = <A, R>(
+  spec: AggregateSpec,
+  config: WindowConfig,
+  counter: StageCounter,
+  batches: Stream.Stream<Batch.Batch<A>, PipelineError, R>
+): Stream.Stream<Batch.Batch<Row>, PipelineError, R> => {
+  const groupBy = spec.groupBy ?? []
+  const agg = new Aggregator(
+    spec,
+    groupBy.filter((k) => !WINDOW_FIELDS.has(k))
+  )
+  const session = config.kind === "session"
+  const windows = new Map<string, Merged>()
+  const acks: Array<Held> = []
+  const step = (batch: Batch.Batch<A>): Array<Batch.Batch<Row>> => {
+    const started = performance.now()
+    for (const record of batch.records) {
+      const [start, end, maxTime, key, group] = record as unknown as PartialEntry
+      const id = session ? JSON.stringify([key, start, end]) : String(start)
+      let window = windows.get(id)
+      if (window === undefined) {
+        window = { start, end, maxTime, key: decode(key), groups: new Map() }
+        windows.set(id, window)
+      }
+      const before = window.groups.size
+      agg.merge(window.groups, agg.load([group]))
+      counter.stateEntries += window.groups.size - before
+    }
+    acks.push(heldOf(batch))
+    counter.busy(performance.now() - started)
+    return emit([], batch.deadLetters, [])
+  }
+  const finish = (): Array<Batch.Batch<Row>> => {
+    const started = performance.now()
+    const merged = session ? mergeSessions(agg, windows.values(), config.gapMs) : Array.from(windows.values())
+    merged.sort((a, b) => a.end - b.end || a.start - b.start)
+    const out: Array<Row> = []
+    for (const window of merged) agg.rows(window.groups, out, new Date(window.start), new Date(window.end))
+    counter.stateEntries = 0
+    counter.recordsOut += out.length
+    counter.busy(performance.now() - started)
+    return emit(out, [], acks)
+  }
+  return stepped(batches, counter, step, finish)
+}
+
+/**
+ * The sessions of every key, each made of the parts' sessions that overlap: sorted by start, a session joins the one
+ * before it when it starts before that one ends (their records are then less than the gap apart).
+ */
+const mergeSessions = (agg: Aggregator, partials: Iterable<Merged>, gapMs: number): Array<Merged> => {
+  const byKey = new Map<string, Array<Merged>>()
+  for (const window of partials) {
+    const key = JSON.stringify(encode(window.key))
+    const list = byKey.get(key)
+    if (list === undefined) byKey.set(key, [window])
+    else list.push(window)
+  }
+  const out: Array<Merged> = []
+  for (const list of byKey.values()) {
+    list.sort((a, b) => a.start - b.start || a.end - b.end)
+    let current = list[0]!
+    for (let i = 1; i < list.length; i++) {
+      const next = list[i]!
+      if (next.start < current.end) {
+        agg.merge(current.groups, next.groups)
+        if (next.maxTime > current.maxTime) current.maxTime = next.maxTime
+        current.end = current.maxTime + gapMs
+      } else {
+        out.push(current)
+        current = next
+      }
+    }
+    out.push(current)
+  }
+  return out
 }
 
 /**

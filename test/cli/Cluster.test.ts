@@ -65,7 +65,7 @@ layer(PgTest.layer, { timeout: 240_000, excludeTestServices: true })("cluster co
       assert.strictEqual(code, 0, stderr)
       assert.include(stdout, "parts: 3, each read through source, filter, aggregate")
       for (let f = 0; f < 3; f++) assert.include(stdout, `${data}/tx-${f}.jsonl`)
-      assert.include(stdout, "finish: sink, on one runner, one commit")
+      assert.include(stdout, "finish: aggregate (merging the parts' partial states), sink, on one runner, one commit")
     })
   )
 

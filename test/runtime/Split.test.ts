@@ -13,6 +13,7 @@ import * as Source from "../../src/core/Source.ts"
 import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import * as Split from "../../src/runtime/Split.ts"
 import * as Rule from "../../src/transforms/Rule.ts"
+import * as Window from "../../src/transforms/Window.ts"
 import { bag } from "../transforms/support.ts"
 
 interface Txn {
@@ -47,6 +48,50 @@ const totals = (records: ReadonlyArray<Txn>, parts: number) => {
     Pipeline.aggregate({
       groupBy: ["user"],
       fields: { n: Pipeline.Agg.count(), total: Pipeline.Agg.sum("price"), top: Pipeline.Agg.max("amount") }
+    }),
+    Pipeline.to(out),
+    Pipeline.withDeadLetters(dead),
+    Pipeline.withQuality({ allowEmptyOverwrite: true })
+  )
+  return { p, out, dead }
+}
+
+interface WindowCase {
+  readonly kind: "tumbling" | "sliding" | "session"
+  readonly ms: number
+  readonly lateness: number
+}
+
+const windowArb: fc.Arbitrary<WindowCase> = fc.record({
+  kind: fc.constantFrom("tumbling" as const, "sliding" as const, "session" as const),
+  ms: fc.constantFrom(10_000, 30_000),
+  lateness: fc.constantFrom(0, 20_000)
+})
+
+/** Per-user windowed totals over `records` read in `parts` parts; late records go to the dead letters. */
+const windowedTotals = (records: ReadonlyArray<Txn>, parts: number, spec: WindowCase) => {
+  const out = Sink.collect<Record<string, unknown>>("out", { mode: "overwrite" })
+  const dead = Sink.collect<DeadLetter.DeadLetter>("dead")
+  const options = { time: "at" as const, allowedLateness: spec.lateness }
+  const window =
+    spec.kind === "tumbling"
+      ? Window.tumbling(spec.ms, options)
+      : spec.kind === "sliding"
+        ? Window.sliding(spec.ms * 2, spec.ms, options)
+        : Window.session(spec.ms, { ...options, by: ["user"] })
+  const p = Pipeline.from(Source.fromIterable("txns", records, { parts, batchSize: 7 })).pipe(
+    Pipeline.validate([Rule.range("amount", { min: 0 })]),
+    Pipeline.window(window),
+    Pipeline.aggregate({
+      groupBy: ["user", "windowStart", "windowEnd"],
+      fields: {
+        n: Pipeline.Agg.count(),
+        total: Pipeline.Agg.sum("price"),
+        top: Pipeline.Agg.max("amount"),
+        first: Pipeline.Agg.first("id"),
+        last: Pipeline.Agg.last("id"),
+        users: Pipeline.Agg.countDistinct("id")
+      }
     }),
     Pipeline.to(out),
     Pipeline.withDeadLetters(dead),
@@ -141,6 +186,77 @@ describe("split runs", () => {
         { numRuns: 40 }
       )
     )
+  )
+
+  it.effect("merge windowed aggregates' partial windows: equal a one-process run, late records included", () =>
+    Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(
+          fc.array(
+            fc.record({
+              id: fc.nat({ max: 1000 }),
+              user: fc.constantFrom("a", "b", "c"),
+              amount: fc.integer({ min: -5, max: 60 }),
+              price: fc.bigInt({ min: -10_000n, max: 10_000n }).map((v) => BigDecimal.make(v, 3)),
+              // Out of order within each part: some records are late within their part.
+              at: fc.integer({ min: 0, max: 240 }).map((s) => new Date(s * 1000))
+            }),
+            { maxLength: 80 }
+          ),
+          fc.integer({ min: 1, max: 7 }),
+          windowArb,
+          async (records, parts, spec) => {
+            const single = windowedTotals(records, parts, spec)
+            const one = await Effect.runPromise(Pipeline.run(single.p))
+            const split = windowedTotals(records, parts, spec)
+            const { report, error } = await Effect.runPromise(run(split.p, 3))
+            assert.isUndefined(error)
+            assert.deepStrictEqual(bag(split.out.collected().records), bag(single.out.collected().records))
+            const letters = (dead: typeof split.dead) =>
+              bag(dead.collected().records.map((d) => [d.stage, d.reason, (d.record as Txn).id]))
+            assert.deepStrictEqual(letters(split.dead), letters(single.dead))
+            assert.deepStrictEqual(
+              report.stages.map((s) => [s.name, s.recordsIn, s.recordsOut, s.rejected, s.filtered]),
+              one.stages.map((s) => [s.name, s.recordsIn, s.recordsOut, s.rejected, s.filtered])
+            )
+            assert.isTrue(report.reconciliation.ok)
+          }
+        ),
+        { numRuns: 60 }
+      )
+    )
+  )
+
+  it.effect("stage a windowed aggregate's partial windows, not its input records", () =>
+    Effect.gen(function* () {
+      const memory = Split.makeMemory()
+      let staged = 0
+      const counting: Split.StagingShape = {
+        ...memory,
+        open: (run, part, kind) =>
+          Effect.map(memory.open(run, part, kind), (writer) => ({
+            ...writer,
+            write: (values) =>
+              Effect.andThen(
+                Effect.sync(() => {
+                  if (kind === "records") staged += values.length
+                }),
+                writer.write(values)
+              )
+          }))
+      }
+      // 500 records in time order over 2 hours, in 5 parts of 24 minutes: the third part crosses the hour, so the
+      // parts stage 6 windows of 7 users each, instead of 500 records.
+      const records = txns(500).map((t, i) => ({ ...t, at: new Date(Date.UTC(2026, 0, 1) + i * 14_400) }))
+      const split = windowedTotals(records, 5, { kind: "tumbling", ms: 3_600_000, lateness: 0 })
+      const { report, error } = yield* Split.runLocal(split.p, { runId: "partial-windows" }).pipe(
+        Effect.provideService(Split.Staging, counting)
+      )
+      assert.isUndefined(error)
+      assert.strictEqual(staged, 6 * 7)
+      assert.strictEqual(split.out.collected().records.length, 2 * 7)
+      assert.isTrue(report.reconciliation.ok)
+    })
   )
 
   it.effect("load a join's lookup once, emit its rejected rows once, and run a right join in the finish", () =>

@@ -223,8 +223,9 @@ describe("watermarks per input part", () => {
   it("judges each part of a bounded input on its own: out-of-order parts reject the same records however they interleave", () => {
     // The same parts, out of order within themselves, read interleaved as the steps say, and read one after another.
     const sequential = (p: Partitioned): Partitioned => ({ ...p, steps: [{ pick: 0, size: p.events.length }] })
-    const letters = (run: { readonly deadLetters: ReadonlyArray<{ readonly reason: string; readonly record: unknown }> }) =>
-      bag(run.deadLetters.map((d) => [d.reason, (d.record as Ev).seq]))
+    const letters = (run: {
+      readonly deadLetters: ReadonlyArray<{ readonly reason: string; readonly record: unknown }>
+    }) => bag(run.deadLetters.map((d) => [d.reason, (d.record as Ev).seq]))
     fc.assert(
       fc.property(specArb, partitionedArb, (spec, p) => {
         const interleaved = partitionedBatches({ ...p, markEnds: true }, false)
