@@ -285,7 +285,10 @@ const listParts = (
       return yield* Effect.fail(new CliFailure({ message: "cannot list the parts", exitCode: 1 }))
     }
     const parts = listed.success
-    yield* Console.log(`parts: ${parts.length}, each read through ${plan.readStages.map((s) => s.name).join(", ")}`)
+    const reads = plan.readStages.map((s) => s.name)
+    // A part of a pipeline whose sink stages the parts itself writes to that staging.
+    if (plan.native) reads.push(`${pipeline.sink.info.name} (${pipeline.sink.staging!.description})`)
+    yield* Console.log(`parts: ${parts.length}, each read through ${reads.join(", ")}`)
     for (const part of parts) {
       const size =
         part.size?.bytes !== undefined
@@ -296,7 +299,7 @@ const listParts = (
       yield* Console.log(`  ${part.description === part.id ? part.id : `${part.id}: ${part.description}`}${size}`)
     }
     yield* Console.log(
-      `finish: ${[...plan.finishStages.map((s) => (s.name === plan.merger ? `${s.name} (merging the parts' partial states)` : s.name)), pipeline.sink.info.name].join(", ")}, on one runner, one commit`
+      `finish: ${[...plan.finishStages.map((s) => (s.name === plan.merger ? `${s.name} (merging the parts' partial states)` : s.name)), plan.native ? `${pipeline.sink.info.name} (taking in what the parts staged)` : pipeline.sink.info.name].join(", ")}, on one runner, one commit`
     )
   })
 

@@ -183,14 +183,13 @@ const tellPlan = (runId: string, parts: number) =>
     )
   })
 
-const clear = (runId: string) =>
+/** Removes what the run staged: in the cluster's database, and in the sink's own staging when its parts wrote there. */
+const clear = (request: RunRequest, parts: ReadonlyArray<SplitPart>) =>
   Activity.make({
     name: "clear",
-    execute: Effect.flatMap(Split.Staging, (staging) =>
-      staging.clear(runId).pipe(
-        Effect.catch((e) => Effect.logWarning(`the staging of run ${runId} stays: ${e.message}`)),
-        Effect.annotateLogs({ runId })
-      )
+    execute: withPipeline(request, (pipeline) => Split.clear(pipeline, request.runId, parts)).pipe(
+      Effect.catch((e) => Effect.logWarning(`the staging of run ${request.runId} stays: ${e.message}`)),
+      Effect.annotateLogs({ runId: request.runId })
     )
   })
 
@@ -239,12 +238,12 @@ const runLayer = EtlRun.toLayer((request) =>
     )
     const failed = ended.find((r) => r._tag === "Failure")
     if (failed !== undefined && failed._tag === "Failure") {
-      yield* clear(request.runId)
+      yield* clear(request, parts)
       return { report: null, error: failed.failure }
     }
     const results = ended.map((r) => JSON.parse(r._tag === "Success" ? r.success : "{}") as Split.PartResult)
     const outcome = yield* finish(request, parts, results, planned.startedAt)
-    yield* clear(request.runId)
+    yield* clear(request, parts)
     return outcome
   }).pipe(Effect.catch((error: RunFailure) => Effect.succeed({ report: null, error })))
 )

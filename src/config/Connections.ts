@@ -101,6 +101,18 @@ export const sinkWith = <A, E, I, S>(
           where: sink.positions.where,
           load: (pipeline) =>
             Effect.flatMap(client, (c) => Effect.provideService(sink.positions!.load(pipeline), service, c))
+        },
+  staging:
+    sink.staging === undefined
+      ? undefined
+      : {
+          description: sink.staging.description,
+          part: (run, part) =>
+            Effect.flatMap(client, (c) => Effect.provideService(sink.staging!.part(run, part), service, c)),
+          finish: (run, parts) =>
+            Effect.flatMap(client, (c) => Effect.provideService(sink.staging!.finish(run, parts), service, c)),
+          clear: (run, parts) =>
+            Effect.flatMap(client, (c) => Effect.provideService(sink.staging!.clear(run, parts), service, c))
         }
 })
 
@@ -144,7 +156,24 @@ export const sinkWithLayer = <A, E, I, LE>(
   positions:
     sink.positions === undefined
       ? undefined
-      : { where: sink.positions.where, load: (pipeline) => Effect.provide(sink.positions!.load(pipeline), layer) }
+      : { where: sink.positions.where, load: (pipeline) => Effect.provide(sink.positions!.load(pipeline), layer) },
+  staging:
+    sink.staging === undefined
+      ? undefined
+      : {
+          description: sink.staging.description,
+          part: (run, part) =>
+            Effect.gen(function* () {
+              const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
+              return yield* Effect.provideContext(sink.staging!.part(run, part), context)
+            }),
+          finish: (run, parts) =>
+            Effect.gen(function* () {
+              const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
+              return yield* Effect.provideContext(sink.staging!.finish(run, parts), context)
+            }),
+          clear: (run, parts) => Effect.provide(sink.staging!.clear(run, parts), layer)
+        }
 })
 
 /**

@@ -15,7 +15,7 @@ import type * as DeadLetter from "./DeadLetter.ts"
 import type { PipelineError } from "./Errors.ts"
 import { type Flow, uniqueName } from "./Flow.ts"
 import * as Retry from "./Retry.ts"
-import type { Batching, Sink, SinkWriter, WriteMode } from "./Sink.ts"
+import type { Batching, PartStaging, Sink, SinkWriter, WriteMode } from "./Sink.ts"
 import type { SplitOptions } from "./Source.ts"
 import type { InputSize, RunContext, SplitPart, StageInfo } from "./Stage.ts"
 
@@ -72,6 +72,8 @@ export interface SinkPlan<R> {
   readonly check: Effect.Effect<void, unknown, R> | undefined
   /** The positions the sink stores with its data, when it does (see `Sink.positions`). */
   readonly positions: Checkpoint.Store<unknown, R> | undefined
+  /** How the sink stages a split run's parts in its own storage, when it can (see `Sink.staging`). */
+  readonly staging?: PartStaging<unknown, R> | undefined
 }
 
 /** A complete pipeline, ready to run. */
@@ -148,7 +150,8 @@ const planSink = <A, E, R>(
     // The record type was checked by `to`; past this point the runtime only moves batches it built itself.
     open: sink.open as unknown as Effect.Effect<SinkWriter<unknown, unknown>, unknown, R | Scope.Scope>,
     check: sink.check,
-    positions: sink.positions
+    positions: sink.positions,
+    ...(sink.staging === undefined ? {} : { staging: sink.staging })
   }
 }
 

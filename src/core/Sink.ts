@@ -52,6 +52,29 @@ export interface Batching {
   readonly linger: Duration.Input
 }
 
+/**
+ * How a sink stages the parts of a split run in its own storage (see `runtime/Split.ts`): each part's records go to a
+ * staging area next to the target (a staging table in the target's database), and the finish moves every part's
+ * records in with one commit, on the target's server. The records then never pass through the cluster's database or
+ * the one process that finishes, so a pipeline without an aggregate scales with its parts.
+ */
+export interface PartStaging<out E = never, out R = never> {
+  /** For logs and `validate --parts`: `staging tables next to public.orders`. */
+  readonly description: string
+  /** Opens the writer of one part's staging area, replacing what an earlier read of the part staged. */
+  readonly part: (run: string, part: string) => Effect.Effect<SinkWriter<unknown, E>, E, R | Scope.Scope>
+  /**
+   * Opens the finish's writer: an `open` whose commit also takes every part's staged records, in the parts' order, as
+   * the sink's mode says (an append adds them, an overwrite swaps them in, an upsert merges them), in that one commit.
+   */
+  readonly finish: (
+    run: string,
+    parts: ReadonlyArray<string>
+  ) => Effect.Effect<SinkWriter<unknown, E>, E, R | Scope.Scope>
+  /** Removes what the parts staged, once the run has ended (what is not there is skipped). */
+  readonly clear: (run: string, parts: ReadonlyArray<string>) => Effect.Effect<void, E, R>
+}
+
 /** A sink accepting records of type `A`. */
 export interface Sink<in A, out E = never, out R = never> {
   readonly name: string
@@ -81,6 +104,8 @@ export interface Sink<in A, out E = never, out R = never> {
    * a resumable source then resumes where the last commit ended, and delivers each record exactly once.
    */
   readonly positions?: Checkpoint.Store<E, R> | undefined
+  /** Present when the sink stages a split run's parts in its own storage (see {@link PartStaging}). */
+  readonly staging?: PartStaging<E, R> | undefined
 }
 
 /** Builds a sink. */

@@ -124,6 +124,11 @@ export interface SplitPlan {
   readonly merge: boolean
   /** The name of the stage that merges (the one at the cut, or the one fused with it), when `merge`. */
   readonly merger: string | undefined
+  /**
+   * The parts write to the sink's own staging (`Sink.staging`: the pipeline has no stage that needs the whole input,
+   * and the sink can stage): the finish moves what they staged into the target in one commit, on the target's server.
+   */
+  readonly native: boolean
   /** The stages the read phase runs (the source first). */
   readonly readStages: ReadonlyArray<StageInfo>
   /** The stages the finish phase runs (the merging stage first, when there is one: it merges the parts' states). */
@@ -148,6 +153,7 @@ export const planOf = <E, R>(p: Pipeline<E, R>): SplitPlan => {
     cut,
     merge: merger !== undefined,
     merger: merger === undefined ? undefined : p.stages[merger]!.name,
+    native: cut === p.stages.length && p.sink.staging !== undefined,
     readStages: p.stages.slice(0, merger === undefined ? cut : merger + 1),
     finishStages: p.stages.slice(merger ?? cut)
   }
@@ -228,14 +234,16 @@ export const readPart = <E, R>(
 ): Effect.Effect<PartResult, PipelineError, R | Staging> =>
   Effect.gen(function* () {
     const staging = yield* Staging
-    const { cut, merge, readStages } = planOf(p)
+    const { cut, merge, readStages, native } = planOf(p)
     const part = options.part
     // The thresholds are the run's: the finish judges them on the whole run (a part may reject more than its share).
     const { maxRejected: _max, maxRejectedRatio: _ratio, ...partQuality } = p.quality
     const reader: Pipeline<E, R> = withPlan(p, {
       quality: partQuality,
       stages: readStages,
-      sink: mapOpenError(stagingPlan("staging", "sink", staging, options.runId, part.id), part.id),
+      sink: native
+        ? partSink(p.sink, options.runId, part.id)
+        : mapOpenError(stagingPlan("staging", "sink", staging, options.runId, part.id), part.id),
       deadLetters:
         p.deadLetters === undefined
           ? undefined
@@ -255,8 +263,9 @@ export const readPart = <E, R>(
     }).pipe(Effect.provideService(RunObservers, []), Effect.annotateLogs({ part: part.id }))
     if (error !== undefined) return yield* Effect.fail(inPart(error, part))
     const counts: Record<string, StageCounts> = {}
+    // The sink's own staging: the sink counts what it received, for the finish that commits it.
     for (const stage of report.stages)
-      if (readStages.some((s) => s.name === stage.name))
+      if (readStages.some((s) => s.name === stage.name) || (native && stage.name === p.sink.info.name))
         counts[stage.name] = {
           recordsIn: stage.recordsIn,
           recordsOut: stage.recordsOut,
@@ -277,6 +286,18 @@ export const readPart = <E, R>(
       durationMs: report.durationMs
     }
   })
+
+/** The sink of a part that writes to the sink's own staging: it appends to the part's staging area. */
+const partSink = <R>(sink: SinkPlan<R>, runId: string, part: string): SinkPlan<R> => ({
+  ...sink,
+  info: { ...sink.info, description: `${sink.staging!.description}: part ${part}` },
+  mode: "append",
+  durability: "on-commit",
+  open: sink.staging!.part(runId, part),
+  check: undefined,
+  positions: undefined,
+  staging: undefined
+})
 
 const mapOpenError = (plan: SinkPlan<never>, part: string): SinkPlan<never> => ({
   ...plan,
@@ -344,7 +365,7 @@ export const finish = <E, R>(
 ): Effect.Effect<{ readonly report: RunReport; readonly error: PipelineError | undefined }, never, R | Staging> =>
   Effect.gen(function* () {
     const staging = yield* Staging
-    const { cut, merge, merger: merging } = planOf(p)
+    const { cut, merge, merger: merging, native } = planOf(p)
     const counts = new Map<string, StageCounts>()
     let dropped = 0
     for (const result of options.results) {
@@ -356,7 +377,20 @@ export const finish = <E, R>(
         counts.set(name, sum === undefined ? own : add(sum, own))
       }
     }
-    return yield* Runner.execute(markCommit(p, options.runId), {
+    // The sink's own staging: its finish writer takes what the parts staged, in the parts' order.
+    const finishing = native
+      ? withPlan(p, {
+          sink: {
+            ...p.sink,
+            open: p.sink.staging!.finish(
+              options.runId,
+              options.parts.map((part) => part.id)
+            )
+          }
+        })
+      : p
+    const staged = native ? options.results.reduce((sum, r) => sum + r.staged, 0) : 0
+    return yield* Runner.execute(markCommit(finishing, options.runId, staged), {
       runId: options.runId,
       split: {
         phase: "finish",
@@ -380,15 +414,18 @@ export const commitMark = (runId: string): string => `cluster-run:${runId}`
  * commits nothing (it goes through the stages to count what the commit wrote), and one that runs at the same time as
  * another is refused by the fence. An overwrite or an upsert writes the same data again: they need no mark.
  */
-const markCommit = <E, R>(p: Pipeline<E, R>, runId: string): Pipeline<E, R> => {
+const markCommit = <E, R>(p: Pipeline<E, R>, runId: string, staged: number): Pipeline<E, R> => {
   const store = p.sink.positions
   if (p.sink.mode !== "append" || store === undefined) return p
   const part = commitMark(runId)
   const committed = Effect.map(store.load(p.name), (stored) => stored.get(part) === "1")
-  /** A writer that counts what it is given and writes nothing: the run's data is there already. */
-  const counting = (location: string): Effect.Effect<SinkWriter<unknown, unknown>> =>
+  /**
+   * A writer that counts what it is given (and what the parts staged in the sink's own staging) and writes nothing:
+   * the run's data is there already.
+   */
+  const counting = (location: string, from = 0): Effect.Effect<SinkWriter<unknown, unknown>> =>
     Effect.sync(() => {
-      let written = 0
+      let written = from
       return {
         write: (values: ReadonlyArray<unknown>) =>
           Effect.sync(() => {
@@ -405,7 +442,7 @@ const markCommit = <E, R>(p: Pipeline<E, R>, runId: string): Pipeline<E, R> => {
             Effect.logInfo(
               `run ${runId} was committed to ${p.sink.info.name} by an earlier finish: nothing is written again`
             ),
-            counting(`${p.sink.info.name} (committed by an earlier finish of run ${runId})`)
+            counting(`${p.sink.info.name} (committed by an earlier finish of run ${runId})`, staged)
           )
         : Effect.map(p.sink.open, (writer) => ({
             ...writer,
@@ -468,7 +505,33 @@ export const runLocal = <E, R>(
       concurrency: options?.concurrency ?? 1
     }).pipe(Effect.provideService(LookupCache, makeLookupCache(4)))
     const outcome = yield* finish(p, { runId, parts, results })
-    const staging = yield* Staging
-    yield* Effect.ignore(staging.clear(runId))
+    yield* clear(p, runId, parts)
     return outcome
+  })
+
+/**
+ * Removes what a run staged: in the staging service, and in the sink's own staging when the parts wrote there. A
+ * failure is logged, not raised (the run's outcome stands; what stays is named in the log).
+ */
+export const clear = <E, R>(
+  p: Pipeline<E, R>,
+  runId: string,
+  parts: ReadonlyArray<SplitPart>
+): Effect.Effect<void, never, R | Staging> =>
+  Effect.gen(function* () {
+    const staging = yield* Staging
+    yield* staging
+      .clear(runId)
+      .pipe(Effect.catch((e) => Effect.logWarning(`the staging of run ${runId} stays: ${e.message}`)))
+    if (planOf(p).native)
+      yield* p.sink
+        .staging!.clear(
+          runId,
+          parts.map((part) => part.id)
+        )
+        .pipe(
+          Effect.catch((e) =>
+            Effect.logWarning(`the staging of run ${runId} in ${p.sink.staging!.description} stays: ${messageOf(e)}`)
+          )
+        )
   })

@@ -2,10 +2,13 @@ import { assert, describe, it } from "@effect/vitest"
 import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import fc from "fast-check"
 import * as File from "../../src/connectors/file/File.ts"
 import * as FileStore from "../../src/connectors/file/FileStore.ts"
+import * as Postgres from "../../src/connectors/postgres/Postgres.ts"
+import * as SqlMemory from "../../src/connectors/sql/SqlMemory.ts"
 import * as Batch from "../../src/core/Batch.ts"
 import type * as DeadLetter from "../../src/core/DeadLetter.ts"
 import * as Sink from "../../src/core/Sink.ts"
@@ -256,6 +259,55 @@ describe("split runs", () => {
       assert.strictEqual(staged, 6 * 7)
       assert.strictEqual(split.out.collected().records.length, 2 * 7)
       assert.isTrue(report.reconciliation.ok)
+    })
+  )
+
+  it.effect("let the parts of a pipeline without an aggregate stage in the sink's own tables (memory database)", () =>
+    Effect.gen(function* () {
+      const db = SqlMemory.memory({
+        tables: {
+          out: { columns: { id: "bigint", user: "text", amount: "bigint" } },
+          single: { columns: { id: "bigint", user: "text", amount: "bigint" } }
+        }
+      })
+      const Row = Schema.Struct({ id: Schema.Number, user: Schema.String, amount: Schema.Number })
+      const rows = txns(200).map((t) => ({ id: t.id, user: t.user, amount: t.amount }))
+      const pipeline = (table: string) =>
+        Pipeline.from(Source.fromIterable("txns", rows, { parts: 4, batchSize: 9 })).pipe(
+          Pipeline.filter((r: (typeof rows)[number]) => r.amount >= 0),
+          Pipeline.to(Postgres.table(table, Row))
+        )
+      const p = pipeline("out")
+      assert.isTrue(Split.planOf(p).native)
+      const counted = { records: 0 }
+      const memory = Split.makeMemory()
+      const staging: Split.StagingShape = {
+        ...memory,
+        open: (run, part, kind) =>
+          Effect.map(memory.open(run, part, kind), (writer) => ({
+            ...writer,
+            write: (values) =>
+              Effect.andThen(
+                Effect.sync(() => {
+                  if (kind === "records") counted.records += values.length
+                }),
+                writer.write(values)
+              )
+          }))
+      }
+      const one = yield* Pipeline.run(pipeline("single")).pipe(Effect.provide(Postgres.layerMemory(db)))
+      const { report, error } = yield* Split.runLocal(p, { runId: "native", concurrency: 2 }).pipe(
+        Effect.provideService(Split.Staging, staging),
+        Effect.provide(Postgres.layerMemory(db))
+      )
+      assert.isUndefined(error)
+      assert.strictEqual(counted.records, 0)
+      assert.deepStrictEqual(db.tables.get("out")!.rows, db.tables.get("single")!.rows)
+      assert.strictEqual(report.records.written, one.records.written)
+      assert.isTrue(report.reconciliation.ok)
+      // The parts' staging tables are gone (the offsets table holds the run's mark); the target committed once.
+      assert.deepStrictEqual(Array.from(db.tables.keys()).sort(), ["etl_offsets", "out", "single"])
+      assert.strictEqual(db.commits.filter((c) => c.table === "out").length, 1)
     })
   )
 

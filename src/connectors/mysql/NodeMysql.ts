@@ -691,7 +691,16 @@ const finishLoad = async (conn: Connection, load: InfileLoad, label: string): Pr
   return affected
 }
 
-const openLoad = (pool: Pool, request: LoadRequest): Effect.Effect<Loader<MysqlError>, MysqlError, Scope.Scope> =>
+/**
+ * Opens a load of `request`; with `stageInto`, a load into that fresh staging table instead (a split run's part, see
+ * `SqlClient.stage`): dropped when it exists and created with the request's columns (and an `etl_seq` column that keeps
+ * the rows' order) before the load's transaction.
+ */
+const openLoad = (
+  pool: Pool,
+  request: LoadRequest,
+  stageInto?: Identifier.TableRef
+): Effect.Effect<Loader<MysqlError>, MysqlError, Scope.Scope> =>
   Effect.gen(function* () {
     const target = qt(request.table)
     const label = Identifier.show(request.table)
@@ -760,7 +769,17 @@ const openLoad = (pool: Pool, request: LoadRequest): Effect.Effect<Loader<MysqlE
     let loadTarget = target
     let stage: string | undefined
     let stageTag = tag
-    if (request.mode === "overwrite") {
+    if (stageInto !== undefined) {
+      loadTarget = qt(stageInto)
+      const operation = `create the staging table ${Identifier.show(stageInto)} of ${label}`
+      const cols = request.columns.map((c) => q(c.name)).join(", ")
+      yield* exec(operation, `DROP TABLE IF EXISTS ${loadTarget}`)
+      yield* exec(operation, `CREATE TABLE ${loadTarget} AS SELECT ${cols} FROM ${target} WHERE 1 = 0`)
+      yield* exec(
+        operation,
+        `ALTER TABLE ${loadTarget} ADD COLUMN \`etl_seq\` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY`
+      )
+    } else if (request.mode === "overwrite") {
       stageTag = yield* attempt(`create a staging table for ${label}`, () => lockStaging(conn))
       lock = stagingLock(stageTag)
       stage = qt({ schema: request.table.schema, name: shortName(request.table.name, `__etl_${stageTag}`) })
@@ -787,7 +806,16 @@ const openLoad = (pool: Pool, request: LoadRequest): Effect.Effect<Loader<MysqlE
 
     let positions: ReadonlyArray<OffsetRow> = []
     const commit = Effect.gen(function* () {
-      const loaded = yield* attempt(`load ${label}`, () => finishLoad(conn, infile, `load ${label}`))
+      let loaded = yield* attempt(`load ${label}`, () => finishLoad(conn, infile, `load ${label}`))
+      // A split run's finish: the rows its parts staged, moved on the server, in their order.
+      for (const staged of request.staged ?? []) {
+        const cols = request.columns.map((c) => q(c.name)).join(", ")
+        const moved = yield* exec(
+          `load the staged rows of ${Identifier.show(staged)} into ${label}`,
+          `INSERT INTO ${loadTarget} (${cols}) SELECT ${cols} FROM ${qt(staged)} ORDER BY \`etl_seq\``
+        )
+        loaded += moved.header?.affectedRows ?? 0
+      }
       if (request.mode === "upsert" && stage !== undefined) {
         const cols = request.columns.map((c) => q(c.name)).join(", ")
         const others = request.columns.filter((c) => !request.keys.includes(c.name))
@@ -954,7 +982,17 @@ export const make = (pool: Pool, connection: string): Shape => ({
         )
       })
     ),
-  load: (request) => openLoad(pool, request)
+  load: (request) => openLoad(pool, request),
+  stage: (request, stage) =>
+    openLoad(pool, { ...request, mode: "append", transaction: "end", offsets: undefined, staged: [] }, stage),
+  dropTables: (refs) =>
+    refs.length === 0
+      ? Effect.void
+      : Effect.asVoid(
+          attempt(`drop the staging tables ${refs.map(Identifier.show).join(", ")}`, () =>
+            run(pool, `DROP TABLE IF EXISTS ${refs.map(qt).join(", ")}`)
+          )
+        )
 })
 
 /**

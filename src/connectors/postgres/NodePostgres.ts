@@ -720,9 +720,14 @@ const sweepStaging = async (client: pg.ClientBase, ref: Identifier.TableRef): Pr
   }
 }
 
+/**
+ * Opens a load of `request`; with `stageInto`, a load into that fresh staging table instead (a split run's part, see
+ * `SqlClient.stage`): dropped when it exists and created with the request's columns in the load's transaction.
+ */
 const openLoad = (
   pool: pg.Pool,
-  request: LoadRequest
+  request: LoadRequest,
+  stageInto?: Identifier.TableRef
 ): Effect.Effect<Loader<PostgresError>, PostgresError, Scope.Scope> =>
   Effect.gen(function* () {
     const target = qt(request.table)
@@ -796,7 +801,12 @@ const openLoad = (
     yield* run(`begin a load of ${label}`, "BEGIN")
     let copyTarget = target
     let stage: Identifier.TableRef | undefined
-    if (request.mode === "overwrite") {
+    if (stageInto !== undefined) {
+      copyTarget = qt(stageInto)
+      const operation = `create the staging table ${Identifier.show(stageInto)} of ${label}`
+      yield* run(operation, `DROP TABLE IF EXISTS ${copyTarget}`)
+      yield* run(operation, `CREATE TABLE ${copyTarget} AS SELECT ${columnList} FROM ${target} WITH NO DATA`)
+    } else if (request.mode === "overwrite") {
       yield* run(`create a staging table for ${label}`, "SELECT pg_advisory_xact_lock($1, $2)", stagingLock(tag))
       stage = { schema: request.table.schema, name: stageName(request.table.name, tag) }
       copyTarget = qt(stage)
@@ -815,7 +825,16 @@ const openLoad = (
     copy = copyIn
 
     const commit = Effect.gen(function* () {
-      const copied = yield* attempt(`copy into ${label}`, () => copyIn.end())
+      let copied = yield* attempt(`copy into ${label}`, () => copyIn.end())
+      // A split run's finish: the rows its parts staged, moved on the server (in their order, for an upsert's last
+      // row of a key to win).
+      for (const staged of request.staged ?? []) {
+        const moved = yield* run(
+          `load the staged rows of ${Identifier.show(staged)} into ${label}`,
+          `INSERT INTO ${copyTarget} (${columnList}) SELECT ${columnList} FROM ${qt(staged)}${request.mode === "upsert" ? " ORDER BY ctid" : ""}`
+        )
+        copied += moved.rowCount ?? 0
+      }
       let result: LoadResult = { written: copied, inserted: copied }
       if (request.mode === "overwrite") {
         yield* run(`lock ${label}`, `LOCK TABLE ${target} IN ACCESS EXCLUSIVE MODE`)
@@ -1007,7 +1026,17 @@ export const make = (pool: pg.Pool, connection: string): Shape => ({
         return Stream.fromAsyncIterable(copyOut(pool, sql, columns, request.batchSize), toError(operation))
       })
     ),
-  load: (request) => openLoad(pool, request)
+  load: (request) => openLoad(pool, request),
+  stage: (request, stage) =>
+    openLoad(pool, { ...request, mode: "append", transaction: "end", offsets: undefined, staged: [] }, stage),
+  dropTables: (refs) =>
+    refs.length === 0
+      ? Effect.void
+      : Effect.asVoid(
+          attempt(`drop the staging tables ${refs.map(Identifier.show).join(", ")}`, () =>
+            query(pool, `DROP TABLE IF EXISTS ${refs.map(qt).join(", ")}`)
+          )
+        )
 })
 
 const describeRelation = (relation: Relation) => (relation._tag === "Table" ? Identifier.show(relation.ref) : "a query")

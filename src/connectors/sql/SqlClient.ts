@@ -93,6 +93,12 @@ export interface LoadRequest {
    * `SqlTable.offsetsColumns`); absent: the load records no positions.
    */
   readonly offsets?: TableRef | undefined
+  /**
+   * Staging tables (see {@link SqlClient.stage}) whose rows join the load after the rows written to it, table by table
+   * in order: a split run's finish loads what its parts staged, without the rows leaving the server. They have the
+   * request's columns; the load leaves them in place (the run drops them once it has ended).
+   */
+  readonly staged?: ReadonlyArray<TableRef> | undefined
 }
 
 /**
@@ -180,4 +186,14 @@ export interface SqlClient<E> {
   readonly read: (request: ReadRequest) => Stream.Stream<ReadChunk, E>
   /** Opens a load into an existing table. */
   readonly load: (request: LoadRequest) => Effect.Effect<Loader<E>, E, Scope.Scope>
+  /**
+   * Opens a load into a fresh staging table `stage`, next to the request's table: the request's columns, no keys, an
+   * earlier table of that name dropped first. A split run's part stages its rows there, and the finish loads them into
+   * the table with one load (`LoadRequest.staged`). The rows are there once `commit` returns; closing the Scope
+   * without `commit` leaves the table empty or absent. Absent: the client cannot stage (a split run then stages in the
+   * cluster's database).
+   */
+  readonly stage?: ((request: LoadRequest, stage: TableRef) => Effect.Effect<Loader<E>, E, Scope.Scope>) | undefined
+  /** Drops the tables that exist among `refs` (a split run's staging tables). */
+  readonly dropTables?: ((refs: ReadonlyArray<TableRef>) => Effect.Effect<void, E>) | undefined
 }

@@ -296,6 +296,15 @@ export const make = <E>(
                   makeError(reasons.PositionsMoved, "load", movedMessage(`memory table ${key}`, moved))
                 )
             }
+            // A split run's finish: the parts' staging tables, in order, after what was written.
+            for (const ref of request.staged ?? []) {
+              const table = db.tables.get(show(ref))
+              if (table === undefined)
+                return Effect.fail(
+                  makeError(reasons.UndefinedTable, "load", `The staging table ${show(ref)} does not exist`)
+                )
+              for (const row of table.rows) staged.push(project(row))
+            }
             const written = staged.length
             let inserted = 0
             let updated = 0
@@ -344,6 +353,36 @@ export const make = <E>(
             return Effect.succeed({ written, inserted, updated })
           })
         }
+      }),
+    stage: (request, stage) =>
+      Effect.gen(function* () {
+        const target = yield* getTable(request.table, "stage")
+        const names = new Set(request.columns.map((c) => c.name))
+        const key = show(stage)
+        db.tables.delete(key)
+        const rows: Array<Row> = []
+        return {
+          write: (written) =>
+            Effect.sync(() => {
+              for (const row of written) {
+                const out: Record<string, unknown> = {}
+                for (const name of names) out[name] = row[name] ?? null
+                rows.push(out)
+              }
+            }),
+          commit: Effect.sync(() => {
+            db.tables.set(key, {
+              columns: target.columns.filter((c) => names.has(c.name)),
+              rows: rows.slice(),
+              uniqueKeys: []
+            })
+            return { written: rows.length, inserted: rows.length }
+          })
+        }
+      }),
+    dropTables: (refs) =>
+      Effect.sync(() => {
+        for (const ref of refs) db.tables.delete(show(ref))
       })
   }
 }

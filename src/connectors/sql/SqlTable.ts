@@ -635,6 +635,66 @@ export const sink = <A, E, Id>(
               return stored
             })
         }
+  /** The target and the columns the records fill, when the record fields are known ahead (see `staging`). */
+  const planned = (client: SqlClient<E>, fields: ReadonlyArray<string>) =>
+    Effect.gen(function* () {
+      yield* checkSpec
+      const info = yield* target(client, true)
+      yield* checkTable(info)
+      return yield* planFor(info, fields)
+    })
+  const stagingOf = (client: SqlClient<E>) =>
+    client.stage === undefined || client.dropTables === undefined
+      ? fail(reasons.InvalidRequest, `The ${system.type} client of ${where} cannot stage a split run's parts`)
+      : Effect.succeed({ stage: client.stage, dropTables: client.dropTables })
+  /**
+   * A split run's parts stage their rows in tables next to the target (`SqlClient.stage`), and the finish loads them all
+   * with one load, on the server. Only when the record fields are known ahead, so that every part stages the same
+   * columns, and for loads that commit once.
+   */
+  const fields = spec.fields
+  const staging: Sink.PartStaging<E, Id> | undefined =
+    fields === undefined || spec.transaction !== "end"
+      ? undefined
+      : {
+          description: `staging tables next to ${where}`,
+          part: (run, part) =>
+            Effect.gen(function* () {
+              const client = yield* tag
+              const { stage } = yield* stagingOf(client)
+              const loader = yield* stage(
+                { ...loadRequest(yield* planned(client, fields)), offsets: undefined },
+                partTable(spec.table, run, part)
+              )
+              return {
+                write: (records: ReadonlyArray<unknown>) => loader.write(records as ReadonlyArray<Row>),
+                commit: Effect.map(loader.commit, (result) => ({
+                  ...resultOf(client, result),
+                  location: `${system.type}:${client.connection}/${Identifier.show(partTable(spec.table, run, part))}`
+                }))
+              }
+            }),
+          finish: (run, parts) =>
+            Effect.gen(function* () {
+              const client = yield* tag
+              yield* stagingOf(client)
+              const loader = yield* client.load({
+                ...loadRequest(yield* planned(client, fields)),
+                staged: parts.map((part) => partTable(spec.table, run, part))
+              })
+              return {
+                write: (records: ReadonlyArray<unknown>) => loader.write(records as ReadonlyArray<Row>),
+                checkpoint: checkpointer(client, () => Effect.succeed(loader)),
+                commit: Effect.map(loader.commit, (result) => resultOf(client, result))
+              }
+            }),
+          clear: (run, parts) =>
+            Effect.gen(function* () {
+              const client = yield* tag
+              const { dropTables } = yield* stagingOf(client)
+              yield* dropTables(parts.map((part) => partTable(spec.table, run, part)))
+            })
+        }
   return {
     name: spec.name,
     type: system.type,
@@ -642,6 +702,7 @@ export const sink = <A, E, Id>(
     mode: spec.mode,
     durability: spec.transaction === "batch" ? "per-write" : "on-commit",
     ...(positions === undefined ? {} : { positions }),
+    ...(staging === undefined ? {} : { staging }),
     ...(spec.dataset === undefined ? {} : { dataset: spec.dataset }),
     ...(spec.attributes === undefined ? {} : { attributes: spec.attributes }),
     check: Effect.gen(function* () {
@@ -706,6 +767,27 @@ export const sink = <A, E, Id>(
       }
     })
   }
+}
+
+/**
+ * The staging table of part `part` of split run `run` for `table`: in the table's schema, named after it with a hash
+ * of the run and the part, within the 63 bytes both servers allow (`orders__etlp_3f2a...`).
+ */
+export const partTable = (table: Identifier.TableRef, run: string, part: string): Identifier.TableRef => {
+  const suffix = `__etlp_${fnv1a64(`${run}\u0000${part}`)}`
+  const chars = Array.from(table.name)
+  while (chars.length > 0 && utf8Length(chars.join("") + suffix) > 63) chars.pop()
+  return { ...(table.schema === undefined ? {} : { schema: table.schema }), name: chars.join("") + suffix }
+}
+
+const utf8Length = (text: string): number => new TextEncoder().encode(text).length
+
+/** The 64-bit FNV-1a hash of a string's UTF-8 bytes, as 16 hex digits. */
+const fnv1a64 = (text: string): string => {
+  let hash = 0xcbf29ce484222325n
+  for (const byte of new TextEncoder().encode(text))
+    hash = ((hash ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn
+  return hash.toString(16).padStart(16, "0")
 }
 
 /** The client service tag of a system and connection name; the same name always gives the same key. */
@@ -885,6 +967,18 @@ export const makeTable = <S extends SchemaModule.Top, E, Id, ES = never, RS = ne
     mode: snk.mode,
     durability: snk.durability,
     ...(snk.positions === undefined ? {} : { positions: snk.positions }),
+    ...(snk.staging === undefined
+      ? {}
+      : {
+          staging: {
+            description: snk.staging.description,
+            part: (run: string, part: string) => Effect.flatMap(writing, (s) => s.staging!.part(run, part)),
+            finish: (run: string, parts: ReadonlyArray<string>) =>
+              Effect.flatMap(writing, (s) => s.staging!.finish(run, parts)),
+            clear: (run: string, parts: ReadonlyArray<string>) =>
+              Effect.flatMap(writing, (s) => s.staging!.clear(run, parts))
+          } satisfies Sink.PartStaging<E, Id>
+        }),
     check: Effect.flatMap(writing, (s) => s.check) as Effect.Effect<void, E | ES, Id | RS>,
     open: Effect.flatMap(writing, (s) => s.open) as Sink.Sink<A, E | ES, Id | RS>["open"]
   }
