@@ -69,10 +69,16 @@ export interface PartStaging<out E = never, out R = never> {
    */
   readonly finish: (
     run: string,
-    parts: ReadonlyArray<string>
+    parts: ReadonlyArray<StagedPart>
   ) => Effect.Effect<SinkWriter<unknown, E>, E, R | Scope.Scope>
   /** Removes what the parts staged, once the run has ended (what is not there is skipped). */
   readonly clear: (run: string, parts: ReadonlyArray<string>) => Effect.Effect<void, E, R>
+}
+
+/** A part of a split run as the finish of a sink's own staging sees it: its id, and how many records it staged. */
+export interface StagedPart {
+  readonly id: string
+  readonly records: number
 }
 
 /** A sink accepting records of type `A`. */

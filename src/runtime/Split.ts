@@ -384,7 +384,7 @@ export const finish = <E, R>(
             ...p.sink,
             open: p.sink.staging!.finish(
               options.runId,
-              options.parts.map((part) => part.id)
+              options.results.map((result) => ({ id: result.part, records: result.staged }))
             )
           }
         })

@@ -15,6 +15,7 @@
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as SchemaModule from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -635,26 +636,95 @@ export const sink = <A, E, Id>(
               return stored
             })
         }
-  /** The target and the columns the records fill, when the record fields are known ahead (see `staging`). */
-  const planned = (client: SqlClient<E>, fields: ReadonlyArray<string>) =>
+  /**
+   * A writer over a load opened with the columns the records fill: at once when the record fields are known ahead,
+   * else on the first batch (and then a record with another field fails). With nothing written, `empty` decides:
+   * `every-column` opens the load with every column of the table and commits it (an overwrite with no records empties
+   * the table), `nothing` commits nothing.
+   */
+  const writerOf = (
+    info: TableInfo,
+    load: (columns: ReadonlyArray<Column>) => Effect.Effect<Loader<E>, E, Scope.Scope>,
+    empty: "every-column" | "nothing"
+  ) =>
+    Effect.gen(function* () {
+      if (spec.fields !== undefined) {
+        const loader = yield* load(yield* planFor(info, spec.fields))
+        return {
+          loader: () => Effect.succeed(loader),
+          write: loader.write,
+          commit: Effect.map(loader.commit, Option.some)
+        }
+      }
+      // The record fields are known only from the first batch: the load opens then, in this writer's scope.
+      const scope = yield* Effect.scope
+      let loader: Loader<E> | undefined
+      let written: ReadonlySet<string> = new Set()
+      const start = (fields: ReadonlyArray<string>) =>
+        Effect.gen(function* () {
+          const columns = yield* planFor(info, fields)
+          written = new Set(fields)
+          const opened = yield* Scope.provide(load(columns), scope)
+          loader = opened
+          return opened
+        })
+      const everyColumn = () => start(info.columns.map((c) => c.name))
+      return {
+        loader: () => (loader === undefined ? everyColumn() : Effect.succeed(loader)),
+        write: (rows: ReadonlyArray<Row>) =>
+          Effect.gen(function* () {
+            if (rows.length === 0) return
+            let current = loader
+            if (current === undefined) current = yield* start(SqlTarget.fieldsOf(rows))
+            else {
+              const stray = SqlTarget.strayField(rows, written)
+              if (stray !== undefined)
+                return yield* fail(
+                  info.columns.some((c) => c.name === stray) ? reasons.InvalidRequest : reasons.UndefinedColumn,
+                  info.columns.some((c) => c.name === stray)
+                    ? `The record field ${JSON.stringify(stray)} first appeared after the first batch, whose fields (${Array.from(written).join(", ")}) are the columns this load of ${where} writes; give the sink (or the source) a record schema so the fields are known before the first write`
+                    : `The record field ${JSON.stringify(stray)} has no column in ${where}; its columns are ${info.columns.map((c) => c.name).join(", ")}`
+                )
+            }
+            yield* current.write(rows)
+          }),
+        commit: Effect.gen(function* () {
+          if (loader === undefined && empty === "nothing") return Option.none<LoadResult>()
+          const current = loader ?? (yield* everyColumn())
+          return Option.some(yield* current.commit)
+        })
+      }
+    })
+  /** The target, checked (and created when it is missing and may be). */
+  const opened = (client: SqlClient<E>) =>
     Effect.gen(function* () {
       yield* checkSpec
       const info = yield* target(client, true)
       yield* checkTable(info)
-      return yield* planFor(info, fields)
+      return info
     })
   const stagingOf = (client: SqlClient<E>) =>
     client.stage === undefined || client.dropTables === undefined
       ? fail(reasons.InvalidRequest, `The ${system.type} client of ${where} cannot stage a split run's parts`)
       : Effect.succeed({ stage: client.stage, dropTables: client.dropTables })
+  /** The record fields a part's staging table holds (its columns, less MySQL's `etl_seq`). */
+  const stagedFields = (client: SqlClient<E>, ref: Identifier.TableRef) =>
+    Effect.gen(function* () {
+      const staged = yield* client.table(ref)
+      if (staged === undefined)
+        return yield* fail(
+          reasons.UndefinedTable,
+          `The staging table ${Identifier.show(ref)} of a part of this run is missing (was the run cleared?)`
+        )
+      return staged.columns.map((c) => c.name).filter((name) => name !== "etl_seq")
+    })
   /**
-   * A split run's parts stage their rows in tables next to the target (`SqlClient.stage`), and the finish loads them all
-   * with one load, on the server. Only when the record fields are known ahead, so that every part stages the same
-   * columns, and for loads that commit once.
+   * A split run's parts stage their rows in tables next to the target (`SqlClient.stage`), and the finish loads them
+   * all with one load, on the server. A part that read no records stages nothing. Loads that commit per batch do not
+   * stage (a split run then stages in the cluster's database).
    */
-  const fields = spec.fields
   const staging: Sink.PartStaging<E, Id> | undefined =
-    fields === undefined || spec.transaction !== "end"
+    spec.transaction !== "end"
       ? undefined
       : {
           description: `staging tables next to ${where}`,
@@ -662,15 +732,23 @@ export const sink = <A, E, Id>(
             Effect.gen(function* () {
               const client = yield* tag
               const { stage } = yield* stagingOf(client)
-              const loader = yield* stage(
-                { ...loadRequest(yield* planned(client, fields)), offsets: undefined },
-                partTable(spec.table, run, part)
+              const info = yield* opened(client)
+              const ref = partTable(spec.table, run, part)
+              // An earlier read of the part staged what this one replaces (or nothing, if this one reads nothing).
+              yield* client.dropTables!([ref])
+              const writer = yield* writerOf(
+                info,
+                (columns) => stage({ ...loadRequest(columns), offsets: undefined }, ref),
+                "nothing"
               )
               return {
-                write: (records: ReadonlyArray<unknown>) => loader.write(records as ReadonlyArray<Row>),
-                commit: Effect.map(loader.commit, (result) => ({
-                  ...resultOf(client, result),
-                  location: `${system.type}:${client.connection}/${Identifier.show(partTable(spec.table, run, part))}`
+                write: (records: ReadonlyArray<unknown>) => writer.write(records as ReadonlyArray<Row>),
+                commit: Effect.map(writer.commit, (result) => ({
+                  ...resultOf(
+                    client,
+                    Option.getOrElse(result, () => ({ written: 0 }))
+                  ),
+                  location: `${system.type}:${client.connection}/${Identifier.show(ref)}`
                 }))
               }
             }),
@@ -678,12 +756,31 @@ export const sink = <A, E, Id>(
             Effect.gen(function* () {
               const client = yield* tag
               yield* stagingOf(client)
+              const info = yield* opened(client)
+              const staged = parts.filter((part) => part.records > 0).map((part) => partTable(spec.table, run, part.id))
+              // Every part staged the columns its records fill: the same ones, or the finish cannot load them as one.
+              let fields = spec.fields
+              for (const ref of staged) {
+                const got = yield* stagedFields(client, ref)
+                if (fields === undefined) fields = got
+                else if (got.length !== fields.length || got.some((f) => !fields!.includes(f)))
+                  return yield* fail(
+                    reasons.InvalidRequest,
+                    `The parts of this run staged different record fields for ${where} (${fields.join(", ")} / ${got.join(", ")}); give the sink (or the source) a record schema so every part writes the same columns`
+                  )
+              }
               const loader = yield* client.load({
-                ...loadRequest(yield* planned(client, fields)),
-                staged: parts.map((part) => partTable(spec.table, run, part))
+                ...loadRequest(yield* planFor(info, fields ?? info.columns.map((c) => c.name))),
+                staged
               })
               return {
-                write: (records: ReadonlyArray<unknown>) => loader.write(records as ReadonlyArray<Row>),
+                write: (records: ReadonlyArray<unknown>) =>
+                  records.length === 0
+                    ? Effect.void
+                    : fail(
+                        reasons.InvalidRequest,
+                        `The finish of a split run into ${where} takes what its parts staged, not records`
+                      ),
                 checkpoint: checkpointer(client, () => Effect.succeed(loader)),
                 commit: Effect.map(loader.commit, (result) => resultOf(client, result))
               }
@@ -714,56 +811,18 @@ export const sink = <A, E, Id>(
     }),
     open: Effect.gen(function* () {
       const client = yield* tag
-      yield* checkSpec
-      const info = yield* target(client, true)
-      yield* checkTable(info)
-      if (spec.fields !== undefined) {
-        const loader = yield* client.load(loadRequest(yield* planFor(info, spec.fields)))
-        return {
-          write: (records: ReadonlyArray<A>) => loader.write(records as unknown as ReadonlyArray<Row>),
-          checkpoint: checkpointer(client, () => Effect.succeed(loader)),
-          commit: Effect.map(loader.commit, (result) => resultOf(client, result))
-        }
-      }
-      // The record fields are known only from the first batch: the load opens then, in this writer's scope.
-      const scope = yield* Effect.scope
-      let loader: Loader<E> | undefined
-      let written: ReadonlySet<string> = new Set()
-      const start = (fields: ReadonlyArray<string>) =>
-        Effect.gen(function* () {
-          const columns = yield* planFor(info, fields)
-          written = new Set(fields)
-          const opened = yield* Scope.provide(client.load(loadRequest(columns)), scope)
-          loader = opened
-          return opened
-        })
+      const info = yield* opened(client)
+      // Nothing written: the load still runs (an overwrite with no records empties the table), writing every column.
+      const writer = yield* writerOf(info, (columns) => client.load(loadRequest(columns)), "every-column")
       return {
-        write: (records: ReadonlyArray<A>) =>
-          Effect.gen(function* () {
-            if (records.length === 0) return
-            const rows = records as unknown as ReadonlyArray<Row>
-            let current = loader
-            if (current === undefined) current = yield* start(SqlTarget.fieldsOf(rows))
-            else {
-              const stray = SqlTarget.strayField(rows, written)
-              if (stray !== undefined)
-                return yield* fail(
-                  info.columns.some((c) => c.name === stray) ? reasons.InvalidRequest : reasons.UndefinedColumn,
-                  info.columns.some((c) => c.name === stray)
-                    ? `The record field ${JSON.stringify(stray)} first appeared after the first batch, whose fields (${Array.from(written).join(", ")}) are the columns this load of ${where} writes; give the sink (or the source) a record schema so the fields are known before the first write`
-                    : `The record field ${JSON.stringify(stray)} has no column in ${where}; its columns are ${info.columns.map((c) => c.name).join(", ")}`
-                )
-            }
-            yield* current.write(rows)
-          }),
-        checkpoint: checkpointer(client, () =>
-          loader === undefined ? start(info.columns.map((c) => c.name)) : Effect.succeed(loader)
-        ),
-        // Nothing written: the load still runs (an overwrite with no records empties the table), writing every column.
-        commit: Effect.gen(function* () {
-          const current = loader ?? (yield* start(info.columns.map((c) => c.name)))
-          return resultOf(client, yield* current.commit)
-        })
+        write: (records: ReadonlyArray<A>) => writer.write(records as unknown as ReadonlyArray<Row>),
+        checkpoint: checkpointer(client, writer.loader),
+        commit: Effect.map(writer.commit, (result) =>
+          resultOf(
+            client,
+            Option.getOrElse(result, () => ({ written: 0 }))
+          )
+        )
       }
     })
   }
@@ -973,7 +1032,7 @@ export const makeTable = <S extends SchemaModule.Top, E, Id, ES = never, RS = ne
           staging: {
             description: snk.staging.description,
             part: (run: string, part: string) => Effect.flatMap(writing, (s) => s.staging!.part(run, part)),
-            finish: (run: string, parts: ReadonlyArray<string>) =>
+            finish: (run: string, parts: ReadonlyArray<Sink.StagedPart>) =>
               Effect.flatMap(writing, (s) => s.staging!.finish(run, parts)),
             clear: (run: string, parts: ReadonlyArray<string>) =>
               Effect.flatMap(writing, (s) => s.staging!.clear(run, parts))

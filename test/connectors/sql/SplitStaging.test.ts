@@ -10,17 +10,21 @@ import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as Build from "../../../src/config/Build.ts"
+import * as Load from "../../../src/config/Load.ts"
+import * as FileStore from "../../../src/connectors/file/FileStore.ts"
 import * as Mysql from "../../../src/connectors/mysql/Mysql.ts"
 import * as NodeMysql from "../../../src/connectors/mysql/NodeMysql.ts"
 import * as NodePostgres from "../../../src/connectors/postgres/NodePostgres.ts"
 import * as Postgres from "../../../src/connectors/postgres/Postgres.ts"
 import * as SqlTable from "../../../src/connectors/sql/SqlTable.ts"
+import * as ConfigError from "../../../src/core/ConfigError.ts"
 import type * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 import * as Split from "../../../src/runtime/Split.ts"
 import * as AvroBridge from "../../../src/schema/AvroBridge.ts"
-import { MysqlTest, PgTest } from "../../support/Databases.ts"
+import { MysqlTest, mysqlUrl, PgTest, pgUrl } from "../../support/Databases.ts"
 
 const Txn = Schema.Struct({
   id: AvroBridge.long,
@@ -178,6 +182,44 @@ layer(Layer.mergeAll(PgTest.layer, MysqlTest.layer), { timeout: 120_000, exclude
         )
 
     for (const system of systems)
+      it.effect(
+        `${system}: a config pipeline without a record schema stages the fields its rows have; an empty part stages nothing`,
+        () =>
+          Effect.gen(function* () {
+            const schema = system === "postgres" ? (yield* PgTest).schema : (yield* MysqlTest).database
+            yield* sql(system, "CREATE TABLE src (id bigint PRIMARY KEY, name varchar(20), qty int)")
+            yield* sql(
+              system,
+              "CREATE TABLE dst_single (id bigint, name varchar(20), qty int, note varchar(10) DEFAULT 'kept')"
+            )
+            yield* sql(
+              system,
+              "CREATE TABLE dst_split (id bigint, name varchar(20), qty int, note varchar(10) DEFAULT 'kept')"
+            )
+            const values = Array.from({ length: 300 }, (_, i) => `(${i + 1}, 'n${i % 7}', ${i % 5})`).join(", ")
+            yield* sql(system, `INSERT INTO src (id, name, qty) VALUES ${values}`)
+            const single = yield* configPipeline(system, schema, "dst_single")
+            const one = yield* Pipeline.run(single.pipeline).pipe(Effect.provide(single.layer))
+            const split = yield* configPipeline(system, schema, "dst_split")
+            assert.isTrue(Split.planOf(split.pipeline).native)
+            const staging = countingStaging()
+            const { report, error } = yield* Split.runLocal(split.pipeline, {
+              runId: "config-run",
+              concurrency: 2
+            }).pipe(Effect.provideService(Split.Staging, staging.shape), Effect.provide(split.layer))
+            assert.isUndefined(error)
+            assert.strictEqual(staging.counted.records, 0)
+            assert.strictEqual(report.records.written, one.records.written)
+            assert.strictEqual(report.records.written, 240)
+            assert.isTrue(report.reconciliation.ok)
+            const rows = (table: string) =>
+              Effect.map(sql(system, `SELECT id, name, qty, note FROM ${table} ORDER BY id`), (r) => JSON.stringify(r))
+            assert.strictEqual(yield* rows("dst_split"), yield* rows("dst_single"))
+            assert.deepStrictEqual(yield* leftovers(system), [])
+          })
+      )
+
+    for (const system of systems)
       it.effect(`${system}: a part read again replaces what it staged; a finish run again appends nothing twice`, () =>
         withClients(
           Effect.gen(function* () {
@@ -213,6 +255,34 @@ layer(Layer.mergeAll(PgTest.layer, MysqlTest.layer), { timeout: 120_000, exclude
       )
   }
 )
+
+/** A config pipeline: the record fields are known only from the rows read (no record schema). */
+const configPipeline = (system: System, schema: string, target: string) =>
+  Effect.gen(function* () {
+    const file = `split-staging-${system}.json`
+    const url = system === "postgres" ? pgUrl : mysqlUrl
+    const config = yield* Load.decode(file, {
+      name: `split-staging-${system}`,
+      connections: {
+        db: { type: system, url, ...(system === "postgres" ? { schema } : { database: schema }) }
+      },
+      source: {
+        type: system,
+        connection: "db",
+        table: "src",
+        // ids 1..300 in 4 slices of 100: the last one is empty.
+        partition: { column: "id", partitions: 4, lower_bound: 1, upper_bound: 401 }
+      },
+      transforms: [{ type: "filter", condition: "qty != 3" }],
+      sink: { type: system, connection: "db", table: target, mode: "append" },
+      retry: { attempts: 1 }
+    })
+    const pipeline = yield* Build.build(config, {
+      file,
+      schema: (name, path) => Effect.fail(ConfigError.single(file, path, `no schema ${name}`))
+    })
+    return { pipeline, layer: Layer.merge(Build.connections(config), FileStore.layerMemory()) }
+  })
 
 /** The staging table's name stays within what both servers allow, and differs per run and part. */
 layer(Layer.empty)("staging table names", (it) => {
