@@ -503,7 +503,11 @@ export const runLocal = <E, R>(
     const parts = yield* p.split!({ targetBytes: options?.targetBytes ?? Source.defaultSplit.targetBytes })
     const results = yield* Effect.forEach(parts, (part, index) => readPart(p, { runId, part, index }), {
       concurrency: options?.concurrency ?? 1
-    }).pipe(Effect.provideService(LookupCache, makeLookupCache(4)))
+    }).pipe(
+      Effect.provideService(LookupCache, makeLookupCache(4)),
+      // A part failed: what the others staged goes.
+      Effect.onError(() => clear(p, runId, parts))
+    )
     const outcome = yield* finish(p, { runId, parts, results })
     yield* clear(p, runId, parts)
     return outcome

@@ -308,6 +308,20 @@ describe("split runs", () => {
       // The parts' staging tables are gone (the offsets table holds the run's mark); the target committed once.
       assert.deepStrictEqual(Array.from(db.tables.keys()).sort(), ["etl_offsets", "out", "single"])
       assert.strictEqual(db.commits.filter((c) => c.table === "out").length, 1)
+      // The last part fails (a rejected record, no dead-letter sink) after the others staged theirs: the run fails,
+      // and what they staged goes.
+      const failing = Pipeline.from(Source.fromIterable("txns", rows, { parts: 4, batchSize: 9 })).pipe(
+        Pipeline.validate([Rule.range("id", { max: 180 })]),
+        Pipeline.to(Postgres.table("out", Row))
+      )
+      const failed = yield* Effect.flip(
+        Split.runLocal(failing, { runId: "failing" }).pipe(
+          Effect.provideService(Split.Staging, staging),
+          Effect.provide(Postgres.layerMemory(db))
+        )
+      )
+      assert.strictEqual(failed._tag, "QualityError")
+      assert.deepStrictEqual(Array.from(db.tables.keys()).sort(), ["etl_offsets", "out", "single"])
     })
   )
 
