@@ -3,12 +3,15 @@
  *
  * 1. **Read**, once per part, anywhere (one process, or the runners of a cluster): the part is read and taken through
  *    the stages before the first one that needs the whole input (the cut: an aggregate, a window, any stateful
- *    stage); what comes out, records and dead letters, is staged under the part's name. A part that is read again
- *    (a retried attempt, a runner that died) starts a fresh staging area: only its last complete read counts.
+ *    stage); what comes out, records and dead letters, is staged under the part's name (`Staging`). A pipeline without
+ *    such a stage whose sink stages parts itself (`Sink.staging`: a staging table next to a SQL target) writes its
+ *    records there instead, and they never leave the target's server. A part that is read again (a retried attempt,
+ *    a runner that died) starts a fresh staging area: only its last complete read counts.
  * 2. **Finish**, once: the staged batches of every part, each part in its order, go through the stage at the cut and
  *    the ones after it to the sink, which commits once (an overwrite swaps, an append adds in one commit, an upsert
- *    merges). The dead letters of every part go to the run's dead-letter sink. The RunReport adds the parts' counts to
- *    the finish's, so that its row counts reconcile as a one-process run's do.
+ *    merges); a sink that staged the parts itself takes them in with that commit. The dead letters of every part go
+ *    to the run's dead-letter sink. The RunReport adds the parts' counts to the finish's, so that its row counts
+ *    reconcile as a one-process run's do. Then `clear` removes what the run staged.
  *
  * A stage at the cut that merges (`StageInfo.mergeable`: an aggregate, or an aggregate fused with the window before
  * it) runs in both phases: each part computes its partial states and stages them instead of its records, and the
