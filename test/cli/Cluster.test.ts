@@ -66,6 +66,17 @@ layer(PgTest.layer, { timeout: 240_000, excludeTestServices: true })("cluster co
       assert.include(stdout, "parts: 3, each read through source, filter, aggregate")
       for (let f = 0; f < 3; f++) assert.include(stdout, `${data}/tx-${f}.jsonl`)
       assert.include(stdout, "finish: aggregate (merging the parts' partial states), sink, on one runner, one commit")
+      // Without an aggregate, into PostgreSQL: each part stages its rows in a table next to the target.
+      const copy = config(dir, {
+        connections: { db: { type: "postgres", url: pgUrl } },
+        source: { type: "file", path: `${data}/*.jsonl`, schema: "transaction" },
+        transforms: [{ type: "filter", condition: 'status == "settled"' }],
+        sink: { type: "postgres", connection: "db", table: "copied", mode: "append" }
+      })
+      const listed = await ended(cli(["validate", copy, "--parts", "--part-bytes", "1"]))
+      assert.strictEqual(listed.code, 0, listed.stderr)
+      assert.include(listed.stdout, "parts: 3, each read through source, filter, sink (staging tables next to copied)")
+      assert.include(listed.stdout, "finish: sink (taking in what the parts staged), on one runner, one commit")
     })
   )
 
