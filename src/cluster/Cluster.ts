@@ -19,6 +19,7 @@
  * Runners and submitters load the pipeline from the config text the run carries (`Pipelines`); the `$env` and
  * `$secret` references in it resolve on each runner.
  */
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -174,6 +175,33 @@ const finish = (
     )
   })
 
+/** The report of a run that failed in a part: what the parts read before it failed, and the error. */
+const failed = (
+  request: RunRequest,
+  results: ReadonlyArray<Split.PartResult>,
+  failure: RunFailure,
+  startedAt: number
+) =>
+  Activity.make({
+    name: "failed",
+    success: RunOutcome,
+    error: RunFailure,
+    execute: withPipeline(request, (pipeline) =>
+      Effect.map(Clock.currentTimeMillis, (finishedAt) => ({
+        report: JSON.stringify(
+          Split.failedReport(pipeline, {
+            runId: request.runId,
+            results,
+            error: { tag: failure.tag, stage: failure.stage, message: failure.message, retryable: failure.retryable },
+            startedAt,
+            finishedAt
+          })
+        ),
+        error: failure
+      }))
+    )
+  })
+
 /** Records the run's number of parts where the submitter reads its progress (an activity: once per run). */
 const tellPlan = (runId: string, parts: number) =>
   Activity.make({
@@ -236,10 +264,15 @@ const runLayer = EtlRun.toLayer((request) =>
       (part, index) => Effect.result(EtlPart.execute({ request, part: JSON.stringify(part), id: part.id, index })),
       { concurrency: "unbounded" }
     )
-    const failed = ended.find((r) => r._tag === "Failure")
-    if (failed !== undefined && failed._tag === "Failure") {
+    const failure = ended.find((r) => r._tag === "Failure")
+    if (failure !== undefined && failure._tag === "Failure") {
+      const read = ended.flatMap((r) => (r._tag === "Success" ? [JSON.parse(r.success) as Split.PartResult] : []))
+      // The report of the parts that were read, with the error (else the error alone).
+      const outcome = yield* failed(request, read, failure.failure, planned.startedAt).pipe(
+        Effect.catch(() => Effect.succeed({ report: null, error: failure.failure }))
+      )
       yield* clear(request, parts)
-      return { report: null, error: failed.failure }
+      return outcome
     }
     const results = ended.map((r) => JSON.parse(r._tag === "Success" ? r.success : "{}") as Split.PartResult)
     const outcome = yield* finish(request, parts, results, planned.startedAt)

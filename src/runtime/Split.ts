@@ -40,10 +40,10 @@ import {
 } from "../core/Errors.ts"
 import { cutOf } from "../core/Flow.ts"
 import type { Pipeline, SinkPlan } from "../core/Plan.ts"
-import type { RunReport } from "../core/RunReport.ts"
+import { type RunReport, stageReports, totals } from "../core/RunReport.ts"
 import type { SinkWriter } from "../core/Sink.ts"
 import * as Source from "../core/Source.ts"
-import type { SplitPart, StageCounts, StageInfo } from "../core/Stage.ts"
+import { makeRunContext, type SplitPart, type StageCounts, type StageInfo } from "../core/Stage.ts"
 import * as ValueCodec from "../core/ValueCodec.ts"
 import { LookupCache, makeLookupCache } from "../transforms/Join.ts"
 import { RunObservers } from "./Observers.ts"
@@ -407,6 +407,60 @@ export const finish = <E, R>(
       startedAt: options.startedAt
     })
   })
+
+/**
+ * The report of a split run that failed in a part: what the parts that were read counted (the failed part's reads are
+ * not in it), nothing written, and the error. A one-process run prints a report when it fails too; so does a cluster
+ * run, with this one.
+ */
+export const failedReport = <E, R>(
+  p: Pipeline<E, R>,
+  options: {
+    readonly runId: string
+    /** The parts read before the run failed. */
+    readonly results: ReadonlyArray<PartResult>
+    readonly error: NonNullable<RunReport["error"]>
+    /** When the run started (its plan), in milliseconds since the epoch. */
+    readonly startedAt: number
+    readonly finishedAt: number
+  }
+): RunReport => {
+  const { readStages, native } = planOf(p)
+  const counts = new Map<string, StageCounts>()
+  for (const result of options.results)
+    for (const [name, c] of Object.entries(result.counts)) {
+      const sum = counts.get(name)
+      counts.set(name, sum === undefined ? c : add(sum, c))
+    }
+  const ctx = makeRunContext({ runId: options.runId, pipeline: p.name, counts, now: () => options.finishedAt })
+  for (const info of native ? [...readStages, p.sink.info] : readStages) ctx.stage(info)
+  const stages = stageReports(ctx)
+  const t = totals(stages)
+  const durationMs = Math.max(0, options.finishedAt - options.startedAt)
+  return {
+    runId: options.runId,
+    pipeline: p.name,
+    status: "failed",
+    startedAt: new Date(options.startedAt).toISOString(),
+    finishedAt: new Date(options.finishedAt).toISOString(),
+    durationMs,
+    attempts: 1,
+    records: {
+      read: t.read,
+      written: 0,
+      filtered: t.filtered,
+      rejected: t.rejected,
+      warned: t.warned,
+      deadLettered: 0,
+      dropped: options.results.reduce((sum, r) => sum + r.dropped, 0),
+      combined: { in: t.combinedIn, out: t.combinedOut }
+    },
+    recordsPerSecond: durationMs > 0 ? Math.round((t.read / durationMs) * 1000) : t.read,
+    stages,
+    reconciliation: { ok: false, checks: [] },
+    error: options.error
+  }
+}
 
 /** The part of the mark an append's finish stores with its data, in the sink's positions. */
 export const commitMark = (runId: string): string => `cluster-run:${runId}`

@@ -16,6 +16,7 @@ import * as WorkflowEngine from "effect/workflow/WorkflowEngine"
 import { pipelines } from "../../src/cli/ClusterCommands.ts"
 import * as Cluster from "../../src/cluster/Cluster.ts"
 import * as SqlStaging from "../../src/cluster/SqlStaging.ts"
+import type { RunReport } from "../../src/core/RunReport.ts"
 import * as Split from "../../src/runtime/Split.ts"
 import { PgTest, pgUrl } from "../support/Databases.ts"
 
@@ -100,9 +101,22 @@ layer(inMemory, { timeout: 60_000 })("run workflows", (it) => {
       const outcome = yield* Cluster.EtlRun.execute(
         totals("out-b", { transforms: [{ type: "validate", rules: [{ rule: "range", field: "n", min: 0 }] }] })
       )
-      assert.isNull(outcome.report)
       assert.strictEqual(outcome.error?.tag, "QualityError")
       assert.include(outcome.error?.message ?? "", `part ${data}/t-2.jsonl`)
+      // A report as a one-process run prints when it fails: what the other three parts read, nothing written.
+      const report = JSON.parse(outcome.report!) as RunReport
+      assert.strictEqual(report.status, "failed")
+      assert.strictEqual(report.error?.tag, "QualityError")
+      assert.include(report.error?.message ?? "", `part ${data}/t-2.jsonl`)
+      assert.strictEqual(report.records.read, 75)
+      assert.strictEqual(report.records.written, 0)
+      assert.deepStrictEqual(
+        report.stages.map((s) => [s.name, s.recordsIn]),
+        [
+          ["source", 75],
+          ["validate", 75]
+        ]
+      )
       assert.isFalse(fs.existsSync(nodePath.join(dir, "out-b")))
     })
   )

@@ -2,7 +2,8 @@
  * Runs on a cluster of 3 runner processes (issue 12): a runner SIGKILLed in the middle of a part hands its shards on,
  * the part is read again from its start on another runner, and the results equal a one-process run row for row. A
  * second submission of the same run id attaches to the run and does not read again the parts it finished; a third,
- * after the end, returns the report at once.
+ * after the end, returns the report at once. A copy into PostgreSQL, whose parts stage in tables next to the target,
+ * survives a kill in the middle of a part's load the same way.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -94,7 +95,7 @@ layer(Layer.mergeAll(PgTest.layer, MysqlTest.layer), { timeout: 400_000, exclude
   "cluster runs (issue 12)",
   (it) => {
     it.effect(
-      "a runner killed mid-part: PostgreSQL → aggregate → MySQL upsert and files → window → aggregate → PostgreSQL overwrite equal one-process runs; a run id resumes",
+      "a runner killed mid-part: PostgreSQL → aggregate → MySQL upsert, files → window → aggregate → PostgreSQL overwrite and PostgreSQL → filter → PostgreSQL append equal one-process runs; a run id resumes",
       () =>
         Effect.gen(function* () {
           const pgDb = yield* PgTest
@@ -203,6 +204,32 @@ layer(Layer.mergeAll(PgTest.layer, MysqlTest.layer), { timeout: 400_000, exclude
             return file
           }
 
+          // A copy (no aggregate) into PostgreSQL: its parts stage in tables next to the target.
+          for (const table of ["copied_cluster", "copied_single"])
+            yield* pgDb.sql(
+              `CREATE TABLE ${table} (id int, customer text NOT NULL, amount numeric(12,2) NOT NULL, qty int)`
+            )
+          const copyConfig = (table: string) => {
+            const file = nodePath.join(dir, `copy-${table}.json`)
+            fs.writeFileSync(
+              file,
+              JSON.stringify({
+                name: "orders-copy",
+                connections: { src: connections.src },
+                source: {
+                  type: "postgres",
+                  connection: "src",
+                  table: "orders",
+                  partition: { column: "id", partitions: PARTS },
+                  batch_size: 1000
+                },
+                transforms: [{ type: "filter", condition: "qty != 3" }],
+                sink: { type: "postgres", connection: "src", table, mode: "append" }
+              })
+            )
+            return file
+          }
+
           const cluster = yield* Effect.promise(() => startCluster(pgUrl, 3))
           yield* Effect.addFinalizer(() => Effect.promise(() => cluster.close()))
           const outcome = yield* Effect.promise(async () => {
@@ -228,7 +255,12 @@ layer(Layer.mergeAll(PgTest.layer, MysqlTest.layer), { timeout: 400_000, exclude
             await succeeded(files.submission, "the files submission")
             const singleFiles = cli(["run", revenueConfig("revenue_single")])
             await succeeded(singleFiles, "the one-process run of the files")
-            return { first, before, again, after, third, afterThird, single, files, singleFiles }
+            // 4. The copy: a runner killed mid-part, while the part loads its staging table in the target's database.
+            const copy = await submitAndKill(cluster, copyConfig("copied_cluster"), "copy-1", { killSubmitter: false })
+            await succeeded(copy.submission, "the copy submission")
+            const singleCopy = cli(["run", copyConfig("copied_single")])
+            await succeeded(singleCopy, "the one-process run of the copy")
+            return { first, before, again, after, third, afterThird, single, files, singleFiles, copy, singleCopy }
           })
 
           // The killed runner was reading a part; another runner read it again, from its start, to the end.
@@ -282,6 +314,27 @@ layer(Layer.mergeAll(PgTest.layer, MysqlTest.layer), { timeout: 400_000, exclude
               )
           assert.strictEqual(rejected("revenue_cluster").length, rejected("revenue_single").length)
           assert.isAbove(rejected("revenue_cluster").length, 0)
+
+          // The copy: the killed runner's part was staged again from its start; the target holds every row once, as
+          // the one-process run's does, and the run's staging tables are gone.
+          assert.isFalse(partsOf(outcome.copy.victim.proc.stderr()).finished.has(outcome.copy.part))
+          const copyReport = reportOf(outcome.copy.submission)
+          assert.isTrue(copyReport.reconciliation.ok)
+          assert.deepStrictEqual(reportOf(outcome.singleCopy).records, copyReport.records)
+          const copied = (table: string) =>
+            pgDb.sql(`SELECT count(*) AS n, count(DISTINCT id) AS ids, sum(amount) AS total FROM ${table}`)
+          const copiedCluster = yield* copied("copied_cluster")
+          assert.deepStrictEqual(copiedCluster, yield* copied("copied_single"))
+          assert.strictEqual(copiedCluster[0]!.n, copiedCluster[0]!.ids)
+          assert.strictEqual(Number(copiedCluster[0]!.n), copyReport.records.written)
+          const differ = yield* pgDb.sql(
+            "SELECT count(*) AS n FROM ((TABLE copied_cluster EXCEPT ALL TABLE copied_single) UNION ALL (TABLE copied_single EXCEPT ALL TABLE copied_cluster)) d"
+          )
+          assert.strictEqual(Number(differ[0]!.n), 0)
+          const staged = yield* pgDb.sql(
+            `SELECT count(*) AS n FROM pg_tables WHERE schemaname = '${pgDb.schema}' AND tablename LIKE 'copied%etlp%'`
+          )
+          assert.strictEqual(Number(staged[0]!.n), 0)
           fs.rmSync(dir, { recursive: true, force: true })
         }).pipe(Effect.scoped),
       400_000
