@@ -44,7 +44,7 @@ export const encode = (value: unknown): Json => {
   if (Array.isArray(value)) return value.map(encode)
   if (typeof value === "object") {
     const out: Record<string, Json> = {}
-    for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = encode(v)
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) setField(out, k, encode(v))
     return isTagged(out) ? { $obj: out } : out
   }
   return null
@@ -72,6 +72,16 @@ export const decode = (json: unknown): unknown => {
 
 const decodeFields = (o: Readonly<Record<string, unknown>>): Record<string, unknown> => {
   const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(o)) out[k] = decode(v)
+  for (const [k, v] of Object.entries(o)) setField(out, k, decode(v))
   return out
+}
+
+/**
+ * Sets a field of a plain object. A field named `__proto__` (JSON.parse makes one from `{"__proto__": ...}` data)
+ * is defined as an own field: assigned, it would set the object's prototype and the field would be lost.
+ */
+const setField = (o: Record<string, unknown>, key: string, value: unknown): void => {
+  if (key === "__proto__")
+    Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true })
+  else o[key] = value
 }

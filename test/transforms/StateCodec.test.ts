@@ -49,6 +49,12 @@ describe("StateCodec", () => {
     assert.deepStrictEqual(decode(JSON.parse(JSON.stringify(encode(tricky)))), tricky)
     assert.strictEqual(decode(encode(NULL_KEY)), NULL_KEY)
     assert.strictEqual(decode(encode(Number.POSITIVE_INFINITY)), Number.POSITIVE_INFINITY)
+    // A field named __proto__ (JSON data can have one) stays a field, and sets no prototype.
+    const proto = JSON.parse('{"__proto__": [1], "a": 2}') as Record<string, unknown>
+    const back = decode(JSON.parse(JSON.stringify(encode(proto)))) as Record<string, unknown>
+    assert.deepStrictEqual(Object.keys(back), ["__proto__", "a"])
+    assert.deepStrictEqual(Object.getOwnPropertyDescriptor(back, "__proto__")?.value, [1])
+    assert.strictEqual(Object.getPrototypeOf(back), Object.prototype)
   })
 })
 
