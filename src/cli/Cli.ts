@@ -15,6 +15,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as ObservabilityConfig from "../config/ObservabilityConfig.ts"
+import * as Identifier from "../connectors/sql/Identifier.ts"
+import * as SqlTypes from "../connectors/sql/SqlTypes.ts"
 import { messageOf } from "../core/Errors.ts"
 import type { SplitPart } from "../core/Stage.ts"
 import { StopSignal } from "../core/Stop.ts"
@@ -26,6 +28,8 @@ import { RunObservers } from "../runtime/Observers.ts"
 import { Progress } from "../runtime/Progress.ts"
 import * as Runner from "../runtime/Runner.ts"
 import * as Split from "../runtime/Split.ts"
+import * as AvroSchema from "../schema/AvroSchema.ts"
+import * as Render from "../schema/Render.ts"
 import * as SchemaRegistry from "../schema/SchemaRegistry.ts"
 import * as Redaction from "../secrets/Redaction.ts"
 import * as Vault from "../secrets/Vault.ts"
@@ -353,15 +357,71 @@ const schemaShow = Command.make(
   "show",
   {
     name: Argument.String("name").pipe(Argument.withDescription("A schema name (file base name or Avro full name)")),
-    schemas: schemasFlag
+    schemas: schemasFlag,
+    as: Flag.Literals("as", Render.formats).pipe(
+      Flag.withDescription(
+        "The form to print: avro (the schema itself), typescript (the record types a pipeline sees), json-schema (the JSON records the JSON Lines format accepts), postgres-ddl or mysql-ddl (the CREATE TABLE a sink with create_if_missing runs)"
+      ),
+      Flag.withDefault("avro" as const)
+    ),
+    table: Flag.String("table").pipe(
+      Flag.withDescription(
+        "DDL: the table's name, as schema.table or table (default: the record's name in snake_case)"
+      ),
+      Flag.withDefault("")
+    ),
+    keys: Flag.String("keys").pipe(
+      Flag.withDescription("DDL: the primary key's columns, comma-separated (an upsert sink's keys)"),
+      Flag.withDefault("")
+    )
   },
-  ({ name, schemas }) =>
+  ({ name, schemas, as, table, keys }) =>
     Effect.gen(function* () {
       const registry = yield* SchemaRegistry.SchemaRegistry
       const entry = yield* registry.get(name)
-      yield* Console.log(JSON.stringify(entry.avro, null, 2))
+      switch (as) {
+        case "avro":
+          return yield* Console.log(JSON.stringify(entry.avro, null, 2))
+        case "typescript":
+          return yield* Console.log(Render.toTypeScript(entry.avro))
+        case "json-schema":
+          return yield* Console.log(JSON.stringify(Render.toJsonSchema(entry.avro), null, 2))
+      }
+      const dialect = as === "postgres-ddl" ? "postgres" : "mysql"
+      const columns = SqlTypes.columnsOfAvro(dialect, entry.avro)
+      if (typeof columns === "string") return yield* usage(`schema ${name} has no ${as}: ${columns}`)
+      const ref = tableRefOf(table === "" ? snakeCase(AvroSchema.shortName(entry.fullName ?? entry.name)) : table)
+      const primaryKey = keys === "" ? [] : keys.split(",").map((k) => k.trim())
+      const missing = primaryKey.find((k) => !columns.some((c) => c.name === k))
+      if (missing !== undefined)
+        return yield* usage(
+          `--keys: schema ${name} has no field ${JSON.stringify(missing)}; its fields are ${columns.map((c) => c.name).join(", ")}`
+        )
+      const bad = Identifier.check(
+        dialect,
+        ref,
+        columns.map((c) => c.name)
+      )
+      if (bad !== undefined) return yield* usage(`schema ${name} has no ${as}: ${bad}`)
+      yield* Console.log(`${SqlTypes.createTableSql(dialect, ref, columns, primaryKey)};`)
     }).pipe(Effect.provide(registry(schemas)))
-).pipe(Command.withDescription("Print an Avro schema"))
+).pipe(
+  Command.withDescription(
+    "Print a record schema as Avro, TypeScript types, JSON Schema or CREATE TABLE (PostgreSQL, MySQL)"
+  )
+)
+
+/** `UserSummary` → `user_summary`. */
+const snakeCase = (name: string): string =>
+  name
+    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+    .replace(/([A-Z]+)([A-Z][a-z])/g, "$1_$2")
+    .toLowerCase()
+
+const tableRefOf = (text: string): Identifier.TableRef => {
+  const dot = text.indexOf(".")
+  return dot === -1 ? { name: text } : { schema: text.slice(0, dot), name: text.slice(dot + 1) }
+}
 
 const schemaCommand = Command.make("schema").pipe(
   Command.withDescription("Inspect the Avro schemas (shipped ones and those of --schemas or ./schemas)"),

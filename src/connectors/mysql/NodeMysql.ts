@@ -39,8 +39,8 @@ import { type ConnectionOptions, reveal } from "../sql/SqlConfig.ts"
 import { driverFields, reasons, type SqlErrorReason, scrub, socketReason } from "../sql/SqlError.ts"
 import {
   type Column,
-  type ColumnDef,
   type ColumnKind,
+  createTableSql,
   makeRowEncoder,
   parseBigint,
   parseDecimal,
@@ -521,8 +521,6 @@ const shortName = (target: string, suffix: string) => {
   return base + suffix
 }
 
-const columnDDL = (c: ColumnDef) => `${q(c.name)} ${c.type}${c.nullable ? " NULL" : " NOT NULL"}`
-
 // Staging tables of an overwrite are real tables (MySQL DDL is not transactional), so a killed run leaves them behind.
 // Each carries its run's tag in its name, and the run holds the named lock of that tag on the connection that made it
 // from before the table exists until it is gone: the server releases the lock when that connection dies, so a free
@@ -925,15 +923,9 @@ export const make = (pool: Pool, connection: string): Shape => ({
   describe: (relation) => attempt(`describe ${describeRelation(relation)}`, () => describe(pool, relation)),
   table: (ref) => attempt(`describe ${Identifier.show(ref)}`, () => tableInfo(pool, ref)),
   createTable: (ref, columns, primaryKey) =>
-    attempt(`create ${Identifier.show(ref)}`, () =>
-      run(
-        pool,
-        `CREATE TABLE IF NOT EXISTS ${qt(ref)} (${[
-          ...columns.map(columnDDL),
-          ...(primaryKey.length === 0 ? [] : [`PRIMARY KEY (${primaryKey.map(q).join(", ")})`])
-        ].join(", ")}) DEFAULT CHARSET = utf8mb4`
-      )
-    ).pipe(Effect.asVoid),
+    attempt(`create ${Identifier.show(ref)}`, () => run(pool, createTableSql("mysql", ref, columns, primaryKey))).pipe(
+      Effect.asVoid
+    ),
   estimateRows: (ref) =>
     attempt(`estimate the rows of ${Identifier.show(ref)}`, () =>
       run(

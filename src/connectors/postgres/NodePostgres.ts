@@ -42,8 +42,8 @@ import { type ConnectionOptions, reveal } from "../sql/SqlConfig.ts"
 import { driverFields, reasons, type SqlErrorReason, scrub, socketReason } from "../sql/SqlError.ts"
 import {
   type Column,
-  type ColumnDef,
   type ColumnKind,
+  createTableSql,
   fromHex,
   makeRowEncoder,
   parseBigint,
@@ -671,8 +671,6 @@ const stageName = (target: string, tag: string) => {
   return base + suffix
 }
 
-const columnDDL = (c: ColumnDef) => `${q(c.name)} ${c.type}${c.nullable ? "" : " NOT NULL"}`
-
 // The staging table of an overwrite is created and renamed inside the load's transaction, so no other session ever
 // sees it, and a killed run's transaction takes it along. Still, it carries a run marker like MySQL's: its name holds
 // the run's tag, and the load's transaction holds the advisory lock of that tag. A staging table visible to others (left
@@ -975,13 +973,7 @@ export const make = (pool: pg.Pool, connection: string): Shape => ({
   table: (ref) => attempt(`describe ${Identifier.show(ref)}`, () => tableInfo(pool, ref)),
   createTable: (ref, columns, primaryKey) =>
     attempt(`create ${Identifier.show(ref)}`, () =>
-      query(
-        pool,
-        `CREATE TABLE IF NOT EXISTS ${qt(ref)} (${[
-          ...columns.map(columnDDL),
-          ...(primaryKey.length === 0 ? [] : [`PRIMARY KEY (${primaryKey.map(q).join(", ")})`])
-        ].join(", ")})`
-      )
+      query(pool, createTableSql("postgres", ref, columns, primaryKey))
     ).pipe(Effect.asVoid),
   // reltuples is -1 for a table never vacuumed nor analyzed (PostgreSQL 14+), 0 before 14: no estimate then.
   estimateRows: (ref) =>

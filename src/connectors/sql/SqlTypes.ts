@@ -26,7 +26,7 @@
  * text). Timestamps keep millisecond precision, the precision of `Date`.
  */
 import * as BigDecimal from "effect/BigDecimal"
-import { type Dialect, plainDecimal } from "./Identifier.ts"
+import { type Dialect, plainDecimal, quote, quoteTable, type TableRef } from "./Identifier.ts"
 
 /** A column's logical type. */
 export type ColumnKind =
@@ -477,6 +477,25 @@ export const columnsOfAvro = (dialect: Dialect, avro: unknown): ReadonlyArray<Co
     out.push({ name: field.name, type: sql.type, nullable: sql.nullable })
   }
   return out
+}
+
+/**
+ * The `CREATE TABLE IF NOT EXISTS` statement of a table with these columns (and primary key): what a sink with
+ * `create_if_missing` runs, and what `schema show --as postgres-ddl|mysql-ddl` prints. MySQL tables are utf8mb4.
+ */
+export const createTableSql = (
+  dialect: Dialect,
+  ref: TableRef,
+  columns: ReadonlyArray<ColumnDef>,
+  primaryKey: ReadonlyArray<string>
+): string => {
+  const column = (c: ColumnDef) =>
+    `${quote(dialect, c.name)} ${c.type}${c.nullable ? (dialect === "mysql" ? " NULL" : "") : " NOT NULL"}`
+  const parts = [
+    ...columns.map(column),
+    ...(primaryKey.length === 0 ? [] : [`PRIMARY KEY (${primaryKey.map((k) => quote(dialect, k)).join(", ")})`])
+  ]
+  return `CREATE TABLE IF NOT EXISTS ${quoteTable(dialect, ref)} (${parts.join(", ")})${dialect === "mysql" ? " DEFAULT CHARSET = utf8mb4" : ""}`
 }
 
 const decimalOf = (dbType: string): { readonly precision: number; readonly scale: number } | undefined => {
