@@ -15,8 +15,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as ObservabilityConfig from "../config/ObservabilityConfig.ts"
-import * as Identifier from "../connectors/sql/Identifier.ts"
-import * as SqlTypes from "../connectors/sql/SqlTypes.ts"
+import * as SqlBuild from "../config/SqlBuild.ts"
 import { messageOf } from "../core/Errors.ts"
 import type { SplitPart } from "../core/Stage.ts"
 import { StopSignal } from "../core/Stop.ts"
@@ -387,23 +386,14 @@ const schemaShow = Command.make(
         case "json-schema":
           return yield* Console.log(JSON.stringify(Render.toJsonSchema(entry.avro), null, 2))
       }
-      const dialect = as === "postgres-ddl" ? "postgres" : "mysql"
-      const columns = SqlTypes.columnsOfAvro(dialect, entry.avro)
-      if (typeof columns === "string") return yield* usage(`schema ${name} has no ${as}: ${columns}`)
-      const ref = tableRefOf(table === "" ? snakeCase(AvroSchema.shortName(entry.fullName ?? entry.name)) : table)
-      const primaryKey = keys === "" ? [] : keys.split(",").map((k) => k.trim())
-      const missing = primaryKey.find((k) => !columns.some((c) => c.name === k))
-      if (missing !== undefined)
-        return yield* usage(
-          `--keys: schema ${name} has no field ${JSON.stringify(missing)}; its fields are ${columns.map((c) => c.name).join(", ")}`
-        )
-      const bad = Identifier.check(
-        dialect,
-        ref,
-        columns.map((c) => c.name)
+      const made = SqlBuild.createTableOf(
+        as === "postgres-ddl" ? "postgres" : "mysql",
+        entry.avro,
+        table === "" ? snakeCase(AvroSchema.shortName(entry.fullName ?? entry.name)) : table,
+        keys === "" ? [] : keys.split(",").map((k) => k.trim())
       )
-      if (bad !== undefined) return yield* usage(`schema ${name} has no ${as}: ${bad}`)
-      yield* Console.log(`${SqlTypes.createTableSql(dialect, ref, columns, primaryKey)};`)
+      if ("problem" in made) return yield* usage(`schema ${name} has no ${as}: ${made.problem}`)
+      yield* Console.log(made.sql)
     }).pipe(Effect.provide(registry(schemas)))
 ).pipe(
   Command.withDescription(
@@ -417,11 +407,6 @@ const snakeCase = (name: string): string =>
     .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
     .replace(/([A-Z]+)([A-Z][a-z])/g, "$1_$2")
     .toLowerCase()
-
-const tableRefOf = (text: string): Identifier.TableRef => {
-  const dot = text.indexOf(".")
-  return dot === -1 ? { name: text } : { schema: text.slice(0, dot), name: text.slice(dot + 1) }
-}
 
 const schemaCommand = Command.make("schema").pipe(
   Command.withDescription("Inspect the Avro schemas (shipped ones and those of --schemas or ./schemas)"),

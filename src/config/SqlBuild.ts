@@ -26,7 +26,7 @@ import {
 import { reasons } from "../connectors/sql/SqlError.ts"
 import * as SqlLineage from "../connectors/sql/SqlLineage.ts"
 import * as SqlTable from "../connectors/sql/SqlTable.ts"
-import { columnsOfAvro } from "../connectors/sql/SqlTypes.ts"
+import { columnsOfAvro, createTableSql } from "../connectors/sql/SqlTypes.ts"
 import * as ConfigError from "../core/ConfigError.ts"
 import type { RecordSchema } from "../core/RecordSchema.ts"
 import type { Source } from "../core/Source.ts"
@@ -299,3 +299,33 @@ export const connectionLayers = (
       ? (NodePostgres.layer(connectionOptions(c), name) as Layer.Layer<Services>)
       : (NodeMysql.layer(connectionOptions(c), name) as Layer.Layer<Services>)
   )
+
+/**
+ * The `CREATE TABLE IF NOT EXISTS` of a record schema (what a sink with `create_if_missing` runs, and what
+ * `schema show --as postgres-ddl|mysql-ddl` prints), or what is wrong: a field without a SQL type, a key that is not
+ * a field, a name the dialect does not take. `table` is `table` or `schema.table`.
+ */
+export const createTableOf = (
+  dialect: Identifier.Dialect,
+  avro: unknown,
+  table: string,
+  keys: ReadonlyArray<string>
+): { readonly sql: string } | { readonly problem: string } => {
+  const columns = columnsOfAvro(dialect, avro)
+  if (typeof columns === "string") return { problem: columns }
+  const missing = keys.find((k) => !columns.some((c) => c.name === k))
+  if (missing !== undefined)
+    return {
+      problem: `the key ${JSON.stringify(missing)} is not a field; the fields are ${columns.map((c) => c.name).join(", ")}`
+    }
+  const dot = table.indexOf(".")
+  const ref: Identifier.TableRef =
+    dot === -1 ? { name: table } : { schema: table.slice(0, dot), name: table.slice(dot + 1) }
+  const bad = Identifier.check(
+    dialect,
+    ref,
+    columns.map((c) => c.name)
+  )
+  if (bad !== undefined) return { problem: bad }
+  return { sql: `${createTableSql(dialect, ref, columns, keys)};` }
+}

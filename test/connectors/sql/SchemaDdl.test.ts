@@ -114,7 +114,7 @@ layer(Layer.mergeAll(PgTest.layer, MysqlTest.layer), { timeout: 120_000, exclude
           { cwd: root, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } }
         )
         assert.strictEqual(bad.status, 2)
-        assert.include(bad.stderr, `--keys: schema transaction has no field "nope"`)
+        assert.include(bad.stderr, `schema transaction has no mysql-ddl: the key "nope" is not a field`)
         assert.notMatch(bad.stderr, /\n\s+at .+:\d+:\d+/)
       })
     )
