@@ -79,7 +79,11 @@ export const sourceWith = <A, E, I, S>(
   split:
     source.split === undefined
       ? undefined
-      : (options) => Effect.flatMap(client, (c) => Effect.provideService(source.split!(options), service, c))
+      : (options) => Effect.flatMap(client, (c) => Effect.provideService(source.split!(options), service, c)),
+  commitParts:
+    source.commitParts === undefined
+      ? undefined
+      : (parts) => Effect.flatMap(client, (c) => Effect.provideService(source.commitParts!(parts), service, c))
 })
 
 /** A sink whose connector service is taken, when it opens, from `client` (see `sourceWith`). */
@@ -139,7 +143,9 @@ export const sourceWithLayer = <A, E, I, LE>(
       : (options) =>
           Effect.scoped(
             Effect.flatMap(Layer.build(layer), (context) => Effect.provideContext(source.split!(options), context))
-          )
+          ),
+  commitParts:
+    source.commitParts === undefined ? undefined : (parts) => Effect.provide(source.commitParts!(parts), layer)
 })
 
 /** Gives a sink its own client from `layer`, open as long as the sink's writer (or its check). */

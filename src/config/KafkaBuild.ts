@@ -53,6 +53,7 @@ const missingClient = (name: string): KafkaClient.KafkaClientShape => {
     offsetsForTimestamp: () => fail,
     committedOffsets: () => fail,
     consume: () => fail,
+    commitOffsets: () => fail,
     producer: () => fail
   }
 }

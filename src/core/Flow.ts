@@ -32,6 +32,8 @@ export interface Flow<out A, out E = never, out R = never> extends Pipeable {
    * has no parts, or it reads two inputs).
    */
   readonly split?: ((options: SplitOptions) => Effect.Effect<ReadonlyArray<SplitPart>, PipelineError, R>) | undefined
+  /** What the source does once a split run's sink committed its parts (see `Source.commitParts`). */
+  readonly commitParts?: ((parts: ReadonlyArray<SplitPart>) => Effect.Effect<void, PipelineError, R>) | undefined
   /** Builds the stream of batches for one run attempt. Errors are already wrapped into stage errors. */
   readonly build: (ctx: RunContext) => Stream.Stream<Batch.Batch<A>, PipelineError, R>
   /** Phantom: the connector errors that may surface as causes of the stage errors. */
@@ -115,6 +117,12 @@ export const from = <A, E, R>(source: Source<A, E, R>): Flow<A, E, R> => {
     ...(source.split === undefined || !source.bounded
       ? {}
       : { split: (options: SplitOptions) => Effect.mapError(source.split!(options), wrap(ExtractError, source.name)) }),
+    ...(source.split === undefined || !source.bounded || source.commitParts === undefined
+      ? {}
+      : {
+          commitParts: (parts: ReadonlyArray<SplitPart>) =>
+            Effect.mapError(source.commitParts!(parts), wrap(ExtractError, source.name))
+        }),
     build: (ctx) => {
       const counter = ctx.stage(info)
       // The finish phase of a split run reads what the read phase staged; the source counted it then.
@@ -194,6 +202,7 @@ export const addStage =
       stages: [...self.stages, info],
       inputSize: self.inputSize,
       ...(self.split === undefined ? {} : { split: self.split }),
+      ...(self.commitParts === undefined ? {} : { commitParts: self.commitParts }),
       build: (ctx) => {
         // In a split run's other phase, the batches are what this stage's place in the pipeline takes and gives.
         if (sitsOut(ctx.split, index))
@@ -230,6 +239,7 @@ export const addFusedStage =
       stages: [...self.stages, info],
       inputSize: self.inputSize,
       ...(self.split === undefined ? {} : { split: self.split }),
+      ...(self.commitParts === undefined ? {} : { commitParts: self.commitParts }),
       build: (ctx) => {
         // Fused with the stage before it, it runs in the phase that one runs in.
         if (sitsOut(ctx.split, index - 1))

@@ -89,6 +89,8 @@ export interface Pipeline<out E = never, out R = never> extends Pipeable {
   readonly inputSize: Effect.Effect<InputSize, PipelineError, R> | undefined
   /** Lists the parts its source reads apart (see `Source.split`); absent when the pipeline cannot be split. */
   readonly split?: ((options: SplitOptions) => Effect.Effect<ReadonlyArray<SplitPart>, PipelineError, R>) | undefined
+  /** What the source does once a split run's sink committed its parts (see `Source.commitParts`). */
+  readonly commitParts?: ((parts: ReadonlyArray<SplitPart>) => Effect.Effect<void, PipelineError, R>) | undefined
   readonly sink: SinkPlan<R>
   readonly deadLetters: SinkPlan<R> | undefined
   readonly retry: Retry.RetryPolicy
@@ -172,6 +174,7 @@ export const to =
       build: self.build,
       inputSize: self.inputSize,
       ...(self.split === undefined ? {} : { split: self.split }),
+      ...(self.commitParts === undefined ? {} : { commitParts: self.commitParts }),
       sink: planSink(sink as Sink<A, E2, Exclude<R2, Scope.Scope>>, "sink", self.stages),
       deadLetters: undefined,
       retry: Retry.defaultPolicy,

@@ -51,6 +51,12 @@ export interface Source<out A, out E = never, out R = never> {
    * Absent: the input is one part (a query, a stream). Read together, the parts give every record exactly once.
    */
   readonly split?: ((options: SplitOptions) => Effect.Effect<ReadonlyArray<SplitPart>, E, R>) | undefined
+  /**
+   * With `split`: what the source does once a split run's sink committed everything its parts read (a Kafka source
+   * commits its group's offsets to the parts' ends). It may run again for the same parts (a finish run again after a
+   * crash): it must be idempotent. Absent: nothing to do.
+   */
+  readonly commitParts?: ((parts: ReadonlyArray<SplitPart>) => Effect.Effect<void, E, R>) | undefined
 }
 
 /** Builds a source. */

@@ -144,7 +144,7 @@ export const problemOf = <E, R>(p: Pipeline<E, R>): string | undefined => {
   if (p.split === undefined)
     return p.stages.some((s) => s.inputs !== undefined)
       ? `${p.name} reads two inputs (an interval join), so it cannot be split into parts`
-      : `the source ${p.stages[0]!.name} cannot list parts of its input (an incremental read saves its mark when it ends; a Kafka read is split by its consumer group)`
+      : `the source ${p.stages[0]!.name} cannot list parts of its input (an incremental read saves its mark when it ends)`
   return undefined
 }
 
@@ -393,7 +393,7 @@ export const finish = <E, R>(
         })
       : p
     const staged = native ? options.results.reduce((sum, r) => sum + r.staged, 0) : 0
-    return yield* Runner.execute(markCommit(finishing, options.runId, staged), {
+    const outcome = yield* Runner.execute(markCommit(finishing, options.runId, staged), {
       runId: options.runId,
       split: {
         phase: "finish",
@@ -406,6 +406,18 @@ export const finish = <E, R>(
       dropped,
       startedAt: options.startedAt
     })
+    // The sink committed: the source may now record that its parts were read (a Kafka group's offsets).
+    if (outcome.error !== undefined || p.commitParts === undefined) return outcome
+    const committed = yield* Effect.result(p.commitParts(options.parts))
+    if (committed._tag === "Success") return outcome
+    const error = new ExtractError({
+      stage: p.stages[0]!.name,
+      message: `the run's records are committed to ${p.sink.info.name}, but ${p.stages[0]!.name} could not record that its parts were read: ${messageOf(committed.failure)}. A later run that starts from the source's committed positions would read these records again`,
+      retryable: committed.failure.retryable,
+      cause: committed.failure
+    })
+    const summary = { tag: error._tag, stage: error.stage, message: error.message, retryable: error.retryable }
+    return { report: { ...outcome.report, status: "failed" as const, error: summary }, error }
   })
 
 /**

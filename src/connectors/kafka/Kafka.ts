@@ -15,7 +15,10 @@
  *   An unbounded source ends its stream normally on the runtime's `StopSignal` (a graceful stop), staying in the group
  *   until the batches it emitted are acknowledged; each batch carries its oldest message timestamp
  *   (`Batch.sourceTimestamp`) for end-to-end latency. A bounded source tells its input size (end offsets minus start
- *   offsets); every fetched batch updates the partition's {@link consumerLag} gauge.
+ *   offsets); every fetched batch updates the partition's {@link consumerLag} gauge. A bounded source also splits
+ *   (`split`, for split runs on a cluster): one part per partition with data, from its start to the end offset captured
+ *   when the run is planned; a part reads its partition without joining the group and commits nothing, and the run
+ *   commits the group's offsets to the parts' ends once its sink committed (`commitParts`).
  * - `sink` sends each written batch with acks=all through an idempotent producer, split into requests by size; with
  *   `linger` the runtime first gathers small batches until `batchSize` records or the linger time (see `Sink.Batching`).
  *   `upsert` keys messages by record fields; `append` sends them without a key; `overwrite` does not exist for a log.
@@ -30,6 +33,7 @@ import { ExtractError, type PipelineError, wrap } from "../../core/Errors.ts"
 import type { RecordSchema } from "../../core/RecordSchema.ts"
 import * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
+import type { SplitPart } from "../../core/Stage.ts"
 import { StopSignal } from "../../core/Stop.ts"
 import * as Payload from "../../formats/Payload.ts"
 import * as Datasets from "../internal/Datasets.ts"
@@ -216,6 +220,26 @@ const planRead = (
     return { topics, seeks, ends, starts }
   })
 
+/** A part of a split bounded read (`SplitPart.spec`): one partition's offsets `[from, to)`. */
+interface PartSpec {
+  readonly topic: string
+  readonly partition: number
+  readonly from: string
+  readonly to: string
+}
+
+/** The read of a split run's part: its partitions, from their starts, to their ends. */
+const planOfParts = (parts: ReadonlyArray<PartSpec>): Plan => {
+  const ends = new Map<string, string>()
+  const starts = new Map<string, string>()
+  for (const p of parts)
+    if (isBefore(p.from, p.to)) {
+      ends.set(`${p.topic}/${p.partition}`, p.to)
+      starts.set(`${p.topic}/${p.partition}`, p.from)
+    }
+  return { topics: Array.from(new Set(parts.map((p) => p.topic))), seeks: [], ends, starts }
+}
+
 /** The fields of a payload's records, when its format or record schema tells them. */
 const payloadFields = (
   value: Payload.PayloadFormat,
@@ -346,12 +370,21 @@ export function source<A>(
           const client = yield* KafkaClient
           const valueCodec = yield* compileOrFail(options.value, "source")
           const keyCodec = yield* compileOrFail(options.key ?? { type: "string" }, "source")
-          const plan = yield* planRead(client, options as SourceOptions<unknown>, bounded, ctx.resume)
+          // A split run's part: its partitions' offset ranges, read outside the group (the run commits the group's
+          // offsets once its sink committed everything: `commitParts`).
+          const assigned = ctx.parts?.map((part) => part.spec as PartSpec)
+          const plan =
+            assigned === undefined
+              ? yield* planRead(client, options as SourceOptions<unknown>, bounded, ctx.resume)
+              : planOfParts(assigned)
           if (bounded && plan.ends.size === 0) return Stream.empty
           const consumer = yield* client.consume({
             groupId: options.groupId,
             topics: plan.topics,
             seeks: plan.seeks,
+            ...(assigned === undefined
+              ? {}
+              : { assigned: assigned.map((a) => ({ topic: a.topic, partition: a.partition, offset: a.from })) }),
             ...(options.maxBytesPerPartition === undefined
               ? {}
               : { maxBytesPerPartition: options.maxBytesPerPartition }),
@@ -460,26 +493,29 @@ export function source<A>(
               }
             }
             const commitAt: Position = { topic: fetched.topic, partition: fetched.partition, offset: nextOffset(last) }
-            outstanding++
+            if (assigned === undefined) outstanding++
             return Batch.make(records, {
               deadLetters,
               sourceTimestamp,
               positions: [{ part: tp, from: fetched.messages[0]!.offset, to: commitAt.offset }],
               part: !bounded ? { id: tp, known } : partitions > 1 ? { id: tp, of: partitions, done } : undefined,
-              ack: Effect.mapError(
-                Effect.suspend(() => {
-                  outstanding--
-                  if (!ended) return consumer.commit([commitAt])
-                  // After the stream ended the runtime acknowledges the remaining batches in a row (the sink committed
-                  // them together): commit their positions once, with the last one, then leave the group.
-                  deferred.set(`${commitAt.topic}/${commitAt.partition}`, commitAt)
-                  if (outstanding > 0) return Effect.void
-                  const positions = [...deferred.values()]
-                  deferred.clear()
-                  return Effect.andThen(consumer.commit(positions), consumer.close)
-                }),
-                wrap(ExtractError, name)
-              )
+              ack:
+                assigned !== undefined
+                  ? Effect.void
+                  : Effect.mapError(
+                      Effect.suspend(() => {
+                        outstanding--
+                        if (!ended) return consumer.commit([commitAt])
+                        // After the stream ended the runtime acknowledges the remaining batches in a row (the sink committed
+                        // them together): commit their positions once, with the last one, then leave the group.
+                        deferred.set(`${commitAt.topic}/${commitAt.partition}`, commitAt)
+                        if (outstanding > 0) return Effect.void
+                        const positions = [...deferred.values()]
+                        deferred.clear()
+                        return Effect.andThen(consumer.commit(positions), consumer.close)
+                      }),
+                      wrap(ExtractError, name)
+                    )
             })
           }
           // The consumer stays in the group (paused) after the stream ended until the last emitted batch is
@@ -511,6 +547,37 @@ export function source<A>(
           )
         })
       ),
+    // A bounded read is split by partition: each part reads one partition's offsets from its start to the end captured
+    // when the run was planned, and the run commits the group's offsets to those ends once its sink committed.
+    ...(bounded
+      ? {
+          split: () =>
+            Effect.gen(function* () {
+              const plan = yield* planRead(yield* KafkaClient, options as SourceOptions<unknown>, true)
+              return Array.from(plan.ends, ([tp, to]) => {
+                const from = plan.starts.get(tp) ?? to
+                const slash = tp.lastIndexOf("/")
+                const spec: PartSpec = { topic: tp.slice(0, slash), partition: Number(tp.slice(slash + 1)), from, to }
+                return {
+                  id: tp,
+                  description: `${tp} offsets ${from} to ${to}`,
+                  size: { records: Number(BigInt(to) - BigInt(from)) },
+                  spec
+                }
+              })
+            }),
+          commitParts: (parts: ReadonlyArray<SplitPart>) =>
+            Effect.flatMap(KafkaClient, (client) =>
+              client.commitOffsets(
+                options.groupId,
+                parts.map((part) => {
+                  const spec = part.spec as PartSpec
+                  return { topic: spec.topic, partition: spec.partition, offset: spec.to }
+                })
+              )
+            )
+        }
+      : {}),
     // A bounded read knows what it will read: from each partition's start to the end offset captured at start.
     size: bounded
       ? Effect.gen(function* () {

@@ -130,6 +130,12 @@ export interface ConsumeOptions {
   readonly startAt?: (partitions: ReadonlyArray<TopicPartition>) => Effect.Effect<ReadonlyArray<Position>, KafkaError>
   /** Emit a {@link Drain} before partitions are revoked and wait for it to be done before rejoining the group. */
   readonly drain?: boolean
+  /**
+   * Read exactly these partitions, each from its offset, without joining the group (a split run's part, whose offsets
+   * the run commits for the group once its sink committed, with {@link KafkaClientShape.commitOffsets}): no
+   * rebalances, no hooks, and `seeks`, `instanceId`, `sessionTimeout` and `drain` do not apply. `commit` is not used.
+   */
+  readonly assigned?: ReadonlyArray<Position> | undefined
 }
 
 /** An open consumer. */
@@ -172,6 +178,11 @@ export interface KafkaClientShape {
    * starts, or when the client's layer is released.
    */
   readonly consume: (options: ConsumeOptions) => Effect.Effect<ConsumerHandle, KafkaError>
+  /**
+   * Commits positions (the next offset to read) for a group from outside it: what a split run does once its sink
+   * committed the records its parts read (the broker takes them while the group has no member). Idempotent.
+   */
+  readonly commitOffsets: (groupId: string, positions: ReadonlyArray<Position>) => Effect.Effect<void, KafkaError>
   /** Opens an idempotent producer (acks=all) for the Scope. */
   readonly producer: (options: {
     readonly compression: Compression
@@ -227,6 +238,7 @@ export const lazy = (
       offsetsForTimestamp: (topic, timestamp) => Effect.flatMap(get, (c) => c.offsetsForTimestamp(topic, timestamp)),
       committedOffsets: (groupId, topic) => Effect.flatMap(get, (c) => c.committedOffsets(groupId, topic)),
       consume: (options) => Effect.flatMap(get, (c) => c.consume(options)),
+      commitOffsets: (groupId, positions) => Effect.flatMap(get, (c) => c.commitOffsets(groupId, positions)),
       producer: (options) => Effect.flatMap(get, (c) => c.producer(options))
     }
     return client
@@ -334,6 +346,18 @@ export const makeMemory = (cluster: MemoryCluster): KafkaClientShape => {
     const partitions = cluster.topics.get(topic)
     return partitions === undefined ? Effect.fail(notFound(operation, topic)) : Effect.succeed(partitions)
   }
+  const commitMemory = (groupId: string, positions: ReadonlyArray<Position>) =>
+    Effect.sync(() => {
+      let group = cluster.committed.get(groupId)
+      if (group === undefined) {
+        group = new Map()
+        cluster.committed.set(groupId, group)
+      }
+      for (const p of positions) {
+        group.set(`${p.topic}/${p.partition}`, p.offset)
+        cluster.commitLog.push(`${groupId} ${p.topic}/${p.partition}@${p.offset}`)
+      }
+    })
   return {
     listTopics: Effect.sync(() => [...cluster.topics.keys()].sort()),
     createTopic: (topic, options) =>
@@ -365,14 +389,21 @@ export const makeMemory = (cluster: MemoryCluster): KafkaClientShape => {
     consume: (options) =>
       Effect.gen(function* () {
         const cursors: Array<{ topic: string; partition: number; next: number; log: Array<StoredMessage> }> = []
-        for (const topic of options.topics) {
-          const partitions = yield* topicOf("consume", topic)
-          partitions.forEach((log, partition) => {
-            const seek = options.seeks.find((s) => s.topic === topic && s.partition === partition)
-            const committed = cluster.committed.get(options.groupId)?.get(`${topic}/${partition}`)
-            cursors.push({ topic, partition, next: Number(seek?.offset ?? committed ?? 0), log })
-          })
+        // Assigned partitions (a split run's part): only these, from their offsets, outside the group.
+        for (const at of options.assigned ?? []) {
+          const log = (yield* topicOf("consume", at.topic))[at.partition]
+          if (log !== undefined)
+            cursors.push({ topic: at.topic, partition: at.partition, next: Number(at.offset), log })
         }
+        if (options.assigned === undefined)
+          for (const topic of options.topics) {
+            const partitions = yield* topicOf("consume", topic)
+            partitions.forEach((log, partition) => {
+              const seek = options.seeks.find((s) => s.topic === topic && s.partition === partition)
+              const committed = cluster.committed.get(options.groupId)?.get(`${topic}/${partition}`)
+              cursors.push({ topic, partition, next: Number(seek?.offset ?? committed ?? 0), log })
+            })
+          }
         const pull = Effect.sync(() => {
           for (const cursor of cursors) {
             if (cursor.next >= cursor.log.length) continue
@@ -391,8 +422,9 @@ export const makeMemory = (cluster: MemoryCluster): KafkaClientShape => {
           return [] as const
         })
         const owned: ReadonlyArray<TopicPartition> = cursors.map((c) => ({ topic: c.topic, partition: c.partition }))
-        if (options.onAssigned !== undefined) yield* options.onAssigned(owned)
-        if (options.startAt !== undefined)
+        const member = options.assigned === undefined
+        if (member && options.onAssigned !== undefined) yield* options.onAssigned(owned)
+        if (member && options.startAt !== undefined)
           for (const at of yield* options.startAt(owned)) {
             const cursor = cursors.find((c) => c.topic === at.topic && c.partition === at.partition)
             if (cursor !== undefined) cursor.next = Number(at.offset)
@@ -407,25 +439,15 @@ export const makeMemory = (cluster: MemoryCluster): KafkaClientShape => {
           stop: Effect.void,
           // The memory consumer is the group's only member: its partitions are revoked when it closes, once.
           close: Effect.suspend(() => {
-            if (revoked || options.onRevoked === undefined) return Effect.void
+            if (revoked || !member || options.onRevoked === undefined) return Effect.void
             revoked = true
             return options.onRevoked(owned)
           }),
           batches: Stream.catch(batches as Stream.Stream<FetchedBatch, undefined>, () => Stream.empty),
-          commit: (positions) =>
-            Effect.sync(() => {
-              let group = cluster.committed.get(options.groupId)
-              if (group === undefined) {
-                group = new Map()
-                cluster.committed.set(options.groupId, group)
-              }
-              for (const p of positions) {
-                group.set(`${p.topic}/${p.partition}`, p.offset)
-                cluster.commitLog.push(`${options.groupId} ${p.topic}/${p.partition}@${p.offset}`)
-              }
-            })
+          commit: (positions) => commitMemory(options.groupId, positions)
         }
       }),
+    commitOffsets: (groupId, positions) => commitMemory(groupId, positions),
     producer: () =>
       Effect.succeed({
         send: (topic, messages) =>

@@ -474,7 +474,7 @@ class GroupReader {
     this.maxBytesPerPartition = options.maxBytesPerPartition ?? 2 * 1024 * 1024
     this.seeks = new Map(options.seeks.map((s) => [key(s.topic, s.partition), BigInt(s.offset)]))
     this.instanceId =
-      options.instanceId === false
+      options.instanceId === false || options.assigned !== undefined
         ? undefined
         : holdInstanceId(options.groupId, options.instanceId ?? defaultInstanceId(options.groupId))
     const sessionTimeout = options.sessionTimeout ?? defaultSessionTimeout
@@ -517,8 +517,19 @@ class GroupReader {
     }
   }
 
-  /** Joins the group (resolves once the first assignment is known) and starts fetching. */
+  /**
+   * Joins the group (resolves once the first assignment is known) and starts fetching; with `assigned`, fetches those
+   * partitions from their offsets without joining.
+   */
   async start(): Promise<void> {
+    const assigned = this.options.assigned
+    if (assigned !== undefined) {
+      for (const p of assigned)
+        this.owned.set(key(p.topic, p.partition), { topic: p.topic, partition: p.partition, next: BigInt(p.offset) })
+      this.version++
+      void this.loop()
+      return
+    }
     for (const topic of this.options.topics) this.consumer.topics.track(topic)
     await this.consumer.joinGroup({})
     this.member = this.fenced === undefined
@@ -941,7 +952,24 @@ export const make = Effect.fn("NodeKafka.make")(function* (options: ConnectionOp
     return Array.from({ length: count }, (_, partition) => ({ partition, offset: byPartition.get(partition) ?? -1n }))
   }
 
+  /** Commits positions for a group from outside it (the broker takes them while the group has no member). */
+  const commitOffsets = (groupId: string, positions: ReadonlyArray<Position>, topicsText: string) => {
+    const byTopic = new Map<string, Array<{ partition: number; offset: bigint }>>()
+    for (const p of positions)
+      byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), { partition: p.partition, offset: BigInt(p.offset) }])
+    return attempt("commit", topicsText, () =>
+      admin.alterConsumerGroupOffsets({
+        groupId,
+        topics: [...byTopic].map(([name, partitionOffsets]) => ({ name, partitionOffsets }))
+      })
+    )
+  }
+
   const kafkaClient: KafkaClientShape = {
+    commitOffsets: (groupId, positions) =>
+      positions.length === 0
+        ? Effect.void
+        : commitOffsets(groupId, positions, Array.from(new Set(positions.map((p) => p.topic))).join(",")),
     listTopics: attempt("listTopics", undefined, () => admin.listTopics({ includeInternals: true })),
     createTopic: (topic, topicOptions) =>
       attempt("createTopic", topic, async () => {
@@ -1004,7 +1032,10 @@ export const make = Effect.fn("NodeKafka.make")(function* (options: ConnectionOp
     consume: (consumeOptions) =>
       Effect.gen(function* () {
         const topicsText = consumeOptions.topics.join(",")
-        const lingering = open.get(consumeOptions.groupId)
+        // A reader of assigned partitions is no member of the group: several read at once (the parts of a split run).
+        const slot =
+          consumeOptions.assigned === undefined ? consumeOptions.groupId : `${crypto.randomUUID()} (assigned)`
+        const lingering = open.get(slot)
         if (lingering !== undefined) yield* Effect.promise(() => lingering.close())
         const reader = yield* attempt("consume", topicsText, async () => {
           const r = new GroupReader(client, consumeOptions, runHook)
@@ -1016,10 +1047,10 @@ export const make = Effect.fn("NodeKafka.make")(function* (options: ConnectionOp
           }
           return r
         })
-        open.set(consumeOptions.groupId, reader)
+        open.set(slot, reader)
         const closeNow = () =>
           reader.close().then(() => {
-            if (open.get(consumeOptions.groupId) === reader) open.delete(consumeOptions.groupId)
+            if (open.get(slot) === reader) open.delete(slot)
           })
         const batches = Stream.fromPull(
           Effect.succeed(
@@ -1047,18 +1078,7 @@ export const make = Effect.fn("NodeKafka.make")(function* (options: ConnectionOp
                 )
               // The consumer already left the group: the offsets are committed for the group as a whole (the broker
               // takes them while the group has no member).
-              const byTopic = new Map<string, Array<{ partition: number; offset: bigint }>>()
-              for (const p of positions)
-                byTopic.set(p.topic, [
-                  ...(byTopic.get(p.topic) ?? []),
-                  { partition: p.partition, offset: BigInt(p.offset) }
-                ])
-              return attempt("commit", topicsText, () =>
-                admin.alterConsumerGroupOffsets({
-                  groupId: consumeOptions.groupId,
-                  topics: [...byTopic].map(([name, partitionOffsets]) => ({ name, partitionOffsets }))
-                })
-              )
+              return commitOffsets(consumeOptions.groupId, positions, topicsText)
             }),
           stop: Effect.sync(() => reader.stop()),
           close: Effect.promise(closeNow)

@@ -1,0 +1,196 @@
+/**
+ * A bounded Kafka read split into parts (issue 12): one part per partition with data, from its start to the end offset
+ * captured when the run was planned. A part reads its partition outside the consumer group and commits nothing; the
+ * run commits the group's offsets to the parts' ends only once its sink committed. On the memory client and on a real
+ * broker: the records equal a one-process read's, a failed sink leaves the group's offsets where they were, and a
+ * finish run again commits nothing twice.
+ */
+import { assert, describe, it, layer } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Kafka from "../../../src/connectors/kafka/Kafka.ts"
+import * as KafkaClient from "../../../src/connectors/kafka/KafkaClient.ts"
+import * as NodeKafka from "../../../src/connectors/kafka/NodeKafka.ts"
+import * as Sink from "../../../src/core/Sink.ts"
+import * as Source from "../../../src/core/Source.ts"
+import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
+import * as Split from "../../../src/runtime/Split.ts"
+import { KafkaBroker, uniqueTopic } from "../../support/KafkaBroker.ts"
+import { bag } from "../../transforms/support.ts"
+
+interface Ev {
+  readonly id: number
+  readonly k: string
+  readonly amount: number
+}
+
+const events = (n: number, from = 0): ReadonlyArray<Ev> =>
+  Array.from({ length: n }, (_, i) => ({ id: from + i, k: `key-${(from + i) % 11}`, amount: (from + i) % 7 }))
+
+const produce = (topic: string, records: ReadonlyArray<Ev>) =>
+  Pipeline.from(Source.fromIterable("seed", records)).pipe(
+    Pipeline.to(Kafka.sink<Ev>({ topic, mode: "upsert", key: ["k"], value: { type: "json" } })),
+    Pipeline.run
+  )
+
+const source = (topic: string, groupId: string) =>
+  Kafka.source<Ev>({ topics: [topic], groupId, start: "committed", value: { type: "json" } })
+
+/** A pipeline reading `topic` in group `groupId`: filter, then per-key totals, or every record (`copy`). */
+const pipelineOf = (topic: string, groupId: string, kind: "copy" | "totals", out: Sink.Sink<unknown, Error>) =>
+  kind === "copy"
+    ? Pipeline.from(source(topic, groupId)).pipe(
+        Pipeline.filter((e: Ev) => e.amount !== 3),
+        Pipeline.to(out)
+      )
+    : Pipeline.from(source(topic, groupId)).pipe(
+        Pipeline.filter((e: Ev) => e.amount !== 3),
+        Pipeline.aggregate({
+          groupBy: ["k"],
+          fields: { n: Pipeline.Agg.count(), total: Pipeline.Agg.sum("amount") }
+        }),
+        Pipeline.to(out)
+      )
+
+const staging = Layer.succeed(Split.Staging, Split.makeMemory())
+
+/** The group's committed offsets of a topic, as `partition@offset`. */
+const committed = (topic: string, groupId: string) =>
+  Effect.map(
+    KafkaClient.KafkaClient.use((c) => c.committedOffsets(groupId, topic)),
+    (offsets) => offsets.map((o) => `${o.partition}@${o.offset ?? "-"}`)
+  )
+
+/** A sink whose commit fails (the records never land). */
+const failing = Sink.make<unknown, Error>({
+  name: "broken",
+  type: "memory",
+  description: "a sink whose commit fails",
+  mode: "append",
+  durability: "on-commit",
+  open: Effect.succeed({
+    write: () => Effect.void,
+    commit: Effect.fail(new Error("disk full"))
+  })
+})
+
+/** The checks of the split read, against whatever Kafka client is provided. */
+const checks = (topic: string) =>
+  Effect.gen(function* () {
+    // 1. One part per partition; the parts read exactly what one process reads.
+    for (const kind of ["copy", "totals"] as const) {
+      const single = Sink.collect<unknown>("single")
+      const one = yield* Pipeline.run(pipelineOf(topic, `single-${kind}-${topic}`, kind, single))
+      const split = Sink.collect<unknown>("split")
+      const group = `split-${kind}-${topic}`
+      const p = pipelineOf(topic, group, kind, split)
+      assert.isUndefined(Split.problemOf(p))
+      const parts = yield* p.split!({ targetBytes: 1 })
+      assert.deepStrictEqual(
+        parts.map((part) => part.id),
+        [`${topic}/0`, `${topic}/1`, `${topic}/2`]
+      )
+      assert.deepStrictEqual(
+        parts.reduce((n, part) => n + (part.size?.records ?? 0), 0),
+        600
+      )
+      // Planning commits nothing.
+      assert.deepStrictEqual(yield* committed(topic, group), ["0@-", "1@-", "2@-"])
+      const { report, error } = yield* Split.runLocal(p, { runId: `run-${kind}`, concurrency: 3 }).pipe(
+        Effect.provide(staging)
+      )
+      assert.isUndefined(error)
+      assert.deepStrictEqual(bag(split.collected().records), bag(single.collected().records))
+      assert.strictEqual(report.records.read, one.records.read)
+      assert.strictEqual(report.records.read, 600)
+      assert.isTrue(report.reconciliation.ok)
+      // The group's offsets are the parts' ends, as after a one-process read.
+      assert.deepStrictEqual(yield* committed(topic, group), yield* committed(topic, `single-${kind}-${topic}`))
+    }
+
+    // 2. A sink that fails: the parts were read, but the group's offsets stay where they were.
+    const group = `broken-${topic}`
+    const broken = pipelineOf(topic, group, "copy", failing).pipe(
+      Pipeline.withRetry({ attempts: 1, initialDelay: "1 millis", factor: 1 })
+    )
+    const outcome = yield* Split.runLocal(broken, { runId: "run-broken" }).pipe(Effect.provide(staging))
+    assert.isDefined(outcome.error)
+    assert.deepStrictEqual(yield* committed(topic, group), ["0@-", "1@-", "2@-"])
+
+    // 3. A finish run again after its commit (its runner died before the cluster recorded that it ended): the
+    // offsets are committed again, to the same ends; the records are not written twice (an overwrite).
+    const again = Sink.collect<unknown>("again", { mode: "overwrite" })
+    const p = pipelineOf(topic, `again-${topic}`, "totals", again)
+    const parts = yield* p.split!({ targetBytes: 1 })
+    const effect = Effect.gen(function* () {
+      const results = yield* Effect.forEach(parts, (part, index) =>
+        Split.readPart(p, { runId: "run-again", part, index })
+      )
+      const first = yield* Split.finish(p, { runId: "run-again", parts, results })
+      const second = yield* Split.finish(p, { runId: "run-again", parts, results })
+      return [first, second] as const
+    })
+    const [first, second] = yield* Effect.provide(effect, staging)
+    assert.isUndefined(first.error)
+    assert.isUndefined(second.error)
+    assert.strictEqual(again.collected().records.length, 11)
+    assert.strictEqual(second.report.records.written, first.report.records.written)
+    assert.deepStrictEqual(
+      yield* committed(topic, `again-${topic}`),
+      parts.map((part) => `${(part.spec as { partition: number }).partition}@${(part.spec as { to: string }).to}`)
+    )
+
+    // 4. Records produced after the run: a later bounded read from the committed offsets reads only them.
+    yield* produce(topic, events(30, 600))
+    const later = Sink.collect<unknown>("later")
+    const { report } = yield* Split.runLocal(pipelineOf(topic, `split-copy-${topic}`, "copy", later), {
+      runId: "run-later"
+    }).pipe(Effect.provide(staging))
+    assert.strictEqual(report.records.read, 30)
+  })
+
+describe("split bounded Kafka reads", () => {
+  describe("memory client", () => {
+    it.effect("one part per partition, offsets committed for the group only after the sink committed", () =>
+      Effect.gen(function* () {
+        // 600 records, 200 per partition (the memory client spreads records without a key round-robin).
+        const cluster = KafkaClient.memory({ split: 3 })
+        KafkaClient.appendMemory(
+          cluster,
+          "split",
+          events(600).map((e, i) => ({
+            key: null,
+            value: new TextEncoder().encode(JSON.stringify(e)),
+            partition: i % 3
+          })),
+          0
+        )
+        yield* checks("split").pipe(Effect.provide(KafkaClient.layerMemory(cluster)))
+      })
+    )
+  })
+
+  const live = Layer.unwrap(Effect.map(KafkaBroker, (broker) => NodeKafka.layer({ brokers: broker.brokers }))).pipe(
+    Layer.provide(KafkaBroker.layer)
+  )
+  layer(live, { timeout: 180_000, excludeTestServices: true })("real broker", (it) => {
+    it.effect("one part per partition, offsets committed for the group only after the sink committed", () =>
+      Effect.gen(function* () {
+        const topic = uniqueTopic("split")
+        yield* KafkaClient.KafkaClient.use((c) => c.createTopic(topic, { partitions: 3 }))
+        // 600 records without a key: the producer spreads them over the partitions in turn.
+        yield* KafkaClient.KafkaClient.use((c) =>
+          Effect.scoped(
+            Effect.flatMap(c.producer({ compression: "none" }), (producer) =>
+              producer.send(
+                topic,
+                events(600).map((e) => ({ key: null, value: new TextEncoder().encode(JSON.stringify(e)) }))
+              )
+            )
+          )
+        )
+        yield* checks(topic)
+      })
+    )
+  })
+})
