@@ -731,11 +731,11 @@ export const sink = <A, E, Id>(
           part: (run, part) =>
             Effect.gen(function* () {
               const client = yield* tag
-              const { stage } = yield* stagingOf(client)
+              const { stage, dropTables } = yield* stagingOf(client)
               const info = yield* opened(client)
               const ref = partTable(spec.table, run, part)
               // An earlier read of the part staged what this one replaces (or nothing, if this one reads nothing).
-              yield* client.dropTables!([ref])
+              yield* dropTables([ref])
               const writer = yield* writerOf(
                 info,
                 (columns) => stage({ ...loadRequest(columns), offsets: undefined }, ref),
