@@ -17,6 +17,7 @@ import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import * as Split from "../../src/runtime/Split.ts"
 import * as Rule from "../../src/transforms/Rule.ts"
 import * as Window from "../../src/transforms/Window.ts"
+import { countingStaging } from "../support/Staging.ts"
 import { bag } from "../transforms/support.ts"
 
 interface Txn {
@@ -131,29 +132,14 @@ describe("split runs", () => {
 
   it.effect("stage an aggregate's partial states, not its input records", () =>
     Effect.gen(function* () {
-      const memory = Split.makeMemory()
-      let staged = 0
-      const counting: Split.StagingShape = {
-        ...memory,
-        open: (run, part, kind) =>
-          Effect.map(memory.open(run, part, kind), (writer) => ({
-            ...writer,
-            write: (values) =>
-              Effect.andThen(
-                Effect.sync(() => {
-                  if (kind === "records") staged += values.length
-                }),
-                writer.write(values)
-              )
-          }))
-      }
+      const counting = countingStaging()
       const split = totals(txns(500), 5)
       const { report, error } = yield* Split.runLocal(split.p, { runId: "partial" }).pipe(
-        Effect.provideService(Split.Staging, counting)
+        Effect.provideService(Split.Staging, counting.shape)
       )
       assert.isUndefined(error)
       // 7 users in each of 5 parts, instead of the ~400 records that pass the filter.
-      assert.strictEqual(staged, 35)
+      assert.strictEqual(counting.counted.records, 35)
       assert.strictEqual(split.out.collected().records.length, 7)
       const aggregate = report.stages.find((s) => s.name === "aggregate")!
       assert.strictEqual(aggregate.recordsOut, 7)
@@ -232,31 +218,16 @@ describe("split runs", () => {
 
   it.effect("stage a windowed aggregate's partial windows, not its input records", () =>
     Effect.gen(function* () {
-      const memory = Split.makeMemory()
-      let staged = 0
-      const counting: Split.StagingShape = {
-        ...memory,
-        open: (run, part, kind) =>
-          Effect.map(memory.open(run, part, kind), (writer) => ({
-            ...writer,
-            write: (values) =>
-              Effect.andThen(
-                Effect.sync(() => {
-                  if (kind === "records") staged += values.length
-                }),
-                writer.write(values)
-              )
-          }))
-      }
+      const counting = countingStaging()
       // 500 records in time order over 2 hours, in 5 parts of 24 minutes: the third part crosses the hour, so the
       // parts stage 6 windows of 7 users each, instead of 500 records.
       const records = txns(500).map((t, i) => ({ ...t, at: new Date(Date.UTC(2026, 0, 1) + i * 14_400) }))
       const split = windowedTotals(records, 5, { kind: "tumbling", ms: 3_600_000, lateness: 0 })
       const { report, error } = yield* Split.runLocal(split.p, { runId: "partial-windows" }).pipe(
-        Effect.provideService(Split.Staging, counting)
+        Effect.provideService(Split.Staging, counting.shape)
       )
       assert.isUndefined(error)
-      assert.strictEqual(staged, 6 * 7)
+      assert.strictEqual(counting.counted.records, 6 * 7)
       assert.strictEqual(split.out.collected().records.length, 2 * 7)
       assert.isTrue(report.reconciliation.ok)
     })
@@ -279,22 +250,7 @@ describe("split runs", () => {
         )
       const p = pipeline("out")
       assert.isTrue(Split.planOf(p).native)
-      const counted = { records: 0 }
-      const memory = Split.makeMemory()
-      const staging: Split.StagingShape = {
-        ...memory,
-        open: (run, part, kind) =>
-          Effect.map(memory.open(run, part, kind), (writer) => ({
-            ...writer,
-            write: (values) =>
-              Effect.andThen(
-                Effect.sync(() => {
-                  if (kind === "records") counted.records += values.length
-                }),
-                writer.write(values)
-              )
-          }))
-      }
+      const { shape: staging, counted } = countingStaging()
       const one = yield* Pipeline.run(pipeline("single")).pipe(Effect.provide(Postgres.layerMemory(db)))
       const { report, error } = yield* Split.runLocal(p, { runId: "native", concurrency: 2 }).pipe(
         Effect.provideService(Split.Staging, staging),

@@ -81,3 +81,20 @@ export class MysqlTest extends Context.Service<MysqlTest, MysqlDatabase>()("test
     })
   )
 }
+
+/**
+ * Runs `effect` with live clients of the test databases under the given connection names (PostgreSQL clients point at
+ * the file's schema, MySQL clients at its database).
+ */
+export const withClients =
+  (names: { readonly postgres?: ReadonlyArray<string>; readonly mysql?: ReadonlyArray<string> }) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    Effect.gen(function* () {
+      const pg = yield* PgTest
+      const my = yield* MysqlTest
+      const layers = [
+        ...(names.postgres ?? []).map((name) => NodePostgres.layer(pg.options, name)),
+        ...(names.mysql ?? []).map((name) => NodeMysql.layer(my.options, name))
+      ]
+      return yield* Effect.provide(effect, Layer.mergeAll(Layer.empty, ...layers))
+    })

@@ -7,14 +7,12 @@ import * as Build from "../../../src/config/Build.ts"
 import * as Load from "../../../src/config/Load.ts"
 import * as FileStore from "../../../src/connectors/file/FileStore.ts"
 import * as Mysql from "../../../src/connectors/mysql/Mysql.ts"
-import * as NodeMysql from "../../../src/connectors/mysql/NodeMysql.ts"
-import * as NodePostgres from "../../../src/connectors/postgres/NodePostgres.ts"
 import * as Postgres from "../../../src/connectors/postgres/Postgres.ts"
 import * as ConfigError from "../../../src/core/ConfigError.ts"
 import * as Source from "../../../src/core/Source.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 import * as AvroBridge from "../../../src/schema/AvroBridge.ts"
-import { MysqlTest, mysqlUrl, PgTest, pgUrl } from "../../support/Databases.ts"
+import { MysqlTest, mysqlUrl, PgTest, pgUrl, withClients as withSqlClients } from "../../support/Databases.ts"
 
 const Txn = Schema.Struct({
   id: AvroBridge.long,
@@ -56,20 +54,7 @@ const myDDL = (name: string) =>
 
 const both = Layer.mergeAll(PgTest.layer, MysqlTest.layer)
 
-/** The clients of both test databases under their connection names. */
-const withClients = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.gen(function* () {
-    const pg = yield* PgTest
-    const my = yield* MysqlTest
-    return yield* Effect.provide(
-      effect,
-      Layer.mergeAll(
-        NodePostgres.layer(pg.options, "pg_side"),
-        NodePostgres.layer(pg.options, "pg_other"),
-        NodeMysql.layer(my.options, "my_side")
-      )
-    )
-  })
+const withClients = withSqlClients({ postgres: ["pg_side", "pg_other"], mysql: ["my_side"] })
 
 const readAll = <E, R>(source: Source.Source<Txn, E, R>) =>
   Effect.map(

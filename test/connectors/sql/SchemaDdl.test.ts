@@ -10,13 +10,11 @@ import * as Layer from "effect/Layer"
 import type * as Schema from "effect/Schema"
 import * as fc from "fast-check"
 import * as Mysql from "../../../src/connectors/mysql/Mysql.ts"
-import * as NodeMysql from "../../../src/connectors/mysql/NodeMysql.ts"
-import * as NodePostgres from "../../../src/connectors/postgres/NodePostgres.ts"
 import * as Postgres from "../../../src/connectors/postgres/Postgres.ts"
 import * as Source from "../../../src/core/Source.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 import { contracts } from "../../schema/support/ContractCases.ts"
-import { MysqlTest, PgTest } from "../../support/Databases.ts"
+import { MysqlTest, PgTest, withClients as withSqlClients } from "../../support/Databases.ts"
 
 const root = nodePath.resolve(import.meta.dirname, "../../..")
 
@@ -52,15 +50,7 @@ const storableDates = (value: unknown): boolean => {
 const Pg = Postgres.client("ddl_pg")
 const My = Mysql.client("ddl_my")
 
-const withClients = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.gen(function* () {
-    const pg = yield* PgTest
-    const my = yield* MysqlTest
-    return yield* Effect.provide(
-      effect,
-      Layer.mergeAll(NodePostgres.layer(pg.options, "ddl_pg"), NodeMysql.layer(my.options, "ddl_my"))
-    )
-  })
+const withClients = withSqlClients({ postgres: ["ddl_pg"], mysql: ["ddl_my"] })
 
 layer(Layer.mergeAll(PgTest.layer, MysqlTest.layer), { timeout: 120_000, excludeTestServices: true })(
   "schema show --as postgres-ddl|mysql-ddl",

@@ -14,8 +14,6 @@ import * as Build from "../../../src/config/Build.ts"
 import * as Load from "../../../src/config/Load.ts"
 import * as FileStore from "../../../src/connectors/file/FileStore.ts"
 import * as Mysql from "../../../src/connectors/mysql/Mysql.ts"
-import * as NodeMysql from "../../../src/connectors/mysql/NodeMysql.ts"
-import * as NodePostgres from "../../../src/connectors/postgres/NodePostgres.ts"
 import * as Postgres from "../../../src/connectors/postgres/Postgres.ts"
 import * as SqlTable from "../../../src/connectors/sql/SqlTable.ts"
 import * as ConfigError from "../../../src/core/ConfigError.ts"
@@ -24,7 +22,8 @@ import * as Source from "../../../src/core/Source.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 import * as Split from "../../../src/runtime/Split.ts"
 import * as AvroBridge from "../../../src/schema/AvroBridge.ts"
-import { MysqlTest, mysqlUrl, PgTest, pgUrl } from "../../support/Databases.ts"
+import { MysqlTest, mysqlUrl, PgTest, pgUrl, withClients as withSqlClients } from "../../support/Databases.ts"
+import { countingStaging } from "../../support/Staging.ts"
 
 const Txn = Schema.Struct({
   id: AvroBridge.long,
@@ -50,36 +49,7 @@ const pgDDL = (name: string) =>
 const myDDL = (name: string) =>
   `CREATE TABLE ${name} (id BIGINT, user_id VARCHAR(20) NOT NULL, amount DECIMAL(18,2) NOT NULL, status VARCHAR(12) NOT NULL, note VARCHAR(10) DEFAULT 'kept') DEFAULT CHARSET = utf8mb4`
 
-const withClients = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.gen(function* () {
-    const pg = yield* PgTest
-    const my = yield* MysqlTest
-    return yield* Effect.provide(
-      effect,
-      Layer.mergeAll(NodePostgres.layer(pg.options, "pg_side"), NodeMysql.layer(my.options, "my_side"))
-    )
-  })
-
-/** A run's staging service that counts the records staged in it (none, when the sink stages the parts itself). */
-const countingStaging = () => {
-  const memory = Split.makeMemory()
-  const counted = { records: 0 }
-  const shape: Split.StagingShape = {
-    ...memory,
-    open: (run, part, kind) =>
-      Effect.map(memory.open(run, part, kind), (writer) => ({
-        ...writer,
-        write: (values) =>
-          Effect.andThen(
-            Effect.sync(() => {
-              if (kind === "records") counted.records += values.length
-            }),
-            writer.write(values)
-          )
-      }))
-  }
-  return { shape, counted }
-}
+const withClients = withSqlClients({ postgres: ["pg_side"], mysql: ["my_side"] })
 
 type System = "postgres" | "mysql"
 
