@@ -146,14 +146,15 @@ export const parseTimestamp = (text: string): Date | undefined => {
   const fast = parseTimestampFast(text)
   if (fast !== undefined) return fast
   const m =
-    /^(-?\d{4,})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?|Z)?$/.exec(
+    /^(-?\d{4,})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:([+-])(\d\d)(?::?(\d\d))?(?::?(\d\d))?|Z)?( BC)?$/.exec(
       text
     )
   if (m === null) return undefined
   const ms = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, "0"))
-  let t = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), ms)
+  // PostgreSQL writes years before 1 AD as `0044-03-15 ... BC`: 44 BC is the year -43.
+  const year = m[12] === undefined ? Number(m[1]) : 1 - Number(m[1])
+  let t = Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), ms)
   // Date.UTC maps years 0..99 to 1900..1999.
-  const year = Number(m[1])
   if (year >= 0 && year < 100) {
     const d = new Date(t)
     d.setUTCFullYear(year)
@@ -210,6 +211,19 @@ export const formatTimestamp = (date: Date, separator: " " | "T" = " "): string 
   const min = rest % 60
   const hour = (rest - min) / 60
   return `${cachedDayText}${separator}${two[hour]}:${two[min]}:${two[sec]}.${three[milli]}`
+}
+
+/**
+ * A timestamp as PostgreSQL's text input takes it: `YYYY-MM-DD HH:MM:SS.mmm+00`; years past 9999 with their digits
+ * (`49991-02-21 ...`), years before 1 AD as `... BC` (the year 0 is 1 BC), as PostgreSQL writes them itself.
+ */
+const postgresTimestamp = (date: Date): string => {
+  const year = date.getUTCFullYear()
+  if (year >= 1 && year <= 9999) return `${formatTimestamp(date)}+00`
+  // `+049991-02-21T05:39:21.394Z`, `0000-03-15T...`, `-000043-03-15T...`: the year, then the rest as usual.
+  const iso = date.toISOString()
+  const rest = iso.slice(iso.indexOf("-", 1), -1).replace("T", " ")
+  return year > 9999 ? `${year}${rest}+00` : `${String(1 - year).padStart(4, "0")}${rest}+00 BC`
 }
 
 /** `YYYY-MM-DD` of a `Date` (UTC) or of a string that already is one. */
@@ -300,7 +314,7 @@ export const fieldEncoder = (dialect: Dialect, column: Column): FieldEncoder => 
           ? undefined
           : v instanceof Date
             ? dialect === "postgres"
-              ? `${formatTimestamp(v)}+00`
+              ? postgresTimestamp(v)
               : formatTimestamp(v)
             : escapeText(String(v))
     case "date":

@@ -7,12 +7,14 @@ import * as nodePath from "node:path"
 import { assert, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type * as Schema from "effect/Schema"
+import * as SchemaModule from "effect/Schema"
 import * as fc from "fast-check"
 import * as Mysql from "../../../src/connectors/mysql/Mysql.ts"
 import * as Postgres from "../../../src/connectors/postgres/Postgres.ts"
+import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
+import * as AvroBridge from "../../../src/schema/AvroBridge.ts"
 import { contracts } from "../../schema/support/ContractCases.ts"
 import { MysqlTest, PgTest, withClients as withSqlClients } from "../../support/Databases.ts"
 
@@ -39,13 +41,15 @@ const ddl = (name: string, format: "postgres-ddl" | "mysql-ddl", table: string, 
   return result.stdout.trim()
 }
 
-/** True when every timestamp of the record falls in the years 1000 to 9999. */
-const storableDates = (value: unknown): boolean => {
-  if (value instanceof Date) return value.getUTCFullYear() >= 1000 && value.getUTCFullYear() <= 9999
-  if (Array.isArray(value)) return value.every(storableDates)
-  if (typeof value === "object" && value !== null) return Object.values(value).every(storableDates)
-  return true
-}
+/** True when every timestamp of the record falls in the years `from` to `to`. */
+const datesWithin =
+  (from: number, to: number) =>
+  (value: unknown): boolean => {
+    if (value instanceof Date) return value.getUTCFullYear() >= from && value.getUTCFullYear() <= to
+    if (Array.isArray(value)) return value.every(datesWithin(from, to))
+    if (typeof value === "object" && value !== null) return Object.values(value).every(datesWithin(from, to))
+    return true
+  }
 
 const Pg = Postgres.client("ddl_pg")
 const My = Mysql.client("ddl_my")
@@ -68,24 +72,59 @@ layer(Layer.mergeAll(PgTest.layer, MysqlTest.layer), { timeout: 120_000, exclude
             assert.match(myDdl, /^CREATE TABLE IF NOT EXISTS `ddl_.*DEFAULT CHARSET = utf8mb4;$/)
             yield* pg.sql(pgDdl)
             yield* my.sql(myDdl)
-            // Timestamps within MySQL DATETIME's years (1000 to 9999); years beyond 9999 and BC ones are a known gap.
-            const records = [
+            // Every record the schema takes, with timestamps in the years each server holds: PostgreSQL 4713 BC to
+            // 294276 AD (a JavaScript date ends at 275760), MySQL's DATETIME 1000 to 9999.
+            const sample = (from: number, to: number) => [
               contract.record,
-              ...fc.sample(contract.arbitrary.filter(storableDates), { numRuns: 300, seed: 42 })
+              ...fc.sample(contract.arbitrary.filter(datesWithin(from, to)), { numRuns: 300, seed: 42 })
             ]
-            const typed = contract.typed as Schema.Codec<Record<string, unknown>, unknown>
-            const source = () => Pipeline.from(Source.fromIterable<Record<string, unknown>>("records", records))
-            const intoPg = yield* source().pipe(Pipeline.to(Postgres.table(table, typed, { client: Pg })), Pipeline.run)
-            const intoMy = yield* source().pipe(Pipeline.to(Mysql.table(table, typed, { client: My })), Pipeline.run)
-            assert.strictEqual(intoPg.records.written, records.length)
-            assert.strictEqual(intoMy.records.written, records.length)
+            const typed = contract.typed as SchemaModule.Codec<Record<string, unknown>, unknown>
+            const write = <E, R>(
+              records: ReadonlyArray<Record<string, unknown>>,
+              sink: Sink.Sink<Record<string, unknown>, E, R>
+            ) => Pipeline.from(Source.fromIterable("records", records)).pipe(Pipeline.to(sink), Pipeline.run)
+            const pgRecords = sample(-4712, 275760)
+            const myRecords = sample(1000, 9999)
+            const intoPg = yield* write(pgRecords, Postgres.table(table, typed, { client: Pg }))
+            const intoMy = yield* write(myRecords, Mysql.table(table, typed, { client: My }))
+            assert.strictEqual(intoPg.records.written, pgRecords.length)
+            assert.strictEqual(intoMy.records.written, myRecords.length)
             const counted = yield* pg.sql(`SELECT count(*)::int AS n FROM ${table}`)
-            assert.strictEqual(Number(counted[0]!.n), records.length)
+            assert.strictEqual(Number(counted[0]!.n), pgRecords.length)
             const mine = yield* my.sql(`SELECT count(*) AS n FROM ${table}`)
-            assert.strictEqual(Number(mine[0]!.n), records.length)
+            assert.strictEqual(Number(mine[0]!.n), myRecords.length)
           })
         )
       )
+
+    it.effect("PostgreSQL keeps timestamps of every year it holds: past 9999, and BC", () =>
+      withClients(
+        Effect.gen(function* () {
+          const pg = yield* PgTest
+          yield* pg.sql("CREATE TABLE ddl_years (id bigint, t timestamptz(3) NOT NULL)")
+          const Row = SchemaModule.Struct({ id: AvroBridge.long, t: AvroBridge.timestampMillis })
+          const times = [
+            "0001-01-01T00:00:00.000Z",
+            "9999-12-31T23:59:59.999Z",
+            "+010000-01-01T00:00:00.000Z",
+            "+049991-02-21T05:39:21.394Z",
+            "+275760-09-13T00:00:00.000Z",
+            "0000-06-30T12:00:00.000Z",
+            "-000043-03-15T12:00:00.000Z",
+            "-004712-01-01T00:00:00.000Z"
+          ]
+          const rows = times.map((t, id) => ({ id, t: new Date(t) }))
+          const table = Postgres.table("ddl_years", Row, { client: Pg })
+          yield* Pipeline.from(Source.fromIterable("years", rows)).pipe(Pipeline.to(table), Pipeline.run)
+          const back = Sink.collect<typeof Row.Type>("back")
+          yield* Pipeline.from(table).pipe(Pipeline.to(back), Pipeline.run)
+          assert.deepStrictEqual(
+            [...back.collected().records].sort((a, b) => a.id - b.id).map((r) => r.t.toISOString()),
+            times
+          )
+        })
+      )
+    )
 
     it.effect("a primary key from --keys, and a clear error for a key the schema does not have", () =>
       Effect.gen(function* () {

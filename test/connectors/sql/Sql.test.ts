@@ -98,6 +98,16 @@ describe("SQL type mapping", () => {
     assert.strictEqual(SqlTypes.parseTimestamp("0044-03-15 00:00:00")?.toISOString(), "0044-03-15T00:00:00.000Z")
     assert.strictEqual(SqlTypes.parseTimestamp("2024-01-02 03:04:05.5-08")?.toISOString(), "2024-01-02T11:04:05.500Z")
     assert.isUndefined(SqlTypes.parseTimestamp("infinity"))
+    // PostgreSQL's own text of years past 9999 and before 1 AD (44 BC is the year -43).
+    assert.strictEqual(
+      SqlTypes.parseTimestamp("49991-02-21 05:39:21.394+00")?.toISOString(),
+      "+049991-02-21T05:39:21.394Z"
+    )
+    assert.strictEqual(
+      SqlTypes.parseTimestamp("0044-03-15 12:00:00+00 BC")?.toISOString(),
+      "-000043-03-15T12:00:00.000Z"
+    )
+    assert.strictEqual(SqlTypes.parseTimestamp("0001-01-01 00:00:00+00 BC")?.toISOString(), "0000-01-01T00:00:00.000Z")
   })
 
   it("parses decimals exactly, and integers beyond 2^53 as bigints for rejection", () => {
