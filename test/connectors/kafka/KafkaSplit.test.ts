@@ -5,17 +5,25 @@
  * broker: the records equal a one-process read's, a failed sink leaves the group's offsets where they were, and a
  * finish run again commits nothing twice.
  */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as nodePath from "node:path"
 import { assert, describe, it, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as WorkflowEngine from "effect/workflow/WorkflowEngine"
+import { pipelines } from "../../../src/cli/ClusterCommands.ts"
+import * as Cluster from "../../../src/cluster/Cluster.ts"
 import * as Kafka from "../../../src/connectors/kafka/Kafka.ts"
 import * as KafkaClient from "../../../src/connectors/kafka/KafkaClient.ts"
 import * as NodeKafka from "../../../src/connectors/kafka/NodeKafka.ts"
+import type { RunReport } from "../../../src/core/RunReport.ts"
 import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 import * as Split from "../../../src/runtime/Split.ts"
 import { KafkaBroker, uniqueTopic } from "../../support/KafkaBroker.ts"
+import { countingStaging } from "../../support/Staging.ts"
 import { bag } from "../../transforms/support.ts"
 
 interface Ev {
@@ -190,6 +198,73 @@ describe("split bounded Kafka reads", () => {
           )
         )
         yield* checks(topic)
+      })
+    )
+  })
+
+  // A config run as a durable workflow (the in-memory engine): the parts are the topic's partitions, and the group's
+  // offsets are committed by the finish, to the parts' ends.
+  const counting = countingStaging()
+  const workflows = Cluster.layerWorkflows.pipe(
+    Layer.provideMerge(WorkflowEngine.layerMemory),
+    Layer.provideMerge(Layer.succeed(Split.Staging, counting.shape)),
+    Layer.provide(pipelines),
+    Layer.provideMerge(live),
+    Layer.provideMerge(KafkaBroker.layer)
+  )
+  layer(workflows, { timeout: 180_000, excludeTestServices: true })("a cluster run", (it) => {
+    it.effect("reads the partitions as parts and commits the group's offsets after the sink", () =>
+      Effect.gen(function* () {
+        const broker = yield* KafkaBroker
+        const topic = uniqueTopic("split-run")
+        const groupId = `run-${topic}`
+        yield* KafkaClient.KafkaClient.use((c) => c.createTopic(topic, { partitions: 3 }))
+        yield* produce(topic, events(300))
+        const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "effect-etl-kafka-split-"))
+        const text = JSON.stringify({
+          name: "kafka-split",
+          connections: { events: { type: "kafka", brokers: broker.brokers } },
+          source: { type: "kafka", connection: "events", topics: [topic], group_id: groupId, value: { type: "json" } },
+          transforms: [
+            {
+              type: "aggregate",
+              group_by: ["k"],
+              fields: { n: { fn: "count" }, total: { fn: "sum", field: "amount" } }
+            }
+          ],
+          sink: { type: "file", path: nodePath.join(dir, "totals"), format: { type: "jsonl" }, mode: "overwrite" }
+        })
+        const outcome = yield* Cluster.EtlRun.execute({
+          runId: `kafka-${crypto.randomUUID()}`,
+          file: "kafka-split.json",
+          text,
+          schemas: "",
+          partBytes: 1
+        })
+        assert.isNull(outcome.error, outcome.error?.message)
+        const report = JSON.parse(outcome.report!) as RunReport
+        assert.strictEqual(report.records.read, 300)
+        assert.strictEqual(report.records.written, 11)
+        assert.isTrue(report.reconciliation.ok)
+        // Split by partition: the parts staged their partial groups (a run read whole stages nothing). The key decides
+        // the partition, so each of the 11 groups was staged once, by the part of its partition.
+        assert.strictEqual(counting.counted.records, 11)
+        const lines = fs
+          .readdirSync(nodePath.join(dir, "totals"))
+          .filter((f) => f.endsWith(".jsonl"))
+          .flatMap((f) => fs.readFileSync(nodePath.join(dir, "totals", f), "utf8").split("\n"))
+          .filter((l) => l !== "")
+          .map((l) => JSON.parse(l) as { readonly n: number })
+        assert.strictEqual(
+          lines.reduce((sum, l) => sum + l.n, 0),
+          300
+        )
+        const ends = yield* KafkaClient.KafkaClient.use((c) => c.partitionOffsets(topic))
+        assert.deepStrictEqual(
+          yield* committed(topic, groupId),
+          ends.map((e) => `${e.partition}@${e.high === "0" ? "-" : e.high}`)
+        )
+        fs.rmSync(dir, { recursive: true, force: true })
       })
     )
   })
