@@ -40,6 +40,7 @@ import {
 } from "../core/Errors.ts"
 import { cutOf } from "../core/Flow.ts"
 import type { Pipeline, SinkPlan } from "../core/Plan.ts"
+import * as Retry from "../core/Retry.ts"
 import { type RunReport, stageReports, totals } from "../core/RunReport.ts"
 import type { SinkWriter } from "../core/Sink.ts"
 import * as Source from "../core/Source.ts"
@@ -406,9 +407,14 @@ export const finish = <E, R>(
       dropped,
       startedAt: options.startedAt
     })
-    // The sink committed: the source may now record that its parts were read (a Kafka group's offsets).
+    // The sink committed: the source may now record that its parts were read (a Kafka group's offsets), retried as
+    // the pipeline retries (it is idempotent).
     if (outcome.error !== undefined || p.commitParts === undefined) return outcome
-    const committed = yield* Effect.result(p.commitParts(options.parts))
+    const committed = yield* Effect.result(
+      p
+        .commitParts(options.parts)
+        .pipe(Effect.retry({ schedule: Retry.schedule(p.retry), while: (e: PipelineError) => e.retryable }))
+    )
     if (committed._tag === "Success") return outcome
     const error = new ExtractError({
       stage: p.stages[0]!.name,

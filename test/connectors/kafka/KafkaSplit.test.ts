@@ -16,6 +16,7 @@ import { pipelines } from "../../../src/cli/ClusterCommands.ts"
 import * as Cluster from "../../../src/cluster/Cluster.ts"
 import * as Kafka from "../../../src/connectors/kafka/Kafka.ts"
 import * as KafkaClient from "../../../src/connectors/kafka/KafkaClient.ts"
+import { KafkaError, reasons } from "../../../src/connectors/kafka/KafkaError.ts"
 import * as NodeKafka from "../../../src/connectors/kafka/NodeKafka.ts"
 import type { RunReport } from "../../../src/core/RunReport.ts"
 import * as Sink from "../../../src/core/Sink.ts"
@@ -174,6 +175,70 @@ describe("split bounded Kafka reads", () => {
           0
         )
         yield* checks("split").pipe(Effect.provide(KafkaClient.layerMemory(cluster)))
+      })
+    )
+
+    // Live: the retry schedule sleeps on the real clock.
+    it.live("the offsets commit is retried when it may help, and a refused one fails the run naming the sink", () =>
+      Effect.gen(function* () {
+        const cluster = KafkaClient.memory({ flaky: 2 })
+        KafkaClient.appendMemory(
+          cluster,
+          "flaky",
+          events(40).map((e, i) => ({
+            key: null,
+            value: new TextEncoder().encode(JSON.stringify(e)),
+            partition: i % 2
+          })),
+          0
+        )
+        const memory = KafkaClient.makeMemory(cluster)
+        let failures = 0
+        const failing = (
+          reason: "ConnectionError" | "InvalidRequest",
+          times: number
+        ): KafkaClient.KafkaClientShape => ({
+          ...memory,
+          commitOffsets: (groupId, positions) =>
+            failures++ < times
+              ? Effect.fail(
+                  new KafkaError({
+                    reason: reasons[reason],
+                    operation: "commit",
+                    topic: "flaky",
+                    message: `broker said no (${reason})`
+                  })
+                )
+              : memory.commitOffsets(groupId, positions)
+        })
+        const run = (client: KafkaClient.KafkaClientShape, group: string) => {
+          const out = Sink.collect<unknown>("out")
+          const p = pipelineOf("flaky", group, "copy", out).pipe(
+            Pipeline.withRetry({ attempts: 3, initialDelay: "1 millis", factor: 1 })
+          )
+          return Split.runLocal(p, { runId: `run-${group}` }).pipe(
+            Effect.provide(staging),
+            Effect.provideService(KafkaClient.KafkaClient, client),
+            Effect.map((outcome) => ({ ...outcome, out }))
+          )
+        }
+        // A connection lost twice: the third try commits.
+        const retried = yield* run(failing("ConnectionError", 2), "retried")
+        assert.isUndefined(retried.error)
+        assert.strictEqual(failures, 3)
+        assert.deepStrictEqual([...(cluster.committed.get("retried") ?? new Map())].sort(), [
+          ["flaky/0", "20"],
+          ["flaky/1", "20"]
+        ])
+        // Refused: the records are in the sink, the run fails and says the offsets did not move.
+        failures = 0
+        const refused = yield* run(failing("InvalidRequest", 5), "refused")
+        assert.strictEqual(failures, 1)
+        assert.strictEqual(refused.out.collected().commits, 1)
+        assert.strictEqual(refused.report.status, "failed")
+        assert.include(refused.error?.message ?? "", "the run's records are committed to out")
+        assert.include(refused.error?.message ?? "", "broker said no")
+        assert.isUndefined(cluster.committed.get("refused"))
       })
     )
   })
