@@ -17,6 +17,7 @@ import * as Redacted from "effect/Redacted"
 import * as ObservabilityConfig from "../config/ObservabilityConfig.ts"
 import * as SqlBuild from "../config/SqlBuild.ts"
 import { messageOf } from "../core/Errors.ts"
+import * as Source from "../core/Source.ts"
 import type { SplitPart } from "../core/Stage.ts"
 import { StopSignal } from "../core/Stop.ts"
 import * as Export from "../observability/Export.ts"
@@ -27,6 +28,7 @@ import { RunObservers } from "../runtime/Observers.ts"
 import { Progress } from "../runtime/Progress.ts"
 import * as Runner from "../runtime/Runner.ts"
 import * as Split from "../runtime/Split.ts"
+import * as Threads from "../runtime/Threads.ts"
 import * as AvroSchema from "../schema/AvroSchema.ts"
 import * as Render from "../schema/Render.ts"
 import * as SchemaRegistry from "../schema/SchemaRegistry.ts"
@@ -35,6 +37,7 @@ import * as Vault from "../secrets/Vault.ts"
 import { clusterFlag, partBytesFlag, submit, workerCommand } from "./ClusterCommands.ts"
 import * as ProgressLine from "./Progress.ts"
 import { CliFailure, configFailure, loadConfig, printError, registry, schemasFlag, services, usage } from "./Shared.ts"
+import * as ThreadWorker from "./ThreadWorker.ts"
 
 export { CliFailure }
 
@@ -118,6 +121,13 @@ const observe = <A, E, R>(run: Effect.Effect<A, E, R>, options: Export.Observabi
   return Effect.provide(observed, Export.layer(options))
 }
 
+const threadsFlag = Flag.Int("threads").pipe(
+  Flag.withDescription(
+    "A batch run reads the parts of its input (files, ranges of lines of a big JSON Lines file, objects, table slices) on this many threads, through one sink with one commit; overrides the config's \"threads\"; default: the machine's cores"
+  ),
+  Flag.optional
+)
+
 const runCommand = (stop: GracefulStop | undefined) =>
   Command.make(
     "run",
@@ -140,9 +150,10 @@ const runCommand = (stop: GracefulStop | undefined) =>
         ),
         Flag.optional
       ),
-      partBytes: partBytesFlag
+      partBytes: partBytesFlag,
+      threads: threadsFlag
     },
-    Effect.fn("cli.run")(function* ({ target, quiet, schemas, cluster, runId, partBytes, ...flags }) {
+    Effect.fn("cli.run")(function* ({ target, quiet, schemas, cluster, runId, partBytes, threads, ...flags }) {
       if (Option.isSome(cluster)) {
         if (isModule(target))
           return yield* usage(
@@ -153,21 +164,28 @@ const runCommand = (stop: GracefulStop | undefined) =>
           cluster: cluster.value,
           runId: Option.getOrUndefined(runId),
           schemas,
-          partBytes
+          partBytes: Option.getOrElse(partBytes, () => Source.defaultSplit.targetBytes)
         })
       }
       const loaded: {
         readonly pipeline: unknown
         readonly layer: Layer.Layer<unknown> | undefined
         readonly observability?: ObservabilityConfig.ObservabilityConfig | undefined
+        readonly threads?: number | undefined
+        readonly load: ThreadWorker.Load
       } = isModule(target)
-        ? yield* importPipeline(target)
+        ? yield* Effect.map(importPipeline(target), (imported) => ({
+            ...imported,
+            load: { kind: "module", path: target, schemas } as const
+          }))
         : yield* Effect.map(
             Effect.catchTag(loadConfig(target, schemas), "ConfigError", configFailure),
-            ({ pipeline, connections, observability }) => ({
+            ({ pipeline, connections, observability, threads, text }) => ({
               pipeline,
               layer: connections as Layer.Layer<unknown>,
-              observability
+              observability,
+              threads,
+              load: { kind: "config", file: target, text, schemas } as const
             })
           )
       const resolved = ObservabilityConfig.resolve(
@@ -194,7 +212,15 @@ const runCommand = (stop: GracefulStop | undefined) =>
       const pipeline = loaded.pipeline as Pipeline.Pipeline<unknown, never>
       const streaming = !pipeline.bounded && stop !== undefined
       const run = observe(
-        Runner.execute(pipeline).pipe(
+        (streaming
+          ? Runner.execute(pipeline)
+          : Threads.run(pipeline, {
+              threads: Option.getOrElse(threads, () => loaded.threads ?? Threads.defaultThreads()),
+              worker: ThreadWorker.script,
+              load: loaded.load,
+              targetBytes: Option.getOrUndefined(partBytes)
+            })
+        ).pipe(
           Effect.provideService(Progress, reporter),
           Effect.provideService(StopSignal, stop === undefined ? Effect.never : stop.signal)
         ),
@@ -328,7 +354,7 @@ const validateCommand = Command.make(
         loaded.pipeline as Pipeline.Pipeline<unknown, unknown>,
         loaded.connections as Layer.Layer<unknown>,
         schemas,
-        partBytes
+        Option.getOrElse(partBytes, () => Source.defaultSplit.targetBytes)
       )
     if (connect) {
       yield* Console.log("targets:")

@@ -195,7 +195,7 @@ export const submit = (options: {
 /** `--part-bytes`: the target size of a part of files or objects. */
 export const partBytesFlag = Flag.Int("part-bytes").pipe(
   Flag.withDescription(
-    `Files and objects are grouped into parts of about this many bytes (default ${Source.defaultSplit.targetBytes}, 64 MiB)`
+    `Files and objects are grouped into parts of about this many bytes (default: ${Source.defaultSplit.targetBytes}, 64 MiB, on a cluster; on threads, about four parts per thread of 8 to 128 MiB)`
   ),
-  Flag.withDefault(Source.defaultSplit.targetBytes)
+  Flag.optional
 )

@@ -62,5 +62,11 @@ export const loadConfigText = (file: string, text: string, schemas: string) =>
     const { config } = yield* Load.loadText(file, text)
     const registry = yield* SchemaRegistry.SchemaRegistry
     const pipeline = yield* Build.build(config, { file, schema: Records.lookup(registry, file) })
-    return { pipeline, connections: Build.connections(config), observability: config.observability }
+    return {
+      pipeline,
+      connections: Build.connections(config),
+      observability: config.observability,
+      threads: config.threads,
+      text
+    }
   }).pipe(Effect.provide(registry(schemas)))

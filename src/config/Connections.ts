@@ -106,19 +106,25 @@ export const sinkWith = <A, E, I, S>(
           load: (pipeline) =>
             Effect.flatMap(client, (c) => Effect.provideService(sink.positions!.load(pipeline), service, c))
         },
-  staging:
-    sink.staging === undefined
-      ? undefined
-      : {
-          description: sink.staging.description,
-          part: (run, part) =>
-            Effect.flatMap(client, (c) => Effect.provideService(sink.staging!.part(run, part), service, c)),
-          finish: (run, parts) =>
-            Effect.flatMap(client, (c) => Effect.provideService(sink.staging!.finish(run, parts), service, c)),
-          clear: (run, parts) =>
-            Effect.flatMap(client, (c) => Effect.provideService(sink.staging!.clear(run, parts), service, c))
-        }
+  staging: stagingWith(sink.staging, service, client),
+  threadStaging: stagingWith(sink.threadStaging, service, client)
 })
+
+const stagingWith = <E, I, S>(
+  staging: Sink.PartStaging<E, I> | undefined,
+  service: Context.Key<I, S>,
+  client: Effect.Effect<S>
+): Sink.PartStaging<E> | undefined =>
+  staging === undefined
+    ? undefined
+    : {
+        description: staging.description,
+        part: (run, part) => Effect.flatMap(client, (c) => Effect.provideService(staging.part(run, part), service, c)),
+        finish: (run, parts) =>
+          Effect.flatMap(client, (c) => Effect.provideService(staging.finish(run, parts), service, c)),
+        clear: (run, parts) =>
+          Effect.flatMap(client, (c) => Effect.provideService(staging.clear(run, parts), service, c))
+      }
 
 /** Gives a source its own client from `layer`, opened when its stream starts and closed when it ends. */
 export const sourceWithLayer = <A, E, I, LE>(
@@ -163,24 +169,30 @@ export const sinkWithLayer = <A, E, I, LE>(
     sink.positions === undefined
       ? undefined
       : { where: sink.positions.where, load: (pipeline) => Effect.provide(sink.positions!.load(pipeline), layer) },
-  staging:
-    sink.staging === undefined
-      ? undefined
-      : {
-          description: sink.staging.description,
-          part: (run, part) =>
-            Effect.gen(function* () {
-              const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
-              return yield* Effect.provideContext(sink.staging!.part(run, part), context)
-            }),
-          finish: (run, parts) =>
-            Effect.gen(function* () {
-              const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
-              return yield* Effect.provideContext(sink.staging!.finish(run, parts), context)
-            }),
-          clear: (run, parts) => Effect.provide(sink.staging!.clear(run, parts), layer)
-        }
+  staging: stagingWithLayer(sink.staging, layer),
+  threadStaging: stagingWithLayer(sink.threadStaging, layer)
 })
+
+const stagingWithLayer = <E, I, LE>(
+  staging: Sink.PartStaging<E, I> | undefined,
+  layer: Layer.Layer<I, LE>
+): Sink.PartStaging<E | LE> | undefined =>
+  staging === undefined
+    ? undefined
+    : {
+        description: staging.description,
+        part: (run, part) =>
+          Effect.gen(function* () {
+            const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
+            return yield* Effect.provideContext(staging.part(run, part), context)
+          }),
+        finish: (run, parts) =>
+          Effect.gen(function* () {
+            const context = yield* Layer.buildWithScope(layer, yield* Effect.scope)
+            return yield* Effect.provideContext(staging.finish(run, parts), context)
+          }),
+        clear: (run, parts) => Effect.provide(staging.clear(run, parts), layer)
+      }
 
 /**
  * Checks that an optional `connection` of a source or sink names a declared connection of `type`; nothing to check

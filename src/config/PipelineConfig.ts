@@ -131,6 +131,12 @@ export const PipelineConfig = Schema.Struct({
     Connectors.SinkConfig.annotate({ description: "Where rejected records go, with the reason" })
   ),
   retry: Schema.optionalKey(RetryConfig),
+  threads: Schema.optionalKey(
+    PositiveInt.annotate({
+      description:
+        "A batch run reads the parts of its input (files, ranges of lines of a big JSON Lines file, objects, table slices, partitions) on this many threads of one process, and writes through one sink with one commit; default: the machine's cores. 1 reads on one thread"
+    })
+  ),
   quality: Schema.optionalKey(QualityConfig),
   observability: Schema.optionalKey(ObservabilityConfig)
 }).annotate({ identifier: "PipelineConfig", description: "An effect-etl pipeline: a source, transforms and a sink" })

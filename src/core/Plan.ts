@@ -74,6 +74,8 @@ export interface SinkPlan<R> {
   readonly positions: Checkpoint.Store<unknown, R> | undefined
   /** How the sink stages a split run's parts in its own storage, when it can (see `Sink.staging`). */
   readonly staging?: PartStaging<unknown, R> | undefined
+  /** How the sink stages the parts of a run on threads of one process (see `Sink.threadStaging`). */
+  readonly threadStaging?: PartStaging<unknown, R> | undefined
 }
 
 /** A complete pipeline, ready to run. */
@@ -153,7 +155,8 @@ const planSink = <A, E, R>(
     open: sink.open as unknown as Effect.Effect<SinkWriter<unknown, unknown>, unknown, R | Scope.Scope>,
     check: sink.check,
     positions: sink.positions,
-    ...(sink.staging === undefined ? {} : { staging: sink.staging })
+    ...(sink.staging === undefined ? {} : { staging: sink.staging }),
+    ...(sink.threadStaging === undefined ? {} : { threadStaging: sink.threadStaging })
   }
 }
 

@@ -112,6 +112,12 @@ export interface Sink<in A, out E = never, out R = never> {
   readonly positions?: Checkpoint.Store<E, R> | undefined
   /** Present when the sink stages a split run's parts in its own storage (see {@link PartStaging}). */
   readonly staging?: PartStaging<E, R> | undefined
+  /**
+   * Present when the sink can stage the parts of a run on threads of one process, where every part is written on the
+   * machine that finishes (local files: each part encodes its own part files, and the finish moves them in); a
+   * cluster's runners stage in `staging`, or in the cluster's staging.
+   */
+  readonly threadStaging?: PartStaging<E, R> | undefined
 }
 
 /** Builds a sink. */

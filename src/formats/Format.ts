@@ -175,6 +175,8 @@ export interface DecoderOptions {
   readonly avro?: unknown
   /** Avro: options for building types from schemas (the writer schema in the header, a parsed `avro`). */
   readonly typeOptions?: AvroFile.ForSchemaOptions | undefined
+  /** JSON Lines: the lines before the first one read (a range of a file): line numbers in errors count from it. */
+  readonly linesBefore?: number | undefined
 }
 
 const gunzipIf =
@@ -193,7 +195,12 @@ const decodeAny = <E, R>(
   const collect = options?.onError === "collect"
   switch (spec.type) {
     case "jsonl": {
-      const jsonl = { ...common, maxDepth: spec.maxDepth, maxLineLength: spec.maxRecordLength }
+      const jsonl = {
+        ...common,
+        maxDepth: spec.maxDepth,
+        maxLineLength: spec.maxRecordLength,
+        linesBefore: options?.linesBefore
+      }
       return collect ? input.pipe(Jsonl.decode({ ...jsonl, onError: "collect" })) : input.pipe(Jsonl.decode(jsonl))
     }
     case "csv": {

@@ -41,6 +41,8 @@ export interface DecodeOptions {
    * malformed, checked before it is parsed.
    */
   readonly maxDepth?: number | undefined
+  /** The lines before the first one read (a range of a file that starts further in): line numbers count from it. */
+  readonly linesBefore?: number | undefined
 }
 
 /**
@@ -95,6 +97,7 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
     this.source = options?.source
     this.maxLineLength = options?.maxLineLength ?? defaultMaxLineLength
     this.maxDepth = options?.maxDepth ?? JsonValue.defaultMaxDepth
+    this.line = options?.linesBefore ?? 0
     // A UTF-16 code unit takes at most 3 bytes, so a line the UTF-8 decoder hands on in parts is too long.
     this.lines = new Utf8.LineDecoder(3 * this.maxLineLength + 3)
     this.emit = (text, invalid) => (invalid === undefined ? this.scan(text) : this.invalidPiece(text, invalid))

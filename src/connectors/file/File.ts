@@ -26,9 +26,11 @@ import * as Cursor from "../../core/Cursor.ts"
 import type { RecordSchema } from "../../core/RecordSchema.ts"
 import * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
+import type { SplitPart } from "../../core/Stage.ts"
 import * as Format from "../../formats/Format.ts"
 import type { FormatError } from "../../formats/FormatError.ts"
 import * as Datasets from "../internal/Datasets.ts"
+import * as LineRanges from "../internal/LineRanges.ts"
 import * as Objects from "../internal/Objects.ts"
 import * as Checkpoints from "./Checkpoints.ts"
 import { FileError, reasons } from "./FileError.ts"
@@ -69,20 +71,47 @@ const formatOf = (path: string, format: Format.FormatSpec | undefined): Effect.E
 const readFile = <A>(
   store: FileStoreShape,
   stage: string,
-  path: string,
+  file: FileRead,
   options: SourceOptions<A>
 ): Stream.Stream<Batch.Batch<A>, FileError | FormatError> =>
   Stream.unwrap(
-    Effect.map(formatOf(path, options.format), (format) =>
-      Objects.decode(store.read(path), {
+    Effect.map(formatOf(file.path, options.format), (format) =>
+      Objects.decode(store.read(file.path, file.range), {
         stage,
-        location: path,
+        location: file.path,
         format,
         schema: options.schema,
-        batchSize: options.batchSize
+        batchSize: options.batchSize,
+        before: file.range
       })
     )
   )
+
+/** A file a source reads, or a range of its lines (a part of a split run that reads a big file in pieces). */
+interface FileRead {
+  readonly path: string
+  readonly range?: LineRanges.LineRange | undefined
+}
+
+/** What a part of a file source reads: a group of files, or a range of the lines of one. */
+interface PartSpec {
+  readonly paths: ReadonlyArray<string>
+  readonly range?: LineRanges.LineRange | undefined
+}
+
+/** Whether a file's lines can be read in ranges: JSON Lines, not compressed. */
+const cuttable = (format: Format.FormatSpec | undefined): boolean =>
+  format !== undefined && format.type === "jsonl" && (format.compression ?? "none") === "none"
+
+/** The ranges of whole lines of a file, of about `target` bytes each: one read of the file. */
+const rangesOf = (store: FileStoreShape, path: string, size: number, target: number) =>
+  Effect.suspend(() => {
+    const cutter = new LineRanges.Cutter(size, target)
+    return Effect.as(
+      Stream.runForEach(store.read(path), (chunk) => Effect.sync(() => cutter.push(chunk))),
+      cutter
+    ).pipe(Effect.map((done) => done.ranges()))
+  })
 
 /** The paths that match `path`, in order; none is an error. */
 const listed = (store: FileStoreShape, path: string) =>
@@ -125,28 +154,48 @@ export const source = <A = Readonly<Record<string, unknown>>>(
         Effect.gen(function* () {
           const store = yield* FileStore
           // A split run reads the files of its parts (see `split`), else every file that matches.
-          const files =
+          const files: ReadonlyArray<FileRead> =
             ctx.parts === undefined
-              ? (yield* listed(store, options.path)).map((file) => file.path)
-              : ctx.parts.flatMap((part) => (part.spec as { readonly paths: ReadonlyArray<string> }).paths)
-          return Source.readParts(files, (path) => readFile(store, name, path, options), {
+              ? (yield* listed(store, options.path)).map((file) => ({ path: file.path }))
+              : ctx.parts.flatMap((part) => {
+                  const spec = part.spec as PartSpec
+                  return spec.paths.map((path) => ({ path, range: spec.range }))
+                })
+          return Source.readParts(files, (file) => readFile(store, name, file, options), {
             concurrency: options.concurrency ?? 1,
-            id: (path) => path
+            id: (file) => (file.range === undefined ? file.path : `${file.path}@${file.range.start}`)
           })
         })
       ),
     split: (split) =>
       Effect.gen(function* () {
-        const files = yield* listed(yield* FileStore, options.path)
-        return Source.groupBySize(files, split.targetBytes).map((group) => ({
-          id: group[0]!.path,
-          description:
-            group.length === 1
-              ? group[0]!.path
-              : `${group.length} files from ${group[0]!.path} to ${group.at(-1)!.path}`,
-          size: { bytes: group.reduce((sum, file) => sum + file.size, 0) },
-          spec: { paths: group.map((file) => file.path) }
-        }))
+        const store = yield* FileStore
+        const files = yield* listed(store, options.path)
+        const parts: Array<SplitPart> = []
+        for (const group of Source.groupBySize(files, split.targetBytes)) {
+          const first = group[0]!
+          // A big JSON Lines file alone in its group is cut into ranges of lines, when the run allows it.
+          const format = options.format ?? Format.fromPath(first.path)
+          if (group.length === 1 && split.withinFiles === true && first.size > split.targetBytes && cuttable(format)) {
+            const ranges = yield* rangesOf(store, first.path, first.size, split.targetBytes)
+            for (const range of ranges)
+              parts.push({
+                id: `${first.path}@${range.start}`,
+                description: `${first.path} bytes ${range.start} to ${range.end} (from line ${range.lines + 1})`,
+                size: { bytes: range.end - range.start },
+                spec: { paths: [first.path], range } satisfies PartSpec
+              })
+            continue
+          }
+          parts.push({
+            id: first.path,
+            description:
+              group.length === 1 ? first.path : `${group.length} files from ${first.path} to ${group.at(-1)!.path}`,
+            size: { bytes: group.reduce((sum, file) => sum + file.size, 0) },
+            spec: { paths: group.map((file) => file.path) } satisfies PartSpec
+          })
+        }
+        return parts
       }),
     size: Effect.gen(function* () {
       const files = yield* (yield* FileStore).list(options.path)
@@ -228,7 +277,84 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
           }
         }
       : {}),
-    open: Effect.gen(function* () {
+    open: openWriter(undefined),
+    threadStaging: {
+      description: `part files next to ${dir}/`,
+      part: (run, part) =>
+        Effect.gen(function* () {
+          const store = yield* FileStore
+          const scope = yield* Effect.scope
+          const target = nodePath.join(partsDirectory(store, run), partKey(part))
+          const temporary = `${target}.tmp-${Generations.newTag()}`
+          let committed = false
+          yield* Effect.addFinalizer(() => (committed ? Effect.void : Effect.ignore(store.remove(temporary))))
+          yield* store.makeDirectory(temporary)
+          const files = partFiles(store, temporary, (n) => `part-${String(n).padStart(5, "0")}${extension}`, scope)
+          return {
+            write: files.write,
+            commit: Effect.gen(function* () {
+              const { written } = yield* files.finish
+              // Only the last complete read of a part counts.
+              yield* store.remove(target)
+              yield* store.rename(temporary, target)
+              committed = true
+              return { written, location: target }
+            })
+          }
+        }),
+      finish: (run, parts) => openWriter({ run, parts }),
+      clear: (run) => FileStore.use((store) => store.remove(partsDirectory(store, run)))
+    }
+  })
+
+  /** The files each part of a split run wrote (see `staging`): in a directory next to the sink's, per run. */
+  function partsDirectory(store: FileStoreShape, run: string): string {
+    return Generations.sibling(store, dir, "staging", runTag(run))
+  }
+
+  /** Streams records into part files under a directory, a new file every `maxRecords` records. */
+  function partFiles(store: FileStoreShape, under: string, name: (n: number) => string, scope: Scope.Scope) {
+    const finished: Array<string> = []
+    let part: Part | undefined
+    let inPart = 0
+    let written = 0
+    let bytes = 0
+    const finishPart = Effect.suspend(() => {
+      if (part === undefined) return Effect.void
+      const current = part
+      part = undefined
+      inPart = 0
+      return Effect.map(current.finish, (size) => {
+        bytes += size
+        finished.push(nodePath.basename(current.file))
+      })
+    })
+    return {
+      write: (records: ReadonlyArray<unknown>) =>
+        Effect.gen(function* () {
+          let offset = 0
+          while (offset < records.length) {
+            if (part === undefined)
+              part = yield* startPart(
+                store,
+                nodePath.join(under, name(finished.length)),
+                options.format,
+                options.schema
+              ).pipe(Scope.provide(scope))
+            const take = Math.min(records.length - offset, maxRecords - inPart)
+            yield* part.offer(offset === 0 && take === records.length ? records : records.slice(offset, offset + take))
+            inPart += take
+            written += take
+            offset += take
+            if (inPart >= maxRecords) yield* finishPart
+          }
+        }),
+      finish: Effect.map(finishPart, () => ({ files: finished, written, bytes }))
+    }
+  }
+
+  function openWriter(taking: { readonly run: string; readonly parts: ReadonlyArray<Sink.StagedPart> } | undefined) {
+    return Effect.gen(function* () {
       const store = yield* FileStore
       // Part writers live as long as the sink is open, not just for one `write` call.
       const scope = yield* Effect.scope
@@ -276,44 +402,34 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
       yield* store.makeDirectory(staging)
       let checkpoint: Checkpoint.Checkpoint | undefined
 
-      let part: Part | undefined
-      let inPart = 0
-      let written = 0
-      let bytes = 0
       const partName = (n: number) => `part-${tag}-${String(n).padStart(5, "0")}${extension}`
-      const finishPart = Effect.suspend(() => {
-        if (part === undefined) return Effect.void
-        const current = part
-        part = undefined
-        inPart = 0
-        return Effect.map(current.finish, (size) => {
-          bytes += size
-          finished.push(nodePath.basename(current.file))
-        })
+      const files = partFiles(store, staging, partName, scope)
+      /** The files the parts of a split run wrote, moved into the staging directory after the finish's own. */
+      const takeIn = Effect.gen(function* () {
+        let records = 0
+        let size = 0
+        if (taking === undefined) return { records, size }
+        for (const part of taking.parts) {
+          const from = nodePath.join(partsDirectory(store, taking.run), partKey(part.id))
+          if ((yield* store.kind(from)) !== "directory")
+            return yield* new FileError({
+              reason: reasons.NotFound,
+              operation: "commit",
+              path: from,
+              message: `The files of part ${part.id} of run ${taking.run} are missing from ${from}: nothing was committed`
+            })
+          for (const file of yield* store.list(from)) {
+            yield* store.rename(file.path, nodePath.join(staging, partName(finished.length)))
+            finished.push(partName(finished.length))
+            size += file.size
+          }
+          records += part.records
+        }
+        return { records, size }
       })
 
       return {
-        write: (records: ReadonlyArray<A>) =>
-          Effect.gen(function* () {
-            let offset = 0
-            while (offset < records.length) {
-              if (part === undefined)
-                part = yield* startPart(
-                  store,
-                  nodePath.join(staging, partName(finished.length)),
-                  options.format,
-                  options.schema
-                ).pipe(Scope.provide(scope))
-              const take = Math.min(records.length - offset, maxRecords - inPart)
-              yield* part.offer(
-                offset === 0 && take === records.length ? records : records.slice(offset, offset + take)
-              )
-              inPart += take
-              written += take
-              offset += take
-              if (inPart >= maxRecords) yield* finishPart
-            }
-          }),
+        write: files.write,
         ...(mode === "append"
           ? {
               checkpoint: (c: Checkpoint.Checkpoint) =>
@@ -323,7 +439,11 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
             }
           : {}),
         commit: Effect.gen(function* () {
-          yield* finishPart
+          const own = yield* files.finish
+          finished.push(...own.files)
+          const taken = yield* takeIn
+          const written = own.written + taken.records
+          const bytes = own.bytes + taken.size
           const appendInto = !publishes || (mode === "append" && (yield* store.kind(dir)) === "directory")
           const manifest = (stagingName: string): Checkpoints.Manifest | undefined =>
             checkpoint === undefined
@@ -366,7 +486,17 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, FileError | FormatEr
         })
       }
     })
-  })
+  }
+}
+
+/** A file-name-safe key of a run's part. */
+const partKey = (part: string): string => Buffer.from(part).toString("base64url")
+
+/** An 8-hex-digit tag of a run id (FNV-1a), for the name of the directory its parts write to. */
+const runTag = (run: string): string => {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < run.length; i++) hash = Math.imul(hash ^ run.charCodeAt(i), 0x01000193) >>> 0
+  return hash.toString(16).padStart(8, "0")
 }
 
 /**

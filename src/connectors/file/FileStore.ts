@@ -21,8 +21,8 @@ export interface FileInfo {
 export interface FileStoreShape {
   /** Files matching a path: one file, every file under a directory (recursively, sorted), or a glob. */
   readonly list: (pattern: string) => Effect.Effect<ReadonlyArray<FileInfo>, FileError>
-  /** The bytes of a file, streamed. */
-  readonly read: (path: string) => Stream.Stream<Uint8Array, FileError>
+  /** The bytes of a file, streamed; with `range`, those from `start` (inclusive) to `end` (exclusive). */
+  readonly read: (path: string, range?: ByteRange) => Stream.Stream<Uint8Array, FileError>
   /** Writes a whole file from a stream of bytes (parent directories are created) and flushes it to disk. */
   readonly write: <E, R>(
     path: string,
@@ -52,6 +52,12 @@ export interface FileStoreShape {
   readonly writerEnded: (writerId: string) => Effect.Effect<boolean>
   /** The names of a directory's entries (not recursive); an empty array for a missing directory. */
   readonly readDirectory: (path: string) => Effect.Effect<ReadonlyArray<string>, FileError>
+}
+
+/** A range of a file's bytes: from `start` (inclusive) to `end` (exclusive). */
+export interface ByteRange {
+  readonly start: number
+  readonly end: number
 }
 
 /** The file store service. */
@@ -211,10 +217,11 @@ export const makeMemory = (state: MemoryFiles): FileStoreShape => {
         if (matches.length === 0) return notFound("list", pattern)
         return Effect.succeed(matches.sort(byPath))
       }),
-    read: (path) =>
+    read: (path, range) =>
       Stream.suspend(() => {
-        const data = files.get(resolve(path, true))
-        if (data === undefined) return Stream.fail(error(reasons.NotFound, "read", path, "no such file or directory"))
+        const whole = files.get(resolve(path, true))
+        if (whole === undefined) return Stream.fail(error(reasons.NotFound, "read", path, "no such file or directory"))
+        const data = range === undefined ? whole : whole.subarray(range.start, range.end)
         const chunks: Array<Uint8Array> = []
         for (let i = 0; i < data.length; i += 65536) chunks.push(data.subarray(i, i + 65536))
         return Stream.fromIterable(chunks)

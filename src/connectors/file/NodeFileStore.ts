@@ -183,9 +183,17 @@ const writeFile = <E, R>(
 /** The Node.js implementation of the file store. */
 export const make: FileStoreShape = {
   list: (pattern) => attempt("list", pattern, () => listFiles(pattern)),
-  read: (path) =>
+  read: (path, range) =>
     Stream.fromAsyncIterable(
-      fs.createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>,
+      (range === undefined
+        ? fs.createReadStream(path, { highWaterMark: 1 << 20 })
+        : range.end <= range.start
+          ? []
+          : fs.createReadStream(path, {
+              highWaterMark: 1 << 20,
+              start: range.start,
+              end: range.end - 1
+            })) as AsyncIterable<Uint8Array>,
       toError("read", path)
     ),
   write: writeFile,

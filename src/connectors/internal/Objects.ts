@@ -51,6 +51,11 @@ export interface DecodeOptions<A> {
   /** Validates and converts every record (Avro records are typed by their reader schema already). */
   readonly schema?: RecordSchema<A> | undefined
   readonly batchSize?: number | undefined
+  /**
+   * Where a range of a file starts (a part of a split run that reads a big JSON Lines file in pieces): the lines and
+   * the records (non-blank lines) before it, so that dead letters name the lines and records a whole read would.
+   */
+  readonly before?: { readonly lines: number; readonly records: number } | undefined
 }
 
 /**
@@ -68,7 +73,7 @@ export const decode = <A, E, R>(
     options.format.type === "csv" && options.format.emptyAsNull === undefined
       ? { ...options.format, emptyAsNull: true }
       : options.format
-  let index = 0
+  let index = options.before?.records ?? 0
   // Bytes are counted as they reach the decoder and handed to the next batch out: a batch carries what was read since
   // the previous one (the decoder reads ahead a little, so the split is approximate; the sum is exact).
   let read = 0
@@ -87,6 +92,7 @@ export const decode = <A, E, R>(
       source: location,
       onError: "collect",
       batchSize: options.batchSize ?? 4096,
+      ...(options.before === undefined ? {} : { linesBefore: options.before.lines }),
       ...(schema?.columns === undefined ? {} : { columns: schema.columns }),
       ...(schema?.avro === undefined ? {} : { avro: schema.avro })
     }),
