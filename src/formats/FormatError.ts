@@ -136,6 +136,8 @@ export interface Rejected {
   readonly raw: string
   readonly bytes?: Uint8Array | undefined
   readonly block?: number | undefined
+  /** How many of its batch's records came before it (set by the batcher), so that records and rejects interleave. */
+  readonly at?: number | undefined
 }
 
 /**

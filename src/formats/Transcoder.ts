@@ -121,7 +121,7 @@ export class Batcher<A> {
 
   /** Adds a rejected record (lenient mode), emitting the batch into `out` when it is full. */
   reject(rejected: FormatError.Rejected, out: Array<ReadonlyArray<A> | FormatError.LenientBatch<A>>): void {
-    this.errors.push(rejected)
+    this.errors.push(rejected.at === undefined ? { ...rejected, at: this.records.length } : rejected)
     if (this.records.length + this.errors.length >= this.size) this.cut(out)
   }
 

@@ -202,9 +202,9 @@ describe("Csv", () => {
     assert.deepStrictEqual(
       batches.flatMap((b) => b.errors),
       [
-        { line: 3, message: 'in.csv line 3, column "amount": invalid number "abc"', raw: "2,abc" },
-        { line: 4, message: "in.csv line 4: quote not followed by a delimiter or line break", raw: "3,xy" },
-        { line: 5, message: "in.csv line 5: expected 2 fields, found 3", raw: "4,1,2" }
+        { line: 3, message: 'in.csv line 3, column "amount": invalid number "abc"', raw: "2,abc", at: 1 },
+        { line: 4, message: "in.csv line 4: quote not followed by a delimiter or line break", raw: "3,xy", at: 1 },
+        { line: 5, message: "in.csv line 5: expected 2 fields, found 3", raw: "4,1,2", at: 1 }
       ]
     )
   })

@@ -75,7 +75,8 @@ describe("Transcoder", () => {
     lenient.cut(out)
     lenient.cut(out)
     assert.deepStrictEqual(out, [
-      { records: [1], errors: [{ line: 2, message: "bad", raw: "x" }] },
+      // A reject knows how many records of its batch came before it.
+      { records: [1], errors: [{ line: 2, message: "bad", raw: "x", at: 1 }] },
       { records: [3], errors: [] }
     ])
     const strict: Array<ReadonlyArray<number> | FormatError.LenientBatch<number>> = []

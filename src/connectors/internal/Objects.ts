@@ -61,7 +61,7 @@ export interface DecodeOptions<A> {
 /**
  * Decodes the bytes of one file or object into batches. Malformed lines become `decode-error` dead letters with
  * origin `location:line`, holding the line as text, or its bytes (a `Uint8Array`) when they are not valid UTF-8; records the schema rejects become `invalid-record` dead letters with origin
- * `location#n` (n counts records from 1); the rest flows on. Each batch carries the bytes read for it (`Batch.bytes`).
+ * `location#n` (n counts records from 1, those that did not decode included); the rest flows on. Each batch carries the bytes read for it (`Batch.bytes`).
  */
 export const decode = <A, E, R>(
   bytes: Stream.Stream<Uint8Array, E, R>,
@@ -107,23 +107,30 @@ export const decode = <A, E, R>(
           origin: bad.block === undefined ? `${location}:${bad.line}` : `${location}#block${bad.block}`
         })
       if (schema === undefined || format.type === "avro") {
-        index += decoded.records.length
+        index += decoded.records.length + decoded.errors.length
         return Batch.make(decoded.records as ReadonlyArray<A>, { deadLetters, bytes: take() })
       }
+      // Records are numbered as the n-th record of the input, the ones that did not decode counted too (so a range of
+      // a file, which knows the non-blank lines before it, numbers them as a whole read does).
       const records: Array<A> = []
+      const errors = decoded.errors
+      let rejectedBefore = 0
+      const start = index
       for (let i = 0; i < decoded.records.length; i++) {
-        index++
+        while (rejectedBefore < errors.length && (errors[rejectedBefore]!.at ?? 0) <= i) rejectedBefore++
+        const n = start + i + rejectedBefore + 1
         const result = schema.validate(decoded.records[i])
         if (result.ok) records.push(result.value)
         else
           deadLetters.push({
             stage,
             reason: "invalid-record",
-            message: `${location} record ${index}: ${result.message}`,
+            message: `${location} record ${n}: ${result.message}`,
             record: decoded.records[i],
-            origin: `${location}#${index}`
+            origin: `${location}#${n}`
           })
       }
+      index += decoded.records.length + errors.length
       return Batch.make(records, { deadLetters, bytes: take() })
     })
   )
