@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as References from "effect/References"
 import * as ObservabilityConfig from "../config/ObservabilityConfig.ts"
 import * as SqlBuild from "../config/SqlBuild.ts"
 import { messageOf } from "../core/Errors.ts"
@@ -154,6 +155,16 @@ const runCommand = (stop: GracefulStop | undefined) =>
       threads: threadsFlag
     },
     Effect.fn("cli.run")(function* ({ target, quiet, schemas, cluster, runId, partBytes, threads, ...flags }) {
+      if (Option.isSome(threads) && threads.value < 1)
+        return yield* usage(`--threads must be 1 or more (it was ${threads.value})`)
+      if (Option.isSome(partBytes) && partBytes.value < 1)
+        return yield* usage(`--part-bytes must be 1 or more (it was ${partBytes.value})`)
+      // The worker threads of a run on threads log as this thread does.
+      const chosen = yield* LogFormat
+      const log = {
+        level: yield* References.MinimumLogLevel,
+        format: Option.getOrElse(chosen, () => Logging.defaultFormat().format)
+      }
       if (Option.isSome(cluster)) {
         if (isModule(target))
           return yield* usage(
@@ -176,7 +187,7 @@ const runCommand = (stop: GracefulStop | undefined) =>
       } = isModule(target)
         ? yield* Effect.map(importPipeline(target), (imported) => ({
             ...imported,
-            load: { kind: "module", path: target, schemas } as const
+            load: { kind: "module", path: target, schemas, log } as const
           }))
         : yield* Effect.map(
             Effect.catchTag(loadConfig(target, schemas), "ConfigError", configFailure),
@@ -185,7 +196,7 @@ const runCommand = (stop: GracefulStop | undefined) =>
               layer: connections as Layer.Layer<unknown>,
               observability,
               threads,
-              load: { kind: "config", file: target, text, schemas } as const
+              load: { kind: "config", file: target, text, schemas, log } as const
             })
           )
       const resolved = ObservabilityConfig.resolve(

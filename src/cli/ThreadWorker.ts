@@ -8,6 +8,7 @@ import { pathToFileURL } from "node:url"
 import { parentPort } from "node:worker_threads"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as LogLevel from "effect/LogLevel"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import { BuildError, messageOf, type PipelineError } from "../core/Errors.ts"
 import type { Pipeline } from "../core/Plan.ts"
@@ -19,17 +20,20 @@ import { LookupCache, makeLookupCache } from "../transforms/Join.ts"
 import { loadConfigText, services } from "./Shared.ts"
 
 /** What a worker loads the pipeline of a run from. */
-export type Load =
+export type Load = (
   | {
       readonly kind: "config"
       /** The config's path (names it in errors). */
       readonly file: string
       readonly text: string
-      /** The `--schemas` directory ("" for the default). */
-      readonly schemas: string
-      readonly logLevel?: string | undefined
     }
-  | { readonly kind: "module"; readonly path: string; readonly schemas: string; readonly logLevel?: string | undefined }
+  | { readonly kind: "module"; readonly path: string }
+) & {
+  /** The `--schemas` directory ("" for the default). */
+  readonly schemas: string
+  /** The logs of the thread: as the command line's (`--log-level`, `--log-format`). */
+  readonly log?: { readonly level: LogLevel.LogLevel; readonly format: Logging.LogFormat } | undefined
+}
 
 /** The worker's script, for `Threads.run` (the compiled `.js` beside this file, or this `.ts` file from sources). */
 export const script: URL = new URL(
@@ -43,13 +47,15 @@ interface Loaded {
 }
 
 const secrets = Redaction.registry()
-const base = Layer.mergeAll(Logging.layer(), Layer.succeed(Redaction.Secrets, secrets))
+const baseOf = (spec: Load) =>
+  Layer.mergeAll(Logging.layer(spec.log?.level, spec.log?.format), Layer.succeed(Redaction.Secrets, secrets))
 
 const loadError = (what: string, cause: unknown): PipelineError =>
   new BuildError({ stage: "thread", message: `cannot load ${what} on a thread: ${messageOf(cause)}`, retryable: false })
 
 const load = (spec: Load): Effect.Effect<Loaded, PipelineError> =>
   Effect.gen(function* () {
+    const base = baseOf(spec)
     if (spec.kind === "config") {
       const { pipeline, connections } = yield* loadConfigText(spec.file, spec.text, spec.schemas).pipe(
         Effect.provide(base),

@@ -32,6 +32,7 @@ import {
   QualityError,
   TransformError
 } from "../core/Errors.ts"
+import { cutOf } from "../core/Flow.ts"
 import type { Pipeline } from "../core/Plan.ts"
 import type { RunReport } from "../core/RunReport.ts"
 import * as Source from "../core/Source.ts"
@@ -175,13 +176,13 @@ export const makeDirectory = (dir: string): Split.StagingShape => ({
   }
 })
 
-/** A worker thread of the pool, answering one job at a time. */
-interface Thread {
+/** A worker thread, answering one job at a time. */
+export interface Thread {
   readonly read: (job: Job) => Effect.Effect<Split.PartResult, PipelineError>
 }
 
-/** Starts a worker thread; it ends with the scope. */
-const spawn = (script: URL, stage: string): Effect.Effect<Thread, PipelineError, Scope.Scope> =>
+/** Starts a worker thread running `script`; it ends with the scope. */
+export const spawn = (script: URL, stage: string): Effect.Effect<Thread, PipelineError, Scope.Scope> =>
   Effect.map(
     Effect.acquireRelease(
       Effect.sync(() => new Worker(script, { stdout: false, stderr: false })),
@@ -348,8 +349,11 @@ const onThreads = <E, R>(
     return outcome
   })
 
-/** Whether a big file may be cut into ranges of lines: only where no stage keeps state across records. */
-const withinFiles = <E, R>(p: Pipeline<E, R>): boolean => p.stages.every((stage) => stage.stateful !== true)
+/**
+ * Whether a big file may be cut into ranges of lines: only where every stage works record by record (no aggregate,
+ * window or other stage that keeps state across records, whose results could depend on where a file is cut).
+ */
+const withinFiles = <E, R>(p: Pipeline<E, R>): boolean => cutOf(p.stages) === p.stages.length
 
 /** A fresh temporary directory for a run's staging, removed with the scope of the run. */
 const tempDirectory = Effect.acquireRelease(

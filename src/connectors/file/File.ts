@@ -99,6 +99,9 @@ interface PartSpec {
   readonly range?: LineRanges.LineRange | undefined
 }
 
+/** The smallest range of a file's lines a split cuts: smaller parts cost more to run than they save. */
+const MIN_RANGE = 64 * 1024
+
 /** Whether a file's lines can be read in ranges: JSON Lines, not compressed. */
 const cuttable = (format: Format.FormatSpec | undefined): boolean =>
   format !== undefined && format.type === "jsonl" && (format.compression ?? "none") === "none"
@@ -176,8 +179,13 @@ export const source = <A = Readonly<Record<string, unknown>>>(
           const first = group[0]!
           // A big JSON Lines file alone in its group is cut into ranges of lines, when the run allows it.
           const format = options.format ?? Format.fromPath(first.path)
-          if (group.length === 1 && split.withinFiles === true && first.size > split.targetBytes && cuttable(format)) {
-            const ranges = yield* rangesOf(store, first.path, first.size, split.targetBytes)
+          if (
+            group.length === 1 &&
+            split.withinFiles === true &&
+            first.size > Math.max(split.targetBytes, MIN_RANGE) &&
+            cuttable(format)
+          ) {
+            const ranges = yield* rangesOf(store, first.path, first.size, Math.max(split.targetBytes, MIN_RANGE))
             for (const range of ranges)
               parts.push({
                 id: `${first.path}@${range.start}`,

@@ -86,7 +86,7 @@ const read = (source: ReturnType<typeof File.source<Row>>, parts?: ReadonlyArray
 
 describe("File source in ranges of lines", () => {
   const lines: Array<string> = []
-  for (let i = 1; i <= 400; i++) {
+  for (let i = 1; i <= 8000; i++) {
     if (i % 37 === 0) lines.push("{broken")
     else if (i % 53 === 0) lines.push("")
     else if (i % 41 === 0) lines.push(JSON.stringify({ id: "x", name: `bad ${i}` }))
@@ -101,7 +101,7 @@ describe("File source in ranges of lines", () => {
       Effect.gen(function* () {
         const whole = yield* read(source)
         const parts = yield* source.split!({ targetBytes: 1000, withinFiles: true })
-        assert.isAbove(parts.length, 5)
+        assert.isAbove(parts.length, 2)
         for (const part of parts) assert.match(part.id, /^in\/big\.jsonl@\d+$/)
         const records: Array<Row> = []
         const dead: Array<DeadLetter> = []
