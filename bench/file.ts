@@ -15,15 +15,14 @@ import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Transactions from "../scripts/transactions.ts"
-import * as Build from "../src/config/Build.ts"
-import * as Load from "../src/config/Load.ts"
-import * as Records from "../src/config/Records.ts"
-import * as NodeFileStore from "../src/connectors/file/NodeFileStore.ts"
+import { loadConfigText, services } from "../src/cli/Shared.ts"
+import * as ThreadWorker from "../src/cli/ThreadWorker.ts"
+import type { Pipeline } from "../src/core/Plan.ts"
 import * as Logging from "../src/observability/Logging.ts"
-import * as Runner from "../src/runtime/Runner.ts"
+import * as Threads from "../src/runtime/Threads.ts"
 import * as AvroBridge from "../src/schema/AvroBridge.ts"
 import type * as AvroSchema from "../src/schema/AvroSchema.ts"
-import * as SchemaRegistry from "../src/schema/SchemaRegistry.ts"
+import * as Redaction from "../src/secrets/Redaction.ts"
 
 const root = nodePath.resolve(import.meta.dirname, "..")
 const records = Number(process.env.BENCH_RECORDS ?? 1_000_000)
@@ -91,22 +90,48 @@ const raw = async (): Promise<number> => {
   return written
 }
 
-/** The quickstart config, pointed at the benchmark data, built and run by the framework. */
-const framework = async (): Promise<number> => {
-  const config = JSON.parse(fs.readFileSync(nodePath.join(root, "examples/quickstart.json"), "utf8"))
-  config.source.path = input
-  config.sink.path = nodePath.join(work, "pipeline-out")
+/** The input as `parts` JSON Lines files of equal line counts (the "complex" cases read a directory of files). */
+const inputFiles = (parts: number): string => {
+  const dir = nodePath.join(work, `transactions-${records}-in-${parts}`)
+  if (fs.existsSync(nodePath.join(dir, "_SUCCESS"))) return dir
+  fs.rmSync(dir, { recursive: true, force: true })
+  fs.mkdirSync(dir, { recursive: true })
+  const lines = fs
+    .readFileSync(input, "utf8")
+    .split("\n")
+    .filter((line) => line !== "")
+  const per = Math.ceil(lines.length / parts)
+  for (let i = 0; i < parts; i++)
+    fs.writeFileSync(nodePath.join(dir, `part-${i}.jsonl`), `${lines.slice(i * per, (i + 1) * per).join("\n")}\n`)
+  fs.writeFileSync(nodePath.join(dir, "_SUCCESS"), "")
+  return dir
+}
+
+/**
+ * An example config pointed at the benchmark data, built and run by the framework as the command line runs it: on
+ * `threads` threads (`Threads.run`: 1 is the calling thread alone).
+ */
+const framework = async (example: "quickstart" | "daily-revenue", threads: number): Promise<number> => {
+  const config = JSON.parse(fs.readFileSync(nodePath.join(root, `examples/${example}.json`), "utf8"))
+  config.source.path = example === "quickstart" ? input : inputFiles(8)
+  if (example === "daily-revenue") config.source.format = { type: "jsonl" }
+  config.sink.path = nodePath.join(work, `${example}-out`)
   config.sink.format = { type: "avro", codec }
-  config.dead_letters.path = nodePath.join(work, "pipeline-dead")
+  config.dead_letters.path = nodePath.join(work, `${example}-dead`)
+  const text = JSON.stringify(config)
+  const schemas = nodePath.join(root, "schemas")
   const program = Effect.gen(function* () {
-    const decoded = yield* Load.decode("bench", config)
-    const registry = yield* SchemaRegistry.SchemaRegistry
-    const pipeline = yield* Build.build(decoded, { file: "bench", schema: Records.lookup(registry, "bench") })
-    return yield* Runner.run(pipeline)
+    const { pipeline, connections } = yield* loadConfigText("bench.json", text, schemas)
+    const { report } = yield* Threads.run(pipeline as Pipeline<unknown, never>, {
+      threads,
+      worker: ThreadWorker.script,
+      load: { kind: "config", file: "bench.json", text, schemas, log: { level: "Error", format: "json" } }
+    }).pipe(Effect.provide(connections as Layer.Layer<never>))
+    if (report.status !== "succeeded") return yield* Effect.die(`the run failed: ${report.error?.message}`)
+    return report
   }).pipe(
-    Effect.provide(
-      Layer.mergeAll(NodeFileStore.layer, SchemaRegistry.layer(nodePath.join(root, "schemas")), Logging.layer("Error"))
-    )
+    Effect.provide(Layer.mergeAll(services(schemas), Logging.layer("Error"))),
+    Effect.provideService(Redaction.Secrets, Redaction.registry())
   )
   const report = await Effect.runPromise(program)
   return report.records.written
@@ -114,7 +139,11 @@ const framework = async (): Promise<number> => {
 
 const runCase = async (name: string): Promise<CaseResult> => {
   const started = performance.now()
-  const written = name === "raw" ? await raw() : await framework()
+  const [kind, threads] = name.split("@") as [string, string | undefined]
+  const written =
+    kind === "raw"
+      ? await raw()
+      : await framework(kind === "complex" ? "daily-revenue" : "quickstart", Number(threads ?? "1"))
   const seconds = (performance.now() - started) / 1000
   return {
     name,
@@ -136,7 +165,8 @@ if (child !== undefined) {
     Transactions.writeFile(input, records)
   }
   const results: Array<CaseResult> = []
-  for (const name of ["raw", "pipeline", "raw", "pipeline"]) {
+  const cases = ["raw", "pipeline@1", "pipeline@2", "complex@1", "complex@2"]
+  for (const name of [...cases, ...cases]) {
     const run = spawnSync(process.execPath, [import.meta.filename, name], { encoding: "utf8", env: process.env })
     if (run.status !== 0) throw new Error(`${name} failed: ${run.stderr}`)
     results.push(JSON.parse(run.stdout) as CaseResult)
@@ -144,7 +174,8 @@ if (child !== undefined) {
   const best = (name: string) =>
     results.filter((r) => r.name === name).reduce((a, b) => (a.recordsPerSecond >= b.recordsPerSecond ? a : b))
   const rawBest = best("raw")
-  const pipelineBest = best("pipeline")
+  const pipelineBest = best("pipeline@1")
+  const ratio = (a: CaseResult, b: CaseResult) => Math.round((a.recordsPerSecond / b.recordsPerSecond) * 1000) / 1000
   const summary = {
     benchmark: "file: JSONL → validate/filter/derive → Avro",
     codec,
@@ -153,7 +184,12 @@ if (child !== undefined) {
     runs: results,
     raw: rawBest,
     pipeline: pipelineBest,
-    ratio: Math.round((pipelineBest.recordsPerSecond / rawBest.recordsPerSecond) * 1000) / 1000
+    ratio: ratio(pipelineBest, rawBest),
+    threads: {
+      "pipeline 2 threads / raw": ratio(best("pipeline@2"), rawBest),
+      "pipeline 2 threads / 1 thread": ratio(best("pipeline@2"), pipelineBest),
+      "complex 2 threads / 1 thread": ratio(best("complex@2"), best("complex@1"))
+    }
   }
   fs.mkdirSync(nodePath.join(root, "bench", "results"), { recursive: true })
   fs.writeFileSync(
@@ -164,4 +200,5 @@ if (child !== undefined) {
   console.log(
     `pipeline ${pipelineBest.recordsPerSecond} records/s, raw ${rawBest.recordsPerSecond} records/s, ratio ${summary.ratio} (codec ${codec}, ${records} records)`
   )
+  console.log(summary.threads)
 }

@@ -16,7 +16,6 @@ import {
   type SourceConfig
 } from "../connectors/kafka/KafkaConfig.ts"
 import { KafkaError, reasons } from "../connectors/kafka/KafkaError.ts"
-import * as NodeKafka from "../connectors/kafka/NodeKafka.ts"
 import * as ConfigError from "../core/ConfigError.ts"
 import type { RecordSchema } from "../core/RecordSchema.ts"
 import type * as Sink from "../core/Sink.ts"
@@ -33,9 +32,19 @@ export const connectionLayer = <const Name extends string>(
   name: Name,
   config: ConnectionConfig
 ): Layer.Layer<KafkaClient.KafkaConnection<Name>> =>
-  Layer.effect(KafkaClient.connection(name), KafkaClient.lazy(NodeKafka.make(connectionOptions(config))))
+  Layer.effect(KafkaClient.connection(name), KafkaClient.lazy(makeClient(connectionOptions(config))))
 
 /** A client whose every operation fails: it stands for a connection nobody provided. */
+/**
+ * A client over the Kafka driver, which is loaded when the first one is made: it takes half a second to load, which
+ * every run without Kafka (and every worker thread) would pay.
+ */
+const makeClient = (options: KafkaClient.ConnectionOptions) =>
+  Effect.flatMap(
+    Effect.promise(() => import("../connectors/kafka/NodeKafka.ts")),
+    (driver) => driver.make(options)
+  )
+
 const missingClient = (name: string): KafkaClient.KafkaClientShape => {
   const fail = Effect.suspend(() =>
     Effect.fail(
@@ -212,7 +221,10 @@ export const buildSource = (config: SourceConfig, env: BuildEnv) =>
     return {
       source:
         config.connection === undefined
-          ? Connections.sourceWithLayer(source, NodeKafka.layer(connectionOptions(config)))
+          ? Connections.sourceWithLayer(
+              source,
+              Layer.effect(KafkaClient.KafkaClient, makeClient(connectionOptions(config)))
+            )
           : sourceOnConnection(source, config.connection),
       fields:
         config.envelope === true
@@ -240,6 +252,6 @@ export const buildSink = (config: SinkConfig, env: BuildEnv) =>
       ...(config.batch_size === undefined ? {} : { batchSize: config.batch_size })
     })
     return config.connection === undefined
-      ? Connections.sinkWithLayer(sink, NodeKafka.layer(connectionOptions(config)))
+      ? Connections.sinkWithLayer(sink, Layer.effect(KafkaClient.KafkaClient, makeClient(connectionOptions(config))))
       : sinkOnConnection(sink, config.connection)
   })

@@ -6,7 +6,6 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import * as NodeS3 from "../connectors/s3/NodeS3.ts"
 import * as S3 from "../connectors/s3/S3.ts"
 import * as S3Client from "../connectors/s3/S3Client.ts"
 import {
@@ -24,6 +23,13 @@ import type * as Source from "../core/Source.ts"
 import * as Connections from "./Connections.ts"
 import * as Records from "./Records.ts"
 
+/** A client over the S3 driver, which is loaded when the first one is made (it takes a while to load). */
+const makeClient = (options: S3Client.ConnectionOptions) =>
+  Effect.flatMap(
+    Effect.promise(() => import("../connectors/s3/NodeS3.ts")),
+    (driver) => driver.make(options)
+  )
+
 /**
  * The layer of a named S3 connection: one SDK client for the run, shared by every source and sink naming it,
  * destroyed when the run ends.
@@ -32,7 +38,7 @@ export const connectionLayer = <const Name extends string>(
   name: Name,
   config: ConnectionConfig
 ): Layer.Layer<S3Client.S3Connection<Name>> =>
-  Layer.effect(S3Client.connection(name), NodeS3.make(connectionOptions(config)))
+  Layer.effect(S3Client.connection(name), makeClient(connectionOptions(config)))
 
 /** A client whose every operation fails: it stands for a connection nobody provided. */
 const missingClient = (name: string): S3Client.S3ClientShape => {
@@ -116,7 +122,7 @@ export const buildSource = (config: SourceConfig, env: BuildEnv) =>
     return {
       source:
         config.connection === undefined
-          ? Connections.sourceWithLayer(source, NodeS3.layer(connectionOptions(config)))
+          ? Connections.sourceWithLayer(source, Layer.effect(S3Client.S3Client, makeClient(connectionOptions(config))))
           : sourceOnConnection(source, config.connection),
       fields: schema?.fields
     }
@@ -141,6 +147,6 @@ export const buildSink = (config: SinkConfig, env: BuildEnv) =>
       ...(config.part_size === undefined ? {} : { partSize: config.part_size })
     })
     return config.connection === undefined
-      ? Connections.sinkWithLayer(sink, NodeS3.layer(connectionOptions(config)))
+      ? Connections.sinkWithLayer(sink, Layer.effect(S3Client.S3Client, makeClient(connectionOptions(config))))
       : sinkOnConnection(sink, config.connection)
   })
