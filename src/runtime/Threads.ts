@@ -22,7 +22,7 @@ import { Worker } from "node:worker_threads"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import {
   BuildError,
@@ -182,7 +182,7 @@ export interface Thread {
 }
 
 /** Starts a worker thread running `script`; it ends with the scope. */
-export const spawn = (script: URL, stage: string): Effect.Effect<Thread, PipelineError, Scope.Scope> =>
+export const spawn = (script: URL, stage: string): Effect.Effect<Thread, never, Scope.Scope> =>
   Effect.map(
     Effect.acquireRelease(
       Effect.sync(() => new Worker(script, { stdout: false, stderr: false })),
@@ -263,12 +263,26 @@ export const run = <E, R>(
     if (options.threads <= 1 || Split.problemOf(p) !== undefined) return yield* whole
     const startedAt = yield* Clock.currentTimeMillis
     const size = p.inputSize === undefined ? undefined : yield* Effect.option(p.inputSize)
-    const targetBytes =
-      options.targetBytes ?? partBytes(size?._tag === "Some" ? size.value.bytes : undefined, options.threads)
+    const bytes = size?._tag === "Some" ? size.value.bytes : undefined
+    const targetBytes = options.targetBytes ?? partBytes(bytes, options.threads)
+    // An input that will have parts: the worker threads start now, loading their modules while this thread lists the
+    // parts (which may read a big file once to cut it into ranges of lines).
+    const scope = yield* Scope.make()
+    const early =
+      bytes !== undefined && bytes >= 2 * targetBytes
+        ? yield* Effect.forEach(
+            Array.from({ length: Math.min(options.threads, Math.floor(bytes / targetBytes)) - 1 }),
+            () => Scope.provide(spawn(options.worker, p.stages[0]!.name), scope)
+          )
+        : []
     const listed = yield* Effect.exit(p.split!({ targetBytes, withinFiles: withinFiles(p) }))
     // A source that cannot list its parts now fails the same way when the whole run reads it.
-    if (Exit.isFailure(listed) || listed.value.length < 2) return yield* whole
-    return yield* Effect.scoped(onThreads(forThreads(p), { ...options, runId, startedAt, parts: listed.value }))
+    if (Exit.isFailure(listed) || listed.value.length < 2)
+      return yield* Effect.andThen(Scope.close(scope, Exit.void), whole)
+    return yield* onThreads(forThreads(p), { ...options, runId, startedAt, parts: listed.value, early }).pipe(
+      Effect.scoped,
+      Effect.ensuring(Scope.close(scope, Exit.void))
+    )
   })
 
 /**
@@ -284,7 +298,13 @@ export const forThreads = <E, R>(p: Pipeline<E, R>): Pipeline<E, R> =>
 
 const onThreads = <E, R>(
   p: Pipeline<E, R>,
-  options: Options & { readonly runId: string; readonly startedAt: number; readonly parts: ReadonlyArray<SplitPart> }
+  options: Options & {
+    readonly runId: string
+    readonly startedAt: number
+    readonly parts: ReadonlyArray<SplitPart>
+    /** Worker threads started already. */
+    readonly early: ReadonlyArray<Thread>
+  }
 ) =>
   Effect.gen(function* () {
     const { runId, parts, startedAt } = options
@@ -313,13 +333,13 @@ const onThreads = <E, R>(
         Effect.provideService(LookupCache, lookups)
       )
     )
-    const workers = Array.from({ length: Math.min(options.threads, parts.length) - 1 }, () =>
-      Effect.scoped(
-        Effect.flatMap(spawn(options.worker, stage), (thread) =>
-          take((part, index) => thread.read({ load: options.load, runId, part, index, staging: dir }))
-        )
-      )
-    )
+    const readOn = (thread: Thread) =>
+      take((part, index) => thread.read({ load: options.load, runId, part, index, staging: dir }))
+    const more = Math.max(0, Math.min(options.threads, parts.length) - 1 - options.early.length)
+    const workers = [
+      ...options.early.map(readOn),
+      ...Array.from({ length: more }, () => Effect.scoped(Effect.flatMap(spawn(options.worker, stage), readOn)))
+    ]
     const read = yield* Effect.exit(
       Effect.map(Effect.all([here, ...workers], { concurrency: "unbounded", discard: true }), () => results)
     )
