@@ -179,6 +179,8 @@ export const makeDirectory = (dir: string): Split.StagingShape => ({
 /** A worker thread, answering one job at a time. */
 export interface Thread {
   readonly read: (job: Job) => Effect.Effect<Split.PartResult, PipelineError>
+  /** Ends the thread (what it was doing is cut short). */
+  readonly stop: Effect.Effect<void>
 }
 
 /** Starts a worker thread running `script`; it ends with the scope. */
@@ -191,6 +193,7 @@ export const spawn = (script: URL, stage: string): Effect.Effect<Thread, never, 
     (worker): Thread => {
       let next = 0
       return {
+        stop: Effect.promise(() => worker.terminate()),
         read: (job) =>
           Effect.callback<Split.PartResult, PipelineError>((resume) => {
             const id = next++
@@ -333,16 +336,27 @@ const onThreads = <E, R>(
         Effect.provideService(LookupCache, lookups)
       )
     )
+    const threads: Array<Thread> = [...options.early]
     const readOn = (thread: Thread) =>
       take((part, index) => thread.read({ load: options.load, runId, part, index, staging: dir }))
     const more = Math.max(0, Math.min(options.threads, parts.length) - 1 - options.early.length)
     const workers = [
       ...options.early.map(readOn),
-      ...Array.from({ length: more }, () => Effect.scoped(Effect.flatMap(spawn(options.worker, stage), readOn)))
+      ...Array.from({ length: more }, () =>
+        Effect.scoped(
+          Effect.flatMap(spawn(options.worker, stage), (thread) => {
+            threads.push(thread)
+            return readOn(thread)
+          })
+        )
+      )
     ]
     const read = yield* Effect.exit(
       Effect.map(Effect.all([here, ...workers], { concurrency: "unbounded", discard: true }), () => results)
     )
+    // The threads end before the finish: a part cut short by another's failure writes nothing more, and their memory
+    // is free for the finish.
+    yield* Effect.forEach(threads, (thread) => thread.stop, { discard: true })
     const outcome = Exit.isSuccess(read)
       ? yield* Split.finish(p, { runId, parts, results: read.value, startedAt }).pipe(
           Effect.provideService(LookupCache, lookups),
