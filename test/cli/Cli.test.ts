@@ -133,6 +133,36 @@ describe("CLI", () => {
     assert.include(refused.stderr, "--threads must be 1 or more")
   })
 
+  it("run --threads runs a pipeline module on threads: each worker imports the module", () => {
+    const dir = tmp()
+    const input = nodePath.join(dir, "orders.jsonl")
+    const lines = Array.from({ length: 30_000 }, (_, i) =>
+      i % 4999 === 0 ? "{broken" : JSON.stringify({ id: i, amount: i % 1000 })
+    )
+    fs.writeFileSync(input, `${lines.join("\n")}\n`)
+    const run = (out: string, threads: string) => {
+      const result = cli(
+        ["run", "test/fixtures/threads-module.ts", "--quiet", "--threads", threads, "--part-bytes", "100000"],
+        { env: { THREADS_INPUT: input, THREADS_OUTPUT: nodePath.join(dir, out) } }
+      )
+      assert.strictEqual(result.code, 0, result.stderr.split("\n").slice(-3).join("\n"))
+      return JSON.parse(result.stdout) as { records: Record<string, number> }
+    }
+    const one = run("one", "1")
+    const two = run("two", "2")
+    assert.deepStrictEqual(two.records, one.records)
+    assert.strictEqual(two.records.deadLettered, 7)
+    const read = (out: string) =>
+      fs
+        .readdirSync(nodePath.join(dir, out))
+        .filter((f) => f.endsWith(".jsonl"))
+        .sort()
+        .map((f) => fs.readFileSync(nodePath.join(dir, out, f), "utf8"))
+        .join("")
+    assert.isAbove(fs.readdirSync(nodePath.join(dir, "two")).length, 3)
+    assert.strictEqual(read("two"), read("one"))
+  })
+
   it("runs the daily-revenue example: a window and an aggregate into user summaries", () => {
     const dir = tmp()
     const example = JSON.parse(fs.readFileSync(nodePath.join(root, "examples/daily-revenue.json"), "utf8")) as Record<
