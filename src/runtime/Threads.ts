@@ -41,8 +41,18 @@ import { LookupCache, makeLookupCache } from "../transforms/Join.ts"
 import * as Runner from "./Runner.ts"
 import * as Split from "./Split.ts"
 
-/** The default number of threads: the cores this process may use. */
-export const defaultThreads = (): number => Math.max(1, os.availableParallelism())
+/** The cores this process may use. */
+export const cores = (): number => Math.max(1, os.availableParallelism())
+
+/**
+ * The number of threads a pipeline runs on when nobody said: the machine's cores when the parts do all the work —
+ * every stage works record by record and the sink writes each part's records itself (files, SQL tables), so that the
+ * finish only commits — and 1 otherwise. A pipeline whose finish merges partial states or writes every record (an
+ * aggregate of many groups, a sink that cannot stage parts) may be slower on threads, so it runs on them only when
+ * asked (`threads`, `--threads`).
+ */
+export const defaultThreads = <E, R>(p: Pipeline<E, R>): number =>
+  Split.problemOf(p) === undefined && Split.planOf(forThreads(p)).native ? cores() : 1
 
 /** What a worker thread is asked to do: read one part of a run into the staging directory. */
 export interface Job {

@@ -246,6 +246,51 @@ describe("Runs on threads", () => {
     )
   )
 
+  it.effect(
+    "by default a pipeline runs on the machine's cores when its parts do all the work, else on one thread",
+    () =>
+      Effect.gen(function* () {
+        const dir = tmp()
+        const schemas = schemaDir(dir)
+        const defaultOf = (config: Record<string, unknown>) =>
+          Effect.map(loadConfigText("p.json", JSON.stringify(config), schemas), ({ pipeline }) =>
+            Threads.defaultThreads(pipeline)
+          )
+        const source = { type: "file", path: nodePath.join(dir, "in"), format: { type: "jsonl" }, schema: "order" }
+        const files = { type: "file", path: nodePath.join(dir, "out"), format: { type: "jsonl" } }
+        // Record by record into files: every core.
+        assert.strictEqual(
+          yield* defaultOf({
+            name: "copy",
+            source,
+            transforms: [{ type: "filter", condition: "day > 1" }],
+            sink: files
+          }),
+          Threads.cores()
+        )
+        // An aggregate: its finish merges every part's groups.
+        assert.strictEqual(
+          yield* defaultOf({
+            name: "totals",
+            source,
+            transforms: [{ type: "aggregate", group_by: ["customer"], fields: { n: { fn: "count" } } }],
+            sink: files
+          }),
+          1
+        )
+        // A sink that cannot stage parts itself: its finish writes every record.
+        assert.strictEqual(
+          yield* defaultOf({
+            name: "to-s3",
+            connections: { lake: { type: "s3", region: "us-east-1", endpoint: "http://127.0.0.1:9" } },
+            source,
+            sink: { type: "s3", connection: "lake", bucket: "b", path: "p", format: { type: "jsonl" } }
+          }),
+          1
+        )
+      }).pipe(Effect.provideService(Redaction.Secrets, Redaction.registry()))
+  )
+
   it("partBytes: about four parts per thread, 8 to 128 MiB each", () => {
     assert.strictEqual(Threads.partBytes(undefined, 2), 64 * 1024 * 1024)
     assert.strictEqual(Threads.partBytes(1000, 2), 8 * 1024 * 1024)
