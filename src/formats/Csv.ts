@@ -59,6 +59,8 @@ export interface DecodeOptions {
   readonly maxRecordLength?: number | undefined
   /** How deeply objects and arrays may nest in a `json` column (default {@link JsonValue.defaultMaxDepth}). */
   readonly maxDepth?: number | undefined
+  /** The lines before the first one read (a range of a file that starts further in): line numbers count from it. */
+  readonly linesBefore?: number | undefined
 }
 
 /**
@@ -165,6 +167,8 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
     this.columnTypes = options?.columns ?? {}
     this.emptyAsNull = options?.emptyAsNull ?? false
     this.maxRecordLength = options?.maxRecordLength ?? defaultMaxRecordLength
+    this.line = 1 + (options?.linesBefore ?? 0)
+    this.recordLine = this.line
     this.maxDepth = options?.maxDepth ?? JsonValue.defaultMaxDepth
     // A UTF-16 code unit takes at most 3 bytes: a line handed on in parts belongs to a record that is too long.
     this.lines = new Utf8.LineDecoder(3 * this.maxRecordLength + 3, { crBreaks: true })

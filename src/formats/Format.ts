@@ -175,7 +175,7 @@ export interface DecoderOptions {
   readonly avro?: unknown
   /** Avro: options for building types from schemas (the writer schema in the header, a parsed `avro`). */
   readonly typeOptions?: AvroFile.ForSchemaOptions | undefined
-  /** JSON Lines: the lines before the first one read (a range of a file): line numbers in errors count from it. */
+  /** JSON Lines and CSV: the lines before the first one read (a range of a file): line numbers count from it. */
   readonly linesBefore?: number | undefined
 }
 
@@ -211,7 +211,8 @@ const decodeAny = <E, R>(
         columns: options?.columns === undefined ? spec.columns : { ...spec.columns, ...options.columns },
         emptyAsNull: spec.emptyAsNull,
         maxDepth: spec.maxDepth,
-        maxRecordLength: spec.maxRecordLength
+        maxRecordLength: spec.maxRecordLength,
+        linesBefore: options?.linesBefore
       }
       return collect ? input.pipe(Csv.decode({ ...csv, onError: "collect" })) : input.pipe(Csv.decode(csv))
     }

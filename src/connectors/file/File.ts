@@ -79,7 +79,8 @@ const readFile = <A>(
       Objects.decode(store.read(file.path, file.range), {
         stage,
         location: file.path,
-        format,
+        // A range of a CSV file after its header reads with the header's names.
+        format: format.type === "csv" && file.header !== undefined ? { ...format, header: file.header } : format,
         schema: options.schema,
         batchSize: options.batchSize,
         before: file.range
@@ -91,29 +92,51 @@ const readFile = <A>(
 interface FileRead {
   readonly path: string
   readonly range?: LineRanges.LineRange | undefined
+  /** CSV: the names in the file's header, for a range that starts after it. */
+  readonly header?: ReadonlyArray<string> | undefined
 }
 
-/** What a part of a file source reads: a group of files, or a range of the lines of one. */
+/** What a part of a file source reads: a group of files, or a range of the records of one. */
 interface PartSpec {
   readonly paths: ReadonlyArray<string>
   readonly range?: LineRanges.LineRange | undefined
+  readonly header?: ReadonlyArray<string> | undefined
 }
 
 /** The smallest range of a file's lines a split cuts: smaller parts cost more to run than they save. */
 const MIN_RANGE = 64 * 1024
 
-/** Whether a file's lines can be read in ranges: JSON Lines, not compressed. */
-const cuttable = (format: Format.FormatSpec | undefined): boolean =>
-  format !== undefined && format.type === "jsonl" && (format.compression ?? "none") === "none"
+/** Whether a file's records can be read in ranges: JSON Lines or CSV, not compressed. */
+const cuttable = (format: Format.FormatSpec | undefined): format is Format.FormatSpec =>
+  format !== undefined &&
+  (format.type === "jsonl" || format.type === "csv") &&
+  (format.compression ?? "none") === "none"
 
-/** The ranges of whole lines of a file, of about `target` bytes each: one read of the file. */
-const rangesOf = (store: FileStoreShape, path: string, size: number, target: number) =>
-  Effect.suspend(() => {
-    const cutter = new LineRanges.Cutter(size, target)
-    return Effect.as(
-      Stream.runForEach(store.read(path), (chunk) => Effect.sync(() => cutter.push(chunk))),
-      cutter
-    ).pipe(Effect.map((done) => done.ranges()))
+/**
+ * The ranges of whole records of a file, of about `target` bytes each (one read of the file), and for a CSV file with
+ * a header, the header's names.
+ */
+const rangesOf = (store: FileStoreShape, path: string, size: number, target: number, format: Format.FormatSpec) =>
+  Effect.gen(function* () {
+    const csv =
+      format.type === "csv"
+        ? {
+            delimiter: (format.delimiter ?? ",").charCodeAt(0),
+            header: format.header === undefined || format.header === true
+          }
+        : undefined
+    const cutter = new LineRanges.Cutter(size, target, csv)
+    yield* Stream.runForEach(store.read(path), (chunk) => Effect.sync(() => cutter.push(chunk)))
+    const ranges = cutter.ranges()
+    if (format.type !== "csv" || csv?.header !== true || cutter.headerEnd === undefined || ranges.length < 2)
+      return { ranges, header: undefined as ReadonlyArray<string> | undefined }
+    const names: Format.FormatSpec = { ...format, header: false, columns: undefined }
+    // The header's names, as the CSV reader reads them (without the column types, which name the real columns).
+    const decoded = yield* Stream.runCollect(
+      store.read(path, { start: 0, end: cutter.headerEnd }).pipe(Format.decoder(names, { source: path }))
+    )
+    const first = decoded.flat()[0] as Readonly<Record<string, unknown>> | undefined
+    return { ranges, header: first === undefined ? undefined : Object.values(first).map((name) => String(name ?? "")) }
   })
 
 /** The paths that match `path`, in order; none is an error. */
@@ -162,7 +185,7 @@ export const source = <A = Readonly<Record<string, unknown>>>(
               ? (yield* listed(store, options.path)).map((file) => ({ path: file.path }))
               : ctx.parts.flatMap((part) => {
                   const spec = part.spec as PartSpec
-                  return spec.paths.map((path) => ({ path, range: spec.range }))
+                  return spec.paths.map((path) => ({ path, range: spec.range, header: spec.header }))
                 })
           return Source.readParts(files, (file) => readFile(store, name, file, options), {
             concurrency: options.concurrency ?? 1,
@@ -177,7 +200,7 @@ export const source = <A = Readonly<Record<string, unknown>>>(
         const parts: Array<SplitPart> = []
         for (const group of Source.groupBySize(files, split.targetBytes)) {
           const first = group[0]!
-          // A big JSON Lines file alone in its group is cut into ranges of lines, when the run allows it.
+          // A big JSON Lines or CSV file alone in its group is cut into ranges of records, when the run allows it.
           const format = options.format ?? Format.fromPath(first.path)
           if (
             group.length === 1 &&
@@ -185,13 +208,23 @@ export const source = <A = Readonly<Record<string, unknown>>>(
             first.size > Math.max(split.targetBytes, MIN_RANGE) &&
             cuttable(format)
           ) {
-            const ranges = yield* rangesOf(store, first.path, first.size, Math.max(split.targetBytes, MIN_RANGE))
+            const { ranges, header } = yield* rangesOf(
+              store,
+              first.path,
+              first.size,
+              Math.max(split.targetBytes, MIN_RANGE),
+              format
+            )
             for (const range of ranges)
               parts.push({
                 id: `${first.path}@${range.start}`,
                 description: `${first.path} bytes ${range.start} to ${range.end} (from line ${range.lines + 1})`,
                 size: { bytes: range.end - range.start },
-                spec: { paths: [first.path], range } satisfies PartSpec
+                spec: {
+                  paths: [first.path],
+                  range,
+                  ...(range.start > 0 && header !== undefined ? { header } : {})
+                } satisfies PartSpec
               })
             continue
           }

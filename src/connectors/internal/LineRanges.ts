@@ -1,8 +1,13 @@
 /**
- * Cuts a file of lines (JSON Lines) into ranges of whole lines of about a target size, so that the ranges can be read
- * apart (the parts of a split run) and give what one read of the whole file gives: each range starts at the start of
- * a line, and knows how many lines and records (non-blank lines) come before it, so that the dead letters of a range
+ * Cuts a file of lines (JSON Lines, or CSV) into ranges of whole records of about a target size, so that the ranges
+ * can be read apart (the parts of a split run) and give what one read of the whole file gives: each range starts at
+ * the start of a record, and knows how many lines and records come before it, so that the dead letters of a range
  * name the same line and record numbers as a whole read.
+ *
+ * CSV is followed with the CSV reader's own rules (`Csv.ts`): a record ends at a line break outside quotes (only a
+ * quote at the start of a field opens a quoted field), so a quoted field with line breaks is never cut; its first
+ * record is the header when the file has one, and a blank line is not a record (unless the file has one column).
+ * A range is only cut after a line feed (a file whose lines end in a lone CR is one range).
  */
 
 /** A range of whole lines of a file: bytes `start` (inclusive) to `end` (exclusive). */
@@ -11,9 +16,25 @@ export interface LineRange {
   readonly end: number
   /** Lines before `start`. */
   readonly lines: number
-  /** Non-blank lines before `start` (what a decoder counts as records, malformed ones included). */
+  /** Records before `start` (JSON Lines: non-blank lines; CSV: rows after the header), malformed ones included. */
   readonly records: number
 }
+
+/** How to follow a CSV file: its delimiter, and whether its first record is the header. */
+export interface CsvOptions {
+  readonly delimiter: number
+  readonly header: boolean
+}
+
+const QUOTE = 34
+const LF = 10
+const CR = 13
+// CSV states, as in the reader.
+const FIELD_START = 0
+const UNQUOTED = 1
+const QUOTED = 2
+const QUOTE_SEEN = 3
+const AFTER_CR = 4
 
 const isSpace = (c: number): boolean => c === 32 || c === 9 || c === 13
 
@@ -28,14 +49,24 @@ export class Cutter {
   private nextCut: number
   private readonly size: number
   private readonly target: number
+  private readonly csv: CsvOptions | undefined
+  // CSV: the reader's state, the fields of the record so far, whether it has content, the columns of the header.
+  private state = FIELD_START
+  private fields = 0
+  private content = false
+  private columns: number | undefined
+  /** CSV: where the header record ends (the bytes of the header are `[0, headerEnd)`), once it is read. */
+  headerEnd: number | undefined
 
-  constructor(size: number, target: number) {
+  constructor(size: number, target: number, csv?: CsvOptions) {
     this.size = size
     this.target = Math.max(1, target)
     this.nextCut = this.target
+    this.csv = csv
   }
 
   push(chunk: Uint8Array): void {
+    if (this.csv !== undefined) return this.pushCsv(chunk, this.csv)
     let from = 0
     for (;;) {
       const newline = chunk.indexOf(10, from)
@@ -59,6 +90,73 @@ export class Cutter {
       from = newline + 1
     }
     this.position += chunk.length
+  }
+
+  private pushCsv(chunk: Uint8Array, csv: CsvOptions): void {
+    const delimiter = csv.delimiter
+    let state = this.state
+    for (let k = 0; k < chunk.length; k++) {
+      const c = chunk[k]!
+      if (state === AFTER_CR) {
+        state = FIELD_START
+        if (c === LF) {
+          this.cutAt(this.position + k + 1)
+          continue
+        }
+      }
+      if (state === QUOTED) {
+        if (c === QUOTE) state = QUOTE_SEEN
+        else if (c === LF) this.lines++
+        continue
+      }
+      if (state === QUOTE_SEEN) {
+        if (c === QUOTE) {
+          state = QUOTED
+          continue
+        }
+        state = UNQUOTED
+      }
+      if (c === delimiter) {
+        this.fields++
+        this.content = true
+        state = FIELD_START
+      } else if (c === LF || c === CR) {
+        this.endCsvRecord(csv, this.position + k + 1)
+        if (c === LF) this.cutAt(this.position + k + 1)
+        state = c === CR ? AFTER_CR : FIELD_START
+      } else if (state === FIELD_START) {
+        this.content = true
+        state = c === QUOTE ? QUOTED : UNQUOTED
+      }
+    }
+    this.state = state
+    this.position += chunk.length
+  }
+
+  /** A CSV record ended (its line break ends at `end`): counted as the reader counts it. */
+  private endCsvRecord(csv: CsvOptions, end: number): void {
+    this.lines++
+    const blank = this.fields === 0 && !this.content
+    const fields = this.fields + 1
+    this.fields = 0
+    this.content = false
+    if (blank && this.columns !== 1) return
+    if (this.columns === undefined) {
+      this.columns = fields
+      if (csv.header) {
+        this.headerEnd = end
+        return
+      }
+    }
+    this.records++
+  }
+
+  /** A record starts at `next`: a cut there when the range has reached its target. */
+  private cutAt(next: number): void {
+    if (next >= this.nextCut && next < this.size && (this.csv === undefined || this.columns !== undefined)) {
+      this.cuts.push({ start: next, lines: this.lines, records: this.records })
+      this.nextCut = next + this.target
+    }
   }
 
   /** The ranges, in order, covering the file. */
