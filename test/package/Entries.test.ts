@@ -39,7 +39,7 @@ describe("the package's entry points load only the drivers they need", () => {
     assert.deepStrictEqual(driversLoadedBy("src/connectors/s3/index.ts"), ["@aws-sdk/client-s3"])
   })
 
-  it("the config front door loads every driver, since a config may name any", () => {
-    assert.deepStrictEqual(driversLoadedBy("src/config/index.ts"), [...drivers].sort())
+  it("the config front door loads the SQL drivers; Kafka's and S3's load when a connection to them is first made", () => {
+    assert.deepStrictEqual(driversLoadedBy("src/config/index.ts"), ["mysql2", "pg", "pg-copy-streams"])
   })
 })
