@@ -66,7 +66,10 @@ export class Cutter {
   }
 
   push(chunk: Uint8Array): void {
-    if (this.csv !== undefined) return this.pushCsv(chunk, this.csv)
+    if (this.csv !== undefined) {
+      this.pushCsv(chunk, this.csv)
+      return
+    }
     let from = 0
     for (;;) {
       const newline = chunk.indexOf(10, from)
