@@ -301,6 +301,9 @@ const onThreads = <E, R>(
 ) =>
   Effect.gen(function* () {
     const { runId, parts, startedAt } = options
+    yield* Effect.logInfo(
+      `run started: ${p.name} (${parts.length} parts on ${Math.min(parts.length, options.threads)} threads)`
+    ).pipe(Effect.annotateLogs({ pipeline: p.name, runId }))
     const dir = yield* tempDirectory
     const staging = makeDirectory(dir)
     const stage = p.stages[0]!.name
