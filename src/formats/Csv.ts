@@ -17,8 +17,8 @@
  */
 import * as BigDecimal from "effect/BigDecimal"
 import type * as Stream from "effect/Stream"
+import { AFTER_CR, CR, FIELD_START, LF, QUOTE, QUOTE_SEEN, QUOTED, UNQUOTED } from "./CsvSyntax.ts"
 import * as FormatError from "./FormatError.ts"
-import { AFTER_CR, CR, FIELD_START, LF, QUOTE, QUOTE_SEEN, QUOTED, UNQUOTED } from "./internal/CsvStates.ts"
 import * as JsonValue from "./JsonValue.ts"
 import * as Transcoder from "./Transcoder.ts"
 import * as Utf8 from "./Utf8.ts"

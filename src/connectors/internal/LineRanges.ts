@@ -9,7 +9,7 @@
  * record is the header when the file has one, and a blank line is not a record (unless the file has one column).
  * A range is only cut after a line feed (a file whose lines end in a lone CR is one range).
  */
-import { AFTER_CR, CR, FIELD_START, LF, QUOTE, QUOTE_SEEN, QUOTED, UNQUOTED } from "../../formats/internal/CsvStates.ts"
+import { AFTER_CR, CR, FIELD_START, LF, QUOTE, QUOTE_SEEN, QUOTED, UNQUOTED } from "../../formats/CsvSyntax.ts"
 
 /** A range of whole lines of a file: bytes `start` (inclusive) to `end` (exclusive). */
 export interface LineRange {
