@@ -1,0 +1,238 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as Build from "../../src/config/Build.ts"
+import * as Load from "../../src/config/Load.ts"
+import * as Replay from "../../src/config/Replay.ts"
+import * as FileStore from "../../src/connectors/file/FileStore.ts"
+import * as ConfigError from "../../src/core/ConfigError.ts"
+import * as RecordSchema from "../../src/core/RecordSchema.ts"
+import * as Pipeline from "../../src/pipeline/Pipeline.ts"
+
+const Txn = Schema.Struct({ id: Schema.String, amount: Schema.Finite, currency: Schema.String })
+const lookup: Build.SchemaLookup = (name, path) =>
+  name === "txn"
+    ? Effect.succeed(
+        RecordSchema.fromSchema(Txn, "txn") as RecordSchema.RecordSchema<Readonly<Record<string, unknown>>>
+      )
+    : Effect.fail(ConfigError.single("p.json", path, `Unknown schema "${name}"`))
+
+const input = [
+  JSON.stringify({ id: "a", amount: 10, currency: "EUR" }),
+  JSON.stringify({ id: "b", amount: 60, currency: "EUR" }),
+  '{"id": "c", "amount": 1',
+  JSON.stringify({ id: "d", amount: "x", currency: "EUR" }),
+  JSON.stringify({ id: "e", amount: 5, currency: "eur" }),
+  JSON.stringify({ id: "f", amount: 70, currency: "usd" }),
+  JSON.stringify({ id: "g", amount: 80, currency: "CHF" })
+].join("\n")
+
+/** Doubles the amount, then checks it: a replay that applied the derive again would write 4 × the amount. */
+const configWith = (maxAmount: number, extra?: Record<string, unknown>) => ({
+  name: "payments",
+  source: { type: "file", path: "in", format: { type: "jsonl" }, schema: "txn" },
+  transforms: [
+    { type: "derive", fields: { amount: "amount * 2.0" } },
+    {
+      type: "validate",
+      rules: [
+        { rule: "range", field: "amount", max: maxAmount },
+        { rule: "pattern", field: "currency", regex: "^[A-Z]{3}$" }
+      ]
+    }
+  ],
+  sink: { type: "file", path: "out", format: { type: "jsonl" } },
+  dead_letters: { type: "file", path: "dead", format: { type: "jsonl" } },
+  ...extra
+})
+
+interface Letter {
+  readonly stage: string
+  readonly reason: string
+  readonly message: string
+  readonly record: unknown
+  readonly origin?: string
+}
+
+const linesUnder = (files: FileStore.MemoryFiles, dir: string): ReadonlyArray<unknown> =>
+  Array.from(FileStore.contents(files).entries())
+    .filter(([path]) => path.startsWith(`${dir}/`) && path.endsWith(".jsonl"))
+    .flatMap(([, bytes]) => new TextDecoder().decode(bytes).trim().split("\n"))
+    .filter((line) => line !== "")
+    .map((line) => JSON.parse(line) as unknown)
+
+const byId = (letters: ReadonlyArray<Letter>) =>
+  new Map(
+    letters.map((l) => {
+      const record = l.record as { readonly id?: string } | string
+      return [typeof record === "string" ? "raw" : record.id!, l]
+    })
+  )
+
+const firstRun = (files: FileStore.MemoryFiles) =>
+  Effect.gen(function* () {
+    const config = yield* Load.decode("p.json", configWith(100))
+    const pipeline = yield* Build.build(config, { file: "p.json", schema: lookup })
+    return yield* Pipeline.run(pipeline).pipe(Effect.provide(FileStore.layerMemory(files)))
+  })
+
+const replay = (
+  files: FileStore.MemoryFiles,
+  raw: unknown,
+  options: { readonly from: string; readonly deadLetters?: string; readonly force?: boolean }
+) =>
+  Effect.gen(function* () {
+    const config = yield* Load.decode("p.json", raw)
+    const built = yield* Replay.build(config, { file: "p.json", schema: lookup, ...options })
+    return yield* Pipeline.run(built.pipeline).pipe(Effect.provide(FileStore.layerMemory(files)))
+  })
+
+const refusal = (raw: unknown, options: { readonly from: string; readonly deadLetters?: string }) =>
+  Effect.gen(function* () {
+    const config = yield* Load.decode("p.json", raw)
+    const error = yield* Effect.flip(Replay.build(config, { file: "p.json", schema: lookup, ...options }))
+    return error.issues.map((i) => `${i.path}: ${i.message}`).join("\n")
+  })
+
+describe("replay of dead letters", () => {
+  it.effect(
+    "re-enters each record where it was rejected, writes the ones that now pass, keeps the rest with new reasons and original origins",
+    () =>
+      Effect.gen(function* () {
+        const files = FileStore.memory({ "in/a.jsonl": input })
+        const first = yield* firstRun(files)
+        assert.deepStrictEqual([first.records.read, first.records.written, first.records.deadLettered], [7, 1, 6])
+        const before = byId(linesUnder(files, "dead") as ReadonlyArray<Letter>)
+        assert.strictEqual(before.get("raw")?.reason, "decode-error")
+        assert.strictEqual(before.get("raw")?.origin, "in/a.jsonl:3")
+        assert.strictEqual(before.get("d")?.reason, "invalid-record")
+        assert.strictEqual(before.get("b")?.reason, "rule:amount-range")
+        assert.deepStrictEqual(before.get("b")?.record, { id: "b", amount: 120, currency: "EUR" })
+        assert.strictEqual(before.get("f")?.reason, "rule:amount-range")
+
+        // The fix: amounts up to 1000 are fine. Currencies in lower case still are not.
+        const report = yield* replay(files, configWith(1000), { from: "dead", deadLetters: "dead-2", force: true })
+        assert.strictEqual(report.status, "succeeded")
+        assert.isTrue(report.reconciliation.ok)
+        assert.strictEqual(report.records.read, 6)
+        assert.strictEqual(
+          report.records.read,
+          report.records.written + report.records.deadLettered + report.records.filtered
+        )
+        assert.strictEqual(report.records.written, 2)
+        assert.strictEqual(report.records.deadLettered, 4)
+        const derive = report.stages.find((s) => s.name === "derive")!
+        assert.deepStrictEqual([derive.recordsIn, derive.recordsOut], [4, 4])
+
+        const written = linesUnder(files, "out") as ReadonlyArray<{ readonly id: string; readonly amount: number }>
+        assert.deepStrictEqual(written.map((r) => [r.id, r.amount]).sort(), [
+          ["a", 20],
+          ["b", 120],
+          ["g", 160]
+        ])
+        const after = byId(linesUnder(files, "dead-2") as ReadonlyArray<Letter>)
+        assert.deepStrictEqual(Array.from(after.keys()).sort(), ["d", "e", "f", "raw"])
+        assert.strictEqual(after.get("raw")?.reason, "decode-error")
+        assert.strictEqual(after.get("raw")?.origin, "in/a.jsonl:3")
+        assert.strictEqual(after.get("d")?.reason, "invalid-record")
+        assert.strictEqual(after.get("d")?.origin, before.get("d")?.origin)
+        assert.match(after.get("d")!.origin!, /^in\/a\.jsonl#4$/)
+        // f failed on its amount; with the fix it fails on its currency, and its amount was not doubled again.
+        assert.strictEqual(after.get("f")?.reason, "rule:currency-pattern")
+        assert.deepStrictEqual(after.get("f")?.record, { id: "f", amount: 140, currency: "usd" })
+        assert.strictEqual(after.get("e")?.reason, "rule:currency-pattern")
+        assert.strictEqual(after.get("e")?.stage, "validate")
+        // The set replayed is left as it was.
+        assert.strictEqual(linesUnder(files, "dead").length, 6)
+      })
+  )
+
+  it.effect("a fixed source schema lets records the source rejected through, decoded as the source decodes", () =>
+    Effect.gen(function* () {
+      const files = FileStore.memory({ "in/a.jsonl": input })
+      yield* firstRun(files)
+      const fixedLine = FileStore.memory({
+        "dead/part-1.jsonl": `${JSON.stringify({
+          stage: "source",
+          reason: "decode-error",
+          message: "cut short",
+          record: JSON.stringify({ id: "c", amount: 1, currency: "EUR" }),
+          origin: "in/a.jsonl:3"
+        })}\n`
+      })
+      const report = yield* replay(fixedLine, configWith(1000), { from: "dead", deadLetters: "dead-2", force: true })
+      assert.deepStrictEqual([report.records.read, report.records.written, report.records.deadLettered], [1, 1, 0])
+      const written = linesUnder(fixedLine, "out") as ReadonlyArray<{ readonly id: string; readonly amount: number }>
+      // Read from the source, the record goes through every transform: its amount is doubled once.
+      assert.deepStrictEqual(written, [{ id: "c", amount: 2, currency: "EUR" }])
+    })
+  )
+
+  it.effect("a dead letter of a stage the config no longer has is kept as still failing, saying so", () =>
+    Effect.gen(function* () {
+      const files = FileStore.memory({ "in/a.jsonl": input })
+      yield* firstRun(files)
+      const renamed = configWith(1000)
+      const transforms = [renamed.transforms[0], { ...renamed.transforms[1], name: "checks" }]
+      const report = yield* replay(
+        files,
+        { ...renamed, transforms },
+        {
+          from: "dead",
+          deadLetters: "dead-2",
+          force: true
+        }
+      )
+      assert.isTrue(report.reconciliation.ok)
+      const after = linesUnder(files, "dead-2") as ReadonlyArray<Letter>
+      const unknown = after.filter((l) => l.reason === "replay:unknown-stage")
+      assert.strictEqual(unknown.length, 4)
+      assert.strictEqual(unknown[0]!.stage, "replay")
+      assert.include(
+        unknown[0]!.message,
+        '"validate" is not a stage of this pipeline (its stages: source, derive, checks)'
+      )
+      assert.deepStrictEqual([report.records.read, report.records.written, report.records.deadLettered], [6, 0, 6])
+    })
+  )
+
+  it.effect("refuses an append or overwrite sink without force, the set it reads as the new set, and aggregates", () =>
+    Effect.gen(function* () {
+      assert.include(
+        yield* refusal(configWith(1000), { from: "dead", deadLetters: "dead-2" }),
+        "$.sink.mode: Replay refused: the sink sink appends without keys: a record replayed twice, or one that was already written, would be written twice. Replay into an upsert sink (idempotent by its keys), or pass --force to append anyway"
+      )
+      const overwrite = configWith(1000)
+      assert.include(
+        yield* refusal(
+          { ...overwrite, sink: { ...overwrite.sink, mode: "overwrite" } },
+          { from: "dead", deadLetters: "dead-2" }
+        ),
+        "its target would hold only the replayed records"
+      )
+      assert.include(
+        yield* refusal(configWith(1000), { from: "dead/" }),
+        "--dead-letters: The records that still fail would go to dead/, the dead-letter set being replayed"
+      )
+      const { dead_letters: _, ...without } = configWith(1000)
+      assert.include(
+        yield* refusal(without, { from: "dead" }),
+        "The config has no dead_letters: give --dead-letters LOCATION"
+      )
+      const aggregating = configWith(1000)
+      assert.include(
+        yield* refusal(
+          {
+            ...aggregating,
+            transforms: [
+              ...aggregating.transforms,
+              { type: "aggregate", group_by: ["currency"], fields: { total: { fn: "sum", field: "amount" } } }
+            ]
+          },
+          { from: "dead", deadLetters: "dead-2" }
+        ),
+        "Cannot replay: aggregate"
+      )
+    })
+  )
+})
