@@ -181,7 +181,12 @@ export const build = (
       })
     )
     if (config.dead_letters !== undefined) {
-      const deadLetters = yield* Connectors.buildSink(config.dead_letters, env("$.dead_letters", "dead-letters"))
+      // Every field a dead letter can have, so that a SQL table of them gets its columns from the first write on (a
+      // first batch of dead letters without origins would leave the origin column out of the whole load).
+      const deadLetters = yield* Connectors.buildSink(config.dead_letters, {
+        ...env("$.dead_letters", "dead-letters"),
+        fields: ["stage", "reason", "message", "record", "origin"]
+      })
       const problem = streaming ? Pipeline.unboundedProblem(deadLetters.mode) : undefined
       if (problem !== undefined)
         return yield* Effect.fail(ConfigError.single(options.file, "$.dead_letters.mode", problem))
