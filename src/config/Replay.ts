@@ -167,6 +167,21 @@ const parseText = (record: unknown): unknown => {
   }
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+
+/**
+ * The text of a Kafka message its source could not decode: its dead letter holds the message (topic, partition,
+ * offset, key) with the value's bytes in base64; `undefined` when they are not UTF-8 text.
+ */
+const kafkaText = (record: unknown): unknown => {
+  if (!isRecord(record) || typeof record.value !== "string") return record
+  try {
+    return utf8.decode(Buffer.from(record.value, "base64"))
+  } catch {
+    return undefined
+  }
+}
+
 /** How the replay re-decodes the raw text of a record its source could not decode, or why it cannot. */
 const textDecoder = (
   config: PipelineConfig
@@ -179,7 +194,7 @@ const textDecoder = (
         ? source.value.type
         : undefined
   return (letter) => {
-    const raw = letter.record
+    const raw = source.type === "kafka" ? kafkaText(letter.record) : letter.record
     if (typeof raw !== "string")
       return {
         problem:
