@@ -195,7 +195,8 @@ const textDecoder = (
         : undefined
   return (letter) => {
     const raw = source.type === "kafka" ? kafkaText(letter.record) : letter.record
-    if (typeof raw !== "string")
+    // A line that was not UTF-8 is kept as its bytes, which a text dead-letter set holds as base64 (its message says so).
+    if (typeof raw !== "string" || letter.message.endsWith("the record is kept as its raw bytes"))
       return {
         problem:
           "the record was kept as raw bytes that are not valid UTF-8 text: they cannot decode; fix the input and run it again"
