@@ -133,7 +133,7 @@ interface Entry {
   readonly transform: number
 }
 
-/** The origin and entry of each batch the replay source sends (one per dead letter), keyed by its `ack`. */
+/** The entry and origin of each batch the replay source sends, keyed by its `ack` (unique per batch). */
 interface Tags {
   readonly entries: WeakMap<object, Entry>
   readonly origins: WeakMap<object, string>
@@ -219,7 +219,8 @@ const textDecoder = (
 }
 
 /**
- * The source of a replay: reads the dead-letter set and sends one batch per dead letter. A record its source had
+ * The source of a replay: reads the dead-letter set and sends its records in batches of those that enter at the same
+ * stage with the same origin (see {@link group}). A record its source had
  * rejected is decoded (`decode-error`) and checked against the source's schema again here, and fails again as a dead
  * letter of the source; any other record is tagged with the transform it enters at. A row that is no dead letter, or
  * names a stage the pipeline does not have, becomes a dead letter of stage `replay`.
@@ -238,24 +239,20 @@ const replaySource = (
   // Records a transform rejected are read back with the source schema's types (decimals, timestamps) where they fit
   // it; one that does not (a transform before it changed its fields) is passed on as it was read.
   const retype = schema === undefined ? undefined : RecordSchema.withUnknownFields(schema, "keep")
-  const one = (letter: DeadLetter.DeadLetter, ack: Batch.Batch<unknown>["ack"]): Batch.Batch<AnyRecord> => {
-    // A unique ack per batch: the tags are keyed by it, and it travels with the batch through every stage.
-    const own = Effect.suspend(() => ack)
-    if (letter.origin !== undefined) tags.origins.set(own, letter.origin)
-    const fail = (stage: string, reason: string, message: string, record: unknown): Batch.Batch<AnyRecord> => ({
-      records: [],
-      deadLetters: [
-        { stage, reason, message, record, ...(letter.origin === undefined ? {} : { origin: letter.origin }) }
-      ],
-      ack: own
+  const one = (letter: DeadLetter.DeadLetter): Piece => {
+    const origin = letter.origin
+    const fail = (stage: string, reason: string, message: string, record: unknown): Piece => ({
+      deadLetter: { stage, reason, message, record, ...(origin === undefined ? {} : { origin }) },
+      entry: undefined,
+      origin
     })
-    const pass = (record: AnyRecord): Batch.Batch<AnyRecord> => ({ records: [record], deadLetters: [], ack: own })
+    const pass = (record: AnyRecord, entry?: number): Piece => ({ record, entry, origin })
     if (letter.stage === sourceName) {
       let value: unknown = letter.record
       if (letter.reason === "decode-error" || typeof value === "string" || value instanceof Uint8Array) {
         const decoded = decodeText(letter)
         if ("problem" in decoded)
-          return fail(sourceName, "decode-error", `${letter.origin ?? "record"}: ${decoded.problem}`, letter.record)
+          return fail(sourceName, "decode-error", `${origin ?? "record"}: ${decoded.problem}`, letter.record)
         value = decoded.value
       }
       if (schema === undefined)
@@ -265,12 +262,7 @@ const replaySource = (
       const checked = schema.validate(value)
       return checked.ok
         ? pass(checked.value)
-        : fail(
-            sourceName,
-            "invalid-record",
-            `${letter.origin === undefined ? "" : `${letter.origin}: `}${checked.message}`,
-            value
-          )
+        : fail(sourceName, "invalid-record", `${origin === undefined ? "" : `${origin}: `}${checked.message}`, value)
     }
     const transform = entries.get(letter.stage)
     if (transform === undefined)
@@ -284,11 +276,18 @@ const replaySource = (
     if (!isRecord(record))
       return fail(letter.stage, letter.reason, `${letter.message} (replayed: the record is not a JSON object)`, record)
     const checked = retype?.validate(record)
-    const typed = checked?.ok === true ? checked.value : record
-    const batch = pass(typed)
-    tags.entries.set(own, { transform })
-    return batch
+    return pass(checked?.ok === true ? checked.value : record, transform)
   }
+  const notALetter = (row: unknown): Piece => ({
+    deadLetter: {
+      stage: replayStage,
+      reason: "replay:not-a-dead-letter",
+      message: `a row of ${from.text} is not a dead letter (it needs "stage" and "reason")`,
+      record: row
+    },
+    entry: undefined,
+    origin: undefined
+  })
   return Source.make({
     name: sourceName,
     type: "replay",
@@ -296,40 +295,63 @@ const replaySource = (
     bounded: true,
     batches: (ctx) =>
       Stream.flatMap(letters.batches(ctx), (batch) => {
-        const out: Array<Batch.Batch<AnyRecord>> = []
-        const n = batch.records.length
-        for (let i = 0; i < n; i++) {
-          const row = batch.records[i]
-          const ack = i === n - 1 ? batch.ack : Effect.void
+        const pieces: Array<Piece> = []
+        for (const row of batch.records) {
           const letter = readLetter(row)
-          out.push(
-            letter === undefined
-              ? {
-                  records: [],
-                  deadLetters: [
-                    {
-                      stage: replayStage,
-                      reason: "replay:not-a-dead-letter",
-                      message: `a row of ${from.text} is not a dead letter (it needs "stage" and "reason")`,
-                      record: row
-                    }
-                  ],
-                  ack: Effect.suspend(() => ack)
-                }
-              : one(letter, ack)
-          )
+          pieces.push(letter === undefined ? notALetter(row) : one(letter))
         }
         // Rows the dead-letter source itself rejected are no dead letters to replay: kept as they are.
-        if (batch.deadLetters.length > 0)
-          out.push({
-            records: [],
-            deadLetters: batch.deadLetters.map((dl) => ({ ...dl, stage: replayStage, reason: `replay:${dl.reason}` })),
-            ack: n === 0 ? batch.ack : Effect.void
+        for (const dl of batch.deadLetters)
+          pieces.push({
+            deadLetter: { ...dl, stage: replayStage, reason: `replay:${dl.reason}` },
+            entry: undefined,
+            origin: undefined
           })
-        if (out.length === 0) out.push({ records: [], deadLetters: [], ack: batch.ack })
-        return Stream.fromIterable(out)
+        return Stream.fromIterable(group(pieces, batch.ack, tags))
       })
   })
+}
+
+/** A dead letter read back: the record it passes on (and where it enters), or the dead letter it is again. */
+interface Piece {
+  readonly record?: AnyRecord
+  readonly deadLetter?: DeadLetter.DeadLetter
+  /** The transform the record enters at; `undefined`: it went through the source (or failed there). */
+  readonly entry: number | undefined
+  readonly origin: string | undefined
+}
+
+/**
+ * Cuts the pieces of one batch of dead letters into batches of consecutive pieces that enter at the same stage and
+ * have the same origin (the tags are per batch); the last batch acknowledges what the dead-letter source read.
+ */
+const group = (
+  pieces: ReadonlyArray<Piece>,
+  ack: Batch.Batch<unknown>["ack"],
+  tags: Tags
+): ReadonlyArray<Batch.Batch<AnyRecord>> => {
+  const out: Array<Batch.Batch<AnyRecord>> = []
+  let i = 0
+  while (i < pieces.length) {
+    const first = pieces[i]!
+    const records: Array<AnyRecord> = []
+    const deadLetters: Array<DeadLetter.DeadLetter> = []
+    let j = i
+    for (; j < pieces.length && pieces[j]!.entry === first.entry && pieces[j]!.origin === first.origin; j++) {
+      const piece = pieces[j]!
+      if (piece.record !== undefined) records.push(piece.record)
+      if (piece.deadLetter !== undefined) deadLetters.push(piece.deadLetter)
+    }
+    const last = j === pieces.length
+    // A unique ack per batch: the tags are keyed by it, and it travels with the batch through every stage.
+    const own = Effect.suspend(() => (last ? ack : Effect.void))
+    if (first.entry !== undefined) tags.entries.set(own, { transform: first.entry })
+    if (first.origin !== undefined) tags.origins.set(own, first.origin)
+    out.push({ records, deadLetters, ack: own })
+    i = j
+  }
+  if (out.length === 0) out.push({ records: [], deadLetters: [], ack })
+  return out
 }
 
 /** Why a pipeline cannot replay dead letters whatever the flags, or `undefined`. */
