@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as fc from "fast-check"
 import * as Build from "../../src/config/Build.ts"
 import * as Load from "../../src/config/Load.ts"
 import * as Replay from "../../src/config/Replay.ts"
@@ -262,4 +263,82 @@ describe("replay of dead letters", () => {
       )
     })
   )
+})
+
+type Kind = "line" | "broken-line" | "validate" | "gone"
+interface Case {
+  readonly kind: Kind
+  readonly amount: number
+  readonly upper: boolean
+  readonly origin: boolean
+}
+
+describe("replay against a model", () => {
+  it("every dead letter is written or kept once, where it re-enters, with its origin", async () => {
+    const arbitrary = fc.array(
+      fc.record({
+        kind: fc.constantFrom<Kind>("line", "broken-line", "validate", "gone"),
+        amount: fc.integer({ min: 0, max: 1200 }),
+        upper: fc.boolean(),
+        origin: fc.boolean()
+      }),
+      { maxLength: 60 }
+    )
+    await fc.assert(
+      fc.asyncProperty(arbitrary, async (cases: ReadonlyArray<Case>) => {
+        const record = (i: number, c: Case) => ({ id: `r${i}`, amount: c.amount, currency: c.upper ? "EUR" : "eur" })
+        const letters = cases.map((c, i) => {
+          const origin =
+            c.origin || c.kind === "line" || c.kind === "broken-line" ? { origin: `in/a.jsonl:${i + 1}` } : {}
+          switch (c.kind) {
+            case "line":
+              return {
+                stage: "source",
+                reason: "decode-error",
+                message: "m",
+                record: JSON.stringify(record(i, c)),
+                ...origin
+              }
+            case "broken-line":
+              return { stage: "source", reason: "decode-error", message: "m", record: `{"id": "r${i}"`, ...origin }
+            case "validate":
+              return { stage: "validate", reason: "rule:amount-range", message: "m", record: record(i, c), ...origin }
+            case "gone":
+              return { stage: "gone", reason: "rule:x", message: "m", record: record(i, c), ...origin }
+          }
+        })
+        const files = FileStore.memory({
+          "dead/part-1.jsonl": letters.map((l) => JSON.stringify(l)).join("\n")
+        })
+        const report = await Effect.runPromise(
+          replay(files, configWith(1000), { from: "dead", deadLetters: "dead-2", force: true })
+        )
+        // The model: a line read again is derived (its amount doubled), a validate reject enters after the derive.
+        const expected = new Map<string, number>()
+        const failing = new Map<string, string | undefined>()
+        cases.forEach((c, i) => {
+          const amount = c.kind === "line" ? c.amount * 2 : c.amount
+          const passes = (c.kind === "line" || c.kind === "validate") && amount <= 1000 && c.upper
+          if (passes) expected.set(`r${i}`, amount)
+          else failing.set(`r${i}`, (letters[i] as { readonly origin?: string }).origin)
+        })
+        assert.isTrue(report.reconciliation.ok)
+        assert.strictEqual(report.records.read, cases.length)
+        assert.strictEqual(report.records.written, expected.size)
+        assert.strictEqual(report.records.deadLettered, failing.size)
+        const written = linesUnder(files, "out") as ReadonlyArray<{ readonly id: string; readonly amount: number }>
+        assert.deepStrictEqual(new Map(written.map((r) => [r.id, r.amount])), expected)
+        const kept = linesUnder(files, "dead-2") as ReadonlyArray<Letter>
+        const keptIds = new Map(
+          kept.map((l) => {
+            const r = l.record
+            const id = typeof r === "string" ? /"id": "(r\d+)"/.exec(r)![1]! : (r as { readonly id: string }).id
+            return [id, l.origin]
+          })
+        )
+        assert.deepStrictEqual(keptIds, failing)
+      }),
+      { numRuns: 40 }
+    )
+  })
 })
