@@ -303,7 +303,7 @@ describe("replay against a model", () => {
               return { stage: "source", reason: "decode-error", message: "m", record: `{"id": "r${i}"`, ...origin }
             case "validate":
               return { stage: "validate", reason: "rule:amount-range", message: "m", record: record(i, c), ...origin }
-            case "gone":
+            default:
               return { stage: "gone", reason: "rule:x", message: "m", record: record(i, c), ...origin }
           }
         })
