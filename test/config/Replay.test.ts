@@ -224,6 +224,52 @@ describe("replay of dead letters", () => {
     })
   )
 
+  it.effect("records pass a lookup join before their entry counted as its input, and the counts reconcile", () =>
+    Effect.gen(function* () {
+      const withJoin = (maxAmount: number) => {
+        const base = configWith(maxAmount)
+        return {
+          ...base,
+          transforms: [
+            base.transforms[0],
+            {
+              type: "join",
+              source: { type: "file", path: "rates", format: { type: "jsonl" } },
+              on: "currency",
+              kind: "left"
+            },
+            base.transforms[1]
+          ]
+        }
+      }
+      const files = FileStore.memory({
+        "in/a.jsonl": input,
+        "rates/r.jsonl": [
+          { currency: "EUR", rate: 1 },
+          { currency: "CHF", rate: 2 }
+        ]
+          .map((r) => JSON.stringify(r))
+          .join("\n")
+      })
+      const config = yield* Load.decode("p.json", withJoin(100))
+      yield* Pipeline.run(yield* Build.build(config, { file: "p.json", schema: lookup })).pipe(
+        Effect.provide(FileStore.layerMemory(files))
+      )
+      const report = yield* replay(files, withJoin(1000), { from: "dead", deadLetters: "dead-2", force: true })
+      assert.isTrue(report.reconciliation.ok, JSON.stringify(report.reconciliation.checks.filter((c) => !c.ok)))
+      const join = report.stages.find((s) => s.name === "join")!
+      assert.strictEqual(join.recordsIn, join.consumed)
+      const written = linesUnder(files, "out") as ReadonlyArray<Record<string, unknown>>
+      assert.deepStrictEqual(
+        written.filter((r) => r.id === "b" || r.id === "g"),
+        [
+          { id: "b", amount: 120, currency: "EUR", rate: 1 },
+          { id: "g", amount: 160, currency: "CHF", rate: 2 }
+        ]
+      )
+    })
+  )
+
   it.effect("refuses an append or overwrite sink without force, the set it reads as the new set, and aggregates", () =>
     Effect.gen(function* () {
       assert.include(
