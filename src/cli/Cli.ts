@@ -1,5 +1,6 @@
 /**
- * The command line: `run`, `validate` and `schema`, with `--help` on each.
+ * The command line: `run`, `validate`, `replay` (dead letters back through a pipeline), `schema`, `vault` and `worker`,
+ * with `--help` on each.
  *
  * Exit codes: 0 when all went well, 1 when a run failed, 2 for bad usage or a bad config. The RunReport is printed to
  * stdout as JSON; logs are lines on stderr (`--log-format pretty|json`, `--log-level`); a progress line is drawn on
