@@ -279,7 +279,7 @@ const replayCommand = Command.make(
     ),
     from: Flag.String("from").pipe(
       Flag.withDescription(
-        "The dead-letter set to replay: a path (a directory of part files, a file, a glob), or CONNECTION:TABLE (postgres, mysql), CONNECTION:TOPIC (kafka), CONNECTION:PREFIX (s3) with a connection of the config"
+        "The dead-letter set to replay: a path (a directory of part files, a file, a glob), or CONNECTION:TABLE (postgres, mysql), CONNECTION:TOPIC (kafka), CONNECTION:BUCKET/PREFIX (s3) with a connection of the config"
       )
     ),
     deadLetters: Flag.String("dead-letters").pipe(

@@ -13,6 +13,7 @@
  * twice) or overwrites (the target would hold only the replayed records), unless forced; a pipeline with a stage that
  * combines records (aggregates, windows, joins of two inputs), which would combine the replayed records alone.
  */
+import * as nodePath from "node:path"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
@@ -32,7 +33,7 @@ import * as Records from "./Records.ts"
 
 /** Where a dead-letter set is: read back with a source, written with a sink. */
 export interface Location {
-  /** The location as the user gave it (`out/dead`, `pg:public.dead_letters`, `kafka:orders-dead`). */
+  /** The location as the user gave it (`out/dead`, `pg:public.dead_letters`, `events:orders-dead`). */
   readonly text: string
   /** `file`, `postgres`, `mysql`, `kafka` or `s3`, and what names the set there (a path, a table, a topic). */
   readonly type: string
@@ -70,7 +71,7 @@ const templateFormat = (config: PipelineConfig): unknown => {
 /**
  * Reads a dead-letter location in the forms the config's connectors use: `CONNECTION:TABLE` (a postgres or mysql
  * connection of the config; `schema.table` names its schema too), `CONNECTION:TOPIC` (a kafka connection),
- * `CONNECTION:PREFIX` (an s3 connection), else a local path (a directory of part files, a file or a glob). Files and
+ * `CONNECTION:BUCKET/PREFIX` (an s3 connection), else a local path (a directory of part files, a file or a glob). Files and
  * objects are read and written in the format of the config's file or S3 `dead_letters` (JSON Lines otherwise), Kafka
  * messages as JSON.
  */
@@ -113,8 +114,11 @@ export const location = (
       sink = { type: "kafka", connection: name, topic: rest, value: { type: "json" } }
     } else {
       type = "s3"
-      source = { type: "s3", connection: name, path: rest, format: templateFormat(config) }
-      sink = { type: "s3", connection: name, path: rest, format: templateFormat(config), mode: "append" }
+      const slash = rest.indexOf("/")
+      const where =
+        slash > 0 ? { bucket: rest.slice(0, slash), path: rest.slice(slash + 1) } : { bucket: rest, path: "" }
+      source = { type: "s3", connection: name, ...where, format: templateFormat(config) }
+      sink = { type: "s3", connection: name, ...where, format: templateFormat(config), mode: "append" }
     }
     const decodedSource = decodeSource(source, { onExcessProperty: "error" })
     const decodedSink = decodeSink(sink, { onExcessProperty: "error" })
@@ -122,7 +126,7 @@ export const location = (
       return yield* problem(
         options.file,
         options.flag,
-        `${at}: not a dead-letter location (a path, or CONNECTION:TABLE, CONNECTION:TOPIC, CONNECTION:PREFIX with a connection of the config)`
+        `${at}: not a dead-letter location (a path, or CONNECTION:TABLE, CONNECTION:TOPIC, CONNECTION:BUCKET/PREFIX with a connection of the config)`
       )
     return { text, type, target: type === "file" ? text : rest, source: decodedSource.value, sink: decodedSink.value }
   })
@@ -393,18 +397,26 @@ const replayConfig = (config: PipelineConfig, deadLetters: Connectors.SinkConfig
   }
 }
 
+/** Whether a dead-letter sink writes where `b` is (conservatively: a table named without its schema matches). */
 const sameTarget = (a: Connectors.SinkConfig, b: Location): boolean => {
-  if (a.type !== b.type) return false
+  const sink = b.sink
   switch (a.type) {
     case "file":
-      return a.path.replace(/\/+$/, "") === b.target.replace(/\/+$/, "")
+      return sink.type === "file" && nodePath.resolve(a.path) === nodePath.resolve(sink.path)
     case "postgres":
     case "mysql":
-      return b.sink.type === a.type && a.connection === b.sink.connection && a.table === b.sink.table
+      return (
+        sink.type === a.type &&
+        a.connection === sink.connection &&
+        a.table === sink.table &&
+        (a.table_schema === undefined || sink.table_schema === undefined || a.table_schema === sink.table_schema)
+      )
     case "kafka":
-      return a.topic === b.target
+      return sink.type === "kafka" && a.topic === sink.topic
     case "s3":
-      return b.sink.type === "s3" && a.path.replace(/\/+$/, "") === b.sink.path.replace(/\/+$/, "")
+      return (
+        sink.type === "s3" && a.bucket === sink.bucket && a.path.replace(/\/+$/, "") === sink.path.replace(/\/+$/, "")
+      )
   }
 }
 

@@ -319,6 +319,69 @@ interface Case {
   readonly origin: boolean
 }
 
+describe("dead-letter locations", () => {
+  const withConnections = {
+    ...configWith(1000),
+    connections: {
+      pg: { type: "postgres", url: "postgres://127.0.0.1:5432/test" },
+      my: { type: "mysql", url: "mysql://127.0.0.1:3306/test" },
+      events: { type: "kafka", brokers: ["127.0.0.1:9092"] },
+      store: { type: "s3", endpoint: "http://127.0.0.1:9000", region: "us-east-1" }
+    }
+  }
+  const locate = (text: string) =>
+    Effect.gen(function* () {
+      const config = yield* Load.decode("p.json", withConnections)
+      return yield* Replay.location(config, text, { file: "p.json", flag: "--from", pipeline: "payments" })
+    })
+
+  it.effect("reads paths, tables, topics and S3 prefixes in the forms the config's connectors use", () =>
+    Effect.gen(function* () {
+      const file = yield* locate("out/dead")
+      assert.deepStrictEqual(
+        [file.type, file.target, file.source, file.sink],
+        [
+          "file",
+          "out/dead",
+          { type: "file", path: "out/dead", format: { type: "jsonl" } },
+          { type: "file", path: "out/dead", format: { type: "jsonl" }, mode: "append" }
+        ]
+      )
+      const table = yield* locate("pg:audit.dead_letters")
+      assert.deepStrictEqual(
+        [table.type, table.source],
+        ["postgres", { type: "postgres", connection: "pg", table: "dead_letters", table_schema: "audit" }]
+      )
+      const mysql = yield* locate("my:rejects")
+      assert.deepStrictEqual(mysql.sink, { type: "mysql", connection: "my", table: "rejects", mode: "append" })
+      const topic = yield* locate("events:orders-dead")
+      assert.deepStrictEqual([topic.type, topic.target], ["kafka", "orders-dead"])
+      assert.deepInclude(topic.source, { topics: ["orders-dead"], start: "earliest", bounded: true })
+      const s3 = yield* locate("store:lake/dead/orders")
+      assert.deepInclude(s3.source, { type: "s3", connection: "store", bucket: "lake", path: "dead/orders" })
+      // A prefix that names no connection is part of a path.
+      const path = yield* locate("nosuch:dead")
+      assert.strictEqual(path.type, "file")
+      const empty = yield* Effect.flip(locate(" "))
+      assert.include(empty.message, "--from is empty")
+    })
+  )
+
+  it.effect("refuses to write the new set where the replayed set is, however the path is written", () =>
+    Effect.gen(function* () {
+      assert.include(
+        yield* refusal(configWith(1000), { from: `${process.cwd()}/dead` }),
+        "the dead-letter set being replayed"
+      )
+      const table = {
+        ...withConnections,
+        dead_letters: { type: "postgres", connection: "pg", table: "dead_letters" }
+      }
+      assert.include(yield* refusal(table, { from: "pg:audit.dead_letters" }), "the dead-letter set being replayed")
+    })
+  )
+})
+
 describe("replay against a model", () => {
   it("every dead letter is written or kept once, where it re-enters, with its origin", async () => {
     const arbitrary = fc.array(
