@@ -131,7 +131,7 @@ export const location = (
     return { text, type, target: type === "file" ? text : rest, source: decodedSource.value, sink: decodedSink.value }
   })
 
-/** What the replay source knows of a dead letter it read: where its record enters, and where it came from. */
+/** Where the records of a batch the replay source sends enter the pipeline. */
 interface Entry {
   /** The index in `$.transforms` of the transform the record enters at. */
   readonly transform: number
@@ -148,7 +148,7 @@ const isRecord = (u: unknown): u is AnyRecord => typeof u === "object" && u !== 
 /** A dead letter read back: a row of the dead-letter set, its record parsed back when a store kept it as JSON text. */
 const readLetter = (row: unknown): DeadLetter.DeadLetter | undefined => {
   if (!isRecord(row)) return undefined
-  // A Kafka dead letter read as an envelope, or a JSON column read as text.
+  // A Kafka dead letter read as an envelope holds the dead letter as its value.
   const value = isRecord(row.value) && typeof row.value.stage === "string" ? row.value : row
   const { stage, reason, message, record, origin } = value
   if (typeof stage !== "string" || typeof reason !== "string") return undefined
@@ -197,6 +197,14 @@ const textDecoder = (
       : source.type === "kafka"
         ? source.value.type
         : undefined
+  const format = source.type === "file" || source.type === "s3" ? source.format : undefined
+  const limit =
+    format !== undefined && "max_depth" in format
+      ? format.max_depth
+      : source.type === "kafka" && "max_depth" in source.value
+        ? source.value.max_depth
+        : undefined
+  const maxDepth = typeof limit === "number" ? limit : JsonValue.defaultMaxDepth
   return (letter) => {
     const raw = source.type === "kafka" ? kafkaText(letter.record) : letter.record
     // A line that was not UTF-8 is kept as its bytes, which a text dead-letter set holds as base64 (its message says so).
@@ -214,6 +222,8 @@ const textDecoder = (
       return {
         problem: `a ${type ?? "record of this"} format is decoded with what its input holds around it (a header, a schema), which the dead letter does not keep: fix the input and run it again`
       }
+    // The limits the source's decoder applies: a record this deep is rejected before it is parsed.
+    if (JsonValue.exceedsDepth(raw, maxDepth)) return { problem: `the record nests deeper than ${maxDepth} levels` }
     try {
       return { value: JsonValue.parse(raw) }
     } catch (cause) {
@@ -224,10 +234,10 @@ const textDecoder = (
 
 /**
  * The source of a replay: reads the dead-letter set and sends its records in batches of those that enter at the same
- * stage with the same origin (see {@link group}). A record its source had
- * rejected is decoded (`decode-error`) and checked against the source's schema again here, and fails again as a dead
- * letter of the source; any other record is tagged with the transform it enters at. A row that is no dead letter, or
- * names a stage the pipeline does not have, becomes a dead letter of stage `replay`.
+ * stage with the same origin (see {@link group}). A record its source had rejected is decoded (`decode-error`) and
+ * checked against the source's schema again here, and fails again as a dead letter of the source; any other record is
+ * tagged with the transform it enters at. A row that is no dead letter, or names a stage the pipeline does not have,
+ * becomes a dead letter of stage `replay`.
  */
 const replaySource = (
   letters: Source.Source<AnyRecord, unknown, Connectors.Services>,

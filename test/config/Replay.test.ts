@@ -169,31 +169,43 @@ describe("replay of dead letters", () => {
     })
   )
 
-  it.effect("bytes that were not UTF-8 and rows that are no dead letters stay in the new set, saying why", () =>
-    Effect.gen(function* () {
-      const files = FileStore.memory({
-        "dead/part-1.jsonl": [
-          JSON.stringify({
-            stage: "source",
-            reason: "decode-error",
-            message: "in/a.jsonl line 9: not valid UTF-8; the record is kept as its raw bytes",
-            record: "/w==",
-            origin: "in/a.jsonl:9"
-          }),
-          JSON.stringify({ id: "z", note: "not a dead letter" })
-        ].join("\n")
+  it.effect(
+    "bytes that were not UTF-8, lines nested too deep and rows that are no dead letters stay in the new set, saying why",
+    () =>
+      Effect.gen(function* () {
+        const files = FileStore.memory({
+          "dead/part-1.jsonl": [
+            JSON.stringify({
+              stage: "source",
+              reason: "decode-error",
+              message: "in/a.jsonl line 9: not valid UTF-8; the record is kept as its raw bytes",
+              record: "/w==",
+              origin: "in/a.jsonl:9"
+            }),
+            JSON.stringify({ id: "z", note: "not a dead letter" }),
+            JSON.stringify({
+              stage: "source",
+              reason: "decode-error",
+              message: "in/a.jsonl line 10: nested too deep",
+              record: `{"id": "deep", "x": ${"[".repeat(150)}${"]".repeat(150)}}`,
+              origin: "in/a.jsonl:10"
+            })
+          ].join("\n")
+        })
+        const report = yield* replay(files, configWith(1000), { from: "dead", deadLetters: "dead-2", force: true })
+        assert.isTrue(report.reconciliation.ok)
+        assert.deepStrictEqual([report.records.read, report.records.written, report.records.deadLettered], [3, 0, 3])
+        const after = linesUnder(files, "dead-2") as ReadonlyArray<Letter>
+        const deep = after.find((l) => l.origin === "in/a.jsonl:10")!
+        assert.strictEqual(deep.reason, "decode-error")
+        assert.include(deep.message, "nests deeper than 100 levels")
+        const bytes = after.find((l) => l.origin === "in/a.jsonl:9")!
+        assert.strictEqual(bytes.origin, "in/a.jsonl:9")
+        assert.include(bytes.message, "not valid UTF-8 text")
+        const row = after.find((l) => l.reason === "replay:not-a-dead-letter")!
+        assert.strictEqual(row.stage, "replay")
+        assert.deepStrictEqual(row.record, { id: "z", note: "not a dead letter" })
       })
-      const report = yield* replay(files, configWith(1000), { from: "dead", deadLetters: "dead-2", force: true })
-      assert.isTrue(report.reconciliation.ok)
-      assert.deepStrictEqual([report.records.read, report.records.written, report.records.deadLettered], [2, 0, 2])
-      const after = linesUnder(files, "dead-2") as ReadonlyArray<Letter>
-      const bytes = after.find((l) => l.reason === "decode-error")!
-      assert.strictEqual(bytes.origin, "in/a.jsonl:9")
-      assert.include(bytes.message, "not valid UTF-8 text")
-      const row = after.find((l) => l.reason === "replay:not-a-dead-letter")!
-      assert.strictEqual(row.stage, "replay")
-      assert.deepStrictEqual(row.record, { id: "z", note: "not a dead letter" })
-    })
   )
 
   it.effect("a dead letter of a stage the config no longer has is kept as still failing, saying so", () =>
