@@ -383,9 +383,9 @@ const stageProblem = (stages: ReadonlyArray<StageInfo>): string | undefined => {
 /** Why the sink makes a replay unsafe without `--force`, or `undefined` (an upsert: replaying again writes the same). */
 export const sinkProblem = (mode: string, name: string): string | undefined =>
   mode === "append"
-    ? `the sink ${name} appends without keys: a record replayed twice, or one that was already written, would be written twice. Replay into an upsert sink (idempotent by its keys), or pass --force to append anyway`
+    ? `the sink "${name}" appends without keys: a record replayed twice, or one that was already written, would be written twice. Replay into an upsert sink (idempotent by its keys), or pass --force to append anyway`
     : mode === "overwrite"
-      ? `the sink ${name} overwrites: its target would hold only the replayed records, and the data written before would be gone. Pass --force if that is what you want`
+      ? `the sink "${name}" overwrites: its target would hold only the replayed records, and the data written before would be gone. Pass --force if that is what you want`
       : undefined
 
 /** A replay's pipeline and what it reads and writes. */

@@ -286,7 +286,7 @@ describe("replay of dead letters", () => {
     Effect.gen(function* () {
       assert.include(
         yield* refusal(configWith(1000), { from: "dead", deadLetters: "dead-2" }),
-        "$.sink.mode: Replay refused: the sink sink appends without keys: a record replayed twice, or one that was already written, would be written twice. Replay into an upsert sink (idempotent by its keys), or pass --force to append anyway"
+        '$.sink.mode: Replay refused: the sink "sink" appends without keys: a record replayed twice, or one that was already written, would be written twice. Replay into an upsert sink (idempotent by its keys), or pass --force to append anyway'
       )
       const overwrite = configWith(1000)
       assert.include(
