@@ -1,22 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Schema from "effect/Schema"
 import * as fc from "fast-check"
 import * as Build from "../../src/config/Build.ts"
 import * as Load from "../../src/config/Load.ts"
 import * as Replay from "../../src/config/Replay.ts"
 import * as FileStore from "../../src/connectors/file/FileStore.ts"
-import * as ConfigError from "../../src/core/ConfigError.ts"
-import * as RecordSchema from "../../src/core/RecordSchema.ts"
 import * as Pipeline from "../../src/pipeline/Pipeline.ts"
-
-const Txn = Schema.Struct({ id: Schema.String, amount: Schema.Finite, currency: Schema.String })
-const lookup: Build.SchemaLookup = (name, path) =>
-  name === "txn"
-    ? Effect.succeed(
-        RecordSchema.fromSchema(Txn, "txn") as RecordSchema.RecordSchema<Readonly<Record<string, unknown>>>
-      )
-    : Effect.fail(ConfigError.single("p.json", path, `Unknown schema "${name}"`))
+import { lookup } from "../support/ReplayFixture.ts"
 
 const input = [
   JSON.stringify({ id: "a", amount: 10, currency: "EUR" }),

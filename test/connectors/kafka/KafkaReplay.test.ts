@@ -1,25 +1,15 @@
 import { assert, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Schema from "effect/Schema"
 import * as Build from "../../../src/config/Build.ts"
 import * as Load from "../../../src/config/Load.ts"
 import * as Replay from "../../../src/config/Replay.ts"
 import * as FileStore from "../../../src/connectors/file/FileStore.ts"
 import * as KafkaClient from "../../../src/connectors/kafka/KafkaClient.ts"
 import * as NodeKafka from "../../../src/connectors/kafka/NodeKafka.ts"
-import * as ConfigError from "../../../src/core/ConfigError.ts"
-import * as RecordSchema from "../../../src/core/RecordSchema.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 import { KafkaBroker, uniqueTopic } from "../../support/KafkaBroker.ts"
-
-const Txn = Schema.Struct({ id: Schema.String, amount: Schema.Finite, currency: Schema.String })
-const lookup: Build.SchemaLookup = (name, path) =>
-  name === "txn"
-    ? Effect.succeed(
-        RecordSchema.fromSchema(Txn, "txn") as RecordSchema.RecordSchema<Readonly<Record<string, unknown>>>
-      )
-    : Effect.fail(ConfigError.single("p.json", path, `Unknown schema "${name}"`))
+import { lookup } from "../../support/ReplayFixture.ts"
 
 const live = Layer.unwrap(Effect.map(KafkaBroker, (broker) => NodeKafka.layer({ brokers: broker.brokers }))).pipe(
   Layer.provideMerge(KafkaBroker.layer)

@@ -8,14 +8,13 @@ import * as Mysql from "../../../src/connectors/mysql/Mysql.ts"
 import { system } from "../../../src/connectors/mysql/MysqlClient.ts"
 import * as NodeMysql from "../../../src/connectors/mysql/NodeMysql.ts"
 import * as Identifier from "../../../src/connectors/sql/Identifier.ts"
-import type { Row } from "../../../src/connectors/sql/SqlClient.ts"
-import * as SqlTable from "../../../src/connectors/sql/SqlTable.ts"
 import * as Batch from "../../../src/core/Batch.ts"
 import type { DeadLetter } from "../../../src/core/DeadLetter.ts"
 import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 import * as AvroBridge from "../../../src/schema/AvroBridge.ts"
+import * as CountedSource from "../../support/CountedSource.ts"
 import { type MysqlDatabase, MysqlTest } from "../../support/Databases.ts"
 
 const AllTypes = Schema.Struct({
@@ -141,28 +140,8 @@ const slowSource = (batches: number, from: number) =>
 
 const Kv = Schema.Struct({ id: Schema.Number, v: Schema.String })
 
-/** A table source that counts the rows it validates against the record schema. */
-const countedSource = <S extends Schema.Top>(table: string, schema: S) => {
-  let calls = 0
-  const validate = SqlTable.typeValidator(schema)
-  const source = SqlTable.source<S["Type"], Mysql.MysqlError, Mysql.MysqlClient<"default">>(
-    system,
-    Mysql.client(),
-    {
-      name: table,
-      relation: { _tag: "Table", ref: { name: table } },
-      columns: SqlTable.structFields(schema),
-      batchSize: 2,
-      validate: (row: Row) => {
-        calls++
-        return validate(row)
-      },
-      schema
-    },
-    table
-  )
-  return { source, calls: () => calls }
-}
+const countedSource = <S extends Schema.Top>(table: string, schema: S) =>
+  CountedSource.countedSource(system, Mysql.client(), table, schema)
 
 /** Waits until a backend runs a statement mentioning `fragment`, and returns its pid. */
 const backendRunning = (db: MysqlDatabase, fragment: string) =>
