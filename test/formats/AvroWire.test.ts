@@ -84,4 +84,27 @@ describe("AvroWire", () => {
     const noId = AvroWire.confluent({ schemas: new Map([[8, type2]]) }).encode(payment)
     assert.isFalse(noId.ok)
   })
+
+  it("reads ids added after it was built, and reports a writer schema the reader cannot resolve", () => {
+    const schemas = new Map<number, typeof type1>()
+    const codec = AvroWire.confluent({ schemas, reader: type2 })
+    const bytes = AvroWire.confluent({ schemas: new Map([[9, type1]]), writeId: 9 }).encode(payment)
+    assert.isTrue(bytes.ok)
+    const payload = bytes.ok ? bytes.bytes : new Uint8Array()
+    assert.isFalse(codec.decode(payload).ok)
+    schemas.set(9, type1)
+    const read = codec.decode(payload)
+    assert.deepStrictEqual(read.ok ? { ...(read.value as object) } : undefined, { ...payment, note: null })
+    // A reader with a required field the writer lacks (no default) cannot read the data: an error, not a throw.
+    const strict = AvroBridge.toAvroType({
+      ...v1,
+      fields: [...v1.fields, { name: "region", type: "string" }]
+    } as unknown as AvroSchema.Schema)
+    const unreadable = AvroWire.confluent({ schemas: new Map([[9, type1]]), reader: strict }).decode(payload)
+    assert.isFalse(unreadable.ok)
+    assert.include(
+      unreadable.ok ? "" : unreadable.message,
+      "the writer schema of id 9 cannot be read as the reader schema"
+    )
+  })
 })
