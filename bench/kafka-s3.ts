@@ -1,8 +1,9 @@
 /**
  * The Kafka → S3 benchmark: N (default 1M) Avro transactions in a 4-partition topic, read by effect-etl's Kafka source
- * (Avro decode) → validate → filter settled → S3 sink (Avro deflate part objects, overwrite), beside kafkajs consuming
- * the same topic raw (eachBatch, counting messages, no decoding) in the same run. Each case runs in its own process so
- * its peak RSS is its own. The servers are the test servers (`test/support`), or yours via `ETL_TEST_KAFKA_BROKERS` /
+ * (Avro decode) → validate → filter settled → S3 sink (Avro deflate part objects, overwrite), beside two raw consumers
+ * of the same topic in the same run, counting messages and value bytes, decoding nothing: @platformatic/kafka (the
+ * connector's client) sending Fetch requests itself with the connector's fetch limits, the baseline of the ratio;
+ * and kafkajs (`eachBatch`), the earlier baseline. Each case runs in its own process so its peak RSS is its own. The servers are the test servers (`test/support`), or yours via `ETL_TEST_KAFKA_BROKERS` /
  * `ETL_TEST_S3_ENDPOINT` (+ `ETL_TEST_S3_ACCESS_KEY` / `ETL_TEST_S3_SECRET_KEY`).
  *
  *   node bench/kafka-s3.ts                       # writes bench/results/kafka-s3.json
@@ -11,6 +12,7 @@
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
+import { Consumer } from "@platformatic/kafka"
 import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -144,6 +146,56 @@ const raw = async (env: Env) => {
   return { records: seen, seconds, bytes }
 }
 
+/** The connector's client, raw: Fetch requests to each partition's leader, 2 MiB per partition, 16 MiB per request. */
+const platformatic = async (env: Env) => {
+  const consumer = new Consumer({
+    clientId: "bench",
+    bootstrapBrokers: [env.brokers],
+    groupId: `raw-${crypto.randomUUID().slice(0, 8)}`,
+    maxBytes: 16 * 1024 * 1024,
+    maxWaitTime: 500
+  })
+  const started = performance.now()
+  consumer.topics.track(env.topic)
+  const metadata = await consumer.metadata({ topics: [env.topic] })
+  const topic = metadata.topics.get(env.topic)!
+  const next = Array.from({ length: topic.partitionsCount }, () => 0n)
+  const byLeader = new Map<number, Array<number>>()
+  for (const [i, p] of topic.partitions.entries()) byLeader.set(p.leader, [...(byLeader.get(p.leader) ?? []), i])
+  let seen = 0
+  let bytes = 0
+  const loop = async (node: number, owned: ReadonlyArray<number>) => {
+    while (seen < records) {
+      const response = await consumer.fetch({
+        node,
+        topics: [
+          {
+            topicId: topic.id,
+            partitions: owned.map((partition) => ({
+              partition,
+              fetchOffset: next[partition]!,
+              partitionMaxBytes: 2 * 1024 * 1024,
+              currentLeaderEpoch: -1,
+              lastFetchedEpoch: -1
+            }))
+          }
+        ]
+      })
+      for (const t of response.responses)
+        for (const p of t.partitions)
+          for (const batch of p.records ?? []) {
+            for (const r of batch.records) bytes += r.value?.length ?? 0
+            seen += batch.records.length
+            next[p.partitionIndex] = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n
+          }
+    }
+  }
+  await Promise.all([...byLeader].map(([node, owned]) => loop(node, owned)))
+  const seconds = (performance.now() - started) / 1000
+  await consumer.close(true)
+  return { records: seen, seconds, bytes }
+}
+
 const etl = (env: Env) =>
   Effect.gen(function* () {
     const schema = {
@@ -183,10 +235,15 @@ const etl = (env: Env) =>
   }).pipe(Effect.provide(Layer.merge(NodeKafka.layer({ brokers: [env.brokers] }), s3Layer(env))))
 
 const caseName = process.argv[2]
-if (caseName === "raw" || caseName === "etl") {
+if (caseName === "raw" || caseName === "platformatic" || caseName === "etl") {
   const env = JSON.parse(process.env.BENCH_ENV ?? "{}") as Env
   const peak = rssPeak()
-  const result = caseName === "raw" ? await raw(env) : await Effect.runPromise(etl(env))
+  const result =
+    caseName === "raw"
+      ? await raw(env)
+      : caseName === "platformatic"
+        ? await platformatic(env)
+        : await Effect.runPromise(etl(env))
   console.log(JSON.stringify({ ...result, peakRssMb: peak() }))
   process.exit(0)
 }
@@ -227,6 +284,7 @@ try {
       written?: number
     }
   }
+  const platformaticResult = run("platformatic")
   const rawResult = run("raw")
   const etlResult = run("etl")
   const rate = (r: { records: number; seconds: number }) => Math.round(r.records / r.seconds)
@@ -234,15 +292,20 @@ try {
     records,
     node: process.version,
     seed: { seconds: seedSeconds, recordsPerSecond: Math.round(records / seedSeconds) },
+    platformaticRaw: { ...platformaticResult, recordsPerSecond: rate(platformaticResult) },
     kafkajsRaw: { ...rawResult, recordsPerSecond: rate(rawResult) },
     effectEtl: { ...etlResult, recordsPerSecond: rate(etlResult) },
-    ratio: Number((rate(etlResult) / rate(rawResult)).toFixed(3))
+    ratio: Number((rate(etlResult) / rate(platformaticResult)).toFixed(3)),
+    ratioToKafkajs: Number((rate(etlResult) / rate(rawResult)).toFixed(3))
   }
-  console.log(`kafkajs raw consume:        ${rate(rawResult)} records/s, peak RSS ${rawResult.peakRssMb} MB`)
   console.log(
-    `effect-etl Kafka → S3 Avro: ${rate(etlResult)} records/s (${etlResult.written} written), peak RSS ${etlResult.peakRssMb} MB`
+    `@platformatic/kafka raw consume: ${rate(platformaticResult)} records/s, peak RSS ${platformaticResult.peakRssMb} MB`
   )
-  console.log(`ratio effect-etl / raw:     ${summary.ratio}`)
+  console.log(`kafkajs raw consume:             ${rate(rawResult)} records/s, peak RSS ${rawResult.peakRssMb} MB`)
+  console.log(
+    `effect-etl Kafka → S3 Avro:      ${rate(etlResult)} records/s (${etlResult.written} written), peak RSS ${etlResult.peakRssMb} MB`
+  )
+  console.log(`ratio effect-etl / @platformatic/kafka raw: ${summary.ratio} (/ kafkajs raw: ${summary.ratioToKafkajs})`)
   fs.mkdirSync(nodePath.join(root, "bench", "results"), { recursive: true })
   fs.writeFileSync(nodePath.join(root, "bench", "results", "kafka-s3.json"), `${JSON.stringify(summary, null, 2)}\n`)
 } finally {

@@ -1,5 +1,6 @@
 /**
- * The command line: `run`, `validate` and `schema`, with `--help` on each.
+ * The command line: `run`, `validate`, `replay` (dead letters back through a pipeline), `schema`, `vault` and `worker`,
+ * with `--help` on each.
  *
  * Exit codes: 0 when all went well, 1 when a run failed, 2 for bad usage or a bad config. The RunReport is printed to
  * stdout as JSON; logs are lines on stderr (`--log-format pretty|json`, `--log-level`); a progress line is drawn on
@@ -37,7 +38,17 @@ import * as Redaction from "../secrets/Redaction.ts"
 import * as Vault from "../secrets/Vault.ts"
 import { clusterFlag, partBytesFlag, submit, workerCommand } from "./ClusterCommands.ts"
 import * as ProgressLine from "./Progress.ts"
-import { CliFailure, configFailure, loadConfig, printError, registry, schemasFlag, services, usage } from "./Shared.ts"
+import {
+  CliFailure,
+  configFailure,
+  loadConfig,
+  loadReplay,
+  printError,
+  registry,
+  schemasFlag,
+  services,
+  usage
+} from "./Shared.ts"
 import * as ThreadWorker from "./ThreadWorker.ts"
 
 export { CliFailure }
@@ -259,6 +270,60 @@ const runCommand = (stop: GracefulStop | undefined) =>
       "Run a pipeline and print its RunReport as JSON; a streaming run stops gracefully on SIGINT/SIGTERM (a second signal aborts it)"
     )
   )
+
+const replayCommand = Command.make(
+  "replay",
+  {
+    config: Argument.String("config").pipe(
+      Argument.withDescription("The pipeline config (.json) whose transforms and sink the dead letters go through")
+    ),
+    from: Flag.String("from").pipe(
+      Flag.withDescription(
+        "The dead-letter set to replay: a path (a directory of part files, a file, a glob), or CONNECTION:TABLE (postgres, mysql), CONNECTION:TOPIC (kafka), CONNECTION:BUCKET/PREFIX (s3) with a connection of the config"
+      )
+    ),
+    deadLetters: Flag.String("dead-letters").pipe(
+      Flag.withDescription(
+        "Where the records that still fail go, in the same forms as --from (default: the config's dead_letters); never the set being replayed"
+      ),
+      Flag.optional
+    ),
+    force: Flag.Boolean("force").pipe(
+      Flag.withDescription(
+        "Replay into a sink that appends without keys (a record replayed twice is written twice) or overwrites (its target then holds only the replayed records)"
+      ),
+      Flag.withDefault(false)
+    ),
+    quiet: quietFlag,
+    schemas: schemasFlag
+  },
+  Effect.fn("cli.replay")(function* ({ config, from, deadLetters, force, quiet, schemas }) {
+    if (isModule(config))
+      return yield* usage(`${config} is a pipeline module: replay takes a JSON config, whose stages dead letters name`)
+    const replay = yield* Effect.catchTag(
+      loadReplay(config, schemas, { from, deadLetters: Option.getOrUndefined(deadLetters), force }),
+      "ConfigError",
+      configFailure
+    )
+    const reporter =
+      !quiet && process.stderr.isTTY === true
+        ? ProgressLine.terminal(process.stderr)
+        : { update: () => {}, done: () => {} }
+    const { report, error } = yield* Runner.execute(replay.pipeline as Pipeline.Pipeline<unknown, never>).pipe(
+      Effect.provideService(Progress, reporter),
+      Effect.provideService(StopSignal, Effect.never),
+      Effect.provide(Layer.merge(services(schemas), replay.connections) as unknown as Layer.Layer<never>),
+      Effect.catchTag("SchemaRegistryError" as never, (e: { readonly message: string }) => usage(e.message))
+    )
+    const secrets = yield* Redaction.Secrets
+    yield* Console.log(secrets.scrub(JSON.stringify(report, null, 2)))
+    if (error !== undefined) return yield* Effect.fail(new CliFailure({ message: error.message, exitCode: 1 }))
+  })
+).pipe(
+  Command.withDescription(
+    "Feed the records of a dead-letter set back through a config's pipeline (after a fix): each re-enters at the stage that rejected it; those that pass are written to the sink, those that still fail go to a new dead-letter set with their new reason and their original origin. Prints the RunReport"
+  )
+)
 
 const connectFlag = Flag.Boolean("connect").pipe(
   Flag.withDescription(
@@ -541,7 +606,14 @@ const logFormatLayer = Layer.unwrap(
 const makeRoot = (stop: GracefulStop | undefined) =>
   Command.make("effect-etl").pipe(
     Command.withDescription("Typed Extract-Transform-Load pipelines on Effect"),
-    Command.withSubcommands([runCommand(stop), validateCommand, schemaCommand, vaultCommand, workerCommand]),
+    Command.withSubcommands([
+      runCommand(stop),
+      validateCommand,
+      replayCommand,
+      schemaCommand,
+      vaultCommand,
+      workerCommand
+    ]),
     Command.provide(logFormatLayer),
     Command.withGlobalFlags([LogFormat])
   )

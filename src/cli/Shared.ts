@@ -12,6 +12,7 @@ import type * as Runtime from "effect/Runtime"
 import * as Build from "../config/Build.ts"
 import * as Load from "../config/Load.ts"
 import * as Records from "../config/Records.ts"
+import * as Replay from "../config/Replay.ts"
 import * as NodeFileStore from "../connectors/file/NodeFileStore.ts"
 import type { ConfigError } from "../core/ConfigError.ts"
 import * as SchemaRegistry from "../schema/SchemaRegistry.ts"
@@ -69,4 +70,24 @@ export const loadConfigText = (file: string, text: string, schemas: string) =>
       threads: config.threads,
       text
     }
+  }).pipe(Effect.provide(registry(schemas)))
+
+/** Loads a config and builds the replay of a dead-letter set through its pipeline (see `config/Replay.ts`). */
+export const loadReplay = (
+  file: string,
+  schemas: string,
+  options: { readonly from: string; readonly deadLetters: string | undefined; readonly force: boolean }
+) =>
+  Effect.gen(function* () {
+    const text = yield* Load.readText(file)
+    const { config } = yield* Load.loadText(file, text)
+    const registry = yield* SchemaRegistry.SchemaRegistry
+    const replay = yield* Replay.build(config, {
+      file,
+      schema: Records.lookup(registry, file),
+      from: options.from,
+      deadLetters: options.deadLetters,
+      force: options.force
+    })
+    return { ...replay, connections: Build.connections(config) }
   }).pipe(Effect.provide(registry(schemas)))

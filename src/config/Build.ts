@@ -71,10 +71,29 @@ export const stateStore = (config: PipelineConfig): Layer.Layer<State.StateStore
   }
 }
 
+/** A flow built from a config, before its sink. */
+export type ConfigFlow = Flow.Flow<Transforms.AnyRecord, unknown, Connectors.Services>
+
+/**
+ * Ways to build a config's pipeline differently, for a run that is not the config's own (a replay of dead letters,
+ * `config/Replay.ts`): the source is replaced, and each transform's place in the flow can be wrapped.
+ */
+export interface BuildHooks {
+  /** Replaces the source the config describes (given as built) by another. */
+  readonly source?: (built: Connectors.BuiltSource) => Effect.Effect<Connectors.BuiltSource, ConfigError.ConfigError>
+  /**
+   * Adds the transform at `index` of `$.transforms` to `flow`: `apply` adds it as a plain build would; the hook may
+   * add something before and after it.
+   */
+  readonly transform?: (index: number, flow: ConfigFlow, apply: (flow: ConfigFlow) => ConfigFlow) => ConfigFlow
+  /** Wraps the flow once every transform is added, before the sink. */
+  readonly end?: (flow: ConfigFlow) => ConfigFlow
+}
+
 /** Builds the pipeline a config describes. */
 export const build = (
   config: PipelineConfig,
-  options: { readonly file: string; readonly schema: SchemaLookup }
+  options: { readonly file: string; readonly schema: SchemaLookup; readonly hooks?: BuildHooks }
 ): Effect.Effect<ConfigPipeline, ConfigError.ConfigError> =>
   Effect.gen(function* () {
     const env = (path: string, defaultName: string): Connectors.BuildEnv => ({
@@ -107,7 +126,8 @@ export const build = (
           }`
         )
       )
-    const built = yield* Connectors.buildSource(config.source, env("$.source", "source"))
+    const original = yield* Connectors.buildSource(config.source, env("$.source", "source"))
+    const built = options.hooks?.source === undefined ? original : yield* options.hooks.source(original)
     if (streaming && built.source.bounded)
       return yield* Effect.fail(
         ConfigError.single(
@@ -116,7 +136,7 @@ export const build = (
           `A ${config.source.type} source is bounded and cannot run in streaming mode; use "mode": "batch"`
         )
       )
-    let flow: Flow.Flow<Transforms.AnyRecord, unknown, Connectors.Services> = Flow.from(built.source)
+    let flow: ConfigFlow = Flow.from(built.source)
     let fields = built.fields
     const transforms = config.transforms ?? []
     for (let i = 0; i < transforms.length; i++) {
@@ -130,9 +150,10 @@ export const build = (
         pipeline: config.name,
         streaming
       })
-      flow = step.apply(flow)
+      flow = options.hooks?.transform === undefined ? step.apply(flow) : options.hooks.transform(i, flow, step.apply)
       fields = step.fields
     }
+    if (options.hooks?.end !== undefined) flow = options.hooks.end(flow)
     const sink = yield* Connectors.buildSink(config.sink, { ...env("$.sink", "sink"), fields })
     const sinkProblem = streaming ? Pipeline.unboundedProblem(sink.mode) : undefined
     if (sinkProblem !== undefined)
@@ -160,7 +181,12 @@ export const build = (
       })
     )
     if (config.dead_letters !== undefined) {
-      const deadLetters = yield* Connectors.buildSink(config.dead_letters, env("$.dead_letters", "dead-letters"))
+      // Every field a dead letter can have, so that a SQL table of them gets its columns from the first write on (a
+      // first batch of dead letters without origins would leave the origin column out of the whole load).
+      const deadLetters = yield* Connectors.buildSink(config.dead_letters, {
+        ...env("$.dead_letters", "dead-letters"),
+        fields: ["stage", "reason", "message", "record", "origin"]
+      })
       const problem = streaming ? Pipeline.unboundedProblem(deadLetters.mode) : undefined
       if (problem !== undefined)
         return yield* Effect.fail(ConfigError.single(options.file, "$.dead_letters.mode", problem))

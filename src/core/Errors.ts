@@ -88,6 +88,28 @@ export const wrap =
     }) as InstanceType<C>
   }
 
+/**
+ * The stage error of `tag` with these fields (the cause is kept where the kind has one; quality and build errors are
+ * never retryable): how an error is rebuilt after its message changed or it crossed a thread.
+ */
+export const ofTag = (
+  tag: PipelineError["_tag"],
+  fields: { readonly stage: string; readonly message: string; readonly retryable: boolean; readonly cause?: unknown }
+): PipelineError => {
+  switch (tag) {
+    case "ExtractError":
+      return new ExtractError(fields)
+    case "TransformError":
+      return new TransformError(fields)
+    case "LoadError":
+      return new LoadError(fields)
+    case "QualityError":
+      return new QualityError({ stage: fields.stage, message: fields.message, retryable: false })
+    case "BuildError":
+      return new BuildError({ stage: fields.stage, message: fields.message, retryable: false })
+  }
+}
+
 const pipelineTags: ReadonlySet<string> = new Set([
   "ExtractError",
   "TransformError",

@@ -97,6 +97,29 @@ const atLeastOne = <A, E, R>(batches: Stream.Stream<Batch.Batch<A>, E, R>): Stre
     )
   })
 
+/**
+ * The same flow (its stages, size and parts) with its stream of batches rewritten by `f` at each run attempt; no stage
+ * is added, so whatever `f` does with the batches is counted by the stages it touches itself (see `config/Replay.ts`,
+ * which holds back the batches that enter the pipeline further on and hands them on after a stage).
+ */
+export const mapBuild = <A, B, E, R>(
+  self: Flow<A, E, R>,
+  f: (
+    batches: Stream.Stream<Batch.Batch<A>, PipelineError, R>,
+    ctx: RunContext
+  ) => Stream.Stream<Batch.Batch<B>, PipelineError, R>
+): Flow<B, E, R> =>
+  makeFlow<B, E, R>({
+    name: self.name,
+    bounded: self.bounded,
+    ...(self.resumable === true ? { resumable: true } : {}),
+    stages: self.stages,
+    inputSize: self.inputSize,
+    ...(self.split === undefined ? {} : { split: self.split }),
+    ...(self.commitParts === undefined ? {} : { commitParts: self.commitParts }),
+    build: (ctx) => f(self.build(ctx), ctx)
+  })
+
 /** Starts a flow from a source. Counts what the source emits and wraps its errors as `ExtractError`. */
 export const from = <A, E, R>(source: Source<A, E, R>): Flow<A, E, R> => {
   const info: StageInfo = {

@@ -143,10 +143,13 @@ export class StageCounter {
     return true
   }
 
-  /** Records a warning; the first few of a run are kept for the log, all of them are counted. */
-  warn(message: string): void {
+  /**
+   * Records a warning; the first few of a run are kept for the log, all of them are counted. A function is only called
+   * for the warnings that are logged (a message that names its record costs nothing for the others).
+   */
+  warn(message: string | (() => string)): void {
     this.warned++
-    if (this.warned <= MAX_LOGGED_WARNINGS) this.pendingWarnings.push(message)
+    if (this.warned <= MAX_LOGGED_WARNINGS) this.pendingWarnings.push(typeof message === "string" ? message : message())
   }
 
   /** Takes the warnings not yet logged. */

@@ -116,7 +116,25 @@ export interface ConfluentOptions {
 export const confluent = (options: ConfluentOptions): Codec => {
   const resolvers = new Map<number, unknown>()
   const reader = options.reader
-  if (reader !== undefined) for (const [id, writer] of options.schemas) resolvers.set(id, reader.createResolver(writer))
+  // Built on first use: ids may be added to `schemas` later (a schema registry's answers).
+  const resolverOf = (
+    id: number,
+    writer: AvroFile.Type
+  ): { readonly ok: true; readonly resolver: unknown } | { readonly ok: false; readonly message: string } => {
+    let resolver = resolvers.get(id)
+    if (resolver === undefined) {
+      try {
+        resolver = reader!.createResolver(writer)
+      } catch (cause) {
+        return {
+          ok: false,
+          message: `the writer schema of id ${id} cannot be read as the reader schema: ${cause instanceof Error ? cause.message : String(cause)}`
+        }
+      }
+      resolvers.set(id, resolver)
+    }
+    return { ok: true, resolver }
+  }
   const writeType = options.writeId === undefined ? undefined : options.schemas.get(options.writeId)
   return {
     encode: (value) => {
@@ -140,10 +158,13 @@ export const confluent = (options: ConfluentOptions): Codec => {
           ok: false,
           message: `unknown schema id ${framed.schemaId}; known ids: ${[...options.schemas.keys()].join(", ") || "none"}`
         }
-      const decoded =
-        reader === undefined
-          ? decodeDatum(writer, undefined, asBuffer(framed.datum))
-          : decodeDatum(reader, resolvers.get(framed.schemaId), asBuffer(framed.datum))
+      let decoded: ReturnType<typeof decodeDatum>
+      if (reader === undefined) decoded = decodeDatum(writer, undefined, asBuffer(framed.datum))
+      else {
+        const resolved = resolverOf(framed.schemaId, writer)
+        if (!resolved.ok) return resolved
+        decoded = decodeDatum(reader, resolved.resolver, asBuffer(framed.datum))
+      }
       return decoded.ok ? { ok: true, value: decoded.value, schemaId: framed.schemaId } : decoded
     }
   }

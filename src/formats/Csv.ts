@@ -17,6 +17,7 @@
  */
 import * as BigDecimal from "effect/BigDecimal"
 import type * as Stream from "effect/Stream"
+import { AFTER_CR, CR, FIELD_START, LF, QUOTE, QUOTE_SEEN, QUOTED, UNQUOTED } from "./CsvSyntax.ts"
 import * as FormatError from "./FormatError.ts"
 import * as JsonValue from "./JsonValue.ts"
 import * as Transcoder from "./Transcoder.ts"
@@ -69,19 +70,6 @@ export interface DecodeOptions {
  * @since 0.1.0
  */
 export const defaultMaxRecordLength = 64 * 1024 * 1024
-
-const QUOTE = 34
-const LF = 10
-const CR = 13
-
-// Parser states.
-const FIELD_START = 0
-const UNQUOTED = 1
-const QUOTED = 2
-// A quote inside a quoted field: either the first half of `""` or the closing quote.
-const QUOTE_SEEN = 3
-// A CR ended a record; a following LF belongs to it.
-const AFTER_CR = 4
 
 // Column kinds.
 const STRING = 0

@@ -5,8 +5,10 @@
  */
 import avro from "avsc"
 import * as BigDecimal from "effect/BigDecimal"
+import * as Effect from "effect/Effect"
 import * as AvroBridge from "../schema/AvroBridge.ts"
 import type * as AvroSchema from "../schema/AvroSchema.ts"
+import type * as RegistryClient from "../schema/RegistryClient.ts"
 import * as AvroWire from "./AvroWire.ts"
 import * as JsonValue from "./JsonValue.ts"
 import * as Utf8 from "./Utf8.ts"
@@ -23,6 +25,18 @@ export type PayloadFormat =
       readonly schemas: ReadonlyMap<number, AvroInput> | Readonly<Record<number, AvroInput>>
       /** The id produced messages are framed with (sinks). */
       readonly writeId?: number
+    }
+  | {
+      /**
+       * The Confluent wire format with ids resolved by a schema registry: a sink registers `schema` under `subject`
+       * (or only looks it up, `autoRegister: false`) and frames messages with its id; a source fetches the writer
+       * schema of each id it meets (cached) and reads the data as `schema` (Avro schema resolution).
+       */
+      readonly type: "registry"
+      readonly registry: RegistryClient.Service
+      readonly subject: string
+      readonly schema: AvroSchema.Schema
+      readonly autoRegister?: boolean | undefined
     }
   | {
       readonly type: "json"
@@ -48,9 +62,77 @@ const textEncoder = new TextEncoder()
 const jsonReplacer = (_key: string, value: unknown): unknown =>
   typeof value === "bigint" ? value.toString() : BigDecimal.isBigDecimal(value) ? BigDecimal.format(value) : value
 
+/** A codec that may need to look up schemas before decoding a batch of payloads. */
+export interface PreparedCodec extends PayloadCodec {
+  /** Fetches what decoding these payloads needs (the registry's writer schemas of their ids); absent: nothing. */
+  readonly prefetch?:
+    | ((payloads: ReadonlyArray<Uint8Array | null>) => Effect.Effect<void, RegistryClient.RegistryError>)
+    | undefined
+}
+
+/**
+ * Compiles a payload format, asking its schema registry what it needs first: a sink's schema id (registered, or looked
+ * up), a source's way to fetch writer schemas. Fails on an invalid Avro schema (`Error`) or the registry's refusal.
+ */
+export const prepare = (
+  format: PayloadFormat,
+  role: "source" | "sink"
+): Effect.Effect<PreparedCodec, RegistryClient.RegistryError | Error> => {
+  if (format.type !== "registry") return Effect.try({ try: () => compile(format), catch: asError })
+  const { registry, subject, schema } = format
+  if (role === "sink")
+    return Effect.flatMap(
+      format.autoRegister === false ? registry.lookup(subject, schema) : registry.register(subject, schema),
+      (id) =>
+        Effect.try({
+          try: () => AvroWire.confluent({ schemas: new Map([[id, avroType(schema)]]), writeId: id }),
+          catch: asError
+        })
+    )
+  return Effect.try({
+    try: () => {
+      const writers = new Map<number, avro.Type>()
+      const reader = avroType(schema)
+      const codec = AvroWire.confluent({ schemas: writers, reader })
+      const missing = new Set<number>()
+      return {
+        ...codec,
+        prefetch: (payloads: ReadonlyArray<Uint8Array | null>) =>
+          Effect.suspend(() => {
+            missing.clear()
+            for (const bytes of payloads) {
+              if (bytes === null || bytes.length < AvroWire.HEADER_SIZE || bytes[0] !== AvroWire.MAGIC_BYTE) continue
+              const id = ((bytes[1]! << 24) | (bytes[2]! << 16) | (bytes[3]! << 8) | bytes[4]!) >>> 0
+              if (!writers.has(id)) missing.add(id)
+            }
+            if (missing.size === 0) return Effect.void
+            return Effect.forEach(
+              [...missing],
+              (id) =>
+                registry.schemaById(id).pipe(
+                  Effect.flatMap((writer) => Effect.sync(() => void writers.set(id, avroType(writer)))),
+                  // An id the registry does not know stays unknown: its messages become dead letters naming it.
+                  Effect.catchIf(
+                    (e) => e.errorCode === 40403,
+                    () => Effect.void
+                  )
+                ),
+              { discard: true, concurrency: 4 }
+            )
+          })
+      }
+    },
+    catch: asError
+  })
+}
+
+const asError = (cause: unknown): Error => (cause instanceof Error ? cause : new Error(String(cause)))
+
 /** Compiles a payload format (may throw on an invalid Avro schema: call it where building can fail). */
 export const compile = (format: PayloadFormat): PayloadCodec => {
   switch (format.type) {
+    case "registry":
+      throw new Error(`a "registry" payload format needs its registry first: use Payload.prepare`)
     case "avro":
       return AvroWire.binary(avroType(format.schema))
     case "confluent": {
@@ -118,9 +200,11 @@ export const compile = (format: PayloadFormat): PayloadCodec => {
 
 /** A short description: `avro`, `confluent (ids 1, 2)`, `json`. */
 export const describe = (format: PayloadFormat): string =>
-  format.type === "confluent"
-    ? `confluent (ids ${(format.schemas instanceof Map ? [...format.schemas.keys()] : Object.keys(format.schemas)).join(", ")})`
-    : format.type
+  format.type === "registry"
+    ? `confluent (schema registry ${format.registry.url}, subject ${format.subject})`
+    : format.type === "confluent"
+      ? `confluent (ids ${(format.schemas instanceof Map ? [...format.schemas.keys()] : Object.keys(format.schemas)).join(", ")})`
+      : format.type
 
 /** The text of a key field value: strings as they are, dates as ISO, decimals formatted, the rest as JSON. */
 export const keyText = (value: unknown): string => {

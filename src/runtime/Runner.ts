@@ -225,7 +225,11 @@ export const execute = <E, R>(
         )
       )
     }
-    yield* Effect.logInfo(`run started: ${p.name}`)
+    // A split run's part is not a run of its own (it stages what it read, the finish writes it), and its finish is
+    // not a new start: what planned the split run said that it started.
+    const part = options?.split?.phase === "read"
+    if (options?.split === undefined) yield* Effect.logInfo(`run started: ${p.name}`)
+    else yield* Effect.logDebug(`${part ? "part" : "finish"} started: ${p.name}`)
     const observers = yield* RunObservers
     const started: RunStarted = {
       runId,
@@ -411,11 +415,15 @@ export const execute = <E, R>(
       ...(p.bounded ? {} : { streaming: stats.report() }),
       ...(error === undefined ? {} : { error: errorSummary(error) })
     }
-    if (error === undefined && read > 0 && report.records.written === 0)
+    if (error === undefined && !part && read > 0 && report.records.written === 0)
       yield* Effect.logWarning(
         `wrote nothing: all ${read} records read were filtered (${report.records.filtered}), rejected (${report.records.rejected}) or combined into nothing`
       )
-    if (error === undefined)
+    if (error === undefined && part)
+      yield* Effect.logDebug(`part read: ${read} read, staged for the finish`).pipe(
+        Effect.annotateLogs({ records: report.records, durationMs })
+      )
+    else if (error === undefined)
       yield* Effect.logInfo(`run succeeded: ${read} read, ${report.records.written} written`).pipe(
         Effect.annotateLogs({ records: report.records, durationMs })
       )

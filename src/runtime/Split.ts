@@ -29,15 +29,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Batch from "../core/Batch.ts"
 import type * as DeadLetter from "../core/DeadLetter.ts"
-import {
-  BuildError,
-  ExtractError,
-  LoadError,
-  messageOf,
-  type PipelineError,
-  QualityError,
-  TransformError
-} from "../core/Errors.ts"
+import { BuildError, ExtractError, LoadError, messageOf, ofTag, type PipelineError } from "../core/Errors.ts"
 import { cutOf } from "../core/Flow.ts"
 import type { Pipeline, SinkPlan } from "../core/Plan.ts"
 import * as Retry from "../core/Retry.ts"
@@ -316,22 +308,13 @@ const mapOpenError = (plan: SinkPlan<never>, part: string): SinkPlan<never> => (
 })
 
 /** The error of a part's read, naming the part. */
-const inPart = (error: PipelineError, part: SplitPart): PipelineError => {
-  const message = `part ${part.id} (${part.description}): ${messageOf(error)}`
-  const fields = { stage: error.stage, message, retryable: error.retryable, cause: error.cause }
-  switch (error._tag) {
-    case "ExtractError":
-      return new ExtractError(fields)
-    case "TransformError":
-      return new TransformError(fields)
-    case "LoadError":
-      return new LoadError(fields)
-    case "QualityError":
-      return new QualityError({ stage: error.stage, message, retryable: false })
-    case "BuildError":
-      return new BuildError({ stage: error.stage, message, retryable: false })
-  }
-}
+const inPart = (error: PipelineError, part: SplitPart): PipelineError =>
+  ofTag(error._tag, {
+    stage: error.stage,
+    message: `part ${part.id} (${part.description}): ${messageOf(error)}`,
+    retryable: error.retryable,
+    cause: error.cause
+  })
 
 /** The staged batches of the parts, each part in its order and a part of its own (see `Source.readParts`). */
 const stagedBatches = (

@@ -24,14 +24,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import {
-  BuildError,
-  ExtractError,
-  LoadError,
-  type PipelineError,
-  QualityError,
-  TransformError
-} from "../core/Errors.ts"
+import { ExtractError, ofTag, type PipelineError } from "../core/Errors.ts"
 import { cutOf } from "../core/Flow.ts"
 import type { Pipeline } from "../core/Plan.ts"
 import type { RunReport } from "../core/RunReport.ts"
@@ -93,21 +86,8 @@ export const toFailure = (error: PipelineError): Failure => ({
 })
 
 /** The PipelineError a worker's failure stands for. */
-export const fromFailure = (failure: Failure): PipelineError => {
-  const fields = { stage: failure.stage, message: failure.message, retryable: failure.retryable }
-  switch (failure.tag) {
-    case "ExtractError":
-      return new ExtractError(fields)
-    case "TransformError":
-      return new TransformError(fields)
-    case "LoadError":
-      return new LoadError(fields)
-    case "QualityError":
-      return new QualityError({ ...fields, retryable: false })
-    case "BuildError":
-      return new BuildError({ ...fields, retryable: false })
-  }
-}
+export const fromFailure = (failure: Failure): PipelineError =>
+  ofTag(failure.tag, { stage: failure.stage, message: failure.message, retryable: failure.retryable })
 
 const ioError = (what: string, path: string) => (cause: unknown) =>
   new Split.StagingError({
@@ -321,6 +301,9 @@ const onThreads = <E, R>(
 ) =>
   Effect.gen(function* () {
     const { runId, parts, startedAt } = options
+    yield* Effect.logInfo(
+      `run started: ${p.name} (${parts.length} parts on ${Math.min(parts.length, options.threads)} threads)`
+    ).pipe(Effect.annotateLogs({ pipeline: p.name, runId }))
     const dir = yield* tempDirectory
     const staging = makeDirectory(dir)
     const stage = p.stages[0]!.name

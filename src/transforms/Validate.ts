@@ -52,7 +52,7 @@ export const validate =
             const problem = rule.check(record)
             if (problem === undefined) continue
             if (rule.onFail === "warn") {
-              counter.warn(`rule ${rule.name}: ${problem}`)
+              counter.warn(() => `rule ${rule.name}: ${problem} in record ${preview(record)}`)
               continue
             }
             if (rule.onFail === "fail") {

@@ -83,7 +83,8 @@ describe("datasets of config-built pipelines", () => {
       })
       assert.deepStrictEqual(deadLetters.dataset, {
         namespace: "postgres://db.internal:6543",
-        name: "analytics.dlq.rejects"
+        name: "analytics.dlq.rejects",
+        fields: ["stage", "reason", "message", "record", "origin"].map((name) => ({ name, type: "unknown" }))
       })
       noPassword(stages, ["s3cr3t", "etl:", "root"])
     })

@@ -1,6 +1,7 @@
 import { assert, describe, expectTypeOf, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as Logger from "effect/Logger"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { TestClock } from "effect/testing"
@@ -10,6 +11,7 @@ import { ExtractError, LoadError, type PipelineError } from "../../src/core/Erro
 import type { RunReport } from "../../src/core/RunReport.ts"
 import * as Sink from "../../src/core/Sink.ts"
 import * as Source from "../../src/core/Source.ts"
+import { MAX_LOGGED_WARNINGS } from "../../src/core/Stage.ts"
 import * as Pipeline from "../../src/pipeline/Pipeline.ts"
 import * as Rule from "../../src/transforms/Rule.ts"
 
@@ -97,6 +99,33 @@ describe("Pipeline", () => {
     const needsNothing: Effect.Effect<RunReport, PipelineError, never> = run
     assert.isDefined(needsNothing)
   })
+
+  it.effect("a warning names its rule and record; the first few are logged, every one is counted", () =>
+    Effect.gen(function* () {
+      const warnings: Array<string> = []
+      const capture = Logger.make((options) => {
+        if (options.logLevel === "Warn") warnings.push(String(options.message))
+      })
+      const run = (rules: Parameters<typeof Pipeline.validate>[0]) =>
+        Pipeline.from(Source.fromIterable("txns", txns, { batchSize: 7 })).pipe(
+          Pipeline.validate(rules),
+          Pipeline.to(Sink.collect<Txn>("out")),
+          Pipeline.run,
+          Effect.provide(Logger.layer([capture]))
+        )
+      const few = yield* run([Rule.oneOf("userId", ["u0", "u1"], { onFail: "warn" })])
+      assert.strictEqual(few.records.warned, 8)
+      assert.strictEqual(warnings.length, 8)
+      assert.include(warnings[0]!, "rule userId-one-of: userId: ")
+      assert.include(warnings[0]!, 'in record {"id":2,"userId":"u2","amount":0,"status":"settled"}')
+      warnings.length = 0
+      const many = yield* run([Rule.range("amount", { min: 1000 }, { onFail: "warn" })])
+      assert.strictEqual(many.records.warned, 25)
+      assert.strictEqual(many.records.written, 25)
+      assert.strictEqual(warnings.length, MAX_LOGGED_WARNINGS + 1)
+      assert.strictEqual(warnings.at(-1), `25 warnings in all; only the first ${MAX_LOGGED_WARNINGS} were logged`)
+    })
+  )
 
   it.effect("validate rejects records to the dead letters, warns, and fails the run on `fail` rules", () =>
     Effect.gen(function* () {

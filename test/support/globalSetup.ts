@@ -1,9 +1,12 @@
 /**
- * vitest globalSetup: starts the Kafka broker and the S3 server once per test run (in parallel) and stops them at the
- * end. They start only when the run includes tests that need them (no file filter, or a filter naming kafka, s3,
- * test/connectors or examples); `ETL_TEST_KAFKA_BROKERS` / `ETL_TEST_S3_ENDPOINT` point the tests at servers that already
- * run instead.
+ * vitest globalSetup: gives the run a temporary directory of its own (TMPDIR, removed at the end), and starts the
+ * Kafka broker and the S3 server once per test run (in parallel) and stops them at the end. They start only when the
+ * run includes tests that need them (no file filter, or a filter naming kafka, s3, test/connectors or examples);
+ * `ETL_TEST_KAFKA_BROKERS` / `ETL_TEST_S3_ENDPOINT` point the tests at servers that already run instead.
  */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as nodePath from "node:path"
 import type { TestProject } from "vitest/node"
 import * as KafkaBroker from "./KafkaBroker.ts"
 import * as S3Server from "./S3Server.ts"
@@ -37,6 +40,10 @@ const wants = (words: ReadonlyArray<string>): boolean => {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // Every temporary file of the run (the tests', the CLI processes they start, the servers') goes into one directory
+  // of the run's, removed at its end, so that runs leave nothing behind in the system's temporary directory.
+  const runTmp = fs.mkdtempSync(nodePath.join(os.tmpdir(), "effect-etl-test-run-"))
+  process.env.TMPDIR = runTmp
   // Integration tests use both servers: start both when either is wanted.
   const needKafka = wants(["kafka", "s3", "examples"])
   const needS3 = needKafka
@@ -50,5 +57,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("s3SecretKey", s3?.secretKey ?? "")
   return async () => {
     await Promise.all([kafka?.stop(), s3?.stop()])
+    fs.rmSync(runTmp, { recursive: true, force: true, maxRetries: 3 })
   }
 }

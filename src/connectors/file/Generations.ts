@@ -116,10 +116,16 @@ export const sweep = (store: FileStoreShape, dir: string): Effect.Effect<void, F
       const ended = yield* store.writerEnded(entry.writer)
       if (entry.role === "gen") {
         const pending = siblingOf(dir, "link", entry.tag, entry.writer)
-        if (!ended && (yield* store.readLink(pending)) !== undefined) continue
+        const published = (yield* store.readLink(pending)) === undefined
+        if (!ended && !published) continue
         // Read the link again right before: the current generation is data, whoever wrote it.
         if ((yield* currentGeneration(store, dir)) === entry.path) continue
         yield* retire(store, dir, entry.path).pipe(Effect.catchIf(goneAlready, () => Effect.void))
+        // The generation the last overwrite replaced is retired by the next run as a matter of course.
+        if (published) {
+          yield* Effect.logDebug(`removed ${entry.path}, the generation the last overwrite replaced`)
+          continue
+        }
       } else if (ended) yield* store.remove(entry.path)
       else continue
       yield* Effect.logInfo(`removed ${entry.path}, left behind by a run that ended or was cut short`)

@@ -9,6 +9,7 @@
  * record is the header when the file has one, and a blank line is not a record (unless the file has one column).
  * A range is only cut after a line feed (a file whose lines end in a lone CR is one range).
  */
+import { AFTER_CR, CR, FIELD_START, LF, QUOTE, QUOTE_SEEN, QUOTED, UNQUOTED } from "../../formats/CsvSyntax.ts"
 
 /** A range of whole lines of a file: bytes `start` (inclusive) to `end` (exclusive). */
 export interface LineRange {
@@ -25,16 +26,6 @@ export interface CsvOptions {
   readonly delimiter: number
   readonly header: boolean
 }
-
-const QUOTE = 34
-const LF = 10
-const CR = 13
-// CSV states, as in the reader.
-const FIELD_START = 0
-const UNQUOTED = 1
-const QUOTED = 2
-const QUOTE_SEEN = 3
-const AFTER_CR = 4
 
 const isSpace = (c: number): boolean => c === 32 || c === 9 || c === 13
 

@@ -36,6 +36,7 @@ import * as Source from "../../core/Source.ts"
 import type { SplitPart } from "../../core/Stage.ts"
 import { StopSignal } from "../../core/Stop.ts"
 import * as Payload from "../../formats/Payload.ts"
+import { RegistryError } from "../../schema/RegistryClient.ts"
 import * as Datasets from "../internal/Datasets.ts"
 import {
   type Compression,
@@ -444,7 +445,12 @@ export function source<A>(
                 continue
               }
               let value = decoded.value as A
-              if (schema !== undefined && options.value.type !== "avro" && options.value.type !== "confluent") {
+              if (
+                schema !== undefined &&
+                options.value.type !== "avro" &&
+                options.value.type !== "confluent" &&
+                options.value.type !== "registry"
+              ) {
                 const checked = schema.validate(decoded.value)
                 if (!checked.ok) {
                   deadLetters.push({
@@ -534,7 +540,16 @@ export function source<A>(
                   ).pipe(Effect.annotateLogs({ partitions: event.partitions.map((p) => `${p.topic}/${p.partition}`) }))
                 : updateLag(event)
             ),
-            Stream.map((event) => (isDrain(event) ? drained<A | Envelope<A>>(event) : toBatch(event))),
+            Stream.mapEffect((event) => {
+              if (isDrain(event)) return Effect.succeed(drained<A | Envelope<A>>(event))
+              const prefetch = valueCodec.prefetch
+              return prefetch === undefined
+                ? Effect.succeed(toBatch(event))
+                : prefetch(event.messages.map((m) => m.value)).pipe(
+                    Effect.mapError(registryError("consume", event.topic)),
+                    Effect.map(() => toBatch(event))
+                  )
+            }),
             Stream.filter((b): b is Batch.Batch<A | Envelope<A>> => b !== undefined)
           )
           return (bounded ? Stream.takeUntil(batches, () => remaining.size === 0) : batches).pipe(
@@ -590,20 +605,33 @@ export function source<A>(
   })
 }
 
+/** The registry's failure as the connector's: a refusal stays final, an unreachable registry may be retried. */
+const registryError = (operation: string, topic: string | undefined) => (e: RegistryError) =>
+  new KafkaError({
+    reason: e.retryable ? reasons.ConnectionError : reasons.InvalidRequest,
+    operation,
+    topic,
+    message: e.message,
+    cause: e
+  })
+
 const compileOrFail = (
   format: Payload.PayloadFormat,
-  operation: string
-): Effect.Effect<Payload.PayloadCodec, KafkaError> =>
-  Effect.try({
-    try: () => Payload.compile(format),
-    catch: (cause) =>
-      new KafkaError({
-        reason: reasons.InvalidRequest,
-        operation,
-        message: `Invalid ${format.type} payload format: ${cause instanceof Error ? cause.message : String(cause)}`,
-        cause
-      })
-  })
+  operation: "source" | "sink",
+  topic?: string
+): Effect.Effect<Payload.PreparedCodec, KafkaError> =>
+  Payload.prepare(format, operation).pipe(
+    Effect.mapError((cause) =>
+      cause instanceof RegistryError
+        ? registryError(operation, topic)(cause)
+        : new KafkaError({
+            reason: reasons.InvalidRequest,
+            operation,
+            message: `Invalid ${format.type} payload format: ${cause.message}`,
+            cause
+          })
+    )
+  )
 
 /** Options of a Kafka sink. */
 export interface SinkOptions {
@@ -662,7 +690,7 @@ export const sink = <A>(options: SinkOptions): Sink.Sink<A, KafkaError, KafkaCli
           message: `An upsert Kafka sink needs the record fields of the message key ("key"), e.g. ["userId"]`
         })
       const client = yield* KafkaClient
-      const codec = yield* compileOrFail(options.value, "sink")
+      const codec = yield* compileOrFail(options.value, "sink", options.topic)
       const producer = yield* client.producer({ compression: options.compression ?? "none" })
       let written = 0
       const keyOf = (record: Readonly<Record<string, unknown>>): Uint8Array | null => {

@@ -215,6 +215,14 @@ export const kindOfColumnType = (dataType: string, columnType: string): ColumnKi
   return "text"
 }
 
+/**
+ * The catalog columns whose reads give the record value their kind lists (`SqlClient.typedReads`): all but the `text`
+ * kind's, which {@link kindOfColumnType} also gives types the driver reads as objects or buffers (spatial types, ...):
+ * of those, only the string types count.
+ */
+export const typedColumn = (column: Column): boolean =>
+  column.kind !== "text" || /^(?:(?:var)?char|(?:tiny|medium|long)?text|enum|set)\b/i.test(column.dbType)
+
 type Convert = (value: unknown) => unknown
 
 const asText = (v: unknown) => (typeof v === "string" ? v : v instanceof Buffer ? v.toString("utf8") : String(v))
@@ -918,6 +926,7 @@ const describeRelation = (relation: Relation) => (relation._tag === "Table" ? Id
 /** A MySQL client over a `mysql2` pool. */
 export const make = (pool: Pool, connection: string): Shape => ({
   dialect: "mysql",
+  typedReads: typedColumn,
   poolSize: (pool as unknown as { readonly config?: { readonly connectionLimit?: number } }).config?.connectionLimit,
   connection,
   describe: (relation) => attempt(`describe ${describeRelation(relation)}`, () => describe(pool, relation)),

@@ -156,9 +156,10 @@ export interface SqlClient<E> {
   /**
    * `true` when reads give every column the record value `SqlTypes` lists for its kind, NULL only in nullable columns
    * (a decimal or timestamp that does not parse may stay text): sources then skip checking what the column types
-   * already guarantee. Absent: every row is checked against the record schema.
+   * already guarantee. A predicate limits that to the catalog columns it accepts (a server whose catalog kind of a
+   * column does not always say what its reads give). Absent: every row is checked against the record schema.
    */
-  readonly typedReads?: boolean | undefined
+  readonly typedReads?: boolean | ((column: Column) => boolean) | undefined
   /**
    * How many connections its pool opens at most, when it has one: a partitioned read leaves two of them to the
    * writes that share the pool (a sink on the same connection), so that the slices never hold every connection.

@@ -193,12 +193,14 @@ const rowCheck = <A, E, ES, RS>(
   spec: SourceSpec<A, ES, RS>
 ): Effect.Effect<ColumnGuarantees.RowCheck | undefined, E> =>
   Effect.gen(function* () {
-    if (spec.validate === undefined || spec.schema === undefined || client.typedReads !== true) return undefined
+    const typed = client.typedReads
+    if (spec.validate === undefined || spec.schema === undefined || typed === undefined || typed === false)
+      return undefined
     if (spec.relation._tag !== "Table") return undefined
     const info = yield* client.table(spec.relation.ref)
     if (info === undefined) return undefined
     const read = spec.columns === undefined ? info.columns : info.columns.filter((c) => spec.columns!.includes(c.name))
-    return ColumnGuarantees.plan(spec.schema, read)
+    return ColumnGuarantees.plan(spec.schema, read, typed === true ? undefined : typed)
   })
 
 /**

@@ -5,6 +5,7 @@ import * as Fiber from "effect/Fiber"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as Mysql from "../../../src/connectors/mysql/Mysql.ts"
+import { system } from "../../../src/connectors/mysql/MysqlClient.ts"
 import * as NodeMysql from "../../../src/connectors/mysql/NodeMysql.ts"
 import * as Identifier from "../../../src/connectors/sql/Identifier.ts"
 import * as Batch from "../../../src/core/Batch.ts"
@@ -12,6 +13,8 @@ import type { DeadLetter } from "../../../src/core/DeadLetter.ts"
 import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
+import * as AvroBridge from "../../../src/schema/AvroBridge.ts"
+import * as CountedSource from "../../support/CountedSource.ts"
 import { type MysqlDatabase, MysqlTest } from "../../support/Databases.ts"
 
 const AllTypes = Schema.Struct({
@@ -137,6 +140,9 @@ const slowSource = (batches: number, from: number) =>
 
 const Kv = Schema.Struct({ id: Schema.Number, v: Schema.String })
 
+const countedSource = <S extends Schema.Top>(table: string, schema: S) =>
+  CountedSource.countedSource(system, Mysql.client(), table, schema)
+
 /** Waits until a backend runs a statement mentioning `fragment`, and returns its pid. */
 const backendRunning = (db: MysqlDatabase, fragment: string) =>
   Effect.gen(function* () {
@@ -181,6 +187,113 @@ layer(MysqlTest.layer, { timeout: 60_000, excludeTestServices: true })("MySQL co
         assert.strictEqual(stored[0]!.t, typeRows[0]!.t)
       })
     )
+  )
+
+  it.effect("reads a table whose column types guarantee the record schema without validating rows", () =>
+    withDb(
+      Effect.gen(function* () {
+        const db = yield* MysqlTest
+        yield* db.sql(`CREATE TABLE typed_txn (id BIGINT PRIMARY KEY, user_id VARCHAR(20) NOT NULL, qty INT NOT NULL,
+        amount DECIMAL(12,2) NOT NULL, note TEXT, status ENUM('new','paid') NOT NULL, created_at DATETIME(3) NOT NULL)`)
+        yield* db.sql(`INSERT INTO typed_txn VALUES (1, 'u1', -2147483648, 12.3, NULL, 'new', '2026-11-27 01:02:03.456'),
+        (2, 'u2', 2147483647, -0.01, 'n', 'paid', '1970-01-01 00:00:00'), (3, 'u3', 0, 99.99, NULL, 'new', '2000-02-29 12:00:00')`)
+        const Txn = Schema.Struct({
+          id: AvroBridge.long,
+          user_id: Schema.String,
+          qty: AvroBridge.int,
+          amount: AvroBridge.decimal({ precision: 12, scale: 2 }),
+          note: Schema.NullOr(Schema.String),
+          status: Schema.String,
+          created_at: AvroBridge.timestampMillis
+        })
+        const { source, calls } = countedSource("typed_txn", Txn)
+        const { records, report } = yield* collect(source)
+        assert.strictEqual(calls(), 0)
+        assert.strictEqual(report.records.rejected, 0)
+        assert.deepStrictEqual([...records].sort((a, b) => a.id - b.id).map(comparable), [
+          {
+            id: 1,
+            user_id: "u1",
+            qty: -2147483648,
+            amount: "decimal 12.3",
+            note: null,
+            status: "new",
+            created_at: "date 2026-11-27T01:02:03.456Z"
+          },
+          {
+            id: 2,
+            user_id: "u2",
+            qty: 2147483647,
+            amount: "decimal -0.01",
+            note: "n",
+            status: "paid",
+            created_at: "date 1970-01-01T00:00:00.000Z"
+          },
+          {
+            id: 3,
+            user_id: "u3",
+            qty: 0,
+            amount: "decimal 99.99",
+            note: null,
+            status: "new",
+            created_at: "date 2000-02-29T12:00:00.000Z"
+          }
+        ])
+      })
+    )
+  )
+
+  it.effect(
+    "still validates what the columns do not guarantee: an int unsigned for an int, a spatial or inet column for a string, NULLs",
+    () =>
+      withDb(
+        Effect.gen(function* () {
+          const db = yield* MysqlTest
+          yield* db.sql(`CREATE TABLE loose_t (id BIGINT PRIMARY KEY, qty INT UNSIGNED NOT NULL, place POINT NOT NULL,
+        addr INET6 NOT NULL, name VARCHAR(10))`)
+          yield* db.sql(`INSERT INTO loose_t VALUES (1, 5, POINT(1, 2), '::1', 'ann'),
+        (2, 4294967295, POINT(1, 2), '::1', 'bob'), (3, 7, POINT(1, 2), '::1', NULL)`)
+          const Loose = Schema.Struct({
+            id: AvroBridge.long,
+            qty: AvroBridge.int,
+            addr: Schema.String,
+            name: Schema.String
+          })
+          const out = Sink.collect<typeof Loose.Type>("out")
+          const dead = Sink.collect<DeadLetter>("dead")
+          const report = yield* Pipeline.from(Mysql.table("loose_t", Loose, { batchSize: 2 })).pipe(
+            Pipeline.to(out),
+            Pipeline.withDeadLetters(dead),
+            Pipeline.run
+          )
+          assert.deepStrictEqual(
+            out.collected().records.map((r) => [r.id, r.qty, r.addr, r.name]),
+            [[1, 5, "::1", "ann"]]
+          )
+          assert.strictEqual(report.records.rejected, 2)
+          const letters = [...dead.collected().records].sort(
+            (a, b) => (a.record as { id: number }).id - (b.record as { id: number }).id
+          )
+          assert.deepStrictEqual(
+            letters.map((d) => [(d.record as { id: number }).id, d.reason]),
+            [
+              [2, "invalid-record"],
+              [3, "invalid-record"]
+            ]
+          )
+          // A spatial column read for a string field is checked too, and rejected: the driver reads it as an object (the
+          // full validator runs on the rows the per-row check turned down: here every row).
+          const Spatial = Schema.Struct({ id: AvroBridge.long, place: Schema.String })
+          const spatial = countedSource("loose_t", Spatial)
+          const read = yield* Pipeline.from(spatial.source).pipe(
+            Pipeline.to(Sink.collect("out3")),
+            Pipeline.withQuality({ dropRejected: true }),
+            Pipeline.run
+          )
+          assert.strictEqual(spatial.calls(), 3)
+          assert.strictEqual(read.records.rejected, 3)
+        })
+      )
   )
 
   it.effect("a bigint beyond 2^53 becomes a dead letter, never a rounded number", () =>

@@ -17,6 +17,7 @@ import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 import * as AvroBridge from "../../../src/schema/AvroBridge.ts"
+import * as CountedSource from "../../support/CountedSource.ts"
 import { type PgDatabase, PgTest, pgUrl } from "../../support/Databases.ts"
 
 const AllTypes = Schema.Struct({
@@ -158,28 +159,8 @@ const slowSource = (batches: number, from: number) =>
 
 const Kv = Schema.Struct({ id: Schema.Number, v: Schema.String })
 
-/** A source over a table whose validator counts its calls, as `Postgres.table` builds it. */
-const countedSource = <S extends Schema.Top>(table: string, schema: S) => {
-  let calls = 0
-  const validate = SqlTable.typeValidator(schema)
-  const source = SqlTable.source<S["Type"], Postgres.PostgresError, Postgres.PostgresClient<"default">>(
-    system,
-    Postgres.client(),
-    {
-      name: table,
-      relation: { _tag: "Table", ref: { name: table } },
-      columns: SqlTable.structFields(schema),
-      batchSize: 2,
-      validate: (row: Row) => {
-        calls++
-        return validate(row)
-      },
-      schema
-    },
-    table
-  )
-  return { source, calls: () => calls }
-}
+const countedSource = <S extends Schema.Top>(table: string, schema: S) =>
+  CountedSource.countedSource(system, Postgres.client(), table, schema)
 
 /** Waits until a backend runs a statement mentioning `fragment`, and returns its pid. */
 const backendRunning = (db: PgDatabase, fragment: string) =>

@@ -92,12 +92,14 @@ export const runJava = async (lib: string, args: ReadonlyArray<string>, cwd: str
 }
 
 /**
- * Starts a JVM with `lib/*` on the class path and waits until `port` answers on 127.0.0.1 (at most `timeoutMs`).
+ * Starts a JVM with `lib/*` on the class path and `args` (main class and its arguments), or, given `jar`, runs that
+ * jar with `args` as JVM options (`-D...`); then waits until `port` answers on 127.0.0.1 (at most `timeoutMs`).
  * The process is stopped by its pid (SIGTERM, then SIGKILL after 10 s).
  */
 export const startJava = async (options: {
   readonly name: string
-  readonly lib: string
+  readonly lib?: string
+  readonly jar?: string
   readonly args: ReadonlyArray<string>
   readonly cwd: string
   readonly port: number
@@ -114,9 +116,9 @@ export const startJava = async (options: {
       `-Xmx${heap}`,
       "-XX:+UseSerialGC",
       "-Xshare:auto",
-      "-cp",
-      nodePath.join(options.lib, "*"),
-      ...options.args
+      ...(options.jar !== undefined
+        ? [...options.args, "-jar", options.jar]
+        : ["-cp", nodePath.join(options.lib ?? ".", "*"), ...options.args])
     ],
     { cwd: options.cwd, stdio: ["ignore", out, out] }
   )

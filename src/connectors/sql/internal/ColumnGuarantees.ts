@@ -50,8 +50,11 @@ const needOf = (ast: SchemaAST.AST, column: Column): FieldNeed => {
       return known.type === "uuid" && column.kind === "uuid" ? { _tag: "None" } : null
     case "Number":
       if (!integerKinds.has(column.kind)) return null
-      // PostgreSQL's int kind is smallint and integer: 32-bit.
-      return known === undefined || known.type === "long" || (known.type === "int" && column.kind === "int")
+      // The int kind is 32-bit when signed (PostgreSQL's smallint and integer, MySQL's up to int); MySQL's
+      // `int unsigned` goes beyond. An unsafe bigint never reaches a record (the reads reject it).
+      return known === undefined ||
+        known.type === "long" ||
+        (known.type === "int" && column.kind === "int" && !/\bunsigned\b/i.test(column.dbType))
         ? { _tag: "None" }
         : null
     case "Boolean":
@@ -87,10 +90,14 @@ const fieldNeed = (ast: SchemaAST.AST, column: Column): FieldNeed => {
 
 /**
  * The per-row check of a read of `columns` (the catalog's description of the table's columns read) into records of
- * `schema`; `undefined` when the whole record must be validated (not a plain struct, a struct-level check, a field
+ * `schema`, trusting only the columns `typed` accepts (all when absent); `undefined` when the whole record must be validated (not a plain struct, a struct-level check, a field
  * that is not a column read).
  */
-export const plan = (schema: SchemaModule.Top, columns: ReadonlyArray<Column>): RowCheck | undefined => {
+export const plan = (
+  schema: SchemaModule.Top,
+  columns: ReadonlyArray<Column>,
+  typed?: (column: Column) => boolean
+): RowCheck | undefined => {
   const ast = SchemaModule.toType(schema).ast
   if (ast._tag !== "Objects" || ast.checks !== undefined || ast.indexSignatures.length > 0) return undefined
   const fields = (schema as { readonly fields?: SchemaModule.Struct.Fields }).fields
@@ -104,7 +111,7 @@ export const plan = (schema: SchemaModule.Top, columns: ReadonlyArray<Column>): 
     if (typeof name !== "string" || !(name in fields)) return undefined
     const column = byName.get(name)
     if (column === undefined) return undefined
-    const need = fieldNeed(p.type, column)
+    const need = typed === undefined || typed(column) ? fieldNeed(p.type, column) : null
     if (need === null) validated.push(name)
     else {
       guaranteed.push(name)

@@ -107,4 +107,22 @@ describe("ColumnGuarantees", () => {
     assert.isUndefined(ColumnGuarantees.plan(Txn.check(Schema.makeFilter(() => undefined)), txnColumns))
     assert.isUndefined(ColumnGuarantees.plan(Txn, txnColumns.slice(1)))
   })
+
+  it("validates an int field over an unsigned int column, and the columns a client's reads do not type", () => {
+    const Counted = Schema.Struct({ id: AvroBridge.long, qty: AvroBridge.int, label: Schema.String })
+    const columns: ReadonlyArray<Column> = [
+      { name: "id", kind: "bigint", dbType: "bigint(20) unsigned", nullable: false },
+      { name: "qty", kind: "int", dbType: "int(10) unsigned", nullable: false },
+      { name: "label", kind: "text", dbType: "point", nullable: false }
+    ]
+    // A long over a bigint unsigned is guaranteed (the reads reject what is beyond 2^53); an int over an int unsigned
+    // is not.
+    assert.deepStrictEqual(planOf(Counted, columns).validated, ["qty"])
+    const typed = (c: Column) => c.dbType !== "point"
+    const plan = ColumnGuarantees.plan(Counted, columns, typed)!
+    assert.deepStrictEqual(plan.validated, ["qty", "label"])
+    assert.isTrue(plan.check!({ id: 1, qty: 5, label: "x" }))
+    assert.isFalse(plan.check!({ id: 1, qty: 4294967295, label: "x" }))
+    assert.isFalse(plan.check!({ id: 1, qty: 5, label: { x: 1, y: 2 } }))
+  })
 })
