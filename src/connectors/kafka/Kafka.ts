@@ -542,13 +542,17 @@ export function source<A>(
             ),
             Stream.mapEffect((event) => {
               if (isDrain(event)) return Effect.succeed(drained<A | Envelope<A>>(event))
-              const prefetch = valueCodec.prefetch
-              return prefetch === undefined
-                ? Effect.succeed(toBatch(event))
-                : prefetch(event.messages.map((m) => m.value)).pipe(
-                    Effect.mapError(registryError("consume", event.topic)),
-                    Effect.map(() => toBatch(event))
-                  )
+              const values = valueCodec.prefetch
+              // Keys are read only into envelopes.
+              const keys = envelope ? keyCodec.prefetch : undefined
+              if (values === undefined && keys === undefined) return Effect.succeed(toBatch(event))
+              return Effect.all([
+                values === undefined ? Effect.void : values(event.messages.map((m) => m.value)),
+                keys === undefined ? Effect.void : keys(event.messages.map((m) => m.key))
+              ]).pipe(
+                Effect.mapError(registryError("consume", event.topic)),
+                Effect.map(() => toBatch(event))
+              )
             }),
             Stream.filter((b): b is Batch.Batch<A | Envelope<A>> => b !== undefined)
           )

@@ -101,6 +101,50 @@ describe("Kafka with a schema registry (memory client, memory registry)", () => 
     }).pipe(Effect.provide(Layer.suspend(() => KafkaClient.layerMemory(KafkaClient.memory({}, { fetchSize: 2 })))))
   )
 
+  it.effect("reads keys through the registry too (envelopes)", () =>
+    Effect.gen(function* () {
+      const registry = yield* RegistryClient.makeMemory()
+      const keySchema = { type: "record", name: "OrderKey", namespace: "shop", fields: [{ name: "id", type: "long" }] }
+      const keyId = yield* registry.register("keyed-key", keySchema as unknown as AvroSchema.Schema)
+      const valueId = yield* registry.register("keyed-value", v1)
+      const frame = (id: number, schema: unknown, value: unknown) => {
+        const encoded = AvroWire.confluent({
+          schemas: new Map([[id, AvroBridge.toAvroType(schema as AvroSchema.Schema)]]),
+          writeId: id
+        }).encode(value)
+        return encoded.ok ? encoded.bytes : new Uint8Array()
+      }
+      yield* KafkaClient.KafkaClient.use((c) =>
+        Effect.gen(function* () {
+          yield* c.createTopic("keyed", { partitions: 1 })
+          yield* Effect.scoped(
+            Effect.flatMap(c.producer({ compression: "none" }), (producer) =>
+              producer.send(
+                "keyed",
+                orders.map((o) => ({ key: frame(keyId, keySchema, { id: o.id }), value: frame(valueId, v1, o) }))
+              )
+            )
+          )
+        })
+      )
+      const out = Sink.collect<Kafka.Envelope<Record<string, unknown>>>("out")
+      yield* Pipeline.from(
+        Kafka.source<Record<string, unknown>>({
+          topics: ["keyed"],
+          groupId: "keyed-reader",
+          start: "earliest",
+          envelope: true,
+          key: { type: "registry", registry, subject: "keyed-key", schema: keySchema as unknown as AvroSchema.Schema },
+          value: { type: "registry", registry, subject: "keyed-value", schema: v1 }
+        })
+      ).pipe(Pipeline.to(out), Pipeline.run)
+      assert.deepStrictEqual(
+        out.collected().records.map((e) => [{ ...(e.key as object) }, { ...e.value }]),
+        orders.map((o) => [{ id: o.id }, o])
+      )
+    }).pipe(Effect.provide(Layer.suspend(() => KafkaClient.layerMemory(KafkaClient.memory()))))
+  )
+
   it.effect("a sink that may not register fails at its start when its schema is not registered", () =>
     Effect.gen(function* () {
       const registry = yield* RegistryClient.makeMemory()
