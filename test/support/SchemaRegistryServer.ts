@@ -97,26 +97,41 @@ export const start = async (): Promise<Started> => {
   const external = process.env.ETL_TEST_SCHEMA_REGISTRY_URL
   if (external !== undefined && external !== "") return { url: external.replace(/\/+$/, ""), stop: async () => {} }
   const jar = await ensureBuilt()
-  const dir = tempDir("schema-registry")
-  const port = await freePort()
-  const java = await startJava({
-    name: "schema-registry",
-    jar,
-    args: [
-      `-Dquarkus.http.port=${port}`,
-      "-Dquarkus.http.host=127.0.0.1",
-      // Each server has its own in-memory database (the name is the JVM's own anyway; kept explicit).
-      "-Dquarkus.datasource.jdbc.url=jdbc:h2:mem:registry_db",
-      "-Dquarkus.datasource.jdbc.initial-size=2",
-      "-Dquarkus.datasource.jdbc.min-size=2",
-      "-Dquarkus.datasource.jdbc.max-size=10",
-      `-Djava.io.tmpdir=${dir}`
-    ],
-    cwd: dir,
-    port,
-    heap: "384m",
-    timeoutMs: 120_000
-  })
+  // A registry that exits before it listens (its free port taken in the meantime by another server starting beside
+  // it) is started again on another port, twice at most.
+  let attempt = 0
+  let started: { readonly java: Awaited<ReturnType<typeof startJava>>; readonly dir: string; readonly port: number }
+  for (;;) {
+    attempt++
+    const dir = tempDir("schema-registry")
+    const port = await freePort()
+    try {
+      const java = await startJava({
+        name: "schema-registry",
+        jar,
+        args: [
+          `-Dquarkus.http.port=${port}`,
+          "-Dquarkus.http.host=127.0.0.1",
+          // Each server has its own in-memory database (the name is the JVM's own anyway; kept explicit).
+          "-Dquarkus.datasource.jdbc.url=jdbc:h2:mem:registry_db",
+          "-Dquarkus.datasource.jdbc.initial-size=2",
+          "-Dquarkus.datasource.jdbc.min-size=2",
+          "-Dquarkus.datasource.jdbc.max-size=10",
+          `-Djava.io.tmpdir=${dir}`
+        ],
+        cwd: dir,
+        port,
+        heap: "384m",
+        timeoutMs: 120_000
+      })
+      started = { java, dir, port }
+      break
+    } catch (error) {
+      if (attempt >= 3 || !(error instanceof Error) || !error.message.includes("exited")) throw error
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }
+  const { java, dir, port } = started
   const stop = async () => {
     await java.stop()
     fs.rmSync(dir, { recursive: true, force: true })
