@@ -260,16 +260,22 @@ const runCommand = (stop: GracefulStop | undefined) =>
         Effect.provide(provided as unknown as Layer.Layer<never>),
         Effect.catchTag("SchemaRegistryError" as never, (e: { readonly message: string }) => usage(e.message))
       )
-      // The report carries error messages, which may quote a value from $env/$secret (a user or table name).
-      const secrets = yield* Redaction.Secrets
-      yield* Console.log(secrets.scrub(JSON.stringify(report, null, 2)))
-      if (error !== undefined) return yield* Effect.fail(new CliFailure({ message: error.message, exitCode: 1 }))
+      return yield* printReport(report, error)
     })
   ).pipe(
     Command.withDescription(
       "Run a pipeline and print its RunReport as JSON; a streaming run stops gracefully on SIGINT/SIGTERM (a second signal aborts it)"
     )
   )
+
+/** Prints a run's report (secrets scrubbed) and fails with exit code 1 when the run failed. */
+const printReport = (report: unknown, error: { readonly message: string } | undefined) =>
+  Effect.gen(function* () {
+    // The report carries error messages, which may quote a value from $env/$secret (a user or table name).
+    const secrets = yield* Redaction.Secrets
+    yield* Console.log(secrets.scrub(JSON.stringify(report, null, 2)))
+    if (error !== undefined) return yield* Effect.fail(new CliFailure({ message: error.message, exitCode: 1 }))
+  })
 
 const replayCommand = Command.make(
   "replay",
@@ -315,9 +321,7 @@ const replayCommand = Command.make(
       Effect.provide(Layer.merge(services(schemas), replay.connections) as unknown as Layer.Layer<never>),
       Effect.catchTag("SchemaRegistryError" as never, (e: { readonly message: string }) => usage(e.message))
     )
-    const secrets = yield* Redaction.Secrets
-    yield* Console.log(secrets.scrub(JSON.stringify(report, null, 2)))
-    if (error !== undefined) return yield* Effect.fail(new CliFailure({ message: error.message, exitCode: 1 }))
+    return yield* printReport(report, error)
   })
 ).pipe(
   Command.withDescription(
