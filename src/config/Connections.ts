@@ -83,7 +83,14 @@ export const sourceWith = <A, E, I, S>(
   commitParts:
     source.commitParts === undefined
       ? undefined
-      : (parts) => Effect.flatMap(client, (c) => Effect.provideService(source.commitParts!(parts), service, c))
+      : (parts) => Effect.flatMap(client, (c) => Effect.provideService(source.commitParts!(parts), service, c)),
+  readsRaw:
+    source.readsRaw === undefined
+      ? undefined
+      : {
+          format: source.readsRaw.format,
+          offer: Effect.flatMap(client, (c) => Effect.provideService(source.readsRaw!.offer, service, c))
+        }
 })
 
 /** A sink whose connector service is taken, when it opens, from `client` (see `sourceWith`). */
@@ -107,7 +114,15 @@ export const sinkWith = <A, E, I, S>(
             Effect.flatMap(client, (c) => Effect.provideService(sink.positions!.load(pipeline), service, c))
         },
   staging: stagingWith(sink.staging, service, client),
-  threadStaging: stagingWith(sink.threadStaging, service, client)
+  threadStaging: stagingWith(sink.threadStaging, service, client),
+  writesRaw:
+    sink.writesRaw === undefined
+      ? undefined
+      : {
+          format: sink.writesRaw.format,
+          accept: (offer) =>
+            Effect.flatMap(client, (c) => Effect.provideService(sink.writesRaw!.accept(offer), service, c))
+        }
 })
 
 const stagingWith = <E, I, S>(
@@ -151,7 +166,11 @@ export const sourceWithLayer = <A, E, I, LE>(
             Effect.flatMap(Layer.build(layer), (context) => Effect.provideContext(source.split!(options), context))
           ),
   commitParts:
-    source.commitParts === undefined ? undefined : (parts) => Effect.provide(source.commitParts!(parts), layer)
+    source.commitParts === undefined ? undefined : (parts) => Effect.provide(source.commitParts!(parts), layer),
+  readsRaw:
+    source.readsRaw === undefined
+      ? undefined
+      : { format: source.readsRaw.format, offer: Effect.provide(source.readsRaw.offer, layer) }
 })
 
 /** Gives a sink its own client from `layer`, open as long as the sink's writer (or its check). */
@@ -170,7 +189,11 @@ export const sinkWithLayer = <A, E, I, LE>(
       ? undefined
       : { where: sink.positions.where, load: (pipeline) => Effect.provide(sink.positions!.load(pipeline), layer) },
   staging: stagingWithLayer(sink.staging, layer),
-  threadStaging: stagingWithLayer(sink.threadStaging, layer)
+  threadStaging: stagingWithLayer(sink.threadStaging, layer),
+  writesRaw:
+    sink.writesRaw === undefined
+      ? undefined
+      : { format: sink.writesRaw.format, accept: (offer) => Effect.provide(sink.writesRaw!.accept(offer), layer) }
 })
 
 const stagingWithLayer = <E, I, LE>(

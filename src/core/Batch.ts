@@ -15,6 +15,7 @@ import * as Stream from "effect/Stream"
 import * as Checkpoint from "./Checkpoint.ts"
 import type * as DeadLetter from "./DeadLetter.ts"
 import type { ExtractError } from "./Errors.ts"
+import * as PassThrough from "./PassThrough.ts"
 import type * as State from "./State.ts"
 
 /** A batch of records of type `A`. */
@@ -42,6 +43,11 @@ export interface Batch<out A> {
    * stateful one with its state added and its held acks on it.
    */
   readonly barrier?: State.Barrier | undefined
+  /**
+   * Set when the records travel as bytes (see `PassThrough`): `records` then holds only as many holes as there are
+   * records, and the sink writes these bytes. A stage that changes the records ({@link withRecords}) drops them.
+   */
+  readonly raw?: PassThrough.Raw | undefined
 }
 
 /**
@@ -86,6 +92,7 @@ export const make = <A>(
     readonly part?: Part | undefined
     readonly bytes?: number | undefined
     readonly positions?: Checkpoint.Positions | undefined
+    readonly raw?: PassThrough.Raw | undefined
   }
 ): Batch<A> => {
   const batch: Batch<A> = { records, deadLetters: options?.deadLetters ?? [], ack: options?.ack ?? noAck }
@@ -93,7 +100,8 @@ export const make = <A>(
     options?.sourceTimestamp === undefined &&
     options?.part === undefined &&
     options?.bytes === undefined &&
-    options?.positions === undefined
+    options?.positions === undefined &&
+    options?.raw === undefined
   )
     return batch
   return {
@@ -101,7 +109,8 @@ export const make = <A>(
     ...(options.sourceTimestamp === undefined ? {} : { sourceTimestamp: options.sourceTimestamp }),
     ...(options.part === undefined ? {} : { part: options.part }),
     ...(options.bytes === undefined ? {} : { bytes: options.bytes }),
-    ...(options.positions === undefined ? {} : { positions: options.positions })
+    ...(options.positions === undefined ? {} : { positions: options.positions }),
+    ...(options.raw === undefined ? {} : { raw: options.raw })
   }
 }
 
@@ -148,7 +157,10 @@ export const concat = <A>(batches: ReadonlyArray<Batch<A>>): Batch<A> => {
   let sourceTimestamp: number | undefined
   let positions: Map<string, Checkpoint.Range> | undefined
   let barrier: State.Barrier | undefined
+  // Raw batches join into a raw batch (a pass-through run reads nothing else).
+  const raws: Array<PassThrough.Raw> = []
   for (const batch of batches) {
+    if (batch.raw !== undefined) raws.push(batch.raw)
     sourceTimestamp = oldest(sourceTimestamp, batch.sourceTimestamp)
     // A checkpoint barrier among them goes on with the joined batch (its stages' states, saved after the write).
     if (batch.barrier !== undefined) barrier = batch.barrier
@@ -157,13 +169,17 @@ export const concat = <A>(batches: ReadonlyArray<Batch<A>>): Batch<A> => {
     for (let i = 0; i < batch.deadLetters.length; i++) deadLetters.push(batch.deadLetters[i]!)
   }
   const ack = Effect.forEach(batches, (batch) => batch.ack, { discard: true })
+  const raw = raws.length === 0 ? undefined : PassThrough.concat(raws)
+  if (raws.length > 0 && (raw === undefined || batches.some((b) => b.raw === undefined && b.records.length > 0)))
+    throw new Error("Batch.concat: raw batches cannot be joined with batches of records or of other fields")
   return {
     records,
     deadLetters,
     ack,
     ...(sourceTimestamp === undefined ? {} : { sourceTimestamp }),
     ...(positions === undefined ? {} : { positions: Checkpoint.sorted(positions) }),
-    ...(barrier === undefined ? {} : { barrier })
+    ...(barrier === undefined ? {} : { barrier }),
+    ...(raw === undefined ? {} : { raw })
   }
 }
 

@@ -12,6 +12,7 @@ import * as Stream from "effect/Stream"
 import * as Batch from "./Batch.ts"
 import type * as DeadLetter from "./DeadLetter.ts"
 import { BuildError, ExtractError, type PipelineError, wrap } from "./Errors.ts"
+import type * as PassThrough from "./PassThrough.ts"
 import type { Source, SplitOptions } from "./Source.ts"
 import * as Spans from "./Spans.ts"
 import type { Cardinality, InputSize, RunContext, Split, SplitPart, StageCounter, StageInfo } from "./Stage.ts"
@@ -34,6 +35,11 @@ export interface Flow<out A, out E = never, out R = never> extends Pipeable {
   readonly split?: ((options: SplitOptions) => Effect.Effect<ReadonlyArray<SplitPart>, PipelineError, R>) | undefined
   /** What the source does once a split run's sink committed its parts (see `Source.commitParts`). */
   readonly commitParts?: ((parts: ReadonlyArray<SplitPart>) => Effect.Effect<void, PipelineError, R>) | undefined
+  /**
+   * Its source's pass-through (see `PassThrough`), errors wrapped as `ExtractError`: only a flow that is its source
+   * alone has one (a transform needs the records' values).
+   */
+  readonly passThrough?: PassThrough.SourceSide<PipelineError, R> | undefined
   /** Builds the stream of batches for one run attempt. Errors are already wrapped into stage errors. */
   readonly build: (ctx: RunContext) => Stream.Stream<Batch.Batch<A>, PipelineError, R>
   /** Phantom: the connector errors that may surface as causes of the stage errors. */
@@ -145,6 +151,14 @@ export const from = <A, E, R>(source: Source<A, E, R>): Flow<A, E, R> => {
       : {
           commitParts: (parts: ReadonlyArray<SplitPart>) =>
             Effect.mapError(source.commitParts!(parts), wrap(ExtractError, source.name))
+        }),
+    ...(source.readsRaw === undefined || !source.bounded
+      ? {}
+      : {
+          passThrough: {
+            format: source.readsRaw.format,
+            offer: Effect.mapError(source.readsRaw.offer, wrap(ExtractError, source.name))
+          }
         }),
     build: (ctx) => {
       const counter = ctx.stage(info)

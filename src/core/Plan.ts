@@ -14,6 +14,7 @@ import type * as Checkpoint from "./Checkpoint.ts"
 import type * as DeadLetter from "./DeadLetter.ts"
 import type { PipelineError } from "./Errors.ts"
 import { type Flow, uniqueName } from "./Flow.ts"
+import type * as PassThrough from "./PassThrough.ts"
 import * as Retry from "./Retry.ts"
 import type { Batching, PartStaging, Sink, SinkWriter, WriteMode } from "./Sink.ts"
 import type { SplitOptions } from "./Source.ts"
@@ -94,6 +95,13 @@ export interface Pipeline<out E = never, out R = never> extends Pipeable {
   /** What the source does once a split run's sink committed its parts (see `Source.commitParts`). */
   readonly commitParts?: ((parts: ReadonlyArray<SplitPart>) => Effect.Effect<void, PipelineError, R>) | undefined
   readonly sink: SinkPlan<R>
+  /**
+   * The source's and the sink's sides of a pass-through (see `PassThrough`), when the pipeline has no transform and
+   * both sides speak the same format; the runtime asks them at each attempt.
+   */
+  readonly passThrough?:
+    | { readonly source: PassThrough.SourceSide<PipelineError, R>; readonly sink: PassThrough.SinkSide<unknown, R> }
+    | undefined
   readonly deadLetters: SinkPlan<R> | undefined
   readonly retry: Retry.RetryPolicy
   readonly quality: QualityPolicy
@@ -179,6 +187,16 @@ export const to =
       ...(self.split === undefined ? {} : { split: self.split }),
       ...(self.commitParts === undefined ? {} : { commitParts: self.commitParts }),
       sink: planSink(sink as Sink<A, E2, Exclude<R2, Scope.Scope>>, "sink", self.stages),
+      ...(self.passThrough === undefined ||
+      sink.writesRaw === undefined ||
+      self.passThrough.format !== sink.writesRaw.format
+        ? {}
+        : {
+            passThrough: {
+              source: self.passThrough,
+              sink: sink.writesRaw as PassThrough.SinkSide<unknown, Exclude<R2, Scope.Scope>>
+            }
+          }),
       deadLetters: undefined,
       retry: Retry.defaultPolicy,
       quality: {},

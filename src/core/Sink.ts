@@ -9,6 +9,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Checkpoint from "./Checkpoint.ts"
+import type * as PassThrough from "./PassThrough.ts"
 import type { Attributes, Dataset } from "./Stage.ts"
 
 /** How a sink treats existing data. */
@@ -40,6 +41,8 @@ export interface SinkWriter<in A, out E = never> {
    * offsets table in the same transaction, a checkpoint beside the part file). The runtime calls it before `commit`.
    */
   readonly checkpoint?: ((checkpoint: Checkpoint.Checkpoint) => Effect.Effect<void, E>) | undefined
+  /** Writes one batch whose records travel as bytes (see `PassThrough`); present when the sink has `writesRaw`. */
+  readonly writeRaw?: ((raw: PassThrough.Raw) => Effect.Effect<void, E>) | undefined
 }
 
 /**
@@ -118,6 +121,8 @@ export interface Sink<in A, out E = never, out R = never> {
    * cluster's runners stage in `staging`, or in the cluster's staging.
    */
   readonly threadStaging?: PartStaging<E, R> | undefined
+  /** Whether the sink takes records as bytes from a source of its kind (see `PassThrough`); its writer then has `writeRaw`. */
+  readonly writesRaw?: PassThrough.SinkSide<E, R> | undefined
 }
 
 /** Builds a sink. */

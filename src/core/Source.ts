@@ -7,6 +7,7 @@
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as Batch from "./Batch.ts"
+import type * as PassThrough from "./PassThrough.ts"
 import type { Attributes, Dataset, InputSize, RunContext, SplitPart } from "./Stage.ts"
 
 export type { SplitPart } from "./Stage.ts"
@@ -62,6 +63,11 @@ export interface Source<out A, out E = never, out R = never> {
    * crash): it must be idempotent. Absent: nothing to do.
    */
   readonly commitParts?: ((parts: ReadonlyArray<SplitPart>) => Effect.Effect<void, E, R>) | undefined
+  /**
+   * How the source reads its records as bytes a sink of its kind writes as they are (see `PassThrough`), when the
+   * pipeline has no transform; the runtime asks it through `ctx.passThrough`.
+   */
+  readonly readsRaw?: PassThrough.SourceSide<E, R> | undefined
 }
 
 /** Builds a source. */

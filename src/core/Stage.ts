@@ -10,6 +10,7 @@ import type * as Stream from "effect/Stream"
 import type { Batch } from "./Batch.ts"
 import type * as Checkpoint from "./Checkpoint.ts"
 import type { PipelineError } from "./Errors.ts"
+import type * as PassThrough from "./PassThrough.ts"
 
 /** What part of a pipeline a stage is. */
 export type StageKind = "source" | "transform" | "sink" | "dead-letters"
@@ -286,6 +287,11 @@ export interface RunContext {
    * phase (emit the state), `merge` in the finish (take the parts' states, emit the results).
    */
   readonly combine?: "partial" | "merge" | undefined
+  /**
+   * Set by the runtime when the pipeline's source and sink agreed to move records as bytes (see `PassThrough`): the
+   * source then reads raw batches of these fields, in this order.
+   */
+  readonly passThrough?: PassThrough.Agreement | undefined
   /** Milliseconds from the run's Clock (so TestClock controls it). */
   readonly now: () => number
   /** The counter of a stage, created on first use; stages are reported in the order they were first asked for. */

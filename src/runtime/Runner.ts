@@ -25,6 +25,7 @@ import {
   TransformError,
   wrap
 } from "../core/Errors.ts"
+import type * as PassThrough from "../core/PassThrough.ts"
 import type { Pipeline } from "../core/Plan.ts"
 import * as Retry from "../core/Retry.ts"
 import { type RunReport, reconcile, stageReports, totals } from "../core/RunReport.ts"
@@ -71,6 +72,23 @@ const final = (error: PipelineError, committed: number, sink: string): PipelineE
 }
 
 /**
+ * Asks the source and the sink whether the records may pass through as bytes (see `PassThrough`): only in a bounded
+ * run of one process that reads its whole input (not a split run's part or finish).
+ */
+const agreeOnRaw = <E, R>(
+  p: Pipeline<E, R>,
+  ctx: RunContext
+): Effect.Effect<PassThrough.Agreement | undefined, PipelineError, R> =>
+  Effect.gen(function* () {
+    const sides = p.passThrough
+    if (sides === undefined || !p.bounded || ctx.split !== undefined || ctx.parts !== undefined) return undefined
+    const offer = yield* sides.source.offer
+    if (offer === undefined) return undefined
+    const agreed = yield* Effect.mapError(sides.sink.accept(offer), wrap(LoadError, p.sink.info.name))
+    return agreed === undefined || agreed.format !== offer.format ? undefined : agreed
+  })
+
+/**
  * One attempt: reads the pipeline's batches and, for each, lets the quality gate take its rejects, writes it to the
  * outputs and settles its acknowledgement; at the end (or per segment) the gate checks the thresholds and the outputs
  * commit.
@@ -96,7 +114,11 @@ const runAttempt = <E, R>(
       if (guarded) durable = outputs.received
 
       const stop = yield* StopSignal
-      const built = p.bounded ? p.build(ctx) : Stream.haltWhen(p.build(ctx), stop)
+      const agreed = yield* agreeOnRaw(p, ctx)
+      if (agreed !== undefined)
+        yield* Effect.logDebug(`records pass through as ${agreed.format} (${agreed.fields.join(", ")})`)
+      const runCtx = agreed === undefined ? ctx : { ...ctx, passThrough: agreed }
+      const built = p.bounded ? p.build(runCtx) : Stream.haltWhen(p.build(runCtx), stop)
       const batches = p.sink.batching === undefined ? built : built.pipe(Batch.gather(p.sink.batching))
       const tick: unique symbol = Symbol("tick")
       // With checkpoint barriers, they time the commits.

@@ -31,8 +31,10 @@ import type {
   LoadRequest,
   LoadResult,
   OffsetRow,
+  RawChunk,
   ReadChunk,
   ReadRequest,
+  RejectedRow,
   Relation,
   Row,
   TableInfo
@@ -51,7 +53,7 @@ import {
   parseTimestamp,
   unsafeIntegerMessage
 } from "../sql/SqlTypes.ts"
-import { type PostgresClient, PostgresError, type Shape, tag } from "./PostgresClient.ts"
+import { type PostgresClient, PostgresError, RAW_FORMAT, type Shape, tag } from "./PostgresClient.ts"
 
 // -----------------------------------------------------------------------------
 // Errors
@@ -368,6 +370,8 @@ export const makeCopyParser = (columns: ReadonlyArray<Column>) => {
     rows.push(row)
   }
   return {
+    /** Parses one line (without its newline) as `push` would: into `rows`, or into `rejected`. */
+    line: parseLine,
     push: (chunk: Buffer, rows: Array<Row>, rejected: Array<{ row: unknown; message: string }>) => {
       const buf = carry === undefined ? chunk : Buffer.concat([carry, chunk])
       const last = buf.lastIndexOf(10)
@@ -535,6 +539,13 @@ class CopyIn {
     if (data.length === 0) return
     if (!this.stream.write(data, "utf8")) await this.wait("drain")
   }
+  /** Writes COPY text as it came from a raw read: whole lines. */
+  async writeBytes(chunks: ReadonlyArray<Uint8Array>): Promise<void> {
+    for (const chunk of chunks) {
+      if (this.error !== undefined) throw this.error
+      if (chunk.length > 0 && !this.stream.write(chunk)) await this.wait("drain")
+    }
+  }
   ended = false
   async end(): Promise<number> {
     if (this.error !== undefined) throw this.error
@@ -660,6 +671,132 @@ async function* copyOut(
   }
 }
 
+/** What a raw read looks at in a field: whether its text may not be the value a record of the read would hold. */
+type OddTest = (buf: Buffer, start: number, end: number) => boolean
+
+const isDigit = (c: number | undefined) => c !== undefined && c >= 48 && c <= 57
+const isNull = (buf: Buffer, start: number, end: number) =>
+  end - start === 2 && buf[start] === 92 && buf[start + 1] === 78
+
+/**
+ * The fields whose text a raw read must look at, by column: those `parserOf` may leave as text or reject (see
+ * `SqlTypes`): a bigint of 16 digits or more (beyond ±2^53-1 it is rejected), a decimal that is not a plain number
+ * (`NaN`, infinities), a timestamp the fast parser does not take (infinities, BC, years before 1000 or after 9999).
+ */
+const oddTestOf = (kind: Column["kind"]): OddTest | undefined => {
+  switch (kind) {
+    case "bigint":
+      return (_, start, end) => end - start >= 16
+    case "decimal":
+      return (buf, start, end) =>
+        !isNull(buf, start, end) && !(isDigit(buf[start]) || (buf[start] === 45 && isDigit(buf[start + 1])))
+    case "timestamp":
+    case "timestamptz":
+      return (buf, start, end) =>
+        !isNull(buf, start, end) &&
+        (!isDigit(buf[start]) || buf[start] === 48 || buf[start + 4] !== 45 || buf[end - 1] === 67)
+    default:
+      return undefined
+  }
+}
+
+/**
+ * Streams a COPY TO STDOUT as raw chunks of whole lines (see `SqlClient.RawChunk`): a line with a field that may not be
+ * a record's value (see {@link oddTestOf}) is parsed and sent as its own segment; the others pass as they came.
+ */
+async function* copyOutRaw(
+  pool: pg.Pool,
+  sql: string,
+  columns: ReadonlyArray<Column>,
+  batchSize: number
+): AsyncGenerator<RawChunk> {
+  const client = await pool.connect()
+  client.on("error", ignore)
+  let finished = false
+  let stream: Readable | undefined
+  const tests: Array<readonly [number, OddTest]> = []
+  columns.forEach((c, i) => {
+    const test = oddTestOf(c.kind)
+    if (test !== undefined) tests.push([i, test])
+  })
+  const last = tests.length === 0 ? -1 : tests[tests.length - 1]![0]
+  const parser = makeCopyParser(columns)
+  /** True when a field of the line `start`..`end` (its newline) must be parsed to know its value. */
+  const odd = (buf: Buffer, start: number, end: number): boolean => {
+    let field = 0
+    let from = start
+    let t = 0
+    while (field <= last) {
+      let to = buf.indexOf(9, from)
+      if (to === -1 || to > end) to = end
+      if (field === tests[t]![0]) {
+        if (tests[t]![1](buf, from, to)) return true
+        t++
+      }
+      if (to === end) return false
+      from = to + 1
+      field++
+    }
+    return false
+  }
+  try {
+    stream = client.query(copyTo(`COPY (${sql}) TO STDOUT`, { highWaterMark: 1 << 22 }))
+    let segments: Array<Uint8Array> = []
+    let parsed: Array<{ segment: number; row?: Row; rejected?: RejectedRow }> = []
+    let rows = 0
+    let carry: Buffer | undefined
+    /** Passes on the lines of `buf` (it ends with a newline): runs as they are, odd lines parsed, one segment each. */
+    const take = (buf: Buffer) => {
+      let run = 0
+      let start = 0
+      while (start < buf.length) {
+        const end = buf.indexOf(10, start)
+        if (last >= 0 && odd(buf, start, end)) {
+          if (run < start) segments.push(buf.subarray(run, start))
+          const one: Array<Row> = []
+          const rejected: Array<RejectedRow> = []
+          parser.line(buf.toString("utf8", start, end), one, rejected)
+          parsed.push({ segment: segments.length, ...(one.length > 0 ? { row: one[0]! } : { rejected: rejected[0]! }) })
+          segments.push(buf.subarray(start, end + 1))
+          run = end + 1
+        }
+        rows++
+        start = end + 1
+      }
+      if (run < buf.length) segments.push(buf.subarray(run))
+    }
+    for await (const data of stream) {
+      const chunk = data as Buffer
+      const end = chunk.lastIndexOf(10)
+      if (end === -1) {
+        carry = carry === undefined ? chunk : Buffer.concat([carry, chunk])
+        continue
+      }
+      let from = 0
+      if (carry !== undefined) {
+        const first = chunk.indexOf(10)
+        take(Buffer.concat([carry, chunk.subarray(0, first + 1)]))
+        from = first + 1
+        carry = undefined
+      }
+      if (from <= end) take(chunk.subarray(from, end + 1))
+      if (end + 1 < chunk.length) carry = chunk.subarray(end + 1)
+      if (rows >= batchSize) {
+        yield { segments, rows, parsed }
+        segments = []
+        parsed = []
+        rows = 0
+      }
+    }
+    if (carry !== undefined) take(Buffer.concat([carry, Buffer.from("\n")]))
+    if (rows > 0) yield { segments, rows, parsed }
+    finished = true
+  } finally {
+    if (!finished) stream?.destroy()
+    giveBack(client, !finished)
+  }
+}
+
 // -----------------------------------------------------------------------------
 // Loads
 // -----------------------------------------------------------------------------
@@ -760,6 +897,22 @@ const openLoad = (
                 try {
                   const copy = new CopyIn(client.query(copyFrom(`COPY ${target} (${columnList}) FROM STDIN`)))
                   await copy.write(encode(rows))
+                  written += await copy.end()
+                  ok = true
+                } finally {
+                  giveBack(client, !ok)
+                }
+              }),
+        writeRaw: (chunks) =>
+          chunks.length === 0
+            ? Effect.void
+            : attempt(`copy into ${label}`, async () => {
+                const client = await pool.connect()
+                client.on("error", ignore)
+                let ok = false
+                try {
+                  const copy = new CopyIn(client.query(copyFrom(`COPY ${target} (${columnList}) FROM STDIN`)))
+                  await copy.writeBytes(chunks)
                   written += await copy.end()
                   ok = true
                 } finally {
@@ -948,6 +1101,8 @@ const openLoad = (
     return {
       write: (rows) =>
         rows.length === 0 ? Effect.void : attempt(`copy into ${label}`, () => copyIn.write(encode(rows))),
+      writeRaw: (chunks) =>
+        chunks.length === 0 ? Effect.void : attempt(`copy into ${label}`, () => copyIn.writeBytes(chunks)),
       ...(request.offsets === undefined
         ? {}
         : {
@@ -1016,6 +1171,18 @@ export const make = (pool: pg.Pool, connection: string): Shape => ({
         const columns = yield* attempt(operation, () => describe(pool, request.relation, request.columns))
         const sql = `SELECT ${selectList(request.columns)} FROM ${fromClause(request.relation)}${where}`
         return Stream.fromAsyncIterable(copyOut(pool, sql, columns, request.batchSize), toError(operation))
+      })
+    ),
+  rawFormat: RAW_FORMAT,
+  readRaw: (request) =>
+    Stream.unwrap(
+      Effect.gen(function* () {
+        const operation = `read ${describeRelation(request.relation)}`
+        const where = whereClause(request)
+        if (typeof where !== "string") return yield* Effect.fail(invalid(operation, where.error))
+        const columns = yield* attempt(operation, () => describe(pool, request.relation, request.columns))
+        const sql = `SELECT ${selectList(request.columns)} FROM ${fromClause(request.relation)}${where}`
+        return Stream.fromAsyncIterable(copyOutRaw(pool, sql, columns, request.batchSize), toError(operation))
       })
     ),
   load: (request) => openLoad(pool, request),

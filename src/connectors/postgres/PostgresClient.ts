@@ -39,10 +39,14 @@ export const tag = <const Name extends string = "default">(
 /** The client of the `default` connection. */
 export const Default: Context.Service<PostgresClient<"default">, Shape> = tag()
 
+/** The raw format of PostgreSQL clients (see `SqlClient.rawFormat`): COPY's text format. */
+export const RAW_FORMAT = "postgres-copy-text"
+
 /** How PostgreSQL errors are built (used by the shared SQL sources and sinks). */
 export const system: System<PostgresError> = {
   type: "postgres",
   dialect: "postgres",
+  rawFormat: RAW_FORMAT,
   makeError: (reason: SqlErrorReason, operation: string, message: string) =>
     new PostgresError({ reason, operation, message })
 }

@@ -62,6 +62,26 @@ export interface RejectedRow {
   readonly message: string
 }
 
+/**
+ * A chunk of a raw read (see `SqlClient.readRaw`): whole rows in the server's text, in order. Runs of rows the reader
+ * passed on as they are, and each row it parsed on its own (see `parsed`), are the `segments`.
+ */
+export interface RawChunk {
+  readonly segments: ReadonlyArray<Uint8Array>
+  /** The rows of all segments. */
+  readonly rows: number
+  /**
+   * The rows whose text may not be the value a record would hold (a NaN or infinite number, an infinite or BC
+   * timestamp, an integer beyond ±2^53-1), each parsed as `read` would have, and the index of the segment that holds
+   * its text alone: the caller checks them and keeps or drops that segment.
+   */
+  readonly parsed: ReadonlyArray<{
+    readonly segment: number
+    readonly row?: Row | undefined
+    readonly rejected?: RejectedRow | undefined
+  }>
+}
+
 /** A chunk of a streamed read: at most `batchSize` rows, and the rows that could not be converted. */
 export interface ReadChunk {
   readonly rows: ReadonlyArray<Row>
@@ -145,6 +165,8 @@ export interface Loader<E> {
    * ones). Present when the request names an offsets table and the load commits once (`transaction: "end"`).
    */
   readonly positions?: ((rows: ReadonlyArray<OffsetRow>) => void) | undefined
+  /** Writes rows given in the format of `SqlClient.rawFormat`, in the request's column order; present when the client reads raw too. */
+  readonly writeRaw?: ((chunks: ReadonlyArray<Uint8Array>) => Effect.Effect<void, E>) | undefined
   readonly commit: Effect.Effect<LoadResult, E>
 }
 
@@ -185,6 +207,16 @@ export interface SqlClient<E> {
   readonly bounds: (relation: Relation, column: string, conditions: ReadonlyArray<string>) => Effect.Effect<Bounds, E>
   /** Streams the rows of a read in chunks of at most `batchSize`, holding at most a few chunks in memory. */
   readonly read: (request: ReadRequest) => Stream.Stream<ReadChunk, E>
+  /**
+   * The text a raw read gives and a raw write takes (PostgreSQL's COPY text): present when the client does both,
+   * for a table copied to a table without parsing its rows (see `core/PassThrough.ts`).
+   */
+  readonly rawFormat?: string | undefined
+  /**
+   * Streams the rows of a read as the server's text (`rawFormat`), in chunks of about `batchSize` rows: the rows whose
+   * text may not be a record's value come parsed as `read` would give them (see {@link RawChunk}).
+   */
+  readonly readRaw?: ((request: ReadRequest) => Stream.Stream<RawChunk, E>) | undefined
   /** Opens a load into an existing table. */
   readonly load: (request: LoadRequest) => Effect.Effect<Loader<E>, E, Scope.Scope>
   /**

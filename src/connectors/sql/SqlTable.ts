@@ -23,6 +23,7 @@ import * as Batch from "../../core/Batch.ts"
 import type * as Checkpoint from "../../core/Checkpoint.ts"
 import type * as DeadLetter from "../../core/DeadLetter.ts"
 import { ExtractError, wrap } from "../../core/Errors.ts"
+import * as PassThrough from "../../core/PassThrough.ts"
 import { formatIssue, type Validation } from "../../core/RecordSchema.ts"
 import type * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
@@ -38,6 +39,7 @@ import {
   type LoadResult,
   offsetsKey,
   type RangeCondition,
+  type RawChunk,
   type Relation,
   type Row,
   type SqlClient,
@@ -53,6 +55,8 @@ import { type Column, type ColumnDef, type ColumnKind, columnsOfAvro } from "./S
 export interface System<E> {
   readonly type: "postgres" | "mysql"
   readonly dialect: Identifier.Dialect
+  /** The raw format its tables pass records through in (see `SqlClient.rawFormat`), when its clients have one. */
+  readonly rawFormat?: string | undefined
   readonly makeError: (reason: SqlErrorReason, operation: string, message: string) => E
 }
 
@@ -204,6 +208,58 @@ const rowCheck = <A, E, ES, RS>(
   })
 
 /**
+ * Whether a read's records would come out of the server's text and go back into it unchanged: the parsers of these
+ * column kinds keep every value as it is (timestamps: to the millisecond, so only columns of precision 3 or less).
+ * JSON and arrays are re-serialized by a record's round trip (key order, number precision), so they never pass raw.
+ */
+const keepsText = (column: Column): boolean => {
+  switch (column.kind) {
+    case "json":
+    case "array":
+      return false
+    case "timestamp":
+    case "timestamptz": {
+      const precision = /\((\d)\)/.exec(column.dbType)
+      return precision !== null && Number(precision[1]) <= 3
+    }
+    default:
+      return true
+  }
+}
+
+/**
+ * The source's side of a pass-through (see `PassThrough`): a plain table read (no query, no incremental mark) whose
+ * columns keep their text, and whose column types guarantee every field of its record schema (only odd values, which
+ * the raw read parses, are checked).
+ */
+const rawOffer = <A, E, Id, ES, RS>(
+  format: string,
+  tag: Context.Key<Id, SqlClient<E>>,
+  spec: SourceSpec<A, ES, RS>
+): PassThrough.SourceSide<E, Id> => ({
+  format,
+  offer: Effect.gen(function* () {
+    const client = yield* tag
+    if (client.readRaw === undefined || client.rawFormat !== format) return undefined
+    if (spec.relation._tag !== "Table" || spec.incremental !== undefined) return undefined
+    const info = yield* client.table(spec.relation.ref)
+    if (info === undefined) return undefined
+    const byName = new Map(info.columns.map((c) => [c.name, c]))
+    const read = spec.columns === undefined ? info.columns : spec.columns.map((name) => byName.get(name))
+    const columns: Array<Column> = []
+    for (const column of read) {
+      if (column === undefined || !keepsText(column)) return undefined
+      columns.push(column)
+    }
+    if (spec.validate !== undefined) {
+      const check = yield* rowCheck(client, spec)
+      if (check === undefined || check.validated.length > 0) return undefined
+    }
+    return { format, fields: columns.map((c) => ({ name: c.name, type: c.dbType })) }
+  })
+})
+
+/**
  * A source reading a table or query through the client behind `tag`.
  */
 export const source = <A, E, Id, ES = never, RS = never>(
@@ -292,6 +348,73 @@ export const source = <A, E, Id, ES = never, RS = never>(
           }
           return Batch.make(records, { deadLetters })
         }
+        const readRaw = client.readRaw
+        const agreed = ctx.passThrough
+        // Records pass through as the server's text (see `PassThrough`) only while the column types still guarantee
+        // every field of the schema, as they did when the run agreed on it; else they are read as records.
+        if (
+          agreed !== undefined &&
+          readRaw !== undefined &&
+          (validate === undefined || (check !== undefined && check.validated.length === 0))
+        ) {
+          const empty = new Uint8Array(0)
+          const rawBatch = (chunk: RawChunk): Batch.Batch<A> => {
+            const deadLetters: Array<DeadLetter.DeadLetter> = []
+            let chunks = chunk.segments
+            let rows = chunk.rows
+            if (chunk.parsed.length > 0) {
+              const kept = chunks.slice()
+              for (const one of chunk.parsed) {
+                let rejected: DeadLetter.DeadLetter | undefined
+                if (one.rejected !== undefined)
+                  rejected = {
+                    stage: spec.name,
+                    reason: "conversion-error",
+                    message: one.rejected.message,
+                    record: one.rejected.row,
+                    origin
+                  }
+                else if (validate !== undefined && one.row !== undefined && check?.check?.(one.row) !== true) {
+                  const result = validate(one.row)
+                  if (!result.ok)
+                    rejected = {
+                      stage: spec.name,
+                      reason: "invalid-record",
+                      message: result.message,
+                      record: one.row,
+                      origin
+                    }
+                }
+                if (rejected !== undefined) {
+                  kept[one.segment] = empty
+                  rows--
+                  deadLetters.push(rejected)
+                }
+              }
+              chunks = kept
+            }
+            return Batch.make(PassThrough.placeholders<A>(rows), {
+              deadLetters,
+              raw: { format: agreed.format, fields: agreed.fields, chunks }
+            })
+          }
+          const readPart = (part: Part) =>
+            readRaw({
+              relation: spec.relation,
+              columns: agreed.fields,
+              conditions: part.conditions,
+              ranges: part.ranges,
+              batchSize: spec.batchSize
+            })
+          return parts.length === 1
+            ? Stream.map(Stream.buffer(readPart(parts[0]!), { capacity: 2 }), rawBatch)
+            : Stream.buffer(
+                Source.readParts(parts, (part) => Stream.map(readPart(part), rawBatch), {
+                  concurrency: spec.concurrency ?? defaultConcurrency(parts.length, client.poolSize)
+                }),
+                { capacity: 2 }
+              )
+        }
         const read = (part: Part) =>
           client.read({
             relation: spec.relation,
@@ -322,6 +445,7 @@ export const source = <A, E, Id, ES = never, RS = never>(
       })
     ),
   size: estimable(spec) ? estimateSize(tag, spec.relation.ref) : undefined,
+  ...(system.rawFormat === undefined ? {} : { readsRaw: rawOffer(system.rawFormat, tag, spec) }),
   // An incremental read saves its mark when it ends: its parts cannot be read apart.
   split:
     spec.incremental === undefined
@@ -651,16 +775,19 @@ export const sink = <A, E, Id>(
   ) =>
     Effect.gen(function* () {
       if (spec.fields !== undefined) {
-        const loader = yield* load(yield* planFor(info, spec.fields))
+        const columns = yield* planFor(info, spec.fields)
+        const loader = yield* load(columns)
         return {
           loader: () => Effect.succeed(loader),
           write: loader.write,
+          writeRaw: (raw: PassThrough.Raw) => writeRawWith(loader, columns, raw),
           commit: Effect.map(loader.commit, Option.some)
         }
       }
       // The record fields are known only from the first batch: the load opens then, in this writer's scope.
       const scope = yield* Effect.scope
       let loader: Loader<E> | undefined
+      let loaded: ReadonlyArray<Column> = []
       let written: ReadonlySet<string> = new Set()
       const start = (fields: ReadonlyArray<string>) =>
         Effect.gen(function* () {
@@ -668,6 +795,7 @@ export const sink = <A, E, Id>(
           written = new Set(fields)
           const opened = yield* Scope.provide(load(columns), scope)
           loader = opened
+          loaded = columns
           return opened
         })
       const everyColumn = () => start(info.columns.map((c) => c.name))
@@ -690,6 +818,11 @@ export const sink = <A, E, Id>(
             }
             yield* current.write(rows)
           }),
+        writeRaw: (raw: PassThrough.Raw) =>
+          Effect.gen(function* () {
+            const current = loader ?? (yield* start(raw.fields))
+            yield* writeRawWith(current, loaded, raw)
+          }),
         commit: Effect.gen(function* () {
           if (loader === undefined && empty === "nothing") return Option.none<LoadResult>()
           const current = loader ?? (yield* everyColumn())
@@ -697,6 +830,41 @@ export const sink = <A, E, Id>(
         })
       }
     })
+  /** Writes raw rows into a load of `columns`: the rows' fields must be those columns, in that order. */
+  const writeRawWith = (loader: Loader<E>, columns: ReadonlyArray<Column>, raw: PassThrough.Raw) =>
+    loader.writeRaw === undefined ||
+    raw.format !== system.rawFormat ||
+    raw.fields.length !== columns.length ||
+    columns.some((c, i) => c.name !== raw.fields[i])
+      ? fail(
+          reasons.InvalidRequest,
+          `Rows of ${raw.fields.join(", ")} in ${raw.format} cannot be written as they are into the columns ${columns.map((c) => c.name).join(", ")} of ${where}`
+        )
+      : loader.writeRaw(raw.chunks)
+  /**
+   * The sink's side of a pass-through (see `PassThrough`): the target exists, and the offered fields are the ones the
+   * records would fill, each into a column of exactly its type (so the text needs no conversion).
+   */
+  const writesRaw: PassThrough.SinkSide<E, Id> | undefined =
+    system.rawFormat === undefined
+      ? undefined
+      : {
+          format: system.rawFormat,
+          accept: (offer) =>
+            Effect.gen(function* () {
+              const client = yield* tag
+              if (client.rawFormat !== offer.format || client.readRaw === undefined) return undefined
+              const info = yield* client.table(spec.table)
+              if (info === undefined) return undefined
+              const offered = new Map(offer.fields.map((f) => [f.name, f.type]))
+              const fields = spec.fields ?? offer.fields.map((f) => f.name)
+              if (fields.length !== offered.size || fields.some((f) => !offered.has(f))) return undefined
+              const planned = SqlTarget.plan(info, fields, spec.mode, spec.keys)
+              if (SqlTarget.isProblem(planned)) return undefined
+              if (planned.columns.some((c) => offered.get(c.name) !== c.dbType)) return undefined
+              return { format: offer.format, fields: planned.columns.map((c) => c.name) }
+            })
+        }
   /** The target, checked (and created when it is missing and may be). */
   const opened = (client: SqlClient<E>) =>
     Effect.gen(function* () {
@@ -804,6 +972,7 @@ export const sink = <A, E, Id>(
     ...(staging === undefined ? {} : { staging }),
     ...(spec.dataset === undefined ? {} : { dataset: spec.dataset }),
     ...(spec.attributes === undefined ? {} : { attributes: spec.attributes }),
+    ...(writesRaw === undefined ? {} : { writesRaw }),
     check: Effect.gen(function* () {
       const client = yield* tag
       yield* checkSpec
@@ -818,6 +987,7 @@ export const sink = <A, E, Id>(
       const writer = yield* writerOf(info, (columns) => client.load(loadRequest(columns)), "every-column")
       return {
         write: (records: ReadonlyArray<A>) => writer.write(records as unknown as ReadonlyArray<Row>),
+        writeRaw: writer.writeRaw,
         checkpoint: checkpointer(client, writer.loader),
         commit: Effect.map(writer.commit, (result) =>
           resultOf(
@@ -1039,6 +1209,14 @@ export const makeTable = <S extends SchemaModule.Top, E, Id, ES = never, RS = ne
             clear: (run: string, parts: ReadonlyArray<string>) =>
               Effect.flatMap(writing, (s) => s.staging!.clear(run, parts))
           } satisfies Sink.PartStaging<E, Id>
+        }),
+    ...(snk.writesRaw === undefined
+      ? {}
+      : {
+          writesRaw: {
+            format: snk.writesRaw.format,
+            accept: (offer: PassThrough.Offer) => Effect.flatMap(writing, (s) => s.writesRaw!.accept(offer))
+          } satisfies PassThrough.SinkSide<E, Id>
         }),
     check: Effect.flatMap(writing, (s) => s.check) as Effect.Effect<void, E | ES, Id | RS>,
     open: Effect.flatMap(writing, (s) => s.open) as Sink.Sink<A, E | ES, Id | RS>["open"]

@@ -403,12 +403,14 @@ export const make = <E, R>(
           const n = batch.records.length
           if (n > 0 && writer !== undefined) {
             const started = performance.now()
-            yield* Spans.sampled(
-              sinkCounter,
-              Effect.mapError(writer.write(batch.records), wrap(LoadError, sinkName)),
-              "sink.write",
-              n
-            )
+            const raw = batch.raw
+            const written =
+              raw === undefined
+                ? writer.write(batch.records)
+                : writer.writeRaw === undefined
+                  ? Effect.die(new Error(`the sink ${sinkName} was given records as bytes but cannot write them`))
+                  : writer.writeRaw(raw)
+            yield* Spans.sampled(sinkCounter, Effect.mapError(written, wrap(LoadError, sinkName)), "sink.write", n)
             sinkCounter.busy(performance.now() - started)
             sinkCounter.recordsIn += n
             sinkCounter.recordsOut += n
