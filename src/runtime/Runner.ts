@@ -72,8 +72,9 @@ const final = (error: PipelineError, committed: number, sink: string): PipelineE
 }
 
 /**
- * Asks the source and the sink whether the records may pass through as bytes (see `PassThrough`): only in a bounded
- * run of one process that reads its whole input (not a split run's part or finish).
+ * Asks the source and the sink whether the records may pass through as bytes (see `PassThrough`): in a bounded run
+ * that reads its input, whole or a part of a split run (whose sink then stages the part itself); never in the finish
+ * of a split run, which reads what the parts staged.
  */
 const agreeOnRaw = <E, R>(
   p: Pipeline<E, R>,
@@ -81,7 +82,7 @@ const agreeOnRaw = <E, R>(
 ): Effect.Effect<PassThrough.Agreement | undefined, PipelineError, R> =>
   Effect.gen(function* () {
     const sides = p.passThrough
-    if (sides === undefined || !p.bounded || ctx.split !== undefined || ctx.parts !== undefined) return undefined
+    if (sides === undefined || !p.bounded || (ctx.split !== undefined && ctx.split.phase !== "read")) return undefined
     const offer = yield* sides.source.offer
     if (offer === undefined) return undefined
     const agreed = yield* Effect.mapError(sides.sink.accept(offer), wrap(LoadError, p.sink.info.name))

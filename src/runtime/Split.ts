@@ -237,6 +237,8 @@ export const readPart = <E, R>(
     const reader: Pipeline<E, R> = withPlan(p, {
       quality: partQuality,
       stages: readStages,
+      // Records pass through as bytes only to the sink's own staging (the run's staging takes records).
+      passThrough: native ? p.passThrough : undefined,
       sink: native
         ? partSink(p.sink, options.runId, part.id)
         : mapOpenError(stagingPlan("staging", "sink", staging, options.runId, part.id), part.id),

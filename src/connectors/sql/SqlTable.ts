@@ -913,6 +913,7 @@ export const sink = <A, E, Id>(
               )
               return {
                 write: (records: ReadonlyArray<unknown>) => writer.write(records as ReadonlyArray<Row>),
+                writeRaw: writer.writeRaw,
                 commit: Effect.map(writer.commit, (result) => ({
                   ...resultOf(
                     client,
