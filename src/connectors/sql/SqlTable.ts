@@ -374,7 +374,11 @@ export const source = <A, E, Id, ES = never, RS = never>(
                     record: one.rejected.row,
                     origin
                   }
-                else if (validate !== undefined && one.row !== undefined && check?.check?.(one.row) !== true) {
+                else if (
+                  validate !== undefined &&
+                  one.row !== undefined &&
+                  !(check !== undefined && (check.check === undefined || check.check(one.row)))
+                ) {
                   const result = validate(one.row)
                   if (!result.ok)
                     rejected = {
