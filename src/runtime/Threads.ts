@@ -42,10 +42,11 @@ export const cores = (): number => Math.max(1, os.availableParallelism())
  * every stage works record by record and the sink writes each part's records itself (files, SQL tables), so that the
  * finish only commits — and 1 otherwise. A pipeline whose finish merges partial states or writes every record (an
  * aggregate of many groups, a sink that cannot stage parts) may be slower on threads, so it runs on them only when
- * asked (`threads`, `--threads`).
+ * asked (`threads`, `--threads`). A table copied to a table as its server's text (see `PassThrough`) does almost no
+ * work per record: threads would only add the staging tables' second copy on the server, so it runs on 1 thread.
  */
 export const defaultThreads = <E, R>(p: Pipeline<E, R>): number =>
-  Split.problemOf(p) === undefined && Split.planOf(forThreads(p)).native ? cores() : 1
+  p.passThrough === undefined && Split.problemOf(p) === undefined && Split.planOf(forThreads(p)).native ? cores() : 1
 
 /** What a worker thread is asked to do: read one part of a run into the staging directory. */
 export interface Job {

@@ -288,6 +288,16 @@ describe("Runs on threads", () => {
           }),
           1
         )
+        // A table copied to a table as COPY text: hardly any work per record, and threads would stage every row twice.
+        const db = { type: "postgres", url: "postgres://root@127.0.0.1:9/none" }
+        const tables = {
+          name: "copy-table",
+          connections: { db },
+          source: { type: "postgres", connection: "db", table: "a", partition: { column: "id", partitions: 4 } }
+        }
+        assert.strictEqual(yield* defaultOf({ ...tables, sink: { type: "postgres", connection: "db", table: "b" } }), 1)
+        // The same read into files: every core.
+        assert.strictEqual(yield* defaultOf({ ...tables, sink: files }), Threads.cores())
       }).pipe(Effect.provideService(Redaction.Secrets, Redaction.registry()))
   )
 
