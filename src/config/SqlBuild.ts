@@ -28,7 +28,7 @@ import * as SqlLineage from "../connectors/sql/SqlLineage.ts"
 import * as SqlTable from "../connectors/sql/SqlTable.ts"
 import { columnsOfAvro, createTableSql } from "../connectors/sql/SqlTypes.ts"
 import * as ConfigError from "../core/ConfigError.ts"
-import type { RecordSchema } from "../core/RecordSchema.ts"
+import type { RecordSchema, Validation } from "../core/RecordSchema.ts"
 import type { Source } from "../core/Source.ts"
 import * as Declared from "./Connections.ts"
 
@@ -160,6 +160,12 @@ export const buildSource = (
     const schema = config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`)
     const name = config.name ?? env.defaultName
     const columns = config.columns ?? schema?.fields
+    const typed =
+      schema?.typed !== undefined &&
+      schema.fields !== undefined &&
+      (config.columns === undefined || schema.fields.every((f) => config.columns!.includes(f)))
+        ? schema.typed
+        : undefined
     const ref =
       config.table === undefined
         ? undefined
@@ -198,6 +204,11 @@ export const buildSource = (
               },
         predicates: config.predicates,
         incremental,
+        // Rows are checked against the schema (its typed side: the values arrive as Date, BigDecimal, ...) when every
+        // field of it is read; fields the column types guarantee are not checked again per row.
+        ...(typed === undefined
+          ? {}
+          : { validate: SqlTable.typeValidator(typed) as (row: Row) => Validation<Row>, schema: typed }),
         ...lineageOf(type, config.connection, env, ref, schema, columns)
       },
       `${label(type)} ${ref === undefined ? "query" : `table ${Identifier.show(ref)}`} on ${config.connection}${

@@ -20,6 +20,11 @@ export interface RecordSchema<out A> {
   readonly validate: (input: unknown) => Validation<A>
   /** The Avro schema (parsed .avsc JSON), when the records have one. */
   readonly avro?: unknown
+  /**
+   * The `effect/Schema` whose `Type` side the records are, when known: a source whose values come typed already (SQL
+   * rows: `Date`s, `BigDecimal`s) checks its records against that side, not `validate`'s encoded one.
+   */
+  readonly typed?: Schema.Top | undefined
   /** Field → simple column type, for formats whose values are all strings (CSV). */
   readonly columns?: Readonly<Record<string, "string" | "number" | "integer" | "boolean" | "json">>
 }
@@ -100,6 +105,7 @@ export const fromSchema = <S extends Schema.Top>(schema: S, name = "record"): Re
   return {
     name,
     fields: topLevelFields(schema),
+    typed: schema,
     // CSV fields are text: the ones the Schema wants as numbers, booleans or JSON are read as such first.
     ...(columns === undefined ? {} : { columns }),
     validate: (input) => {
