@@ -96,6 +96,7 @@ export const fromEntry = (entry: SchemaRegistry.Entry): RecordSchema.RecordSchem
     validate: entry.validate as RecordSchema.RecordSchema<AnyRecord>["validate"],
     // The avsc type with effect-etl's logical types, so Avro files read and write Date, BigDecimal, ... records.
     avro: entry.avroType,
+    avroJson: entry.avro,
     columns
   }
 }
