@@ -134,7 +134,11 @@ export const payload = (
 
 /** A `confluent` payload with a `registry`: the registry payload of the Kafka connector, on the named connection. */
 const registryPayload = (
-  config: Extract<PayloadConfig, { readonly type: "confluent" }>,
+  config: {
+    readonly schema?: string | undefined
+    readonly subject_strategy?: "topic" | "record" | "topic_record" | undefined
+    readonly auto_register?: boolean | undefined
+  },
   registry: string,
   env: PayloadEnv
 ): Effect.Effect<Payload.PayloadFormat, ConfigError.ConfigError> =>
@@ -247,6 +251,12 @@ export const buildSource = (config: SourceConfig, env: BuildEnv) =>
   Effect.gen(function* () {
     yield* checkConnection(config.connection, env, "source")
     const value = yield* payload(config.value, { ...env, path: `${env.path}.value`, role: "source" })
+    const key: Payload.PayloadFormat | undefined =
+      config.key === undefined
+        ? undefined
+        : typeof config.key === "string"
+          ? { type: config.key }
+          : yield* registryPayload(config.key, config.key.registry, { ...env, path: `${env.path}.key`, role: "source" })
     const schema = yield* Records.withUnknownFields(
       config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`),
       config.unknown_fields,
@@ -279,7 +289,7 @@ export const buildSource = (config: SourceConfig, env: BuildEnv) =>
           ? { bounded: false }
           : {}
         : { bounded: config.bounded }),
-      ...(config.key === undefined ? {} : { key: { type: config.key } }),
+      ...(key === undefined ? {} : { key }),
       ...(schema === undefined ? {} : { schema }),
       ...(config.max_bytes_per_partition === undefined ? {} : { maxBytesPerPartition: config.max_bytes_per_partition }),
       ...(config.instance_id === undefined ? {} : { instanceId: config.instance_id }),

@@ -9,7 +9,11 @@ import * as Load from "../../src/config/Load.ts"
 import * as Records from "../../src/config/Records.ts"
 import * as RegistryBuild from "../../src/config/RegistryBuild.ts"
 import type * as RegistryConfig from "../../src/config/RegistryConfig.ts"
+import * as FileStore from "../../src/connectors/file/FileStore.ts"
+import * as KafkaClient from "../../src/connectors/kafka/KafkaClient.ts"
+import * as AvroWire from "../../src/formats/AvroWire.ts"
 import * as Pipeline from "../../src/pipeline/Pipeline.ts"
+import * as AvroBridge from "../../src/schema/AvroBridge.ts"
 import type * as AvroSchema from "../../src/schema/AvroSchema.ts"
 import * as RegistryClient from "../../src/schema/RegistryClient.ts"
 import * as SchemaRegistry from "../../src/schema/SchemaRegistry.ts"
@@ -24,7 +28,9 @@ const order = {
   ]
 }
 
-const schemas = SchemaRegistry.layerMemory({ order, label: "string" })
+const orderKey = { type: "record", name: "OrderKey", namespace: "shop", fields: [{ name: "id", type: "long" }] }
+
+const schemas = SchemaRegistry.layerMemory({ order, order_key: orderKey, label: "string" })
 
 const kafka = { type: "kafka", brokers: ["127.0.0.1:9092"] }
 const registry = { type: "schema_registry", url: "http://127.0.0.1:8081" }
@@ -248,6 +254,63 @@ describe("confluent payloads through a registry connection", () => {
           '$.sink.value.subject_strategy: "record" names the subject after the record\'s full name, and the schema "label" is not a named record: use "topic"'
         ]
       )
+    })
+  )
+})
+
+describe("a config run on the memory broker and registry", () => {
+  it.effect("a source config reads Avro keys and values through the named registry (envelopes)", () =>
+    Effect.gen(function* () {
+      const memory = yield* RegistryClient.makeMemory()
+      const keyId = yield* memory.register("orders-key", orderKey as unknown as AvroSchema.Schema)
+      const valueId = yield* memory.register("orders-value", order as unknown as AvroSchema.Schema)
+      const frame = (id: number, schema: unknown, value: unknown) => {
+        const encoded = AvroWire.confluent({
+          schemas: new Map([[id, AvroBridge.toAvroType(schema as AvroSchema.Schema)]]),
+          writeId: id
+        }).encode(value)
+        return encoded.ok ? encoded.bytes : new Uint8Array()
+      }
+      const kafkaClient = KafkaClient.makeMemory(KafkaClient.memory({ orders: 1 }))
+      yield* Effect.scoped(
+        Effect.flatMap(kafkaClient.producer({ compression: "none" }), (producer) =>
+          producer.send("orders", [
+            { key: frame(keyId, orderKey, { id: 1 }), value: frame(valueId, order, { id: 1, customer: "ann" }) },
+            { key: frame(keyId, orderKey, { id: 2 }), value: frame(valueId, order, { id: 2, customer: "bob" }) }
+          ])
+        )
+      )
+      const pipeline = yield* build({
+        name: "t",
+        connections: { kafka, reg: registry },
+        source: {
+          type: "kafka",
+          connection: "kafka",
+          topics: ["orders"],
+          group_id: "g",
+          start: "earliest",
+          envelope: true,
+          key: { type: "confluent", registry: "reg", schema: "order_key" },
+          value: { type: "confluent", registry: "reg", schema: "order" }
+        },
+        transforms: [{ type: "select", fields: ["key", "value"] }],
+        sink: { type: "file", path: "out", format: { type: "jsonl" } }
+      })
+      const files = FileStore.memory()
+      yield* Pipeline.run(pipeline).pipe(
+        Effect.provide(FileStore.layerMemory(files)),
+        Effect.provideService(KafkaClient.connection("kafka"), kafkaClient),
+        Effect.provideService(RegistryClient.connection("reg"), memory)
+      )
+      const lines = Array.from(FileStore.contents(files).entries())
+        .filter(([k]) => k.startsWith("out/part-"))
+        .flatMap(([, bytes]) => new TextDecoder().decode(bytes).split("\n"))
+        .filter((l) => l !== "")
+        .map((l) => JSON.parse(l) as unknown)
+      assert.deepStrictEqual(lines, [
+        { key: { id: 1 }, value: { id: 1, customer: "ann" } },
+        { key: { id: 2 }, value: { id: 2, customer: "bob" } }
+      ])
     })
   )
 })

@@ -208,7 +208,21 @@ export const SourceConfig = Schema.Struct({
   ),
   value: PayloadConfig,
   key: Schema.optionalKey(
-    Schema.Literals(["string", "json", "bytes"]).annotate({ description: "The key format (default string)" })
+    Schema.Union([
+      Schema.Literals(["string", "json", "bytes"]),
+      Schema.Struct({
+        type: Schema.Literal("confluent").annotate({
+          description: "Keys in the Confluent wire format, their writer schemas fetched by id from a schema registry"
+        }),
+        registry: NonEmpty.annotate({
+          description: 'The name of a "schema_registry" connection declared in `connections`'
+        }),
+        schema: schemaName.annotate({ description: "The Avro schema in schemas/ keys are read as" })
+      })
+    ]).annotate({
+      description:
+        'The key format (default string), or {"type": "confluent", "registry": NAME, "schema": NAME} for Avro keys through a schema registry (envelopes show the key)'
+    })
   ),
   schema: Schema.optionalKey(
     schemaName.annotate({ description: "Validate JSON values against this schema (avro values use value.schema)" })
