@@ -3,7 +3,7 @@ import { defineConfig } from "vitest/config"
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    // Starts the Kafka broker and the S3 server once per run (see test/support/globalSetup.ts).
+    // Starts the Kafka broker, the S3 server and the schema registry once per run (see test/support/globalSetup.ts).
     globalSetup: ["test/support/globalSetup.ts"],
     // The JSON report lets .ci/run print a plain "N passed, N failed" line at the end.
     reporters: ["default", "json"],

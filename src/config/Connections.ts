@@ -19,7 +19,8 @@ const labels: Readonly<Record<string, string>> = {
   postgres: "PostgreSQL",
   mysql: "MySQL",
   kafka: "Kafka",
-  s3: "S3"
+  s3: "S3",
+  schema_registry: "schema registry"
 }
 
 /** "a" or "an" before a system's name or type, as it is read aloud ("an S3 connection", "a MySQL one"). */

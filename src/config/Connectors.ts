@@ -19,9 +19,12 @@ import { toSpec } from "../core/FormatConfig.ts"
 import type { RecordSchema } from "../core/RecordSchema.ts"
 import type { Sink } from "../core/Sink.ts"
 import type { Source } from "../core/Source.ts"
+import type { RegistryConnection } from "../schema/RegistryClient.ts"
 import * as KafkaBuild from "./KafkaBuild.ts"
 import type { AnyRecord } from "./Records.ts"
 import * as Records from "./Records.ts"
+import * as RegistryBuild from "./RegistryBuild.ts"
+import * as RegistryConfig from "./RegistryConfig.ts"
 import * as S3Build from "./S3Build.ts"
 import * as SqlBuild from "./SqlBuild.ts"
 
@@ -31,15 +34,20 @@ import * as SqlBuild from "./SqlBuild.ts"
  */
 export type Services = FileStore
 
-/** The services of the connections a config declares (SQL pools, Kafka and S3 clients), by name. */
-export type ConnectionServices = SqlBuild.Services | KafkaConnection<string> | S3Connection<string>
+/** The services of the connections a config declares (SQL pools, Kafka, S3 and schema registry clients), by name. */
+export type ConnectionServices =
+  | SqlBuild.Services
+  | KafkaConnection<string>
+  | S3Connection<string>
+  | RegistryConnection<string>
 
 /** A named connection a config declares once (under `connections`) and its sources and sinks refer to by name. */
 export const ConnectionConfig = Schema.Union([
   SqlConfig.connectionConfig("postgres", "PostgreSQL"),
   SqlConfig.connectionConfig("mysql", "MySQL"),
   KafkaConfig.ConnectionConfig,
-  S3Config.ConnectionConfig
+  S3Config.ConnectionConfig,
+  RegistryConfig.ConnectionConfig
 ]).annotate({
   description: "A connection declared once and shared by every source and sink naming it; `type` names the system"
 })
@@ -200,6 +208,8 @@ export const connectionLayers = (
     // One layer per connection, each providing its own service: the union type of the merged layer lists them all.
     if (c.type === "kafka") layers.push(KafkaBuild.connectionLayer(name, c) as Layer.Layer<ConnectionServices>)
     else if (c.type === "s3") layers.push(S3Build.connectionLayer(name, c) as Layer.Layer<ConnectionServices>)
+    else if (c.type === "schema_registry")
+      layers.push(RegistryBuild.connectionLayer(name, c) as Layer.Layer<ConnectionServices>)
     else sql[name] = c
   }
   return [...(SqlBuild.connectionLayers(sql) as ReadonlyArray<Layer.Layer<ConnectionServices>>), ...layers]

@@ -21,8 +21,11 @@ import type { RecordSchema } from "../core/RecordSchema.ts"
 import type * as Sink from "../core/Sink.ts"
 import type * as Source from "../core/Source.ts"
 import type * as Payload from "../formats/Payload.ts"
+import * as AvroSchema from "../schema/AvroSchema.ts"
+import * as RegistryClient from "../schema/RegistryClient.ts"
 import * as Connections from "./Connections.ts"
 import * as Records from "./Records.ts"
+import * as RegistryBuild from "./RegistryBuild.ts"
 
 /**
  * The layer of a named Kafka connection: one client (its admin connection opened on first use) for the run,
@@ -92,26 +95,105 @@ type Lookup = (
   path: string
 ) => Effect.Effect<RecordSchema<Readonly<Record<string, unknown>>>, ConfigError.ConfigError>
 
-/** The payload format a config describes, with schema names resolved. */
+/** Where a payload format is, and what it is for: a sink's names the topic its subject is derived from. */
+export interface PayloadEnv {
+  readonly file: string
+  readonly path: string
+  readonly schema: Lookup
+  readonly connections?: Readonly<Record<string, Connections.Declared>> | undefined
+  readonly role: "source" | "sink"
+  /** The sink's topic. */
+  readonly topic?: string | undefined
+}
+
+const strategies = { topic: "topic", record: "record", topic_record: "topic-record" } as const
+
+/** The payload format a config describes, with schema names resolved and registries bound to their connections. */
 export const payload = (
   config: PayloadConfig,
-  lookup: Lookup,
-  path: string
+  env: PayloadEnv
 ): Effect.Effect<Payload.PayloadFormat, ConfigError.ConfigError> =>
   Effect.gen(function* () {
+    const path = env.path
     switch (config.type) {
       case "avro":
-        return { type: "avro", schema: (yield* lookup(config.schema, `${path}.schema`)).avro }
+        return { type: "avro", schema: (yield* env.schema(config.schema, `${path}.schema`)).avro }
       case "confluent": {
+        if (config.registry !== undefined) return yield* registryPayload(config, config.registry, env)
         const schemas = new Map<number, unknown>()
-        for (const [id, name] of Object.entries(config.schemas))
-          schemas.set(Number(id), (yield* lookup(name, `${path}.schemas.${id}`)).avro)
+        for (const [id, name] of Object.entries(config.schemas ?? {}))
+          schemas.set(Number(id), (yield* env.schema(name, `${path}.schemas.${id}`)).avro)
         return { type: "confluent", schemas, ...(config.write_id === undefined ? {} : { writeId: config.write_id }) }
       }
       case "json":
         return config.max_depth === undefined ? { type: "json" } : { type: "json", maxDepth: config.max_depth }
       default:
         return { type: config.type }
+    }
+  })
+
+/** A `confluent` payload with a `registry`: the registry payload of the Kafka connector, on the named connection. */
+const registryPayload = (
+  config: {
+    readonly schema?: string | undefined
+    readonly subject_strategy?: "topic" | "record" | "topic_record" | undefined
+    readonly auto_register?: boolean | undefined
+  },
+  registry: string,
+  env: PayloadEnv
+): Effect.Effect<Payload.PayloadFormat, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    const path = env.path
+    const connection = yield* RegistryBuild.declared({
+      file: env.file,
+      path,
+      connections: env.connections,
+      name: registry
+    })
+    if (env.role === "source") {
+      const sinkOnly = (["subject_strategy", "auto_register"] as const).find((k) => config[k] !== undefined)
+      if (sinkOnly !== undefined)
+        return yield* Effect.fail(
+          ConfigError.single(
+            env.file,
+            `${path}.${sinkOnly}`,
+            `"${sinkOnly}" is for sinks: a source reads the writer schema of each message's id from the registry, whatever its subject`
+          )
+        )
+    }
+    const schemaName = config.schema ?? ""
+    const record = yield* env.schema(schemaName, `${path}.schema`)
+    const schema = yield* Effect.mapError(AvroSchema.validate(record.avroJson ?? record.avro), () =>
+      ConfigError.single(
+        env.file,
+        `${path}.schema`,
+        `The schema "${schemaName}" has no Avro schema to register: a registry payload needs an .avsc schema`
+      )
+    )
+    const autoRegister = config.auto_register ?? true
+    let subject = ""
+    if (env.role === "sink") {
+      const strategy = config.subject_strategy ?? "topic"
+      const named = RegistryClient.subjectName(strategies[strategy], {
+        topic: env.topic ?? "",
+        recordName: RegistryClient.fullNameOf(schema)
+      })
+      if (named === undefined)
+        return yield* Effect.fail(
+          ConfigError.single(
+            env.file,
+            `${path}.subject_strategy`,
+            `"${strategy}" names the subject after the record's full name, and the schema "${schemaName}" is not a named record: use "topic"`
+          )
+        )
+      subject = named
+    }
+    return {
+      type: "registry",
+      registry: RegistryBuild.payloadClient(registry, connection, { autoRegister }),
+      subject,
+      schema,
+      autoRegister
     }
   })
 
@@ -168,7 +250,13 @@ const brokersOf = (
 export const buildSource = (config: SourceConfig, env: BuildEnv) =>
   Effect.gen(function* () {
     yield* checkConnection(config.connection, env, "source")
-    const value = yield* payload(config.value, env.schema, `${env.path}.value`)
+    const value = yield* payload(config.value, { ...env, path: `${env.path}.value`, role: "source" })
+    const key: Payload.PayloadFormat | undefined =
+      config.key === undefined
+        ? undefined
+        : typeof config.key === "string"
+          ? { type: config.key }
+          : yield* registryPayload(config.key, config.key.registry, { ...env, path: `${env.path}.key`, role: "source" })
     const schema = yield* Records.withUnknownFields(
       config.schema === undefined ? undefined : yield* env.schema(config.schema, `${env.path}.schema`),
       config.unknown_fields,
@@ -201,7 +289,7 @@ export const buildSource = (config: SourceConfig, env: BuildEnv) =>
           ? { bounded: false }
           : {}
         : { bounded: config.bounded }),
-      ...(config.key === undefined ? {} : { key: { type: config.key } }),
+      ...(key === undefined ? {} : { key }),
       ...(schema === undefined ? {} : { schema }),
       ...(config.max_bytes_per_partition === undefined ? {} : { maxBytesPerPartition: config.max_bytes_per_partition }),
       ...(config.instance_id === undefined ? {} : { instanceId: config.instance_id }),
@@ -237,7 +325,12 @@ export const buildSource = (config: SourceConfig, env: BuildEnv) =>
 export const buildSink = (config: SinkConfig, env: BuildEnv) =>
   Effect.gen(function* () {
     yield* checkConnection(config.connection, env, "sink")
-    const value = yield* payload(config.value, env.schema, `${env.path}.value`)
+    const value = yield* payload(config.value, {
+      ...env,
+      path: `${env.path}.value`,
+      role: "sink",
+      topic: config.topic
+    })
     const sink = Kafka.sink<Readonly<Record<string, unknown>>>({
       topic: config.topic,
       name: config.name ?? env.defaultName,

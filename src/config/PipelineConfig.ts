@@ -115,7 +115,7 @@ export const PipelineConfig = Schema.Struct({
   connections: Schema.optionalKey(
     Schema.Record(StageName, Connectors.ConnectionConfig).annotate({
       description:
-        'Connections by name (postgres, mysql, kafka, s3), declared once: sources and sinks refer to them with "connection"; each is one pool or client per run'
+        'Connections by name (postgres, mysql, kafka, s3, schema_registry), declared once: sources and sinks refer to them with "connection" (Kafka payloads name a schema registry with "registry"); each is one pool or client per run'
     })
   ),
   mode: Schema.optionalKey(

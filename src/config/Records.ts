@@ -97,6 +97,7 @@ export const fromEntry = (entry: SchemaRegistry.Entry): RecordSchema.RecordSchem
     // The avsc type with effect-etl's logical types, so Avro files read and write Date, BigDecimal, ... records.
     avro: entry.avroType,
     typed: entry.schema,
+    avroJson: entry.avro,
     columns
   }
 }

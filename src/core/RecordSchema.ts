@@ -18,13 +18,15 @@ export interface RecordSchema<out A> {
   readonly fields: ReadonlyArray<string> | undefined
   /** Validates and converts one encoded record (e.g. a parsed JSON line); never throws. */
   readonly validate: (input: unknown) => Validation<A>
-  /** The Avro schema (parsed .avsc JSON), when the records have one. */
+  /** The Avro schema (parsed .avsc JSON, or its compiled avsc type), when the records have one. */
   readonly avro?: unknown
   /**
    * The `effect/Schema` whose `Type` side the records are, when known: a source whose values come typed already (SQL
    * rows: `Date`s, `BigDecimal`s) checks its records against that side, not `validate`'s encoded one.
    */
   readonly typed?: Schema.Top | undefined
+  /** The parsed .avsc JSON of `avro` when that is a compiled type (what a schema registry is sent). */
+  readonly avroJson?: unknown
   /** Field → simple column type, for formats whose values are all strings (CSV). */
   readonly columns?: Readonly<Record<string, "string" | "number" | "integer" | "boolean" | "json">>
 }

@@ -34,6 +34,7 @@ export type PayloadFormat =
        */
       readonly type: "registry"
       readonly registry: RegistryClient.Service
+      /** The subject a sink registers (or looks up) `schema` under; a source reads by id and needs none (""). */
       readonly subject: string
       readonly schema: AvroSchema.Schema
       readonly autoRegister?: boolean | undefined
@@ -201,7 +202,7 @@ export const compile = (format: PayloadFormat): PayloadCodec => {
 /** A short description: `avro`, `confluent (ids 1, 2)`, `json`. */
 export const describe = (format: PayloadFormat): string =>
   format.type === "registry"
-    ? `confluent (schema registry ${format.registry.url}, subject ${format.subject})`
+    ? `confluent (schema registry ${format.registry.url}${format.subject === "" ? "" : `, subject ${format.subject}`})`
     : format.type === "confluent"
       ? `confluent (ids ${(format.schemas instanceof Map ? [...format.schemas.keys()] : Object.keys(format.schemas)).join(", ")})`
       : format.type

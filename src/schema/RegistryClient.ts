@@ -52,6 +52,27 @@ export interface Service {
 /** The schema registry client service. */
 export class RegistryClient extends Context.Service<RegistryClient, Service>()("effect-etl/RegistryClient") {}
 
+/** The identifier of the client of a named schema registry connection (a config's `connections`). */
+export interface RegistryConnection<out Name extends string = string> {
+  readonly "~effect-etl/RegistryConnection": Name
+}
+
+/**
+ * The service key of the client of the named connection `name`: one client (one cache) per declared connection,
+ * shared by every source and sink whose payload names it (see `RegistryBuild.connectionLayer` in config/).
+ */
+export const connection = <const Name extends string>(name: Name): Context.Service<RegistryConnection<Name>, Service> =>
+  Context.Service<RegistryConnection<Name>, Service>(`effect-etl/RegistryClient/${name}`)
+
+/** The base URL of a registry as errors and descriptions name it: credentials removed, no trailing slash. */
+export const publicUrlOf = (url: string): string => {
+  if (!URL.canParse(url)) return "(invalid)"
+  const parsed = new URL(url)
+  parsed.username = ""
+  parsed.password = ""
+  return publicUrl(parsed)
+}
+
 /**
  * How a subject is named: `topic` gives `<topic>-value` (or `-key`), `record` the record's full name, `topic-record`
  * `<topic>-<full name>` (Confluent's TopicNameStrategy, RecordNameStrategy and TopicRecordNameStrategy).

@@ -302,6 +302,75 @@ describe("the generated JSON Schema follows the loader", () => {
           },
           false
         ],
+        [
+          "a schema registry connection, its password from $env, named by a Kafka sink's and source's payloads",
+          {
+            ...base,
+            connections: {
+              reg: {
+                type: "schema_registry",
+                url: "https://registry.internal/apis/ccompat/v7",
+                username: "etl",
+                password: { $env: "ETL_PATH" },
+                ca: "certs/ca.pem",
+                request_timeout: "10 seconds"
+              }
+            },
+            source: {
+              type: "kafka",
+              brokers: ["b"],
+              topics: ["t"],
+              group_id: "g",
+              envelope: true,
+              key: { type: "confluent", registry: "reg", schema: "order_key" },
+              value: { type: "confluent", registry: "reg", schema: "order" }
+            },
+            sink: {
+              type: "kafka",
+              brokers: ["b"],
+              topic: "t2",
+              value: {
+                type: "confluent",
+                registry: "reg",
+                schema: "order",
+                subject_strategy: "topic_record",
+                auto_register: false
+              }
+            }
+          },
+          true
+        ],
+        [
+          "a schema registry with an ftp URL",
+          { ...base, connections: { reg: { type: "schema_registry", url: "ftp://registry" } } },
+          false
+        ],
+        [
+          "a schema registry with a misspelt key",
+          { ...base, connections: { reg: { type: "schema_registry", url: "http://r", pasword: "x" } } },
+          false
+        ],
+        [
+          "a subject strategy the registry has no name for",
+          {
+            ...base,
+            sink: {
+              type: "kafka",
+              brokers: ["b"],
+              topic: "t",
+              value: { type: "confluent", registry: "reg", schema: "s", subject_strategy: "topic-record" }
+            }
+          },
+          false
+        ],
+        [
+          "a confluent payload with local schema ids (no registry)",
+          {
+            ...base,
+            sink: { type: "kafka", brokers: ["b"], topic: "t", value: { type: "confluent", schemas: { "1": "s" } } }
+          },
+          true
+        ],
         ["10^9 attempts", { ...base, retry: { attempts: 1e9 } }, false],
         ["a connection name with a space", { ...base, connections: { "my db": { type: "s3" } } }, false],
         ["an unknown key", { ...base, sinks: {} }, false]

@@ -61,7 +61,7 @@ let server: SchemaRegistryServer.Started | undefined
 
 // The first run builds the registry with Maven (minutes on a machine whose Maven cache is empty).
 beforeAll(async () => {
-  server = await SchemaRegistryServer.start()
+  server = await SchemaRegistryServer.shared()
 }, 900_000)
 
 afterAll(async () => {

@@ -6,7 +6,8 @@
  * from `servers/registry` (a Quarkus build of the published application jar) into the cache directory, once per
  * version of that project; then it runs it on a free port of 127.0.0.1 and waits until the API answers. With
  * `ETL_TEST_SCHEMA_REGISTRY_URL` set (the base URL of a Confluent-compatible API) it starts nothing and returns that.
- * Tests isolate their data by using subjects with a random suffix.
+ * Tests isolate their data by using subjects with a random suffix. The vitest global setup starts one registry for
+ * the run when it includes tests that need it; tests take it with `shared()`.
  *
  * This is test infrastructure at the process boundary, so it is plain promise code.
  */
@@ -15,7 +16,15 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { promisify } from "node:util"
+import { inject } from "vitest"
 import { cacheRoot, freePort, startJava, tail, tempDir } from "./servers/JavaServer.ts"
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** The base URL of the registry the global setup started ("" when it started none). */
+    schemaRegistryUrl: string
+  }
+}
 
 const run = promisify(execFile)
 
@@ -147,6 +156,16 @@ export const start = async (): Promise<Started> => {
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
   return { url, stop }
+}
+
+/**
+ * The registry of the run (started by the global setup, or `ETL_TEST_SCHEMA_REGISTRY_URL`); when the setup started
+ * none (a run whose file filter does not name the registry), one of the caller's own, which `stop` stops.
+ */
+export const shared = async (): Promise<Started> => {
+  const url = inject("schemaRegistryUrl")
+  if (url !== undefined && url !== "") return { url, stop: async () => {} }
+  return start()
 }
 
 /** A subject name unique to one test. */

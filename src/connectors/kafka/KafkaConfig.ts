@@ -89,18 +89,72 @@ export const PayloadConfig = Schema.Union([
   }),
   Schema.Struct({
     type: Schema.Literal("confluent").annotate({
-      description: "Confluent wire format: magic byte 0, 4-byte schema id, Avro binary"
+      description:
+        'Confluent wire format: magic byte 0, 4-byte schema id, Avro binary; ids map to local schemas ("schemas") or come from a schema registry ("registry")'
     }),
-    schemas: Schema.Record(
-      Schema.String.check(Schema.isPattern(/^[0-9]+$/u, { message: "Expected a schema id (digits)" })),
-      schemaName
-    ).annotate({ description: 'Schema id → schema name in schemas/, e.g. {"1": "transaction"}' }),
+    schemas: Schema.optionalKey(
+      Schema.Record(
+        Schema.String.check(Schema.isPattern(/^[0-9]+$/u, { message: "Expected a schema id (digits)" })),
+        schemaName
+      ).annotate({
+        description: 'Schema id → schema name in schemas/, e.g. {"1": "transaction"} (without "registry")'
+      })
+    ),
     write_id: Schema.optionalKey(
       intBetween(0, 2_147_483_647, "schema ids are 32-bit").annotate({
-        description: "The schema id produced messages carry (sinks)"
+        description: 'The schema id produced messages carry (sinks, without "registry")'
+      })
+    ),
+    registry: Schema.optionalKey(
+      NonEmpty.annotate({
+        description:
+          'The name of a "schema_registry" connection declared in `connections`: a sink registers "schema" (or looks it up) and frames messages with its id; a source fetches the writer schema of each id it meets'
+      })
+    ),
+    schema: Schema.optionalKey(
+      schemaName.annotate({
+        description:
+          'With "registry": the Avro schema in schemas/ a sink registers and writes, and a source reads messages as (Avro schema resolution from each writer schema)'
+      })
+    ),
+    subject_strategy: Schema.optionalKey(
+      Schema.Literals(["topic", "record", "topic_record"]).annotate({
+        description:
+          'With "registry", sinks: the subject "schema" is registered under: "topic" (default) <topic>-value, "record" the record\'s full name, "topic_record" <topic>-<full name>'
+      })
+    ),
+    auto_register: Schema.optionalKey(
+      Schema.Boolean.annotate({
+        description:
+          'With "registry", sinks: register "schema" under the subject when the run starts (default true); false only looks it up, and a schema the subject does not have fails the run at its start'
       })
     )
-  }),
+  }).check(
+    Schema.makeFilter(
+      (c: {
+        readonly schemas?: unknown
+        readonly write_id?: unknown
+        readonly registry?: string
+        readonly schema?: string
+        readonly subject_strategy?: string
+        readonly auto_register?: boolean
+      }) => {
+        if (c.registry === undefined) {
+          const stray = (["schema", "subject_strategy", "auto_register"] as const).filter((k) => c[k] !== undefined)
+          if (stray.length > 0)
+            return `${stray.map((k) => `"${k}"`).join(", ")} ${stray.length === 1 ? "needs" : "need"} "registry" (a schema_registry connection); without it schema ids map to local schemas through "schemas"`
+          return c.schemas === undefined
+            ? 'Give "schemas" (schema id → schema in schemas/) or "registry" (a schema_registry connection) with "schema"'
+            : undefined
+        }
+        if (c.schemas !== undefined || c.write_id !== undefined)
+          return `With "registry", schema ids come from the registry "${c.registry}": remove "schemas" and "write_id"`
+        return c.schema === undefined
+          ? `With "registry", give "schema": the name of the Avro schema in schemas/ that is registered (sinks) or read as (sources)`
+          : undefined
+      }
+    )
+  ),
   Schema.Struct({
     type: Schema.Literal("json").annotate({ description: "A JSON document per message" }),
     max_depth: Schema.optionalKey(
@@ -154,7 +208,21 @@ export const SourceConfig = Schema.Struct({
   ),
   value: PayloadConfig,
   key: Schema.optionalKey(
-    Schema.Literals(["string", "json", "bytes"]).annotate({ description: "The key format (default string)" })
+    Schema.Union([
+      Schema.Literals(["string", "json", "bytes"]),
+      Schema.Struct({
+        type: Schema.Literal("confluent").annotate({
+          description: "Keys in the Confluent wire format, their writer schemas fetched by id from a schema registry"
+        }),
+        registry: NonEmpty.annotate({
+          description: 'The name of a "schema_registry" connection declared in `connections`'
+        }),
+        schema: schemaName.annotate({ description: "The Avro schema in schemas/ keys are read as" })
+      })
+    ]).annotate({
+      description:
+        'The key format (default string), or {"type": "confluent", "registry": NAME, "schema": NAME} for Avro keys through a schema registry (envelopes show the key)'
+    })
   ),
   schema: Schema.optionalKey(
     schemaName.annotate({ description: "Validate JSON values against this schema (avro values use value.schema)" })

@@ -172,7 +172,7 @@ describe("Kafka with a schema registry (real broker, real registry)", () => {
     () =>
       Effect.gen(function* () {
         const server = yield* Effect.acquireRelease(
-          Effect.promise(() => SchemaRegistryServer.start()),
+          Effect.promise(() => SchemaRegistryServer.shared()),
           (s) => Effect.promise(() => s.stop())
         )
         const registry = yield* RegistryClient.make({ url: server.url })
