@@ -171,6 +171,11 @@ describe("confluent payloads through a registry connection", () => {
         "kafka topic orders (confluent (schema registry http://127.0.0.1:8081/apis/ccompat/v7, subject orders-value))"
       )
       assert.notInclude(text, "s3cr3t-url")
+      // Lineage names the fields of the registered schema.
+      assert.deepStrictEqual(
+        pipeline.sink.info.dataset?.fields?.map((f) => f.name),
+        ["id", "customer"]
+      )
     })
   )
 

@@ -246,7 +246,8 @@ const payloadFields = (
   value: Payload.PayloadFormat,
   schema: RecordSchema<unknown> | undefined
 ): Datasets.Fields | undefined =>
-  Datasets.fieldsOf(schema) ?? (value.type === "avro" ? Datasets.fieldsOfAvro(value.schema) : undefined)
+  Datasets.fieldsOf(schema) ??
+  (value.type === "avro" || value.type === "registry" ? Datasets.fieldsOfAvro(value.schema) : undefined)
 
 /**
  * The dataset of a topic (namespace `kafka://host:port` of the first bootstrap broker, name the topic) when the
