@@ -62,7 +62,7 @@ const formatOf = (path: string, format: Format.FormatSpec | undefined): Effect.E
           reason: reasons.Unknown,
           operation: "read",
           path,
-          message: `Cannot tell the format of ${path} from its extension (.jsonl, .ndjson, .json, .csv, .avro, optionally .gz); set "format"`
+          message: `Cannot tell the format of ${path} from its extension (.jsonl, .ndjson, .json, .csv, .avro, optionally .gz, or .parquet); set "format"`
         })
       )
     : Effect.succeed(detected)
@@ -76,21 +76,49 @@ const readFile = <A>(
 ): Stream.Stream<Batch.Batch<A>, FileError | FormatError> =>
   Stream.unwrap(
     Effect.map(formatOf(file.path, options.format), (format) =>
-      Objects.decode(store.read(file.path, file.range), {
-        stage,
-        location: file.path,
-        // A range of a CSV file after its header reads with the header's names.
-        format: format.type === "csv" && file.header !== undefined ? { ...format, header: file.header } : format,
-        schema: options.schema,
-        batchSize: options.batchSize,
-        before: file.range
-      })
+      format.type === "parquet"
+        ? readParquet(store, stage, file, options)
+        : Objects.decode(store.read(file.path, file.range), {
+            stage,
+            location: file.path,
+            // A range of a CSV file after its header reads with the header's names.
+            format: format.type === "csv" && file.header !== undefined ? { ...format, header: file.header } : format,
+            schema: options.schema,
+            batchSize: options.batchSize,
+            before: file.range
+          })
+    )
+  )
+
+/** A Parquet file, read in ranges: its size (from the listing, or looked up), then the footer and each row group. */
+const readParquet = <A>(
+  store: FileStoreShape,
+  stage: string,
+  file: FileRead,
+  options: SourceOptions<A>
+): Stream.Stream<Batch.Batch<A>, FileError | FormatError> =>
+  Stream.unwrap(
+    Effect.map(
+      file.size === undefined
+        ? Effect.map(store.list(file.path), (found) => found[0]?.size ?? 0)
+        : Effect.succeed(file.size),
+      (size) =>
+        Objects.decodeParquet(
+          {
+            size,
+            read: (offset, length) =>
+              Objects.collectBytes(store.read(file.path, { start: offset, end: offset + length }))
+          },
+          { stage, location: file.path, schema: options.schema, batchSize: options.batchSize }
+        )
     )
   )
 
 /** A file a source reads, or a range of its lines (a part of a split run that reads a big file in pieces). */
 interface FileRead {
   readonly path: string
+  /** The file's size, when the listing gave it (Parquet reads its footer from the end). */
+  readonly size?: number | undefined
   readonly range?: LineRanges.LineRange | undefined
   /** CSV: the names in the file's header, for a range that starts after it. */
   readonly header?: ReadonlyArray<string> | undefined
@@ -182,7 +210,7 @@ export const source = <A = Readonly<Record<string, unknown>>>(
           // A split run reads the files of its parts (see `split`), else every file that matches.
           const files: ReadonlyArray<FileRead> =
             ctx.parts === undefined
-              ? (yield* listed(store, options.path)).map((file) => ({ path: file.path }))
+              ? (yield* listed(store, options.path)).map((file) => ({ path: file.path, size: file.size }))
               : ctx.parts.flatMap((part) => {
                   const spec = part.spec as PartSpec
                   return spec.paths.map((path) => ({ path, range: spec.range, header: spec.header }))

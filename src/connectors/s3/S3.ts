@@ -181,9 +181,10 @@ const readObject = <A>(
   client: S3ClientShape,
   stage: string,
   bucket: string,
-  key: string,
+  object: Listed,
   options: SourceOptions<A>
 ): Stream.Stream<Batch.Batch<A>, S3Error | FormatError> => {
+  const key = object.key
   const url = `s3://${bucket}/${key}`
   const format = options.format ?? Format.fromPath(key)
   if (format === undefined)
@@ -193,9 +194,10 @@ const readObject = <A>(
         operation: "read",
         bucket,
         key,
-        message: `Cannot tell the format of ${url} from its extension (.jsonl, .ndjson, .json, .csv, .avro, optionally .gz); set "format"`
+        message: `Cannot tell the format of ${url} from its extension (.jsonl, .ndjson, .json, .csv, .avro, optionally .gz, or .parquet); set "format"`
       })
     )
+  if (format.type === "parquet") return readParquet(client, stage, bucket, object, options)
   return Objects.decode(client.get(bucket, key), {
     stage,
     location: url,
@@ -204,6 +206,49 @@ const readObject = <A>(
     batchSize: options.batchSize
   })
 }
+
+/** The size of an object from a listing of its key (a manifest names keys only). */
+const sizeOf = (client: S3ClientShape, bucket: string, key: string): Effect.Effect<number, S3Error> =>
+  Effect.flatMap(client.list(bucket, key, { maxKeys: 1 }), (page) => {
+    const found = page.objects[0]
+    return found !== undefined && found.key === key
+      ? Effect.succeed(found.size)
+      : Effect.fail(
+          new S3Error({
+            reason: reasons.NoSuchKey,
+            operation: "read",
+            bucket,
+            key,
+            message: `s3://${bucket}/${key} does not exist`
+          })
+        )
+  })
+
+/**
+ * A Parquet object, read with ranged GETs: the footer first (from the end, its size from the listing), then one GET
+ * per row group.
+ */
+const readParquet = <A>(
+  client: S3ClientShape,
+  stage: string,
+  bucket: string,
+  object: Listed,
+  options: SourceOptions<A>
+): Stream.Stream<Batch.Batch<A>, S3Error | FormatError> =>
+  Stream.unwrap(
+    Effect.map(object.size === undefined ? sizeOf(client, bucket, object.key) : Effect.succeed(object.size), (size) =>
+      Objects.decodeParquet(
+        {
+          size,
+          read: (offset, length) =>
+            length === 0
+              ? Effect.succeed(new Uint8Array(0))
+              : Objects.collectBytes(client.get(bucket, object.key, { start: offset, end: offset + length - 1 }))
+        },
+        { stage, location: `s3://${bucket}/${object.key}`, schema: options.schema, batchSize: options.batchSize }
+      )
+    )
+  )
 
 /**
  * A source over S3 objects.
@@ -226,13 +271,15 @@ export const source = <A = Readonly<Record<string, unknown>>>(
         Effect.gen(function* () {
           const client = yield* S3Client
           // A split run reads the objects of its parts (see `split`), else every object that matches.
-          const keys =
+          const objects: ReadonlyArray<Listed> =
             ctx.parts === undefined
-              ? (yield* listedObjects(client, options as SourceOptions<unknown>)).map((o) => o.key)
-              : ctx.parts.flatMap((part) => (part.spec as { readonly keys: ReadonlyArray<string> }).keys)
-          return Source.readParts(keys, (key) => readObject(client, name, options.bucket, key, options), {
+              ? yield* listedObjects(client, options as SourceOptions<unknown>)
+              : ctx.parts.flatMap((part) =>
+                  (part.spec as { readonly keys: ReadonlyArray<string> }).keys.map((key) => ({ key }))
+                )
+          return Source.readParts(objects, (object) => readObject(client, name, options.bucket, object, options), {
             concurrency: options.concurrency ?? 4,
-            id: (key) => key
+            id: (object) => object.key
           })
         })
       ),
