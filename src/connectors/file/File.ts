@@ -2,7 +2,8 @@
  * The local file connector: the embedded default.
  *
  * - `source` reads one file, every file under a directory (hidden `.`/`_` entries skipped) or a glob, in path order
- *   (or `concurrency` files at once), decoding JSON Lines, CSV or Avro container files (gzip-compressed or not). Each
+ *   (or `concurrency` files at once), decoding JSON Lines, CSV or Avro container files (gzip-compressed or not), or
+ *   Parquet files in ranges (the footer first, then a row group at a time). Each
  *   batch names its file (`Batch.part`), so that event-time stages keep a watermark per file. Lines that do not parse
  *   and records that do not match the schema become dead letters that name the file and line; the rest flows on. Its
  *   input size is the sum of the files' sizes, and each batch carries the bytes it was read from.
@@ -281,7 +282,7 @@ export interface SinkOptions {
   readonly format: Format.FormatSpec
   /** `append` (default) adds part files; `overwrite` replaces the directory's content atomically. */
   readonly mode?: "append" | "overwrite"
-  /** The schema of the written records: needed for Avro (its writer schema). */
+  /** The schema of the written records: needed for Avro (its writer schema) and Parquet (its columns). */
   readonly schema?: RecordSchema<unknown>
   /** A new part file is started after this many records (default 1,000,000). */
   readonly maxRecordsPerFile?: number

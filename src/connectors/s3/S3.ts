@@ -2,8 +2,8 @@
  * The S3 connector: a source reading objects under a prefix (or a glob) and a sink writing part objects.
  *
  * - `source` lists with ListObjectsV2 (page by page), reads several objects at once (`concurrency`, default 4) as
- *   streams through the file formats (Avro container, JSON Lines, CSV, gzip or not), keeping each object's batches in
- *   order; each batch names its object (`Batch.part`), so that event-time stages keep a watermark per object. Lines
+ *   streams through the file formats (Avro container, JSON Lines, CSV, gzip or not), or, for Parquet, with ranged GETs
+ *   (the footer first, then one GET per row group), keeping each object's batches in order; each batch names its object (`Batch.part`), so that event-time stages keep a watermark per object. Lines
  *   that do not parse and records that do not match the schema become dead letters naming `s3://bucket/key:line`.
  *   When the prefix holds a `_SUCCESS` manifest written by the sink, only the objects it lists are read, so a reader
  *   never sees a half-replaced set. Its input size is the sum of the objects' sizes from the listing, and each batch
