@@ -82,7 +82,7 @@ export const FormatConfig = Schema.Union([
     ),
     row_group_rows: Schema.optionalKey(
       Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100_000_000 })).annotate({
-        description: "... or this many rows (default 1000000)"
+        description: "... or this many rows (default 131072)"
       })
     )
   })

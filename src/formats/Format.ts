@@ -73,7 +73,7 @@ export type FormatSpec =
       readonly compression?: Parquet.Compression | undefined
       /** See {@link Parquet.EncodeOptions.rowGroupBytes} (default 64 MiB). */
       readonly rowGroupBytes?: number | undefined
-      /** See {@link Parquet.EncodeOptions.rowGroupRows} (default 1,000,000). */
+      /** See {@link Parquet.EncodeOptions.rowGroupRows} (default 131,072). */
       readonly rowGroupRows?: number | undefined
     }
 

@@ -227,7 +227,7 @@ describe("Parquet", () => {
         fields: [{ name: "amount", type: { type: "bytes", logicalType: "decimal", precision: 18, scale: 3 } }]
       }
       const scale = failure(yield* Effect.exit(decode(bytes, { avro: wrongScale })))
-      assert.match(scale.message, /reader schema expects decimal\(18, 3\), the file has BYTE_ARRAY DECIMAL\(18, 2\)/)
+      assert.match(scale.message, /reader schema expects decimal\(18, 3\), the file has INT64 DECIMAL\(18, 2\)/)
       const missing = {
         type: "record",
         name: "R",

@@ -72,6 +72,8 @@ describe("Parquet files with @dsnp/parquetjs, both ways", () => {
     fields: [
       { name: "id", type: "long" },
       { name: "amount", type: { type: "bytes", logicalType: "decimal", precision: 18, scale: 2 } },
+      { name: "small", type: { type: "bytes", logicalType: "decimal", precision: 9, scale: 3 } },
+      { name: "wide", type: { type: "bytes", logicalType: "decimal", precision: 30, scale: 4 } },
       { name: "at", type: { type: "long", logicalType: "timestamp-micros" } },
       { name: "atMillis", type: { type: "long", logicalType: "timestamp-millis" } },
       { name: "note", type: ["null", "string"] },
@@ -86,6 +88,8 @@ describe("Parquet files with @dsnp/parquetjs, both ways", () => {
     {
       id: Number.MAX_SAFE_INTEGER,
       amount: BigDecimal.make(-12345n, 2),
+      small: BigDecimal.make(999_999_999n, 3),
+      wide: BigDecimal.make(-(10n ** 29n) + 1n, 4),
       at: new Date("2026-12-05T10:11:12.345Z"),
       atMillis: new Date("1969-07-20T20:17:40.001Z"),
       note: "ünïcode ✓",
@@ -94,7 +98,9 @@ describe("Parquet files with @dsnp/parquetjs, both ways", () => {
     },
     {
       id: -Number.MAX_SAFE_INTEGER,
-      amount: BigDecimal.make(999_999_999_999_999_999n, 2),
+      amount: BigDecimal.make(1_234_567_890_123n, 2),
+      small: BigDecimal.make(-1n, 3),
+      wide: BigDecimal.make(10n ** 29n + 7n, 4),
       at: new Date(0),
       atMillis: new Date(-1),
       note: null,
@@ -103,7 +109,7 @@ describe("Parquet files with @dsnp/parquetjs, both ways", () => {
     }
   ]
 
-  it("files we write read back exactly in @dsnp/parquetjs (long, decimal, timestamps, null, list, nested record)", async () => {
+  it("files we write read back exactly in @dsnp/parquetjs (long, decimals, timestamps, null, list, nested record)", async () => {
     for (const compression of ["snappy", "gzip", "none"] as const) {
       const chunks = await Effect.runPromise(
         Stream.runCollect(Stream.make(records).pipe(Parquet.encode(order, { compression })))
@@ -111,7 +117,10 @@ describe("Parquet files with @dsnp/parquetjs, both ways", () => {
       const rows = await readWithParquetjs(concat(chunks))
       const normalized = rows.map((row) => ({
         id: Number(row.id as bigint),
-        amount: decimalOf(row.amount, 2),
+        // @dsnp/parquetjs reads INT32/INT64 decimals as the scaled number (exact here: at most 15 digits).
+        amount: BigDecimal.make(BigInt(Math.round((row.amount as number) * 100)), 2),
+        small: BigDecimal.make(BigInt(Math.round((row.small as number) * 1000)), 3),
+        wide: decimalOf(row.wide, 4),
         at: row.at,
         atMillis: row.atMillis,
         note: row.note ?? null,

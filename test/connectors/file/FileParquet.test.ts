@@ -189,7 +189,7 @@ describe("File connector with Parquet", () => {
       const mismatch = yield* Effect.exit(readAll(File.source({ path: "out/p", schema: other })))
       assert.include(
         String(mismatch),
-        'column "amount": the reader schema expects double, the file has BYTE_ARRAY DECIMAL(18, 2)'
+        'column "amount": the reader schema expects double, the file has INT64 DECIMAL(18, 2)'
       )
     }).pipe(Effect.provide(FileStore.layerMemory(files)))
   })
