@@ -1101,10 +1101,14 @@ export const decode = <E, R>(
         Stream.mapEffect((index) =>
           Effect.gen(function* () {
             const range = rowGroupRange(metadata, index)
-            if (range.end > file.size)
-              return yield* error(source, `truncated: row group ${index + 1} ends at byte ${range.end}`, {
-                block: index + 1
-              })
+            // Data that was cut out of a file whose footer survived would be read from the footer's bytes.
+            const footerStart = file.size - 8 - metadata.metadata_length
+            if (range.end > footerStart || range.start < 4)
+              return yield* error(
+                source,
+                `truncated: row group ${index + 1} needs bytes ${range.start}-${range.end}, but the data ends at byte ${footerStart} where the footer starts`,
+                { block: index + 1 }
+              )
             const bytes = yield* file.read(range.start, range.end - range.start)
             const start = starts[index]!
             const rows = yield* Effect.tryPromise({

@@ -204,6 +204,47 @@ describe("Parquet", () => {
     })
   )
 
+  it.effect("a file whose footer survived but whose data did not, or whose footer is corrupt, is an error", () =>
+    Effect.gen(function* () {
+      const bytes = yield* encode([sample.slice(0, 5)], { compression: "none" })
+      const footerLength = new DataView(bytes.buffer, bytes.byteOffset).getUint32(bytes.length - 8, true) + 8
+      const cut = new Uint8Array(4 + footerLength)
+      cut.set(bytes.subarray(0, 4))
+      cut.set(bytes.subarray(bytes.length - footerLength), 4)
+      const truncated = failure(yield* Effect.exit(decode(cut, { source: "cut.parquet" })))
+      assert.match(
+        truncated.message,
+        /^cut\.parquet block 1: truncated: row group 1 needs bytes 4-\d+, but the data ends at byte \d+ where the footer starts$/
+      )
+      const corrupt = bytes.slice()
+      corrupt.fill(0xff, bytes.length - footerLength, bytes.length - 8)
+      const bad = failure(yield* Effect.exit(decode(corrupt, { source: "bad.parquet" })))
+      assert.match(bad.message, /^bad\.parquet: corrupt footer: /)
+    })
+  )
+
+  it.effect("a footer longer than the first 64 KiB read is read with a second read", () =>
+    Effect.gen(function* () {
+      const many = Array.from({ length: 20 }, () => sample).flat()
+      const bytes = yield* encode([many], { rowGroupRows: 1 })
+      const footerLength = new DataView(bytes.buffer, bytes.byteOffset).getUint32(bytes.length - 8, true)
+      assert.isAbove(footerLength, 64 * 1024)
+      const reads: Array<number> = []
+      const file: Parquet.RangedFile<never, never> = {
+        size: bytes.length,
+        read: (offset, length) =>
+          Effect.sync(() => {
+            reads.push(length)
+            return bytes.subarray(offset, offset + length)
+          })
+      }
+      const out = (yield* Stream.runCollect(Parquet.decode(file))).flat()
+      assert.deepStrictEqual(out, many)
+      assert.strictEqual(reads.length, 2 + many.length)
+      assert.strictEqual(reads[0]! + reads[1]!, footerLength + 8)
+    })
+  )
+
   it.effect("a column whose type does not fit the reader schema is an error naming the column and both types", () =>
     Effect.gen(function* () {
       const bytes = yield* encode([sample.slice(0, 3)])
