@@ -114,6 +114,8 @@ export interface DecodeOptions {
   readonly avro?: unknown
   /** Called with the number of bytes read for each row group, before its records are emitted. */
   readonly onRead?: ((bytes: number) => void) | undefined
+  /** Only these row groups (0-based, `end` exclusive): a part of a file split by row groups (see {@link rowGroupBytes}). */
+  readonly rowGroups?: { readonly start: number; readonly end: number } | undefined
 }
 
 const codecs: Record<Compression, CompressionCodec> = {
@@ -1005,6 +1007,18 @@ const readerSchemaOf = (metadata: FileMetaData, tree: SchemaTree, given: unknown
   }
 }
 
+/**
+ * The bytes each row group of a file takes (its column chunks, compressed), in order: what a split cuts a big file
+ * into parts by.
+ *
+ * @since 0.1.0
+ */
+export const rowGroupBytes = (metadata: FileMetaData): ReadonlyArray<number> =>
+  metadata.row_groups.map((_, i) => {
+    const range = rowGroupRange(metadata, i)
+    return range.end - range.start
+  })
+
 /** The byte range of a row group's column chunks. */
 const rowGroupRange = (metadata: FileMetaData, index: number): { start: number; end: number } => {
   let start = Number.POSITIVE_INFINITY
@@ -1096,7 +1110,13 @@ export const decode = <E, R>(
         starts.push(rowStart)
         rowStart += Number(group.num_rows)
       }
-      const groups = metadata.row_groups.map((_, i) => i).filter((i) => Number(metadata.row_groups[i]!.num_rows) > 0)
+      const only = options?.rowGroups
+      const groups = metadata.row_groups
+        .map((_, i) => i)
+        .filter(
+          (i) =>
+            Number(metadata.row_groups[i]!.num_rows) > 0 && (only === undefined || (i >= only.start && i < only.end))
+        )
       return Stream.fromIterable(groups).pipe(
         Stream.mapEffect((index) =>
           Effect.gen(function* () {

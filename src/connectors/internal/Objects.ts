@@ -169,11 +169,15 @@ export const collectBytes = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>): Effe
  */
 export const decodeParquet = <A, E, R>(
   file: Parquet.RangedFile<E, R>,
-  options: Omit<DecodeOptions<A>, "format" | "before">
+  options: Omit<DecodeOptions<A>, "format" | "before"> & {
+    /** Only these row groups (a part of a file split by row groups). */
+    readonly rowGroups?: { readonly start: number; readonly end: number } | undefined
+  }
 ): Stream.Stream<Batch.Batch<A>, E | FormatError, R> => {
   let read = 0
   return Parquet.decode(file, {
     source: options.location,
+    rowGroups: options.rowGroups,
     batchSize: options.batchSize ?? 4096,
     avro: options.schema?.avro,
     onRead: (bytes) => {

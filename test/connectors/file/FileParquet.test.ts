@@ -7,6 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Stream from "effect/Stream"
 import * as File from "../../../src/connectors/file/File.ts"
 import * as FileStore from "../../../src/connectors/file/FileStore.ts"
 import * as NodeFileStore from "../../../src/connectors/file/NodeFileStore.ts"
@@ -14,6 +15,7 @@ import type { DeadLetter } from "../../../src/core/DeadLetter.ts"
 import type * as RecordSchema from "../../../src/core/RecordSchema.ts"
 import * as Sink from "../../../src/core/Sink.ts"
 import * as Source from "../../../src/core/Source.ts"
+import { makeRunContext } from "../../../src/core/Stage.ts"
 import * as Format from "../../../src/formats/Format.ts"
 import * as Pipeline from "../../../src/pipeline/Pipeline.ts"
 
@@ -173,6 +175,34 @@ describe("File connector with Parquet", () => {
       const without = yield* readAll(File.source<Record<string, unknown>>({ path: dir }))
       assert.deepStrictEqual(without.records, payments.slice(0, 3) as ReadonlyArray<unknown>)
     }).pipe(Effect.provide(NodeFileStore.layer))
+  )
+
+  it.effect(
+    "a split with withinFiles cuts a big Parquet file into ranges of row groups that read back in order",
+    () => {
+      const files = FileStore.memory()
+      const many = Array.from({ length: 8 }, (_, copy) => payments.map((p) => ({ ...p, id: p.id - copy * 100 }))).flat()
+      return Effect.gen(function* () {
+        yield* Pipeline.from(Source.fromIterable("payments", many, { batchSize: 50 })).pipe(
+          Pipeline.to(File.sink<Payment>({ path: "lake/p", format: { type: "parquet", rowGroupRows: 20 }, schema })),
+          Pipeline.run
+        )
+        const source = File.source({ path: "lake/p", schema })
+        const [file] = yield* FileStore.FileStore.use((store) => store.list("lake/p"))
+        const whole = yield* source.split!({ targetBytes: file!.size / 6, withinFiles: true })
+        assert.isAbove(whole.length, 2)
+        for (const part of whole) assert.match(part.id, /^lake\/p\/part-.*\.parquet#\d+$/)
+        assert.strictEqual((yield* source.split!({ targetBytes: file!.size / 6 })).length, 1)
+        const records: Array<Payment> = []
+        for (const part of whole) {
+          const batches = yield* Stream.runCollect(
+            source.batches({ ...makeRunContext({ runId: "r", pipeline: "p", now: () => 0 }), parts: [part] })
+          )
+          records.push(...batches.flatMap((b) => b.records))
+        }
+        assert.deepStrictEqual(records, many)
+      }).pipe(Effect.provide(FileStore.layerMemory(files)))
+    }
   )
 
   it.effect("a file that is not Parquet or whose columns do not fit the schema fails the run naming it", () => {
