@@ -889,10 +889,10 @@ const primitiveReader = (shape: Extract<Shape, { kind: "primitive" }>, node: Sch
       if (type !== "BOOLEAN") throw fail()
       return (value) => value
     case "int":
-      if (type !== "INT32" || !isPlainIntegerOrTime(element)) throw fail()
+      if (type !== "INT32" || !isPlainInteger(element)) throw fail()
       return (value) => value
     case "long":
-      if ((type !== "INT64" && type !== "INT32") || !isPlainIntegerOrTime(element)) throw fail()
+      if ((type !== "INT64" && type !== "INT32") || !isPlainInteger(element)) throw fail()
       return type === "INT32" ? (value) => value : (value) => toNumber(path, value as bigint, "long")
     case "float":
       if (type !== "FLOAT") throw fail()
@@ -910,8 +910,6 @@ const primitiveReader = (shape: Extract<Shape, { kind: "primitive" }>, node: Sch
       return () => null
   }
 }
-
-const isPlainIntegerOrTime = (element: SchemaElement): boolean => isPlainInteger(element)
 
 // -----------------------------------------------------------------------------
 // A reader schema from a Parquet schema
