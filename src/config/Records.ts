@@ -137,8 +137,8 @@ export const withUnknownFields = (
 }
 
 /**
- * The record schema a file or S3 sink config names, looked up at `path`; an Avro sink without one is a ConfigError
- * (Avro files carry their writer schema, so it must be known).
+ * The record schema a file or S3 sink config names, looked up at `path`; an Avro or Parquet sink without one is a
+ * ConfigError (their files carry the writer schema, so it must be known).
  */
 export const sinkSchema = (
   config: { readonly format: { readonly type: string }; readonly schema?: string | undefined },
@@ -152,12 +152,12 @@ export const sinkSchema = (
   }
 ): Effect.Effect<RecordSchema.RecordSchema<AnyRecord> | undefined, ConfigError.ConfigError> => {
   if (config.schema !== undefined) return env.schema(config.schema, `${env.path}.schema`)
-  return config.format.type === "avro"
+  return config.format.type === "avro" || config.format.type === "parquet"
     ? Effect.fail(
         ConfigError.single(
           env.file,
           `${env.path}.schema`,
-          'An avro sink needs the schema of the records it writes: name one from schemas/ (e.g. "schema": "transaction")'
+          `${config.format.type === "avro" ? "An avro" : "A parquet"} sink needs the schema of the records it writes: name one from schemas/ (e.g. "schema": "transaction")`
         )
       )
     : Effect.succeed(undefined)

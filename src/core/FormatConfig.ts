@@ -64,8 +64,29 @@ export const FormatConfig = Schema.Union([
       Schema.Literals(["null", "deflate"]).annotate({ description: "Block compression when writing (default deflate)" })
     ),
     compression
+  }),
+  Schema.Struct({
+    type: Schema.Literal("parquet").annotate({
+      description: "Parquet files: columns typed by the record schema, read a row group at a time"
+    }),
+    compression: Schema.optionalKey(
+      Schema.Literals(["snappy", "zstd", "gzip", "none"]).annotate({
+        description: "Page compression when writing (default snappy); reading takes it from the file"
+      })
+    ),
+    row_group_bytes: Schema.optionalKey(
+      Schema.Int.check(Schema.isBetween({ minimum: 1024, maximum: 1024 * 1024 * 1024 })).annotate({
+        description:
+          "Start a new row group once the current one holds about this many uncompressed bytes (default 67108864, 64 MiB); a writer holds one row group in memory"
+      })
+    ),
+    row_group_rows: Schema.optionalKey(
+      Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 100_000_000 })).annotate({
+        description: "... or this many rows (default 131072)"
+      })
+    )
   })
-]).annotate({ description: "The file format: jsonl, csv or avro" })
+]).annotate({ description: "The file format: jsonl, csv, avro or parquet" })
 
 /** A decoded format config. */
 export type FormatConfig = typeof FormatConfig.Type
@@ -73,6 +94,14 @@ export type FormatConfig = typeof FormatConfig.Type
 /** The format spec a config describes. */
 export const toSpec = (config: FormatConfig): Format.FormatSpec => {
   if (config.type === "avro") return config
+  if (config.type === "parquet") {
+    const { row_group_bytes, row_group_rows, ...rest } = config
+    return {
+      ...rest,
+      ...(row_group_bytes === undefined ? {} : { rowGroupBytes: row_group_bytes }),
+      ...(row_group_rows === undefined ? {} : { rowGroupRows: row_group_rows })
+    }
+  }
   const { max_depth, max_record_length, ...common } = config
   const limits = {
     ...(max_depth === undefined ? {} : { maxDepth: max_depth }),

@@ -1,7 +1,8 @@
 /**
  * A file format as data: which codec, its options and the compression around it. {@link fromPath} guesses one from
  * a file name, {@link decoder} and {@link encoder} turn one into a stream transform (gzip included), and
- * {@link extension} names part files written with it.
+ * {@link extension} names part files written with it. Parquet is encoded here too, but decoded with ranged reads
+ * ({@link Parquet.decode}), never from a byte stream: its footer comes first.
  *
  * @example
  * ```ts
@@ -21,6 +22,7 @@ import * as Csv from "./Csv.ts"
 import * as FormatError from "./FormatError.ts"
 import * as Gzip from "./Gzip.ts"
 import * as Jsonl from "./Jsonl.ts"
+import * as Parquet from "./Parquet.ts"
 
 /**
  * Compression around the encoded bytes.
@@ -65,11 +67,20 @@ export type FormatSpec =
       readonly codec?: AvroFile.Codec | undefined
       readonly compression?: Compression | undefined
     }
+  | {
+      readonly type: "parquet"
+      /** Page compression when encoding (default `snappy`); decoding reads it from the file. */
+      readonly compression?: Parquet.Compression | undefined
+      /** See {@link Parquet.EncodeOptions.rowGroupBytes} (default 64 MiB). */
+      readonly rowGroupBytes?: number | undefined
+      /** See {@link Parquet.EncodeOptions.rowGroupRows} (default 131,072). */
+      readonly rowGroupRows?: number | undefined
+    }
 
 /**
  * Guesses a format from a file name's extensions, case-insensitively: `.jsonl`, `.ndjson`, `.json` (JSON Lines),
- * `.csv`, `.tsv` (tab-delimited CSV), `.avro`, each optionally followed by `.gz` (gzip); `undefined` for anything
- * else.
+ * `.csv`, `.tsv` (tab-delimited CSV), `.avro`, each optionally followed by `.gz` (gzip), and `.parquet` (its pages
+ * carry their own compression); `undefined` for anything else.
  *
  * @example
  * ```ts
@@ -98,6 +109,8 @@ export const fromPath = (path: string): FormatSpec | undefined => {
       return { type: "csv", delimiter: "\t", compression }
     case "avro":
       return { type: "avro", compression }
+    case "parquet":
+      return compression === "none" ? { type: "parquet" } : undefined
     default:
       return undefined
   }
@@ -109,6 +122,7 @@ export const fromPath = (path: string): FormatSpec | undefined => {
  * @since 0.1.0
  */
 export const extension = (spec: FormatSpec): string => {
+  if (spec.type === "parquet") return ".parquet"
   const base =
     spec.type === "jsonl" ? ".jsonl" : spec.type === "avro" ? ".avro" : spec.delimiter === "\t" ? ".tsv" : ".csv"
   return spec.compression === "gzip" ? `${base}.gz` : base
@@ -128,6 +142,12 @@ export const describe = (spec: FormatSpec): string => {
     else if (typeof spec.header === "object") details.push(`columns ${spec.header.join(", ")}`)
   }
   if (spec.type === "avro" && spec.codec !== undefined) details.push(`codec ${spec.codec}`)
+  if (spec.type === "parquet") {
+    if (spec.compression !== undefined) details.push(spec.compression)
+    if (spec.rowGroupBytes !== undefined) details.push(`row groups of ${spec.rowGroupBytes} bytes`)
+    if (spec.rowGroupRows !== undefined) details.push(`row groups of at most ${spec.rowGroupRows} rows`)
+    return details.length === 0 ? spec.type : `${spec.type} (${details.join(", ")})`
+  }
   const base = details.length === 0 ? spec.type : `${spec.type} (${details.join(", ")})`
   return spec.compression === "gzip" ? `${base}, gzip` : base
 }
@@ -182,7 +202,7 @@ export interface DecoderOptions {
 const gunzipIf =
   (spec: FormatSpec, source: string | undefined) =>
   <E, R>(bytes: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, FormatError.FormatError | E, R> =>
-    spec.compression === "gzip" ? bytes.pipe(Gzip.gunzip({ source })) : bytes
+    spec.type !== "parquet" && spec.compression === "gzip" ? bytes.pipe(Gzip.gunzip({ source })) : bytes
 
 const decodeAny = <E, R>(
   spec: FormatSpec,
@@ -190,6 +210,15 @@ const decodeAny = <E, R>(
   bytes: Stream.Stream<Uint8Array, E, R>
 ): Stream.Stream<ReadonlyArray<unknown> | FormatError.LenientBatch, FormatError.FormatError | E, R> => {
   const source = options?.source
+  if (spec.type === "parquet")
+    return Stream.fail(
+      FormatError.make({
+        format: "parquet",
+        file: source,
+        reason:
+          "a Parquet file is read with ranged reads, footer first (Parquet.decode), not from a stream of its bytes"
+      })
+    )
   const input = gunzipIf(spec, source)(bytes)
   const common = { source, batchSize: options?.batchSize }
   const collect = options?.onError === "collect"
@@ -277,7 +306,10 @@ export const decoder: {
 export interface EncoderOptions {
   /** The file or sink name used in error messages. */
   readonly source?: string | undefined
-  /** Avro: the schema records are written with, an avsc `Type` or a parsed `.avsc` schema (required for Avro). */
+  /**
+   * Avro and Parquet: the schema records are written with, an avsc `Type` or a parsed `.avsc` schema (required for
+   * both; Parquet takes its columns from it).
+   */
   readonly avro?: unknown
   /** Avro: options for building the type from a parsed `avro` schema. */
   readonly typeOptions?: AvroFile.ForSchemaOptions | undefined
@@ -328,6 +360,15 @@ export const encoder =
         bytes = batches.pipe(AvroFile.encode(type, { source, codec: spec.codec, blockSize: options?.blockSize }))
         break
       }
+      case "parquet":
+        return batches.pipe(
+          Parquet.encode(options?.avro, {
+            source,
+            compression: spec.compression,
+            rowGroupBytes: spec.rowGroupBytes,
+            rowGroupRows: spec.rowGroupRows
+          })
+        )
     }
     return spec.compression === "gzip" ? bytes.pipe(Gzip.gzip({ source, level: options?.level })) : bytes
   }

@@ -14,7 +14,7 @@ import * as Data from "effect/Data"
  *
  * @since 0.1.0
  */
-export type Format = "jsonl" | "csv" | "avro" | "gzip"
+export type Format = "jsonl" | "csv" | "avro" | "parquet" | "gzip"
 
 /**
  * A failure to decode or encode bytes of a given format.

@@ -1,8 +1,9 @@
 /**
  * The Parquet schema of a record schema: the pipeline's Avro record schema, flattened depth-first into the list of
  * Parquet schema elements that a file footer holds. Column types come from the record schema alone — a decimal keeps
- * its precision and scale, a timestamp its unit and whether it is UTC, a union with `null` becomes an optional column,
- * records become groups and arrays and maps the three-level LIST and MAP groups of the Parquet specification.
+ * its precision and scale (stored in an INT32 up to 9 digits, an INT64 up to 18, bytes beyond, or its `fixed`), a
+ * timestamp its unit and whether it is UTC, a union with `null` becomes an optional column, records become groups and
+ * arrays and maps the three-level LIST and MAP groups of the Parquet specification.
  *
  * @since 0.1.0
  */
@@ -171,7 +172,13 @@ const leafOf = (type: string): Partial<SchemaElement> | undefined => {
 const logicalLeaf = (p: AvroSchema.PrimitiveSchema): Partial<SchemaElement> | undefined => {
   switch (p.logicalType) {
     case "decimal":
-      return p.precision === undefined ? undefined : { type: "BYTE_ARRAY", ...decimal(p.precision, p.scale ?? 0) }
+      // As Spark writes them: an int up to 9 digits, a long up to 18, bytes beyond (cheaper to write and read).
+      return p.precision === undefined
+        ? undefined
+        : {
+            type: p.precision <= 9 ? "INT32" : p.precision <= 18 ? "INT64" : "BYTE_ARRAY",
+            ...decimal(p.precision, p.scale ?? 0)
+          }
     case "date":
       return { type: "INT32", converted_type: "DATE", logical_type: { type: "DATE" } }
     case "timestamp-millis":

@@ -27,7 +27,7 @@ describe("ParquetSchema.fromAvro", () => {
       [
         ["Order", undefined, undefined, 8],
         ["id", "INT64", "REQUIRED", undefined],
-        ["amount", "BYTE_ARRAY", "REQUIRED", undefined],
+        ["amount", "INT64", "REQUIRED", undefined],
         ["at", "INT64", "REQUIRED", undefined],
         ["local", "INT64", "REQUIRED", undefined],
         ["note", "BYTE_ARRAY", "OPTIONAL", undefined],

@@ -2,7 +2,8 @@
  * The local file connector: the embedded default.
  *
  * - `source` reads one file, every file under a directory (hidden `.`/`_` entries skipped) or a glob, in path order
- *   (or `concurrency` files at once), decoding JSON Lines, CSV or Avro container files (gzip-compressed or not). Each
+ *   (or `concurrency` files at once), decoding JSON Lines, CSV or Avro container files (gzip-compressed or not), or
+ *   Parquet files in ranges (the footer first, then a row group at a time). Each
  *   batch names its file (`Batch.part`), so that event-time stages keep a watermark per file. Lines that do not parse
  *   and records that do not match the schema become dead letters that name the file and line; the rest flows on. Its
  *   input size is the sum of the files' sizes, and each batch carries the bytes it was read from.
@@ -29,6 +30,7 @@ import * as Source from "../../core/Source.ts"
 import type { SplitPart } from "../../core/Stage.ts"
 import * as Format from "../../formats/Format.ts"
 import type { FormatError } from "../../formats/FormatError.ts"
+import * as Parquet from "../../formats/Parquet.ts"
 import * as Datasets from "../internal/Datasets.ts"
 import * as LineRanges from "../internal/LineRanges.ts"
 import * as Objects from "../internal/Objects.ts"
@@ -62,7 +64,7 @@ const formatOf = (path: string, format: Format.FormatSpec | undefined): Effect.E
           reason: reasons.Unknown,
           operation: "read",
           path,
-          message: `Cannot tell the format of ${path} from its extension (.jsonl, .ndjson, .json, .csv, .avro, optionally .gz); set "format"`
+          message: `Cannot tell the format of ${path} from its extension (.jsonl, .ndjson, .json, .csv, .avro, optionally .gz, or .parquet); set "format"`
         })
       )
     : Effect.succeed(detected)
@@ -76,21 +78,50 @@ const readFile = <A>(
 ): Stream.Stream<Batch.Batch<A>, FileError | FormatError> =>
   Stream.unwrap(
     Effect.map(formatOf(file.path, options.format), (format) =>
-      Objects.decode(store.read(file.path, file.range), {
-        stage,
-        location: file.path,
-        // A range of a CSV file after its header reads with the header's names.
-        format: format.type === "csv" && file.header !== undefined ? { ...format, header: file.header } : format,
-        schema: options.schema,
-        batchSize: options.batchSize,
-        before: file.range
-      })
+      format.type === "parquet"
+        ? readParquet(store, stage, file, options)
+        : Objects.decode(store.read(file.path, file.range), {
+            stage,
+            location: file.path,
+            // A range of a CSV file after its header reads with the header's names.
+            format: format.type === "csv" && file.header !== undefined ? { ...format, header: file.header } : format,
+            schema: options.schema,
+            batchSize: options.batchSize,
+            before: file.range
+          })
+    )
+  )
+
+/** A Parquet file, read in ranges: its size (from the listing, or looked up), then the footer and each row group. */
+const readParquet = <A>(
+  store: FileStoreShape,
+  stage: string,
+  file: FileRead,
+  options: SourceOptions<A>
+): Stream.Stream<Batch.Batch<A>, FileError | FormatError> =>
+  Stream.unwrap(
+    Effect.map(
+      file.size === undefined
+        ? Effect.map(store.list(file.path), (found) => found[0]?.size ?? 0)
+        : Effect.succeed(file.size),
+      (size) =>
+        Objects.decodeParquet(rangedFile(store, file.path, size), {
+          stage,
+          location: file.path,
+          schema: options.schema,
+          batchSize: options.batchSize,
+          rowGroups: file.rowGroups
+        })
     )
   )
 
 /** A file a source reads, or a range of its lines (a part of a split run that reads a big file in pieces). */
 interface FileRead {
   readonly path: string
+  /** The file's size, when the listing gave it (Parquet reads its footer from the end). */
+  readonly size?: number | undefined
+  /** Parquet: the row groups to read (a part of a file split by row groups). */
+  readonly rowGroups?: RowGroups | undefined
   readonly range?: LineRanges.LineRange | undefined
   /** CSV: the names in the file's header, for a range that starts after it. */
   readonly header?: ReadonlyArray<string> | undefined
@@ -99,9 +130,39 @@ interface FileRead {
 /** What a part of a file source reads: a group of files, or a range of the records of one. */
 interface PartSpec {
   readonly paths: ReadonlyArray<string>
+  readonly rowGroups?: RowGroups | undefined
   readonly range?: LineRanges.LineRange | undefined
   readonly header?: ReadonlyArray<string> | undefined
 }
+
+/** A range of a Parquet file's row groups (0-based, `end` exclusive). */
+interface RowGroups {
+  readonly start: number
+  readonly end: number
+}
+
+/** A Parquet file read in ranges through the file store. */
+const rangedFile = (store: FileStoreShape, path: string, size: number): Parquet.RangedFile<FileError, never> => ({
+  size,
+  read: (offset, length) => Objects.collectBytes(store.read(path, { start: offset, end: offset + length }))
+})
+
+/** The row groups of a Parquet file gathered into ranges of about `target` bytes (its footer read first). */
+const rowGroupRanges = (store: FileStoreShape, path: string, size: number, target: number) =>
+  Effect.map(Parquet.readFooter(rangedFile(store, path, size), path), (metadata) => {
+    const ranges: Array<RowGroups & { readonly bytes: number }> = []
+    let start = 0
+    let bytes = 0
+    Parquet.rowGroupBytes(metadata).forEach((groupBytes, i, all) => {
+      bytes += groupBytes
+      if (bytes >= target || i === all.length - 1) {
+        ranges.push({ start, end: i + 1, bytes })
+        start = i + 1
+        bytes = 0
+      }
+    })
+    return ranges
+  })
 
 /** The smallest range of a file's lines a split cuts: smaller parts cost more to run than they save. */
 const MIN_RANGE = 64 * 1024
@@ -182,14 +243,24 @@ export const source = <A = Readonly<Record<string, unknown>>>(
           // A split run reads the files of its parts (see `split`), else every file that matches.
           const files: ReadonlyArray<FileRead> =
             ctx.parts === undefined
-              ? (yield* listed(store, options.path)).map((file) => ({ path: file.path }))
+              ? (yield* listed(store, options.path)).map((file) => ({ path: file.path, size: file.size }))
               : ctx.parts.flatMap((part) => {
                   const spec = part.spec as PartSpec
-                  return spec.paths.map((path) => ({ path, range: spec.range, header: spec.header }))
+                  return spec.paths.map((path) => ({
+                    path,
+                    range: spec.range,
+                    header: spec.header,
+                    rowGroups: spec.rowGroups
+                  }))
                 })
           return Source.readParts(files, (file) => readFile(store, name, file, options), {
             concurrency: options.concurrency ?? 1,
-            id: (file) => (file.range === undefined ? file.path : `${file.path}@${file.range.start}`)
+            id: (file) =>
+              file.range !== undefined
+                ? `${file.path}@${file.range.start}`
+                : file.rowGroups !== undefined
+                  ? `${file.path}#${file.rowGroups.start}`
+                  : file.path
           })
         })
       ),
@@ -202,6 +273,25 @@ export const source = <A = Readonly<Record<string, unknown>>>(
           const first = group[0]!
           // A big JSON Lines or CSV file alone in its group is cut into ranges of records, when the run allows it.
           const format = options.format ?? Format.fromPath(first.path)
+          // A big Parquet file alone in its group is cut into ranges of its row groups.
+          if (
+            group.length === 1 &&
+            split.withinFiles === true &&
+            first.size > split.targetBytes &&
+            format?.type === "parquet"
+          ) {
+            const ranges = yield* rowGroupRanges(store, first.path, first.size, split.targetBytes)
+            if (ranges.length > 1) {
+              for (const range of ranges)
+                parts.push({
+                  id: `${first.path}#${range.start}`,
+                  description: `${first.path} row groups ${range.start + 1} to ${range.end}`,
+                  size: { bytes: range.bytes },
+                  spec: { paths: [first.path], rowGroups: { start: range.start, end: range.end } } satisfies PartSpec
+                })
+              continue
+            }
+          }
           if (
             group.length === 1 &&
             split.withinFiles === true &&
@@ -253,7 +343,7 @@ export interface SinkOptions {
   readonly format: Format.FormatSpec
   /** `append` (default) adds part files; `overwrite` replaces the directory's content atomically. */
   readonly mode?: "append" | "overwrite"
-  /** The schema of the written records: needed for Avro (its writer schema). */
+  /** The schema of the written records: needed for Avro (its writer schema) and Parquet (its columns). */
   readonly schema?: RecordSchema<unknown>
   /** A new part file is started after this many records (default 1,000,000). */
   readonly maxRecordsPerFile?: number

@@ -1,14 +1,17 @@
 /**
  * What the file-like connectors (local files, S3 objects) share: path patterns (globs, hidden entries) and decoding
  * one file or object into batches, where lines that do not parse and records that do not match the schema become
- * dead letters naming where they came from.
+ * dead letters naming where they came from. Parquet files are decoded from ranged reads instead of a byte stream
+ * ({@link decodeParquet}).
  */
+import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as Batch from "../../core/Batch.ts"
 import type * as DeadLetter from "../../core/DeadLetter.ts"
 import type { RecordSchema } from "../../core/RecordSchema.ts"
 import * as Format from "../../formats/Format.ts"
 import type { FormatError } from "../../formats/FormatError.ts"
+import * as Parquet from "../../formats/Parquet.ts"
 
 /** True when a path has glob characters. */
 export const isGlob = (path: string): boolean => /[*?[\]{}]/.test(path)
@@ -132,6 +135,59 @@ export const decode = <A, E, R>(
       }
       index += decoded.records.length + errors.length
       return Batch.make(records, { deadLetters, bytes: take() })
+    })
+  )
+}
+
+/** The bytes of a stream in one array (a ranged read: a footer, a row group). */
+export const collectBytes = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>): Effect.Effect<Uint8Array, E, R> =>
+  Effect.map(
+    Stream.runFold(
+      bytes,
+      () => [] as Array<Uint8Array>,
+      (chunks, chunk) => {
+        chunks.push(chunk)
+        return chunks
+      }
+    ),
+    (chunks) => {
+      if (chunks.length === 1) return chunks[0]!
+      const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0))
+      let offset = 0
+      for (const c of chunks) {
+        out.set(c, offset)
+        offset += c.length
+      }
+      return out
+    }
+  )
+
+/**
+ * Decodes one Parquet file or object, read in ranges (footer first, then a row group at a time), into batches. Records
+ * are typed by the schema's Avro schema when it has one (as for Avro files), else by the file's own schema; each batch
+ * carries the bytes read for it.
+ */
+export const decodeParquet = <A, E, R>(
+  file: Parquet.RangedFile<E, R>,
+  options: Omit<DecodeOptions<A>, "format" | "before"> & {
+    /** Only these row groups (a part of a file split by row groups). */
+    readonly rowGroups?: { readonly start: number; readonly end: number } | undefined
+  }
+): Stream.Stream<Batch.Batch<A>, E | FormatError, R> => {
+  let read = 0
+  return Parquet.decode(file, {
+    source: options.location,
+    rowGroups: options.rowGroups,
+    batchSize: options.batchSize ?? 4096,
+    avro: options.schema?.avro,
+    onRead: (bytes) => {
+      read += bytes
+    }
+  }).pipe(
+    Stream.map((records) => {
+      const bytes = read
+      read = 0
+      return Batch.make(records as ReadonlyArray<A>, { bytes })
     })
   )
 }

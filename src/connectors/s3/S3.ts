@@ -2,8 +2,8 @@
  * The S3 connector: a source reading objects under a prefix (or a glob) and a sink writing part objects.
  *
  * - `source` lists with ListObjectsV2 (page by page), reads several objects at once (`concurrency`, default 4) as
- *   streams through the file formats (Avro container, JSON Lines, CSV, gzip or not), keeping each object's batches in
- *   order; each batch names its object (`Batch.part`), so that event-time stages keep a watermark per object. Lines
+ *   streams through the file formats (Avro container, JSON Lines, CSV, gzip or not), or, for Parquet, with ranged GETs
+ *   (the footer first, then one GET per row group), keeping each object's batches in order; each batch names its object (`Batch.part`), so that event-time stages keep a watermark per object. Lines
  *   that do not parse and records that do not match the schema become dead letters naming `s3://bucket/key:line`.
  *   When the prefix holds a `_SUCCESS` manifest written by the sink, only the objects it lists are read, so a reader
  *   never sees a half-replaced set. Its input size is the sum of the objects' sizes from the listing, and each batch
@@ -181,9 +181,10 @@ const readObject = <A>(
   client: S3ClientShape,
   stage: string,
   bucket: string,
-  key: string,
+  object: Listed,
   options: SourceOptions<A>
 ): Stream.Stream<Batch.Batch<A>, S3Error | FormatError> => {
+  const key = object.key
   const url = `s3://${bucket}/${key}`
   const format = options.format ?? Format.fromPath(key)
   if (format === undefined)
@@ -193,9 +194,10 @@ const readObject = <A>(
         operation: "read",
         bucket,
         key,
-        message: `Cannot tell the format of ${url} from its extension (.jsonl, .ndjson, .json, .csv, .avro, optionally .gz); set "format"`
+        message: `Cannot tell the format of ${url} from its extension (.jsonl, .ndjson, .json, .csv, .avro, optionally .gz, or .parquet); set "format"`
       })
     )
+  if (format.type === "parquet") return readParquet(client, stage, bucket, object, options)
   return Objects.decode(client.get(bucket, key), {
     stage,
     location: url,
@@ -204,6 +206,49 @@ const readObject = <A>(
     batchSize: options.batchSize
   })
 }
+
+/** The size of an object from a listing of its key (a manifest names keys only). */
+const sizeOf = (client: S3ClientShape, bucket: string, key: string): Effect.Effect<number, S3Error> =>
+  Effect.flatMap(client.list(bucket, key, { maxKeys: 1 }), (page) => {
+    const found = page.objects[0]
+    return found !== undefined && found.key === key
+      ? Effect.succeed(found.size)
+      : Effect.fail(
+          new S3Error({
+            reason: reasons.NoSuchKey,
+            operation: "read",
+            bucket,
+            key,
+            message: `s3://${bucket}/${key} does not exist`
+          })
+        )
+  })
+
+/**
+ * A Parquet object, read with ranged GETs: the footer first (from the end, its size from the listing), then one GET
+ * per row group.
+ */
+const readParquet = <A>(
+  client: S3ClientShape,
+  stage: string,
+  bucket: string,
+  object: Listed,
+  options: SourceOptions<A>
+): Stream.Stream<Batch.Batch<A>, S3Error | FormatError> =>
+  Stream.unwrap(
+    Effect.map(object.size === undefined ? sizeOf(client, bucket, object.key) : Effect.succeed(object.size), (size) =>
+      Objects.decodeParquet(
+        {
+          size,
+          read: (offset, length) =>
+            length === 0
+              ? Effect.succeed(new Uint8Array(0))
+              : Objects.collectBytes(client.get(bucket, object.key, { start: offset, end: offset + length - 1 }))
+        },
+        { stage, location: `s3://${bucket}/${object.key}`, schema: options.schema, batchSize: options.batchSize }
+      )
+    )
+  )
 
 /**
  * A source over S3 objects.
@@ -226,13 +271,15 @@ export const source = <A = Readonly<Record<string, unknown>>>(
         Effect.gen(function* () {
           const client = yield* S3Client
           // A split run reads the objects of its parts (see `split`), else every object that matches.
-          const keys =
+          const objects: ReadonlyArray<Listed> =
             ctx.parts === undefined
-              ? (yield* listedObjects(client, options as SourceOptions<unknown>)).map((o) => o.key)
-              : ctx.parts.flatMap((part) => (part.spec as { readonly keys: ReadonlyArray<string> }).keys)
-          return Source.readParts(keys, (key) => readObject(client, name, options.bucket, key, options), {
+              ? yield* listedObjects(client, options as SourceOptions<unknown>)
+              : ctx.parts.flatMap((part) =>
+                  (part.spec as { readonly keys: ReadonlyArray<string> }).keys.map((key) => ({ key }))
+                )
+          return Source.readParts(objects, (object) => readObject(client, name, options.bucket, object, options), {
             concurrency: options.concurrency ?? 4,
-            id: (key) => key
+            id: (object) => object.key
           })
         })
       ),
