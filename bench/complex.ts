@@ -154,7 +154,8 @@ const runPipeline = (n: number, users: ReadonlyArray<User>): Promise<Totals> => 
   })
   const transactions = Source.fromArrays(
     "transactions",
-    Stream.suspend(() => Stream.fromIterable(transactionChunks(n, users.length))),
+    // One chunk (batch) per pull: by default a stream pulls 4096 elements of an iterable at once, here the whole input.
+    Stream.suspend(() => Stream.fromIterable(transactionChunks(n, users.length), { chunkSize: 1 })),
     { type: "memory", description: "generated transactions" }
   )
   const pipeline = Pipeline.from(transactions).pipe(
