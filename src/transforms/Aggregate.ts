@@ -45,7 +45,7 @@ import {
 import { emit, type Held, heldOf } from "./internal/Acks.ts"
 import { decode, encode, type Json } from "./internal/StateCodec.ts"
 import { type Checkpointing, type Loop, partitioned, restoredState, stepped } from "./internal/Steps.ts"
-import { compositeKey, show, timeOf } from "./internal/Values.ts"
+import { compositeKey, keyOf, show, timeOf } from "./internal/Values.ts"
 import {
   describeConfig,
   lateLetter,
@@ -310,8 +310,14 @@ class Aggregator {
     return undefined
   }
 
+  /** The group key of a record: `compositeKey` of the grouping fields, read here rather than in a shared helper. */
   key(record: Readonly<Record<string, unknown>>): unknown {
-    return this.keys.length === 0 ? "" : compositeKey(record, this.keys)
+    const keys = this.keys
+    if (keys.length === 1) {
+      const value = record[keys[0]!]
+      return typeof value === "string" ? value : keyOf(value)
+    }
+    return keys.length === 0 ? "" : compositeKey(record, keys)
   }
 
   add(groups: Groups, key: unknown, record: Readonly<Record<string, unknown>>, seq: number): void {

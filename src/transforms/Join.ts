@@ -31,7 +31,7 @@ import type { Source } from "../core/Source.ts"
 import * as Spans from "../core/Spans.ts"
 import type { RunContext, StageCounter } from "../core/Stage.ts"
 import { emit, type Held, heldOf } from "./internal/Acks.ts"
-import { anyNullish, compositeKey } from "./internal/Values.ts"
+import { anyNullish, compositeKey, isNullish, keyOf } from "./internal/Values.ts"
 
 type Simplify<T> = { [K in keyof T]: T[K] } & {}
 
@@ -362,10 +362,16 @@ const joinRecords = (
   out: Array<Row>
 ): number => {
   const { index, multi, parts, matched, nullPart } = table
+  // One key field (the common case): its value read here and used as it is when a string, its own key.
+  const single = leftKeys.length === 1 ? leftKeys[0]! : undefined
   let unmatched = 0
   for (let i = 0; i < records.length; i++) {
     const left = records[i]!
-    const hit = anyNullish(left, leftKeys) ? undefined : index.get(compositeKey(left, leftKeys))
+    let hit: number | undefined
+    if (single !== undefined) {
+      const value = left[single]
+      hit = isNullish(value) ? undefined : index.get(typeof value === "string" ? value : keyOf(value))
+    } else hit = anyNullish(left, leftKeys) ? undefined : index.get(compositeKey(left, leftKeys))
     if (hit === undefined) {
       if (keepUnmatched) out.push({ ...left, ...nullPart })
       else unmatched++
