@@ -9,8 +9,8 @@
  * and a pipeline that keeps only its open windows runs in the same memory at any size.
  *
  * Each case runs in its own child process (so that peak RSS is its own): the users are generated, one warm-up run on
- * at most 1M transactions, then the median of `runs` timed runs. Both cases must produce the same rows (count and
- * checksum of the sums).
+ * at most 1M transactions, then the median of `runs` timed runs (wall time, and CPU time, steadier on a shared
+ * machine). Both cases must produce the same rows (count and checksum of the sums).
  *
  * Run: `node bench/complex.ts [transactions] [users] [runs]` (defaults `1000000,10000000`, 100000 and 3); several
  * sizes, comma-separated, run one after the other and the peak RSS of each is compared. Results are printed and
@@ -55,6 +55,9 @@ interface CaseResult {
   readonly runs: number
   readonly medianMs: number
   readonly recordsPerSec: number
+  /** The median CPU time of a run (user + system, every thread of the process): steadier than wall time on a busy machine. */
+  readonly medianCpuMs: number
+  readonly recordsPerCpuSec: number
   readonly outputRows: number
   readonly checksum: string
   readonly rssAtStartMb: number
@@ -262,6 +265,7 @@ const runCase = async (which: CaseResult["case"], n: number, u: number, runs: nu
   const users = makeUsers(u)
   const rssAtStartMb = mb(process.memoryUsage().rss)
   const once = async (size: number) => {
+    const cpu = process.cpuUsage()
     const started = performance.now()
     const totals =
       which === "plain-js"
@@ -269,18 +273,23 @@ const runCase = async (which: CaseResult["case"], n: number, u: number, runs: nu
         : which === "input-only"
           ? runInput(size, users)
           : await runPipeline(size, users)
-    return { ms: performance.now() - started, totals }
+    const ms = performance.now() - started
+    const used = process.cpuUsage(cpu)
+    return { ms, cpuMs: (used.user + used.system) / 1000, totals }
   }
   await once(Math.min(n, 1_000_000))
   const times: Array<number> = []
+  const cpuTimes: Array<number> = []
   let first: Totals | undefined
   for (let i = 0; i < runs; i++) {
     const r = await once(n)
     if (first === undefined) first = r.totals
     else if (checksumOf(r.totals) !== checksumOf(first)) throw new Error("results differ between runs")
     times.push(r.ms)
+    cpuTimes.push(r.cpuMs)
   }
   const medianMs = median(times)
+  const medianCpuMs = median(cpuTimes)
   return {
     case: which,
     transactions: n,
@@ -288,6 +297,8 @@ const runCase = async (which: CaseResult["case"], n: number, u: number, runs: nu
     runs,
     medianMs: Math.round(medianMs),
     recordsPerSec: Math.round(n / (medianMs / 1000)),
+    medianCpuMs: Math.round(medianCpuMs),
+    recordsPerCpuSec: Math.round(n / (medianCpuMs / 1000)),
     outputRows: first!.rows,
     checksum: checksumOf(first!),
     rssAtStartMb,
@@ -324,14 +335,16 @@ const main = async () => {
       `\ncomplex pipeline: ${n.toLocaleString("en-US")} transactions ⋈ ${u.toLocaleString("en-US")} users → filter → 1h tumbling windows → aggregate per user`
     )
     console.log(`output: ${etl.checksum}`)
-    console.log("| case | median ms | records/s | RSS at start (MB) | peak RSS (MB) |")
-    console.log("|---|---|---|---|---|")
+    console.log(
+      "| case | median ms | records/s | median CPU ms | records per CPU-second | RSS at start (MB) | peak RSS (MB) |"
+    )
+    console.log("|---|---|---|---|---|---|---|")
     for (const r of [input, baseline, etl])
       console.log(
-        `| ${r.case} | ${r.medianMs} | ${r.recordsPerSec.toLocaleString("en-US")} | ${r.rssAtStartMb} | ${r.peakRssMb} |`
+        `| ${r.case} | ${r.medianMs} | ${r.recordsPerSec.toLocaleString("en-US")} | ${r.medianCpuMs} | ${r.recordsPerCpuSec.toLocaleString("en-US")} | ${r.rssAtStartMb} | ${r.peakRssMb} |`
       )
     console.log(
-      `effect-etl / plain-js: speed ${(etl.recordsPerSec / baseline.recordsPerSec).toFixed(2)}, peak RSS ${(etl.peakRssMb / baseline.peakRssMb).toFixed(2)}`
+      `effect-etl / plain-js: speed ${(etl.recordsPerSec / baseline.recordsPerSec).toFixed(2)} (per CPU-second ${(etl.recordsPerCpuSec / baseline.recordsPerCpuSec).toFixed(2)}), peak RSS ${(etl.peakRssMb / baseline.peakRssMb).toFixed(2)}`
     )
   }
   if (sizes.length > 1)
