@@ -136,8 +136,6 @@ interface Table {
   readonly index: Map<unknown, number>
   /** The rows of the keys that several rows have (see `index`). */
   readonly multi: Array<Array<number>>
-  /** How many rows the joined side has. */
-  readonly count: number
   /** The joined side's records, as read: right and full joins only (the others need only `parts`). */
   readonly rows: Array<Readonly<Record<string, unknown>>>
   /** What each row contributes to an output record: its selected, renamed fields. */
@@ -339,7 +337,6 @@ const load = <B, E2, R2>(
         return {
           index,
           multi,
-          count: parts.length,
           rows,
           parts,
           matched: keepRows ? new Uint8Array(parts.length) : undefined,
