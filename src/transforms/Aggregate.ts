@@ -45,7 +45,7 @@ import {
 import { emit, type Held, heldOf } from "./internal/Acks.ts"
 import { decode, encode, type Json } from "./internal/StateCodec.ts"
 import { type Checkpointing, type Loop, partitioned, restoredState, stepped } from "./internal/Steps.ts"
-import { compositeKey, show, timeOf } from "./internal/Values.ts"
+import { compositeKey, keyOf, show, timeOf } from "./internal/Values.ts"
 import {
   describeConfig,
   lateLetter,
@@ -261,8 +261,12 @@ export interface AggregateOptions {
   readonly name?: string
 }
 
+/**
+ * One group: the grouping values of its first record (in the order of `Aggregator.keys`) and one accumulator per
+ * function. The records folded into it are not kept.
+ */
 interface Group {
-  readonly first: Readonly<Record<string, unknown>>
+  readonly values: Array<unknown>
   readonly accs: Array<Accumulator>
 }
 
@@ -276,6 +280,8 @@ const WINDOW_FIELDS: ReadonlySet<string> = new Set(["windowStart", "windowEnd"])
 class Aggregator {
   readonly groupBy: ReadonlyArray<string>
   readonly keys: ReadonlyArray<string>
+  /** For each `groupBy` field, its place in `keys` (-1: a window bound, taken from the window). */
+  readonly slots: ReadonlyArray<number>
   readonly names: ReadonlyArray<string>
   readonly specs: ReadonlyArray<AggSpec>
   readonly fields: ReadonlyArray<string | undefined>
@@ -285,6 +291,7 @@ class Aggregator {
   constructor(spec: AggregateSpec, keys: ReadonlyArray<string>) {
     this.groupBy = spec.groupBy ?? []
     this.keys = keys
+    this.slots = this.groupBy.map((k) => keys.indexOf(k))
     const entries = Object.entries(spec.fields)
     this.names = entries.map(([name]) => name)
     this.specs = entries.map(([, s]) => s)
@@ -303,8 +310,14 @@ class Aggregator {
     return undefined
   }
 
+  /** The group key of a record: `compositeKey` of the grouping fields, read here rather than in a shared helper. */
   key(record: Readonly<Record<string, unknown>>): unknown {
-    return this.keys.length === 0 ? "" : compositeKey(record, this.keys)
+    const keys = this.keys
+    if (keys.length === 1) {
+      const value = record[keys[0]!]
+      return typeof value === "string" ? value : keyOf(value)
+    }
+    return keys.length === 0 ? "" : compositeKey(record, keys)
   }
 
   add(groups: Groups, key: unknown, record: Readonly<Record<string, unknown>>, seq: number): void {
@@ -312,7 +325,9 @@ class Aggregator {
     if (group === undefined) {
       const accs = new Array<Accumulator>(this.factories.length)
       for (let i = 0; i < accs.length; i++) accs[i] = this.factories[i]!()
-      group = { first: record, accs }
+      const values = new Array<unknown>(this.keys.length)
+      for (let i = 0; i < values.length; i++) values[i] = record[this.keys[i]!]
+      group = { values, accs }
       groups.set(key, group)
     }
     const accs = group.accs
@@ -335,7 +350,10 @@ class Aggregator {
     const out: Array<Json> = []
     for (const [key, group] of groups) {
       const first: Record<string, unknown> = {}
-      for (const k of this.groupBy) if (!WINDOW_FIELDS.has(k)) first[k] = group.first[k]
+      for (let i = 0; i < this.groupBy.length; i++) {
+        const k = this.groupBy[i]!
+        if (!WINDOW_FIELDS.has(k)) first[k] = this.slots[i]! < 0 ? undefined : group.values[this.slots[i]!]
+      }
       out.push([encode(key), encode(first), group.accs.map((a) => a.save())])
     }
     return out
@@ -345,13 +363,14 @@ class Aggregator {
   load(state: Json): Groups {
     const groups: Groups = new Map()
     for (const entry of state as ReadonlyArray<readonly [Json, Json, ReadonlyArray<Json>]>) {
-      const [key, first, saved] = entry
+      const [key, saved, accStates] = entry
       const accs = this.factories.map((make, i) => {
         const acc = make()
-        acc.load(saved[i]!)
+        acc.load(accStates[i]!)
         return acc
       })
-      groups.set(decode(key), { first: decode(first) as Readonly<Record<string, unknown>>, accs })
+      const first = decode(saved) as Readonly<Record<string, unknown>>
+      groups.set(decode(key), { values: this.keys.map((k) => first[k]), accs })
     }
     return groups
   }
@@ -361,12 +380,15 @@ class Aggregator {
       const row: Row = {}
       for (let i = 0; i < this.groupBy.length; i++) {
         const k = this.groupBy[i]!
+        const slot = this.slots[i]!
         row[k] =
           windowStart !== undefined && k === "windowStart"
             ? windowStart
             : windowEnd !== undefined && k === "windowEnd"
               ? windowEnd
-              : group.first[k]
+              : slot < 0
+                ? undefined
+                : group.values[slot]
       }
       for (let i = 0; i < this.names.length; i++) row[this.names[i]!] = group.accs[i]!.result()
       out.push(row)
@@ -530,8 +552,6 @@ const windowed = <X, A, E, R>(
           )
           const stage = counter.info.name
           const windowStage = windowCounter.info.name
-          const time = config.time
-          const by = config.by
           // A split run's part: closed windows give their partial states (see `partialEntries`), not their rows.
           const partial = ctx.combine === "partial"
           let seq = 0
@@ -567,55 +587,18 @@ const windowed = <X, A, E, R>(
             }
             return out
           }
+          const env: WindowedEnv = { agg, windows, config, processing, stage, windowStage }
+          const tally = new Tally()
           const step = (batch: Batch.Batch<A>, now: number): Array<Batch.Batch<Row>> => {
             const started = performance.now()
             const records = batch.records
             const dead: Array<DeadLetter.DeadLetter> = []
-            let windowRejected = 0
-            let windowFiltered = 0
-            let assigned = 0
-            let invalidCount = 0
             seq++
             windows.begin(batch, now)
-            for (let i = 0; i < records.length; i++) {
-              const r = records[i] as Readonly<Record<string, unknown>>
-              const value = processing ? now : r[time]
-              const t = timeOf(value)
-              if (t === undefined) {
-                dead.push(timeLetter(windowStage, config, value, r))
-                windowRejected++
-                continue
-              }
-              if (windows.isLate(t)) {
-                if (config.onLate === "drop") windowFiltered++
-                else {
-                  dead.push(lateLetter(windowStage, config, windows, t, r))
-                  windowRejected++
-                }
-                continue
-              }
-              const invalid = agg.checked.length === 0 ? undefined : agg.invalid(r)
-              if (invalid !== undefined) {
-                // The window passed it on (it is on time); the aggregate rejects it.
-                dead.push(invalidLetter(stage, invalid, r))
-                invalidCount++
-                continue
-              }
-              const n = windows.assign(t, by.length === 0 ? "" : compositeKey(r, by), seq)
-              if (n === 0) {
-                windowFiltered++
-                continue
-              }
-              assigned += n
-              const key = agg.key(r)
-              const a = arrival++
-              for (let j = 0; j < n; j++) {
-                const content = windows.hits[j]!.content
-                const before = content.size
-                agg.add(content, key, r, a)
-                counter.stateEntries += content.size - before
-              }
-            }
+            tally.reset()
+            arrival = foldWindowed(records, now, seq, arrival, env, dead, tally)
+            const { windowRejected, windowFiltered, assigned, invalid: invalidCount } = tally
+            counter.stateEntries += tally.entries
             windows.end(batch)
             windows.acks.hold(seq, batch)
             const panes = windows.closeReady()
@@ -682,6 +665,94 @@ const windowed = <X, A, E, R>(
         })
       }
   )(self, input)
+}
+
+/** What a windowed aggregate's per-record loop needs. */
+interface WindowedEnv {
+  readonly agg: Aggregator
+  readonly windows: Windows<Groups>
+  readonly config: WindowConfig
+  readonly processing: boolean
+  readonly stage: string
+  readonly windowStage: string
+}
+
+/** What one batch's records did in a windowed aggregate (see {@link foldWindowed}). */
+class Tally {
+  windowRejected = 0
+  windowFiltered = 0
+  assigned = 0
+  invalid = 0
+  /** Groups created. */
+  entries = 0
+  reset(): void {
+    this.windowRejected = 0
+    this.windowFiltered = 0
+    this.assigned = 0
+    this.invalid = 0
+    this.entries = 0
+  }
+}
+
+/**
+ * Folds one batch's records into the groups of their windows (late, timeless and invalid ones to `dead`), counting in
+ * `tally`; returns the next arrival number. A function of its own, with nothing after its loop, so that it is
+ * optimized once for every batch (in the stage's closure, code after the loop optimized mid-loop on the first batch
+ * lacked type feedback and fell back to the interpreter on every batch).
+ */
+const foldWindowed = (
+  records: ReadonlyArray<unknown>,
+  now: number,
+  seq: number,
+  arrival: number,
+  env: WindowedEnv,
+  dead: Array<DeadLetter.DeadLetter>,
+  tally: Tally
+): number => {
+  const { agg, windows, config, processing } = env
+  const time = config.time
+  const by = config.by
+  const checked = agg.checked.length > 0
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i] as Readonly<Record<string, unknown>>
+    const value = processing ? now : r[time]
+    const t = timeOf(value)
+    if (t === undefined) {
+      dead.push(timeLetter(env.windowStage, config, value, r))
+      tally.windowRejected++
+      continue
+    }
+    if (windows.isLate(t)) {
+      if (config.onLate === "drop") tally.windowFiltered++
+      else {
+        dead.push(lateLetter(env.windowStage, config, windows, t, r))
+        tally.windowRejected++
+      }
+      continue
+    }
+    const invalid = checked ? agg.invalid(r) : undefined
+    if (invalid !== undefined) {
+      // The window passed it on (it is on time); the aggregate rejects it.
+      dead.push(invalidLetter(env.stage, invalid, r))
+      tally.invalid++
+      continue
+    }
+    const n = windows.assign(t, by.length === 0 ? "" : compositeKey(r, by), seq)
+    if (n === 0) {
+      tally.windowFiltered++
+      continue
+    }
+    tally.assigned += n
+    const key = agg.key(r)
+    const a = arrival++
+    for (let j = 0; j < n; j++) {
+      const content = windows.hits[j]!.content
+      const before = content.size
+      agg.add(content, key, r, a)
+      tally.entries += content.size - before
+    }
+  }
+  return arrival
 }
 
 /**

@@ -31,7 +31,7 @@ import type { Source } from "../core/Source.ts"
 import * as Spans from "../core/Spans.ts"
 import type { RunContext, StageCounter } from "../core/Stage.ts"
 import { emit, type Held, heldOf } from "./internal/Acks.ts"
-import { anyNullish, compositeKey } from "./internal/Values.ts"
+import { anyNullish, compositeKey, isNullish, keyOf } from "./internal/Values.ts"
 
 type Simplify<T> = { [K in keyof T]: T[K] } & {}
 
@@ -129,9 +129,14 @@ export const keysOf = (on: JoinOn): { readonly left: ReadonlyArray<string>; read
 
 /** The joined side, loaded. */
 interface Table {
-  /** Key → indexes of the rows with that key (rows with a NULL key are not indexed). */
-  readonly index: Map<unknown, Array<number>>
-  /** The joined side's records, as read. */
+  /**
+   * Key → the row with that key (its index, ≥ 0), or the rows with that key (`-1 - i`: they are `multi[i]`); rows with a
+   * NULL key are not indexed. Keys with one row, the common case, cost no array.
+   */
+  readonly index: Map<unknown, number>
+  /** The rows of the keys that several rows have (see `index`). */
+  readonly multi: Array<Array<number>>
+  /** The joined side's records, as read: right and full joins only (the others need only `parts`). */
   readonly rows: Array<Readonly<Record<string, unknown>>>
   /** What each row contributes to an output record: its selected, renamed fields. */
   readonly parts: Array<Row>
@@ -283,7 +288,9 @@ const load = <B, E2, R2>(
     const rightKeys = new Set(keys.right)
     const rename = spec.rename ?? {}
     const selected = spec.select?.filter((f) => !rightKeys.has(f))
-    const index = new Map<unknown, Array<number>>()
+    const index = new Map<unknown, number>()
+    const multi: Array<Array<number>> = []
+    const keepRows = type === "right" || type === "full"
     const rows: Array<Readonly<Record<string, unknown>>> = []
     const parts: Array<Row> = []
     const fields = new Set<string>(selected?.map((f) => rename[f] ?? f))
@@ -298,7 +305,7 @@ const load = <B, E2, R2>(
       Stream.runForEach((batch) => {
         for (const dl of batch.deadLetters) deadLetters.push(dl)
         const records = batch.records
-        if (rows.length + records.length > maxRows) return Effect.fail(tooMany)
+        if (parts.length + records.length > maxRows) return Effect.fail(tooMany)
         for (let i = 0; i < records.length; i++) {
           const r = records[i] as Readonly<Record<string, unknown>>
           const part: Row = {}
@@ -310,14 +317,17 @@ const load = <B, E2, R2>(
               part[name] = r[f]
               fields.add(name)
             }
-          const n = rows.length
-          rows.push(r)
+          const n = parts.length
+          if (keepRows) rows.push(r)
           parts.push(part)
           if (anyNullish(r, keys.right)) continue
           const key = compositeKey(r, keys.right)
-          const hits = index.get(key)
-          if (hits === undefined) index.set(key, [n])
-          else hits.push(n)
+          const hit = index.get(key)
+          if (hit === undefined) index.set(key, n)
+          else if (hit >= 0) {
+            index.set(key, -1 - multi.length)
+            multi.push([hit, n])
+          } else multi[-1 - hit]!.push(n)
         }
         return Effect.void
       }),
@@ -326,15 +336,56 @@ const load = <B, E2, R2>(
         for (const f of fields) nullPart[f] = null
         return {
           index,
+          multi,
           rows,
           parts,
-          matched: type === "right" || type === "full" ? new Uint8Array(rows.length) : undefined,
+          matched: keepRows ? new Uint8Array(parts.length) : undefined,
           nullPart,
           deadLetters
         }
       })
     )
   })
+
+/**
+ * Joins one batch's records with the table into `out`, and returns how many found no match and were left out (inner
+ * and right joins). A function of its own, so that its loop is optimized once for every batch.
+ */
+const joinRecords = (
+  records: ReadonlyArray<Readonly<Record<string, unknown>>>,
+  leftKeys: ReadonlyArray<string>,
+  table: Table,
+  keepUnmatched: boolean,
+  out: Array<Row>
+): number => {
+  const { index, multi, parts, matched, nullPart } = table
+  // One key field (the common case): its value read here and used as it is when a string, its own key.
+  const single = leftKeys.length === 1 ? leftKeys[0]! : undefined
+  let unmatched = 0
+  for (let i = 0; i < records.length; i++) {
+    const left = records[i]!
+    let hit: number | undefined
+    if (single !== undefined) {
+      const value = left[single]
+      hit = isNullish(value) ? undefined : index.get(typeof value === "string" ? value : keyOf(value))
+    } else hit = anyNullish(left, leftKeys) ? undefined : index.get(compositeKey(left, leftKeys))
+    if (hit === undefined) {
+      if (keepUnmatched) out.push({ ...left, ...nullPart })
+      else unmatched++
+    } else if (hit >= 0) {
+      if (matched !== undefined) matched[hit] = 1
+      out.push({ ...left, ...parts[hit] })
+    } else {
+      const hits = multi[-1 - hit]!
+      for (let j = 0; j < hits.length; j++) {
+        const h = hits[j]!
+        if (matched !== undefined) matched[h] = 1
+        out.push({ ...left, ...parts[h] })
+      }
+    }
+  }
+  return unmatched
+}
 
 interface JoinContext<B, E2, R2> {
   readonly other: Source<B, E2, R2>
@@ -390,23 +441,8 @@ const joinStream = <A, B, E2, R2, R>(
       const problem = clash(records[0]!)
       if (problem !== undefined) return Effect.fail(problem)
     }
-    const { index, parts, matched, nullPart } = table
     const out: Array<Row> = []
-    let unmatched = 0
-    for (let i = 0; i < records.length; i++) {
-      const left = records[i]!
-      const hits = anyNullish(left, leftKeys) ? undefined : index.get(compositeKey(left, leftKeys))
-      if (hits === undefined) {
-        if (keepUnmatched) out.push({ ...left, ...nullPart })
-        else unmatched++
-        continue
-      }
-      for (let j = 0; j < hits.length; j++) {
-        const h = hits[j]!
-        if (matched !== undefined) matched[h] = 1
-        out.push({ ...left, ...parts[h] })
-      }
-    }
+    const unmatched = joinRecords(records, leftKeys, table, keepUnmatched, out)
     counter.batches++
     counter.recordsIn += records.length
     counter.recordsOut += out.length

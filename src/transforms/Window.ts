@@ -279,14 +279,58 @@ export const dynamic =
     return Object.assign(flow, { windowing: { spec: spec as WindowSpec, input: self } })
   }
 
+/**
+ * Puts one batch's records into the buffers of their windows (late and timeless ones to `dead`), counting in
+ * `counter`; returns the next arrival number. A function of its own, so that it is optimized once for every batch (in
+ * the stage's closure, code after the loop optimized mid-loop on the first batch fell back to the interpreter on every
+ * batch).
+ */
+const assignRecords = <A>(
+  records: ReadonlyArray<A>,
+  now: number,
+  seq: number,
+  arrival: number,
+  windows: Windows<Buffer<A>>,
+  stage: string,
+  counter: StageCounter,
+  dead: Array<DeadLetter.DeadLetter>
+): number => {
+  const config = windows.config
+  const processing = windows.processingTime
+  const time = config.time
+  const by = config.by
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i] as Readonly<Record<string, unknown>>
+    const value = processing ? now : r[time]
+    const t = timeOf(value)
+    if (t === undefined) {
+      dead.push(timeLetter(stage, config, value, r))
+      continue
+    }
+    if (windows.isLate(t)) {
+      if (config.onLate === "drop") counter.filtered++
+      else dead.push(lateLetter(stage, config, windows, t, r))
+      continue
+    }
+    const n = windows.assign(t, by.length === 0 ? "" : compositeKey(r, by), seq)
+    if (n === 0) counter.filtered++
+    else counter.consumed++
+    counter.stateEntries += n
+    for (let j = 0; j < n; j++) {
+      const content = windows.hits[j]!.content
+      content.records.push(records[i]!)
+      content.seqs.push(arrival)
+    }
+    arrival++
+  }
+  return arrival
+}
+
 const makeWindowState = <A>(config: WindowConfig, counter: StageCounter, ctx: RunContext) => {
   const windows = new Windows<Buffer<A>>(config, () => ({ records: [], seqs: [] }), mergeBuffers)
   const stage = counter.info.name
-  const time = config.time
-  const by = config.by
   let seq = 0
   let arrival = 0
-  const processing = windows.processingTime
   // With checkpoints, acks wait for the next one (the windows' state then covers their records).
   const checkpointed = ctx.barriers !== undefined
   const fingerprint = describeConfig(config)
@@ -333,30 +377,7 @@ const makeWindowState = <A>(config: WindowConfig, counter: StageCounter, ctx: Ru
       const dead: Array<DeadLetter.DeadLetter> = []
       seq++
       windows.begin(batch, now)
-      for (let i = 0; i < records.length; i++) {
-        const r = records[i] as Readonly<Record<string, unknown>>
-        const value = processing ? now : r[time]
-        const t = timeOf(value)
-        if (t === undefined) {
-          dead.push(timeLetter(stage, config, value, r))
-          continue
-        }
-        if (windows.isLate(t)) {
-          if (config.onLate === "drop") counter.filtered++
-          else dead.push(lateLetter(stage, config, windows, t, r))
-          continue
-        }
-        const n = windows.assign(t, by.length === 0 ? "" : compositeKey(r, by), seq)
-        if (n === 0) counter.filtered++
-        else counter.consumed++
-        counter.stateEntries += n
-        for (let j = 0; j < n; j++) {
-          const content = windows.hits[j]!.content
-          content.records.push(records[i]!)
-          content.seqs.push(arrival)
-        }
-        arrival++
-      }
+      arrival = assignRecords(records, now, seq, arrival, windows, stage, counter, dead)
       windows.end(batch)
       windows.acks.hold(seq, batch)
       const panes = windows.closeReady()

@@ -154,6 +154,53 @@ describe("join", () => {
     )
   })
 
+  it("matches the reference model on one key field, a string or a number, for every join type and batching", () => {
+    const referenceOn = (
+      left: ReadonlyArray<Order>,
+      right: ReadonlyArray<Customer>,
+      type: Join.JoinType,
+      on: "k" | "g"
+    ): Array<Row> => {
+      const out: Array<Row> = []
+      const matched = new Set<number>()
+      for (const l of left) {
+        let any = false
+        right.forEach((r, i) => {
+          if (l[on] === null || r[on] === null || l[on] !== r[on]) return
+          any = true
+          matched.add(i)
+          out.push({ ...l, name: r.name, score: r.score })
+        })
+        if (!any && (type === "left" || type === "full")) out.push({ ...l, name: null, score: null })
+      }
+      if (type === "right" || type === "full")
+        right.forEach((r, i) => {
+          if (matched.has(i)) return
+          const row: Row = left.length === 0 ? {} : { seq: null, k: null, g: null, v: null }
+          out.push({ ...row, [on]: r[on], name: r.name, score: r.score })
+        })
+      return out
+    }
+    fc.assert(
+      fc.property(
+        orders,
+        customers,
+        fc.constantFrom<Join.JoinType>("inner", "left", "right", "full"),
+        fc.constantFrom<"k" | "g">("k", "g"),
+        batchSizes,
+        (left, right, type, on, leftSizes) => {
+          const run = runSync(
+            Pipeline.from(splitSource("orders", split(left, leftSizes))).pipe(
+              Pipeline.join(splitSource("customers", [right]), { on, type, select: ["name", "score"] })
+            )
+          )
+          assert.deepStrictEqual(bag(run.records), bag(referenceOn(left, right, type, on)))
+        }
+      ),
+      { numRuns: 300 }
+    )
+  })
+
   it("passes acks on with each batch for inner and left joins, and holds them to the end for right and full", () => {
     const parts = [sampleOrders.slice(0, 2), sampleOrders.slice(2)]
     const left: Array<string> = []

@@ -109,3 +109,56 @@ describe("accumulators saved and loaded", () => {
     )
   })
 })
+
+/** Unscaled values around 2^52, where the sum of decimals moves from doubles to bigints, and far beyond. */
+const edgeDecimal = fc
+  .tuple(
+    fc.oneof(
+      fc.bigInt({ min: -(2n ** 52n) - 8n, max: -(2n ** 52n) + 8n }),
+      fc.bigInt({ min: 2n ** 52n - 8n, max: 2n ** 52n + 8n }),
+      fc.bigInt({ min: -(2n ** 51n), max: 2n ** 51n }),
+      fc.bigInt({ min: -1000n, max: 1000n }),
+      fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n })
+    ),
+    fc.oneof({ arbitrary: fc.constant(2), weight: 4 }, { arbitrary: fc.integer({ min: 0, max: 6 }), weight: 1 })
+  )
+  .map(([v, s]) => BigDecimal.make(v, s))
+
+describe("the sum of decimals", () => {
+  it("is the exact sum, however the values are split, merged, saved and loaded", () => {
+    fc.assert(
+      fc.property(
+        fc.array(edgeDecimal, { maxLength: 60 }),
+        fc.nat(60),
+        fc.nat(60),
+        fc.boolean(),
+        (values, cut, savedAt, mergedOnce) => {
+          const make = Accumulators.factory({ kind: "sum", field: "x" })
+          const at = Math.min(cut, values.length)
+          const head = make()
+          const tail = make()
+          values.forEach((v, i) => {
+            if (i === savedAt) {
+              const state = JSON.parse(JSON.stringify(head.save()))
+              head.load(state)
+            }
+            ;(i < at ? head : tail).add(v, i)
+          })
+          if (mergedOnce) head.merge(tail)
+          else for (const v of values.slice(at)) head.add(v, 0)
+          const expected = values.length === 0 ? null : BigDecimal.sumAll(values)
+          const got = head.result()
+          if (expected === null) assert.isNull(got)
+          else assert.isTrue(BigDecimal.equals(got as BigDecimal.BigDecimal, expected), `${String(got)}`)
+          const avg = Accumulators.factory({ kind: "avg", field: "x" })()
+          for (const v of values) avg.add(v, 0)
+          assert.strictEqual(
+            avg.result(),
+            expected === null ? null : BigDecimal.toNumberUnsafe(expected) / values.length
+          )
+        }
+      ),
+      { numRuns: 500 }
+    )
+  })
+})

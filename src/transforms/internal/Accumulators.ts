@@ -141,11 +141,21 @@ const pow10 = (n: number): bigint => {
   return powers[n]!
 }
 
-/** A sum of doubles and an exact sum of decimals, kept apart so that decimals stay exact. */
+/** Unscaled decimal values of at most this magnitude are added as doubles first (exact up to 2^53). */
+const SMALL = 2 ** 52
+const SMALL_BIG = 2n ** 52n
+
+/**
+ * A sum of doubles and an exact sum of decimals, kept apart so that decimals stay exact. The decimals' sum is the
+ * scaled bigint `unscaled + small` at `scale`: values of the current scale that are small enough (most of them) are
+ * added to the double `small`, which stays an exact integer (|small| ≤ 2^52), so that adding one allocates nothing;
+ * it spills into `unscaled` before it could grow past that, and before anything reads the sum.
+ */
 class Sum implements Accumulator {
   float = 0
   floats = 0
   unscaled = 0n
+  small = 0
   scale = 0
   decimals = 0
 
@@ -158,11 +168,31 @@ class Sum implements Accumulator {
 
   addDecimal(d: BigDecimal.BigDecimal): void {
     this.decimals++
-    if (d.scale === this.scale) this.unscaled += d.value
-    else if (d.scale < this.scale) this.unscaled += d.value * pow10(this.scale - d.scale)
+    const v = d.value
+    if (d.scale === this.scale && v <= SMALL_BIG && v >= -SMALL_BIG) {
+      // Both terms are at most 2^52 in magnitude: the double sum is exact.
+      const next = this.small + Number(v)
+      if (next <= SMALL && next >= -SMALL) this.small = next
+      else {
+        this.unscaled += BigInt(next)
+        this.small = 0
+      }
+      return
+    }
+    this.spill()
+    if (d.scale === this.scale) this.unscaled += v
+    else if (d.scale < this.scale) this.unscaled += v * pow10(this.scale - d.scale)
     else {
-      this.unscaled = this.unscaled * pow10(d.scale - this.scale) + d.value
+      this.unscaled = this.unscaled * pow10(d.scale - this.scale) + v
       this.scale = d.scale
+    }
+  }
+
+  /** Moves `small` into `unscaled`. */
+  spill(): void {
+    if (this.small !== 0) {
+      this.unscaled += BigInt(this.small)
+      this.small = 0
     }
   }
 
@@ -171,6 +201,7 @@ class Sum implements Accumulator {
     this.float += o.float
     this.floats += o.floats
     if (o.decimals > 0) {
+      o.spill()
       this.addDecimal(BigDecimal.make(o.unscaled, o.scale))
       this.decimals += o.decimals - 1
     }
@@ -181,6 +212,7 @@ class Sum implements Accumulator {
   }
 
   save(): Json {
+    this.spill()
     return [encode(this.float), this.floats, this.unscaled.toString(), this.scale, this.decimals]
   }
 
@@ -189,12 +221,14 @@ class Sum implements Accumulator {
     this.float = decode(float) as number
     this.floats = floats
     this.unscaled = BigInt(unscaled)
+    this.small = 0
     this.scale = scale
     this.decimals = decimals
   }
 
   result(): unknown {
     if (this.decimals === 0) return this.floats === 0 ? null : this.float
+    this.spill()
     const exact = BigDecimal.make(this.unscaled, this.scale)
     if (this.floats === 0) return exact
     const asDecimal = BigDecimal.fromNumber(this.float)

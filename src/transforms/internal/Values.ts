@@ -68,7 +68,13 @@ export const compositeKey = (record: Readonly<Record<string, unknown>>, fields: 
   if (fields.length === 1) return keyOf(record[fields[0]!])
   let out = ""
   for (let i = 0; i < fields.length; i++) {
-    const key = keyOf(record[fields[i]!])
+    const value = record[fields[i]!]
+    // A string is its own key (the usual case, without a call).
+    if (typeof value === "string") {
+      out += `s${value.length}:${value}`
+      continue
+    }
+    const key = keyOf(value)
     const text = key === NULL_KEY ? "" : String(key)
     out += `${tagOf(key)}${text.length}:${text}`
   }
