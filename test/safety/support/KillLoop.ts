@@ -64,6 +64,11 @@ export const killLoop = async (options: {
   readonly env: (run: number) => Readonly<Record<string, string>>
   readonly done: () => Promise<boolean>
   readonly timeoutMs: number
+  /**
+   * Before the random wait of run `run`, waits (at most a minute) until this holds: e.g. until the first run saved a
+   * checkpoint, so that the final run has one to resume from however slow a loaded machine is.
+   */
+  readonly before?: ((run: number) => Promise<boolean>) | undefined
 }): Promise<KillLoopResult> => {
   let kills = 0
   for (let i = 0; i < options.kills; i++) {
@@ -74,6 +79,13 @@ export const killLoop = async (options: {
       60_000,
       `run ${i + 1} to start`
     )
+    const before = options.before
+    if (before !== undefined)
+      await waitUntil(
+        async () => child.process.exitCode !== null || (await before(i)),
+        60_000,
+        `run ${i + 1}'s condition before its kill`
+      )
     await sleep(options.minMs + Math.random() * (options.maxMs - options.minMs))
     if (child.process.exitCode === null) {
       child.process.kill("SIGKILL")
