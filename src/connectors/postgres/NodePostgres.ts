@@ -886,39 +886,23 @@ const openLoad = (
       )
       // Each write is its own COPY (atomic by itself): durable as soon as it returns.
       let written = 0
+      const copyOnce = (send: (copy: CopyIn) => Promise<void>) =>
+        attempt(`copy into ${label}`, async () => {
+          const client = await pool.connect()
+          client.on("error", ignore)
+          let ok = false
+          try {
+            const copy = new CopyIn(client.query(copyFrom(`COPY ${target} (${columnList}) FROM STDIN`)))
+            await send(copy)
+            written += await copy.end()
+            ok = true
+          } finally {
+            giveBack(client, !ok)
+          }
+        })
       return {
-        write: (rows) =>
-          rows.length === 0
-            ? Effect.void
-            : attempt(`copy into ${label}`, async () => {
-                const client = await pool.connect()
-                client.on("error", ignore)
-                let ok = false
-                try {
-                  const copy = new CopyIn(client.query(copyFrom(`COPY ${target} (${columnList}) FROM STDIN`)))
-                  await copy.write(encode(rows))
-                  written += await copy.end()
-                  ok = true
-                } finally {
-                  giveBack(client, !ok)
-                }
-              }),
-        writeRaw: (chunks) =>
-          chunks.length === 0
-            ? Effect.void
-            : attempt(`copy into ${label}`, async () => {
-                const client = await pool.connect()
-                client.on("error", ignore)
-                let ok = false
-                try {
-                  const copy = new CopyIn(client.query(copyFrom(`COPY ${target} (${columnList}) FROM STDIN`)))
-                  await copy.writeBytes(chunks)
-                  written += await copy.end()
-                  ok = true
-                } finally {
-                  giveBack(client, !ok)
-                }
-              }),
+        write: (rows) => (rows.length === 0 ? Effect.void : copyOnce((copy) => copy.write(encode(rows)))),
+        writeRaw: (chunks) => (chunks.length === 0 ? Effect.void : copyOnce((copy) => copy.writeBytes(chunks))),
         commit: Effect.sync(() => ({ written, inserted: written }))
       } satisfies Loader<PostgresError>
     }
@@ -1118,6 +1102,23 @@ const openLoad = (
 // The client
 // -----------------------------------------------------------------------------
 
+/** A read as `COPY (SELECT ...) TO STDOUT`, its output streamed by `copy` (as records, or as the text itself). */
+const copyRead = <C>(
+  pool: pg.Pool,
+  request: ReadRequest,
+  copy: (pool: pg.Pool, sql: string, columns: ReadonlyArray<Column>, batchSize: number) => AsyncGenerator<C>
+): Stream.Stream<C, PostgresError> =>
+  Stream.unwrap(
+    Effect.gen(function* () {
+      const operation = `read ${describeRelation(request.relation)}`
+      const where = whereClause(request)
+      if (typeof where !== "string") return yield* Effect.fail(invalid(operation, where.error))
+      const columns = yield* attempt(operation, () => describe(pool, request.relation, request.columns))
+      const sql = `SELECT ${selectList(request.columns)} FROM ${fromClause(request.relation)}${where}`
+      return Stream.fromAsyncIterable(copy(pool, sql, columns, request.batchSize), toError(operation))
+    })
+  )
+
 /** A PostgreSQL client over a `pg` pool. */
 export const make = (pool: pg.Pool, connection: string): Shape => ({
   dialect: "postgres",
@@ -1162,29 +1163,9 @@ export const make = (pool: pg.Pool, connection: string): Shape => ({
       }
       return { min: conv(row.min), max: conv(row.max), kind } satisfies Bounds
     }),
-  read: (request) =>
-    Stream.unwrap(
-      Effect.gen(function* () {
-        const operation = `read ${describeRelation(request.relation)}`
-        const where = whereClause(request)
-        if (typeof where !== "string") return yield* Effect.fail(invalid(operation, where.error))
-        const columns = yield* attempt(operation, () => describe(pool, request.relation, request.columns))
-        const sql = `SELECT ${selectList(request.columns)} FROM ${fromClause(request.relation)}${where}`
-        return Stream.fromAsyncIterable(copyOut(pool, sql, columns, request.batchSize), toError(operation))
-      })
-    ),
+  read: (request) => copyRead(pool, request, copyOut),
   rawFormat: RAW_FORMAT,
-  readRaw: (request) =>
-    Stream.unwrap(
-      Effect.gen(function* () {
-        const operation = `read ${describeRelation(request.relation)}`
-        const where = whereClause(request)
-        if (typeof where !== "string") return yield* Effect.fail(invalid(operation, where.error))
-        const columns = yield* attempt(operation, () => describe(pool, request.relation, request.columns))
-        const sql = `SELECT ${selectList(request.columns)} FROM ${fromClause(request.relation)}${where}`
-        return Stream.fromAsyncIterable(copyOutRaw(pool, sql, columns, request.batchSize), toError(operation))
-      })
-    ),
+  readRaw: (request) => copyRead(pool, request, copyOutRaw),
   load: (request) => openLoad(pool, request),
   stage: (request, stage) =>
     openLoad(pool, { ...request, mode: "append", transaction: "end", offsets: undefined, staged: [] }, stage),

@@ -348,6 +348,21 @@ export const source = <A, E, Id, ES = never, RS = never>(
           }
           return Batch.make(records, { deadLetters })
         }
+        // Read two chunks ahead, so the next batches are parsed while the sink waits on its writes. The batches of a
+        // partitioned read name their slice, so that event-time stages keep a watermark per slice.
+        const readEach = <C>(
+          parts: ReadonlyArray<Part>,
+          toBatch: (chunk: C) => Batch.Batch<A>,
+          read: (part: Part) => Stream.Stream<C, E>
+        ): Stream.Stream<Batch.Batch<A>, E> =>
+          parts.length === 1
+            ? Stream.map(Stream.buffer(read(parts[0]!), { capacity: 2 }), toBatch)
+            : Stream.buffer(
+                Source.readParts(parts, (part) => Stream.map(read(part), toBatch), {
+                  concurrency: spec.concurrency ?? defaultConcurrency(parts.length, client.poolSize)
+                }),
+                { capacity: 2 }
+              )
         const readRaw = client.readRaw
         const agreed = ctx.passThrough
         // Records pass through as the server's text (see `PassThrough`) only while the column types still guarantee
@@ -402,7 +417,7 @@ export const source = <A, E, Id, ES = never, RS = never>(
               raw: { format: agreed.format, fields: agreed.fields, chunks }
             })
           }
-          const readPart = (part: Part) =>
+          return readEach(parts, rawBatch, (part) =>
             readRaw({
               relation: spec.relation,
               columns: agreed.fields,
@@ -410,16 +425,9 @@ export const source = <A, E, Id, ES = never, RS = never>(
               ranges: part.ranges,
               batchSize: spec.batchSize
             })
-          return parts.length === 1
-            ? Stream.map(Stream.buffer(readPart(parts[0]!), { capacity: 2 }), rawBatch)
-            : Stream.buffer(
-                Source.readParts(parts, (part) => Stream.map(readPart(part), rawBatch), {
-                  concurrency: spec.concurrency ?? defaultConcurrency(parts.length, client.poolSize)
-                }),
-                { capacity: 2 }
-              )
+          )
         }
-        const read = (part: Part) =>
+        const batches: Stream.Stream<Batch.Batch<A>, E | ES, RS> = readEach(parts, toBatch, (part) =>
           client.read({
             relation: spec.relation,
             columns: spec.columns,
@@ -427,16 +435,7 @@ export const source = <A, E, Id, ES = never, RS = never>(
             ranges: part.ranges,
             batchSize: spec.batchSize
           })
-        // Read two chunks ahead, so the next batches are parsed while the sink waits on its writes. The batches of a
-        // partitioned read name their slice, so that event-time stages keep a watermark per slice.
-        const batches: Stream.Stream<Batch.Batch<A>, E | ES, RS> = parts.length === 1
-          ? Stream.map(Stream.buffer(read(parts[0]!), { capacity: 2 }), toBatch)
-          : Stream.buffer(
-              Source.readParts(parts, (part) => Stream.map(read(part), toBatch), {
-                concurrency: spec.concurrency ?? defaultConcurrency(parts.length, client.poolSize)
-              }),
-              { capacity: 2 }
-            )
+        )
         if (incremental === undefined || nextMark === undefined) return batches
         const mark = nextMark
         const services = yield* Effect.context<RS>()
