@@ -9,7 +9,7 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { afterAll, beforeAll, inject } from "vitest"
+import { inject } from "vitest"
 import * as Kafka from "../../src/connectors/kafka/Kafka.ts"
 import { KafkaClient } from "../../src/connectors/kafka/KafkaClient.ts"
 import * as NodeKafka from "../../src/connectors/kafka/NodeKafka.ts"
@@ -21,20 +21,7 @@ import * as SchemaRegistryServer from "../support/SchemaRegistryServer.ts"
 const root = nodePath.resolve(import.meta.dirname, "../..")
 const password = "s3cr3t-registry-pw"
 
-let server: SchemaRegistryServer.Started | undefined
-
-beforeAll(async () => {
-  server = await SchemaRegistryServer.shared()
-}, 900_000)
-
-afterAll(async () => {
-  await server?.stop()
-})
-
-const registryUrl = (): string => {
-  if (server === undefined) throw new Error("the schema registry did not start")
-  return server.url
-}
+const registryUrl = SchemaRegistryServer.useShared()
 
 const brokers = (): string => {
   const given = inject("kafkaBrokers")

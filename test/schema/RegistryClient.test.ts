@@ -8,7 +8,6 @@ import * as http from "node:http"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import { afterAll, beforeAll } from "vitest"
 import type * as AvroSchema from "../../src/schema/AvroSchema.ts"
 import * as RegistryClient from "../../src/schema/RegistryClient.ts"
 import * as SchemaRegistryServer from "../support/SchemaRegistryServer.ts"
@@ -57,16 +56,7 @@ describe("RegistryClient memory layer", () => {
   )
 })
 
-let server: SchemaRegistryServer.Started | undefined
-
-// The first run builds the registry with Maven (minutes on a machine whose Maven cache is empty).
-beforeAll(async () => {
-  server = await SchemaRegistryServer.shared()
-}, 900_000)
-
-afterAll(async () => {
-  await server?.stop()
-})
+const registryUrl = SchemaRegistryServer.useShared()
 
 /** A proxy in front of the registry that counts the requests it passes on and checks their basic auth header. */
 const countingProxy = (target: string) =>
@@ -100,7 +90,7 @@ const countingProxy = (target: string) =>
   )
 
 describe("RegistryClient on a real registry", () => {
-  const url = () => server!.url
+  const url = registryUrl
 
   it.effect("registers schemas under a subject and fetches them by id", () =>
     Effect.gen(function* () {

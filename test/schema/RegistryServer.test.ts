@@ -2,26 +2,12 @@
  * The schema registry test server (test/support/SchemaRegistryServer.ts) is a real registry with the Confluent REST
  * API: a schema registered under a subject gets an id, and the schema is fetched back by that id.
  */
-import { afterAll, assert, beforeAll, describe, it } from "vitest"
+import { assert, describe, it } from "vitest"
 import * as SchemaRegistryServer from "../support/SchemaRegistryServer.ts"
 
 const contentType = "application/vnd.schemaregistry.v1+json"
 
-let server: SchemaRegistryServer.Started | undefined
-
-// The first run builds the registry with Maven (minutes on a machine whose Maven cache is empty).
-beforeAll(async () => {
-  server = await SchemaRegistryServer.shared()
-}, 900_000)
-
-afterAll(async () => {
-  await server?.stop()
-})
-
-const url = (): string => {
-  if (server === undefined) throw new Error("the schema registry did not start")
-  return server.url
-}
+const url = SchemaRegistryServer.useShared()
 
 const call = async (method: "GET" | "POST", path: string, body?: unknown) => {
   const response = await fetch(`${url()}${path}`, {

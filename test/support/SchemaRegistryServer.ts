@@ -16,7 +16,7 @@ import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { promisify } from "node:util"
-import { inject } from "vitest"
+import { afterAll, beforeAll, inject } from "vitest"
 import { cacheRoot, freePort, startJava, tail, tempDir } from "./servers/JavaServer.ts"
 
 declare module "vitest" {
@@ -166,6 +166,25 @@ export const shared = async (): Promise<Started> => {
   const url = inject("schemaRegistryUrl")
   if (url !== undefined && url !== "") return { url, stop: async () => {} }
   return start()
+}
+
+/**
+ * For a test file: takes the run's registry (see {@link shared}) before its tests and lets it go after them; the URL
+ * getter it returns fails when the registry did not start. The first run builds the registry with Maven (minutes on a
+ * machine whose Maven cache is empty), hence the long hook timeout.
+ */
+export const useShared = (): (() => string) => {
+  let server: Started | undefined
+  beforeAll(async () => {
+    server = await shared()
+  }, 900_000)
+  afterAll(async () => {
+    await server?.stop()
+  })
+  return () => {
+    if (server === undefined) throw new Error("the schema registry did not start")
+    return server.url
+  }
 }
 
 /** A subject name unique to one test. */
