@@ -9,8 +9,9 @@
  * the source still rejects what it would have rejected (it parses the few rows whose text may not be a valid value),
  * and every count of the RunReport is the same as when the records are parsed.
  *
- * The runtime asks only in a run of one process without parts (see `runtime/Runner.ts`); anything else (a transform,
- * a split run, a sink or source that declines) reads records as usual.
+ * The runtime asks at the start of each attempt of a bounded run, or of a split run's part whose sink stages the part
+ * itself (see `runtime/Runner.ts`); anything else (a transform, a split run's finish, a part staged by the run, a sink
+ * or source that declines) reads records as usual.
  */
 import type * as Effect from "effect/Effect"
 
