@@ -152,8 +152,8 @@ const platformatic = async (env: Env) => {
     clientId: "bench",
     bootstrapBrokers: [env.brokers],
     groupId: `raw-${crypto.randomUUID().slice(0, 8)}`,
-    maxBytes: 16 * 1024 * 1024,
-    maxWaitTime: 500
+    maxBytes: NodeKafka.fetchLimits.maxBytesPerRequest,
+    maxWaitTime: NodeKafka.fetchLimits.maxWaitMs
   })
   const started = performance.now()
   consumer.topics.track(env.topic)
@@ -174,7 +174,7 @@ const platformatic = async (env: Env) => {
             partitions: owned.map((partition) => ({
               partition,
               fetchOffset: next[partition]!,
-              partitionMaxBytes: 2 * 1024 * 1024,
+              partitionMaxBytes: NodeKafka.fetchLimits.maxBytesPerPartition,
               currentLeaderEpoch: -1,
               lastFetchedEpoch: -1
             }))

@@ -91,7 +91,7 @@ export interface SourceOptions<A> {
   readonly key?: Payload.PayloadFormat
   /** Validates decoded JSON/string values; failures become dead letters. Avro values are typed by their schema. */
   readonly schema?: RecordSchema<A>
-  /** Upper bound of the bytes fetched per partition per request (default 2 MiB; at most 16 MiB per request in all). */
+  /** Upper bound of the bytes fetched per partition per request (default 512 KiB; at most 16 MiB per request in all). */
   readonly maxBytesPerPartition?: number
   /**
    * The consumer's static group membership id (`group.instance.id`, KIP-345). A process restarted after a crash comes
@@ -129,6 +129,9 @@ const keyOf = (key: Uint8Array): string | Uint8Array => {
     return key
   }
 }
+
+/** Where a message came from, as dead letters name it: `topic/partition@offset`. */
+const originOf = (m: Message): string => `${m.topic}/${m.partition}@${m.offset}`
 
 const rawOf = (m: Message): Readonly<Record<string, unknown>> => ({
   topic: m.topic,
@@ -427,15 +430,20 @@ export function source<A>(
             if (bounded && end === undefined) return undefined
             const records: Array<A | Envelope<A>> = []
             const deadLetters: Array<DeadLetter.DeadLetter> = []
-            let last: string | undefined
             let sourceTimestamp: number | undefined
-            for (const m of fetched.messages) {
-              if (Number(m.offset) >= endAt) break
-              last = m.offset
+            const messages = fetched.messages
+            // The messages read: those before the end of a bounded read (offsets ascend within a partition batch).
+            let count = messages.length
+            if (endAt !== Number.POSITIVE_INFINITY)
+              while (count > 0 && Number(messages[count - 1]!.offset) >= endAt) count--
+            if (count === 0) return undefined
+            const last = messages[count - 1]!.offset
+            for (let i = 0; i < count; i++) {
+              const m = messages[i]!
               if (sourceTimestamp === undefined || m.timestamp < sourceTimestamp) sourceTimestamp = m.timestamp
-              const origin = `${m.topic}/${m.partition}@${m.offset}`
               const decoded = m.value === null ? { ok: true as const, value: null } : valueCodec.decode(m.value)
               if (!decoded.ok) {
+                const origin = originOf(m)
                 deadLetters.push({
                   stage: name,
                   reason: "decode-error",
@@ -454,6 +462,7 @@ export function source<A>(
               ) {
                 const checked = schema.validate(decoded.value)
                 if (!checked.ok) {
+                  const origin = originOf(m)
                   deadLetters.push({
                     stage: name,
                     reason: "invalid-record",
@@ -471,6 +480,7 @@ export function source<A>(
               }
               const key = m.key === null ? { ok: true as const, value: null } : keyCodec.decode(m.key)
               if (!key.ok) {
+                const origin = originOf(m)
                 deadLetters.push({
                   stage: name,
                   reason: "decode-error",
@@ -490,7 +500,6 @@ export function source<A>(
                 value
               })
             }
-            if (last === undefined) return undefined
             let done = false
             if (end !== undefined) {
               // Control records (transactions) take offsets too: the fetched batch's last offset counts as read.

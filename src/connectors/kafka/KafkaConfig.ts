@@ -235,7 +235,7 @@ export const SourceConfig = Schema.Struct({
   ),
   max_bytes_per_partition: Schema.optionalKey(
     intBetween(1, 16777216, "a request fetches at most 16 MiB in all").annotate({
-      description: "Bytes fetched per partition per request (default 2 MiB; at most 16 MiB per request in all)"
+      description: "Bytes fetched per partition per request (default 512 KiB; at most 16 MiB per request in all)"
     })
   ),
   instance_id: Schema.optionalKey(
