@@ -18,6 +18,7 @@ import type * as Avsc from "avsc"
 import avro from "avsc"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
+import * as AvroFast from "../schema/AvroFast.ts"
 import * as FormatError from "./FormatError.ts"
 import * as JsonValue from "./JsonValue.ts"
 import * as Transcoder from "./Transcoder.ts"
@@ -182,6 +183,15 @@ class Reader {
 
 const utf8 = new TextDecoder("utf-8")
 
+// Whether a writer schema (from a header) is the reader type's own schema, as written by `encode` with that type.
+const sameSchema = (reader: Avsc.Type, writerSchema: unknown): boolean => {
+  try {
+    return JSON.stringify(writerSchema) === JSON.stringify(reader.schema({ exportAttrs: true }))
+  } catch {
+    return false
+  }
+}
+
 /** Parses a header from the start of `buf`: the header, `undefined` when more bytes are needed, or a reason. */
 const parseHeader = (buf: Uint8Array): Header | undefined | string => {
   for (let i = 0; i < MAGIC.length; i++) {
@@ -313,10 +323,13 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
   readerType: Avsc.Type | undefined
   readonly readerFor: ((writerSchema: unknown) => Avsc.Type) | undefined
   readonly typeOptions: ForSchemaOptions
+  readonly typeOptionsPlain: boolean
   readonly maxBlockSize: number
   header: Header | undefined
   type: Avsc.Type | undefined
   resolver: ReturnType<Avsc.Type["createResolver"]> | undefined
+  // Reads records as `type.decode(buf, pos, resolver)` would, or bails to it.
+  fast: AvroFast.FastCodec | undefined
   blocks = 0
   records = 0
 
@@ -330,6 +343,7 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
     this.source = options?.source
     // avsc records named types in `registry`; a fresh one per run keeps the caller's options reusable.
     this.typeOptions = { omitRecordMethods: true, ...options?.typeOptions, registry: {} }
+    this.typeOptionsPlain = options?.typeOptions === undefined
     this.maxBlockSize = options?.maxBlockSize ?? defaultMaxBlockSize
   }
 
@@ -391,8 +405,13 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
         return this.error(`the reader schema cannot read the writer schema: ${message(cause)}`)
       }
       this.type = this.readerType
+      // Resolving a writer schema into the very same schema reads what the reader type reads on its own, so the fast
+      // path (which reads as the reader type) applies; only with avsc's default type options, which cannot change how
+      // the writer type is built.
+      if (this.typeOptionsPlain && sameSchema(this.readerType, parsed.schema)) this.fast = AvroFast.of(this.readerType)
     } else {
       this.type = writerType
+      this.fast = AvroFast.of(writerType)
     }
     this.header = parsed
     this.queue.skip(parsed.size)
@@ -460,6 +479,18 @@ class Decoder implements Transcoder.Transcoder<Uint8Array, Out> {
     const records: Array<unknown> | undefined = batcher.lenient ? [] : undefined
     let pos = 0
     let i = 0
+    const fast = this.fast
+    if (fast !== undefined) {
+      // Records the fast path reads are exactly avsc's; from the first one it bails on, avsc goes on as before.
+      const cursor: AvroFast.Cursor = { pos: 0 }
+      for (; i < count; i++) {
+        const value = fast.decode(buf, cursor)
+        if (value === AvroFast.BAIL) break
+        if (records === undefined) batcher.add(value, out)
+        else records.push(value)
+      }
+      pos = cursor.pos
+    }
     try {
       for (; i < count; i++) {
         const decoded = type.decode(buf, pos, resolver)
@@ -759,6 +790,13 @@ export const encode =
     )
   }
 
+// A buffer with room for `-missing` more bytes after the first `pos`, which are kept.
+const grow = (buf: Buffer<ArrayBuffer>, pos: number, missing: number): Buffer<ArrayBuffer> => {
+  const grown = Buffer.allocUnsafe(Math.max(buf.length * 2, buf.length - missing + 1024))
+  buf.copy(grown, 0, 0, pos)
+  return grown
+}
+
 /** Writes the header and the records into blocks: framed for `null`, raw (to compress) for `deflate`. */
 const blockWriter = (
   type: Type,
@@ -769,6 +807,7 @@ const blockWriter = (
   const source = options?.source
   const blockSize = Math.max(1, options?.blockSize ?? defaultBlockSize)
   const validate = options?.validate ?? true
+  const fast = AvroFast.of(type)
   let headerSent = false
   let buf = Buffer.allocUnsafe(blockSize + 1024)
   let pos = 0
@@ -811,15 +850,26 @@ const blockWriter = (
       for (let i = 0; i < batch.length; i++) {
         const record = batch[i]
         records++
+        if (fast !== undefined) {
+          // Checks as `isValid` and writes as `encode`, or bails to them (and their messages) below.
+          let next = fast.encode(record, buf, pos)
+          if (next !== AvroFast.BAIL && next < 0) {
+            buf = grow(buf, pos, next)
+            next = fast.encode(record, buf, pos)
+          }
+          if (next !== AvroFast.BAIL) {
+            pos = next
+            count++
+            if (pos >= blockSize) sendBlock(out)
+            continue
+          }
+        }
         if (validate && !type.isValid(record)) return invalid(record, records)
         let next: number
         try {
           next = type.encode(record, buf, pos)
           if (next < 0) {
-            // Not enough room: `-next` more bytes are needed for this record.
-            const grown = Buffer.allocUnsafe(Math.max(buf.length * 2, buf.length - next + 1024))
-            buf.copy(grown, 0, 0, pos)
-            buf = grown
+            buf = grow(buf, pos, next)
             next = type.encode(record, buf, pos)
           }
         } catch (cause) {

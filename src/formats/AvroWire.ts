@@ -13,6 +13,7 @@
  * const back = codec.decode(bytes.bytes)        // { ok: true, value: record, schemaId: 7 }
  * ```
  */
+import * as AvroFast from "../schema/AvroFast.ts"
 import type * as AvroFile from "./AvroFile.ts"
 import { explainInvalid } from "./AvroFile.ts"
 
@@ -43,7 +44,18 @@ const errorText = (cause: unknown): string => (cause instanceof Error ? cause.me
 const asBuffer = (bytes: Uint8Array): Buffer =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
+const cursor: AvroFast.Cursor = { pos: 0 }
+
 const decodeDatum = (type: AvroFile.Type, resolver: unknown, bytes: Buffer): Decoded => {
+  if (resolver === undefined) {
+    // The fast path gives avsc's value or bails; it must consume every byte, as `fromBuffer` requires.
+    const fast = AvroFast.of(type)
+    if (fast !== undefined) {
+      cursor.pos = 0
+      const value = fast.decode(bytes, cursor)
+      if (value !== AvroFast.BAIL && cursor.pos === bytes.length) return { ok: true, value }
+    }
+  }
   try {
     // `fromBuffer` rejects trailing bytes, so a truncated or padded payload is an error, not a silent partial read.
     const value = resolver === undefined ? type.fromBuffer(bytes) : type.fromBuffer(bytes, resolver as never)
@@ -54,6 +66,11 @@ const decodeDatum = (type: AvroFile.Type, resolver: unknown, bytes: Buffer): Dec
 }
 
 const encodeDatum = (type: AvroFile.Type, value: unknown): Encoded => {
+  const fast = AvroFast.of(type)
+  if (fast !== undefined) {
+    const bytes = fast.toBuffer(value)
+    if (bytes !== AvroFast.BAIL) return { ok: true, bytes }
+  }
   try {
     return { ok: true, bytes: type.toBuffer(value) }
   } catch {

@@ -1301,13 +1301,25 @@ const logicalTypes = {
  * Writing a value that does not fit throws with a message naming the expectation (avsc's behaviour); validate records
  * with {@link makeValidator} first. `type.schema()` returns the Avro schema without effect-etl's internal markers.
  */
-export const toAvroType = (schema: AvroSchema.Schema): avro.Type =>
-  avro.Type.forSchema(compileChecked(schema).avsc as avro.Schema, {
+export const toAvroType = (schema: AvroSchema.Schema): avro.Type => {
+  const type = avro.Type.forSchema(compileChecked(schema).avsc as avro.Schema, {
     logicalTypes,
     wrapUnions: "auto",
     assertLogicalTypes: true,
     registry: { long: new SafeLongType() }
   })
+  avroTypeSchemas.set(type, schema)
+  return type
+}
+
+// The schema each type of toAvroType was made from, so AvroFast can compile the same reading and writing.
+const avroTypeSchemas = new WeakMap<avro.Type, AvroSchema.Schema>()
+
+/**
+ * The Avro schema a type made by {@link toAvroType} was made from; `undefined` for any other avsc type (whose values
+ * may not be effect-etl's record representation).
+ */
+export const avroTypeSchema = (type: avro.Type): AvroSchema.Schema | undefined => avroTypeSchemas.get(type)
 
 // -----------------------------------------------------------------------------
 // fromSchema

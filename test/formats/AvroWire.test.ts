@@ -108,3 +108,28 @@ describe("AvroWire", () => {
     )
   })
 })
+
+describe("AvroWire with AvroFast", () => {
+  it("writes avsc's bytes and reads avsc's values, rejecting padded and truncated payloads with avsc's messages", () => {
+    const codec = AvroWire.binary(type2)
+    const records = [payment, { ...payment, note: "ünïcode" }, { ...payment, id: "", amount: BigDecimal.make(-1n, 2) }]
+    for (const record of records) {
+      const value = { ...record, note: "note" in record ? record.note : null }
+      const encoded = codec.encode(value)
+      assert.isTrue(encoded.ok)
+      const bytes = encoded.ok ? encoded.bytes : new Uint8Array()
+      assert.deepStrictEqual([...bytes], [...type2.toBuffer(value)])
+      const decoded = codec.decode(bytes)
+      assert.deepStrictEqual(decoded.ok ? { ...(decoded.value as object) } : decoded, value)
+      const padded = codec.decode(Buffer.concat([bytes, Buffer.of(0)]))
+      assert.deepStrictEqual(padded, {
+        ok: false,
+        message: `invalid Avro payload (${bytes.length + 1} bytes): trailing data`
+      })
+      const truncated = codec.decode(bytes.subarray(0, bytes.length - 1))
+      assert.isFalse(truncated.ok)
+    }
+    const invalid = codec.encode({ ...payment, note: null, amount: BigDecimal.make(1n, 3) })
+    assert.isFalse(invalid.ok)
+  })
+})
