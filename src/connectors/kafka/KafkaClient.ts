@@ -257,12 +257,6 @@ export interface ConnectionOptions {
   /** Connection and request timeouts in milliseconds (default 10 s / 30 s). */
   readonly connectionTimeout?: number
   readonly requestTimeout?: number
-  /**
-   * Whether a consumer parses its Fetch responses on a thread of its own, overlapping the pipeline's work (a driver
-   * may not have such a thread). `auto` (the default): once a fetch brought many messages (a busy topic, a backlog);
-   * `always`; `never`.
-   */
-  readonly fetchThread?: "auto" | "always" | "never"
 }
 
 // -----------------------------------------------------------------------------

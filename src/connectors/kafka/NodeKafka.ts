@@ -38,14 +38,6 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import {
-  eachMessage,
-  type FetchClientOptions,
-  FetchThread,
-  lastOffsetOf,
-  type PackedPartition,
-  unpack
-} from "./FetchThread.ts"
-import {
   type ConnectionOptions,
   type ConsumeOptions,
   type ConsumerEvent,
@@ -266,13 +258,14 @@ export const fetchLimits = {
   maxWaitMs: 500
 } as const
 const maxBytesPerRequest = fetchLimits.maxBytesPerRequest
-/** Messages in one Fetch response from which a consumer (`fetchThread: "auto"`) starts its fetch thread. */
-const busyFetch = 10_000
 const maxWaitMs = fetchLimits.maxWaitMs
 /** Fetched partition batches buffered ahead of the pipeline. */
 const readAhead = 2
 /** `timestamp` of a ListOffsets request asking for the earliest offset. */
 const EARLIEST = -2n
+/** Record batch attribute bits. */
+const LOG_APPEND_TIME = 0x08
+const CONTROL = 0x20
 
 const emptyHeaders: Readonly<Record<string, Uint8Array>> = Object.freeze({})
 const key = (topic: string, partition: number): string => `${topic}/${partition}`
@@ -332,25 +325,6 @@ interface DrainItem {
 
 const isDrainItem = (item: Item | DrainItem): item is DrainItem => "drain" in item
 
-/** The partitions of one round of Fetch requests (one request per leader). */
-type FetchResults = ReadonlyArray<
-  ReadonlyArray<{
-    readonly topic: string
-    readonly partition: number
-    readonly from: bigint
-    readonly next: bigint
-    readonly batch: FetchedBatch | undefined
-  }>
->
-
-/** A promise's outcome as a value: a fetch sent ahead may be dropped unread, and must then not reject unhandled. */
-type Settled<A> = { readonly ok: true; readonly results: A } | { readonly ok: false; readonly error: unknown }
-const settle = <A>(promise: Promise<A>): Promise<Settled<A>> =>
-  promise.then(
-    (results) => ({ ok: true, results }),
-    (error: unknown) => ({ ok: false, error })
-  )
-
 /** Runs an effect of a hook (with the client layer's services). */
 type HookRunner = <A>(effect: Effect.Effect<A, KafkaError>) => Promise<Exit.Exit<A, KafkaError>>
 
@@ -366,51 +340,42 @@ const toFetched = (
   highWatermark: bigint
 ): { readonly batch: FetchedBatch | undefined; readonly next: bigint } | undefined => {
   if (batches.length === 0) return undefined
-  const messages: Array<Message> = []
-  eachMessage(batches, from, (r, offset, timestamp) => {
-    messages.push(
-      new FetchedMessage(
+  let count = 0
+  for (let b = 0; b < batches.length; b++) count += batches[b]!.records.length
+  const messages: Array<Message> = new Array(count)
+  let n = 0
+  const start = Number(from)
+  for (let b = 0; b < batches.length; b++) {
+    const batch = batches[b]!
+    if ((batch.attributes & CONTROL) !== 0) continue
+    const base = Number(batch.firstOffset)
+    const firstTimestamp = Number(batch.firstTimestamp)
+    const logAppendTime = (batch.attributes & LOG_APPEND_TIME) !== 0 ? Number(batch.maxTimestamp) : -1
+    const records = batch.records
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!
+      const offset = base + r.offsetDelta
+      if (offset < start) continue
+      messages[n++] = new FetchedMessage(
         topic,
         partition,
         offset,
-        timestamp,
+        logAppendTime >= 0 ? logAppendTime : firstTimestamp + Number(r.timestampDelta),
         r.key,
         r.value,
         r.headers.length === 0 ? emptyHeaders : headersOf(r.headers)
       )
-    )
-  })
-  const lastOffset = lastOffsetOf(batches)
+    }
+  }
+  messages.length = n
+  const last = batches[batches.length - 1]!
+  const lastOffset = last.firstOffset + BigInt(last.lastOffsetDelta)
   return {
     next: lastOffset + 1n,
     batch:
       messages.length === 0
         ? undefined
         : { topic, partition, messages, lastOffset: lastOffset.toString(), highWatermark: highWatermark.toString() }
-  }
-}
-
-/** {@link toFetched} of a partition the fetch thread packed. */
-const unpacked = (p: PackedPartition): { readonly batch: FetchedBatch | undefined; readonly next: bigint } => {
-  const messages = unpack<Message>(
-    p,
-    (offset, timestamp, key, value) =>
-      new FetchedMessage(p.topic, p.partition, offset, timestamp, key, value, emptyHeaders),
-    (m, headers) => new FetchedMessage(m.topic, m.partition, Number(m.offset), m.timestamp, m.key, m.value, headers)
-  )
-  const lastOffset = p.next - 1n
-  return {
-    next: p.next,
-    batch:
-      messages.length === 0
-        ? undefined
-        : {
-            topic: p.topic,
-            partition: p.partition,
-            messages,
-            lastOffset: lastOffset.toString(),
-            highWatermark: p.highWatermark.toString()
-          }
   }
 }
 
@@ -507,23 +472,11 @@ class GroupReader {
   private wakePut: (() => void) | undefined
   private closing: Promise<void> | undefined
   fenced: KafkaError | undefined
-  /** The fetch thread (see `FetchThread`), once started, and when it starts. */
-  private fetchThread: FetchThread | undefined
-  private readonly fetchThreadPolicy: "auto" | "always" | "never"
-  private readonly threadClient: FetchClientOptions
   /** True from the join until the consumer closes or is fenced: commits go through the member. */
   member = false
   readonly topicsText: string
 
-  constructor(
-    client: ReturnType<typeof baseOptions>,
-    options: ConsumeOptions,
-    runHook: HookRunner,
-    fetchThread: "auto" | "always" | "never"
-  ) {
-    const { retryDelay: _, ...threadClient } = client
-    this.threadClient = threadClient
-    this.fetchThreadPolicy = fetchThread
+  constructor(client: ReturnType<typeof baseOptions>, options: ConsumeOptions, runHook: HookRunner) {
     this.options = options
     this.runHook = runHook
     this.topicsText = options.topics.join(",")
@@ -693,7 +646,6 @@ class GroupReader {
 
   /** The fetch loop: resolves positions, fetches from each leader, hands partition batches to the buffer. */
   private async loop(): Promise<void> {
-    let prefetched: { readonly version: number; readonly results: Promise<Settled<FetchResults>> } | undefined
     try {
       while (!this.stopped) {
         if (this.rebalancing || this.owned.size === 0) {
@@ -713,19 +665,11 @@ class GroupReader {
           if (this.options.onAssigned !== undefined) await this.hook(this.options.onAssigned(assigned), "onAssigned")
           if (version !== this.version) continue
         }
-        const ready = prefetched?.version === version ? prefetched.results : undefined
-        prefetched = undefined
-        const fetched = await (ready ?? settle(this.fetchAll(undefined)))
-        if (!fetched.ok) throw fetched.error
-        const results = fetched.results
+        const metadata = await this.consumer.metadata({ topics: [...this.options.topics] })
+        const results = await Promise.all(
+          [...this.requests(metadata)].map(([node, topics]) => this.fetchFrom(node, topics, metadata))
+        )
         if (version !== this.version || this.stopped) continue
-        // With a fetch thread, the next fetch goes out at once, from where these results end: the thread parses it
-        // while these are handed on. It is dropped if the assignment changes meanwhile.
-        if (this.fetchThread?.usable === true) {
-          const after = new Map<string, bigint>()
-          for (const items of results) for (const item of items) after.set(key(item.topic, item.partition), item.next)
-          prefetched = { version, results: settle(this.fetchAll(after)) }
-        }
         for (const items of results)
           for (const item of items) {
             const owned = this.owned.get(key(item.topic, item.partition))
@@ -747,25 +691,13 @@ class GroupReader {
     }
   }
 
-  /** One Fetch request to each leader of the owned partitions, from their positions or from `after`'s. */
-  private async fetchAll(after: ReadonlyMap<string, bigint> | undefined): Promise<FetchResults> {
-    const metadata = await this.consumer.metadata({ topics: [...this.options.topics] })
-    return Promise.all(
-      [...this.requests(metadata, after)].map(([node, topics]) => this.fetchFrom(node, topics, metadata))
-    )
-  }
-
   /** The Fetch requests of the owned partitions, by leader. */
-  private requests(
-    metadata: ClusterMetadata,
-    after: ReadonlyMap<string, bigint> | undefined
-  ): Map<number, Array<FetchRequestTopic>> {
+  private requests(metadata: ClusterMetadata): Map<number, Array<FetchRequestTopic>> {
     const byNode = new Map<number, Map<string, FetchRequestTopic>>()
     for (const p of this.owned.values()) {
       const topic = metadata.topics.get(p.topic)
       const leader = topic?.partitions[p.partition]?.leader
-      const next = after?.get(key(p.topic, p.partition)) ?? p.next
-      if (topic === undefined || leader === undefined || leader < 0 || next === undefined) continue
+      if (topic === undefined || leader === undefined || leader < 0 || p.next === undefined) continue
       let topics = byNode.get(leader)
       if (topics === undefined) {
         topics = new Map()
@@ -778,7 +710,7 @@ class GroupReader {
       }
       request.partitions.push({
         partition: p.partition,
-        fetchOffset: next,
+        fetchOffset: p.next,
         partitionMaxBytes: this.maxBytesPerPartition,
         currentLeaderEpoch: -1,
         lastFetchedEpoch: -1
@@ -793,20 +725,6 @@ class GroupReader {
     const from = new Map<string, bigint>()
     for (const t of topics)
       for (const p of t.partitions) from.set(key(names.get(t.topicId) ?? t.topicId, p.partition), p.fetchOffset)
-    if (this.fetchThread === undefined && this.fetchThreadPolicy === "always" && !this.stopped)
-      this.fetchThread = new FetchThread(this.threadClient)
-    if (this.fetchThread?.usable === true) {
-      const packed = await this.fetchThread.fetch({
-        node,
-        topics,
-        names: [...names],
-        maxWaitTime: maxWaitMs,
-        maxBytes: maxBytesPerRequest
-      })
-      // Nothing back: the thread failed to fetch (or ended); the consumer fetches itself and sees the error, if any.
-      if (packed !== undefined)
-        return packed.map((p) => ({ topic: p.topic, partition: p.partition, from: p.from, ...unpacked(p) }))
-    }
     let response: FetchResponse
     try {
       response = await this.consumer.fetch({
@@ -830,21 +748,15 @@ class GroupReader {
       readonly next: bigint
       readonly batch: FetchedBatch | undefined
     }> = []
-    let messages = 0
     for (const t of response.responses) {
       const topic = names.get(t.topicId) ?? t.topicId
       for (const p of t.partitions) {
         const start = from.get(key(topic, p.partitionIndex))
         if (start === undefined) continue
         const fetched = toFetched(topic, p.partitionIndex, p.records ?? [], start, p.highWatermark)
-        if (fetched === undefined) continue
-        out.push({ topic, partition: p.partitionIndex, from: start, ...fetched })
-        messages += fetched.batch?.messages.length ?? 0
+        if (fetched !== undefined) out.push({ topic, partition: p.partitionIndex, from: start, ...fetched })
       }
     }
-    // A busy topic (or a backlog): parsing the responses on a thread of its own pays from now on.
-    if (this.fetchThread === undefined && this.fetchThreadPolicy === "auto" && messages >= busyFetch && !this.stopped)
-      this.fetchThread = new FetchThread(this.threadClient)
     return out
   }
 
@@ -985,7 +897,6 @@ class GroupReader {
         // A LeaveGroup request: the group rebalances at once instead of waiting for the session to expire.
         await this.consumer.close().catch(() => this.consumer.close(true).catch(() => undefined))
         await this.pool.close().catch(() => undefined)
-        await this.fetchThread?.close()
         heartbeatWatchers.delete(this.consumer)
         if (this.instanceId !== undefined) releaseInstanceId(this.options.groupId, this.instanceId)
       })()
@@ -1136,7 +1047,7 @@ export const make = Effect.fn("NodeKafka.make")(function* (options: ConnectionOp
         const lingering = open.get(slot)
         if (lingering !== undefined) yield* Effect.promise(() => lingering.close())
         const reader = yield* attempt("consume", topicsText, async () => {
-          const r = new GroupReader(client, consumeOptions, runHook, options.fetchThread ?? ((process.env.ETL_FT as "auto") || "auto"))
+          const r = new GroupReader(client, consumeOptions, runHook)
           try {
             await r.start()
           } catch (cause) {
