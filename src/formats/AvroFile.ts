@@ -682,7 +682,7 @@ const encodeHeader = (
  */
 export const explainInvalid = (type: Type, value: unknown): string => {
   let reason = "the value does not match the schema"
-  type.isValid(value, {
+  const checked = checks(type, value, {
     errorHook: (path, found, expected) => {
       const at = path.length === 0 ? "" : ` at ${path.join(".")}`
       let shown: string
@@ -694,7 +694,25 @@ export const explainInvalid = (type: Type, value: unknown): string => {
       reason = `expected ${JSON.stringify(expected.schema())}${at}, got ${FormatError.snippet(shown, 100)}`
     }
   })
-  return reason
+  return checked === "threw" ? `${reason} (${thrown(type, value)})` : reason
+}
+
+// avsc's checks throw on some values instead of rejecting them (a bigint where an int goes): such a value is invalid.
+const checks = (type: Type, value: unknown, options?: Parameters<Type["isValid"]>[1]): boolean | "threw" => {
+  try {
+    return type.isValid(value, options)
+  } catch {
+    return "threw"
+  }
+}
+
+const thrown = (type: Type, value: unknown): string => {
+  try {
+    type.isValid(value)
+    return "it cannot be checked"
+  } catch (cause) {
+    return `it cannot be checked: ${message(cause)}`
+  }
 }
 
 /** A block's records, framed once compressed. */
@@ -864,7 +882,7 @@ const blockWriter = (
             continue
           }
         }
-        if (validate && !type.isValid(record)) return invalid(record, records)
+        if (validate && checks(type, record) !== true) return invalid(record, records)
         let next: number
         try {
           next = type.encode(record, buf, pos)

@@ -432,6 +432,100 @@ const identity = <A>(a: A): A => a
 
 const fromCheck = (checkValue: (u: unknown) => Invalid | undefined) => (input: unknown) => checkValue(input) ?? input
 
+// -----------------------------------------------------------------------------
+// avsc's array and map readers, bounded
+// -----------------------------------------------------------------------------
+
+/**
+ * How many items an array or map block may claim beyond the bytes left: items that take no bytes (nulls, empty
+ * records) can outnumber them, a million of them is already absurd.
+ */
+const SPARE_ITEMS = 1_000_000
+
+interface BlockTap {
+  readonly buf: Uint8Array
+  pos: number
+  readLong(): number
+  skipLong(): void
+  readString(): string
+}
+
+interface ItemReader {
+  readonly _read: (tap: BlockTap) => unknown
+}
+
+// The item count of the next block (0 at the end). A count beyond the bytes left is corrupt data: avsc would build an
+// array of that length and read it from past the end, so a few corrupt bytes (a bad Kafka message) could take
+// gigabytes and the process down before its end-of-buffer check saw anything.
+const blockSize = (tap: BlockTap): number => {
+  let n = tap.readLong()
+  if (n < 0) {
+    n = -n
+    tap.skipLong()
+  }
+  const left = tap.buf.length - tap.pos
+  if (n > left + SPARE_ITEMS || !Number.isSafeInteger(n))
+    throw new Error(`corrupt data: a block of ${n} items with ${Math.max(0, left)} bytes left`)
+  return n
+}
+
+// avsc's own readers with the bound above; resolvers (`createResolver`) take these functions too.
+const avscTypes = avro.types as unknown as {
+  readonly ArrayType: { prototype: { _read: (this: { itemsType: ItemReader }, tap: BlockTap) => unknown } }
+  readonly MapType: { prototype: { _read: (this: { valuesType: ItemReader }, tap: BlockTap) => unknown } }
+  readonly EnumType: {
+    prototype: {
+      _check: (
+        this: EnumLike,
+        value: unknown,
+        flags: unknown,
+        hook?: (value: unknown, type: unknown) => void
+      ) => boolean
+      _write: (this: EnumLike, tap: { writeLong(n: number): void }, value: unknown) => void
+    }
+  }
+}
+
+interface EnumLike {
+  readonly name: string | undefined
+  readonly _indices: Readonly<Record<string, number>>
+}
+
+// avsc looks enum symbols up in a plain object, so `constructor`, `toString` or `__proto__` passed as symbols of any
+// enum (and were written as garbage): only the enum's own symbols are.
+const symbolIndex = (type: EnumLike, value: unknown): number | undefined =>
+  typeof value === "string" && Object.hasOwn(type._indices, value) ? type._indices[value] : undefined
+avscTypes.EnumType.prototype._check = function (value, _flags, hook) {
+  const ok = symbolIndex(this, value) !== undefined
+  if (!ok && hook !== undefined) hook(value, this)
+  return ok
+}
+avscTypes.EnumType.prototype._write = function (tap, value) {
+  const index = symbolIndex(this, value)
+  if (index === undefined) throw new Error(`Expected a symbol of the enum ${this.name ?? ""}, got ${show(value)}`)
+  tap.writeLong(index)
+}
+avscTypes.ArrayType.prototype._read = function (tap) {
+  const items = this.itemsType
+  let out: Array<unknown> | undefined
+  let i = 0
+  for (let n = blockSize(tap); n !== 0; n = blockSize(tap)) {
+    out ??= new Array(n)
+    while (n-- > 0) out[i++] = items._read(tap)
+  }
+  return out ?? []
+}
+avscTypes.MapType.prototype._read = function (tap) {
+  const values = this.valuesType
+  const out: Record<string, unknown> = {}
+  for (let n = blockSize(tap); n !== 0; n = blockSize(tap))
+    while (n-- > 0) {
+      const key = tap.readString()
+      out[key] = values._read(tap)
+    }
+  return out
+}
+
 const INTERNAL = {
   bytes: "effect-etl.bytes",
   record: "effect-etl.record",

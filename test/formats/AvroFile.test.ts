@@ -328,6 +328,14 @@ describe("AvroFile", () => {
       failure(exit).message,
       'out.avro record 2: cannot encode record: expected "int" at count, got "seven"'
     )
+    // avsc's check throws on a bigint where an int goes: a record error all the same, never a defect.
+    const thrown = Effect.runSyncExit(
+      Stream.runCollect(Stream.make([{ ...sample[0], count: 7n }]).pipe(AvroFile.encode(type, { source: "out.avro" })))
+    )
+    assert.match(
+      failure(thrown).message,
+      /^out\.avro record 1: cannot encode record: .*cannot be checked: Cannot mix BigInt/
+    )
     const unchecked = Effect.runSyncExit(
       Stream.runCollect(Stream.make([{ ...sample[0], id: 42 }]).pipe(AvroFile.encode(type, { validate: false })))
     )

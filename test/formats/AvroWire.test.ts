@@ -133,3 +133,72 @@ describe("AvroWire with AvroFast", () => {
     assert.isFalse(invalid.ok)
   })
 })
+
+describe("AvroWire on hostile data", () => {
+  const zigzag = (n: number): Array<number> => {
+    const out: Array<number> = []
+    let v = n >= 0 ? n * 2 : -n * 2 - 1
+    while (v >= 0x80) {
+      out.push((v % 128) | 0x80)
+      v = Math.floor(v / 128)
+    }
+    out.push(v)
+    return out
+  }
+  const listed = AvroBridge.toAvroType({
+    type: "record",
+    name: "Listed",
+    fields: [
+      { name: "xs", type: { type: "array", items: "int" } },
+      { name: "tags", type: { type: "map", values: "string" } },
+      // A general union: no fast codec, so avsc reads it all.
+      { name: "u", type: ["null", "int", "string"] }
+    ]
+  } as unknown as AvroSchema.Schema)
+
+  it("a few bytes claiming billions of array or map items are a decode error at once, not gigabytes of memory", () => {
+    const codec = AvroWire.binary(listed)
+    // xs: a block of 2^31 ints, then nothing.
+    const array = codec.decode(Uint8Array.from([...zigzag(2 ** 31), 2, 0]))
+    assert.isFalse(array.ok)
+    assert.include(array.ok ? "" : array.message, "a block of 2147483648 items with 2 bytes left")
+    // xs empty, tags: a block of 10^9 entries (negative count: with its byte size).
+    const map = codec.decode(Uint8Array.from([0, ...zigzag(-1e9), ...zigzag(4), 2, 0]))
+    assert.isFalse(map.ok)
+    assert.include(map.ok ? "" : map.message, "a block of 1000000000 items with 2 bytes left")
+    // Legitimate data still reads.
+    const fine = codec.encode({ xs: [1, 2, 3], tags: { a: "b" }, u: "x" })
+    assert.isTrue(fine.ok)
+    const back = codec.decode(fine.ok ? fine.bytes : new Uint8Array())
+    assert.deepStrictEqual(back.ok ? back.value : undefined, { xs: [1, 2, 3], tags: { a: "b" }, u: "x" })
+  })
+
+  it("an enum takes only its own symbols (never `constructor`, `toString`, `__proto__`)", () => {
+    const type = AvroBridge.toAvroType({
+      type: "record",
+      name: "E",
+      fields: [{ name: "e", type: { type: "enum", name: "Sym", symbols: ["a", "b"] } }]
+    } as unknown as AvroSchema.Schema)
+    const codec = AvroWire.binary(type)
+    for (const bad of ["constructor", "toString", "__proto__", "hasOwnProperty", "c"]) {
+      const encoded = codec.encode({ e: bad })
+      assert.isFalse(encoded.ok, bad)
+      assert.include(encoded.ok ? "" : encoded.message, `got "${bad}"`)
+      assert.isFalse(type.isValid({ e: bad }), bad)
+    }
+    const own = codec.encode({ e: "b" })
+    const back = codec.decode(own.ok ? own.bytes : new Uint8Array())
+    assert.deepStrictEqual(back.ok ? back.value : undefined, { e: "b" })
+  })
+
+  it("a value avsc's checks throw on (a bigint where an int goes) is an encode error, not a crash", () => {
+    const type = AvroBridge.toAvroType({
+      type: "record",
+      name: "N",
+      fields: [{ name: "n", type: "int" }]
+    } as unknown as AvroSchema.Schema)
+    const encoded = AvroWire.binary(type).encode({ n: 1n })
+    assert.isFalse(encoded.ok)
+    assert.include(encoded.ok ? "" : encoded.message, "cannot be checked")
+  })
+})
