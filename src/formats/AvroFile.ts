@@ -183,8 +183,12 @@ class Reader {
 
 const utf8 = new TextDecoder("utf-8")
 
-// Whether a writer schema (from a header) is the reader type's own schema, as written by `encode` with that type.
-const sameSchema = (reader: Avsc.Type, writerSchema: unknown): boolean => {
+/**
+ * Whether a writer schema (from a header, or a writer type's `schema({ exportAttrs: true })`) is the reader type's own
+ * schema, attributes and logical types included: data written with it then reads as the reader type reads it alone, no
+ * resolver needed (and the fast path applies).
+ */
+export const sameSchema = (reader: Avsc.Type, writerSchema: unknown): boolean => {
   try {
     return JSON.stringify(writerSchema) === JSON.stringify(reader.schema({ exportAttrs: true }))
   } catch {

@@ -15,7 +15,7 @@
  */
 import * as AvroFast from "../schema/AvroFast.ts"
 import type * as AvroFile from "./AvroFile.ts"
-import { explainInvalid } from "./AvroFile.ts"
+import { explainInvalid, sameSchema } from "./AvroFile.ts"
 
 /** The outcome of decoding one payload. */
 export type Decoded =
@@ -45,6 +45,10 @@ const asBuffer = (bytes: Uint8Array): Buffer =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 
 const cursor: AvroFast.Cursor = { pos: 0 }
+
+// A writer of the reader's very schema needs no resolver: its data reads as the reader reads it alone.
+const isSame = (reader: AvroFile.Type, writer: AvroFile.Type): boolean =>
+  reader === writer || sameSchema(reader, writer.schema({ exportAttrs: true }))
 
 const decodeDatum = (type: AvroFile.Type, resolver: unknown, bytes: Buffer): Decoded => {
   if (resolver === undefined) {
@@ -83,7 +87,8 @@ const encodeDatum = (type: AvroFile.Type, value: unknown): Encoded => {
  * with that older/newer schema is resolved to `type`).
  */
 export const binary = (type: AvroFile.Type, options?: { readonly writer?: AvroFile.Type }): Codec => {
-  const resolver = options?.writer === undefined ? undefined : type.createResolver(options.writer)
+  const writer = options?.writer
+  const resolver = writer === undefined || isSame(type, writer) ? undefined : type.createResolver(writer)
   return {
     encode: (value) => encodeDatum(type, value),
     decode: (bytes) => decodeDatum(type, resolver, asBuffer(bytes))
@@ -126,6 +131,9 @@ export interface ConfluentOptions {
   readonly reader?: AvroFile.Type
 }
 
+/** The resolver of a writer schema identical to the reader's: none (see `isSame`). */
+const SAME: unique symbol = Symbol("same schema")
+
 /**
  * The Confluent wire format with schema ids mapped to local schemas: `decode` finds the writer schema by the id in the
  * payload (an unknown id is an error naming it), `encode` writes with `writeId`.
@@ -141,7 +149,7 @@ export const confluent = (options: ConfluentOptions): Codec => {
     let resolver = resolvers.get(id)
     if (resolver === undefined) {
       try {
-        resolver = reader!.createResolver(writer)
+        resolver = isSame(reader!, writer) ? SAME : reader!.createResolver(writer)
       } catch (cause) {
         return {
           ok: false,
@@ -180,7 +188,11 @@ export const confluent = (options: ConfluentOptions): Codec => {
       else {
         const resolved = resolverOf(framed.schemaId, writer)
         if (!resolved.ok) return resolved
-        decoded = decodeDatum(reader, resolved.resolver, asBuffer(framed.datum))
+        decoded = decodeDatum(
+          reader,
+          resolved.resolver === SAME ? undefined : resolved.resolver,
+          asBuffer(framed.datum)
+        )
       }
       return decoded.ok ? { ok: true, value: decoded.value, schemaId: framed.schemaId } : decoded
     }

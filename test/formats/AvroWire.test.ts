@@ -202,3 +202,29 @@ describe("AvroWire on hostile data", () => {
     assert.include(encoded.ok ? "" : encoded.message, "cannot be checked")
   })
 })
+
+describe("AvroWire with a writer schema identical to the reader's", () => {
+  it("reads without a resolver what it reads with one (binary and Confluent), and still resolves a different writer", () => {
+    const again = AvroBridge.toAvroType(v1 as unknown as AvroSchema.Schema)
+    const bytes = AvroWire.binary(type1).encode(payment)
+    const datum = bytes.ok ? bytes.bytes : new Uint8Array()
+    const same = AvroWire.binary(type1, { writer: again }).decode(datum)
+    assert.deepStrictEqual(same.ok ? { ...(same.value as object) } : undefined, payment)
+    const confluent = AvroWire.confluent({
+      schemas: new Map([
+        [1, again],
+        [2, type1]
+      ]),
+      reader: type1,
+      writeId: 1
+    })
+    const framed = confluent.encode(payment)
+    const back = confluent.decode(framed.ok ? framed.bytes : new Uint8Array())
+    assert.deepStrictEqual(back.ok ? { ...(back.value as object) } : undefined, payment)
+    // A writer with one field more is no longer the same schema: its data is resolved to the reader's.
+    const newer = AvroWire.confluent({ schemas: new Map([[3, type2]]), reader: type1, writeId: 3 })
+    const written = newer.encode({ ...payment, note: "n" })
+    const resolved = newer.decode(written.ok ? written.bytes : new Uint8Array())
+    assert.deepStrictEqual(resolved.ok ? { ...(resolved.value as object) } : undefined, payment)
+  })
+})
