@@ -521,7 +521,15 @@ avscTypes.MapType.prototype._read = function (tap) {
   for (let n = blockSize(tap); n !== 0; n = blockSize(tap))
     while (n-- > 0) {
       const key = tap.readString()
-      out[key] = values._read(tap)
+      // An assignment to `__proto__` would set the prototype (or do nothing): the key is data like any other.
+      if (key === "__proto__")
+        Object.defineProperty(out, key, {
+          value: values._read(tap),
+          enumerable: true,
+          writable: true,
+          configurable: true
+        })
+      else out[key] = values._read(tap)
     }
   return out
 }

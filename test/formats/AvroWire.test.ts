@@ -228,3 +228,23 @@ describe("AvroWire with a writer schema identical to the reader's", () => {
     assert.deepStrictEqual(resolved.ok ? { ...(resolved.value as object) } : undefined, payment)
   })
 })
+
+describe("AvroWire map keys", () => {
+  it("a map key `__proto__` is data: written, read back, and never the record's prototype", () => {
+    const type = AvroBridge.toAvroType({
+      type: "record",
+      name: "M",
+      fields: [{ name: "tags", type: { type: "map", values: "string" } }]
+    } as unknown as AvroSchema.Schema)
+    const codec = AvroWire.binary(type)
+    const tags: Record<string, string> = { a: "1" }
+    Object.defineProperty(tags, "__proto__", { value: "2", enumerable: true, writable: true, configurable: true })
+    const encoded = codec.encode({ tags })
+    assert.isTrue(encoded.ok)
+    const back = codec.decode(encoded.ok ? encoded.bytes : new Uint8Array())
+    const read = (back.ok ? back.value : undefined) as { readonly tags: Record<string, string> }
+    assert.deepStrictEqual(Object.keys(read.tags), ["a", "__proto__"])
+    assert.strictEqual(Object.getOwnPropertyDescriptor(read.tags, "__proto__")?.value, "2")
+    assert.strictEqual(Object.getPrototypeOf(read.tags), Object.prototype)
+  })
+})
