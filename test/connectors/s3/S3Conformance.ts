@@ -70,6 +70,22 @@ const readAll = <A>(source: Source.Source<A, unknown, S3Client>) =>
 const write = <A>(records: ReadonlyArray<A>, sink: Sink.Sink<A, unknown, S3Client>) =>
   Pipeline.from(Source.fromIterable("rows", records, { batchSize: 7 })).pipe(Pipeline.to(sink), Pipeline.run, quiet)
 
+/** The records, dead letters and bytes of a source's batches: every object, or the given parts. */
+export const readParts = <A, E>(source: Source.Source<A, E, S3Client>, parts?: ReadonlyArray<Source.SplitPart>) =>
+  Effect.map(
+    Stream.runCollect(
+      source.batches({
+        ...makeRunContext({ runId: "r", pipeline: "p", now: () => 0 }),
+        ...(parts === undefined ? {} : { parts })
+      })
+    ),
+    (batches) => ({
+      records: batches.flatMap((b) => b.records),
+      dead: batches.flatMap((b) => (b.deadLetters ?? []) as ReadonlyArray<DeadLetter>),
+      bytes: batches.reduce((sum, b) => sum + (b.bytes ?? 0), 0)
+    })
+  )
+
 /** Runs the conformance suite on an S3 client layer. */
 export const conformance = (label: string, clientLayer: Layer.Layer<S3Client, unknown>) =>
   layer(clientLayer, { timeout: 120_000, excludeTestServices: true })(label, (it) => {
@@ -166,6 +182,46 @@ export const conformance = (label: string, clientLayer: Layer.Layer<S3Client, un
           rows(50)
         )
       }).pipe(quiet)
+    )
+
+    it.effect(
+      "a split with withinFiles cuts a big JSON Lines object into byte ranges; read one by one they give the records of a whole read, in order",
+      () =>
+        Effect.gen(function* () {
+          const bucket = yield* newBucket
+          const lines: Array<string> = []
+          for (let i = 0; i < 3000; i++) {
+            if (i % 211 === 0) lines.push("{broken")
+            else if (i % 97 === 0) lines.push("")
+            else lines.push(JSON.stringify({ id: i, name: `név ${i} ✓ 𝄞 ${"é".repeat(i % 17)}`, day: "d" }))
+          }
+          // CRLF line ends, and no final line break.
+          const object = text(lines.join("\r\n"))
+          yield* S3Client.use((c) => c.put(bucket, "big/rows.jsonl", object))
+          const source = S3.source<Row>({ bucket, path: "big/rows.jsonl", schema: rowSchema, batchSize: 100 })
+          const whole = yield* readParts(source)
+          assert.strictEqual(whole.records.length, lines.filter((l) => l.startsWith('{"')).length)
+          const parts = yield* source.split!({ targetBytes: 1000, withinFiles: true })
+          assert.isAbove(parts.length, 2)
+          for (const part of parts) assert.match(part.id, /^big\/rows\.jsonl@\d+$/)
+          assert.strictEqual(
+            parts.reduce((sum, p) => sum + (p.size?.bytes ?? 0), 0),
+            object.length
+          )
+          const pieces = { records: [] as Array<Row>, dead: 0, bytes: 0 }
+          for (const part of parts) {
+            const one = yield* readParts(source, [part])
+            pieces.records.push(...one.records)
+            pieces.dead += one.dead.length
+            pieces.bytes += one.bytes
+          }
+          assert.deepStrictEqual(pieces.records, whole.records)
+          assert.strictEqual(pieces.dead, whole.dead.length)
+          assert.strictEqual(pieces.bytes, object.length)
+          assert.strictEqual((yield* source.split!({ targetBytes: 1000 })).length, 1)
+          const gzip = S3.source({ bucket, path: "big/rows.jsonl", format: { type: "jsonl", compression: "gzip" } })
+          assert.strictEqual((yield* gzip.split!({ targetBytes: 1000, withinFiles: true })).length, 1)
+        })
     )
 
     it.effect("sink writes Avro, JSON Lines and gzip CSV part objects that the source reads back", () =>
