@@ -224,6 +224,52 @@ export const conformance = (label: string, clientLayer: Layer.Layer<S3Client, un
         })
     )
 
+    it.effect(
+      "a split with withinFiles cuts a big Parquet object into ranges of row groups, from its footer, that read back in order",
+      () =>
+        Effect.gen(function* () {
+          const client = yield* S3Client
+          const bucket = yield* newBucket
+          const many = Array.from({ length: 3000 }, (_, i) => ({ id: i, name: `row ${i} ✓`, day: "d" }))
+          yield* write(
+            many,
+            S3.sink<Row>({
+              bucket,
+              path: "lake",
+              format: { type: "parquet", compression: "none", rowGroupRows: 250 },
+              schema: rowSchema
+            })
+          )
+          const [object] = (yield* S3.listAll(client, bucket, "lake/")).filter((o) => o.key.endsWith(".parquet"))
+          const gets: Array<{ readonly start: number; readonly end: number } | undefined> = []
+          const counting = S3Client.of({
+            ...client,
+            get: (b, key, range) => {
+              if (key === object!.key) gets.push(range)
+              return client.get(b, key, range)
+            }
+          })
+          const source = S3.source<Row>({ bucket, path: "lake", schema: rowSchema, batchSize: 100 })
+          const parts = yield* source.split!({ targetBytes: object!.size / 5, withinFiles: true }).pipe(
+            Effect.provideService(S3Client, counting)
+          )
+          assert.isAbove(parts.length, 2)
+          // The split reads the object's footer only.
+          assert.strictEqual(gets.length, 1)
+          assert.deepStrictEqual(gets[0], { start: Math.max(0, object!.size - 65536), end: object!.size - 1 })
+          const ids = parts.map((p) => p.id)
+          for (const id of ids) assert.match(id, /^lake\/part-.*\.parquet#\d+$/)
+          assert.strictEqual(new Set(ids).size, ids.length)
+          const records: Array<Row> = []
+          for (const part of parts) records.push(...(yield* readParts(source, [part])).records)
+          assert.deepStrictEqual(
+            records.map((r) => ({ ...r })),
+            many
+          )
+          assert.strictEqual((yield* source.split!({ targetBytes: object!.size / 5 })).length, 1)
+        })
+    )
+
     it.effect("sink writes Avro, JSON Lines and gzip CSV part objects that the source reads back", () =>
       Effect.gen(function* () {
         const bucket = yield* newBucket
