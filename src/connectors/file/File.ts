@@ -141,33 +141,6 @@ const rangedFile = (store: FileStoreShape, path: string, size: number): Parquet.
   read: (offset, length) => Objects.collectBytes(store.read(path, { start: offset, end: offset + length }))
 })
 
-/**
- * The ranges of whole records of a file, of about `target` bytes each (one read of the file), and for a CSV file with
- * a header, the header's names.
- */
-const rangesOf = (store: FileStoreShape, path: string, size: number, target: number, format: Format.FormatSpec) =>
-  Effect.gen(function* () {
-    const csv =
-      format.type === "csv"
-        ? {
-            delimiter: (format.delimiter ?? ",").charCodeAt(0),
-            header: format.header === undefined || format.header === true
-          }
-        : undefined
-    const cutter = new LineRanges.Cutter(size, target, csv)
-    yield* Stream.runForEach(store.read(path), (chunk) => Effect.sync(() => cutter.push(chunk)))
-    const ranges = cutter.ranges()
-    if (format.type !== "csv" || csv?.header !== true || cutter.headerEnd === undefined || ranges.length < 2)
-      return { ranges, header: undefined as ReadonlyArray<string> | undefined }
-    const names: Format.FormatSpec = { ...format, header: false, columns: undefined }
-    // The header's names, as the CSV reader reads them (without the column types, which name the real columns).
-    const decoded = yield* Stream.runCollect(
-      store.read(path, { start: 0, end: cutter.headerEnd }).pipe(Format.decoder(names, { source: path }))
-    )
-    const first = decoded.flat()[0] as Readonly<Record<string, unknown>> | undefined
-    return { ranges, header: first === undefined ? undefined : Object.values(first).map((name) => String(name ?? "")) }
-  })
-
 /** The paths that match `path`, in order; none is an error. */
 const listed = (store: FileStoreShape, path: string) =>
   Effect.gen(function* () {
@@ -270,8 +243,8 @@ export const source = <A = Readonly<Record<string, unknown>>>(
             first.size > Math.max(split.targetBytes, LineRanges.MIN_RANGE) &&
             LineRanges.cuttable(format)
           ) {
-            const { ranges, header } = yield* rangesOf(
-              store,
+            const { ranges, header } = yield* LineRanges.rangesOf(
+              (range) => store.read(first.path, range),
               first.path,
               first.size,
               Math.max(split.targetBytes, LineRanges.MIN_RANGE),

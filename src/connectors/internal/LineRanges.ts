@@ -12,7 +12,7 @@
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { AFTER_CR, CR, FIELD_START, LF, QUOTE, QUOTE_SEEN, QUOTED, UNQUOTED } from "../../formats/CsvSyntax.ts"
-import type * as Format from "../../formats/Format.ts"
+import * as Format from "../../formats/Format.ts"
 
 /** The smallest range of a file's lines a split cuts: smaller parts cost more to run than they save. */
 export const MIN_RANGE = 64 * 1024
@@ -243,4 +243,38 @@ export const linesOf = <E, R>(
         skipping || lastByte === LF || range.end >= size ? Stream.empty : rest(range.end, Math.max(1, probe))
       )
     )
+  })
+
+/**
+ * The ranges of whole records of a file of `size` bytes, of about `target` bytes each (one read of the file:
+ * `read()`), and for a CSV file with a header, the header's names (a read of its bytes: `read({ start: 0, end })`,
+ * `end` exclusive), which the ranges after the first read with.
+ */
+export const rangesOf = <E, R>(
+  read: (range?: ByteRange) => Stream.Stream<Uint8Array, E, R>,
+  location: string,
+  size: number,
+  target: number,
+  format: Format.FormatSpec
+) =>
+  Effect.gen(function* () {
+    const csv =
+      format.type === "csv"
+        ? {
+            delimiter: (format.delimiter ?? ",").charCodeAt(0),
+            header: format.header === undefined || format.header === true
+          }
+        : undefined
+    const cutter = new Cutter(size, target, csv)
+    yield* Stream.runForEach(read(), (chunk) => Effect.sync(() => cutter.push(chunk)))
+    const ranges = cutter.ranges()
+    if (format.type !== "csv" || csv?.header !== true || cutter.headerEnd === undefined || ranges.length < 2)
+      return { ranges, header: undefined as ReadonlyArray<string> | undefined }
+    const names: Format.FormatSpec = { ...format, header: false, columns: undefined }
+    // The header's names, as the CSV reader reads them (without the column types, which name the real columns).
+    const decoded = yield* Stream.runCollect(
+      read({ start: 0, end: cutter.headerEnd }).pipe(Format.decoder(names, { source: location }))
+    )
+    const first = decoded.flat()[0] as Readonly<Record<string, unknown>> | undefined
+    return { ranges, header: first === undefined ? undefined : Object.values(first).map((name) => String(name ?? "")) }
   })

@@ -10,8 +10,11 @@
  *   carries the bytes it was read from. Its `split` groups objects into parts of about the target size; with
  *   `withinFiles`, a bigger object alone in its group is cut too: JSON Lines (not compressed) into byte ranges that
  *   are not read first (each part reads the lines that start in its range, with ranged GETs, and their dead letters
- *   name lines from the range's first, under `s3://bucket/key@start`), Parquet into ranges of row groups (from its
- *   footer). Avro container files and compressed objects stay whole: they can only be read from their start.
+ *   name lines from the range's first, under `s3://bucket/key@start`), CSV (not compressed) into ranges of whole
+ *   records found by one read of the object in the split (a quoted field may hold line breaks, so a range cannot find
+ *   its first record alone; a range after the first reads with the header's names, and its dead letters name the
+ *   lines a whole read names), Parquet into ranges of row groups (from its footer only). Avro container files and
+ *   compressed objects stay whole: they can only be read from their start.
  * - `sink` writes part objects (`part-<run>-<n>.<ext>`) under a prefix, optionally under Hive-style partition paths
  *   (`date=2026-11-26/`), rolled by record count and bytes, each uploaded in parts (multipart) once it outgrows one
  *   part, so at most one part per open object is held in memory. `append` adds uniquely named objects; `overwrite`
@@ -147,6 +150,10 @@ interface ObjectRead extends Listed {
   readonly bytes?: LineRanges.ByteRange | undefined
   /** Parquet: the row groups to read. */
   readonly rowGroups?: Objects.RowGroups | undefined
+  /** CSV: a range of whole records, cut by a read of the object (see `LineRanges.rangesOf`). */
+  readonly lines?: LineRanges.LineRange | undefined
+  /** CSV: the names in the object's header, for a range that starts after it. */
+  readonly header?: ReadonlyArray<string> | undefined
 }
 
 /** What a part of an S3 source reads: a group of objects, or a piece of one (with the object's size). */
@@ -155,6 +162,8 @@ interface PartSpec {
   readonly size?: number | undefined
   readonly bytes?: LineRanges.ByteRange | undefined
   readonly rowGroups?: Objects.RowGroups | undefined
+  readonly lines?: LineRanges.LineRange | undefined
+  readonly header?: ReadonlyArray<string> | undefined
 }
 
 const listObjects = (
@@ -232,6 +241,16 @@ const readObject = <A>(
       batchSize: options.batchSize
     })
   }
+  if (object.lines !== undefined)
+    return Objects.decode(readRange(client, bucket, key)(object.lines.start, object.lines.end), {
+      stage,
+      location: url,
+      // A range of a CSV object after its header reads with the header's names.
+      format: format.type === "csv" && object.header !== undefined ? { ...format, header: object.header } : format,
+      schema: options.schema,
+      batchSize: options.batchSize,
+      before: object.lines
+    })
   return Objects.decode(client.get(bucket, key), {
     stage,
     location: url,
@@ -331,14 +350,16 @@ export const source = <A = Readonly<Record<string, unknown>>>(
                     key,
                     size: spec.size,
                     bytes: spec.bytes,
-                    rowGroups: spec.rowGroups
+                    rowGroups: spec.rowGroups,
+                    lines: spec.lines,
+                    header: spec.header
                   }))
                 })
           return Source.readParts(objects, (object) => readObject(client, name, options.bucket, object, options), {
             concurrency: options.concurrency ?? 4,
             id: (object) =>
-              object.bytes !== undefined
-                ? `${object.key}@${object.bytes.start}`
+              object.bytes !== undefined || object.lines !== undefined
+                ? `${object.key}@${(object.bytes ?? object.lines)!.start}`
                 : object.rowGroups !== undefined
                   ? `${object.key}#${object.rowGroups.start}`
                   : object.key
@@ -390,6 +411,33 @@ export const source = <A = Readonly<Record<string, unknown>>>(
                 spec: { keys: [first.key], size: first.size, bytes: range } satisfies PartSpec
               })
             continue
+          }
+          // A big CSV object alone in its group is read once to find where its records start (a quoted field may
+          // hold line breaks, so a range cannot find its first record alone), then cut into ranges of them.
+          if (alone && first.size > target && format?.type === "csv" && (format.compression ?? "none") === "none") {
+            const read = readRange(client, options.bucket, first.key)
+            const { ranges, header } = yield* LineRanges.rangesOf(
+              (range) => (range === undefined ? client.get(options.bucket, first.key) : read(range.start, range.end)),
+              url,
+              first.size,
+              target,
+              format
+            )
+            if (ranges.length > 1) {
+              for (const range of ranges)
+                parts.push({
+                  id: `${first.key}@${range.start}`,
+                  description: `${url} bytes ${range.start} to ${range.end} (from line ${range.lines + 1})`,
+                  size: { bytes: range.end - range.start },
+                  spec: {
+                    keys: [first.key],
+                    size: first.size,
+                    lines: range,
+                    ...(range.start > 0 && header !== undefined ? { header } : {})
+                  } satisfies PartSpec
+                })
+              continue
+            }
           }
           parts.push({
             id: first.key,

@@ -225,6 +225,41 @@ export const conformance = (label: string, clientLayer: Layer.Layer<S3Client, un
     )
 
     it.effect(
+      "a split with withinFiles cuts a big CSV object into ranges of whole records; read one by one with the header's names they give the records and dead letters of a whole read",
+      () =>
+        Effect.gen(function* () {
+          const bucket = yield* newBucket
+          const lines = ["id,name,day"]
+          for (let i = 1; i <= 12_000; i++) {
+            if (i % 97 === 0) lines.push(`${i},"a name with a\nline break, and a comma ✓",d`)
+            else if (i % 89 === 0) lines.push(`x${i},"bad id",d`)
+            else if (i % 83 === 0) lines.push(`${i},two,many,fields`)
+            else lines.push(`${i},"row ${i}",d`)
+          }
+          yield* S3Client.use((c) => c.put(bucket, "big/rows.csv", text(`${lines.join("\r\n")}\r\n`)))
+          const source = S3.source<Row>({ bucket, path: "big/rows.csv", schema: rowSchema, batchSize: 100 })
+          const whole = yield* readParts(source)
+          const parts = yield* source.split!({ targetBytes: 1000, withinFiles: true })
+          assert.isAbove(parts.length, 2)
+          for (const part of parts) assert.match(part.id, /^big\/rows\.csv@\d+$/)
+          const records: Array<Row> = []
+          const dead: Array<DeadLetter> = []
+          for (const part of parts) {
+            const one = yield* readParts(source, [part])
+            records.push(...one.records)
+            dead.push(...one.dead)
+          }
+          assert.strictEqual(records.length, whole.records.length)
+          assert.deepStrictEqual(records, whole.records)
+          const byOrigin = (letters: ReadonlyArray<DeadLetter>) =>
+            letters.map((d) => [d.reason, d.origin, d.message]).sort((a, b) => (a[1]! < b[1]! ? -1 : 1))
+          assert.deepStrictEqual(byOrigin(dead), byOrigin(whole.dead))
+          assert.isAbove(whole.dead.length, 200)
+          assert.strictEqual((yield* source.split!({ targetBytes: 1000 })).length, 1)
+        })
+    )
+
+    it.effect(
       "a split with withinFiles cuts a big Parquet object into ranges of row groups, from its footer, that read back in order",
       () =>
         Effect.gen(function* () {
