@@ -208,15 +208,22 @@ export const conformance = (label: string, clientLayer: Layer.Layer<S3Client, un
             parts.reduce((sum, p) => sum + (p.size?.bytes ?? 0), 0),
             object.length
           )
-          const pieces = { records: [] as Array<Row>, dead: 0, bytes: 0 }
-          for (const part of parts) {
+          const url = `s3://${bucket}/big/rows.jsonl`
+          const pieces = { records: [] as Array<Row>, dead: [] as Array<DeadLetter>, bytes: 0 }
+          for (const [i, part] of parts.entries()) {
             const one = yield* readParts(source, [part])
             pieces.records.push(...one.records)
-            pieces.dead += one.dead.length
+            pieces.dead.push(...one.dead)
             pieces.bytes += one.bytes
+            // A piece after the first is not read from the start: its dead letters count lines from its first.
+            const start = (part.spec as { readonly bytes: { readonly start: number } }).bytes.start
+            const origin = i === 0 ? `${url}:` : `${url}@${start}:`
+            for (const d of one.dead) assert.isTrue(d.origin?.startsWith(origin), d.origin)
           }
           assert.deepStrictEqual(pieces.records, whole.records)
-          assert.strictEqual(pieces.dead, whole.dead.length)
+          assert.strictEqual(pieces.dead.length, whole.dead.length)
+          assert.strictEqual(whole.dead[0]!.origin, `${url}:1`)
+          assert.strictEqual(pieces.dead[0]!.origin, `${url}:1`)
           assert.strictEqual(pieces.bytes, object.length)
           assert.strictEqual((yield* source.split!({ targetBytes: 1000 })).length, 1)
           const gzip = S3.source({ bucket, path: "big/rows.jsonl", format: { type: "jsonl", compression: "gzip" } })
