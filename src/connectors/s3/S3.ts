@@ -229,17 +229,21 @@ const readObject = <A>(
       })
     )
   if (format.type === "parquet") return readParquet(client, stage, bucket, object, options)
-  if (object.bytes !== undefined && object.size !== undefined) {
+  if (object.bytes !== undefined) {
     const bytes = object.bytes
     // The lines before a piece are not counted (it is not read): its dead letters name lines and records from its
     // first line, under `url@start`.
-    return Objects.decode(LineRanges.linesOf(readRange(client, bucket, key), object.size, bytes), {
-      stage,
-      location: bytes.start === 0 ? url : `${url}@${bytes.start}`,
-      format,
-      schema: options.schema,
-      batchSize: options.batchSize
-    })
+    return Stream.unwrap(
+      Effect.map(object.size === undefined ? sizeOf(client, bucket, key) : Effect.succeed(object.size), (size) =>
+        Objects.decode(LineRanges.linesOf(readRange(client, bucket, key), size, bytes), {
+          stage,
+          location: bytes.start === 0 ? url : `${url}@${bytes.start}`,
+          format,
+          schema: options.schema,
+          batchSize: options.batchSize
+        })
+      )
+    )
   }
   if (object.lines !== undefined)
     return Objects.decode(readRange(client, bucket, key)(object.lines.start, object.lines.end), {
