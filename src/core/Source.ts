@@ -17,8 +17,9 @@ export interface SplitOptions {
   /** Files and objects are grouped into parts of about this many bytes (a file larger than it is a part alone). */
   readonly targetBytes: number
   /**
-   * A file bigger than `targetBytes` may be cut into ranges of whole records, each a part (JSON Lines, CSV): for runs whose
-   * stages keep no state across records, so that reading a file in pieces changes nothing.
+   * A file or object bigger than `targetBytes` may be cut into ranges of whole records, each a part (JSON Lines, CSV,
+   * Parquet row groups): for runs whose stages keep no state across records, so that reading it in pieces changes
+   * nothing.
    */
   readonly withinFiles?: boolean | undefined
 }

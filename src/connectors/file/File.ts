@@ -30,7 +30,7 @@ import * as Source from "../../core/Source.ts"
 import type { SplitPart } from "../../core/Stage.ts"
 import * as Format from "../../formats/Format.ts"
 import type { FormatError } from "../../formats/FormatError.ts"
-import * as Parquet from "../../formats/Parquet.ts"
+import type * as Parquet from "../../formats/Parquet.ts"
 import * as Datasets from "../internal/Datasets.ts"
 import * as LineRanges from "../internal/LineRanges.ts"
 import * as Objects from "../internal/Objects.ts"
@@ -121,7 +121,7 @@ interface FileRead {
   /** The file's size, when the listing gave it (Parquet reads its footer from the end). */
   readonly size?: number | undefined
   /** Parquet: the row groups to read (a part of a file split by row groups). */
-  readonly rowGroups?: RowGroups | undefined
+  readonly rowGroups?: Objects.RowGroups | undefined
   readonly range?: LineRanges.LineRange | undefined
   /** CSV: the names in the file's header, for a range that starts after it. */
   readonly header?: ReadonlyArray<string> | undefined
@@ -130,15 +130,9 @@ interface FileRead {
 /** What a part of a file source reads: a group of files, or a range of the records of one. */
 interface PartSpec {
   readonly paths: ReadonlyArray<string>
-  readonly rowGroups?: RowGroups | undefined
+  readonly rowGroups?: Objects.RowGroups | undefined
   readonly range?: LineRanges.LineRange | undefined
   readonly header?: ReadonlyArray<string> | undefined
-}
-
-/** A range of a Parquet file's row groups (0-based, `end` exclusive). */
-interface RowGroups {
-  readonly start: number
-  readonly end: number
 }
 
 /** A Parquet file read in ranges through the file store. */
@@ -146,59 +140,6 @@ const rangedFile = (store: FileStoreShape, path: string, size: number): Parquet.
   size,
   read: (offset, length) => Objects.collectBytes(store.read(path, { start: offset, end: offset + length }))
 })
-
-/** The row groups of a Parquet file gathered into ranges of about `target` bytes (its footer read first). */
-const rowGroupRanges = (store: FileStoreShape, path: string, size: number, target: number) =>
-  Effect.map(Parquet.readFooter(rangedFile(store, path, size), path), (metadata) => {
-    const ranges: Array<RowGroups & { readonly bytes: number }> = []
-    let start = 0
-    let bytes = 0
-    Parquet.rowGroupBytes(metadata).forEach((groupBytes, i, all) => {
-      bytes += groupBytes
-      if (bytes >= target || i === all.length - 1) {
-        ranges.push({ start, end: i + 1, bytes })
-        start = i + 1
-        bytes = 0
-      }
-    })
-    return ranges
-  })
-
-/** The smallest range of a file's lines a split cuts: smaller parts cost more to run than they save. */
-const MIN_RANGE = 64 * 1024
-
-/** Whether a file's records can be read in ranges: JSON Lines or CSV, not compressed. */
-const cuttable = (format: Format.FormatSpec | undefined): format is Format.FormatSpec =>
-  format !== undefined &&
-  (format.type === "jsonl" || format.type === "csv") &&
-  (format.compression ?? "none") === "none"
-
-/**
- * The ranges of whole records of a file, of about `target` bytes each (one read of the file), and for a CSV file with
- * a header, the header's names.
- */
-const rangesOf = (store: FileStoreShape, path: string, size: number, target: number, format: Format.FormatSpec) =>
-  Effect.gen(function* () {
-    const csv =
-      format.type === "csv"
-        ? {
-            delimiter: (format.delimiter ?? ",").charCodeAt(0),
-            header: format.header === undefined || format.header === true
-          }
-        : undefined
-    const cutter = new LineRanges.Cutter(size, target, csv)
-    yield* Stream.runForEach(store.read(path), (chunk) => Effect.sync(() => cutter.push(chunk)))
-    const ranges = cutter.ranges()
-    if (format.type !== "csv" || csv?.header !== true || cutter.headerEnd === undefined || ranges.length < 2)
-      return { ranges, header: undefined as ReadonlyArray<string> | undefined }
-    const names: Format.FormatSpec = { ...format, header: false, columns: undefined }
-    // The header's names, as the CSV reader reads them (without the column types, which name the real columns).
-    const decoded = yield* Stream.runCollect(
-      store.read(path, { start: 0, end: cutter.headerEnd }).pipe(Format.decoder(names, { source: path }))
-    )
-    const first = decoded.flat()[0] as Readonly<Record<string, unknown>> | undefined
-    return { ranges, header: first === undefined ? undefined : Object.values(first).map((name) => String(name ?? "")) }
-  })
 
 /** The paths that match `path`, in order; none is an error. */
 const listed = (store: FileStoreShape, path: string) =>
@@ -280,7 +221,11 @@ export const source = <A = Readonly<Record<string, unknown>>>(
             first.size > split.targetBytes &&
             format?.type === "parquet"
           ) {
-            const ranges = yield* rowGroupRanges(store, first.path, first.size, split.targetBytes)
+            const ranges = yield* Objects.rowGroupRanges(
+              rangedFile(store, first.path, first.size),
+              first.path,
+              split.targetBytes
+            )
             if (ranges.length > 1) {
               for (const range of ranges)
                 parts.push({
@@ -295,14 +240,14 @@ export const source = <A = Readonly<Record<string, unknown>>>(
           if (
             group.length === 1 &&
             split.withinFiles === true &&
-            first.size > Math.max(split.targetBytes, MIN_RANGE) &&
-            cuttable(format)
+            first.size > Math.max(split.targetBytes, LineRanges.MIN_RANGE) &&
+            LineRanges.cuttable(format)
           ) {
-            const { ranges, header } = yield* rangesOf(
-              store,
+            const { ranges, header } = yield* LineRanges.rangesOf(
+              (range) => store.read(first.path, range),
               first.path,
               first.size,
-              Math.max(split.targetBytes, MIN_RANGE),
+              Math.max(split.targetBytes, LineRanges.MIN_RANGE),
               format
             )
             for (const range of ranges)

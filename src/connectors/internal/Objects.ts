@@ -171,7 +171,7 @@ export const decodeParquet = <A, E, R>(
   file: Parquet.RangedFile<E, R>,
   options: Omit<DecodeOptions<A>, "format" | "before"> & {
     /** Only these row groups (a part of a file split by row groups). */
-    readonly rowGroups?: { readonly start: number; readonly end: number } | undefined
+    readonly rowGroups?: RowGroups | undefined
   }
 ): Stream.Stream<Batch.Batch<A>, E | FormatError, R> => {
   let read = 0
@@ -191,3 +191,33 @@ export const decodeParquet = <A, E, R>(
     })
   )
 }
+
+/** A range of a Parquet file's row groups (0-based, `end` exclusive). */
+export interface RowGroups {
+  readonly start: number
+  readonly end: number
+}
+
+/**
+ * The row groups of a Parquet file gathered into ranges of about `target` bytes, from its footer only: the parts a
+ * split cuts a big file into.
+ */
+export const rowGroupRanges = <E, R>(
+  file: Parquet.RangedFile<E, R>,
+  location: string,
+  target: number
+): Effect.Effect<ReadonlyArray<RowGroups & { readonly bytes: number }>, E | FormatError, R> =>
+  Effect.map(Parquet.readFooter(file, location), (metadata) => {
+    const ranges: Array<RowGroups & { readonly bytes: number }> = []
+    let start = 0
+    let bytes = 0
+    Parquet.rowGroupBytes(metadata).forEach((groupBytes, i, all) => {
+      bytes += groupBytes
+      if (bytes >= target || i === all.length - 1) {
+        ranges.push({ start, end: i + 1, bytes })
+        start = i + 1
+        bytes = 0
+      }
+    })
+    return ranges
+  })

@@ -7,7 +7,14 @@
  *   that do not parse and records that do not match the schema become dead letters naming `s3://bucket/key:line`.
  *   When the prefix holds a `_SUCCESS` manifest written by the sink, only the objects it lists are read, so a reader
  *   never sees a half-replaced set. Its input size is the sum of the objects' sizes from the listing, and each batch
- *   carries the bytes it was read from.
+ *   carries the bytes it was read from. Its `split` groups objects into parts of about the target size; with
+ *   `withinFiles`, a bigger object alone in its group is cut too: JSON Lines (not compressed) into byte ranges that
+ *   are not read first (each part reads the lines that start in its range, with ranged GETs, and their dead letters
+ *   name lines from the range's first, under `s3://bucket/key@start`), CSV (not compressed) into ranges of whole
+ *   records found by one read of the object in the split (a quoted field may hold line breaks, so a range cannot find
+ *   its first record alone; a range after the first reads with the header's names, and its dead letters name the
+ *   lines a whole read names), Parquet into ranges of row groups (from its footer only). Avro container files and
+ *   compressed objects stay whole: they can only be read from their start.
  * - `sink` writes part objects (`part-<run>-<n>.<ext>`) under a prefix, optionally under Hive-style partition paths
  *   (`date=2026-11-26/`), rolled by record count and bytes, each uploaded in parts (multipart) once it outgrows one
  *   part, so at most one part per open object is held in memory. `append` adds uniquely named objects; `overwrite`
@@ -28,11 +35,13 @@ import * as Checkpoint from "../../core/Checkpoint.ts"
 import type { RecordSchema } from "../../core/RecordSchema.ts"
 import * as Sink from "../../core/Sink.ts"
 import * as Source from "../../core/Source.ts"
-import type { InputSize } from "../../core/Stage.ts"
+import type { InputSize, SplitPart } from "../../core/Stage.ts"
 import * as Format from "../../formats/Format.ts"
 import type { FormatError } from "../../formats/FormatError.ts"
+import type * as Parquet from "../../formats/Parquet.ts"
 import { keyText } from "../../formats/Payload.ts"
 import * as Datasets from "../internal/Datasets.ts"
+import * as LineRanges from "../internal/LineRanges.ts"
 import * as Objects from "../internal/Objects.ts"
 import { type ObjectInfo, S3Client, type S3ClientShape } from "./S3Client.ts"
 import { reasons, S3Error } from "./S3Error.ts"
@@ -135,6 +144,28 @@ interface Listed {
   readonly size?: number | undefined
 }
 
+/** An object a source reads, or a piece of one (a part of a split run that reads a big object in pieces). */
+interface ObjectRead extends Listed {
+  /** JSON Lines: the lines that start in these bytes (see `LineRanges.linesOf`). */
+  readonly bytes?: LineRanges.ByteRange | undefined
+  /** Parquet: the row groups to read. */
+  readonly rowGroups?: Objects.RowGroups | undefined
+  /** CSV: a range of whole records, cut by a read of the object (see `LineRanges.rangesOf`). */
+  readonly lines?: LineRanges.LineRange | undefined
+  /** CSV: the names in the object's header, for a range that starts after it. */
+  readonly header?: ReadonlyArray<string> | undefined
+}
+
+/** What a part of an S3 source reads: a group of objects, or a piece of one (with the object's size). */
+interface PartSpec {
+  readonly keys: ReadonlyArray<string>
+  readonly size?: number | undefined
+  readonly bytes?: LineRanges.ByteRange | undefined
+  readonly rowGroups?: Objects.RowGroups | undefined
+  readonly lines?: LineRanges.LineRange | undefined
+  readonly header?: ReadonlyArray<string> | undefined
+}
+
 const listObjects = (
   client: S3ClientShape,
   options: SourceOptions<unknown>
@@ -181,7 +212,7 @@ const readObject = <A>(
   client: S3ClientShape,
   stage: string,
   bucket: string,
-  object: Listed,
+  object: ObjectRead,
   options: SourceOptions<A>
 ): Stream.Stream<Batch.Batch<A>, S3Error | FormatError> => {
   const key = object.key
@@ -198,6 +229,32 @@ const readObject = <A>(
       })
     )
   if (format.type === "parquet") return readParquet(client, stage, bucket, object, options)
+  if (object.bytes !== undefined) {
+    const bytes = object.bytes
+    // The lines before a piece are not counted (it is not read): its dead letters name lines and records from its
+    // first line, under `url@start`.
+    return Stream.unwrap(
+      Effect.map(object.size === undefined ? sizeOf(client, bucket, key) : Effect.succeed(object.size), (size) =>
+        Objects.decode(LineRanges.linesOf(readRange(client, bucket, key), size, bytes), {
+          stage,
+          location: bytes.start === 0 ? url : `${url}@${bytes.start}`,
+          format,
+          schema: options.schema,
+          batchSize: options.batchSize
+        })
+      )
+    )
+  }
+  if (object.lines !== undefined)
+    return Objects.decode(readRange(client, bucket, key)(object.lines.start, object.lines.end), {
+      stage,
+      location: url,
+      // A range of a CSV object after its header reads with the header's names.
+      format: format.type === "csv" && object.header !== undefined ? { ...format, header: object.header } : format,
+      schema: options.schema,
+      batchSize: options.batchSize,
+      before: object.lines
+    })
   return Objects.decode(client.get(bucket, key), {
     stage,
     location: url,
@@ -224,29 +281,46 @@ const sizeOf = (client: S3ClientShape, bucket: string, key: string): Effect.Effe
         )
   })
 
+/** Ranged GETs of an object: the bytes from `start` to `end` (exclusive). */
+const readRange =
+  (client: S3ClientShape, bucket: string, key: string) =>
+  (start: number, end: number): Stream.Stream<Uint8Array, S3Error> =>
+    end <= start ? Stream.empty : client.get(bucket, key, { start, end: end - 1 })
+
+/** An object of `size` bytes read with ranged GETs, as Parquet reads it. */
+const rangedObject = (
+  client: S3ClientShape,
+  bucket: string,
+  key: string,
+  size: number
+): Parquet.RangedFile<S3Error, never> => ({
+  size,
+  read: (offset, length) =>
+    length === 0
+      ? Effect.succeed(new Uint8Array(0))
+      : Objects.collectBytes(client.get(bucket, key, { start: offset, end: offset + length - 1 }))
+})
+
 /**
  * A Parquet object, read with ranged GETs: the footer first (from the end, its size from the listing), then one GET
- * per row group.
+ * per row group (of those of its part, in a split run).
  */
 const readParquet = <A>(
   client: S3ClientShape,
   stage: string,
   bucket: string,
-  object: Listed,
+  object: ObjectRead,
   options: SourceOptions<A>
 ): Stream.Stream<Batch.Batch<A>, S3Error | FormatError> =>
   Stream.unwrap(
     Effect.map(object.size === undefined ? sizeOf(client, bucket, object.key) : Effect.succeed(object.size), (size) =>
-      Objects.decodeParquet(
-        {
-          size,
-          read: (offset, length) =>
-            length === 0
-              ? Effect.succeed(new Uint8Array(0))
-              : Objects.collectBytes(client.get(bucket, object.key, { start: offset, end: offset + length - 1 }))
-        },
-        { stage, location: `s3://${bucket}/${object.key}`, schema: options.schema, batchSize: options.batchSize }
-      )
+      Objects.decodeParquet(rangedObject(client, bucket, object.key, size), {
+        stage,
+        location: `s3://${bucket}/${object.key}`,
+        schema: options.schema,
+        batchSize: options.batchSize,
+        rowGroups: object.rowGroups
+      })
     )
   )
 
@@ -271,35 +345,129 @@ export const source = <A = Readonly<Record<string, unknown>>>(
         Effect.gen(function* () {
           const client = yield* S3Client
           // A split run reads the objects of its parts (see `split`), else every object that matches.
-          const objects: ReadonlyArray<Listed> =
+          const objects: ReadonlyArray<ObjectRead> =
             ctx.parts === undefined
               ? yield* listedObjects(client, options as SourceOptions<unknown>)
-              : ctx.parts.flatMap((part) =>
-                  (part.spec as { readonly keys: ReadonlyArray<string> }).keys.map((key) => ({ key }))
-                )
+              : ctx.parts.flatMap((part) => {
+                  const spec = part.spec as PartSpec
+                  return spec.keys.map((key) => ({
+                    key,
+                    size: spec.size,
+                    bytes: spec.bytes,
+                    rowGroups: spec.rowGroups,
+                    lines: spec.lines,
+                    header: spec.header
+                  }))
+                })
           return Source.readParts(objects, (object) => readObject(client, name, options.bucket, object, options), {
             concurrency: options.concurrency ?? 4,
-            id: (object) => object.key
+            id: (object) =>
+              object.bytes !== undefined || object.lines !== undefined
+                ? `${object.key}@${(object.bytes ?? object.lines)!.start}`
+                : object.rowGroups !== undefined
+                  ? `${object.key}#${object.rowGroups.start}`
+                  : object.key
           })
         })
       ),
     size: Effect.flatMap(S3Client, (client) => inputSize(client, options as SourceOptions<unknown>)),
     split: (split) =>
       Effect.gen(function* () {
-        const listed = yield* listedObjects(yield* S3Client, options as SourceOptions<unknown>)
-        const objects = listed.map((o) => ({ key: o.key, size: o.size ?? 0 }))
-        return Source.groupBySize(objects, split.targetBytes).map((group) => ({
-          id: group[0]!.key,
-          description:
-            group.length === 1
-              ? `s3://${options.bucket}/${group[0]!.key}`
-              : `${group.length} objects from s3://${options.bucket}/${group[0]!.key} to ${group.at(-1)!.key}`,
-          size: { bytes: group.reduce((sum, o) => sum + o.size, 0) },
-          spec: { keys: group.map((o) => o.key) }
-        }))
+        const client = yield* S3Client
+        const objects = yield* sized(client, options as SourceOptions<unknown>)
+        const parts: Array<SplitPart> = []
+        for (const group of Source.groupBySize(objects, split.targetBytes)) {
+          const first = group[0]!
+          const url = `s3://${options.bucket}/${first.key}`
+          const format = options.format ?? Format.fromPath(first.key)
+          const alone = group.length === 1 && split.withinFiles === true
+          // A big Parquet object alone in its group is cut into ranges of its row groups (its footer read first).
+          if (alone && first.size > split.targetBytes && format?.type === "parquet") {
+            const ranges = yield* Objects.rowGroupRanges(
+              rangedObject(client, options.bucket, first.key, first.size),
+              url,
+              split.targetBytes
+            )
+            if (ranges.length > 1) {
+              for (const range of ranges)
+                parts.push({
+                  id: `${first.key}#${range.start}`,
+                  description: `${url} row groups ${range.start + 1} to ${range.end}`,
+                  size: { bytes: range.bytes },
+                  spec: {
+                    keys: [first.key],
+                    size: first.size,
+                    rowGroups: { start: range.start, end: range.end }
+                  } satisfies PartSpec
+                })
+              continue
+            }
+          }
+          // A big JSON Lines object alone in its group is cut into ranges of bytes, unread: each part finds the
+          // starts of its lines itself.
+          const target = Math.max(split.targetBytes, LineRanges.MIN_RANGE)
+          if (alone && first.size > target && format?.type === "jsonl" && (format.compression ?? "none") === "none") {
+            for (const range of LineRanges.byteRanges(first.size, target))
+              parts.push({
+                id: `${first.key}@${range.start}`,
+                description: `${url} lines starting in bytes ${range.start} to ${range.end}`,
+                size: { bytes: range.end - range.start },
+                spec: { keys: [first.key], size: first.size, bytes: range } satisfies PartSpec
+              })
+            continue
+          }
+          // A big CSV object alone in its group is read once to find where its records start (a quoted field may
+          // hold line breaks, so a range cannot find its first record alone), then cut into ranges of them.
+          if (alone && first.size > target && format?.type === "csv" && (format.compression ?? "none") === "none") {
+            const read = readRange(client, options.bucket, first.key)
+            const { ranges, header } = yield* LineRanges.rangesOf(
+              (range) => (range === undefined ? client.get(options.bucket, first.key) : read(range.start, range.end)),
+              url,
+              first.size,
+              target,
+              format
+            )
+            if (ranges.length > 1) {
+              for (const range of ranges)
+                parts.push({
+                  id: `${first.key}@${range.start}`,
+                  description: `${url} bytes ${range.start} to ${range.end} (from line ${range.lines + 1})`,
+                  size: { bytes: range.end - range.start },
+                  spec: {
+                    keys: [first.key],
+                    size: first.size,
+                    lines: range,
+                    ...(range.start > 0 && header !== undefined ? { header } : {})
+                  } satisfies PartSpec
+                })
+              continue
+            }
+          }
+          parts.push({
+            id: first.key,
+            description: group.length === 1 ? url : `${group.length} objects from ${url} to ${group.at(-1)!.key}`,
+            size: { bytes: group.reduce((sum, o) => sum + o.size, 0) },
+            spec: { keys: group.map((o) => o.key) } satisfies PartSpec
+          })
+        }
+        return parts
       })
   })
 }
+
+/**
+ * The objects that match the source's path with their sizes (those a manifest names are looked up in a listing of the
+ * prefix), for a split that groups them by size.
+ */
+const sized = (client: S3ClientShape, options: SourceOptions<unknown>) =>
+  Effect.gen(function* () {
+    const listed = yield* listedObjects(client, options)
+    if (listed.every((o) => o.size !== undefined)) return listed.map((o) => ({ key: o.key, size: o.size ?? 0 }))
+    const dir = dirOf(options.path)
+    const sizes = new Map<string, number>()
+    for (const o of yield* listAll(client, options.bucket, dir === "" ? "" : `${dir}/`)) sizes.set(o.key, o.size)
+    return listed.map((o) => ({ key: o.key, size: o.size ?? sizes.get(o.key) ?? 0 }))
+  })
 
 /** The objects that match the source's path, in order; none is an error. */
 const listedObjects = (client: S3ClientShape, options: SourceOptions<unknown>) =>

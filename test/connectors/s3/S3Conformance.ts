@@ -70,6 +70,22 @@ const readAll = <A>(source: Source.Source<A, unknown, S3Client>) =>
 const write = <A>(records: ReadonlyArray<A>, sink: Sink.Sink<A, unknown, S3Client>) =>
   Pipeline.from(Source.fromIterable("rows", records, { batchSize: 7 })).pipe(Pipeline.to(sink), Pipeline.run, quiet)
 
+/** The records, dead letters and bytes of a source's batches: every object, or the given parts. */
+export const readParts = <A, E>(source: Source.Source<A, E, S3Client>, parts?: ReadonlyArray<Source.SplitPart>) =>
+  Effect.map(
+    Stream.runCollect(
+      source.batches({
+        ...makeRunContext({ runId: "r", pipeline: "p", now: () => 0 }),
+        ...(parts === undefined ? {} : { parts })
+      })
+    ),
+    (batches) => ({
+      records: batches.flatMap((b) => b.records),
+      dead: batches.flatMap((b) => (b.deadLetters ?? []) as ReadonlyArray<DeadLetter>),
+      bytes: batches.reduce((sum, b) => sum + (b.bytes ?? 0), 0)
+    })
+  )
+
 /** Runs the conformance suite on an S3 client layer. */
 export const conformance = (label: string, clientLayer: Layer.Layer<S3Client, unknown>) =>
   layer(clientLayer, { timeout: 120_000, excludeTestServices: true })(label, (it) => {
@@ -166,6 +182,134 @@ export const conformance = (label: string, clientLayer: Layer.Layer<S3Client, un
           rows(50)
         )
       }).pipe(quiet)
+    )
+
+    it.effect(
+      "a split with withinFiles cuts a big JSON Lines object into byte ranges; read one by one they give the records of a whole read, in order",
+      () =>
+        Effect.gen(function* () {
+          const bucket = yield* newBucket
+          const lines: Array<string> = []
+          for (let i = 0; i < 3000; i++) {
+            if (i % 211 === 0) lines.push("{broken")
+            else if (i % 97 === 0) lines.push("")
+            else lines.push(JSON.stringify({ id: i, name: `név ${i} ✓ 𝄞 ${"é".repeat(i % 17)}`, day: "d" }))
+          }
+          // CRLF line ends, and no final line break.
+          const object = text(lines.join("\r\n"))
+          yield* S3Client.use((c) => c.put(bucket, "big/rows.jsonl", object))
+          const source = S3.source<Row>({ bucket, path: "big/rows.jsonl", schema: rowSchema, batchSize: 100 })
+          const whole = yield* readParts(source)
+          assert.strictEqual(whole.records.length, lines.filter((l) => l.startsWith('{"')).length)
+          const parts = yield* source.split!({ targetBytes: 1000, withinFiles: true })
+          assert.isAbove(parts.length, 2)
+          for (const part of parts) assert.match(part.id, /^big\/rows\.jsonl@\d+$/)
+          assert.strictEqual(
+            parts.reduce((sum, p) => sum + (p.size?.bytes ?? 0), 0),
+            object.length
+          )
+          const url = `s3://${bucket}/big/rows.jsonl`
+          const pieces = { records: [] as Array<Row>, dead: [] as Array<DeadLetter>, bytes: 0 }
+          for (const [i, part] of parts.entries()) {
+            const one = yield* readParts(source, [part])
+            pieces.records.push(...one.records)
+            pieces.dead.push(...one.dead)
+            pieces.bytes += one.bytes
+            // A piece after the first is not read from the start: its dead letters count lines from its first.
+            const start = (part.spec as { readonly bytes: { readonly start: number } }).bytes.start
+            const origin = i === 0 ? `${url}:` : `${url}@${start}:`
+            for (const d of one.dead) assert.isTrue(d.origin?.startsWith(origin), d.origin)
+          }
+          assert.deepStrictEqual(pieces.records, whole.records)
+          assert.strictEqual(pieces.dead.length, whole.dead.length)
+          assert.strictEqual(whole.dead[0]!.origin, `${url}:1`)
+          assert.strictEqual(pieces.dead[0]!.origin, `${url}:1`)
+          assert.strictEqual(pieces.bytes, object.length)
+          assert.strictEqual((yield* source.split!({ targetBytes: 1000 })).length, 1)
+          const gzip = S3.source({ bucket, path: "big/rows.jsonl", format: { type: "jsonl", compression: "gzip" } })
+          assert.strictEqual((yield* gzip.split!({ targetBytes: 1000, withinFiles: true })).length, 1)
+        })
+    )
+
+    it.effect(
+      "a split with withinFiles cuts a big CSV object into ranges of whole records; read one by one with the header's names they give the records and dead letters of a whole read",
+      () =>
+        Effect.gen(function* () {
+          const bucket = yield* newBucket
+          const lines = ["id,name,day"]
+          for (let i = 1; i <= 12_000; i++) {
+            if (i % 97 === 0) lines.push(`${i},"a name with a\nline break, and a comma ✓",d`)
+            else if (i % 89 === 0) lines.push(`x${i},"bad id",d`)
+            else if (i % 83 === 0) lines.push(`${i},two,many,fields`)
+            else lines.push(`${i},"row ${i}",d`)
+          }
+          yield* S3Client.use((c) => c.put(bucket, "big/rows.csv", text(`${lines.join("\r\n")}\r\n`)))
+          const source = S3.source<Row>({ bucket, path: "big/rows.csv", schema: rowSchema, batchSize: 100 })
+          const whole = yield* readParts(source)
+          const parts = yield* source.split!({ targetBytes: 1000, withinFiles: true })
+          assert.isAbove(parts.length, 2)
+          for (const part of parts) assert.match(part.id, /^big\/rows\.csv@\d+$/)
+          const records: Array<Row> = []
+          const dead: Array<DeadLetter> = []
+          for (const part of parts) {
+            const one = yield* readParts(source, [part])
+            records.push(...one.records)
+            dead.push(...one.dead)
+          }
+          assert.strictEqual(records.length, whole.records.length)
+          assert.deepStrictEqual(records, whole.records)
+          const byOrigin = (letters: ReadonlyArray<DeadLetter>) =>
+            letters.map((d) => [d.reason, d.origin, d.message]).sort((a, b) => (a[1]! < b[1]! ? -1 : 1))
+          assert.deepStrictEqual(byOrigin(dead), byOrigin(whole.dead))
+          assert.isAbove(whole.dead.length, 200)
+          assert.strictEqual((yield* source.split!({ targetBytes: 1000 })).length, 1)
+        })
+    )
+
+    it.effect(
+      "a split with withinFiles cuts a big Parquet object into ranges of row groups, from its footer, that read back in order",
+      () =>
+        Effect.gen(function* () {
+          const client = yield* S3Client
+          const bucket = yield* newBucket
+          const many = Array.from({ length: 3000 }, (_, i) => ({ id: i, name: `row ${i} ✓`, day: "d" }))
+          yield* write(
+            many,
+            S3.sink<Row>({
+              bucket,
+              path: "lake",
+              format: { type: "parquet", compression: "none", rowGroupRows: 250 },
+              schema: rowSchema
+            })
+          )
+          const [object] = (yield* S3.listAll(client, bucket, "lake/")).filter((o) => o.key.endsWith(".parquet"))
+          const gets: Array<{ readonly start: number; readonly end: number } | undefined> = []
+          const counting = S3Client.of({
+            ...client,
+            get: (b, key, range) => {
+              if (key === object!.key) gets.push(range)
+              return client.get(b, key, range)
+            }
+          })
+          const source = S3.source<Row>({ bucket, path: "lake", schema: rowSchema, batchSize: 100 })
+          const parts = yield* source.split!({ targetBytes: object!.size / 5, withinFiles: true }).pipe(
+            Effect.provideService(S3Client, counting)
+          )
+          assert.isAbove(parts.length, 2)
+          // The split reads the object's footer only.
+          assert.strictEqual(gets.length, 1)
+          assert.deepStrictEqual(gets[0], { start: Math.max(0, object!.size - 65536), end: object!.size - 1 })
+          const ids = parts.map((p) => p.id)
+          for (const id of ids) assert.match(id, /^lake\/part-.*\.parquet#\d+$/)
+          assert.strictEqual(new Set(ids).size, ids.length)
+          const records: Array<Row> = []
+          for (const part of parts) records.push(...(yield* readParts(source, [part])).records)
+          assert.deepStrictEqual(
+            records.map((r) => ({ ...r })),
+            many
+          )
+          assert.strictEqual((yield* source.split!({ targetBytes: object!.size / 5 })).length, 1)
+        })
     )
 
     it.effect("sink writes Avro, JSON Lines and gzip CSV part objects that the source reads back", () =>
