@@ -13,10 +13,10 @@
  */
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
-import * as BigDecimal from "effect/BigDecimal"
 import * as AvroBridge from "../src/schema/AvroBridge.ts"
 import * as AvroFast from "../src/schema/AvroFast.ts"
 import type * as AvroSchema from "../src/schema/AvroSchema.ts"
+import { makeTx } from "./support/Transactions.ts"
 
 const root = nodePath.resolve(import.meta.dirname, "..")
 const records = Number(process.env.BENCH_RECORDS ?? 1_000_000)
@@ -27,18 +27,6 @@ const avsc = JSON.parse(
 const type = AvroBridge.toAvroType(avsc)
 const fast = AvroFast.of(type)
 if (fast === undefined) throw new Error("transaction.avsc has no fast codec")
-
-const statuses = ["pending", "settled", "failed", "refunded"] as const
-const makeTx = (i: number) => ({
-  transactionId: `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`,
-  userId: `user-${i % 5000}`,
-  amount: BigDecimal.fromStringUnsafe(`${(i * 7919) % 100000}.${String(i % 100).padStart(2, "0")}`),
-  currency: i % 10 === 0 ? "USD" : "EUR",
-  status: statuses[i % 4]!,
-  eventTime: new Date(Date.UTC(2026, 10, 1) + i * 1000),
-  merchant: i % 3 === 0 ? null : `merchant-${i % 100}`,
-  category: null
-})
 
 const txs = Array.from({ length: records }, (_, i) => makeTx(i))
 const payloads = txs.map((tx) => type.toBuffer(tx))

@@ -13,7 +13,6 @@ import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import { Consumer } from "@platformatic/kafka"
-import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -32,6 +31,7 @@ import type * as AvroSchema from "../src/schema/AvroSchema.ts"
 import * as Rule from "../src/transforms/Rule.ts"
 import * as KafkaBroker from "../test/support/KafkaBroker.ts"
 import * as S3Server from "../test/support/S3Server.ts"
+import { makeTx, type Tx } from "./support/Transactions.ts"
 
 const root = nodePath.resolve(import.meta.dirname, "..")
 const records = Number(process.env.BENCH_RECORDS ?? 1_000_000)
@@ -39,29 +39,6 @@ const avsc = JSON.parse(
   fs.readFileSync(nodePath.join(root, "schemas", "transaction.avsc"), "utf8")
 ) as AvroSchema.Schema
 const type = AvroBridge.toAvroType(avsc)
-
-interface Tx {
-  readonly transactionId: string
-  readonly userId: string
-  readonly amount: BigDecimal.BigDecimal
-  readonly currency: string
-  readonly status: string
-  readonly eventTime: Date
-  readonly merchant: string | null
-  readonly category: string | null
-}
-
-const statuses = ["pending", "settled", "failed", "refunded"] as const
-const makeTx = (i: number): Tx => ({
-  transactionId: `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`,
-  userId: `user-${i % 5000}`,
-  amount: BigDecimal.fromStringUnsafe(`${(i * 7919) % 100000}.${String(i % 100).padStart(2, "0")}`),
-  currency: i % 10 === 0 ? "USD" : "EUR",
-  status: statuses[i % 4]!,
-  eventTime: new Date(Date.UTC(2026, 10, 1) + i * 1000),
-  merchant: i % 3 === 0 ? null : `merchant-${i % 100}`,
-  category: null
-})
 
 interface Env {
   readonly brokers: string

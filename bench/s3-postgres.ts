@@ -15,7 +15,6 @@ import * as fs from "node:fs"
 import * as nodePath from "node:path"
 import type { Readable } from "node:stream"
 import { S3Client as AwsS3Client, GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3"
-import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -36,6 +35,7 @@ import * as AvroBridge from "../src/schema/AvroBridge.ts"
 import type * as AvroSchema from "../src/schema/AvroSchema.ts"
 import * as SchemaRegistry from "../src/schema/SchemaRegistry.ts"
 import * as S3Server from "../test/support/S3Server.ts"
+import { makeTx, type Tx } from "./support/Transactions.ts"
 
 const root = nodePath.resolve(import.meta.dirname, "..")
 const records = Number(process.env.BENCH_RECORDS ?? 1_000_000)
@@ -43,29 +43,6 @@ const pgUrl = process.env.ETL_TEST_PG_URL ?? "postgres://root@127.0.0.1:5432/tes
 const avsc = JSON.parse(
   fs.readFileSync(nodePath.join(root, "schemas", "transaction.avsc"), "utf8")
 ) as AvroSchema.Schema
-
-interface Tx {
-  readonly transactionId: string
-  readonly userId: string
-  readonly amount: BigDecimal.BigDecimal
-  readonly currency: string
-  readonly status: string
-  readonly eventTime: Date
-  readonly merchant: string | null
-  readonly category: string | null
-}
-
-const statuses = ["pending", "settled", "failed", "refunded"] as const
-const makeTx = (i: number): Tx => ({
-  transactionId: `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`,
-  userId: `user-${i % 5000}`,
-  amount: BigDecimal.fromStringUnsafe(`${(i * 7919) % 100000}.${String(i % 100).padStart(2, "0")}`),
-  currency: i % 10 === 0 ? "USD" : "EUR",
-  status: statuses[i % 4]!,
-  eventTime: new Date(Date.UTC(2026, 10, 1) + i * 1000),
-  merchant: i % 3 === 0 ? null : `merchant-${i % 100}`,
-  category: null
-})
 
 interface Env {
   readonly endpoint: string
