@@ -13,7 +13,6 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as SqlClient from "effect/sql/SqlClient"
 import * as Cluster from "../cluster/Cluster.ts"
-import * as NodeCluster from "../cluster/NodeCluster.ts"
 import * as Load from "../config/Load.ts"
 import * as Source from "../core/Source.ts"
 import * as Redaction from "../secrets/Redaction.ts"
@@ -27,6 +26,9 @@ export const clusterFlag = Flag.String("cluster").pipe(
 )
 
 /** The cluster URL, with its password kept out of every log line and error. */
+/** The cluster's driver (PostgreSQL storage, sockets), loaded by the cluster commands only: other commands start faster. */
+const nodeCluster = Effect.promise(() => import("../cluster/NodeCluster.ts"))
+
 const clusterUrl = (url: string) =>
   Effect.gen(function* () {
     const parsed = URL.canParse(url) ? new URL(url) : undefined
@@ -39,6 +41,7 @@ const clusterUrl = (url: string) =>
     const redacted = Redacted.make(url)
     const where = `${parsed.hostname}:${parsed.port === "" ? "5432" : parsed.port}${parsed.pathname}`
     // A database that cannot be reached fails here, with a message, before anything starts.
+    const NodeCluster = yield* nodeCluster
     yield* NodeCluster.probe(redacted, where).pipe(
       Effect.catchTag("ClusterStorageError", (e) =>
         Effect.andThen(printError(e.message), Effect.fail(new CliFailure({ message: e.message, exitCode: 1 })))
@@ -89,6 +92,7 @@ export const workerCommand = Command.make(
   Effect.fn("cli.worker")(function* ({ cluster, host, port, listenHost }) {
     const url = yield* clusterUrl(cluster)
     const runner = { host, port, listenHost: Option.getOrUndefined(listenHost) }
+    const NodeCluster = yield* nodeCluster
     const layer = Cluster.layerWorkflows.pipe(
       Layer.provide(pipelines),
       Layer.provide(NodeCluster.layer({ url, runner }))
@@ -182,7 +186,7 @@ export const submit = (options: {
         yield* Effect.forkScoped(followParts(request.runId))
         return yield* Cluster.EtlRun.execute(request)
       })
-    ).pipe(Effect.provide(NodeCluster.layer({ url })))
+    ).pipe(Effect.provide((yield* nodeCluster).layer({ url })))
     const secrets = yield* Redaction.Secrets
     if (outcome.report !== null) yield* Console.log(secrets.scrub(JSON.stringify(JSON.parse(outcome.report), null, 2)))
     if (outcome.error !== null) {

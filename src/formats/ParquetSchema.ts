@@ -7,7 +7,8 @@
  *
  * @since 0.1.0
  */
-import { Data, Result } from "effect"
+import * as Data from "effect/Data"
+import * as Result from "effect/Result"
 import type { SchemaElement } from "hyparquet"
 import type * as AvroSchema from "../schema/AvroSchema.ts"
 

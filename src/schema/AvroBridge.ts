@@ -29,9 +29,15 @@
  * - {@link makeValidator}: a plain, fast `(input) => { ok, value } | { ok, message }` function for hot loops.
  */
 import avro from "avsc"
-import { Data, Effect, Result, Schema, SchemaAST, SchemaGetter, SchemaIssue } from "effect"
 import * as BigDecimal from "effect/BigDecimal"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 import type * as JsonSchema from "effect/JsonSchema"
+import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
+import * as SchemaAST from "effect/SchemaAST"
+import * as SchemaGetter from "effect/SchemaGetter"
+import * as SchemaIssue from "effect/SchemaIssue"
 import * as AvroLogical from "./AvroLogical.ts"
 import * as AvroSchema from "./AvroSchema.ts"
 

@@ -18,7 +18,9 @@
  * ```
  */
 import avro from "avsc"
-import { Data, Effect, Result } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Result from "effect/Result"
 
 // -----------------------------------------------------------------------------
 // Types

@@ -12,7 +12,7 @@
  * const tx: Contracts.Transaction = Schema.decodeUnknownSync(Contracts.Transaction)(json)
  * ```
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import * as AvroBridge from "./AvroBridge.ts"
 
 /** The Avro namespace of the contract schemas. */

@@ -18,7 +18,13 @@
  */
 import * as http from "node:http"
 import * as https from "node:https"
-import { Context, Data, Deferred, Effect, Exit, Layer, Redacted } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import * as AvroSchema from "./AvroSchema.ts"
 
 /** A registry request failed: `status` and `errorCode` are the registry's (40403: no schema with that id, ...). */

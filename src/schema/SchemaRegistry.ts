@@ -16,7 +16,11 @@
 import * as fs from "node:fs/promises"
 import * as nodePath from "node:path"
 import type avro from "avsc"
-import { Context, Data, Effect, Layer, type Schema } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Schema from "effect/Schema"
 import * as AvroBridge from "./AvroBridge.ts"
 import * as AvroSchema from "./AvroSchema.ts"
 
