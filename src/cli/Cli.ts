@@ -135,7 +135,7 @@ const observe = <A, E, R>(run: Effect.Effect<A, E, R>, options: Export.Observabi
 
 const threadsFlag = Flag.Int("threads").pipe(
   Flag.withDescription(
-    "A batch run reads the parts of its input (files, ranges of records of a big JSON Lines or CSV file, objects, table slices) on this many threads, through one sink with one commit; overrides the config's \"threads\"; default: the machine's cores when every stage works record by record and the sink writes each part itself (files, SQL tables), else 1"
+    "A batch run reads the parts of its input (files, ranges of records of a big JSON Lines or CSV file, objects, table slices) on this many threads, through one sink with one commit; overrides the config's \"threads\"; default: the machine's cores (1 on 2 cores or fewer) when every stage works record by record and the sink writes each part itself (files, SQL tables), else 1"
   ),
   Flag.optional
 )

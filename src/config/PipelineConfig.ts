@@ -134,7 +134,7 @@ export const PipelineConfig = Schema.Struct({
   threads: Schema.optionalKey(
     PositiveInt.annotate({
       description:
-        "A batch run reads the parts of its input (files, ranges of records of a big JSON Lines or CSV file, objects, table slices, partitions) on this many threads of one process, and writes through one sink with one commit. Default: the machine's cores when every stage works record by record and the sink writes each part itself (files, SQL tables), else 1 (a pipeline that aggregates, or whose sink takes every record in one place, runs on threads only when asked). 1 reads on one thread"
+        "A batch run reads the parts of its input (files, ranges of records of a big JSON Lines or CSV file, objects, table slices, partitions) on this many threads of one process, and writes through one sink with one commit. Default: the machine's cores (1 on 2 cores or fewer) when every stage works record by record and the sink writes each part itself (files, SQL tables), else 1 (a pipeline that aggregates, or whose sink takes every record in one place, runs on threads only when asked). 1 reads on one thread"
     })
   ),
   quality: Schema.optionalKey(QualityConfig),

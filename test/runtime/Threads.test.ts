@@ -247,7 +247,7 @@ describe("Runs on threads", () => {
   )
 
   it.effect(
-    "by default a pipeline runs on the machine's cores when its parts do all the work, else on one thread",
+    "by default a pipeline runs on the machine's cores (from 3) when its parts do all the work, else on one thread",
     () =>
       Effect.gen(function* () {
         const dir = tmp()
@@ -266,7 +266,7 @@ describe("Runs on threads", () => {
             transforms: [{ type: "filter", condition: "day > 1" }],
             sink: files
           }),
-          Threads.cores()
+          Threads.parallelismFor(Threads.cores())
         )
         // An aggregate: its finish merges every part's groups.
         assert.strictEqual(
@@ -297,9 +297,13 @@ describe("Runs on threads", () => {
         }
         assert.strictEqual(yield* defaultOf({ ...tables, sink: { type: "postgres", connection: "db", table: "b" } }), 1)
         // The same read into files: every core.
-        assert.strictEqual(yield* defaultOf({ ...tables, sink: files }), Threads.cores())
+        assert.strictEqual(yield* defaultOf({ ...tables, sink: files }), Threads.parallelismFor(Threads.cores()))
       }).pipe(Effect.provideService(Redaction.Secrets, Redaction.registry()))
   )
+
+  it("the default parallelism: every core from 3 of them, one thread on 1 or 2", () => {
+    assert.deepStrictEqual([1, 2, 3, 4, 16].map(Threads.parallelismFor), [1, 1, 3, 4, 16])
+  })
 
   it("partBytes: about four parts per thread, 8 to 128 MiB each", () => {
     assert.strictEqual(Threads.partBytes(undefined, 2), 64 * 1024 * 1024)
