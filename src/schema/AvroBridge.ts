@@ -1353,6 +1353,8 @@ class DecimalType extends EtlLogicalType {
   }
   _read(tap: Tap): BigDecimal.BigDecimal {
     const length = this.etlSize ?? tap.readLong()
+    // Corrupt data: a negative length would move the read position back, into bytes already read.
+    if (length < 0) throw new Error(`corrupt data: a decimal of ${length} bytes`)
     const start = tap.pos
     tap.pos += length
     const unscaled = tap.pos > tap.buf.length ? 0n : AvroLogical.bytesToBigint(tap.buf, start, length)

@@ -173,6 +173,13 @@ describe("AvroWire on hostile data", () => {
     assert.deepStrictEqual(back.ok ? back.value : undefined, { xs: [1, 2, 3], tags: { a: "b" }, u: "x" })
   })
 
+  it("a decimal claiming a negative length is a decode error, not a read from bytes already read", () => {
+    // amount: length -2 (zigzag 3), then the rest of a payment.
+    const decoded = AvroWire.binary(type1).decode(Uint8Array.from([4, 0x70, 0x31, 3, 0x04, 0xce, 0x02]))
+    assert.isFalse(decoded.ok)
+    assert.include(decoded.ok ? "" : decoded.message, "a decimal of -2 bytes")
+  })
+
   it("an enum takes only its own symbols (never `constructor`, `toString`, `__proto__`)", () => {
     const type = AvroBridge.toAvroType({
       type: "record",
