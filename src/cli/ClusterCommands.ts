@@ -25,10 +25,10 @@ export const clusterFlag = Flag.String("cluster").pipe(
   )
 )
 
-/** The cluster URL, with its password kept out of every log line and error. */
 /** The cluster's driver (PostgreSQL storage, sockets), loaded by the cluster commands only: other commands start faster. */
 const nodeCluster = Effect.promise(() => import("../cluster/NodeCluster.ts"))
 
+/** The cluster URL, with its password kept out of every log line and error. */
 const clusterUrl = (url: string) =>
   Effect.gen(function* () {
     const parsed = URL.canParse(url) ? new URL(url) : undefined

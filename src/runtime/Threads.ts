@@ -47,9 +47,8 @@ export const parallelismFor = (cores: number): number => (cores >= 3 ? cores : 1
 
 /**
  * The number of threads a pipeline runs on when nobody said: the machine's cores (see {@link parallelismFor}) when
- * the parts do all the work —
- * every stage works record by record and the sink writes each part's records itself (files, SQL tables), so that the
- * finish only commits — and 1 otherwise. A pipeline whose finish merges partial states or writes every record (an
+ * the parts do all the work — every stage works record by record and the sink writes each part's records itself
+ * (files, SQL tables), so that the finish only commits — and 1 otherwise. A pipeline whose finish merges partial states or writes every record (an
  * aggregate of many groups, a sink that cannot stage parts) may be slower on threads, so it runs on them only when
  * asked (`threads`, `--threads`). A table copied to a table as its server's text (see `PassThrough`) does almost no
  * work per record: threads would only add the staging tables' second copy on the server, so it runs on 1 thread.
