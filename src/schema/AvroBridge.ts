@@ -439,7 +439,9 @@ const identity = <A>(a: A): A => a
 const fromCheck = (checkValue: (u: unknown) => Invalid | undefined) => (input: unknown) => checkValue(input) ?? input
 
 // -----------------------------------------------------------------------------
-// avsc's array and map readers, bounded
+// avsc, hardened: array and map readers bounded by the bytes left, enums checked against their own symbols. These
+// replace methods of avsc's prototypes, so every avsc type of the process has them (the bridge's, and the plain types
+// container files are read with).
 // -----------------------------------------------------------------------------
 
 /**
@@ -498,7 +500,7 @@ interface EnumLike {
 }
 
 // avsc looks enum symbols up in a plain object, so `constructor`, `toString` or `__proto__` passed as symbols of any
-// enum (and were written as garbage): only the enum's own symbols are.
+// enum (and were written as garbage): only the enum's own symbols pass now.
 const symbolIndex = (type: EnumLike, value: unknown): number | undefined =>
   typeof value === "string" && Object.hasOwn(type._indices, value) ? type._indices[value] : undefined
 avscTypes.EnumType.prototype._check = function (value, _flags, hook) {
