@@ -25,6 +25,7 @@ import * as Format from "../src/formats/Format.ts"
 import * as Parquet from "../src/formats/Parquet.ts"
 import * as AvroBridge from "../src/schema/AvroBridge.ts"
 import type * as AvroSchema from "../src/schema/AvroSchema.ts"
+import type { Tx } from "./support/Transactions.ts"
 
 // The avsc Type a config's schema lookup gives sinks and sources (effect-etl's values: Date, BigDecimal).
 const schema = AvroBridge.toAvroType(
@@ -32,17 +33,6 @@ const schema = AvroBridge.toAvroType(
     fs.readFileSync(fileURLToPath(new URL("../schemas/transaction.avsc", import.meta.url)), "utf8")
   ) as AvroSchema.Schema
 )
-
-interface Transaction {
-  readonly transactionId: string
-  readonly userId: string
-  readonly amount: BigDecimal.BigDecimal
-  readonly currency: string
-  readonly status: string
-  readonly eventTime: Date
-  readonly merchant: string | null
-  readonly category: string | null
-}
 
 const BATCH = 4096
 const START = Date.UTC(2026, 10, 1)
@@ -52,7 +42,7 @@ const categories = ["groceries", "travel", "fuel", "rent", "fun"]
 
 const hex = (n: number, width: number) => (n >>> 0).toString(16).padStart(width, "0").slice(-width)
 
-const record = (i: number): Transaction => {
+const record = (i: number): Tx => {
   const h = Math.imul(i + 1, 0x9e3779b1) >>> 0
   return {
     transactionId: `${hex(h, 8)}-${hex(i >>> 16, 4)}-4${hex(i, 3)}-8${hex(h >>> 20, 3)}-${hex(i, 12)}`,
@@ -66,9 +56,9 @@ const record = (i: number): Transaction => {
   }
 }
 
-function* batches(n: number): Generator<ReadonlyArray<Transaction>> {
+function* batches(n: number): Generator<ReadonlyArray<Tx>> {
   for (let start = 0; start < n; start += BATCH) {
-    const batch: Array<Transaction> = []
+    const batch: Array<Tx> = []
     for (let i = start; i < Math.min(n, start + BATCH); i++) batch.push(record(i))
     yield batch
   }
@@ -84,7 +74,7 @@ interface Checksum {
 
 const emptyChecksum = (): Checksum => ({ records: 0, cents: 0n, nulls: 0, time: 0 })
 
-const add = (sum: Checksum, r: Transaction): void => {
+const add = (sum: Checksum, r: Tx): void => {
   sum.records++
   sum.cents += BigDecimal.scale(r.amount, 2).value
   if (r.merchant === null) sum.nulls++
@@ -145,7 +135,7 @@ const readWithEtl = (spec: Format.FormatSpec, path: string) =>
     const sum = emptyChecksum()
     const count = (batch: ReadonlyArray<unknown>) =>
       Effect.sync(() => {
-        for (const r of batch) add(sum, r as Transaction)
+        for (const r of batch) add(sum, r as Tx)
       })
     if (spec.type === "parquet") {
       const fd = fs.openSync(path, "r")
@@ -206,7 +196,7 @@ const readWithParquetjs = async (path: string) => {
   for (let row = await cursor.next(); row !== null; row = await cursor.next()) {
     const r = row as Record<string, unknown>
     add(sum, {
-      ...(r as unknown as Transaction),
+      ...(r as unknown as Tx),
       // parquetjs reads an INT64 decimal as the scaled number (e.g. 1234.56).
       amount: BigDecimal.make(
         typeof r.amount === "bigint" ? r.amount : BigInt(Math.round((r.amount as number) * 100)),

@@ -1,6 +1,7 @@
 /**
- * The transactions of the benchmarks that read `schemas/transaction.avsc` records (`kafka-s3.ts`, `s3-postgres.ts`,
- * `avro.ts`): the i-th transaction, from a fixed formula, so every benchmark and every run sees the same data.
+ * The records of `schemas/transaction.avsc` in the benchmarks (`Tx`; `parquet.ts` makes its own, more varied ones),
+ * and the transactions `kafka-s3.ts`, `s3-postgres.ts` and `avro.ts` read: the i-th from a fixed formula, so every
+ * benchmark and every run sees the same data.
  */
 import * as BigDecimal from "effect/BigDecimal"
 
