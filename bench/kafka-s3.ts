@@ -1,10 +1,17 @@
 /**
  * The Kafka → S3 benchmark: N (default 1M) Avro transactions in a 4-partition topic, read by effect-etl's Kafka source
- * (Avro decode) → validate → filter settled → S3 sink (Avro deflate part objects, overwrite), beside two raw consumers
- * of the same topic in the same run, counting messages and value bytes, decoding nothing: @platformatic/kafka (the
- * connector's client) sending Fetch requests itself with the connector's fetch limits, the baseline of the ratio;
- * and kafkajs (`eachBatch`), the earlier baseline. Each case runs in its own process so its peak RSS is its own. The servers are the test servers (`test/support`), or yours via `ETL_TEST_KAFKA_BROKERS` /
- * `ETL_TEST_S3_ENDPOINT` (+ `ETL_TEST_S3_ACCESS_KEY` / `ETL_TEST_S3_SECRET_KEY`).
+ * (Avro decode) → validate → filter settled → S3 sink (Avro deflate part objects, overwrite), beside, in the same run:
+ * - two raw consumers of the same topic, counting messages and value bytes, decoding nothing: @platformatic/kafka (the
+ *   connector's client) sending Fetch requests itself with the connector's fetch limits, the baseline of the ratio;
+ *   and kafkajs (`eachBatch`), the earlier baseline;
+ * - the same raw consumer decoding every value with the connector's decoder and doing nothing else (the least any
+ *   pipeline over this topic does);
+ * - the pipeline written by hand without the framework (the raw consumer, avsc, the same checks and filter, avsc's
+ *   block encoder, the AWS SDK's PutObject).
+ * Each case runs in its own process so its peak RSS is its own; beside its time, the CPU it used and the CPU the
+ * broker and the S3 server used meanwhile, so a case that kept the machine's cores busy shows it. The servers are the
+ * test servers (`test/support`), or yours via `ETL_TEST_KAFKA_BROKERS` / `ETL_TEST_S3_ENDPOINT` (+
+ * `ETL_TEST_S3_ACCESS_KEY` / `ETL_TEST_S3_SECRET_KEY`).
  *
  *   node bench/kafka-s3.ts                       # writes bench/results/kafka-s3.json
  *   BENCH_RECORDS=200000 node bench/kafka-s3.ts
@@ -12,7 +19,9 @@
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as nodePath from "node:path"
+import { S3Client as AwsS3Client, PutObjectCommand } from "@aws-sdk/client-s3"
 import { Consumer } from "@platformatic/kafka"
+import avro from "avsc"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -27,6 +36,7 @@ import * as Batch from "../src/core/Batch.ts"
 import * as Source from "../src/core/Source.ts"
 import * as Pipeline from "../src/pipeline/Pipeline.ts"
 import * as AvroBridge from "../src/schema/AvroBridge.ts"
+import * as AvroFast from "../src/schema/AvroFast.ts"
 import type * as AvroSchema from "../src/schema/AvroSchema.ts"
 import * as Rule from "../src/transforms/Rule.ts"
 import * as KafkaBroker from "../test/support/KafkaBroker.ts"
@@ -67,6 +77,28 @@ const rssPeak = () => {
     clearInterval(timer)
     return Math.round(Math.max(peak, process.resourceUsage().maxRSS * 1024) / 1024 / 1024)
   }
+}
+
+/**
+ * CPU seconds (user + system) used so far by the machine's Java processes, the broker and the S3 server (the test
+ * servers are both Java): with the case process's own, how much of the machine a case kept busy.
+ */
+const serverCpuSeconds = (): number => {
+  let ticks = 0
+  for (const pid of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue
+    let stat: string
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    } catch {
+      continue // gone meanwhile
+    }
+    const close = stat.lastIndexOf(")")
+    if (stat.slice(stat.indexOf("(") + 1, close) !== "java") continue
+    const fields = stat.slice(close + 2).split(" ")
+    ticks += Number(fields[11]) + Number(fields[12])
+  }
+  return ticks / 100
 }
 
 const seed = (env: Env) =>
@@ -123,8 +155,15 @@ const raw = async (env: Env) => {
   return { records: seen, seconds, bytes }
 }
 
-/** The connector's client, raw: Fetch requests to each partition's leader, 2 MiB per partition, 16 MiB per request. */
-const platformatic = async (env: Env) => {
+/**
+ * The connector's client, raw: Fetch requests to each partition's leader with the connector's fetch limits, each
+ * message's value handed to `each` (which may wait, holding the next fetch back).
+ */
+const fetchAll = async (
+  env: Env,
+  each: (value: Buffer | null | undefined) => void,
+  afterFetch?: () => Promise<void>
+) => {
   const consumer = new Consumer({
     clientId: "bench",
     bootstrapBrokers: [env.brokers],
@@ -132,7 +171,6 @@ const platformatic = async (env: Env) => {
     maxBytes: NodeKafka.fetchLimits.maxBytesPerRequest,
     maxWaitTime: NodeKafka.fetchLimits.maxWaitMs
   })
-  const started = performance.now()
   consumer.topics.track(env.topic)
   const metadata = await consumer.metadata({ topics: [env.topic] })
   const topic = metadata.topics.get(env.topic)!
@@ -140,7 +178,6 @@ const platformatic = async (env: Env) => {
   const byLeader = new Map<number, Array<number>>()
   for (const [i, p] of topic.partitions.entries()) byLeader.set(p.leader, [...(byLeader.get(p.leader) ?? []), i])
   let seen = 0
-  let bytes = 0
   const loop = async (node: number, owned: ReadonlyArray<number>) => {
     while (seen < records) {
       const response = await consumer.fetch({
@@ -161,16 +198,110 @@ const platformatic = async (env: Env) => {
       for (const t of response.responses)
         for (const p of t.partitions)
           for (const batch of p.records ?? []) {
-            for (const r of batch.records) bytes += r.value?.length ?? 0
+            for (const r of batch.records) each(r.value)
             seen += batch.records.length
             next[p.partitionIndex] = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n
           }
+      if (afterFetch !== undefined) await afterFetch()
     }
   }
   await Promise.all([...byLeader].map(([node, owned]) => loop(node, owned)))
-  const seconds = (performance.now() - started) / 1000
   await consumer.close(true)
-  return { records: seen, seconds, bytes }
+  return seen
+}
+
+/** The baseline: the connector's client consuming the topic, counting messages and value bytes. */
+const platformatic = async (env: Env) => {
+  const started = performance.now()
+  let bytes = 0
+  const seen = await fetchAll(env, (value) => {
+    bytes += value?.length ?? 0
+  })
+  return { records: seen, seconds: (performance.now() - started) / 1000, bytes }
+}
+
+/**
+ * The least any pipeline over this topic does: the baseline's consumption plus decoding every value, with the fastest
+ * decoder the project has (`AvroFast`, the one the connector uses), and nothing else: its rate bounds what a pipeline
+ * that also checks, encodes and writes can reach on the machine.
+ */
+const decodeOnly = async (env: Env) => {
+  const started = performance.now()
+  const fast = AvroFast.of(type)
+  const cursor = { pos: 0 }
+  let decoded = 0
+  const seen = await fetchAll(env, (value) => {
+    if (value === undefined || value === null) return
+    cursor.pos = 0
+    const record = fast === undefined ? AvroFast.BAIL : fast.decode(value, cursor)
+    if ((record === AvroFast.BAIL ? type.fromBuffer(value) : record) !== undefined) decoded++
+  })
+  return { records: seen, decoded, seconds: (performance.now() - started) / 1000 }
+}
+
+/**
+ * The pipeline's work written by hand, as a developer would without the framework: the same client and fetches, avsc
+ * (with effect-etl's logical types, so values are the pipeline's) decoding each value, the same checks and filter,
+ * avsc's `BlockEncoder` (deflate) building objects of 250,000 records, each put with the AWS SDK while the next is
+ * built. No dead letters, retries, acknowledgements or counts.
+ */
+const handWritten = async (env: Env) => {
+  const started = performance.now()
+  const s3 = new AwsS3Client({
+    region: "us-east-1",
+    endpoint: env.endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: env.accessKey, secretAccessKey: env.secretKey },
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED"
+  })
+  const currency = /^[A-Z]{3}$/
+  let objects = 0
+  let written = 0
+  let rejected = 0
+  let inObject = 0
+  let chunks: Array<Buffer> = []
+  let encoder = new avro.streams.BlockEncoder(type, { codec: "deflate" })
+  let putting: Promise<unknown> = Promise.resolve()
+  const collect = (e: typeof encoder, into: Array<Buffer>) => e.on("data", (chunk: Buffer) => into.push(chunk))
+  collect(encoder, chunks)
+  const cut = async () => {
+    const done = new Promise((resolve) => encoder.once("end", resolve))
+    encoder.end()
+    await done
+    const body = Buffer.concat(chunks)
+    const key = `hand/part-${String(objects++).padStart(5, "0")}.avro`
+    await putting
+    putting = s3.send(new PutObjectCommand({ Bucket: env.bucket, Key: key, Body: body }))
+    chunks = []
+    encoder = new avro.streams.BlockEncoder(type, { codec: "deflate" })
+    collect(encoder, chunks)
+    inObject = 0
+  }
+  const seen = await fetchAll(
+    env,
+    (value) => {
+      if (value === undefined || value === null) return void rejected++
+      let tx: Tx
+      try {
+        tx = type.fromBuffer(value) as Tx
+      } catch {
+        return void rejected++
+      }
+      if (!currency.test(tx.currency) || tx.userId === null) return void rejected++
+      if (tx.status !== "settled") return
+      encoder.write(tx)
+      written++
+      inObject++
+    },
+    async () => {
+      if (inObject >= 250_000) await cut()
+    }
+  )
+  if (inObject > 0) await cut()
+  await putting
+  s3.destroy()
+  return { records: seen, written, rejected, seconds: (performance.now() - started) / 1000 }
 }
 
 const etl = (env: Env) =>
@@ -212,7 +343,13 @@ const etl = (env: Env) =>
   }).pipe(Effect.provide(Layer.merge(NodeKafka.layer({ brokers: [env.brokers] }), s3Layer(env))))
 
 const caseName = process.argv[2]
-if (caseName === "raw" || caseName === "platformatic" || caseName === "etl") {
+if (
+  caseName === "raw" ||
+  caseName === "platformatic" ||
+  caseName === "hand" ||
+  caseName === "decode" ||
+  caseName === "etl"
+) {
   const env = JSON.parse(process.env.BENCH_ENV ?? "{}") as Env
   const peak = rssPeak()
   const result =
@@ -220,8 +357,13 @@ if (caseName === "raw" || caseName === "platformatic" || caseName === "etl") {
       ? await raw(env)
       : caseName === "platformatic"
         ? await platformatic(env)
-        : await Effect.runPromise(etl(env))
-  console.log(JSON.stringify({ ...result, peakRssMb: peak() }))
+        : caseName === "hand"
+          ? await handWritten(env)
+          : caseName === "decode"
+            ? await decodeOnly(env)
+            : await Effect.runPromise(etl(env))
+  const cpu = process.cpuUsage()
+  console.log(JSON.stringify({ ...result, peakRssMb: peak(), cpuSeconds: (cpu.user + cpu.system) / 1e6 }))
   process.exit(0)
 }
 
@@ -247,22 +389,35 @@ try {
     `seeded ${records} Avro transactions in ${seedSeconds.toFixed(1)} s (${Math.round(records / seedSeconds)} records/s through Kafka.sink)`
   )
   const run = (name: string) => {
+    const serversBefore = serverCpuSeconds()
+    const started = performance.now()
     const child = spawnSync(process.execPath, [import.meta.filename, name], {
       env: { ...process.env, BENCH_ENV: JSON.stringify(env), BENCH_RECORDS: String(records) },
       encoding: "utf8",
       maxBuffer: 16 * 1024 * 1024
     })
+    const processSeconds = (performance.now() - started) / 1000
+    const serverSeconds = serverCpuSeconds() - serversBefore
     if (child.status !== 0) throw new Error(`case ${name} failed: ${child.stderr}`)
     const lines = child.stdout.trim().split("\n")
-    return JSON.parse(lines[lines.length - 1]!) as {
+    const result = JSON.parse(lines[lines.length - 1]!) as {
       records: number
       seconds: number
       peakRssMb: number
+      cpuSeconds: number
       written?: number
     }
+    // Cores kept busy from the case process's start to its end (its start-up included): its CPU and the servers'.
+    const cores = (result.cpuSeconds + serverSeconds) / processSeconds
+    console.log(
+      `  ${name}: ${processSeconds.toFixed(2)} s in all, CPU ${result.cpuSeconds.toFixed(2)} s (the case) + ${serverSeconds.toFixed(2)} s (broker and S3 server) = ${cores.toFixed(2)} cores busy`
+    )
+    return { ...result, processSeconds, serverCpuSeconds: serverSeconds, coresBusy: Number(cores.toFixed(2)) }
   }
   const platformaticResult = run("platformatic")
   const rawResult = run("raw")
+  const decodeResult = run("decode")
+  const handResult = run("hand")
   const etlResult = run("etl")
   const rate = (r: { records: number; seconds: number }) => Math.round(r.records / r.seconds)
   const summary = {
@@ -271,18 +426,30 @@ try {
     seed: { seconds: seedSeconds, recordsPerSecond: Math.round(records / seedSeconds) },
     platformaticRaw: { ...platformaticResult, recordsPerSecond: rate(platformaticResult) },
     kafkajsRaw: { ...rawResult, recordsPerSecond: rate(rawResult) },
+    decodeOnly: { ...decodeResult, recordsPerSecond: rate(decodeResult) },
+    handWritten: { ...handResult, recordsPerSecond: rate(handResult) },
     effectEtl: { ...etlResult, recordsPerSecond: rate(etlResult) },
     ratio: Number((rate(etlResult) / rate(platformaticResult)).toFixed(3)),
+    decodeOnlyRatio: Number((rate(decodeResult) / rate(platformaticResult)).toFixed(3)),
+    handWrittenRatio: Number((rate(handResult) / rate(platformaticResult)).toFixed(3)),
+    ratioToHandWritten: Number((rate(etlResult) / rate(handResult)).toFixed(3)),
     ratioToKafkajs: Number((rate(etlResult) / rate(rawResult)).toFixed(3))
   }
   console.log(
     `@platformatic/kafka raw consume: ${rate(platformaticResult)} records/s, peak RSS ${platformaticResult.peakRssMb} MB`
   )
   console.log(`kafkajs raw consume:             ${rate(rawResult)} records/s, peak RSS ${rawResult.peakRssMb} MB`)
+  console.log(`consume + decode only:           ${rate(decodeResult)} records/s, peak RSS ${decodeResult.peakRssMb} MB`)
+  console.log(
+    `hand-written Kafka → S3 Avro:    ${rate(handResult)} records/s (${handResult.written} written), peak RSS ${handResult.peakRssMb} MB`
+  )
   console.log(
     `effect-etl Kafka → S3 Avro:      ${rate(etlResult)} records/s (${etlResult.written} written), peak RSS ${etlResult.peakRssMb} MB`
   )
   console.log(`ratio effect-etl / @platformatic/kafka raw: ${summary.ratio} (/ kafkajs raw: ${summary.ratioToKafkajs})`)
+  console.log(
+    `ratio to @platformatic/kafka raw: consume + decode only ${summary.decodeOnlyRatio}, hand-written ${summary.handWrittenRatio}; effect-etl / hand-written: ${summary.ratioToHandWritten}`
+  )
   fs.mkdirSync(nodePath.join(root, "bench", "results"), { recursive: true })
   fs.writeFileSync(nodePath.join(root, "bench", "results", "kafka-s3.json"), `${JSON.stringify(summary, null, 2)}\n`)
 } finally {

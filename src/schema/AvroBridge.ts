@@ -439,9 +439,10 @@ const identity = <A>(a: A): A => a
 const fromCheck = (checkValue: (u: unknown) => Invalid | undefined) => (input: unknown) => checkValue(input) ?? input
 
 // -----------------------------------------------------------------------------
-// avsc, hardened: array and map readers bounded by the bytes left, enums checked against their own symbols. These
-// replace methods of avsc's prototypes, so every avsc type of the process has them (the bridge's, and the plain types
-// container files are read with).
+// avsc, hardened: array and map readers bounded by the bytes left, enums checked against their own symbols, record
+// resolvers that take `constructor` or `toString` for names like any other. These replace methods of avsc's
+// prototypes, so every avsc type of the process has them (the bridge's, and the plain types container files are read
+// with).
 // -----------------------------------------------------------------------------
 
 /**
@@ -481,6 +482,7 @@ const blockSize = (tap: BlockTap): number => {
 const avscTypes = avro.types as unknown as {
   readonly ArrayType: { prototype: { _read: (this: { itemsType: ItemReader }, tap: BlockTap) => unknown } }
   readonly MapType: { prototype: { _read: (this: { valuesType: ItemReader }, tap: BlockTap) => unknown } }
+  readonly RecordType: { prototype: { _update: ResolverUpdate<RecordLike> } }
   readonly EnumType: {
     prototype: {
       _check: (
@@ -499,6 +501,18 @@ interface EnumLike {
   readonly _indices: Readonly<Record<string, number>>
 }
 
+/** How avsc fills in a resolver reading what `writer` wrote as the type `this`. */
+type ResolverUpdate<T> = (this: T, resolver: unknown, writer: never, opts: unknown) => void
+
+interface FieldLike {
+  readonly name: string
+  readonly aliases: ReadonlyArray<string>
+}
+
+interface RecordLike {
+  readonly fields: ReadonlyArray<FieldLike>
+}
+
 // avsc looks enum symbols up in a plain object, so `constructor`, `toString` or `__proto__` passed as symbols of any
 // enum (and were written as garbage): only the enum's own symbols pass now.
 const symbolIndex = (type: EnumLike, value: unknown): number | undefined =>
@@ -512,6 +526,35 @@ avscTypes.EnumType.prototype._write = function (tap, value) {
   const index = symbolIndex(this, value)
   if (index === undefined) throw new Error(`Expected a symbol of the enum ${this.name ?? ""}, got ${show(value)}`)
   tap.writeLong(index)
+}
+// avsc's record resolver matches fields by name in plain objects, so a field named `constructor`, `toString`, ... (a
+// property of every object) broke it: "resolvers[name].push is not a function" when both schemas have the field, or
+// a reader field without a default taken as present in the writer. Where a name of either schema is such a property,
+// the resolver is made for views of both types whose field names and aliases start with "0" (no Avro name does, so
+// matching is unchanged and the names are identifiers still: avsc's generated reader uses them).
+const prototypeNames = new Set(Object.getOwnPropertyNames(Object.prototype))
+const clashes = (type: RecordLike): boolean =>
+  type.fields.some((f) => prototypeNames.has(f.name) || f.aliases.some((a) => prototypeNames.has(a)))
+const escaped = <T extends RecordLike>(type: T): T =>
+  Object.create(type, {
+    fields: {
+      value: type.fields.map((f) =>
+        Object.create(f, { name: { value: `0${f.name}` }, aliases: { value: f.aliases.map((a) => `0${a}`) } })
+      )
+    }
+  }) as T
+const updateRecord = avscTypes.RecordType.prototype._update
+avscTypes.RecordType.prototype._update = function (resolver, writer, opts) {
+  const other = writer as unknown as Partial<RecordLike>
+  if (!Array.isArray(other.fields) || !(clashes(this) || clashes(other as RecordLike)))
+    return updateRecord.call(this, resolver, writer, opts)
+  try {
+    updateRecord.call(escaped(this), resolver, escaped(other as RecordLike) as never, opts)
+  } catch (error) {
+    // avsc's messages name fields ("no matching field for default-less R.0toString"): without the "0" again.
+    if (error instanceof Error) error.message = error.message.replace(/(^|[.,( ])0(?=[A-Za-z_])/g, "$1")
+    throw error
+  }
 }
 avscTypes.ArrayType.prototype._read = function (tap) {
   const items = this.itemsType

@@ -224,6 +224,32 @@ describe("AvroFile", () => {
     assert.deepStrictEqual(plain(decodeSync([bytes], reader)), [{ id: "a", amount: 1.5, currency: "EUR" }])
   })
 
+  it("resolves fields named like properties of every object (constructor, toString, ...)", () => {
+    const writer = avro.Type.forSchema({
+      type: "record",
+      name: "Tx",
+      fields: [
+        { name: "id", type: "string" },
+        { name: "constructor", type: "string" },
+        { name: "toString", type: "int" }
+      ]
+    })
+    const reader = avro.Type.forSchema({
+      type: "record",
+      name: "Tx",
+      fields: [
+        { name: "toString", type: "long" },
+        { name: "constructor", type: "string" },
+        { name: "id", type: "string" },
+        { name: "valueOf", type: "string", default: "v" }
+      ]
+    })
+    const bytes = encodeSync([[{ id: "a", constructor: "c", toString: 7 }]], {}, writer)
+    assert.deepStrictEqual(plain(decodeSync([bytes], reader)), [
+      { toString: 7, constructor: "c", id: "a", valueOf: "v" }
+    ])
+  })
+
   it("fails when the reader type cannot read the writer schema", () => {
     const reader = avro.Type.forSchema({ type: "record", name: "Other", fields: [{ name: "x", type: "int" }] })
     const error = failure(decodeExit([encodeSync([sample.slice(0, 1)])], reader, { source: "tx.avro" }))

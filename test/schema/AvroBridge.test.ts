@@ -398,6 +398,74 @@ describe("AvroBridge", () => {
     })
   })
 
+  describe("resolution with field names every object has", () => {
+    const writer = AvroBridge.toAvroType(
+      AvroSchema.makeUnsafe({
+        type: "record",
+        name: "Odd",
+        fields: [
+          { name: "id", type: "long" },
+          { name: "constructor", type: "string" },
+          { name: "toString", type: "int" },
+          { name: "dropped", type: "string", aliases: ["valueOf"] }
+        ]
+      })
+    )
+    const bytes = writer.toBuffer({ id: 1, constructor: "c", toString: 7, dropped: "x" })
+
+    it("matches them like any other name: both sides, reordered, promoted, and missing with a default", () => {
+      const reader = AvroBridge.toAvroType(
+        AvroSchema.makeUnsafe({
+          type: "record",
+          name: "Odd",
+          fields: [
+            { name: "toString", type: "long" },
+            { name: "constructor", type: "string" },
+            { name: "id", type: "long" },
+            { name: "hasOwnProperty", type: ["null", "string"], default: null }
+          ]
+        })
+      )
+      assertSame(reader.fromBuffer(bytes, reader.createResolver(writer)), {
+        toString: 7,
+        constructor: "c",
+        id: 1,
+        hasOwnProperty: null
+      })
+    })
+
+    it("refuses a reader field the writer lacks without a default, naming it", () => {
+      const reader = AvroBridge.toAvroType(
+        AvroSchema.makeUnsafe({
+          type: "record",
+          name: "Odd",
+          fields: [
+            { name: "id", type: "long" },
+            { name: "isPrototypeOf", type: "string" }
+          ]
+        })
+      )
+      assert.throws(
+        () => reader.createResolver(writer),
+        /^no matching field for default-less (\S+\.)?Odd\.isPrototypeOf$/
+      )
+    })
+
+    it("reads a field by an alias named like one", () => {
+      const reader = AvroBridge.toAvroType(
+        AvroSchema.makeUnsafe({
+          type: "record",
+          name: "Odd",
+          fields: [
+            { name: "id", type: "long" },
+            { name: "renamed", type: "string", aliases: ["dropped"] }
+          ]
+        })
+      )
+      assertSame(reader.fromBuffer(bytes, reader.createResolver(writer)), { id: 1, renamed: "x" })
+    })
+  })
+
   describe("toAvroType with plain avsc writers", () => {
     it("reads data written by a plain avsc type into the record representation", () => {
       const plainWriter = avro.Type.forSchema(Kitchen as unknown as avro.Schema, { wrapUnions: "auto" })
