@@ -18,6 +18,7 @@ import type * as Avsc from "avsc"
 import avro from "avsc"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
+import * as AvroBridge from "../schema/AvroBridge.ts"
 import * as AvroFast from "../schema/AvroFast.ts"
 import * as FormatError from "./FormatError.ts"
 import * as JsonValue from "./JsonValue.ts"
@@ -689,6 +690,10 @@ export const explainInvalid = (type: Type, value: unknown): string => {
   const checked = checks(type, value, {
     errorHook: (path, found, expected) => {
       const at = path.length === 0 ? "" : ` at ${path.join(".")}`
+      if (typeof found === "string" && !found.isWellFormed()) {
+        reason = `${AvroBridge.loneSurrogate(found)}${at}`
+        return
+      }
       let shown: string
       try {
         shown = typeof found === "bigint" ? `${found}n` : (JSON.stringify(found) ?? String(found))

@@ -436,11 +436,28 @@ const leaf = (
 
 const identity = <A>(a: A): A => a
 
+/**
+ * Why a string that is not well-formed UTF-16 is refused: a lone surrogate (half of a pair, as a JSON `"\ud83d"` or a
+ * string cut inside an emoji gives) is no Unicode text, and UTF-8 (Avro, Parquet, the databases) cannot hold it:
+ * writing it would silently turn it into U+FFFD or into invalid bytes.
+ */
+export const loneSurrogate = (text: string): string => {
+  let at = 0
+  for (; at < text.length; at++) {
+    const c = text.charCodeAt(at)
+    if (c >= 0xd800 && c <= 0xdbff && (text.charCodeAt(at + 1) & 0xfc00) === 0xdc00) at++
+    else if ((c & 0xf800) === 0xd800) break
+  }
+  const unit = text.charCodeAt(at).toString(16)
+  return `Expected a string of Unicode text, got one with a lone surrogate (\\u${unit} at index ${at}), which UTF-8 cannot encode: ${show(text)}`
+}
+
 const fromCheck = (checkValue: (u: unknown) => Invalid | undefined) => (input: unknown) => checkValue(input) ?? input
 
 // -----------------------------------------------------------------------------
-// avsc, hardened: array and map readers bounded by the bytes left, enums checked against their own symbols, record
-// resolvers that take `constructor` or `toString` for names like any other. These replace methods of avsc's
+// avsc, hardened: array and map readers bounded by the bytes left, enums checked against their own symbols, strings
+// with a lone surrogate refused (avsc wrote them as invalid UTF-8, or as U+FFFD from 64 bytes), record resolvers that
+// take `constructor` or `toString` for names like any other. These replace methods of avsc's
 // prototypes, so every avsc type of the process has them (the bridge's, and the plain types container files are read
 // with).
 // -----------------------------------------------------------------------------
@@ -481,8 +498,26 @@ const blockSize = (tap: BlockTap): number => {
 // avsc's own readers with the bound above; resolvers (`createResolver`) take these functions too.
 const avscTypes = avro.types as unknown as {
   readonly ArrayType: { prototype: { _read: (this: { itemsType: ItemReader }, tap: BlockTap) => unknown } }
-  readonly MapType: { prototype: { _read: (this: { valuesType: ItemReader }, tap: BlockTap) => unknown } }
+  readonly MapType: {
+    prototype: {
+      _read: (this: { valuesType: ItemReader }, tap: BlockTap) => unknown
+      _check: (
+        this: unknown,
+        value: unknown,
+        flags: unknown,
+        hook?: (value: unknown, type: unknown) => void,
+        path?: Array<string>
+      ) => boolean
+      _write: (this: unknown, tap: unknown, value: unknown) => void
+    }
+  }
   readonly RecordType: { prototype: { _update: ResolverUpdate<RecordLike> } }
+  readonly StringType: {
+    prototype: {
+      _check: (this: unknown, value: unknown, flags: unknown, hook?: (value: unknown, type: unknown) => void) => boolean
+      _write: (this: unknown, tap: { writeString(text: string): void }, value: unknown) => void
+    }
+  }
   readonly EnumType: {
     prototype: {
       _check: (
@@ -556,6 +591,35 @@ avscTypes.RecordType.prototype._update = function (resolver, writer, opts) {
     throw error
   }
 }
+avscTypes.StringType.prototype._check = function (value, _flags, hook) {
+  const ok = typeof value === "string" && value.isWellFormed()
+  if (!ok && hook !== undefined) hook(value, this)
+  return ok
+}
+avscTypes.StringType.prototype._write = (tap, value) => {
+  if (typeof value !== "string") throw new Error(`Expected ${EXPECTED.string}, got ${show(value)}`)
+  if (!value.isWellFormed()) throw new Error(loneSurrogate(value))
+  tap.writeString(value)
+}
+// Map keys are strings too.
+const illFormedKey = (value: unknown): string | undefined => {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return undefined
+  for (const key of Object.keys(value)) if (!key.isWellFormed()) return key
+  return undefined
+}
+const checkMap = avscTypes.MapType.prototype._check
+avscTypes.MapType.prototype._check = function (value, flags, hook, path) {
+  const key = illFormedKey(value)
+  if (key === undefined) return checkMap.call(this, value, flags, hook, path)
+  if (hook !== undefined) hook(key, this)
+  return false
+}
+const writeMap = avscTypes.MapType.prototype._write
+avscTypes.MapType.prototype._write = function (tap, value) {
+  const key = illFormedKey(value)
+  if (key !== undefined) throw new Error(`map key: ${loneSurrogate(key)}`)
+  writeMap.call(this, tap, value)
+}
 avscTypes.ArrayType.prototype._read = function (tap) {
   const items = this.itemsType
   let out: Array<unknown> | undefined
@@ -614,8 +678,13 @@ const primitiveNodes: Record<AvroSchema.Primitive, Node> = {
   double: leaf(EXPECTED.double, fromCheck(checkFinite("double")), Number.isFinite, double, "double"),
   string: leaf(
     EXPECTED.string,
-    (u) => (typeof u === "string" ? u : new Invalid(`Expected ${EXPECTED.string}, got ${show(u)}`)),
-    (u) => typeof u === "string",
+    (u) =>
+      typeof u !== "string"
+        ? new Invalid(`Expected ${EXPECTED.string}, got ${show(u)}`)
+        : u.isWellFormed()
+          ? u
+          : new Invalid(loneSurrogate(u)),
+    (u) => typeof u === "string" && u.isWellFormed(),
     string,
     "string"
   ),

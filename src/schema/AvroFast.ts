@@ -405,8 +405,9 @@ const writeDouble = (n: number): void => {
 }
 
 // avsc's `Tap.writeString`: ASCII below 64 characters is written directly (the same bytes); other text as avsc writes
-// it, `utf8Write` above 64 bytes and its own loop below, which writes lone surrogates as 3-byte sequences.
-const writeString = (text: string): void => {
+// it, `utf8Write` above 64 bytes and its own loop below. False (nothing written) for text with a lone surrogate, which
+// UTF-8 cannot hold: avsc, hardened (`AvroBridge`), refuses it.
+const writeString = (text: string): boolean => {
   const length = text.length
   if (length < 64) {
     const buf = out
@@ -420,22 +421,23 @@ const writeString = (text: string): void => {
     if (i === length) {
       buf[to] = length << 1
       to = start + length
-      return
+      return true
     }
   }
-  writeText(text)
+  return writeText(text)
 }
 
-const writeText = (text: string): void => {
+const writeText = (text: string): boolean => {
+  if (!text.isWellFormed()) return false
   const length = Buffer.byteLength(text)
   writeLong(length)
   let pos = to
   to += length
   const buf = out
-  if (to > buf.length) return
+  if (to > buf.length) return true
   if (length > 64) {
     buf.utf8Write(text, pos, length)
-    return
+    return true
   }
   for (let i = 0; i < text.length; i++) {
     let c1 = text.charCodeAt(i)
@@ -457,6 +459,7 @@ const writeText = (text: string): void => {
       buf[pos++] = (c1 & 0x3f) | 0x80
     }
   }
+  return true
 }
 
 const writeFixed = (bytes: Uint8Array): void => {
@@ -650,7 +653,7 @@ class Generator {
       case "double":
         return `if (typeof ${x} !== "number" || ${x} !== ${x}) return false; writeDouble(${x});`
       case "string":
-        return `if (typeof ${x} !== "string") return false; writeString(${x});`
+        return `if (typeof ${x} !== "string" || !writeString(${x})) return false;`
       case "bytes":
         return `if (!(${x} instanceof Uint8Array)) return false; writeBytes(${x});`
       case "fixed":
@@ -698,7 +701,7 @@ class Generator {
   const ${n} = ${ks}.length;
   if (${n} > 0) {
     writeLong(${n});
-    for (let ${i} = 0; ${i} < ${n}; ${i}++) { writeString(${ks}[${i}]); const ${y} = ${x}[${ks}[${i}]]; ${this.write(type.values, y)} }
+    for (let ${i} = 0; ${i} < ${n}; ${i}++) { if (!writeString(${ks}[${i}])) return false; const ${y} = ${x}[${ks}[${i}]]; ${this.write(type.values, y)} }
   }
   writeByte(0);`
       }

@@ -368,6 +368,20 @@ describe("AvroFile", () => {
     assert.match(failure(unchecked).message, /^record 1: cannot encode record: .*expected "string" at id, got 42\)$/)
   })
 
+  it("fails to encode a string with a lone surrogate, saying so, checked or not", () => {
+    const bad = { ...sample[0], id: "tx-\ud83d" }
+    for (const validate of [true, false]) {
+      const exit = Effect.runSyncExit(
+        Stream.runCollect(Stream.make([sample[1], bad]).pipe(AvroFile.encode(type, { source: "out.avro", validate })))
+      )
+      assert.match(
+        failure(exit).message,
+        /^out\.avro record 2: cannot encode record: .*lone surrogate \(\\ud83d at index 3\)/,
+        String(validate)
+      )
+    }
+  })
+
   it("rejects a sync marker that is not 16 bytes", () => {
     const exit = Effect.runSyncExit(
       Stream.runCollect(Stream.make(sample).pipe(AvroFile.encode(type, { syncMarker: new Uint8Array(3) })))

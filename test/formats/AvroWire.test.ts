@@ -198,6 +198,35 @@ describe("AvroWire on hostile data", () => {
     assert.deepStrictEqual(back.ok ? back.value : undefined, { e: "b" })
   })
 
+  it("a string with a lone surrogate is an encode error, short or long, fast codec or not", () => {
+    const plain = AvroBridge.toAvroType({
+      type: "record",
+      name: "T",
+      fields: [{ name: "s", type: "string" }]
+    } as unknown as AvroSchema.Schema)
+    for (const [type, field] of [
+      [plain, "s"],
+      [listed, "u"]
+    ] as const) {
+      const codec = AvroWire.binary(type)
+      const record = (s: string) => (field === "s" ? { s } : { xs: [], tags: {}, u: s })
+      for (const s of ["a\ud800", `${"é".repeat(40)}\udc00`]) {
+        const encoded = codec.encode(record(s))
+        assert.isFalse(encoded.ok, s)
+        assert.include(encoded.ok ? "" : encoded.message, "lone surrogate")
+      }
+      // A map key is text too.
+      if (field === "u") {
+        const keyed = codec.encode({ xs: [], tags: { "k\udbff": "v" }, u: null })
+        assert.include(keyed.ok ? "" : keyed.message, "lone surrogate (\\udbff at index 1)")
+      }
+      // The same text with the pair whole is written and read back as it was.
+      const whole = codec.encode(record(`${"é".repeat(40)}😀`))
+      const back = codec.decode(whole.ok ? whole.bytes : new Uint8Array())
+      assert.deepStrictEqual(back.ok ? back.value : undefined, record(`${"é".repeat(40)}😀`))
+    }
+  })
+
   it("a value avsc's checks throw on (a bigint where an int goes) is an encode error, not a crash", () => {
     const type = AvroBridge.toAvroType({
       type: "record",

@@ -398,6 +398,39 @@ describe("AvroBridge", () => {
     })
   })
 
+  describe("strings with a lone surrogate (no Unicode text: UTF-8 cannot hold them)", () => {
+    const schema = AvroSchema.makeUnsafe({
+      type: "record",
+      name: "Text",
+      fields: [
+        { name: "s", type: "string" },
+        { name: "tags", type: { type: "array", items: "string" } }
+      ]
+    })
+
+    it("are refused by validation, naming the field, the code unit and where it is", () => {
+      const validate = AvroBridge.makeAvroValidator(schema)
+      const bad = validate({ s: "ok 😀 then \ud83d", tags: [] })
+      assert.isFalse(bad.ok)
+      assert.strictEqual(
+        bad.ok ? "" : bad.message,
+        's: Expected a string of Unicode text, got one with a lone surrogate (\\ud83d at index 11), which UTF-8 cannot encode: "ok 😀 then \\ud83d"'
+      )
+      const low = validate({ s: "fine", tags: ["a", "\ude00b"] })
+      assert.match(low.ok ? "" : low.message, /^tags\[1\]: .*lone surrogate \(\\ude00 at index 0\)/)
+      // Pairs are text: emoji, and characters beyond the BMP, pass.
+      assert.isTrue(validate({ s: "😀𝄞", tags: ["\u{10ffff}"] }).ok)
+    })
+
+    it("are refused by avsc's checks and encoder, whatever their length", () => {
+      const type = AvroBridge.toAvroType(schema)
+      for (const s of ["\ud800", `${"x".repeat(100)}\udfff`]) {
+        assert.isFalse(type.isValid({ s, tags: [] }))
+        assert.throws(() => type.toBuffer({ s, tags: [] }), /lone surrogate/)
+      }
+    })
+  })
+
   describe("resolution with field names every object has", () => {
     const writer = AvroBridge.toAvroType(
       AvroSchema.makeUnsafe({

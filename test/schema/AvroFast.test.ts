@@ -364,6 +364,9 @@ describe("AvroFast", () => {
       "2024-02-30",
       "00000000-0000-0000-0000-00000000000g",
       "toString",
+      // Lone surrogates: no Unicode text, refused short (avsc's own loop) and long (utf8Write) alike.
+      "a\ud800",
+      `${"é".repeat(40)}\udc00`,
       new Map(),
       Object.create({ inherited: 1 })
     )
@@ -566,6 +569,27 @@ describe("AvroFast", () => {
     const { type, fast } = codecOf({ type: "map", values: "int" })
     const bytes = type.toBuffer(JSON.parse(`{"a": 1, "__proto__": 2}`))
     assert.strictEqual(fastDecode(fast, bytes), AvroFast.BAIL)
+  })
+
+  it("bails on text with a lone surrogate (a string, an array item, a map key), which the bridge refuses", () => {
+    const { type, fast } = codecOf({
+      type: "record",
+      name: "S",
+      fields: [
+        { name: "s", type: "string" },
+        { name: "xs", type: { type: "array", items: "string" } },
+        { name: "m", type: { type: "map", values: "int" } },
+        { name: "n", type: ["null", "string"] }
+      ]
+    })
+    const good = { s: "é😀", xs: ["a", "𝄞"], m: { ключ: 1 }, n: "x" }
+    assert.deepStrictEqual([...(fast.toBuffer(good) as Uint8Array)], [...type.toBuffer(good)])
+    for (const lone of ["\ud800", `${"é".repeat(40)}\udfff`, "a\udc00b"]) {
+      assert.strictEqual(fast.toBuffer({ ...good, s: lone }), AvroFast.BAIL)
+      assert.strictEqual(fast.toBuffer({ ...good, xs: ["ok", lone] }), AvroFast.BAIL)
+      assert.strictEqual(fast.toBuffer({ ...good, m: { [lone]: 1 } }), AvroFast.BAIL)
+      assert.strictEqual(fast.toBuffer({ ...good, n: lone }), AvroFast.BAIL)
+    }
   })
 
   it("has no fast codec for general unions, fields named __proto__ or types not made by the bridge", () => {

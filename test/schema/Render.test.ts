@@ -94,6 +94,8 @@ describe("schema forms", () => {
           "--exactOptionalPropertyTypes",
           "--target",
           "es2022",
+          "--lib",
+          "es2024",
           "--module",
           "nodenext",
           "--allowImportingTsExtensions",
