@@ -61,13 +61,25 @@
  *
  * @since 0.1.0
  */
-import { type ASTNode, Environment, type ParseResult } from "@marcbachmann/cel-js"
-import { Duration as CelDuration, UnsignedInt } from "@marcbachmann/cel-js/evaluator"
+import { createRequire } from "node:module"
+import type * as Cel from "@marcbachmann/cel-js"
+import type { ASTNode, Environment, ParseResult } from "@marcbachmann/cel-js"
+import type * as CelEvaluator from "@marcbachmann/cel-js/evaluator"
 import * as BigDecimal from "effect/BigDecimal"
 import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
+
+// The CEL engine is loaded by the first expression, not with this module: a command or a config without CEL does not
+// pay for it. It is an ES module without top-level await, which `require` loads synchronously.
+const requireLibrary = createRequire(import.meta.url)
+let cel: { readonly Environment: typeof Cel.Environment; readonly evaluator: typeof CelEvaluator } | undefined
+const celLibrary = () =>
+  (cel ??= {
+    Environment: (requireLibrary("@marcbachmann/cel-js") as typeof Cel).Environment,
+    evaluator: requireLibrary("@marcbachmann/cel-js/evaluator") as typeof CelEvaluator
+  })
 
 // -----------------------------------------------------------------------------
 // Public types
@@ -364,12 +376,12 @@ let strictEnv: Environment | undefined
 const environmentFor = (variables: ReadonlyArray<string> | undefined): Environment => {
   if (variables === undefined) {
     dynamicEnv ??= mixedArithmetic(
-      new Environment({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false })
+      new (celLibrary().Environment)({ unlistedVariablesAreDyn: true, homogeneousAggregateLiterals: false })
     )
     return dynamicEnv
   }
   strictEnv ??= mixedArithmetic(
-    new Environment({ unlistedVariablesAreDyn: false, homogeneousAggregateLiterals: false })
+    new (celLibrary().Environment)({ unlistedVariablesAreDyn: false, homogeneousAggregateLiterals: false })
   )
   const env = strictEnv.clone()
   for (const name of new Set(variables)) {
@@ -469,8 +481,8 @@ const fromCel = (v: unknown): Value => {
   if (typeof v === "bigint") return fromInt(v)
   if (typeof v !== "object" || v === null || v instanceof Date || v instanceof Uint8Array) return v as Value
   if (Array.isArray(v)) return mapArray(v, fromCel) as ReadonlyArray<Value>
-  if (v instanceof CelDuration) return Duration.nanos(v.seconds * 1_000_000_000n + BigInt(v.nanos))
-  if (v instanceof UnsignedInt) return fromInt(v.value)
+  if (v instanceof celLibrary().evaluator.Duration) return Duration.nanos(v.seconds * 1_000_000_000n + BigInt(v.nanos))
+  if (v instanceof celLibrary().evaluator.UnsignedInt) return fromInt(v.value)
   if (v instanceof Map) return mapMap(v, fromCel) as ReadonlyMap<Value, Value>
   if (isPlainObject(v)) return mapRecord(v, fromCel) as { readonly [key: string]: Value }
   return v as Value

@@ -18,22 +18,16 @@
  *
  * @since 0.1.0
  */
+import { createRequire } from "node:module"
 import * as Zlib from "node:zlib"
 import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Result from "effect/Result"
 import * as Stream from "effect/Stream"
-import {
-  type CompressionCodec,
-  type FileMetaData,
-  parquetMetadata,
-  parquetRead,
-  parquetSchema,
-  type SchemaElement,
-  type SchemaTree
-} from "hyparquet"
-import { compressors as decompressors } from "hyparquet-compressors"
-import { ByteWriter, ParquetWriter } from "hyparquet-writer"
+import type * as Hyparquet from "hyparquet"
+import type { CompressionCodec, FileMetaData, SchemaElement, SchemaTree } from "hyparquet"
+import type * as HyparquetCompressors from "hyparquet-compressors"
+import type * as HyparquetWriter from "hyparquet-writer"
 import * as AvroLogical from "../schema/AvroLogical.ts"
 import type * as AvroSchema from "../schema/AvroSchema.ts"
 import * as FormatError from "./FormatError.ts"
@@ -130,11 +124,52 @@ const writeCompressors = {
   ZSTD: (input: Uint8Array) => new Uint8Array(Zlib.zstdCompressSync(input))
 }
 
-// Native zlib for gzip and zstd; hyparquet-compressors for the rest (snappy, brotli, lz4).
-const readCompressors = {
-  ...decompressors,
-  GZIP: (input: Uint8Array) => new Uint8Array(Zlib.gunzipSync(input)),
-  ZSTD: (input: Uint8Array) => new Uint8Array(Zlib.zstdDecompressSync(input))
+/** hyparquet-writer's byte writer, drained row group by row group (see `drainWriter`). */
+type DrainWriter = HyparquetWriter.ByteWriter & { drain(): Uint8Array }
+
+/** The Parquet libraries, and what is built on them. */
+interface Libraries {
+  readonly read: typeof Hyparquet
+  readonly write: typeof HyparquetWriter
+  readonly readCompressors: Hyparquet.Compressors
+  readonly DrainWriter: new () => DrainWriter
+}
+
+// The libraries are loaded when a Parquet file is first read or written, not with this module: most runs have no
+// Parquet, and every command would pay for loading them. They are ES modules without top-level await, which
+// `require` loads synchronously.
+const requireLibrary = createRequire(import.meta.url)
+let loaded: Libraries | undefined
+const libraries = (): Libraries => {
+  if (loaded !== undefined) return loaded
+  const read = requireLibrary("hyparquet") as typeof Hyparquet
+  const write = requireLibrary("hyparquet-writer") as typeof HyparquetWriter
+  const { compressors } = requireLibrary("hyparquet-compressors") as typeof HyparquetCompressors
+  /**
+   * Takes every written chunk out of the writer without copying: each drain hands over the buffer and starts a new
+   * one as large (the next row group is about as big, so the buffer does not grow again by doubling and copying).
+   */
+  class Drain extends write.ByteWriter {
+    drain(): Uint8Array {
+      const bytes = new Uint8Array(this.buffer, 0, this.index)
+      this.buffer = new ArrayBuffer(Math.max(64 * 1024, this.index + (this.index >> 3)))
+      this.view = new DataView(this.buffer)
+      this.index = 0
+      return bytes
+    }
+  }
+  loaded = {
+    read,
+    write,
+    // Native zlib for gzip and zstd; hyparquet-compressors for the rest (snappy, brotli, lz4).
+    readCompressors: {
+      ...compressors,
+      GZIP: (input: Uint8Array) => new Uint8Array(Zlib.gunzipSync(input)),
+      ZSTD: (input: Uint8Array) => new Uint8Array(Zlib.zstdDecompressSync(input))
+    },
+    DrainWriter: Drain
+  }
+  return loaded
 }
 
 const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
@@ -408,20 +443,6 @@ const primitiveWriter = (type: AvroSchema.Primitive, logical: string | undefined
   }
 }
 
-/**
- * Takes every written chunk out of the writer without copying: each drain hands over the buffer and starts a new one
- * as large (the next row group is about as big, so the buffer does not grow again by doubling and copying).
- */
-class DrainWriter extends ByteWriter {
-  drain(): Uint8Array {
-    const bytes = new Uint8Array(this.buffer, 0, this.index)
-    this.buffer = new ArrayBuffer(Math.max(64 * 1024, this.index + (this.index >> 3)))
-    this.view = new DataView(this.buffer)
-    this.index = 0
-    return bytes
-  }
-}
-
 /** A parsed Avro record schema, from a schema object or an avsc Type. */
 const recordSchemaOf = (schema: unknown): AvroSchema.RecordSchema | undefined => {
   const s =
@@ -444,8 +465,8 @@ const rowGroupWriter = (
   const names: Named = new Map()
   register(names, record)
   const fields = record.fields.map((f) => ({ name: f.name, convert: compileWriter(names, f.type, f.name) }))
-  const writer = new DrainWriter()
-  let parquet: ParquetWriter | undefined
+  const writer = new (libraries().DrainWriter)()
+  let parquet: HyparquetWriter.ParquetWriter | undefined
   let columns: Array<Array<unknown>> = fields.map(() => [])
   const size = { bytes: 0 }
   let rows = 0
@@ -454,7 +475,7 @@ const rowGroupWriter = (
   const start = (): FormatError.FormatError | undefined => {
     if (parquet !== undefined) return undefined
     try {
-      parquet = new ParquetWriter({
+      parquet = new (libraries().write.ParquetWriter)({
         writer,
         schema: elements,
         codec: codecs[options?.compression ?? "snappy"],
@@ -597,7 +618,7 @@ export const readFooter = <E, R>(
       tail = concat(yield* file.read(size - tail.length - missing, missing), tail)
     }
     return yield* Effect.try({
-      try: () => parquetMetadata(tail),
+      try: () => libraries().read.parquetMetadata(tail),
       catch: (cause) => error(source, `corrupt footer: ${messageOf(cause)}`, { cause })
     })
   })
@@ -1054,20 +1075,23 @@ const decodeRowGroup = (
       }
     }
     let rows: Array<Array<unknown>> = []
-    parquetRead({
-      file,
-      metadata,
-      columns,
-      rowStart,
-      rowEnd,
-      rowFormat: "array",
-      utf8: false,
-      compressors: readCompressors,
-      parsers: { timestampFromNanoseconds: (nanos: bigint) => nanos },
-      onComplete: (data: Array<Array<unknown>>) => {
-        rows = data
-      }
-    }).then(() => resolve(rows), reject)
+    const { read, readCompressors } = libraries()
+    read
+      .parquetRead({
+        file,
+        metadata,
+        columns,
+        rowStart,
+        rowEnd,
+        rowFormat: "array",
+        utf8: false,
+        compressors: readCompressors,
+        parsers: { timestampFromNanoseconds: (nanos: bigint) => nanos },
+        onComplete: (data: Array<Array<unknown>>) => {
+          rows = data
+        }
+      })
+      .then(() => resolve(rows), reject)
   })
 
 /**
@@ -1087,7 +1111,7 @@ export const decode = <E, R>(
   return Stream.unwrap(
     Effect.gen(function* () {
       const metadata = yield* readFooter(file, source)
-      const tree = parquetSchema(metadata)
+      const tree = libraries().read.parquetSchema(metadata)
       const reader = yield* Effect.try({
         try: () => {
           const schema = readerSchemaOf(metadata, tree, options?.avro)

@@ -14,13 +14,14 @@
  *
  * Sessions use `time_zone = '+00:00'`, so DATETIME and TIMESTAMP values are read and written as UTC.
  */
+import { createRequire } from "node:module"
 import { PassThrough } from "node:stream"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import mysql from "mysql2"
+import type mysql from "mysql2"
 import * as Checkpoint from "../../core/Checkpoint.ts"
 import * as Identifier from "../sql/Identifier.ts"
 import type {
@@ -48,6 +49,12 @@ import {
   unsafeIntegerMessage
 } from "../sql/SqlTypes.ts"
 import { type MysqlClient, MysqlError, type Shape, tag } from "./MysqlClient.ts"
+
+// The driver is loaded with the first connection, not with this module: a command or a run that uses no MySQL (most
+// of them) does not pay for loading it. mysql2 is CommonJS, so `require` loads it synchronously.
+const requireDriver = createRequire(import.meta.url)
+let driverModule: typeof mysql | undefined
+const driver = (): typeof mysql => (driverModule ??= requireDriver("mysql2") as typeof mysql)
 
 // -----------------------------------------------------------------------------
 // Errors
@@ -1012,7 +1019,7 @@ export const layer = <const Name extends string = "default">(
     Effect.map(
       Effect.acquireRelease(
         Effect.sync(() => {
-          const pool = mysql.createPool(poolOptions(options))
+          const pool = driver().createPool(poolOptions(options))
           const setup = sessionSetup(options)
           pool.on("connection", (conn) => {
             for (const statement of setup) conn.query(statement, () => {})
@@ -1032,7 +1039,7 @@ export const execute = (
   values: ReadonlyArray<unknown> = []
 ): Effect.Effect<ReadonlyArray<Readonly<Record<string, unknown>>>, MysqlError> =>
   Effect.acquireUseRelease(
-    Effect.sync(() => mysql.createConnection({ ...poolOptions(options), multipleStatements: true })),
+    Effect.sync(() => driver().createConnection({ ...poolOptions(options), multipleStatements: true })),
     (conn) =>
       attempt(
         "run a statement",

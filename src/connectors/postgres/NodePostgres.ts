@@ -13,6 +13,7 @@
  *
  * Sessions use `TimeZone=UTC` and ISO dates, so timestamps are read and written as UTC.
  */
+import { createRequire } from "node:module"
 import type { Readable, Writable } from "node:stream"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -20,8 +21,8 @@ import * as Layer from "effect/Layer"
 import * as KeyValueStore from "effect/persistence/KeyValueStore"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import pg from "pg"
-import { from as copyFrom, to as copyTo } from "pg-copy-streams"
+import type pg from "pg"
+import type * as CopyStreams from "pg-copy-streams"
 import * as Checkpoint from "../../core/Checkpoint.ts"
 import * as State from "../../core/State.ts"
 import * as Identifier from "../sql/Identifier.ts"
@@ -54,6 +55,18 @@ import {
   unsafeIntegerMessage
 } from "../sql/SqlTypes.ts"
 import { type PostgresClient, PostgresError, RAW_FORMAT, type Shape, tag } from "./PostgresClient.ts"
+
+// The driver is loaded with the first connection, not with this module: a command or a run that uses no PostgreSQL
+// (most of them) does not pay for loading it. Both packages are CommonJS, so `require` loads them synchronously.
+const requireDriver = createRequire(import.meta.url)
+let driverModules: { readonly pg: typeof pg; readonly copy: typeof CopyStreams } | undefined
+const driver = () =>
+  (driverModules ??= {
+    pg: requireDriver("pg") as typeof pg,
+    copy: requireDriver("pg-copy-streams") as typeof CopyStreams
+  })
+const copyFrom: typeof CopyStreams.from = (text, options) => driver().copy.from(text, options)
+const copyTo: typeof CopyStreams.to = (text, options) => driver().copy.to(text, options)
 
 // -----------------------------------------------------------------------------
 // Errors
@@ -1197,7 +1210,7 @@ export const layer = <const Name extends string = "default">(
     Effect.map(
       Effect.acquireRelease(
         Effect.sync(() => {
-          const pool = new pg.Pool(poolConfig(options))
+          const pool = new (driver().pg.Pool)(poolConfig(options))
           // An idle connection killed by the server must not crash the process; the next checkout reconnects.
           pool.on("error", () => {})
           return pool
@@ -1219,7 +1232,7 @@ export const execute = (
 ): Effect.Effect<ReadonlyArray<Readonly<Record<string, string | null>>>, PostgresError> =>
   Effect.acquireUseRelease(
     Effect.sync(() => {
-      const client = new pg.Client(poolConfig(options))
+      const client = new (driver().pg.Client)(poolConfig(options))
       client.on("error", ignore)
       return client
     }),
@@ -1251,7 +1264,7 @@ export const stateStore = (
     Effect.map(
       Effect.acquireRelease(
         Effect.sync(() => {
-          const pool = new pg.Pool({ ...poolConfig(options), max: 2 })
+          const pool = new (driver().pg.Pool)({ ...poolConfig(options), max: 2 })
           pool.on("error", () => {})
           return pool
         }),

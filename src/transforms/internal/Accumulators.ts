@@ -10,10 +10,18 @@
  * the group's `n` non-null values in ascending order, the estimate `e` satisfies `|e − x| ≤ α·|x|`, where `α` is the
  * relative accuracy (default 0.01). The estimate is clamped to the exact minimum and maximum.
  */
-import { DDSketch } from "@datadog/sketches-js"
+import { createRequire } from "node:module"
+import type * as Sketches from "@datadog/sketches-js"
+import type { DDSketch } from "@datadog/sketches-js"
 import * as BigDecimal from "effect/BigDecimal"
 import { decode, encode, type Json } from "./StateCodec.ts"
 import { compare, isNullish, keyOf } from "./Values.ts"
+
+// The sketch library is loaded by the first percentile, not with this module: most aggregates have none. It is
+// CommonJS, which `require` loads synchronously.
+const requireLibrary = createRequire(import.meta.url)
+let sketches: typeof Sketches | undefined
+const sketchLibrary = (): typeof Sketches => (sketches ??= requireLibrary("@datadog/sketches-js") as typeof Sketches)
 
 /** The aggregate functions. */
 export type AggKind = "count" | "countDistinct" | "sum" | "avg" | "min" | "max" | "first" | "last" | "percentile"
@@ -343,7 +351,7 @@ class Percentile implements Accumulator {
   readonly quantile: number
   constructor(quantile: number, relativeAccuracy: number) {
     this.quantile = quantile
-    this.sketch = new DDSketch({ relativeAccuracy })
+    this.sketch = new (sketchLibrary().DDSketch)({ relativeAccuracy })
   }
   add(value: unknown): void {
     if (typeof value === "number") this.sketch.accept(value)
@@ -372,7 +380,7 @@ class Percentile implements Accumulator {
   load(state: Json): void {
     const saved = state as { bins: string; count: number; zero: number; sum: Json; min: Json; max: Json }
     if (saved.count === 0) return
-    const restored = DDSketch.fromProto(new Uint8Array(Buffer.from(saved.bins, "base64")))
+    const restored = sketchLibrary().DDSketch.fromProto(new Uint8Array(Buffer.from(saved.bins, "base64")))
     this.sketch._copy(restored)
     this.sketch.count = saved.count
     this.sketch.zeroCount = saved.zero
