@@ -124,7 +124,7 @@ const writeCompressors = {
   ZSTD: (input: Uint8Array) => new Uint8Array(Zlib.zstdCompressSync(input))
 }
 
-/** hyparquet-writer's byte writer, drained row group by row group (see `drainWriter`). */
+/** hyparquet-writer's byte writer, drained row group by row group (see `libraries`). */
 type DrainWriter = HyparquetWriter.ByteWriter & { drain(): Uint8Array }
 
 /** The Parquet libraries, and what is built on them. */
