@@ -5,8 +5,11 @@ import { assert, describe, it } from "@effect/vitest"
 const root = nodePath.resolve(import.meta.dirname, "../..")
 const drivers = ["pg", "pg-copy-streams", "mysql2", "@platformatic/kafka", "@aws-sdk/client-s3"] as const
 
-/** The npm drivers that importing `entry` loads, seen by a resolve hook in a fresh Node process. */
-const driversLoadedBy = (entry: string): ReadonlyArray<string> => {
+/**
+ * The npm drivers that importing `entry` loads, seen by a resolve hook in a fresh Node process (imports and
+ * `require`s alike); `then`, run after the import with the module as `m`, may use it.
+ */
+const driversLoadedBy = (entry: string, then = ""): ReadonlyArray<string> => {
   const program = `
     import { registerHooks } from "node:module"
     const loaded = new Set()
@@ -17,7 +20,8 @@ const driversLoadedBy = (entry: string): ReadonlyArray<string> => {
         return next(specifier, context)
       }
     })
-    await import(${JSON.stringify(nodePath.join(root, entry))})
+    const m = await import(${JSON.stringify(nodePath.join(root, entry))})
+    ${then}
     console.log(JSON.stringify([...loaded].sort()))
   `
   const result = spawnSync(process.execPath, ["--input-type=module", "-e", program], { encoding: "utf8", cwd: root })
@@ -31,15 +35,27 @@ describe("the package's entry points load only the drivers they need", () => {
       assert.deepStrictEqual(driversLoadedBy(entry), [], entry)
   })
 
-  it("each connector's entry loads its own driver and no other", () => {
+  it("each connector's entry loads its own driver and no other; the SQL drivers only when a layer is built", () => {
     assert.deepStrictEqual(driversLoadedBy("src/connectors/file/index.ts"), [])
-    assert.deepStrictEqual(driversLoadedBy("src/connectors/postgres/index.ts"), ["pg", "pg-copy-streams"])
-    assert.deepStrictEqual(driversLoadedBy("src/connectors/mysql/index.ts"), ["mysql2"])
+    assert.deepStrictEqual(driversLoadedBy("src/connectors/postgres/index.ts"), [])
+    assert.deepStrictEqual(driversLoadedBy("src/connectors/mysql/index.ts"), [])
     assert.deepStrictEqual(driversLoadedBy("src/connectors/kafka/index.ts"), ["@platformatic/kafka"])
     assert.deepStrictEqual(driversLoadedBy("src/connectors/s3/index.ts"), ["@aws-sdk/client-s3"])
+    // Building a live layer makes a pool (no connection yet): that loads the driver, and only that one.
+    const build = (layer: string) => `
+      const { Effect, Layer } = await import("effect")
+      await Effect.runPromise(Effect.scoped(Layer.build(${layer})))`
+    assert.deepStrictEqual(
+      driversLoadedBy("src/connectors/postgres/index.ts", build(`m.NodePostgres.layer({ host: "127.0.0.1" })`)),
+      ["pg", "pg-copy-streams"]
+    )
+    assert.deepStrictEqual(
+      driversLoadedBy("src/connectors/mysql/index.ts", build(`m.NodeMysql.layer({ host: "127.0.0.1" })`)),
+      ["mysql2"]
+    )
   })
 
-  it("the config front door loads the SQL drivers; Kafka's and S3's load when a connection to them is first made", () => {
-    assert.deepStrictEqual(driversLoadedBy("src/config/index.ts"), ["mysql2", "pg", "pg-copy-streams"])
+  it("the config front door loads no driver: each loads when a connection to it is first made", () => {
+    assert.deepStrictEqual(driversLoadedBy("src/config/index.ts"), [])
   })
 })
