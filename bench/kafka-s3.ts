@@ -157,7 +157,7 @@ const raw = async (env: Env) => {
 
 /**
  * The connector's client, raw: Fetch requests to each partition's leader with the connector's fetch limits, each
- * message's value handed to `each` (which may wait, holding the next fetch back).
+ * message's value handed to `each`; `afterFetch`, awaited after each response, may hold the next fetch back.
  */
 const fetchAll = async (
   env: Env,
